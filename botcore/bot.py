@@ -1,0 +1,392 @@
+"""The root service: builds the tree (databases, dispatcher, plugins, sources), runs its
+lifecycle, and is the context processors and sources reach the rest of the bot through."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+import botcore
+from botcore.auth import Permissions
+from botcore.config import Config, ConfigErrors, SectionResolver, UnknownSection, load_config
+from botcore.database import Database
+from botcore.dispatcher import Dispatcher, ScheduledCall
+from botcore.event import Event, EventType
+from botcore.interfaces import ISource
+from botcore.options import ListOption, Option, options_of
+from botcore.processor import Processor
+from botcore.reloader import PluginNotFound, Reloader
+from botcore.source import SourceSection
+
+
+class Lifecycle:
+    """The root service's states, published as ``lifecycle`` events."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class BotSection:
+    """Keys of ``[bot]`` read by the root service itself."""
+
+    name = Option("The bot's name: people address it by this.", "botcore")
+    names = ListOption("Other names the bot answers to when addressed.", [])
+
+
+class LoggingSection:
+    """Keys of ``[logging]``."""
+
+    level = Option("Lowest level logged: debug, info, warn, error or critical.", "info")
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+FIXED_SECTIONS = ("bot", "auth", "logging")
+SECTION_KINDS = ("database", "source", "plugin")
+
+
+def section_resolver(reloader: Reloader) -> SectionResolver:
+    """The options each section of a bot's config may hold (plugins and sources are asked
+    through the reloader)."""
+    fixed = {
+        "bot": options_of(BotSection, Dispatcher, Reloader),
+        "auth": options_of(Permissions),
+        "logging": options_of(LoggingSection),
+    }
+
+    def resolve(section: str, values: Mapping[str, str]) -> dict[str, Option]:
+        if section in fixed:
+            return fixed[section]
+        kind, sep, name = section.partition(":")
+        if not sep or not name or kind not in SECTION_KINDS:
+            expected = ", ".join(
+                [f"[{s}]" for s in FIXED_SECTIONS] + [f"[{k}:NAME]" for k in SECTION_KINDS]
+            )
+            raise UnknownSection(f"unknown section (expected one of {expected})")
+        if kind == "database":
+            return options_of(Database)
+        try:
+            if kind == "plugin":
+                return reloader.plugin_options(name)
+            type_name = values.get("type")
+            if not type_name:
+                return options_of(SourceSection)
+            return options_of(SourceSection, reloader.source_class(type_name.strip()))
+        except PluginNotFound as e:
+            raise UnknownSection(str(e)) from None
+
+    return resolve
+
+
+def read_config(
+    path: str | os.PathLike[str],
+    *,
+    local: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate a bot configuration; `ConfigErrors` lists every problem."""
+    bot_section: dict[str, Any] = {}
+    config = load_config(
+        path,
+        section_resolver(Reloader(bot_section)),
+        local=local,
+        environ=environ,
+        implicit_sections=(*FIXED_SECTIONS, "database:main"),
+    )
+    level = config.section("logging").get("level", "info")
+    if level not in LOG_LEVELS:
+        raise ConfigErrors(
+            [
+                _error(
+                    config,
+                    "logging",
+                    "level",
+                    f"expected one of {', '.join(LOG_LEVELS)}, found {level!r}",
+                )
+            ]
+        )
+    return config
+
+
+def _error(config: Config, section: str, key: str, message: str):
+    from botcore.config import ConfigError
+
+    return ConfigError(str(config.path), section, key, message)
+
+
+class Plugins(Service):
+    """Loads the configured plugins' processors at start and gives the dispatcher its chain;
+    at stop, calls each processor's ``shutdown()``."""
+
+    log = Logger()
+
+    def __init__(self, bot: Bot) -> None:
+        self.setName("plugins")
+        self.bot = bot
+        self.loaded: dict[str, list[Processor]] = {}
+        self.failed: dict[str, str] = {}
+
+    def startService(self) -> None:
+        super().startService()
+        for name in self.bot.reloader.wanted_plugins():
+            self.load(name)
+        self.bot.dispatcher.set_chain(self.processors())
+
+    def load(self, name: str) -> list[Processor]:
+        """Instantiate and set up a plugin's processors; a failing plugin is logged and
+        skipped, so one broken plugin does not stop the bot."""
+        config = self.bot.config.section(f"plugin:{name}")
+        try:
+            processors = self.bot.reloader.processors(name, self.bot, config)
+            for processor in processors:
+                processor.setup()
+        except Exception as e:
+            self.log.failure("plugin {name} failed to load", name=name)
+            self.failed[name] = f"{type(e).__name__}: {e}"
+            return []
+        self.loaded[name] = processors
+        self.failed.pop(name, None)
+        return processors
+
+    def processors(self) -> list[Processor]:
+        """Every loaded processor, in load order (the chain sorts them by priority)."""
+        return [p for processors in self.loaded.values() for p in processors]
+
+    def stopService(self) -> None:
+        super().stopService()
+        for name, processors in self.loaded.items():
+            for processor in processors:
+                try:
+                    processor.shutdown()
+                except Exception:
+                    self.log.failure(
+                        "shutdown of {p} in plugin {name} failed", p=processor, name=name
+                    )
+
+
+class Bot(MultiService):
+    """The root of the service tree and the context plugins and sources talk to.
+
+    Children start in order (databases, dispatcher, plugins, sources), each waited for;
+    stopping drains in-flight events first, then stops sources, plugins, the dispatcher
+    and the databases.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reactor: Any = None,
+        threadpool: Any = None,
+        reloader: Reloader | None = None,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.config = config
+        self.version = botcore.__version__
+        self.reloader = reloader or Reloader(config.section("bot"))
+        self.state = Lifecycle.STOPPED
+        self.started_at: datetime | None = None
+        self.exit_code = 0
+        self.auth = Permissions(config.section("auth"), self._source_permissions)
+
+        self.databases: dict[str, Database] = {}
+        for name in config.names("database") or ["main"]:
+            self.databases[name] = Database.from_config(name, config)
+            self.databases[name].setServiceParent(self)
+        self.dispatcher = Dispatcher(
+            config.section("bot"),
+            reactor=reactor,
+            threadpool=threadpool,
+            database=self.databases.get("main"),
+            sources=self.get_source,
+            on_fatal=self._fatal,
+        )
+        self.dispatcher.setServiceParent(self)
+        self.plugins = Plugins(self)
+        self.plugins.setServiceParent(self)
+        self.sources = MultiService()
+        self.sources.setName("sources")
+        self.sources.setServiceParent(self)
+        for name in config.names("source"):
+            section = config.section(f"source:{name}")
+            if section.get("enabled", True):
+                self.add_source(name, section)
+
+    # -- context for plugins and sources ----------------------------------------
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.config.section("bot").get("name", "botcore")
+
+    @name.setter
+    def name(self, value: str) -> None:
+        # Service.setName/MultiService assign .name; the root's name comes from config.
+        pass
+
+    @property
+    def names(self) -> list[str]:
+        """Every name the bot answers to."""
+        return [self.name, *self.config.section("bot").get("names", [])]
+
+    def get_source(self, name: str | None) -> ISource | None:
+        """The running source called ``name``, or None."""
+        if name is None:
+            return None
+        try:
+            return self.sources.getServiceNamed(name)
+        except KeyError:
+            return None
+
+    def add_source(self, name: str, section: dict[str, Any]) -> ISource:
+        """Instantiate a source from its config section and add it to the tree."""
+        cls = self.reloader.source_class(section["type"])
+        source = cls(name, self, section)
+        source.setup()
+        source.setServiceParent(self.sources)
+        return source
+
+    def call_later(
+        self, delay: float, function: Any, event: Event, *args: Any, **kw: Any
+    ) -> ScheduledCall:
+        """See `Dispatcher.call_later`. Any thread."""
+        return self.dispatcher.call_later(delay, function, event, *args, **kw)
+
+    def seconds(self) -> float:
+        """The reactor clock's time (a Clock in tests)."""
+        return self.reactor.seconds()
+
+    def _source_permissions(self, name: str) -> list[str]:
+        return self.config.section(f"source:{name}").get("permissions", [])
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def set_state(self, state: str) -> None:
+        """Record, log and publish (as a ``lifecycle`` event) a change of state."""
+        old, self.state = self.state, state
+        if state == Lifecycle.FAILED:
+            self.log.critical("botcore lifecycle: {old} -> {new}", old=old, new=state)
+        else:
+            self.log.info("botcore lifecycle: {old} -> {new}", old=old, new=state)
+        if self.dispatcher.running:
+            event = Event(
+                source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": old}
+            )
+            self.dispatcher.dispatch(event).addCallback(self.dispatcher.route).addErrback(
+                lambda f: self.log.failure("lifecycle event failed", f)
+            )
+
+    def startService(self) -> Deferred[None]:
+        """Start the children one after another; on failure log one line, mark the bot
+        failed, and stop what had started. Fires when running (or failed)."""
+        Service.startService(self)
+        self.set_state(Lifecycle.STARTING)
+        d = ensureDeferred(self._start_children())
+        d.addCallbacks(self._started, self._start_failed)
+        return d
+
+    async def _start_children(self) -> None:
+        for child in list(self):
+            await maybeDeferred(child.startService)
+
+    def _started(self, _: Any) -> None:
+        self.started_at = datetime.now(UTC)
+        self.set_state(Lifecycle.RUNNING)
+
+    def _start_failed(self, failure: Failure) -> None:
+        self.log.critical("botcore failed to start: {reason}", reason=_one_line(failure))
+        self.log.debug("start failure details", log_failure=failure)
+        self.exit_code = 1
+        self.set_state(Lifecycle.FAILED)
+        ensureDeferred(self._stop_children()).addBoth(lambda _: self._stop_reactor())
+
+    def _stop_reactor(self) -> None:
+        if getattr(self.reactor, "running", False):
+            self.reactor.stop()
+
+    def stopService(self) -> Deferred[None]:
+        """Drain in-flight events (bounded), then stop sources, plugins, dispatcher and
+        databases in that order. Fires when everything has stopped."""
+        if not self.running:
+            return Deferred.fromCoroutine(_nothing())
+        Service.stopService(self)
+        failed = self.state == Lifecycle.FAILED
+        self.set_state(Lifecycle.STOPPING)
+        d = ensureDeferred(self._stop_children())
+        d.addBoth(lambda _: self.set_state(Lifecycle.FAILED if failed else Lifecycle.STOPPED))
+        return d
+
+    async def _stop_children(self) -> None:
+        if self.dispatcher.running:
+            await self.dispatcher.drain(self.dispatcher.shutdown_timeout)
+        for child in reversed(list(self)):
+            if not child.running:
+                continue
+            try:
+                await maybeDeferred(child.stopService)
+            except Exception:
+                self.log.failure("stopping {child} failed", child=child.name)
+
+    def _fatal(self, failure: Failure) -> None:
+        self.log.critical("a processor asked the bot to exit: {reason}", reason=_one_line(failure))
+        self.exit_code = self.exit_code or 1
+        self._stop_reactor()
+
+    # -- configuration reload -----------------------------------------------------
+
+    def reload_config(self) -> list[str]:
+        """Re-read the config files; on any error keep the running config and return the
+        errors. On success, give processors and sources their new sections and call their
+        ``setup()``. Reactor thread."""
+        try:
+            new = read_config(self.config.path, local=_local_of(self.config))
+        except ConfigErrors as e:
+            for error in e.errors:
+                self.log.error("config reload refused: {error}", error=str(error))
+            return [str(error) for error in e.errors]
+        self.config = new
+        self.auth = Permissions(new.section("auth"), self._source_permissions)
+        self.reloader.config = dict(new.section("bot"))
+        self.dispatcher.config = dict(new.section("bot"))
+        for name, processors in self.plugins.loaded.items():
+            for processor in processors:
+                processor.config = dict(new.section(f"plugin:{name}"))
+                try:
+                    processor.setup()
+                except Exception:
+                    self.log.failure("setup of {p} failed after config reload", p=processor)
+        for source in self.sources:
+            source.config = dict(new.section(f"source:{source.name}"))
+            try:
+                source.setup()
+            except Exception:
+                self.log.failure("setup of source {s} failed after config reload", s=source.name)
+        self.log.info("configuration reloaded from {path}", path=str(new.path))
+        return []
+
+
+def _local_of(config: Config) -> str | None:
+    return str(config.files[1]) if len(config.files) > 1 else None
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _one_line(failure: Failure) -> str:
+    message = failure.getErrorMessage().strip().splitlines()
+    text = message[0] if message else ""
+    return f"{failure.type.__name__}: {text}" if text else failure.type.__name__

@@ -1,0 +1,237 @@
+"""Reading and validating the bot's INI configuration.
+
+Every problem in the files (syntax, unknown sections and keys, bad values, missing
+environment variables) is collected and reported together, never one at a time."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botcore.options import Option
+
+_ENV = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem: where it is (file, section, key) and what was expected vs found."""
+
+    file: str
+    section: str | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.section is not None:
+            where += f": [{self.section}]"
+        if self.key is not None:
+            where += f" {self.key}"
+        return f"{where}: {self.message}"
+
+
+class ConfigErrors(Exception):
+    """Raised with every problem found in a configuration."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        count = len(self.errors)
+        lines = [f"{count} configuration error{'s' if count != 1 else ''}:"]
+        lines.extend(f"  {error}" for error in self.errors)
+        return "\n".join(lines)
+
+
+class UnknownSection(ValueError):
+    """Raised by a section resolver for a section (or section type) it does not know."""
+
+
+class ErrorCollector:
+    """Gathers `ConfigError`s while validating, then raises them all at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, file: str, section: str | None, key: str | None, message: str) -> None:
+        self.errors.append(ConfigError(str(file), section, key, message))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigErrors(list(self.errors))
+
+
+@dataclass
+class RawValue:
+    text: str
+    file: str
+
+
+@dataclass
+class RawConfig:
+    """The sections of the main file and its local override, merged, each value remembering
+    the file it came from."""
+
+    files: list[Path]
+    sections: dict[str, dict[str, RawValue]] = field(default_factory=dict)
+    section_files: dict[str, str] = field(default_factory=dict)
+
+
+def read_files(paths: list[Path], errors: ErrorCollector) -> RawConfig:
+    """Parse INI files in order, later files overriding earlier ones key by key."""
+    raw = RawConfig(files=list(paths))
+    for path in paths:
+        parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+        parser.optionxform = str  # keys are case-sensitive like the option names
+        try:
+            with open(path, encoding="utf-8") as handle:
+                parser.read_file(handle, source=str(path))
+        except FileNotFoundError:
+            errors.add(str(path), None, None, "file not found")
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            errors.add(str(path), None, None, f"cannot read: {e}")
+            continue
+        except configparser.Error as e:
+            errors.add(str(path), None, None, _describe_parse_error(e))
+            continue
+        if parser.defaults():
+            errors.add(str(path), "DEFAULT", None, "a [DEFAULT] section is not supported")
+        for section in parser.sections():
+            values = raw.sections.setdefault(section, {})
+            raw.section_files.setdefault(section, str(path))
+            for key, text in parser.items(section, raw=True):
+                if key in parser.defaults():
+                    continue
+                values[key] = RawValue(text, str(path))
+    return raw
+
+
+def _describe_parse_error(error: configparser.Error) -> str:
+    message = error.message if hasattr(error, "message") else str(error)
+    return " ".join(message.replace(str(getattr(error, "source", "")), "").split())
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${ENV:NAME}`` (or ``${ENV:NAME:-default}``) with the environment's value."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ValueError(f"environment variable {name} is not set")
+
+    return _ENV.sub(replace, text)
+
+
+SectionResolver = Callable[[str, Mapping[str, str]], Mapping[str, Option]]
+
+
+@dataclass
+class Config:
+    """A validated configuration: parsed values for every section found in the files."""
+
+    path: Path
+    files: list[Path]
+    sections: dict[str, dict[str, Any]]
+    secrets: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def directory(self) -> Path:
+        """The main file's folder: relative paths in the config are relative to it."""
+        return self.path.parent
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The parsed values of one section (empty when the section is absent)."""
+        return self.sections.get(name, {})
+
+    def names(self, kind: str) -> list[str]:
+        """The NAMEs of every ``[kind:NAME]`` section, in file order."""
+        prefix = kind + ":"
+        return [s[len(prefix) :] for s in self.sections if s.startswith(prefix)]
+
+    def relative_path(self, value: str | os.PathLike[str]) -> Path:
+        """A path from the config, made absolute against the main file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.directory / path
+
+
+def default_local_path(path: Path) -> Path:
+    """The optional override file beside the main one: ``bot.ini`` -> ``bot.local.ini``."""
+    return path.with_name(f"{path.stem}.local{path.suffix or '.ini'}")
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    resolve: SectionResolver,
+    *,
+    local: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    implicit_sections: tuple[str, ...] = (),
+) -> Config:
+    """Read, expand and validate a configuration; raise `ConfigErrors` listing every problem.
+
+    ``resolve(section, raw_values)`` names the options a section may hold and raises
+    `UnknownSection` for a section it does not know. ``implicit_sections`` are validated
+    with their defaults even when the file does not have them. ``local`` is the override
+    file; when it is not given, ``NAME.local.ini`` beside the main file is used if present.
+    """
+    environ = os.environ if environ is None else environ
+    main = Path(path).absolute()
+    files = [main]
+    if local is not None:
+        files.append(Path(local).absolute())
+    elif default_local_path(main).exists():
+        files.append(default_local_path(main))
+
+    errors = ErrorCollector()
+    raw = read_files(files, errors)
+    sections: dict[str, dict[str, Any]] = {}
+    secrets: set[tuple[str, str]] = set()
+    names = list(raw.sections) + [s for s in implicit_sections if s not in raw.sections]
+    for section in names:
+        values = raw.sections.get(section, {})
+        file = raw.section_files.get(section, str(main))
+        expanded: dict[str, str] = {}
+        for key, value in values.items():
+            try:
+                expanded[key] = expand_env(value.text, environ)
+            except ValueError as e:
+                errors.add(value.file, section, key, str(e))
+        try:
+            options = resolve(section, expanded)
+        except UnknownSection as e:
+            errors.add(file, section, None, str(e))
+            continue
+        parsed: dict[str, Any] = {}
+        for key, text in expanded.items():
+            option = options.get(key)
+            if option is None:
+                known = ", ".join(sorted(options)) or "none"
+                errors.add(values[key].file, section, key, f"unknown key (known keys: {known})")
+                continue
+            try:
+                parsed[key] = option.parse(text)
+            except ValueError as e:
+                errors.add(values[key].file, section, key, str(e))
+        for name, option in options.items():
+            if name in values:
+                if option.secret:
+                    secrets.add((section, name))
+                continue
+            if option.required:
+                errors.add(file, section, name, f"missing required {option.kind} ({option.help})")
+            else:
+                parsed[name] = option.default
+        sections[section] = parsed
+    errors.raise_if_any()
+    return Config(path=main, files=files, sections=sections, secrets=frozenset(secrets))

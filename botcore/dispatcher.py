@@ -1,0 +1,462 @@
+"""The dispatcher: runs each event through the processor chain on its own thread pool.
+
+Events of one conversation are processed one after another in arrival order, and their
+replies leave in that order; different conversations run in parallel."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from botcore.database import commit_if_changed, rollback
+from botcore.event import Event, EventType
+from botcore.options import FloatOption, IntOption
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
+    from botcore.database import Database
+    from botcore.interfaces import ISource
+    from botcore.processor import Processor
+
+
+class DispatcherStopped(Exception):
+    """Raised (through the Deferred) for an event dispatched while the bot is stopping."""
+
+
+class Chain:
+    """An immutable chain: processors in ascending priority (load order for ties), with a
+    per-event-type index so an event only meets the processors that handle its type.
+
+    Swapping the dispatcher's chain is one attribute assignment, so an event sees the old
+    chain or the new one, never a mix."""
+
+    def __init__(self, processors: Iterable[Processor] = ()) -> None:
+        self.processors: tuple[Processor, ...] = tuple(
+            sorted(processors, key=lambda processor: processor.priority)
+        )
+        self._by_type: dict[str, tuple[Processor, ...]] = {}
+
+    def for_type(self, event_type: str) -> tuple[Processor, ...]:
+        """The processors that handle ``event_type``, in order. Any thread."""
+        found = self._by_type.get(event_type)
+        if found is None:
+            found = tuple(
+                p for p in self.processors if p.event_types is None or event_type in p.event_types
+            )
+            self._by_type[event_type] = found
+        return found
+
+    def __len__(self) -> int:
+        return len(self.processors)
+
+    def __iter__(self):
+        return iter(self.processors)
+
+
+class _DaemonThreadPool(ThreadPool):
+    # A processor stuck past the shutdown timeout must not keep the process alive.
+    threadFactory = partial(threading.Thread, daemon=True)
+
+
+@dataclass
+class _Work:
+    event: Event
+    deferred: Deferred[Event] | None
+    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = None
+
+
+class ScheduledCall:
+    """A cancellable `Dispatcher.call_later`; safe to cancel from any thread."""
+
+    def __init__(self, dispatcher: Dispatcher, delay: float, work: _Work) -> None:
+        self._dispatcher = dispatcher
+        self._delay = delay
+        self._work = work
+        self._timer: IDelayedCall | None = None
+        self.cancelled = False
+        self.called = False
+
+    def active(self) -> bool:
+        """Whether the call is still due to run."""
+        return not (self.cancelled or self.called)
+
+    def cancel(self) -> None:
+        """Stop the call from running (a no-op when it already ran)."""
+        if not self.active():
+            return
+        self.cancelled = True
+        self._dispatcher._on_reactor(self._cancel_timer)
+
+    def _schedule(self) -> None:
+        if self.cancelled:
+            return
+        self._timer = self._dispatcher.reactor.callLater(self._delay, self._fire)
+        self._dispatcher._scheduled.add(self)
+
+    def _cancel_timer(self) -> None:
+        self._dispatcher._scheduled.discard(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+
+    def _fire(self) -> None:
+        self._dispatcher._scheduled.discard(self)
+        if self.cancelled:
+            return
+        self.called = True
+        self._dispatcher._enqueue(self._work)
+
+
+class Dispatcher(Service):
+    """Runs events through the chain. Reactor thread, except where a method says otherwise.
+
+    ``sources(name)`` returns the source of that name (or None) for routing replies;
+    ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
+    """
+
+    threads = IntOption("Worker threads that run processors.", 10, min=1, max=500)
+    shutdown_timeout = FloatOption(
+        "Seconds in-flight events may take to finish when the bot stops.", 10.0, min=0
+    )
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        reactor: Any = None,
+        threadpool: Any = None,
+        database: Database | None = None,
+        sources: Callable[[str], ISource | None] | None = None,
+        on_fatal: Callable[[Failure], None] | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.setName("dispatcher")
+        self.config = dict(config or {})
+        self.reactor = reactor
+        self.database = database
+        self._get_source = sources or (lambda name: None)
+        self._on_fatal = on_fatal
+        self._own_pool = threadpool is None
+        self.threadpool = threadpool
+        self.chain = Chain()
+        self._queues: dict[tuple[str, str | None], deque[_Work]] = {}
+        self._inflight = 0
+        self._accepting = False
+        self._drain_waiters: list[Deferred[None]] = []
+        self._scheduled: set[ScheduledCall] = set()
+        self._periodic: list[_PeriodicTask] = []
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        if self.threadpool is None:
+            self.threadpool = _DaemonThreadPool(0, self.threads, name="botcore-dispatch")
+        self.threadpool.start()
+        self._accepting = True
+        self._start_periodic()
+
+    def stopService(self) -> Deferred[None]:
+        """Accept no new events, let the in-flight ones finish (up to ``shutdown_timeout``),
+        then stop the pool. Fires when done."""
+        super().stopService()
+        self._accepting = False
+        self._stop_periodic()
+        for scheduled in list(self._scheduled):
+            scheduled.cancel()
+        d = self.drain(self.shutdown_timeout)
+        d.addCallback(self._stop_pool)
+        return d
+
+    def _stop_pool(self, drained: bool) -> None:
+        if not self._own_pool:
+            self.threadpool.stop()
+            return
+        if drained:
+            self.threadpool.stop()
+        else:
+            # Joining a stuck worker would block the reactor; its threads are daemons.
+            threading.Thread(target=self.threadpool.stop, daemon=True).start()
+        self.threadpool = None
+
+    def drain(self, timeout: float | None = None) -> Deferred[bool]:
+        """Fire with True once no event is queued or running, or False after ``timeout``
+        seconds with events still in flight (logged)."""
+        if self.idle:
+            return succeed(True)
+        d: Deferred[bool] = Deferred()
+        self._drain_waiters.append(d)
+        if timeout is not None:
+            timer = self.reactor.callLater(timeout, self._drain_timeout, d, timeout)
+            d.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+        return d
+
+    @property
+    def idle(self) -> bool:
+        """No event queued or running."""
+        return self._inflight == 0 and not self._queues
+
+    def _drain_timeout(self, d: Deferred[bool], timeout: float) -> None:
+        if d in self._drain_waiters:
+            self._drain_waiters.remove(d)
+            self.log.warn(
+                "{count} event(s) still running after {timeout}s; not waiting for them",
+                count=self._inflight,
+                timeout=timeout,
+            )
+            d.callback(False)
+
+    def _check_drained(self) -> None:
+        if self.idle:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for d in waiters:
+                d.callback(True)
+
+    # -- the chain ------------------------------------------------------------
+
+    def set_chain(self, processors: Iterable[Processor]) -> Chain:
+        """Swap in a new chain atomically; events already running keep the old one.
+        Periodic handlers are restarted for the new chain."""
+        chain = processors if isinstance(processors, Chain) else Chain(processors)
+        self._stop_periodic()
+        self.chain = chain
+        if self.running:
+            self._start_periodic()
+        return chain
+
+    # -- dispatching ----------------------------------------------------------
+
+    def dispatch(self, event: Event) -> Deferred[Event]:
+        """Queue an event; the Deferred fires with it once every processor has run.
+
+        Replies for the event's own source are left for the caller (the source) to send;
+        replies for other sources are sent here. Reactor thread.
+        """
+        if not self._accepting:
+            return fail(DispatcherStopped(f"not accepting events; dropped {event.type} event"))
+        d: Deferred[Event] = Deferred()
+        self._enqueue(_Work(event, d))
+        return d
+
+    def call_later(
+        self, delay: float, function: Callable[..., Any], event: Event, *args: Any, **kw: Any
+    ) -> ScheduledCall:
+        """After ``delay`` seconds, run ``function(delayed_event, *args, **kw)`` in the pool,
+        then the chain on that ``delayed`` event; its replies go to the same conversation.
+        Any thread; returns a cancellable handle."""
+        work = _Work(event.derive(EventType.DELAYED), None, (function, args, kw))
+        scheduled = ScheduledCall(self, delay, work)
+        self._on_reactor(scheduled._schedule)
+        return scheduled
+
+    def _on_reactor(self, function: Callable[[], None]) -> None:
+        if threadable.isInIOThread():
+            function()
+        else:
+            self.reactor.callFromThread(function)
+
+    def _enqueue(self, work: _Work) -> None:
+        key = work.event.conversation
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(work)
+            return
+        self._queues[key] = deque()
+        self._start(key, work)
+
+    def _start(self, key: tuple[str, str | None], work: _Work) -> None:
+        self._inflight += 1
+        d = self._in_pool(self.thd_process, work.event, self.chain, work.call)
+        d.addBoth(self._finished, key, work)
+
+    def _in_pool(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+
+        def on_result(ok: bool, result: Any) -> None:
+            self.reactor.callFromThread(d.callback if ok else d.errback, result)
+
+        self.threadpool.callInThreadWithCallback(on_result, function, *args)
+        return d
+
+    def _finished(self, result: Event | Failure, key: tuple[str, str | None], work: _Work) -> None:
+        self._inflight -= 1
+        if isinstance(result, Failure):
+            self.log.failure("event {id} aborted", result, id=work.event.id)
+            if work.deferred is not None:
+                work.deferred.errback(result)
+            if self._on_fatal is not None and result.check(SystemExit, KeyboardInterrupt):
+                self._on_fatal(result)
+        else:
+            self.route(result, own_source=work.deferred is not None)
+            if work.deferred is not None:
+                work.deferred.callback(result)
+        queue = self._queues[key]
+        if queue:
+            self._start(key, queue.popleft())
+        else:
+            del self._queues[key]
+            self._check_drained()
+
+    def route(self, event: Event, own_source: bool = False) -> None:
+        """Send the event's replies to their sources, except (with ``own_source``) those
+        for the source the event came from. Unknown sources are logged. Reactor thread."""
+        for response in event.responses:
+            if own_source and response.source == event.source:
+                continue
+            source = self._get_source(response.source)
+            if source is None:
+                self.log.warn(
+                    "dropped a reply for unknown source {source!r} (event {id})",
+                    source=response.source,
+                    id=event.id,
+                )
+                continue
+            try:
+                source.send(response)
+            except Exception:
+                self.log.failure("source {source} failed to send a reply", source=source.name)
+
+    # -- worker thread --------------------------------------------------------
+
+    def thd_process(
+        self,
+        event: Event,
+        chain: Chain,
+        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = None,
+    ) -> Event:
+        """Run ``call`` (if any) then every processor of ``chain`` that accepts the event,
+        committing the session after each one that changed something. Worker thread."""
+        if self.database is not None and event._session_factory is None:
+            event._session_factory = self.database.session_factory
+        try:
+            if call is not None:
+                function, args, kw = call
+                self._thd_run(event, function, args, kw, getattr(function, "__qualname__", "call"))
+            for processor in chain.for_type(event.type):
+                if processor.accepts(event):
+                    self._thd_run(event, processor.process, (), {}, processor)
+        finally:
+            try:
+                event.close_session()
+            except Exception:
+                self.log.failure("closing the session of event {id} failed", id=event.id)
+        return event
+
+    def _thd_run(
+        self,
+        event: Event,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        who: Any,
+    ) -> None:
+        try:
+            function(event, *args, **kw)
+        except Exception:
+            self.log.failure("{who} failed on event {id}", who=who, id=event.id)
+            event.complain = "exception"
+            self._thd_rollback(event)
+            return
+        if event.has_session:
+            try:
+                commit_if_changed(event.session)
+            except Exception:
+                self.log.failure("commit after {who} failed on event {id}", who=who, id=event.id)
+                event.complain = "exception"
+                self._thd_rollback(event)
+
+    def _thd_rollback(self, event: Event) -> None:
+        if not event.has_session:
+            return
+        try:
+            rollback(event.session)
+        except Exception:
+            self.log.failure("rollback failed on event {id}", id=event.id)
+
+    # -- periodic handlers ----------------------------------------------------
+
+    def _start_periodic(self) -> None:
+        for processor in self.chain:
+            for method, interval, delay in processor.periodic_tasks():
+                task = _PeriodicTask(self, processor, method, interval)
+                task.start(delay)
+                self._periodic.append(task)
+
+    def _stop_periodic(self) -> None:
+        tasks, self._periodic = self._periodic, []
+        for task in tasks:
+            task.stop()
+
+
+class _PeriodicTask:
+    """One ``@periodic`` method on the reactor clock; a run still going is not overlapped."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        processor: Processor,
+        method: Callable[[Event], None],
+        interval: float,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.processor = processor
+        self.method = method
+        self.interval = interval
+        self.loop = LoopingCall(self.tick)
+        self.loop.clock = dispatcher.reactor
+        self._delayed: IDelayedCall | None = None
+        self.running = False
+
+    def start(self, delay: float) -> None:
+        self._delayed = self.dispatcher.reactor.callLater(delay, self._begin)
+
+    def _begin(self) -> None:
+        self._delayed = None
+        self.loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._delayed is not None and self._delayed.active():
+            self._delayed.cancel()
+        self._delayed = None
+        if self.loop.running:
+            self.loop.stop()
+
+    def tick(self) -> None:
+        if self.running:
+            self.log.debug("skipping {method}: previous run still going", method=self.method)
+            return
+        self.running = True
+        event = Event(
+            source="botcore",
+            type=EventType.PERIODIC,
+            data={"plugin": self.processor.name, "task": self.method.__name__},
+        )
+        call = (self.method, (), {})
+        dispatcher = self.dispatcher
+        dispatcher._inflight += 1
+        d = dispatcher._in_pool(dispatcher.thd_process, event, dispatcher.chain, call)
+        d.addCallback(dispatcher.route)
+        d.addErrback(lambda f: self.log.failure("periodic {m} aborted", f, m=self.method))
+        d.addBoth(self._done)
+
+    def _done(self, _: Any) -> None:
+        self.running = False
+        self.dispatcher._inflight -= 1
+        self.dispatcher._check_drained()

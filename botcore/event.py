@@ -1,0 +1,193 @@
+"""Events: what a source saw happen, and the responses the processors attach to it.
+
+An `Event` travels from a source through the processor chain on one worker thread; its
+database session is opened only if a processor asks for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+class EventType:
+    """The event types the core and bundled sources produce (plugins may add their own)."""
+
+    MESSAGE = "message"
+    ACTION = "action"
+    NOTICE = "notice"
+    STATE = "state"
+    INVITE = "invite"
+    SOURCE = "source"
+    LIFECYCLE = "lifecycle"
+    DELAYED = "delayed"
+    PERIODIC = "periodic"
+
+    #: Types whose ``message`` carries text typed by a person.
+    TEXT: ClassVar[frozenset[str]] = frozenset({MESSAGE, ACTION, NOTICE})
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who caused an event: the connection it came over, a stable id, and a display nick."""
+
+    connection: str
+    id: str
+    nick: str
+
+
+@dataclass
+class Message:
+    """A message's text in its variants, filled in by the early core processors.
+
+    ``raw`` is what arrived; ``deaddressed`` is raw without the bot's name; ``clean`` is
+    deaddressed without surrounding space and trailing punctuation; ``stripped`` is raw
+    with only that cleaning (still addressed).
+    """
+
+    raw: str
+    deaddressed: str = ""
+    clean: str = ""
+    stripped: str = ""
+
+    def __post_init__(self) -> None:
+        self.deaddressed = self.deaddressed or self.raw
+        self.clean = self.clean or self.raw
+        self.stripped = self.stripped or self.raw
+
+    def get(self, version: str) -> str:
+        """The named variant (``raw``, ``deaddressed``, ``clean`` or ``stripped``)."""
+        return getattr(self, version)
+
+
+@dataclass
+class Response:
+    """One reply: its text (or True/False for an acknowledgement) and where it goes."""
+
+    text: str | bool
+    target: str | None = None
+    source: str | None = None
+    action: bool = False
+    notice: bool = False
+    address: bool = True
+    conflate: bool = True
+
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"text", "target", "source", "action", "notice", "address", "conflate"}
+    )
+
+    def replace(self, **changes: Any) -> Response:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(eq=False)
+class Event:
+    """Something that happened on a source, on its way through the processors."""
+
+    source: str
+    type: str
+    sender: Sender | None = None
+    channel: str | None = None
+    public: bool = False
+    addressed: bool | str = False
+    message: Message | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    responses: list[Response] = field(default_factory=list)
+    processed: bool = False
+    complain: str | None = None
+    identity: int | None = None
+    account: int | None = None
+    authenticated: bool = False
+    #: Type-specific details (``{"state": "joined"}``, ``{"kind": "part"}``, ...).
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Scratch space processors use to pass findings down the chain.
+    extra: dict[str, Any] = field(default_factory=dict)
+    _session_factory: Callable[[], Session] | None = field(default=None, repr=False)
+    _session: Session | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.message, str):
+            self.message = Message(self.message)
+
+    @property
+    def conversation(self) -> tuple[str, str | None]:
+        """The key whose events are processed in arrival order: (source, channel)."""
+        return (self.source, self.channel)
+
+    @property
+    def session(self) -> Session:
+        """The event's database session, opened on first use (worker thread only)."""
+        if self._session is None:
+            if self._session_factory is None:
+                raise RuntimeError("this event has no database")
+            self._session = self._session_factory()
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        """Whether a processor has opened the session."""
+        return self._session is not None
+
+    def close_session(self) -> None:
+        """Close the session if one was opened (the dispatcher does this)."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    def addresponse(
+        self,
+        response: str | bool | Response,
+        params: Any = None,
+        *,
+        processed: bool = True,
+        **fields: Any,
+    ) -> Response:
+        """Attach a reply; ``params`` fill ``%`` placeholders in it; ``fields`` set where it
+        goes (target, source, action, notice, address, conflate).
+
+        Replies go to the conversation the event came from unless told otherwise. Marks
+        the event processed unless ``processed=False``. An unknown field is a TypeError.
+        """
+        unknown = set(fields) - Response.FIELDS
+        if unknown:
+            raise TypeError(f"unknown response field(s): {', '.join(sorted(unknown))}")
+        if isinstance(response, Response):
+            reply = response.replace(**fields) if fields else response
+        else:
+            if params is not None and isinstance(response, str):
+                response = response % params
+            reply = Response(response, **fields)
+        if reply.source is None:
+            reply = reply.replace(source=self.source)
+        if reply.target is None and reply.source == self.source:
+            reply = reply.replace(target=self.channel)
+        self.responses.append(reply)
+        if processed:
+            self.processed = True
+        return reply
+
+    def derive(self, type: str, **changes: Any) -> Event:
+        """A new event in the same conversation (for delayed calls): same sender and place,
+        a fresh id, no responses, not processed."""
+        return Event(
+            source=self.source,
+            type=type,
+            sender=self.sender,
+            channel=self.channel,
+            public=self.public,
+            addressed=self.addressed,
+            message=dataclasses.replace(self.message) if self.message else None,
+            identity=self.identity,
+            account=self.account,
+            authenticated=self.authenticated,
+            data=dict(self.data),
+            **changes,
+        )

@@ -1,0 +1,53 @@
+"""The contracts between the core and its extensions: what a source and a processor provide.
+
+Implementations declare them with ``@implementer`` and tests check them with
+``zope.interface.verify.verifyObject``."""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from zope.interface import Attribute, Interface
+
+
+class ISource(IService):
+    """A connection to one chat network (or front door), living on the reactor thread."""
+
+    name = Attribute("The source's name: NAME of its [source:NAME] section.")
+    type = Attribute("The source type, e.g. 'telnet' or 'irc'.")
+    supports = Attribute("A frozenset of features: 'action', 'notice', 'multiline', 'topic'.")
+    nick = Attribute("The bot's current nick on this source, or None.")
+    state = Attribute("'stopped', 'connecting', 'connected', 'failed' or 'reconnecting'.")
+    config = Attribute("The parsed values of the source's config section.")
+
+    def setup() -> None:
+        """(Re)read options from ``config``; called at load and on config reload."""
+
+    def send(response) -> None:
+        """Deliver one `botcore.event.Response` to the network. Reactor thread only."""
+
+    def truncation_point(response=None) -> int | None:
+        """The most UTF-8 bytes of text one message may carry, or None for no limit."""
+
+
+class IProcessor(Interface):
+    """A step of the event chain, supplied by a plugin. Runs on a worker thread."""
+
+    name = Attribute("The plugin (module) name this processor belongs to.")
+    priority = Attribute("Lower runs first: pre -2000..-1000, work -999..999, post 1000..2000.")
+    event_types = Attribute("Event types handled (a frozenset), or None for every type.")
+    addressed = Attribute("Only run for events addressed to the bot.")
+    processed = Attribute("Also run for events already processed.")
+    autoload = Attribute("Loaded by default when its plugin is loaded.")
+    permission = Attribute("The permission @authorise handlers check, or None.")
+    usage = Attribute("How to use it, one line per command.")
+    features = Attribute("Feature names (for help).")
+    config = Attribute("The parsed values of the plugin's config section.")
+
+    def setup() -> None:
+        """(Re)read options; called at load and on every config reload."""
+
+    def shutdown() -> None:
+        """Release resources; called at unload."""
+
+    def process(event) -> None:
+        """Handle one event: inspect it, change it, add responses."""

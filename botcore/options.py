@@ -1,0 +1,181 @@
+"""Typed, documented configuration options.
+
+Processors, sources and core services declare the options they read as class attributes;
+the config loader validates INI values against them and the instance reads them back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+class Option:
+    """A string option: ``name = Option("one line of help", default)``.
+
+    The value is read from the owning instance's ``config`` mapping (parsed values of its
+    INI section); a key that is absent there reads as the default.
+    """
+
+    kind: ClassVar[str] = "string"
+
+    def __init__(
+        self,
+        help: str,
+        default: Any = None,
+        *,
+        name: str | None = None,
+        required: bool = False,
+        secret: bool = False,
+    ) -> None:
+        self.help = help
+        self.default = default
+        self.name = name
+        self.required = required
+        self.secret = secret
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.name is None:
+            self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        config = getattr(instance, "config", None) or {}
+        return config.get(self.name, self.default)
+
+    def parse(self, raw: str) -> Any:
+        """Turn the INI text into a value; raise ``ValueError("expected ...")`` if it is bad."""
+        return raw
+
+    def format(self, value: Any) -> str:
+        """Render a value the way it would be written in the INI file."""
+        return "" if value is None else str(value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}={self.default!r}>"
+
+
+class IntOption(Option):
+    """An integer option, optionally bounded by ``min``/``max``."""
+
+    kind = "integer"
+
+    def __init__(
+        self,
+        help: str,
+        default: Any = None,
+        *,
+        min: int | None = None,
+        max: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(help, default, **kw)
+        self.min = min
+        self.max = max
+
+    def parse(self, raw: str) -> int:
+        try:
+            value = int(raw.strip(), 10)
+        except ValueError:
+            raise ValueError(f"expected an integer, found {raw!r}") from None
+        _check_bounds(self, value, raw)
+        return value
+
+
+class FloatOption(IntOption):
+    """A number option (seconds, rates), optionally bounded by ``min``/``max``."""
+
+    kind = "number"
+
+    def parse(self, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, found {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, found {raw!r}")
+        _check_bounds(self, value, raw)
+        return value
+
+
+def _check_bounds(option: IntOption, value: float, raw: str) -> None:
+    if option.min is not None and value < option.min:
+        raise ValueError(f"expected a number >= {option.min}, found {raw!r}")
+    if option.max is not None and value > option.max:
+        raise ValueError(f"expected a number <= {option.max}, found {raw!r}")
+
+
+class BoolOption(Option):
+    """A yes/no option: accepts yes/no, true/false, on/off, 1/0."""
+
+    kind = "boolean"
+
+    def parse(self, raw: str) -> bool:
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ValueError(f"expected yes or no, found {raw!r}")
+
+    def format(self, value: Any) -> str:
+        return "yes" if value else "no"
+
+
+_SPLIT = re.compile(r"[,\n]")
+
+
+class ListOption(Option):
+    """A list of strings, separated by commas or new lines."""
+
+    kind = "list"
+
+    def parse(self, raw: str) -> list[str]:
+        return [item.strip() for item in _SPLIT.split(raw) if item.strip()]
+
+    def format(self, value: Any) -> str:
+        return ", ".join(value or ())
+
+
+class DictOption(Option):
+    """A mapping: ``key = value`` or ``key: value`` entries, one per line or comma-separated."""
+
+    kind = "mapping"
+
+    def parse(self, raw: str) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for entry in _SPLIT.split(raw):
+            entry = entry.strip()
+            if not entry:
+                continue
+            key, sep, value = entry.partition("=")
+            if not sep:
+                key, sep, value = entry.partition(":")
+            if not sep or not key.strip():
+                raise ValueError(f"expected 'key = value' entries, found {entry!r}")
+            result[key.strip()] = value.strip()
+        return result
+
+    def format(self, value: Any) -> str:
+        return ", ".join(f"{k} = {v}" for k, v in (value or {}).items())
+
+
+def options_of(*declarers: Any) -> dict[str, Option]:
+    """Every `Option` declared on the given classes (or their instances), by INI key."""
+    found: dict[str, Option] = {}
+    for declarer in declarers:
+        cls = declarer if isinstance(declarer, type) else type(declarer)
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                if isinstance(value, Option):
+                    found[value.name] = value
+    return found
+
+
+def defaults_of(options: Iterable[Option]) -> dict[str, Any]:
+    """The default value of each option, by INI key."""
+    return {option.name: option.default for option in options}

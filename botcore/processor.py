@@ -1,0 +1,266 @@
+"""Processors, the steps of the event chain, and the decorators plugins write them with.
+
+``@match`` binds a method to messages matching an Ibid-style selector, ``@handler`` to
+every event, ``@authorise`` guards a handler with a permission, and ``@periodic`` runs a
+method on the reactor clock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from zope.interface import implementer
+
+from botcore.event import Event, EventType
+from botcore.interfaces import IProcessor
+from botcore.options import BoolOption, IntOption, Option, options_of
+
+if TYPE_CHECKING:
+    from botcore.bot import Bot
+
+_URL = r"(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>\"']+"
+
+SELECTORS: dict[str, str] = {
+    "any": r".+",
+    "chunk": r"\S+",
+    "digits": r"\d+",
+    "number": r"\d*\.?\d+",
+    "word": r"\w+",
+    "alpha": r"[a-zA-Z]+",
+    "url": _URL,
+}
+
+_SELECTOR = re.compile(r"\{(?:(?P<name>[A-Za-z_]\w*):)?(?P<kind>" + "|".join(SELECTORS) + r")\}")
+_SPACES = re.compile(r"(?:\\ |\s)+")
+
+
+def compile_selector(selector: str, simple: bool = True) -> re.Pattern[str]:
+    """Compile a ``@match`` selector into an anchored, case-insensitive regex.
+
+    With ``simple`` (the default) ``{any}``, ``{chunk}``, ``{digits}``, ``{number}``,
+    ``{word}``, ``{alpha}`` and ``{url}`` become capture groups, ``{name:kind}`` a named
+    group, and each run of spaces matches any run of whitespace; the rest is a regex.
+    """
+    pattern = selector
+    if simple:
+        pattern = _SPACES.sub(r"\\s+", pattern.strip())
+
+        def group(match: re.Match[str]) -> str:
+            body = SELECTORS[match.group("kind")]
+            if match.group("name"):
+                return f"(?P<{match.group('name')}>{body})"
+            return f"({body})"
+
+        pattern = _SELECTOR.sub(group, pattern)
+        pattern = f"^{pattern}$"
+    return re.compile(pattern, re.IGNORECASE | re.UNICODE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """How a processor method is bound to events (set by the decorators)."""
+
+    attribute: str
+    pattern: re.Pattern[str] | None = None
+    version: str = "clean"
+    permission: str | None = None
+    auth_required: bool = False
+    fallthrough: bool = True
+
+
+@dataclass(frozen=True)
+class PeriodicSpec:
+    """A method the dispatcher runs every ``interval`` seconds on the reactor clock."""
+
+    attribute: str
+    interval: float | None
+    config_key: str | None
+    initial_delay: float | None
+
+
+def match(selector: str, version: str = "clean", simple: bool = True) -> Callable:
+    """Run the method for messages matching ``selector``; groups become arguments
+    (named groups as keyword arguments). ``version`` names the message variant matched."""
+    pattern = compile_selector(selector, simple)
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_match = (pattern, version)
+        return function
+
+    return wrap
+
+
+def handler(function: Callable) -> Callable:
+    """Run the method for every event that reaches the processor."""
+    function._botcore_match = None
+    return function
+
+
+def authorise(fallthrough: bool = True, permission: str | None = None) -> Callable:
+    """Only run the handler when the sender has the processor's ``permission`` (or the one
+    given here). A refusal sets ``event.complain = 'notauthed'``; with
+    ``fallthrough=False`` the event is also marked processed so later processors skip it."""
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_auth = (permission, fallthrough)
+        return function
+
+    return wrap
+
+
+def periodic(
+    interval: float | None = None,
+    config_key: str | None = None,
+    initial_delay: float | None = None,
+) -> Callable:
+    """Run the method every ``interval`` seconds (or the value of the processor option
+    named ``config_key``) on the reactor clock, in the thread pool, with a fresh
+    ``periodic`` event whose responses must name their source and target. The first run
+    is after ``initial_delay`` (default: one interval). A run still going is not
+    overlapped by the next."""
+    if interval is None and config_key is None:
+        raise TypeError("periodic needs an interval or a config_key")
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_periodic = (interval, config_key, initial_delay)
+        return function
+
+    return wrap
+
+
+class ProcessorOverrides:
+    """Keys every ``[plugin:NAME]`` section may set for all of the plugin's processors."""
+
+    addressed = BoolOption("Only respond when addressed (overrides the processor's own).")
+    priority = IntOption("Position in the chain, lower first (overrides the processor's own).")
+    processed = BoolOption("Also see events already handled (overrides the processor's own).")
+
+
+_OVERRIDES = tuple(options_of(ProcessorOverrides))
+
+
+@implementer(IProcessor)
+class Processor:
+    """Base class of every processor. Subclasses set the class attributes below, declare
+    options as `botcore.options.Option` attributes, and write decorated methods."""
+
+    event_types: ClassVar[Iterable[str] | None] = (EventType.MESSAGE,)
+    addressed: bool = True
+    processed: bool = False
+    priority: int = 0
+    autoload: bool = True
+    permission: str | None = None
+    usage: str = ""
+    features: tuple[str, ...] = ()
+
+    _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
+    _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        handlers: dict[str, HandlerSpec] = {}
+        periodics: dict[str, PeriodicSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute, value in vars(klass).items():
+                if not callable(value):
+                    continue
+                if hasattr(value, "_botcore_match"):
+                    bound = value._botcore_match
+                    permission, fallthrough = getattr(value, "_botcore_auth", (None, True))
+                    handlers[attribute] = HandlerSpec(
+                        attribute,
+                        pattern=bound[0] if bound else None,
+                        version=bound[1] if bound else "clean",
+                        permission=permission,
+                        auth_required=hasattr(value, "_botcore_auth"),
+                        fallthrough=fallthrough,
+                    )
+                if hasattr(value, "_botcore_periodic"):
+                    periodics[attribute] = PeriodicSpec(attribute, *value._botcore_periodic)
+        cls._handler_specs = tuple(handlers.values())
+        cls._periodic_specs = tuple(periodics.values())
+
+    def __init__(
+        self, name: str, bot: Bot | None = None, config: dict[str, Any] | None = None
+    ) -> None:
+        self.name = name
+        self.bot = bot
+        self.config = dict(config or {})
+        for key in _OVERRIDES:
+            if self.config.get(key) is not None:
+                setattr(self, key, self.config[key])
+        types = type(self).event_types
+        self.event_types = None if types is None else frozenset(types)
+        self._handlers = tuple(
+            (spec, getattr(self, spec.attribute)) for spec in self._handler_specs
+        )
+
+    @classmethod
+    def options(cls) -> dict[str, Option]:
+        """The options this processor reads from its plugin's section."""
+        return options_of(cls)
+
+    def setup(self) -> None:
+        """(Re)read options; called at load and on every config reload."""
+
+    def shutdown(self) -> None:
+        """Release resources; called at unload."""
+
+    def accepts(self, event: Event) -> bool:
+        """The cheap checks, before any handler or regex runs: type, addressed, processed."""
+        if self.event_types is not None and event.type not in self.event_types:
+            return False
+        if self.addressed and not event.addressed:
+            return False
+        return self.processed or not event.processed
+
+    def process(self, event: Event) -> None:
+        """Run each handler that applies: ``@handler`` ones always, ``@match`` ones when
+        the message matches. Worker thread."""
+        for spec, method in self._handlers:
+            if spec.pattern is None:
+                if self._allowed(spec, event):
+                    method(event)
+                continue
+            if event.message is None:
+                continue
+            found = spec.pattern.match(event.message.get(spec.version))
+            if found is None or not self._allowed(spec, event):
+                continue
+            if spec.pattern.groupindex:
+                method(event, **found.groupdict())
+            else:
+                method(event, *found.groups())
+
+    def _allowed(self, spec: HandlerSpec, event: Event) -> bool:
+        if not spec.auth_required:
+            return True
+        if self.authorised(event, spec.permission or self.permission):
+            return True
+        event.complain = "notauthed"
+        if not spec.fallthrough:
+            event.processed = True
+        return False
+
+    def authorised(self, event: Event, permission: str | None) -> bool:
+        """Whether the event's sender holds ``permission`` (a direct check for plugins)."""
+        if permission is None or self.bot is None:
+            return False
+        return self.bot.auth.authorise(event, permission)
+
+    def periodic_tasks(self) -> list[tuple[Callable[[Event], None], float, float]]:
+        """``(method, interval, initial_delay)`` for each ``@periodic`` method, with
+        intervals read from options where a ``config_key`` is given."""
+        tasks = []
+        for spec in self._periodic_specs:
+            interval = getattr(self, spec.config_key) if spec.config_key else spec.interval
+            if not interval or interval <= 0:
+                continue
+            delay = interval if spec.initial_delay is None else spec.initial_delay
+            tasks.append((getattr(self, spec.attribute), float(interval), float(delay)))
+        return tasks
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.name} priority={self.priority}>"

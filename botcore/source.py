@@ -1,0 +1,106 @@
+"""The base of every source: a `Service` that turns network input into events and sends
+the replies back. Everything here runs on the reactor thread."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from botcore.dispatcher import DispatcherStopped
+from botcore.interfaces import ISource
+from botcore.options import BoolOption, ListOption, Option
+
+if TYPE_CHECKING:
+    from botcore.bot import Bot
+    from botcore.event import Event, Response
+
+
+class SourceSection:
+    """Keys every ``[source:NAME]`` section has, whatever its type."""
+
+    type = Option("The source type: the module under sources/ that implements it.", required=True)
+
+
+@implementer(ISource)
+class Source(Service):
+    """Base class of sources. Subclasses set ``type`` and ``supports``, declare their options,
+    and implement `send` (and usually `startService`/`stopService`)."""
+
+    type: ClassVar[str] = ""
+    supports: ClassVar[frozenset[str]] = frozenset()
+
+    permissions = ListOption(
+        "Permissions everyone on this source has: +perm, -perm, or perm (once authenticated).",
+        [],
+    )
+    enabled = BoolOption("Start this source with the bot.", True)
+
+    log = Logger()
+
+    def __init__(self, name: str, bot: Bot | None, config: dict[str, Any] | None = None) -> None:
+        self.setName(name)
+        self.bot = bot
+        self.config = dict(config or {})
+        self.nick: str | None = None
+        self.state = "stopped"
+
+    def setup(self) -> None:
+        """(Re)read options from ``config``; called at load and on config reload."""
+
+    def set_state(self, state: str) -> None:
+        """Record and log a change of connection state."""
+        if state != self.state:
+            self.log.info(
+                "source {source}: {old} -> {new}", source=self.name, old=self.state, new=state
+            )
+            self.state = state
+
+    def truncation_point(self, response: Response | None = None) -> int | None:
+        """The most UTF-8 bytes one message may carry; None for no limit."""
+        return None
+
+    def send(self, response: Response) -> None:
+        """Deliver one reply to the network."""
+        raise NotImplementedError
+
+    def dispatch(self, event: Event) -> Deferred[Event]:
+        """Hand an event to the dispatcher and send its replies for this source when it has
+        been processed. The Deferred never fails: errors are logged (and, for a stopping
+        bot, told to the caller through `rejected`)."""
+        assert self.bot is not None, "a source needs a bot to dispatch to"
+        d = self.bot.dispatcher.dispatch(event)
+        d.addCallbacks(self._processed, self._failed, errbackArgs=(event,))
+        return d
+
+    def _processed(self, event: Event) -> Event:
+        self.respond(event)
+        return event
+
+    def _failed(self, failure: Failure, event: Event) -> Event:
+        if failure.check(DispatcherStopped):
+            self.rejected(event, "the bot is shutting down")
+        else:
+            self.log.failure(
+                "event {id} from {source} failed", failure, id=event.id, source=self.name
+            )
+        return event
+
+    def rejected(self, event: Event, reason: str) -> None:
+        """Tell the sender their event was not processed (override where possible)."""
+        self.log.info("event {id} not processed: {reason}", id=event.id, reason=reason)
+
+    def respond(self, event: Event) -> None:
+        """Send the replies meant for this source, in order; one failing send is logged and
+        does not stop the others."""
+        for response in event.responses:
+            if response.source != self.name:
+                continue
+            try:
+                self.send(response)
+            except Exception:
+                self.log.failure("sending a reply on {source} failed", source=self.name)

@@ -1,0 +1,1 @@
+"""The bundled sources: one module (or package) per chat network or front door."""
