@@ -177,17 +177,17 @@ class Event:
     def derive(self, type: str, **changes: Any) -> Event:
         """A new event in the same conversation (for delayed calls): same sender and place,
         a fresh id, no responses, not processed."""
-        return Event(
-            source=self.source,
-            type=type,
-            sender=self.sender,
-            channel=self.channel,
-            public=self.public,
-            addressed=self.addressed,
-            message=dataclasses.replace(self.message) if self.message else None,
-            identity=self.identity,
-            account=self.account,
-            authenticated=self.authenticated,
-            data=dict(self.data),
-            **changes,
-        )
+        copied: dict[str, Any] = {
+            "source": self.source,
+            "sender": self.sender,
+            "channel": self.channel,
+            "public": self.public,
+            "addressed": self.addressed,
+            "message": dataclasses.replace(self.message) if self.message else None,
+            "identity": self.identity,
+            "account": self.account,
+            "authenticated": self.authenticated,
+            "data": dict(self.data),
+        }
+        copied.update(changes)
+        return Event(type=type, **copied)

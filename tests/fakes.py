@@ -1,0 +1,122 @@
+"""Shared test doubles: a thread pool the test drives by hand, a source that records what
+it is asked to send, and a real SQLite database in the test's temporary folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from twisted.python.failure import Failure
+
+from botcore.database import Database
+from botcore.source import Source
+
+if TYPE_CHECKING:
+    from twisted.trial.unittest import SynchronousTestCase
+
+    from botcore.event import Response
+
+
+@dataclass
+class Job:
+    """One piece of work handed to a `ManualThreadPool`."""
+
+    on_result: Callable[[bool, Any], None]
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kw: dict[str, Any]
+
+    def run(self) -> None:
+        try:
+            result = self.function(*self.args, **self.kw)
+        except BaseException:
+            self.on_result(False, Failure())
+        else:
+            self.on_result(True, result)
+
+
+class ManualThreadPool:
+    """A thread pool that only queues work; the test runs the jobs, in the order it
+    chooses, with `run`. What is queued at one time is what a real pool could run in
+    parallel."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.stopped = False
+        self.jobs: list[Job] = []
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.started = False
+        self.stopped = True
+
+    def callInThreadWithCallback(
+        self,
+        onResult: Callable[[bool, Any], None],
+        function: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> None:
+        self.jobs.append(Job(onResult, function, args, kw))
+
+    def run(self, index: int = 0) -> None:
+        """Run (to completion) the job queued at ``index``."""
+        self.jobs.pop(index).run()
+
+    def run_all(self) -> None:
+        """Run queued jobs, oldest first, including those queued meanwhile."""
+        while self.jobs:
+            self.run(0)
+
+
+class RecordingSource(Source):
+    """A source that keeps every response it is asked to send."""
+
+    type = "recording"
+    supports = frozenset({"action", "notice", "multiline"})
+
+    def __init__(self, name: str = "recording", bot: Any = None, config: Any = None) -> None:
+        super().__init__(name, bot, config)
+        self.sent: list[Response] = []
+
+    def send(self, response: Response) -> None:
+        self.sent.append(response)
+
+
+class FakeBase(DeclarativeBase):
+    """Tables for tests only, kept out of the core's metadata (and its migrations)."""
+
+
+class Note(FakeBase):
+    """A row a test processor writes."""
+
+    __tablename__ = "test_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+
+
+def sqlite_database(testcase: SynchronousTestCase, name: str = "main") -> Database:
+    """A started `Database` on a fresh SQLite file, with the test tables; stopped at the
+    end of the test."""
+    folder = os.path.abspath(testcase.mktemp())
+    os.makedirs(folder)
+    database = Database(name, {"url": f"sqlite:///{folder}/test.sqlite"})
+    database.startService()
+    testcase.addCleanup(database.stopService)
+    FakeBase.metadata.create_all(database.engine)
+    return database
+
+
+def note_texts(database: Database) -> list[str]:
+    """Every committed `Note`'s text, in insertion order (read in a fresh session)."""
+    from sqlalchemy import select
+
+    with database.session_factory() as session:
+        return list(session.scalars(select(Note.text).order_by(Note.id)))
