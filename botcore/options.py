@@ -126,6 +126,25 @@ class BoolOption(Option):
         return "yes" if value else "no"
 
 
+class ChoiceOption(Option):
+    """One word out of a fixed set (compared case-insensitively)."""
+
+    kind = "choice"
+
+    def __init__(
+        self, help: str, default: Any = None, *, choices: Iterable[str], **kw: Any
+    ) -> None:
+        super().__init__(help, default, **kw)
+        self.choices = tuple(choices)
+
+    def parse(self, raw: str) -> str:
+        word = raw.strip().lower()
+        for choice in self.choices:
+            if word == choice.lower():
+                return choice
+        raise ValueError(f"expected one of {', '.join(self.choices)}, found {raw!r}")
+
+
 _SPLIT = re.compile(r"[,\n]")
 
 
@@ -169,10 +188,16 @@ def options_of(*declarers: Any) -> dict[str, Option]:
     found: dict[str, Option] = {}
     for declarer in declarers:
         cls = declarer if isinstance(declarer, type) else type(declarer)
+        # By attribute, as Python resolves it: a subclass that replaces an option with a
+        # plain value (a fixed setting) no longer offers that option.
+        by_attribute: dict[str, Option] = {}
         for klass in reversed(cls.__mro__):
-            for value in vars(klass).values():
+            for attribute, value in vars(klass).items():
                 if isinstance(value, Option):
-                    found[value.name] = value
+                    by_attribute[attribute] = value
+                else:
+                    by_attribute.pop(attribute, None)
+        found.update((option.name, option) for option in by_attribute.values())
     return found
 
 
