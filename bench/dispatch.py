@@ -1,0 +1,342 @@
+"""Benchmark of the event hot path: events/s and latency through the real default chain.
+
+Runs the real Bot (Reloader, Dispatcher and its thread pool, SQLite) under the real reactor
+with the core and basic plugins plus synthetic processors, and prints one row per size."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import LogLevel, globalLogBeginner
+
+from botcore.bot import Bot, read_config
+from botcore.event import Event, EventType, Response, Sender
+from botcore.processor import Processor, match
+from botcore.reloader import Reloader
+from botcore.source import Source
+
+SYNTHETIC = "benchsynthetic"
+BOT_NAME = "botcore"
+
+USAGE = """\
+Push message events through the real dispatcher (core + basic plugins, padded with
+synthetic processors) and print throughput and latency for each chain size.
+"""
+
+
+# -- the synthetic plugin -----------------------------------------------------------
+
+
+def synthetic_processor(index: int) -> type[Processor]:
+    """A processor that looks like a real plugin command: one or two ``@match`` handlers
+    with their own selectors (which the benchmark's traffic mostly does not match)."""
+
+    def status(self: Processor, event: Event, what: str) -> None:
+        event.addresponse(f"{what} is fine ({index})")
+
+    def toggle(self: Processor, event: Event, state: str) -> None:
+        event.addresponse(True)
+
+    namespace: dict[str, Any] = {
+        "__module__": f"plugins.{SYNTHETIC}",
+        "__doc__": f"Synthetic command number {index}.",
+        "usage": f"bench{index} status <thing> | bench{index} on|off",
+        "features": (f"bench{index}",),
+        "status": match(rf"bench{index} status {{word}}")(status),
+    }
+    if index % 2:
+        namespace["toggle"] = match(rf"(?:set )?bench{index} (on|off)")(toggle)
+    return type(f"Bench{index}", (Processor,), namespace)
+
+
+def synthetic_module(count: int) -> types.ModuleType:
+    """A plugin module holding ``count`` synthetic processors."""
+    module = types.ModuleType(f"plugins.{SYNTHETIC}", "Synthetic processors for the benchmark.")
+    for index in range(count):
+        cls = synthetic_processor(index)
+        setattr(module, cls.__name__, cls)
+    return module
+
+
+class BenchReloader(Reloader):
+    """The real reloader, which also knows the generated synthetic plugin."""
+
+    def __init__(self, config: dict[str, Any], synthetic: int) -> None:
+        super().__init__(config)
+        self.synthetic = synthetic_module(synthetic)
+
+    def plugin_names(self) -> list[str]:
+        return sorted([*super().plugin_names(), SYNTHETIC])
+
+    def plugin_module(self, name: str) -> types.ModuleType:
+        if name == SYNTHETIC:
+            return self.synthetic
+        return super().plugin_module(name)
+
+
+# -- the source -------------------------------------------------------------------
+
+
+class BenchSource(Source):
+    """A source with no network: counts the replies it is asked to send."""
+
+    type = "bench"
+    supports = frozenset({"action", "notice", "multiline"})
+
+    def __init__(self, name: str, bot: Bot) -> None:
+        super().__init__(name, bot, {})
+        self.nick = BOT_NAME
+        self.sent = 0
+
+    def send(self, response: Response) -> None:
+        self.sent += 1
+
+
+# -- traffic --------------------------------------------------------------------------
+
+
+COMMANDS = ("ping", "echo the quick brown fox", "ping", "echo hi")
+CHATTER = (
+    "has anyone tried the new release yet?",
+    "lunch in ten minutes",
+    "I think the build is broken again :(",
+    "see https://example.com/some/page for details",
+    "ok",
+    "brb",
+)
+
+
+class Conversation:
+    """One channel (public) or one private correspondent, producing a fixed mix of
+    addressed commands and chatter."""
+
+    def __init__(self, index: int, public: bool) -> None:
+        self.public = public
+        self.channel = f"#chan{index}" if public else f"user{index}"
+        self.nicks = [f"user{index}-{n}" for n in range(3)] if public else [f"user{index}"]
+        self._turn = itertools.count(index)
+
+    def next_event(self, source: str) -> Event:
+        turn = next(self._turn)
+        nick = self.nicks[turn % len(self.nicks)]
+        # Public: 40% addressed commands, 60% chatter; private: commands only.
+        if self.public and turn % 5 >= 2:
+            text = CHATTER[turn % len(CHATTER)]
+        elif self.public:
+            text = f"{BOT_NAME}: {COMMANDS[turn % len(COMMANDS)]}"
+        else:
+            text = COMMANDS[turn % len(COMMANDS)]
+        return Event(
+            source=source,
+            type=EventType.MESSAGE,
+            sender=Sender(source, nick, nick),
+            channel=self.channel,
+            public=self.public,
+            message=text,
+        )
+
+
+def conversations(count: int) -> list[Conversation]:
+    """``count`` conversations, four public channels for each private correspondent."""
+    return [Conversation(i, public=i % 5 != 4) for i in range(count)]
+
+
+# -- one run ---------------------------------------------------------------------
+
+
+class Load:
+    """Keeps ``inflight`` events outstanding per conversation until ``total`` have been
+    dispatched; records each event's latency (dispatch() call to its Deferred firing)."""
+
+    def __init__(
+        self, source: BenchSource, talks: list[Conversation], total: int, inflight: int
+    ) -> None:
+        self.source = source
+        self.talks = talks
+        self.total = total
+        self.inflight = inflight
+        self.dispatched = 0
+        self.done = 0
+        self.latencies: list[float] = []
+        self.finished: Deferred[None] = Deferred()
+        self.started = 0.0
+        self.elapsed = 0.0
+
+    def run(self) -> Deferred[None]:
+        self.started = time.perf_counter()
+        for _ in range(self.inflight):
+            for talk in self.talks:
+                self._next(talk)
+        return self.finished
+
+    def _next(self, talk: Conversation) -> None:
+        if self.dispatched >= self.total:
+            return
+        self.dispatched += 1
+        event = talk.next_event(self.source.name)
+        started = time.perf_counter()
+        self.source.dispatch(event).addCallback(self._done, talk, started)
+
+    def _done(self, event: Event, talk: Conversation, started: float) -> None:
+        now = time.perf_counter()
+        self.latencies.append(now - started)
+        self.done += 1
+        if self.done == self.total:
+            self.elapsed = now - self.started
+            self.finished.callback(None)
+        else:
+            self._next(talk)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def write_config(directory: Path, plugins: list[str], threads: int | None) -> Path:
+    lines = [
+        "[bot]",
+        f"name = {BOT_NAME}",
+        "autoload = no",
+        f"load = {', '.join([*plugins, SYNTHETIC])}",
+    ]
+    if threads is not None:
+        lines.append(f"threads = {threads}")
+    lines += ["", "[database:main]", f"url = sqlite:///{directory / 'bench.sqlite'}", ""]
+    path = directory / "bench.ini"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+async def run_case(reactor: Any, args: argparse.Namespace, size: int) -> dict[str, Any]:
+    """Build and start a bot whose chain has about ``size`` processors, push the events
+    through it, stop it, and return the row of figures."""
+    plugins = [p for p in args.plugins.split(",") if p]
+    with tempfile.TemporaryDirectory(prefix="botcore-bench-") as tmp:
+        config = read_config(write_config(Path(tmp), plugins, args.threads))
+        base = sum(
+            len(Reloader(config.section("bot")).processors(name, None, {})) for name in plugins
+        )
+        synthetic = max(0, size - base)
+        bot = Bot(
+            config, reactor=reactor, reloader=BenchReloader(config.section("bot"), synthetic)
+        )
+        source = BenchSource("bench", bot)
+        source.setServiceParent(bot.sources)
+        await bot.startService()
+        chain = len(bot.dispatcher.chain)
+        talks = conversations(args.conversations)
+        if args.warmup:
+            await Load(source, talks, args.warmup, args.inflight).run()
+        sent_before = source.sent
+        load = Load(source, talks, args.events, args.inflight)
+        gc.collect()
+        cpu = time.process_time()
+        await load.run()
+        cpu = time.process_time() - cpu
+        replies = source.sent - sent_before
+        await bot.stopService()
+    return {
+        "chain": chain,
+        "synthetic": synthetic,
+        "threads": bot.dispatcher.threads,
+        "events": args.events,
+        "seconds": load.elapsed,
+        "rate": args.events / load.elapsed,
+        "cpu_us": cpu / args.events * 1e6,
+        "p50": percentile(load.latencies, 0.50) * 1e3,
+        "p99": percentile(load.latencies, 0.99) * 1e3,
+        "replies": replies,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], errors: int, out: Any = sys.stdout) -> None:
+    header = (
+        f"{'processors':>10} {'synthetic':>9} {'threads':>7} {'events':>8} {'seconds':>8} "
+        f"{'events/s':>9} {'cpu us/ev':>9} {'p50 ms':>7} {'p99 ms':>7} {'replies':>8}"
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for r in rows:
+        print(
+            f"{r['chain']:>10} {r['synthetic']:>9} {r['threads']:>7} {r['events']:>8} "
+            f"{r['seconds']:>8.2f} {r['rate']:>9.0f} {r['cpu_us']:>9.1f} {r['p50']:>7.2f} "
+            f"{r['p99']:>7.2f} {r['replies']:>8}",
+            file=out,
+        )
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        ratio = first["rate"] / last["rate"]
+        print(
+            f"cost per event at {last['chain']} vs {first['chain']} processors: {ratio:.2f}x",
+            file=out,
+        )
+    print(f"errors logged: {errors}", file=out)
+
+
+def error_counter() -> tuple[Callable[[dict[str, Any]], None], list[int]]:
+    """A log observer that counts (and shows the first few) warnings and errors."""
+    count = [0]
+
+    def observe(event: dict[str, Any]) -> None:
+        level = event.get("log_level")
+        if level is not None and level >= LogLevel.warn:
+            count[0] += 1
+            if count[0] <= 5:
+                from twisted.logger import formatEventAsClassicLogText
+
+                sys.stderr.write(formatEventAsClassicLogText(event))
+
+    return observe, count
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/dispatch.py", description=USAGE)
+    parser.add_argument("--events", type=int, default=100_000, help="events per case")
+    parser.add_argument("--threads", type=int, default=None, help="[bot] threads (default 10)")
+    parser.add_argument(
+        "--processors", default="10,100", help="chain sizes to measure, comma-separated"
+    )
+    parser.add_argument("--conversations", type=int, default=50, help="channels + privates")
+    parser.add_argument(
+        "--inflight", type=int, default=2, help="events outstanding per conversation"
+    )
+    parser.add_argument("--warmup", type=int, default=2000, help="unmeasured events first")
+    parser.add_argument("--plugins", default="core,basic", help="real plugins to load")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.processors.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--processors: expected numbers, found {args.processors!r}")
+    if args.events < 1:
+        parser.error("--events must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    observe, errors = error_counter()
+    globalLogBeginner.beginLoggingTo([observe], redirectStandardIO=False)
+
+    async def everything(reactor: Any) -> None:
+        rows = []
+        for size in args.sizes:
+            rows.append(await run_case(reactor, args, size))
+        print_table(rows, errors[0])
+
+    task.react(lambda reactor: ensureDeferred(everything(reactor)))
+
+
+if __name__ == "__main__":
+    main()
