@@ -20,7 +20,7 @@ from botcore.database import Database
 from botcore.dispatcher import Dispatcher, ScheduledCall
 from botcore.event import Event, EventType
 from botcore.interfaces import ISource
-from botcore.options import ListOption, Option, options_of
+from botcore.options import ChoiceOption, ListOption, Option, options_of
 from botcore.processor import Processor
 from botcore.reloader import PluginNotFound, Reloader
 from botcore.source import SourceSection
@@ -43,13 +43,17 @@ class BotSection:
     names = ListOption("Other names the bot answers to when addressed.", [])
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
 class LoggingSection:
     """Keys of ``[logging]``."""
 
-    level = Option("Lowest level logged: debug, info, warn, error or critical.", "info")
+    level = ChoiceOption(
+        "Lowest level logged: debug, info, warn, error or critical.", "info", choices=LOG_LEVELS
+    )
 
 
-LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 FIXED_SECTIONS = ("bot", "auth", "logging")
 SECTION_KINDS = ("database", "source", "plugin")
 
@@ -83,6 +87,13 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
             return options_of(SourceSection, reloader.source_class(type_name.strip()))
         except PluginNotFound as e:
             raise UnknownSection(str(e)) from None
+        except Exception as e:
+            # A plugin or source module that fails to import is a problem of this section,
+            # reported with the others, not a traceback.
+            what = (
+                f"plugin {name!r}" if kind == "plugin" else f"source type {values.get('type')!r}"
+            )
+            raise UnknownSection(f"cannot load {what}: {type(e).__name__}: {e}") from None
 
     return resolve
 
@@ -92,35 +103,17 @@ def read_config(
     *,
     local: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    reloader: Reloader | None = None,
 ) -> Config:
-    """Load and validate a bot configuration; `ConfigErrors` lists every problem."""
-    bot_section: dict[str, Any] = {}
-    config = load_config(
+    """Load and validate a bot configuration; `ConfigErrors` lists every problem.
+    ``reloader`` finds the plugins and sources sections are checked against."""
+    return load_config(
         path,
-        section_resolver(Reloader(bot_section)),
+        section_resolver(reloader or Reloader()),
         local=local,
         environ=environ,
         implicit_sections=(*FIXED_SECTIONS, "database:main"),
     )
-    level = config.section("logging").get("level", "info")
-    if level not in LOG_LEVELS:
-        raise ConfigErrors(
-            [
-                _error(
-                    config,
-                    "logging",
-                    "level",
-                    f"expected one of {', '.join(LOG_LEVELS)}, found {level!r}",
-                )
-            ]
-        )
-    return config
-
-
-def _error(config: Config, section: str, key: str, message: str):
-    from botcore.config import ConfigError
-
-    return ConfigError(str(config.path), section, key, message)
 
 
 class Plugins(Service):
@@ -352,7 +345,9 @@ class Bot(MultiService):
         errors. On success, give processors and sources their new sections and call their
         ``setup()``. Reactor thread."""
         try:
-            new = read_config(self.config.path, local=_local_of(self.config))
+            new = read_config(
+                self.config.path, local=_local_of(self.config), reloader=self.reloader
+            )
         except ConfigErrors as e:
             for error in e.errors:
                 self.log.error("config reload refused: {error}", error=str(error))

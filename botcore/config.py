@@ -5,6 +5,7 @@ environment variables) is collected and reported together, never one at a time."
 
 from __future__ import annotations
 
+import ast
 import configparser
 import os
 import re
@@ -88,7 +89,11 @@ def read_files(paths: list[Path], errors: ErrorCollector) -> RawConfig:
     """Parse INI files in order, later files overriding earlier ones key by key."""
     raw = RawConfig(files=list(paths))
     for path in paths:
-        parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+        # [DEFAULT] is read as an ordinary section (and refused below), so that its keys
+        # never leak into the other sections and even an empty one is reported.
+        parser = configparser.ConfigParser(
+            interpolation=None, strict=True, delimiters=("=",), default_section=_NO_DEFAULTS
+        )
         parser.optionxform = str  # keys are case-sensitive like the option names
         try:
             with open(path, encoding="utf-8") as handle:
@@ -100,23 +105,53 @@ def read_files(paths: list[Path], errors: ErrorCollector) -> RawConfig:
             errors.add(str(path), None, None, f"cannot read: {e}")
             continue
         except configparser.Error as e:
-            errors.add(str(path), None, None, _describe_parse_error(e))
+            for section, key, message in _describe_parse_error(e):
+                errors.add(str(path), section, key, message)
             continue
-        if parser.defaults():
-            errors.add(str(path), "DEFAULT", None, "a [DEFAULT] section is not supported")
         for section in parser.sections():
+            if section == "DEFAULT":
+                errors.add(str(path), section, None, "a [DEFAULT] section is not supported")
+                continue
             values = raw.sections.setdefault(section, {})
             raw.section_files.setdefault(section, str(path))
             for key, text in parser.items(section, raw=True):
-                if key in parser.defaults():
-                    continue
                 values[key] = RawValue(text, str(path))
     return raw
 
 
-def _describe_parse_error(error: configparser.Error) -> str:
+_NO_DEFAULTS = "\0no default section"
+
+
+def _unrepr(text: str) -> str:
+    # configparser keeps each bad line as repr(line).
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text.strip()
+    return value.strip() if isinstance(value, str) else text
+
+
+def _describe_parse_error(error: configparser.Error) -> list[tuple[str | None, str | None, str]]:
+    """(section, key, message) for each problem a parse error stands for."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        found = error.line.strip()
+        return [(None, None, f"line {error.lineno}: expected a [section] header, found {found!r}")]
+    if isinstance(error, configparser.ParsingError):
+        return [
+            (
+                None,
+                None,
+                f"line {lineno}: expected 'key = value' or a [section], found {_unrepr(line)!r}",
+            )
+            for lineno, line in error.errors
+        ]
+    if isinstance(error, configparser.DuplicateSectionError):
+        return [(error.section, None, f"line {error.lineno}: the section appears twice")]
+    if isinstance(error, configparser.DuplicateOptionError):
+        message = f"line {error.lineno}: the key appears twice in this section"
+        return [(error.section, error.option, message)]
     message = error.message if hasattr(error, "message") else str(error)
-    return " ".join(message.replace(str(getattr(error, "source", "")), "").split())
+    return [(None, None, " ".join(message.replace(str(getattr(error, "source", "")), "").split()))]
 
 
 def expand_env(text: str, environ: Mapping[str, str]) -> str:
