@@ -81,19 +81,24 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
         try:
             if kind == "plugin":
                 return reloader.plugin_options(name)
-            type_name = values.get("type")
+            type_name = values.get("type", "").strip()
             if not type_name:
-                return options_of(SourceSection)
-            return options_of(SourceSection, reloader.source_class(type_name.strip()))
+                # Without a type the other keys cannot be checked: report only the type.
+                option = SourceSection.type
+                raise UnknownSection(f"missing required {option.kind} ({option.help})", "type")
+            return options_of(SourceSection, reloader.source_class(type_name))
         except PluginNotFound as e:
-            raise UnknownSection(str(e)) from None
+            raise UnknownSection(str(e), None if kind == "plugin" else "type") from None
+        except UnknownSection:
+            raise
         except Exception as e:
             # A plugin or source module that fails to import is a problem of this section,
             # reported with the others, not a traceback.
-            what = (
-                f"plugin {name!r}" if kind == "plugin" else f"source type {values.get('type')!r}"
-            )
-            raise UnknownSection(f"cannot load {what}: {type(e).__name__}: {e}") from None
+            if kind == "plugin":
+                what, key = f"plugin {name!r}", None
+            else:
+                what, key = f"source type {values.get('type')!r}", "type"
+            raise UnknownSection(f"cannot load {what}: {type(e).__name__}: {e}", key) from None
 
     return resolve
 
@@ -296,7 +301,8 @@ class Bot(MultiService):
             await maybeDeferred(child.startService)
 
     def _started(self, _: Any) -> None:
-        self.started_at = datetime.now(UTC)
+        # From the injected clock, so uptime is measurable against bot.seconds() in tests.
+        self.started_at = datetime.fromtimestamp(self.seconds(), UTC)
         self.set_state(Lifecycle.RUNNING)
 
     def _start_failed(self, failure: Failure) -> None:

@@ -52,7 +52,12 @@ class ConfigErrors(Exception):
 
 
 class UnknownSection(ValueError):
-    """Raised by a section resolver for a section (or section type) it does not know."""
+    """Raised by a section resolver for a section (or section type) it does not know;
+    ``key`` names the key at fault, if one is (a source's ``type``)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class ErrorCollector:
@@ -245,7 +250,8 @@ def load_config(
         try:
             options = resolve(section, expanded)
         except UnknownSection as e:
-            errors.add(file, section, None, str(e))
+            where = values[e.key].file if e.key in values else file
+            errors.add(where, section, e.key, str(e))
             continue
         parsed: dict[str, Any] = {}
         for key, text in expanded.items():
