@@ -1,0 +1,81 @@
+"""Basic commands to check that the bot is alive and listening: ``echo <text>`` says the
+text back, ``ping`` answers ``pong``, ``version`` tells the botcore version, ``uptime`` how
+long the bot has been running."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botcore.event import Event
+from botcore.processor import Processor, match
+
+
+class Echo(Processor):
+    """Says the text back."""
+
+    usage = "echo <text>"
+    features = ("echo",)
+
+    @match(r"^\s*echo\s+(.*?)\s*$", version="deaddressed", simple=False)
+    def echo(self, event: Event, text: str) -> None:
+        if not text:
+            return
+        event.addresponse(text, address=False)
+
+
+class Ping(Processor):
+    """Answers ``ping`` with ``pong``."""
+
+    usage = "ping"
+    features = ("ping",)
+
+    @match("ping")
+    def ping(self, event: Event) -> None:
+        event.addresponse("pong")
+
+
+class Version(Processor):
+    """Tells which botcore the bot runs."""
+
+    usage = "version"
+    features = ("version",)
+
+    @match("version")
+    def version(self, event: Event) -> None:
+        version = self.bot.version if self.bot is not None else "(unknown version)"
+        event.addresponse(f"botcore {version}")
+
+
+def human_duration(seconds: float) -> str:
+    """``3725`` -> ``"1 hour, 2 minutes and 5 seconds"``; whole seconds, largest units
+    first, zero units left out."""
+    remaining = max(int(seconds), 0)
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    if not parts:
+        return "0 seconds"
+    if len(parts) == 1:
+        return parts[0]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+class Uptime(Processor):
+    """Tells how long the bot has been running."""
+
+    usage = "uptime"
+    features = ("uptime",)
+
+    @match("uptime")
+    def uptime(self, event: Event) -> None:
+        started = self.bot.started_at if self.bot is not None else None
+        if started is None:
+            event.addresponse("I'm still starting up")
+            return
+        now = datetime.fromtimestamp(self.bot.seconds(), UTC)
+        event.addresponse(
+            "I've been up for %s (since %s)",
+            (human_duration((now - started).total_seconds()), f"{started:%Y-%m-%d %H:%M:%S} UTC"),
+        )

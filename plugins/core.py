@@ -1,0 +1,532 @@
+"""The core processors every bot runs: they work out whether a message is meant for the bot,
+drop what should be ignored, complain about what nobody understood, and shape the replies.
+
+Pre-processing: Strip (-1600), Ignore (-1550), Addressed (-1500), RateLimit (-1000).
+Post-processing: Complain (950), Address (1500), Format (1600)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from random import choice
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from botcore.event import Event, EventType, Response
+from botcore.options import FloatOption, IntOption, ListOption
+from botcore.processor import Processor, handler
+
+if TYPE_CHECKING:
+    from botcore.interfaces import ISource
+
+_TEXT_TYPES = (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE)
+ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
+_ELLIPSIS_BYTES = len(ELLIPSIS.encode("utf-8"))
+
+
+class PhrasesOption(ListOption):
+    """A list of phrases, one per line (phrases may contain commas)."""
+
+    kind = "list of phrases, one per line"
+
+    def parse(self, raw: str) -> list[str]:
+        phrases = [line.strip() for line in raw.splitlines() if line.strip()]
+        if not phrases:
+            raise ValueError("expected at least one phrase, found none")
+        return phrases
+
+    def format(self, value: Any) -> str:
+        return "\n    ".join(value or ())
+
+
+def _strip(text: str) -> str:
+    """Text without surrounding space and trailing ``?``, ``!`` and ``.`` (Ibid's Strip)."""
+    return text.strip().rstrip("?!.").rstrip()
+
+
+class Strip(Processor):
+    """Fills in the message variants: ``stripped`` (and, until Addressed changes it,
+    ``clean``) is the raw text without surrounding space and trailing punctuation;
+    ``deaddressed`` starts as the raw text."""
+
+    usage = "(automatic) cleans up incoming messages for the other processors"
+    features = ("core",)
+    priority = -1600
+    addressed = False
+    event_types = _TEXT_TYPES
+
+    @handler
+    def handle_strip(self, event: Event) -> None:
+        message = event.message
+        if message is None:
+            return
+        message.deaddressed = message.raw
+        message.stripped = message.clean = _strip(message.raw)
+
+
+class Ignore(Processor):
+    """Marks events from ignored senders processed, so no plugin answers them."""
+
+    usage = "(automatic) ignores the senders listed in the 'ignore' option"
+    features = ("core", "ignore")
+    priority = -1550
+    addressed = False
+    event_types = (*_TEXT_TYPES, EventType.INVITE)
+
+    ignore = ListOption(
+        "Senders to ignore: a nick or sender id, or SOURCE:nick / SOURCE:id for one source.",
+        [],
+    )
+
+    log = Logger()
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._ignored: frozenset[str] = frozenset()
+
+    def setup(self) -> None:
+        self._ignored = frozenset(entry.casefold() for entry in self.ignore)
+
+    def ignored(self, event: Event) -> bool:
+        """Whether the event's sender is on the ignore list (nicks compared case-blind)."""
+        sender = event.sender
+        if not self._ignored or sender is None:
+            return False
+        source = event.source
+        for who in (sender.nick, sender.id):
+            if who is None:
+                continue
+            if who.casefold() in self._ignored or f"{source}:{who}".casefold() in self._ignored:
+                return True
+        return False
+
+    @handler
+    def handle_ignore(self, event: Event) -> None:
+        if self.ignored(event):
+            event.processed = True
+            self.log.debug(
+                "ignoring {nick} on {source}", nick=event.sender.nick, source=event.source
+            )
+
+
+_VERBS = (
+    "is",
+    "has",
+    "was",
+    "might",
+    "may",
+    "would",
+    "will",
+    "isn't",
+    "hasn't",
+    "wasn't",
+    "wouldn't",
+    "won't",
+    "can",
+    "can't",
+    "did",
+    "didn't",
+    "said",
+    "says",
+    "should",
+    "shouldn't",
+    "does",
+    "doesn't",
+)
+
+
+class _AddressPatterns:
+    """The compiled addressing patterns for one set of names."""
+
+    def __init__(self, names: tuple[str, ...], verbs: tuple[str, ...]) -> None:
+        # Longest first, so "botcore" is tried before "bot".
+        ordered = sorted(names, key=len, reverse=True)
+        self.lowered = tuple({name.lower() for name in ordered})
+        alternatives = "|".join(re.escape(name) for name in ordered)
+        flags = re.IGNORECASE | re.DOTALL
+        self.patterns = (
+            # "bot: x", "bot, x", "bot x", "bot:x"
+            re.compile(
+                rf"^\s*(?P<nick>{alternatives})"
+                rf"(?:\s*[:;.?>!,-]+\s+|\s+|\s*[,:]\s*)(?P<body>.*)$",
+                flags,
+            ),
+            # "x, bot" -- unless the message is addressed to somebody else ("alice: x, bot").
+            re.compile(
+                rf"^(?:\S+:.*|(?P<body>.*),\s*(?P<nick>{alternatives}))[\s?!.]*$",
+                flags,
+            ),
+        )
+        verb_words = "|".join(re.escape(verb) for verb in verbs)
+        self.statement = (
+            re.compile(rf"^\s*(?:{alternatives})\s+(?:{verb_words})(?:\s|$)", flags)
+            if verbs
+            else None
+        )
+
+    def mentioned(self, text: str) -> bool:
+        """The cheap test before any regex: does any name occur in the text at all?"""
+        lowered = text.lower()
+        return any(name in lowered for name in self.lowered)
+
+
+class Addressed(Processor):
+    """Works out whether a message is meant for the bot: ``bot: x``, ``bot, x``, ``bot x``
+    and ``x, bot`` are, unless a verb follows the name (``bot is cool`` is a remark about
+    the bot). Names are the bot's ``[bot] name`` and ``names`` plus its current nick on the
+    source. Sets ``event.addressed`` to the name used and removes it from ``clean`` and
+    ``deaddressed``. Private messages are always addressed."""
+
+    usage = "(automatic) notices when people talk to the bot: 'bot: ...', '..., bot'"
+    features = ("core", "addressed")
+    priority = -1500
+    addressed = False
+    event_types = _TEXT_TYPES
+
+    verbs = ListOption(
+        "Words that, right after the bot's name, make a message a remark about the bot "
+        'rather than a command ("bot is cool").',
+        list(_VERBS),
+    )
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._patterns: dict[tuple[str, ...], _AddressPatterns] = {}
+        self._verbs: tuple[str, ...] = _VERBS
+
+    def setup(self) -> None:
+        self._verbs = tuple(self.verbs)
+        self._patterns = {}
+
+    def names(self, event: Event) -> tuple[str, ...]:
+        """Every name the bot answers to on the event's source."""
+        if self.bot is None:
+            return ()
+        names = list(self.bot.names)
+        source = self.bot.get_source(event.source)
+        nick = getattr(source, "nick", None)
+        if nick:
+            names.append(nick)
+        return tuple(dict.fromkeys(name for name in names if name))
+
+    def patterns(self, names: tuple[str, ...]) -> _AddressPatterns:
+        found = self._patterns.get(names)
+        if found is None:
+            if len(self._patterns) > 64:  # nicks come and go; don't grow without bound
+                self._patterns = {}
+            found = self._patterns[names] = _AddressPatterns(names, self._verbs)
+        return found
+
+    @handler
+    def handle_addressed(self, event: Event) -> None:
+        message = event.message
+        if message is None:
+            return
+        if not event.public and not event.addressed:
+            event.addressed = True
+        names = self.names(event)
+        if not names:
+            return
+        patterns = self.patterns(names)
+        text = message.stripped
+        if not patterns.mentioned(text):
+            return
+        if patterns.statement is not None and patterns.statement.match(text):
+            return
+        for pattern in patterns.patterns:
+            found = pattern.match(text)
+            if found is None or found.group("nick") is None:
+                continue
+            event.addressed = found.group("nick")
+            message.clean = found.group("body").strip()
+            raw = pattern.match(message.raw)
+            if raw is not None and raw.group("nick") is not None:
+                message.deaddressed = raw.group("body")
+            else:
+                message.deaddressed = message.clean
+            return
+
+
+class RateLimit(Processor):
+    """Stops one sender from flooding the bot: past ``limit_messages`` addressed messages
+    in ``limit_time`` seconds, further ones are dropped without a reply (logged once per
+    window). The clock is the bot's."""
+
+    usage = "(automatic) ignores senders who talk to the bot too fast"
+    features = ("core", "ratelimit")
+    priority = -1000
+    event_types = _TEXT_TYPES
+
+    limit_messages = IntOption(
+        "Messages one sender may address to the bot within limit_time seconds.", 5, min=1
+    )
+    limit_time = FloatOption(
+        "The rate limit's window in seconds (0 turns rate limiting off).", 10.0, min=0
+    )
+
+    log = Logger()
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._lock = threading.Lock()
+        self._recent: dict[tuple[str, str], deque[float]] = {}
+        self._warned: dict[tuple[str, str], float] = {}
+        self._next_sweep = 0.0
+
+    def setup(self) -> None:
+        with self._lock:
+            self._recent = {}
+            self._warned = {}
+            self._next_sweep = 0.0
+
+    def _now(self) -> float:
+        return self.bot.seconds() if self.bot is not None else time.monotonic()
+
+    def over_limit(self, event: Event) -> tuple[bool, bool]:
+        """Count the event; return (over the limit, first time in this window)."""
+        window = self.limit_time
+        if event.sender is None or not window or window <= 0:
+            return False, False
+        limit = self.limit_messages
+        now = self._now()
+        key = (event.source, event.sender.id)
+        with self._lock:
+            recent = self._recent.get(key)
+            if recent is None or recent.maxlen != limit + 1:
+                recent = self._recent[key] = deque(recent or (), maxlen=limit + 1)
+            recent.append(now)
+            over = len(recent) > limit and now - recent[0] < window
+            first = False
+            if over:
+                last = self._warned.get(key)
+                if last is None or now - last >= window:
+                    self._warned[key] = now
+                    first = True
+            if now >= self._next_sweep:
+                self._sweep(now, window)
+        return over, first
+
+    def _sweep(self, now: float, window: float) -> None:
+        # Forget senders who have been quiet for a whole window (called with the lock held).
+        self._recent = {k: v for k, v in self._recent.items() if now - v[-1] < window}
+        self._warned = {k: t for k, t in self._warned.items() if now - t < window}
+        self._next_sweep = now + window
+
+    @handler
+    def ratelimit(self, event: Event) -> None:
+        over, first = self.over_limit(event)
+        if not over:
+            return
+        event.processed = True
+        if first:
+            self.log.info(
+                "rate limit: ignoring {nick} on {source} for now "
+                "(more than {count} messages in {seconds}s)",
+                nick=event.sender.nick,
+                source=event.source,
+                count=self.limit_messages,
+                seconds=self.limit_time,
+            )
+
+
+class Complain(Processor):
+    """Answers an addressed message nobody handled with a puzzled phrase, and one a
+    processor complained about (``event.complain``) with a phrase of that kind:
+    ``nonsense``, ``notauthed``, ``exception`` or ``network``. A complaint is only made
+    when the event has no replies yet."""
+
+    usage = "(automatic) tells people when the bot did not understand or could not help"
+    features = ("core", "complain")
+    priority = 950
+    processed = True
+    event_types = (EventType.MESSAGE, EventType.ACTION, EventType.INVITE, EventType.DELAYED)
+
+    nonsense = PhrasesOption(
+        "Replies to an addressed message nothing understood.",
+        ["Huh?", "Sorry...", "Excuse me?", "*blink*", "What?"],
+    )
+    notauthed = PhrasesOption(
+        "Replies when the sender lacks the permission a command needs.",
+        [
+            "You're not the boss of me",
+            "I'm not going to listen to you",
+            "Just do it yourself",
+            "Go away or I'll replace you with a very small shell-script",
+        ],
+    )
+    exception = PhrasesOption(
+        "Replies when a processor failed with an error.",
+        [
+            "I'm not feeling too well",
+            "That didn't go down very well. Burp.",
+            "That didn't seem to agree with me",
+        ],
+    )
+    network = PhrasesOption(
+        "Replies when a site or service the bot needed could not be reached.",
+        [
+            "The tubes are clogged!",
+            "I can't reach that site",
+            "That site seems to be down",
+        ],
+    )
+
+    KINDS = ("nonsense", "notauthed", "exception", "network")
+
+    def phrases(self, kind: str) -> list[str]:
+        """The configured phrases for a kind of complaint (unknown kinds: nonsense)."""
+        if kind not in self.KINDS:
+            kind = "nonsense"
+        return getattr(self, kind)
+
+    @handler
+    def complain(self, event: Event) -> None:
+        if event.responses:
+            return
+        if event.complain is not None:
+            event.addresponse(choice(self.phrases(event.complain)))
+        elif not event.processed and event.type != EventType.DELAYED:
+            event.complain = "nonsense"
+            event.addresponse(choice(self.nonsense))
+
+
+class Address(Processor):
+    """Turns True/False replies into an acknowledgement or a refusal, and prefixes public
+    replies to the sender's conversation with ``nick: `` (not actions or notices, not
+    replies made with ``address=False``)."""
+
+    usage = "(automatic) says who a reply in a channel is for"
+    features = ("core", "address")
+    priority = 1500
+    addressed = False
+    processed = True
+    event_types = None
+
+    acknowledgements = PhrasesOption(
+        "Replies standing for 'yes, done'.",
+        ["Okay", "Sure", "Done", "Righto", "Alrighty", "Yessir"],
+    )
+    refusals = PhrasesOption(
+        "Replies standing for 'no'.",
+        ["No", "I won't", "Shan't", "I'm sorry, but I can't do that"],
+    )
+
+    @handler
+    def address(self, event: Event) -> None:
+        if not event.responses:
+            return
+        sender = event.sender
+        prefix = f"{sender.nick}: " if event.public and sender is not None else None
+        changed = []
+        for response in event.responses:
+            text = response.text
+            if text is True:
+                text = choice(self.acknowledgements)
+            elif text is False:
+                text = choice(self.refusals)
+            if (
+                prefix is not None
+                and response.address
+                and not response.action
+                and not response.notice
+                and response.source == event.source
+                and response.target == event.channel
+            ):
+                text = prefix + str(text)
+            changed.append(response if text is response.text else response.replace(text=text))
+        event.responses = changed
+
+
+def truncate(text: str, limit: int | None) -> str:
+    """``text`` cut so that its UTF-8 encoding fits ``limit`` bytes, on a character
+    boundary, ending with an ellipsis when something was cut."""
+    if limit is None or len(text) * 4 <= limit:
+        return text
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return text
+    if limit < _ELLIPSIS_BYTES:
+        return encoded[: max(limit, 0)].decode("utf-8", "ignore")
+    return encoded[: limit - _ELLIPSIS_BYTES].decode("utf-8", "ignore") + ELLIPSIS
+
+
+def split_to_fit(text: str, limit: int) -> list[str]:
+    """Split multi-line ``text`` into chunks of at most ``limit`` UTF-8 bytes, preferring
+    to break at a line end, then after ``.``, ``;``, ``:``, ``,``, then at a space."""
+    chunks = []
+    while len(text.encode("utf-8", "replace")) > limit:
+        fits = len(text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore"))
+        fits = max(fits, 1)
+        head, rest = text[:fits], text[fits:]
+        for separator in "\n.;:, ":
+            # A line end or space just past the limit is a perfect place to break.
+            search = text[: fits + 1] if separator in "\n " else head
+            at = search.rfind(separator)
+            if at > 0:
+                head, rest = text[: at + 1], text[at + 1 :]
+                break
+        head = head.rstrip()
+        if head:
+            chunks.append(head)
+        text = rest.lstrip(" ")
+    if text.strip():
+        chunks.append(text)
+    return chunks
+
+
+class Format(Processor):
+    """Shapes each reply for the source it goes to: actions become ``*text*`` where the
+    source has none; multi-line text is joined with spaces (or, with ``conflate=False``,
+    sent as one reply per line) where the source has no multi-line messages; and text is
+    cut on a UTF-8 character boundary, with an ellipsis, to the source's
+    ``truncation_point()``."""
+
+    usage = "(automatic) fits replies to what each network can carry"
+    features = ("core", "format")
+    priority = 1600
+    addressed = False
+    processed = True
+    event_types = None
+
+    @handler
+    def format(self, event: Event) -> None:
+        if not event.responses:
+            return
+        formatted: list[Response] = []
+        for response in event.responses:
+            formatted.extend(self.format_response(response))
+        event.responses = formatted
+
+    def format_response(self, response: Response) -> list[Response]:
+        """The replies one response becomes on its destination source."""
+        source: ISource | None = self.bot.get_source(response.source) if self.bot else None
+        if source is None:
+            return [response]  # the dispatcher logs and drops replies to unknown sources
+        supports = source.supports
+        limit = source.truncation_point(response)
+        text = response.text if isinstance(response.text, str) else str(response.text)
+        action = response.action
+        if action and "action" not in supports:
+            text = f"*{text}*"
+            action = False
+        multiline = "multiline" in supports
+        if not response.conflate and not multiline:
+            lines = [line.expandtabs(1) for line in text.splitlines() if line.strip()]
+            return [
+                response.replace(text=truncate(line, limit), action=action)
+                for line in lines or [""]
+            ]
+        if not response.conflate and limit is not None:
+            return [
+                response.replace(text=chunk, action=action)
+                for chunk in split_to_fit(text, limit) or [""]
+            ]
+        if not multiline:
+            text = " ".join(text.expandtabs(1).splitlines())
+        text = truncate(text, limit)
+        if text is response.text and action == response.action:
+            return [response]
+        return [response.replace(text=text, action=action)]
