@@ -32,6 +32,8 @@ SELECTORS: dict[str, str] = {
     "url": _URL,
 }
 
+MESSAGE_VERSIONS = ("raw", "deaddressed", "clean", "stripped")
+
 _SELECTOR = re.compile(r"\{(?:(?P<name>[A-Za-z_]\w*):)?(?P<kind>" + "|".join(SELECTORS) + r")\}")
 _SPACES = re.compile(r"(?:\\ |\s)+")
 
@@ -54,7 +56,9 @@ def compile_selector(selector: str, simple: bool = True) -> re.Pattern[str]:
             return f"({body})"
 
         pattern = _SELECTOR.sub(group, pattern)
-        pattern = f"^{pattern}$"
+        # Grouped so that "a|b" means "exactly a or exactly b"; \Z so that a trailing
+        # new line does not slip through as $ would let it.
+        pattern = f"^(?:{pattern})\\Z"
     return re.compile(pattern, re.IGNORECASE | re.UNICODE | re.DOTALL)
 
 
@@ -83,6 +87,8 @@ class PeriodicSpec:
 def match(selector: str, version: str = "clean", simple: bool = True) -> Callable:
     """Run the method for messages matching ``selector``; groups become arguments
     (named groups as keyword arguments). ``version`` names the message variant matched."""
+    if version not in MESSAGE_VERSIONS:
+        raise ValueError(f"version must be one of {', '.join(MESSAGE_VERSIONS)}, not {version!r}")
     pattern = compile_selector(selector, simple)
 
     def wrap(function: Callable) -> Callable:
@@ -164,9 +170,8 @@ class Processor:
         periodics: dict[str, PeriodicSpec] = {}
         for klass in reversed(cls.__mro__):
             for attribute, value in vars(klass).items():
-                if not callable(value):
-                    continue
-                if hasattr(value, "_botcore_match"):
+                # An override without the decorator is no longer a handler (as in Ibid).
+                if callable(value) and hasattr(value, "_botcore_match"):
                     bound = value._botcore_match
                     permission, fallthrough = getattr(value, "_botcore_auth", (None, True))
                     handlers[attribute] = HandlerSpec(
@@ -177,8 +182,12 @@ class Processor:
                         auth_required=hasattr(value, "_botcore_auth"),
                         fallthrough=fallthrough,
                     )
-                if hasattr(value, "_botcore_periodic"):
+                else:
+                    handlers.pop(attribute, None)
+                if callable(value) and hasattr(value, "_botcore_periodic"):
                     periodics[attribute] = PeriodicSpec(attribute, *value._botcore_periodic)
+                else:
+                    periodics.pop(attribute, None)
         cls._handler_specs = tuple(handlers.values())
         cls._periodic_specs = tuple(periodics.values())
 
@@ -229,10 +238,10 @@ class Processor:
             found = spec.pattern.match(event.message.get(spec.version))
             if found is None or not self._allowed(spec, event):
                 continue
-            if spec.pattern.groupindex:
-                method(event, **found.groupdict())
-            else:
-                method(event, *found.groups())
+            # Named groups are keyword arguments, the others positional ones, in order.
+            named = set(spec.pattern.groupindex.values())
+            args = [g for i, g in enumerate(found.groups(), 1) if i not in named]
+            method(event, *args, **found.groupdict())
 
     def _allowed(self, spec: HandlerSpec, event: Event) -> bool:
         if not spec.auth_required:

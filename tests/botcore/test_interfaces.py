@@ -1,0 +1,59 @@
+"""Tests for botcore.interfaces: the base classes (and test doubles built on them) provide
+what ISource and IProcessor promise."""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyClass, verifyObject
+
+from botcore.interfaces import IProcessor, ISource
+from botcore.processor import Processor, match
+from botcore.source import Source
+from tests.botcore.fixtures_sources.fake import FakeSource
+from tests.fakes import RecordingSource
+
+
+class Hello(Processor):
+    @match("hello")
+    def hello(self, event):
+        event.addresponse("hi")
+
+
+class InterfaceTests(SynchronousTestCase):
+    """zope.interface verification of the core's extension points."""
+
+    def test_processor(self):
+        """A Processor subclass instance provides IProcessor."""
+        self.assertTrue(verifyObject(IProcessor, Hello("hello")))
+        self.assertTrue(verifyClass(IProcessor, Hello))
+
+    def test_source_subclass(self):
+        """A Source subclass instance provides ISource (and so IService)."""
+        source = FakeSource("fake", None, {})
+        self.assertTrue(verifyObject(ISource, source))
+        self.assertTrue(IService.providedBy(source))
+        self.assertEqual((source.name, source.type, source.state), ("fake", "fake", "stopped"))
+
+    def test_recording_source(self):
+        """The shared test source provides ISource."""
+        self.assertTrue(verifyObject(ISource, RecordingSource()))
+
+    def test_source_base(self):
+        """The Source base class declares ISource; its send is left to subclasses."""
+        self.assertTrue(verifyClass(ISource, Source))
+        self.assertRaises(NotImplementedError, Source("s", None).send, None)
+
+    def test_not_a_processor(self):
+        """verifyObject rejects an object missing the interface's methods."""
+
+        class Half:
+            name = priority = event_types = addressed = processed = None
+            autoload = permission = usage = features = config = None
+
+        from zope.interface import directlyProvides
+        from zope.interface.exceptions import Invalid
+
+        half = Half()
+        directlyProvides(half, IProcessor)
+        self.assertRaises(Invalid, verifyObject, IProcessor, half)

@@ -1,0 +1,476 @@
+"""Tests for botcore.processor: @match selectors, @handler, @authorise, @periodic, config
+overrides and the cheap accepts() checks."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.auth import Permissions
+from botcore.event import Event, EventType, Message, Sender
+from botcore.options import FloatOption, Option
+from botcore.processor import (
+    Processor,
+    authorise,
+    compile_selector,
+    handler,
+    match,
+    periodic,
+)
+
+
+def message(text: str, **kw) -> Event:
+    kw.setdefault("addressed", True)
+    kw.setdefault("sender", Sender("irc", "alice", "alice"))
+    kw.setdefault("channel", "#c")
+    return Event(source="irc", type=EventType.MESSAGE, message=text, **kw)
+
+
+def groups(selector: str, text: str, simple: bool = True):
+    """The groups a selector captures from text, or None when it does not match."""
+    found = compile_selector(selector, simple).match(text)
+    if found is None:
+        return None
+    return found.groupdict() if found.re.groupindex else found.groups()
+
+
+class SelectorTests(SynchronousTestCase):
+    """compile_selector: the Ibid-style selectors."""
+
+    def test_any(self):
+        """{any} takes one or more of any character, spaces included."""
+        self.assertEqual(groups("say {any}", "say a b  c"), ("a b  c",))
+        self.assertIsNone(groups("say {any}", "say "))
+
+    def test_chunk(self):
+        """{chunk} takes a run of non-space characters."""
+        self.assertEqual(groups("give {chunk}", "give x-1!"), ("x-1!",))
+        self.assertIsNone(groups("give {chunk}", "give a b"))
+
+    def test_digits(self):
+        """{digits} takes digits only."""
+        self.assertEqual(groups("roll {digits}", "roll 42"), ("42",))
+        self.assertIsNone(groups("roll {digits}", "roll 4.2"))
+        self.assertIsNone(groups("roll {digits}", "roll -4"))
+
+    def test_number(self):
+        """{number} takes integers and decimals."""
+        for text in ("3", "3.14", ".5"):
+            self.assertEqual(groups("pi {number}", "pi " + text), (text,))
+        self.assertIsNone(groups("pi {number}", "pi 1.2.3"))
+        self.assertIsNone(groups("pi {number}", "pi three"))
+
+    def test_word(self):
+        """{word} takes word characters (letters, digits, underscore)."""
+        self.assertEqual(groups("hi {word}", "hi bob_2"), ("bob_2",))
+        self.assertIsNone(groups("hi {word}", "hi bob-2"))
+
+    def test_alpha(self):
+        """{alpha} takes letters only."""
+        self.assertEqual(groups("hi {alpha}", "hi Bob"), ("Bob",))
+        self.assertIsNone(groups("hi {alpha}", "hi bob2"))
+
+    def test_url(self):
+        """{url} takes scheme:// and www. addresses."""
+        for url in ("http://example.org/a?b=c", "HTTPS://x.y", "www.example.com/p"):
+            self.assertEqual(groups("see {url}", "see " + url), (url,))
+        self.assertIsNone(groups("see {url}", "see example.com"))
+
+    def test_named(self):
+        """{name:kind} becomes a named group."""
+        self.assertEqual(
+            groups("{who:chunk} owes {amount:number}", "bob owes 2.5"),
+            {"who": "bob", "amount": "2.5"},
+        )
+
+    def test_anchored(self):
+        """A selector matches the whole text, not a part of it."""
+        self.assertIsNotNone(groups("hello", "hello"))
+        self.assertIsNone(groups("hello", "say hello"))
+        self.assertIsNone(groups("hello", "hello there"))
+        self.assertIsNone(groups("hello", "hello\n"))
+
+    def test_alternation_anchored(self):
+        """Each alternative of a selector must match the whole text."""
+        self.assertIsNotNone(groups("yes|no", "no"))
+        self.assertIsNone(groups("yes|no", "yes please"))
+        self.assertIsNone(groups("yes|no", "oh no"))
+
+    def test_case_insensitive(self):
+        """Matching ignores case."""
+        self.assertEqual(groups("Hello {word}", "hELLO World"), ("World",))
+
+    def test_spaces(self):
+        """A space (or run of spaces) in a selector matches any run of whitespace."""
+        self.assertEqual(groups("give  {chunk} to {chunk}", "give \t x  to\ny"), ("x", "y"))
+        self.assertIsNone(groups("give {chunk}", "givex"))
+
+    def test_surrounding_space_ignored(self):
+        """Space around the selector is not required in the text."""
+        self.assertIsNotNone(groups("  ping  ", "ping"))
+
+    def test_raw_regex(self):
+        """With simple=False the selector is a regex used as written (from the start)."""
+        self.assertEqual(groups(r"(\d+) apples?", "3 apples and more", simple=False), ("3",))
+        self.assertIsNone(groups(r"{any}", "anything", simple=False))
+        self.assertIsNone(groups(r"\d+", "a1", simple=False))
+
+
+class Greeter(Processor):
+    priority = 10
+    usage = "hello NAME"
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.calls = []
+
+    @match("hello {chunk}")
+    def hello(self, event, who):
+        self.calls.append(("hello", who))
+        event.addresponse("hi %s", who)
+
+    @match("{a:digits} plus {b:digits}")
+    def plus(self, event, a, b):
+        self.calls.append(("plus", a, b))
+
+    @match("set {key:word} to {any}")
+    def set(self, event, value, key):
+        self.calls.append(("set", key, value))
+
+    @match("raw only", version="raw")
+    def raw(self, event):
+        self.calls.append(("raw",))
+
+
+class HandlerTests(SynchronousTestCase):
+    """@match and @handler dispatch in Processor.process."""
+
+    def test_positional_groups(self):
+        """Unnamed groups become positional arguments."""
+        greeter = Greeter("greet")
+        event = message("hello bob")
+        greeter.process(event)
+        self.assertEqual(greeter.calls, [("hello", "bob")])
+        self.assertEqual([r.text for r in event.responses], ["hi bob"])
+
+    def test_named_groups(self):
+        """Named groups become keyword arguments."""
+        greeter = Greeter("greet")
+        greeter.process(message("1 plus 2"))
+        self.assertEqual(greeter.calls, [("plus", "1", "2")])
+
+    def test_mixed_groups(self):
+        """Named and unnamed groups together: keywords and positionals, none lost."""
+        greeter = Greeter("greet")
+        greeter.process(message("set colour to dark red"))
+        self.assertEqual(greeter.calls, [("set", "colour", "dark red")])
+
+    def test_no_match(self):
+        """A message matching no selector calls nothing."""
+        greeter = Greeter("greet")
+        greeter.process(message("goodbye"))
+        self.assertEqual(greeter.calls, [])
+
+    def test_version(self):
+        """version= selects the message variant the selector is matched against."""
+        greeter = Greeter("greet")
+        event = message("x")
+        event.message = Message("bot: RAW ONLY", clean="hello clean", deaddressed="raw only")
+        greeter.process(event)
+        self.assertEqual(greeter.calls, [("hello", "clean")])
+        event.message = Message("raw only", clean="something else")
+        greeter.process(event)
+        self.assertEqual(greeter.calls, [("hello", "clean"), ("raw",)])
+
+    def test_bad_version(self):
+        """An unknown message variant is refused when the plugin is defined."""
+        self.assertRaises(ValueError, match, "x", version="cleaned")
+
+    def test_no_message(self):
+        """@match handlers are skipped for events without a message."""
+        greeter = Greeter("greet")
+        greeter.process(Event(source="irc", type=EventType.MESSAGE))
+        self.assertEqual(greeter.calls, [])
+
+    def test_handler_sees_every_event(self):
+        """@handler methods run for every event, message or not, in definition order."""
+
+        class Both(Processor):
+            event_types = None
+
+            def __init__(self, *a, **kw):
+                super().__init__(*a, **kw)
+                self.seen = []
+
+            @handler
+            def first(self, event):
+                self.seen.append(("first", event.type))
+
+            @match("ping")
+            def ping(self, event):
+                self.seen.append(("ping", event.type))
+
+            @handler
+            def last(self, event):
+                self.seen.append(("last", event.type))
+
+        both = Both("both")
+        both.process(Event(source="s", type=EventType.STATE))
+        both.process(message("ping"))
+        self.assertEqual(
+            both.seen,
+            [
+                ("first", "state"),
+                ("last", "state"),
+                ("first", "message"),
+                ("ping", "message"),
+                ("last", "message"),
+            ],
+        )
+
+    def test_override_without_decorator(self):
+        """A subclass method overriding a handler without the decorator is not a handler."""
+
+        class Quiet(Greeter):
+            def hello(self, event, who):
+                raise AssertionError("not a handler any more")
+
+        quiet = Quiet("quiet")
+        quiet.process(message("hello bob"))
+        quiet.process(message("1 plus 1"))
+        self.assertEqual(quiet.calls, [("plus", "1", "1")])
+
+    def test_inherited_handlers(self):
+        """Handlers are inherited; a re-decorated override replaces the base's selector."""
+
+        class Loud(Greeter):
+            @match("HELLO! {chunk}")
+            def hello(self, event, who):
+                self.calls.append(("loud", who))
+
+        loud = Loud("loud")
+        loud.process(message("hello bob"))
+        loud.process(message("hello! bob"))
+        loud.process(message("2 plus 2"))
+        self.assertEqual(loud.calls, [("loud", "bob"), ("plus", "2", "2")])
+
+
+def bot_with(**auth_config):
+    """Just enough of a bot for @authorise: its Permissions."""
+    return SimpleNamespace(auth=Permissions(auth_config))
+
+
+class Admin(Processor):
+    permission = "admin"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.ran = []
+
+    @authorise()
+    @match("restart")
+    def restart(self, event):
+        self.ran.append("restart")
+
+    @match("shutdown")
+    @authorise(fallthrough=False)
+    def shutdown_bot(self, event):
+        self.ran.append("shutdown")
+
+    @authorise(permission="ops")
+    @match("kick {chunk}")
+    def kick(self, event, who):
+        self.ran.append("kick " + who)
+
+    @authorise()
+    @handler
+    def audit(self, event):
+        self.ran.append("audit")
+
+
+class AuthoriseTests(SynchronousTestCase):
+    """@authorise guarding handlers."""
+
+    def test_allowed(self):
+        """A sender with the permission runs the handler, and no complaint is made."""
+        admin = Admin("admin", bot_with(permissions=["+admin"]))
+        event = message("restart")
+        admin.process(event)
+        self.assertEqual(admin.ran, ["restart", "audit"])
+        self.assertIsNone(event.complain)
+
+    def test_refused_fallthrough(self):
+        """A refusal complains 'notauthed' but leaves the event to later processors."""
+        admin = Admin("admin", bot_with())
+        event = message("restart")
+        admin.process(event)
+        self.assertEqual(admin.ran, [])
+        self.assertEqual(event.complain, "notauthed")
+        self.assertFalse(event.processed)
+
+    def test_refused_no_fallthrough(self):
+        """With fallthrough=False a refusal also marks the event processed."""
+        admin = Admin("admin", bot_with())
+        event = message("shutdown")
+        admin.process(event)
+        self.assertEqual(admin.ran, [])
+        self.assertEqual(event.complain, "notauthed")
+        self.assertTrue(event.processed)
+
+    def test_own_permission(self):
+        """permission= on the decorator is checked instead of the processor's."""
+        admin = Admin("admin", bot_with(permissions=["+admin"]))
+        event = message("kick bob")
+        admin.process(event)
+        self.assertEqual((admin.ran, event.complain), (["audit"], "notauthed"))
+        admin = Admin("admin", bot_with(permissions=["+ops"]))
+        admin.process(message("kick bob"))
+        self.assertEqual(admin.ran, ["kick bob"])
+
+    def test_needs_authentication(self):
+        """A plain 'perm' grant needs an authenticated sender."""
+        admin = Admin("admin", bot_with(permissions=["admin"]))
+        admin.process(message("restart"))
+        self.assertEqual(admin.ran, [])
+        admin.process(message("restart", authenticated=True))
+        self.assertEqual(admin.ran, ["restart", "audit"])
+
+    def test_without_bot(self):
+        """A processor without a bot authorises nobody."""
+        admin = Admin("admin")
+        event = message("restart")
+        admin.process(event)
+        self.assertEqual((admin.ran, event.complain), ([], "notauthed"))
+
+    def test_no_permission_set(self):
+        """A processor without a permission refuses its @authorise handlers."""
+
+        class Careless(Processor):
+            @authorise()
+            @match("go")
+            def go(self, event):
+                raise AssertionError("must not run")
+
+        event = message("go")
+        Careless("c", bot_with(permissions=["+admin"])).process(event)
+        self.assertEqual(event.complain, "notauthed")
+
+    def test_authorised(self):
+        """authorised() checks a permission directly."""
+        admin = Admin("admin", bot_with(permissions=["+admin", "-ops"]))
+        self.assertTrue(admin.authorised(message("x"), "admin"))
+        self.assertFalse(admin.authorised(message("x"), "ops"))
+        self.assertFalse(admin.authorised(message("x"), None))
+
+
+class Configured(Processor):
+    priority = 100
+    addressed = True
+    processed = False
+    greeting = Option("What to say.", "hi")
+    interval = FloatOption("Seconds between ticks.", 60.0)
+
+
+class OverrideTests(SynchronousTestCase):
+    """Plugin-section overrides and options."""
+
+    def test_overrides(self):
+        """addressed, priority and processed from the plugin section replace the class's."""
+        processor = Configured("p", None, {"addressed": False, "priority": -5, "processed": True})
+        self.assertEqual(
+            (processor.addressed, processor.priority, processor.processed), (False, -5, True)
+        )
+        self.assertEqual(
+            (Configured.addressed, Configured.priority, Configured.processed), (True, 100, False)
+        )
+
+    def test_absent_overrides(self):
+        """Without overrides (or with None values) the class's settings stay."""
+        processor = Configured("p", None, {"priority": None})
+        self.assertEqual(
+            (processor.addressed, processor.priority, processor.processed), (True, 100, False)
+        )
+
+    def test_options_read_config(self):
+        """A processor's options read its plugin section."""
+        self.assertEqual(Configured("p", None, {"greeting": "yo"}).greeting, "yo")
+        self.assertEqual(Configured("p").greeting, "hi")
+
+    def test_options(self):
+        """options() lists the processor's own options."""
+        self.assertEqual(sorted(Configured.options()), ["greeting", "interval"])
+
+    def test_config_is_copied(self):
+        """The processor keeps its own copy of the section."""
+        section = {"greeting": "yo"}
+        processor = Configured("p", None, section)
+        section["greeting"] = "changed"
+        self.assertEqual(processor.greeting, "yo")
+
+
+class AcceptsTests(SynchronousTestCase):
+    """accepts(): type, addressed and processed checks."""
+
+    def test_type(self):
+        """Only the processor's event types are accepted; None means every type."""
+        self.assertTrue(Processor("p").accepts(message("x")))
+        self.assertFalse(Processor("p").accepts(Event(source="s", type=EventType.STATE)))
+
+        class Everything(Processor):
+            event_types = None
+            addressed = False
+
+        self.assertTrue(Everything("p").accepts(Event(source="s", type=EventType.STATE)))
+
+    def test_event_types_frozen(self):
+        """An instance's event_types is a frozenset."""
+        self.assertEqual(Processor("p").event_types, frozenset({EventType.MESSAGE}))
+
+    def test_addressed(self):
+        """An addressed processor ignores unaddressed events; an unaddressed one takes both."""
+        self.assertFalse(Processor("p").accepts(message("x", addressed=False)))
+        loose = Processor("p", None, {"addressed": False})
+        self.assertTrue(loose.accepts(message("x", addressed=False)))
+        self.assertTrue(loose.accepts(message("x")))
+
+    def test_processed(self):
+        """Processed events are skipped unless the processor asks for them."""
+        event = message("x")
+        event.processed = True
+        self.assertFalse(Processor("p").accepts(event))
+        self.assertTrue(Processor("p", None, {"processed": True}).accepts(event))
+
+
+class Ticking(Processor):
+    every = FloatOption("Seconds between checks.", 30.0)
+
+    @periodic(interval=10)
+    def fixed(self, event):
+        pass
+
+    @periodic(config_key="every", initial_delay=0)
+    def configured(self, event):
+        pass
+
+
+class PeriodicTests(SynchronousTestCase):
+    """@periodic declarations."""
+
+    def test_needs_interval(self):
+        """@periodic without an interval or config_key is a TypeError."""
+        self.assertRaises(TypeError, periodic)
+
+    def test_tasks(self):
+        """periodic_tasks gives method, interval and first delay (default: one interval)."""
+        ticking = Ticking("t")
+        self.assertEqual(
+            ticking.periodic_tasks(),
+            [(ticking.fixed, 10.0, 10.0), (ticking.configured, 30.0, 0.0)],
+        )
+
+    def test_config_key(self):
+        """A config_key interval is read from the plugin section; 0 disables the task."""
+        self.assertEqual(Ticking("t", None, {"every": 5.0}).periodic_tasks()[1][1], 5.0)
+        ticking = Ticking("t", None, {"every": 0.0})
+        self.assertEqual(ticking.periodic_tasks(), [(ticking.fixed, 10.0, 10.0)])
