@@ -26,9 +26,11 @@ class PluginNotFound(LookupError):
 
 
 class Reloader:
-    """Plugin load rules (Ibid's): with ``autoload`` every plugin found is loaded except
-    those in ``noload``; ``load`` adds plugins, and ``plugin.Processor`` entries load
-    processors that are not autoloaded. ``noload`` may also name one processor."""
+    """Plugin load rules (Ibid's). A plugin is loaded when ``autoload`` is on or ``load``
+    names it, unless ``noload`` names it. Of a loaded plugin every processor is taken
+    except those with ``autoload = False`` and those ``noload`` names as
+    ``plugin.Processor``. A ``plugin.Processor`` entry in ``load`` takes that processor
+    in every case, and only it when the plugin itself is not loaded by the rules above."""
 
     autoload = BoolOption("Load every plugin found unless it is listed in noload.", True)
     load = ListOption("Plugins (or plugin.Processor) to load in addition to the autoloaded.", [])
@@ -78,26 +80,31 @@ class Reloader:
         return options_of(ProcessorOverrides, *self.processor_classes(module))
 
     def wanted_plugins(self) -> list[str]:
-        """The plugins to load at startup, by the load rules."""
-        noload = set(self.noload)
-        wanted = [n for n in self.plugin_names() if n not in noload] if self.autoload else []
+        """The plugins to load at startup, by the load rules: found ones (sorted) first,
+        then those only ``load`` names, in its order."""
+        candidates = self.plugin_names() if self.autoload else []
         for entry in self.load:
             plugin = entry.partition(".")[0]
-            if plugin not in wanted and plugin not in noload:
-                wanted.append(plugin)
-        return wanted
+            if plugin not in candidates:
+                candidates.append(plugin)
+        return [name for name in candidates if self._whole_plugin(name) or self._named(name)]
+
+    def _whole_plugin(self, name: str) -> bool:
+        # Every autoloaded processor of the plugin, as opposed to just those named.
+        return name not in self.noload and (self.autoload or name in self.load)
+
+    def _named(self, name: str) -> list[str]:
+        return [entry for entry in self.load if entry.startswith(name + ".")]
 
     def processors(self, name: str, bot: Bot | None, config: dict[str, Any]) -> list[Processor]:
         """Instantiate the processors of plugin NAME that the load rules allow."""
         module = self.plugin_module(name)
+        whole = self._whole_plugin(name)
         found = []
         for cls in self.processor_classes(module):
             qualified = f"{name}.{cls.__name__}"
-            if qualified in self.noload:
-                continue
-            if not cls.autoload and qualified not in self.load:
-                continue
-            found.append(cls(name, bot, config))
+            if qualified in self.load or (whole and cls.autoload and qualified not in self.noload):
+                found.append(cls(name, bot, config))
         return found
 
     # -- sources --------------------------------------------------------------
