@@ -6,14 +6,22 @@ database session is opened only if a processor asks for it."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from random import getrandbits
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex``, but from the
+    random module: uuid4 reads os.urandom, a system call that drops the GIL on every event
+    and is slow under the dispatcher's thread contention. Ids need not be secret."""
+    bits = getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)
+    return f"{bits | (0x4000 << 64) | (0x8000 << 48):032x}"
 
 
 class EventType:
@@ -99,7 +107,7 @@ class Event:
     addressed: bool | str = False
     message: Message | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=_new_id)
     responses: list[Response] = field(default_factory=list)
     processed: bool = False
     complain: str | None = None
