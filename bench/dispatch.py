@@ -23,7 +23,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
 
-from botcore.bot import Bot, read_config
+from botcore.bot import Bot, Lifecycle, read_config
 from botcore.event import Event, EventType, Response, Sender
 from botcore.processor import Processor, match
 from botcore.reloader import Reloader
@@ -36,6 +36,10 @@ USAGE = """\
 Push message events through the real dispatcher (core + basic plugins, padded with
 synthetic processors) and print throughput and latency for each chain size.
 """
+
+
+class BenchError(Exception):
+    """The benchmark could not run (the bot did not start)."""
 
 
 # -- the synthetic plugin -----------------------------------------------------------
@@ -279,6 +283,10 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int) -> dict[st
         source = BenchSource("bench", bot)
         source.setServiceParent(bot.sources)
         await bot.startService()
+        problems = [f"plugin {name}: {why}" for name, why in bot.plugins.failed.items()]
+        if bot.state != Lifecycle.RUNNING or problems:
+            await bot.stopService()
+            raise BenchError("; ".join([f"the bot is {bot.state}", *problems]))
         chain = len(bot.dispatcher.chain)
         talks = conversations(args.conversations)
         if args.warmup:
@@ -381,8 +389,12 @@ def main(argv: list[str] | None = None) -> None:
 
     async def everything(reactor: Any) -> None:
         rows = []
-        for size in args.sizes:
-            rows.append(await run_case(reactor, args, size))
+        try:
+            for size in args.sizes:
+                rows.append(await run_case(reactor, args, size))
+        except BenchError as e:
+            print(f"bench/dispatch.py: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
         print_table(rows, errors[0])
 
     task.react(lambda reactor: ensureDeferred(everything(reactor)))
