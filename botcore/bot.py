@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -171,6 +171,27 @@ class Plugins(Service):
                     )
 
 
+class Sources(MultiService):
+    """The sources. Unlike a plain MultiService, starting waits for every source's start
+    and fails (with the first source's error) if any source fails to start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setName("sources")
+
+    def startService(self) -> Deferred[None]:
+        Service.startService(self)
+        starts = [maybeDeferred(source.startService) for source in self]
+        return DeferredList(starts, consumeErrors=True).addCallback(_first_failure)
+
+
+def _first_failure(results: list[tuple[bool, Any]]) -> Failure | None:
+    for ok, result in results:
+        if not ok:
+            return result
+    return None
+
+
 class Bot(MultiService):
     """The root of the service tree and the context plugins and sources talk to.
 
@@ -216,8 +237,7 @@ class Bot(MultiService):
         self.dispatcher.setServiceParent(self)
         self.plugins = Plugins(self)
         self.plugins.setServiceParent(self)
-        self.sources = MultiService()
-        self.sources.setName("sources")
+        self.sources = Sources()
         self.sources.setServiceParent(self)
         for name in config.names("source"):
             section = config.section(f"source:{name}")
@@ -315,6 +335,10 @@ class Bot(MultiService):
     def _stop_reactor(self) -> None:
         if getattr(self.reactor, "running", False):
             self.reactor.stop()
+        elif hasattr(self.reactor, "callWhenRunning"):
+            # twistd starts the services before it runs the reactor, so a start that
+            # fails at once (a port in use) must stop the reactor once it runs.
+            self.reactor.callWhenRunning(self.reactor.stop)
 
     def stopService(self) -> Deferred[None]:
         """Drain in-flight events (bounded), then stop sources, plugins, dispatcher and
