@@ -1,0 +1,400 @@
+"""The telnet console: people connect with telnet (or nc), pick a nick, and talk to the bot
+in private, one line per message. Handy for development and for a bot with no network."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+
+from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.options import BoolOption, IntOption, Option
+from botcore.source import Source
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IListeningPort
+    from twisted.python.failure import Failure
+
+    from botcore.bot import Bot
+
+
+class ListenFailed(Exception):
+    """The console could not listen on its endpoint."""
+
+
+class _EndpointCheckReactor:
+    """A stand-in reactor for checking an endpoint string's syntax: building a server
+    endpoint does no I/O, so any object will do."""
+
+
+class EndpointOption(Option):
+    """A Twisted server endpoint string, checked for syntax when the config is read."""
+
+    kind = "endpoint"
+
+    def parse(self, raw: str) -> str:
+        text = raw.strip()
+        try:
+            serverFromString(_EndpointCheckReactor(), text)
+        except Exception as e:
+            raise ValueError(
+                f"expected a Twisted server endpoint such as tcp:3000:interface=127.0.0.1, "
+                f"found {raw!r} ({e})"
+            ) from None
+        return text
+
+
+class TelnetSource(Source):
+    """Listens on ``endpoint``; each connection is one person, known by the nick they give.
+
+    Every line they type becomes a private, addressed ``message`` event; replies come back
+    as lines (actions as ``* botname text``). Reactor thread only.
+    """
+
+    type = "telnet"
+    supports = frozenset({"action", "multiline"})
+
+    endpoint = EndpointOption(
+        "Where the console listens: a Twisted server endpoint string (keep it on loopback).",
+        "tcp:3000:interface=127.0.0.1",
+    )
+    max_line = IntOption(
+        "Longest line accepted, in bytes; longer lines are refused with an error.",
+        8192,
+        min=16,
+    )
+    trusted = BoolOption(
+        "Count everyone on the console as authenticated (anyone who can connect is trusted).",
+        False,
+    )
+
+    #: Over-long lines in a row after which a connection is considered a flood and closed.
+    max_overlong = 3
+    #: Messages one person may have waiting for the bot before further lines are refused.
+    max_pending = 50
+    #: Longest nick accepted.
+    max_nick = 32
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str,
+        bot: Bot | None,
+        config: dict[str, Any] | None = None,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(name, bot, config)
+        self._reactor = reactor
+        self.port: IListeningPort | None = None
+        self.consoles: set[Console] = set()
+        self.by_nick: dict[str, Console] = {}
+        self._ids = itertools.count(1)
+
+    def setup(self) -> None:
+        self.nick = self.bot.name if self.bot is not None else self.name
+
+    @property
+    def reactor(self) -> Any:
+        if self._reactor is None:
+            if self.bot is not None and getattr(self.bot, "reactor", None) is not None:
+                self._reactor = self.bot.reactor
+            else:
+                from twisted.internet import reactor
+
+                self._reactor = reactor
+        return self._reactor
+
+    # -- service ------------------------------------------------------------------
+
+    def startService(self) -> Deferred[None]:
+        """Start listening; the Deferred fails with `ListenFailed` (port in use, bad
+        address), which makes the bot's start fail."""
+        super().startService()
+        self.set_state("connecting")
+        try:
+            endpoint = serverFromString(self.reactor, self.endpoint)
+            d = endpoint.listen(ConsoleFactory(self))
+        except Exception as e:
+            d = fail(e)
+        return d.addCallbacks(self._listening, self._listen_failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        self.set_state("connected")
+        self.log.info(
+            "source {source}: telnet console listening on {endpoint}",
+            source=self.name,
+            endpoint=self.endpoint,
+        )
+
+    def _listen_failed(self, failure: Failure) -> None:
+        self.set_state("failed")
+        reason = failure.getErrorMessage().strip() or failure.type.__name__
+        raise ListenFailed(f"source {self.name}: cannot listen on {self.endpoint}: {reason}")
+
+    def stopService(self) -> Deferred[None] | None:
+        """Say goodbye to everyone, close their connections and stop listening."""
+        super().stopService()
+        for console in list(self.consoles):
+            console.close("the bot is shutting down; bye.")
+        port, self.port = self.port, None
+        self.set_state("stopped")
+        if port is not None:
+            return port.stopListening()
+        return None
+
+    # -- people -------------------------------------------------------------------
+
+    def next_connection_id(self) -> str:
+        return f"{self.name}#{next(self._ids)}"
+
+    def console_for(self, nick: str | None) -> Console | None:
+        """The connection of the person called ``nick``, or None."""
+        if not nick:
+            return None
+        return self.by_nick.get(nick.casefold())
+
+    def check_nick(self, nick: str) -> str | None:
+        """Why ``nick`` cannot be used, or None when it can."""
+        if not nick:
+            return "a nick cannot be empty"
+        if any(c.isspace() for c in nick):
+            return "a nick cannot contain spaces"
+        if not nick.isprintable():
+            return "a nick cannot contain control characters"
+        if len(nick) > self.max_nick:
+            return f"a nick is at most {self.max_nick} characters"
+        if nick.casefold() in {n.casefold() for n in self.bot_names()}:
+            return "that is my name"
+        if nick.casefold() in self.by_nick:
+            return f"the nick {nick} is in use"
+        return None
+
+    def bot_names(self) -> list[str]:
+        if self.bot is None:
+            return [self.nick or self.name]
+        return list(getattr(self.bot, "names", [self.bot.name]))
+
+    def joined(self, console: Console) -> None:
+        self.by_nick[console.nick.casefold()] = console
+        self.log.info(
+            "source {source}: {nick} joined ({connection} from {peer})",
+            source=self.name,
+            nick=console.nick,
+            connection=console.connection_id,
+            peer=console.peer,
+        )
+
+    def left(self, console: Console) -> None:
+        self.consoles.discard(console)
+        if console.nick is not None and self.by_nick.get(console.nick.casefold()) is console:
+            del self.by_nick[console.nick.casefold()]
+            self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
+
+    def message(self, console: Console, text: str) -> Deferred[Event]:
+        """Turn one line from ``console`` into an event and dispatch it."""
+        nick = console.nick
+        assert nick is not None
+        event = Event(
+            source=self.name,
+            type=EventType.MESSAGE,
+            sender=Sender(connection=console.connection_id, id=nick, nick=nick),
+            channel=nick,
+            public=False,
+            addressed=True,
+            message=Message(text),
+            authenticated=bool(self.trusted),
+        )
+        return self.dispatch(event)
+
+    # -- replies ------------------------------------------------------------------
+
+    def respond(self, event: Event) -> None:
+        """Send the event's replies, except those meant for its sender when the sender
+        has left (or someone else has taken the nick) meanwhile."""
+        sender = event.sender
+        gone = sender is not None and not self._still_here(sender)
+        for response in event.responses:
+            if response.source != self.name:
+                continue
+            if gone and response.target == event.channel:
+                self.log.debug(
+                    "source {source}: dropped a reply to {nick}, who has left",
+                    source=self.name,
+                    nick=response.target,
+                )
+                continue
+            try:
+                self.send(response)
+            except Exception:
+                self.log.failure("sending a reply on {source} failed", source=self.name)
+
+    def _still_here(self, sender: Sender) -> bool:
+        console = self.console_for(sender.id)
+        return console is not None and console.connection_id == sender.connection
+
+    def send(self, response: Response) -> None:
+        """Write a reply to the person it is for; a reply to someone not connected is
+        dropped (with a debug log)."""
+        console = self.console_for(response.target)
+        if console is None:
+            self.log.debug(
+                "source {source}: dropped a reply to {target}, who is not connected",
+                source=self.name,
+                target=response.target,
+            )
+            return
+        for line in format_reply(response, self.nick or self.name):
+            console.send_line(line)
+
+    def rejected(self, event: Event, reason: str) -> None:
+        super().rejected(event, reason)
+        if event.sender is not None and self._still_here(event.sender):
+            console = self.console_for(event.sender.id)
+            assert console is not None
+            console.send_line(f"sorry, {reason}: your message was not processed.")
+
+
+def format_reply(response: Response, nick: str) -> list[str]:
+    """The lines a reply is written as: one per line of text, actions as ``* nick text``."""
+    text = response.text
+    if isinstance(text, bool):
+        # An acknowledgement the core's formatter did not turn into words.
+        text = "okay" if text else "sorry, I couldn't do that"
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if response.action:
+        return [f"* {nick} {line}" for line in lines]
+    return lines
+
+
+class Console(Protocol):
+    """One telnet connection: asks for a nick, then relays lines to the source.
+
+    Lines end with ``\\n`` or ``\\r\\n``; a line longer than the source's ``max_line`` is
+    refused with an error and the rest of it discarded."""
+
+    def __init__(self, source: TelnetSource, connection_id: str) -> None:
+        self.source = source
+        self.connection_id = connection_id
+        self.nick: str | None = None
+        self.peer = "?"
+        self.pending = 0
+        self._buffer = b""
+        self._discarding = False
+        self._overlong = 0
+
+    # -- wire -----------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        self.peer = f"{host}:{port}" if host is not None else str(peer)
+        self.source.consoles.add(self)
+        name = self.source.nick or self.source.name
+        self.send_line(f"Hello, this is {name}'s console.")
+        self.send_line("What is your nick?")
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.source.left(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        limit = self.source.max_line
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            if self.transport.disconnecting:
+                return
+            if self._discarding:
+                # The end of an over-long line already refused.
+                self._discarding = False
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                self._line_too_long()
+                continue
+            self._overlong = 0
+            self._line_received(line)
+        if self.transport.disconnecting:
+            return
+        # + 1: the buffered part of a line may already hold the "\r" of its "\r\n".
+        if len(self._buffer) > limit + 1:
+            self._buffer = b""
+            if not self._discarding:
+                self._discarding = True
+                self._line_too_long()
+
+    def send_line(self, text: str) -> None:
+        self.transport.write(text.encode("utf-8", "replace") + b"\r\n")
+
+    def close(self, goodbye: str | None = None) -> None:
+        if goodbye:
+            self.send_line(goodbye)
+        self.transport.loseConnection()
+
+    # -- lines ----------------------------------------------------------------
+
+    def _line_too_long(self) -> None:
+        self._overlong += 1
+        if self._overlong >= self.source.max_overlong:
+            self.source.log.info(
+                "source {source}: closing {connection}: too many over-long lines",
+                source=self.source.name,
+                connection=self.connection_id,
+            )
+            self.close("error: too many over-long lines; goodbye.")
+            return
+        self.send_line(f"error: line longer than {self.source.max_line} bytes; line ignored.")
+
+    def _line_received(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.send_line("error: invalid UTF-8; line ignored.")
+            return
+        text = text.strip()
+        if self.nick is None:
+            self._choose_nick(text)
+        elif not text:
+            return
+        elif text == "/quit":
+            self.close("bye.")
+        elif self.pending >= self.source.max_pending:
+            self.send_line("error: too many messages waiting for an answer; line ignored.")
+        else:
+            self.pending += 1
+            self.source.message(self, text).addBoth(self._answered)
+
+    def _answered(self, result: Any) -> Any:
+        self.pending -= 1
+        return None
+
+    def _choose_nick(self, nick: str) -> None:
+        problem = self.source.check_nick(nick)
+        if problem is not None:
+            self.send_line(f"{problem}; what is your nick?")
+            return
+        self.nick = nick
+        self.source.joined(self)
+        name = self.source.nick or self.source.name
+        self.send_line(f"Hi {nick}! Every line you type is a message to {name}; /quit leaves.")
+
+
+class ConsoleFactory(ServerFactory):
+    """Builds a `Console` for each connection to a `TelnetSource`."""
+
+    noisy = False
+
+    def __init__(self, source: TelnetSource) -> None:
+        self.source = source
+
+    def buildProtocol(self, addr: Any) -> Console:
+        console = Console(self.source, self.source.next_connection_id())
+        console.factory = self
+        return console

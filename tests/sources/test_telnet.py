@@ -1,0 +1,460 @@
+"""Tests for the telnet console source: the nick handshake, lines to events and replies
+to lines, bad input, disconnects, and listening."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactor, RaisingMemoryReactor, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from botcore.dispatcher import Dispatcher
+from botcore.event import Event, Response
+from botcore.interfaces import ISource
+from botcore.processor import Processor, match
+from botcore.testing import InlineReactor, InlineThreadPool
+from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
+from tests.fakes import ManualThreadPool
+
+
+class Talk(Processor):
+    """Replies the tests ask for, and a record of every event seen."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.seen: list[Event] = []
+
+    @match("ping")
+    def ping(self, event: Event) -> None:
+        self.seen.append(event)
+        event.addresponse("pong")
+
+    @match("wave")
+    def wave(self, event: Event) -> None:
+        event.addresponse("waves", action=True)
+
+    @match("poem")
+    def poem(self, event: Event) -> None:
+        event.addresponse("roses are red\nviolets are blue")
+
+    @match("ack")
+    def ack(self, event: Event) -> None:
+        event.addresponse(True)
+
+
+@dataclass
+class FakeBot:
+    """The part of the bot a source talks to: its names, dispatcher and reactor."""
+
+    dispatcher: Dispatcher
+    reactor: Any
+    name: str = "botcore"
+    names: list[str] = field(default_factory=lambda: ["botcore", "bc"])
+
+
+class TelnetTestCase(SynchronousTestCase):
+    """A telnet source with a real dispatcher running `Talk` inline."""
+
+    config: ClassVar[dict[str, Any]] = {"max_line": 64}
+    pool_class: Any = InlineThreadPool
+
+    def setUp(self) -> None:
+        self.clock = InlineReactor()
+        self.pool = self.pool_class()
+        self.dispatcher = Dispatcher(
+            {},
+            reactor=self.clock,
+            threadpool=self.pool,
+            sources=lambda name: self.source if name == "console" else None,
+        )
+        self.talk = Talk("testing", None, {})
+        self.dispatcher.set_chain([self.talk])
+        self.dispatcher.startService()
+        self.addCleanup(self._stop_dispatcher)
+        self.bot = FakeBot(self.dispatcher, self.clock)
+        self.source = TelnetSource("console", self.bot, dict(self.config))
+        self.source.setup()
+        self.ports = 40000
+
+    def _stop_dispatcher(self) -> None:
+        if self.dispatcher.running:
+            self.successResultOf(self.dispatcher.stopService())
+
+    def connect(self, nick: str | None = None) -> tuple[Console, StringTransport]:
+        """A new connection; with ``nick``, past the handshake and with its output cleared."""
+        self.ports += 1
+        peer = IPv4Address("TCP", "127.0.0.1", self.ports)
+        console = ConsoleFactory(self.source).buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        console.makeConnection(transport)
+        if nick is not None:
+            console.dataReceived(nick.encode() + b"\r\n")
+            self.assertIn(f"Hi {nick}!", transport.value().decode())
+            transport.clear()
+        return console, transport
+
+    def lines(self, transport: StringTransport) -> list[str]:
+        """The lines written so far (each must end with CRLF); clears the transport."""
+        data = transport.value().decode("utf-8")
+        transport.clear()
+        self.assertTrue(data == "" or data.endswith("\r\n"), repr(data))
+        return data.split("\r\n")[:-1]
+
+    def say(self, console: Console, transport: StringTransport, text: str) -> list[str]:
+        console.dataReceived(text.encode("utf-8") + b"\r\n")
+        return self.lines(transport)
+
+
+class HandshakeTests(TelnetTestCase):
+    """Connecting and choosing a nick."""
+
+    def test_greeting(self) -> None:
+        """A new connection is greeted and asked for a nick."""
+        _, transport = self.connect()
+        self.assertEqual(
+            self.lines(transport), ["Hello, this is botcore's console.", "What is your nick?"]
+        )
+
+    def test_nick_accepted(self) -> None:
+        """A valid nick is welcomed and the person is known by it."""
+        console, transport = self.connect()
+        transport.clear()
+        self.assertEqual(
+            self.say(console, transport, "alice"),
+            ["Hi alice! Every line you type is a message to botcore; /quit leaves."],
+        )
+        self.assertIs(self.source.console_for("alice"), console)
+
+    def test_bad_nicks(self) -> None:
+        """Empty nicks, nicks with spaces, nicks in use (in any case) and the bot's own
+        names are refused with the reason, and the question is asked again."""
+        self.connect("alice")
+        console, transport = self.connect()
+        transport.clear()
+        for nick, reason in [
+            ("", "a nick cannot be empty"),
+            ("al ice", "a nick cannot contain spaces"),
+            ("ALICE", "the nick ALICE is in use"),
+            ("BC", "that is my name"),
+            ("x" * 33, "a nick is at most 32 characters"),
+        ]:
+            self.assertEqual(
+                self.say(console, transport, nick), [f"{reason}; what is your nick?"], nick
+            )
+        self.assertIsNone(console.nick)
+        self.say(console, transport, "bob")
+        self.assertEqual(console.nick, "bob")
+
+    def test_nick_free_again_after_leaving(self) -> None:
+        """When someone leaves, their nick can be taken by someone else."""
+        console, _ = self.connect("alice")
+        console.connectionLost(None)
+        self.assertIsNone(self.source.console_for("alice"))
+        other, _ = self.connect("alice")
+        self.assertIs(self.source.console_for("alice"), other)
+
+    def test_is_a_source(self) -> None:
+        """The telnet source provides ISource, supports actions and multi-line text, and
+        has no truncation point; its nick is the bot's name."""
+        verifyObject(ISource, self.source)
+        self.assertEqual(self.source.type, "telnet")
+        self.assertEqual(self.source.supports, frozenset({"action", "multiline"}))
+        self.assertIsNone(self.source.truncation_point())
+        self.assertEqual(self.source.nick, "botcore")
+
+
+class MessageTests(TelnetTestCase):
+    """Lines in, events to the dispatcher, replies out."""
+
+    def test_line_becomes_private_addressed_event(self) -> None:
+        """Each line is a private message addressed to the bot, from the person's nick,
+        over their connection, not authenticated."""
+        console, transport = self.connect("alice")
+        self.assertEqual(self.say(console, transport, "ping"), ["pong"])
+        [event] = self.talk.seen
+        self.assertEqual(event.source, "console")
+        self.assertEqual(event.type, "message")
+        self.assertEqual(event.sender.id, "alice")
+        self.assertEqual(event.sender.nick, "alice")
+        self.assertEqual(event.sender.connection, console.connection_id)
+        self.assertEqual(event.channel, "alice")
+        self.assertFalse(event.public)
+        self.assertTrue(event.addressed)
+        self.assertFalse(event.authenticated)
+        self.assertEqual(event.message.raw, "ping")
+
+    def test_trusted_console_is_authenticated(self) -> None:
+        """With ``trusted``, events from the console count as authenticated."""
+        self.source.config["trusted"] = True
+        console, transport = self.connect("alice")
+        self.say(console, transport, "ping")
+        self.assertTrue(self.talk.seen[0].authenticated)
+
+    def test_line_endings_and_chunks(self) -> None:
+        """Lines may end with LF or CRLF and arrive split or several at once."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"pi")
+        console.dataReceived(b"ng\npi")
+        console.dataReceived(b"ng\r")
+        console.dataReceived(b"\nping\r\nping\n")
+        self.assertEqual(self.lines(transport), ["pong"] * 4)
+
+    def test_blank_lines_ignored(self) -> None:
+        """Blank lines are not messages."""
+        console, transport = self.connect("alice")
+        self.assertEqual(self.say(console, transport, "   "), [])
+        self.assertEqual(self.talk.seen, [])
+
+    def test_action(self) -> None:
+        """An action is written as ``* botname text``."""
+        console, transport = self.connect("alice")
+        self.assertEqual(self.say(console, transport, "wave"), ["* botcore waves"])
+
+    def test_multiline(self) -> None:
+        """Multi-line text becomes several lines."""
+        console, transport = self.connect("alice")
+        self.assertEqual(
+            self.say(console, transport, "poem"), ["roses are red", "violets are blue"]
+        )
+
+    def test_acknowledgement(self) -> None:
+        """A bare True reply is written as words, not ``True``."""
+        console, transport = self.connect("alice")
+        self.assertEqual(self.say(console, transport, "ack"), ["okay"])
+
+    def test_several_users(self) -> None:
+        """Replies go to the person who spoke, not to everyone."""
+        alice, alice_wire = self.connect("alice")
+        bob, bob_wire = self.connect("bob")
+        self.assertEqual(self.say(bob, bob_wire, "wave"), ["* botcore waves"])
+        self.assertEqual(self.lines(alice_wire), [])
+        self.assertEqual(self.say(alice, alice_wire, "ping"), ["pong"])
+        self.assertEqual(self.lines(bob_wire), [])
+
+    def test_reply_from_elsewhere(self) -> None:
+        """A reply routed to the source (a delayed call, another source) reaches the nick
+        it is for, found case-insensitively."""
+        _, transport = self.connect("Alice")
+        self.source.send(Response("hello there", target="alice", source="console"))
+        self.assertEqual(self.lines(transport), ["hello there"])
+
+    def test_reply_to_nobody(self) -> None:
+        """A reply to a nick nobody uses is dropped quietly."""
+        self.source.send(Response("hello?", target="nobody", source="console"))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_quit(self) -> None:
+        """``/quit`` says goodbye and closes the connection."""
+        console, transport = self.connect("alice")
+        self.assertEqual(self.say(console, transport, "/quit"), ["bye."])
+        self.assertTrue(transport.disconnecting)
+
+
+class BadInputTests(TelnetTestCase):
+    """Input that is refused without disturbing the session."""
+
+    def test_invalid_utf8(self) -> None:
+        """A line that is not UTF-8 gets an error line; the session goes on."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"\xff\xfe ping\r\n")
+        self.assertEqual(self.lines(transport), ["error: invalid UTF-8; line ignored."])
+        self.assertEqual(self.say(console, transport, "ping"), ["pong"])
+        self.assertFalse(transport.disconnecting)
+
+    def test_invalid_utf8_nick(self) -> None:
+        """A nick that is not UTF-8 is refused the same way."""
+        console, transport = self.connect()
+        transport.clear()
+        console.dataReceived(b"\xc3(\n")
+        self.assertEqual(self.lines(transport), ["error: invalid UTF-8; line ignored."])
+        self.assertIsNone(console.nick)
+
+    def test_overlong_line(self) -> None:
+        """A complete line longer than ``max_line`` gets an error and is not a message;
+        the next line works."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"p" * 65 + b"\r\nping\r\n")
+        self.assertEqual(
+            self.lines(transport), ["error: line longer than 64 bytes; line ignored.", "pong"]
+        )
+        self.assertEqual(len(self.talk.seen), 1)
+
+    def test_line_of_exactly_max_line(self) -> None:
+        """A line of exactly ``max_line`` bytes is accepted, even split before its CRLF."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"ping" + b" " * 60 + b"\r")
+        console.dataReceived(b"\n")
+        self.assertEqual(self.lines(transport), ["pong"])
+
+    def test_overlong_line_in_pieces(self) -> None:
+        """An over-long line arriving in pieces gets one error; the rest of it, up to its
+        end, is discarded, and the following line works."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"x" * 70)
+        self.assertEqual(
+            self.lines(transport), ["error: line longer than 64 bytes; line ignored."]
+        )
+        console.dataReceived(b"ping" * 40)
+        console.dataReceived(b"ping\r\nping\r\n")
+        self.assertEqual(self.lines(transport), ["pong"])
+        self.assertEqual(len(self.talk.seen), 1)
+        self.assertFalse(transport.disconnecting)
+
+    def test_flood_disconnects(self) -> None:
+        """Three over-long lines in a row close the connection."""
+        console, transport = self.connect("alice")
+        console.dataReceived((b"x" * 70 + b"\n") * 5)
+        self.assertEqual(
+            self.lines(transport),
+            ["error: line longer than 64 bytes; line ignored."] * 2
+            + ["error: too many over-long lines; goodbye."],
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.talk.seen, [])
+
+    def test_good_line_resets_flood_count(self) -> None:
+        """Over-long lines separated by normal ones do not count as a flood."""
+        console, transport = self.connect("alice")
+        console.dataReceived((b"x" * 70 + b"\nping\n") * 4)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(len(self.talk.seen), 4)
+
+
+class PendingTests(TelnetTestCase):
+    """Events still being processed: disconnects, limits and shutdown."""
+
+    pool_class = ManualThreadPool
+
+    def test_disconnect_mid_event(self) -> None:
+        """Someone who leaves while their message is processed is cleaned up; the reply is
+        dropped without an error."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"ping\r\n")
+        transport.loseConnection()
+        console.connectionLost(None)
+        self.assertIsNone(self.source.console_for("alice"))
+        self.assertNotIn(console, self.source.consoles)
+        self.pool.run_all()
+        self.assertEqual(self.lines(transport), [])
+        self.assertEqual(len(self.talk.seen), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_reply_not_given_to_new_owner_of_nick(self) -> None:
+        """A reply to someone who left is not given to a newcomer with the same nick."""
+        console, _ = self.connect("alice")
+        console.dataReceived(b"ping\r\n")
+        console.connectionLost(None)
+        _, newcomer = self.connect("alice")
+        self.pool.run_all()
+        self.assertEqual(self.lines(newcomer), [])
+
+    def test_replies_in_order(self) -> None:
+        """Replies leave in the order the lines came in."""
+        console, transport = self.connect("alice")
+        console.dataReceived(b"ping\nwave\nping\n")
+        self.pool.run_all()
+        self.assertEqual(self.lines(transport), ["pong", "* botcore waves", "pong"])
+
+    def test_too_many_waiting(self) -> None:
+        """Lines beyond ``max_pending`` unanswered ones are refused with an error."""
+        self.patch(TelnetSource, "max_pending", 2)
+        console, transport = self.connect("alice")
+        console.dataReceived(b"ping\nping\nping\n")
+        self.assertEqual(
+            self.lines(transport),
+            ["error: too many messages waiting for an answer; line ignored."],
+        )
+        self.pool.run_all()
+        self.assertEqual(self.lines(transport), ["pong", "pong"])
+        console.dataReceived(b"ping\n")
+        self.pool.run_all()
+        self.assertEqual(self.lines(transport), ["pong"])
+
+    def test_shutdown_refusal(self) -> None:
+        """A line that arrives while the bot is shutting down is answered with why it was
+        not processed."""
+        console, transport = self.connect("alice")
+        d = self.dispatcher.stopService()
+        self.pool.run_all()
+        self.successResultOf(d)
+        self.assertEqual(
+            self.say(console, transport, "ping"),
+            ["sorry, the bot is shutting down: your message was not processed."],
+        )
+        self.assertEqual(self.talk.seen, [])
+
+
+class ServiceTests(TelnetTestCase):
+    """Listening and stopping."""
+
+    def make_source(self, reactor: Any, **config: Any) -> TelnetSource:
+        source = TelnetSource("console", self.bot, config, reactor=reactor)
+        source.setup()
+        return source
+
+    def test_listens_on_endpoint(self) -> None:
+        """Starting listens on the configured endpoint (loopback port 3000 by default) and
+        marks the source connected."""
+        reactor = MemoryReactor()
+        source = self.make_source(reactor)
+        self.successResultOf(source.startService())
+        [(port, factory, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (3000, "127.0.0.1"))
+        self.assertIsInstance(factory, ConsoleFactory)
+        self.assertEqual(source.state, "connected")
+
+    def test_port_in_use(self) -> None:
+        """When the endpoint cannot be listened on, the start fails with one clear error
+        naming the source and the endpoint."""
+        error = CannotListenError("127.0.0.1", 3000, OSError(98, "Address already in use"))
+        source = self.make_source(RaisingMemoryReactor(listenException=error))
+        failure = self.failureResultOf(source.startService(), ListenFailed)
+        message = failure.getErrorMessage()
+        self.assertIn("source console: cannot listen on tcp:3000:interface=127.0.0.1", message)
+        self.assertIn("Address already in use", message)
+        self.assertEqual(source.state, "failed")
+
+    def test_bad_endpoint_at_start(self) -> None:
+        """An endpoint that was not validated (set in code) fails the start, not raises."""
+        source = self.make_source(MemoryReactor(), endpoint="nonsense:1")
+        self.failureResultOf(source.startService(), ListenFailed)
+
+    def test_stop_closes_connections(self) -> None:
+        """Stopping says goodbye to everyone, closes their connections and stops
+        listening."""
+        reactor = MemoryReactor()
+        source = self.make_source(reactor)
+        self.source = source
+        self.successResultOf(source.startService())
+        _, waiting = self.connect()
+        _, talking = self.connect("alice")
+        source.stopService()
+        for transport in (waiting, talking):
+            self.assertIn("the bot is shutting down; bye.", self.lines(transport))
+            self.assertTrue(transport.disconnecting)
+        self.assertIsNone(source.port)
+        self.assertEqual(source.state, "stopped")
+
+
+class EndpointOptionTests(SynchronousTestCase):
+    """The ``endpoint`` option is checked when the configuration is read."""
+
+    def test_valid(self) -> None:
+        """Endpoint strings are accepted as written (surrounding space removed)."""
+        option = EndpointOption("help")
+        self.assertEqual(
+            option.parse(" tcp:3000:interface=127.0.0.1 "), "tcp:3000:interface=127.0.0.1"
+        )
+        self.assertEqual(option.parse("unix:/tmp/bot.sock"), "unix:/tmp/bot.sock")
+
+    def test_invalid(self) -> None:
+        """A bad endpoint is a config error saying what was expected and what is wrong."""
+        option = EndpointOption("help")
+        for text in ("tcp:port", "carrier-pigeon:1", ""):
+            with self.assertRaises(ValueError) as raised:
+                option.parse(text)
+            self.assertIn("expected a Twisted server endpoint", str(raised.exception))
