@@ -1,0 +1,340 @@
+"""Tests for ``twistd botcore``'s options, the service tree it builds, and the process
+glue: log level, signals and exit status."""
+
+from __future__ import annotations
+
+import io
+import signal
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.internet.error import ReactorNotRunning
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import Logger, LogLevel, LogPublisher
+from twisted.plugin import getPlugins
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.bot import Bot
+from botcore.tap import Options, ProcessControl, makeService
+from botcore.testing import InlineReactor
+
+GOOD = """\
+[bot]
+name = tapbot
+[logging]
+level = {level}
+[database:main]
+url = sqlite:///bot.sqlite
+[source:console]
+type = telnet
+endpoint = tcp:3999:interface=127.0.0.1
+"""
+
+BAD = """\
+[bot]
+threads = lots
+[logging]
+level = loud
+[source:console]
+type = telnet
+endpoint = tcp:port
+[nonsense]
+"""
+
+
+class ConfigFiles:
+    """Writes configuration files into a test's temporary folder."""
+
+    def __init__(self, testcase: SynchronousTestCase) -> None:
+        self.folder = Path(testcase.mktemp()).absolute()
+        self.folder.mkdir(parents=True)
+
+    def write(self, name: str, text: str) -> str:
+        path = self.folder / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+
+def parse(*args: str) -> tuple[Options, io.StringIO, io.StringIO]:
+    """Parse ``args`` with captured output; returns the options and what was printed."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    options = Options(stdout=stdout, stderr=stderr, environ={})
+    options.parseOptions(list(args))
+    return options, stdout, stderr
+
+
+class OptionsTests(SynchronousTestCase):
+    """Command-line options and configuration validation at parse time."""
+
+    def setUp(self) -> None:
+        self.files = ConfigFiles(self)
+
+    def test_dropin(self) -> None:
+        """``twistd botcore`` is available: the dropin names this module's options."""
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        self.assertIn("botcore", makers)
+        self.assertIs(makers["botcore"].options, Options)
+
+    def test_usage_documents_options(self) -> None:
+        """``--help`` lists --config (default bot.ini), --local and --check."""
+        usage = str(Options())
+        for text in ("--config=", "[default: bot.ini]", "--local=", "--check"):
+            self.assertIn(text, usage)
+
+    def test_config(self) -> None:
+        """``-c`` names the file; parsing reads and validates it."""
+        path = self.files.write("bot.ini", GOOD.format(level="info"))
+        options, _, stderr = parse("-c", path)
+        self.assertEqual(options["config"], path)
+        self.assertEqual(str(options.config.path), path)
+        self.assertEqual(options.config.section("bot")["name"], "tapbot")
+        self.assertEqual(stderr.getvalue(), "")
+
+    def test_local_beside_config(self) -> None:
+        """Without ``--local``, NAME.local.ini beside the config is read when present."""
+        path = self.files.write("bot.ini", GOOD.format(level="info"))
+        local = self.files.write("bot.local.ini", "[bot]\nname = localbot\n")
+        options, _, _ = parse("--config", path)
+        self.assertEqual([str(p) for p in options.config.files], [path, local])
+        self.assertEqual(options.config.section("bot")["name"], "localbot")
+
+    def test_local_option(self) -> None:
+        """``--local FILE`` names the override file."""
+        path = self.files.write("bot.ini", GOOD.format(level="info"))
+        local = self.files.write("override.ini", "[logging]\nlevel = debug\n")
+        options, _, _ = parse("-c", path, "--local", local)
+        self.assertEqual(options.config.section("logging")["level"], "debug")
+
+    def test_errors_exit_1(self) -> None:
+        """A bad configuration prints every error to stderr, without a traceback or the
+        usage text, and exits with status 1."""
+        path = self.files.write("bot.ini", BAD)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        options = Options(stdout=stdout, stderr=stderr, environ={})
+        with self.assertRaises(SystemExit) as raised:
+            options.parseOptions(["-c", path])
+        self.assertEqual(raised.exception.code, 1)
+        errors = stderr.getvalue()
+        self.assertIn("4 configuration errors:", errors)
+        for text in ("threads", "level", "endpoint", "[nonsense]"):
+            self.assertIn(text, errors)
+        self.assertNotIn("Traceback", errors)
+        self.assertNotIn("Usage", errors)
+        self.assertEqual(stdout.getvalue(), "")
+
+    def test_missing_file(self) -> None:
+        """A missing configuration file is an error like any other."""
+        stderr = io.StringIO()
+        options = Options(stderr=stderr, environ={})
+        with self.assertRaises(SystemExit) as raised:
+            options.parseOptions(["-c", str(self.files.folder / "nope.ini")])
+        self.assertEqual(raised.exception.code, 1)
+        self.assertIn("nope.ini: file not found", stderr.getvalue())
+
+    def test_check_valid(self) -> None:
+        """``--check`` on a valid configuration says so and exits 0."""
+        path = self.files.write("bot.ini", GOOD.format(level="info"))
+        stdout = io.StringIO()
+        options = Options(stdout=stdout, environ={})
+        with self.assertRaises(SystemExit) as raised:
+            options.parseOptions(["-c", path, "--check"])
+        self.assertEqual(raised.exception.code, 0)
+        self.assertIn(f"configuration is valid ({path})", stdout.getvalue())
+
+    def test_check_invalid(self) -> None:
+        """``--check`` on a bad configuration lists the errors and exits 1."""
+        path = self.files.write("bot.ini", BAD)
+        stderr = io.StringIO()
+        options = Options(stderr=stderr, environ={})
+        with self.assertRaises(SystemExit) as raised:
+            options.parseOptions(["-c", path, "--check"])
+        self.assertEqual(raised.exception.code, 1)
+        self.assertIn("configuration errors", stderr.getvalue())
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """The service tree ``makeService`` builds."""
+
+    def setUp(self) -> None:
+        self.files = ConfigFiles(self)
+        self.options, _, _ = parse("-c", self.files.write("bot.ini", GOOD.format(level="info")))
+
+    def test_builds_bot(self) -> None:
+        """The root is a `Bot` with the parsed configuration, its sources and the process
+        control service."""
+        bot = makeService(self.options, reactor=MemoryReactor())
+        self.assertIsInstance(bot, Bot)
+        self.assertIs(bot.config, self.options.config)
+        self.assertEqual(bot.get_source("console").type, "telnet")
+        self.assertIsInstance(bot.getServiceNamed("process"), ProcessControl)
+
+    def test_no_io(self) -> None:
+        """Building does no I/O: nothing listens, no database is opened, nothing waits for
+        the reactor, and nothing is running."""
+        reactor = MemoryReactor()
+        bot = makeService(self.options, reactor=reactor)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertEqual(reactor.whenRunningHooks, [])
+        self.assertIsNone(bot.databases["main"].engine)
+        self.assertFalse(bot.running)
+        self.assertFalse((self.files.folder / "bot.sqlite").exists())
+
+
+class FakeSignals:
+    """Stands in for ``signal.signal``/``signal.getsignal``."""
+
+    def __init__(self, handlers: dict[int, Any]) -> None:
+        self.handlers = dict(handlers)
+
+    def set(self, signum: int, handler: Any) -> Any:
+        previous, self.handlers[signum] = self.handlers.get(signum), handler
+        return previous
+
+    def get(self, signum: int) -> Any:
+        return self.handlers.get(signum, signal.SIG_DFL)
+
+
+class FakeReactor(MemoryReactor):
+    """A reactor with twistd's signal handlers, whose calls from threads wait in a list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_thread: list[tuple[Any, tuple[Any, ...]]] = []
+        self.stops = 0
+
+    def sigTerm(self, *args: Any) -> None:
+        pass
+
+    def sigInt(self, *args: Any) -> None:
+        pass
+
+    def callFromThread(self, function: Any, *args: Any) -> None:
+        self.from_thread.append((function, args))
+
+    def run_from_thread(self) -> None:
+        calls, self.from_thread = self.from_thread, []
+        for function, args in calls:
+            function(*args)
+
+    def stop(self) -> None:
+        self.stops += 1
+        if self.stops > 1:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+
+
+class ProcessControlTests(SynchronousTestCase):
+    """Log level, signals and exit status of the twistd process."""
+
+    log = Logger()
+
+    def setUp(self) -> None:
+        self.files = ConfigFiles(self)
+        self.path = self.files.write("bot.ini", GOOD.format(level="warn"))
+        options, _, _ = parse("-c", self.path)
+        self.bot = Bot(options.config, reactor=InlineReactor())
+        self.reactor = FakeReactor()
+        self.signals = FakeSignals(
+            {
+                signal.SIGTERM: self.reactor.sigTerm,
+                signal.SIGINT: self.reactor.sigInt,
+            }
+        )
+        self.seen: list[dict[str, Any]] = []
+        self.publisher = LogPublisher(self.seen.append)
+        self.exit_hooks: list[Any] = []
+        self.exits: list[int] = []
+        self.control = ProcessControl(
+            self.bot,
+            reactor=self.reactor,
+            publisher=self.publisher,
+            set_signal=self.signals.set,
+            get_signal=self.signals.get,
+            at_exit=self.exit_hooks.append,
+            exit=self.exits.append,
+        )
+
+    def emit(self, level: LogLevel) -> None:
+        Logger(observer=self.publisher).emit(level, "a {name} event", name=level.name)
+
+    def levels(self) -> list[str]:
+        return [event["log_level"].name for event in self.seen]
+
+    def test_log_level(self) -> None:
+        """Once started, events below ``[logging] level`` no longer reach the observers
+        twistd installed; the others do."""
+        self.control.privilegedStartService()
+        for level in (LogLevel.debug, LogLevel.info, LogLevel.warn, LogLevel.error):
+            self.emit(level)
+        self.assertEqual(self.levels(), ["warn", "error"])
+
+    def test_exit_hook_and_signals_wait_for_reactor(self) -> None:
+        """Starting registers the exit-status hook at once but installs signal handlers
+        only when the reactor runs (after twistd's own), and only once."""
+        self.control.privilegedStartService()
+        self.control.startService()
+        self.assertEqual(self.exit_hooks, [self.control.exit_with_bot_status])
+        self.assertEqual(self.signals.get(signal.SIGHUP), signal.SIG_DFL)
+        self.assertEqual(len(self.reactor.whenRunningHooks), 1)
+        self.reactor.run()
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            self.assertEqual(self.signals.get(signum), self.control._on_signal)
+
+    def test_foreign_handlers_kept(self) -> None:
+        """A SIGINT handler that is not the reactor's (a debugger's) is left alone."""
+
+        def debugger(*args: Any) -> None:
+            pass
+
+        self.signals.handlers[signal.SIGINT] = debugger
+        self.control.install_signal_handlers()
+        self.assertIs(self.signals.get(signal.SIGINT), debugger)
+        self.assertEqual(self.signals.get(signal.SIGTERM), self.control._on_signal)
+
+    def test_signal_handler_defers_to_reactor(self) -> None:
+        """A signal handler only schedules the work on the reactor thread."""
+        self.control._on_signal(signal.SIGTERM, None)
+        self.assertEqual(self.reactor.stops, 0)
+        self.reactor.run_from_thread()
+        self.assertEqual(self.reactor.stops, 1)
+
+    def test_sigterm_twice(self) -> None:
+        """A second SIGTERM while stopping is harmless."""
+        self.control._on_signal(signal.SIGTERM, None)
+        self.control._on_signal(signal.SIGINT, None)
+        self.reactor.run_from_thread()
+        self.assertEqual(self.reactor.stops, 2)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_sighup_reloads(self) -> None:
+        """SIGHUP re-reads the configuration and applies its new log level."""
+        self.control.privilegedStartService()
+        Path(self.path).write_text(GOOD.format(level="debug"), encoding="utf-8")
+        self.control._on_signal(signal.SIGHUP, None)
+        self.assertEqual(self.bot.config.section("logging")["level"], "warn")
+        self.reactor.run_from_thread()
+        self.assertEqual(self.bot.config.section("logging")["level"], "debug")
+        del self.seen[:]
+        self.emit(LogLevel.debug)
+        self.assertEqual(self.levels(), ["debug"])
+
+    def test_sighup_bad_config(self) -> None:
+        """A reload of a broken file keeps the running configuration and log level."""
+        self.control.privilegedStartService()
+        Path(self.path).write_text(BAD, encoding="utf-8")
+        self.control.handle_signal(signal.SIGHUP)
+        self.assertEqual(self.bot.config.section("logging")["level"], "warn")
+        del self.seen[:]
+        self.emit(LogLevel.info)
+        self.assertEqual(self.levels(), [])
+
+    def test_exit_status_zero(self) -> None:
+        """With exit code 0 the process exits normally."""
+        self.control.exit_with_bot_status()
+        self.assertEqual(self.exits, [])
+
+    def test_exit_status_failed(self) -> None:
+        """When the bot failed (exit_code 1), the process exits with status 1."""
+        self.bot.exit_code = 1
+        self.control.exit_with_bot_status()
+        self.assertEqual(self.exits, [1])
