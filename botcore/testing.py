@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -191,10 +192,20 @@ class PluginTestCase(SynchronousTestCase):
             for processor in extra:
                 processor.setup()
             self.bot.plugins.loaded["testing"] = extra
-        self.successResultOf(self.bot.startService())
+        critical: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_level") == LogLevel.critical:
+                critical.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        try:
+            self.successResultOf(self.bot.startService())
+        finally:
+            globalLogPublisher.removeObserver(observe)
         problems = [f"plugin {name}: {why}" for name, why in self.bot.plugins.failed.items()]
         if self.bot.state != Lifecycle.RUNNING:
-            problems.insert(0, f"the bot is {self.bot.state}, not running")
+            problems[:0] = critical[:1] or [f"the bot is {self.bot.state}, not running"]
         if problems:
             self._stop_bot()
             self.flushLoggedErrors()

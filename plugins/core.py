@@ -298,7 +298,9 @@ class RateLimit(Processor):
             if recent is None or recent.maxlen != limit + 1:
                 recent = self._recent[key] = deque(recent or (), maxlen=limit + 1)
             recent.append(now)
-            over = len(recent) > limit and now - recent[0] < window
+            while now - recent[0] >= window:
+                recent.popleft()
+            over = len(recent) > limit
             first = False
             if over:
                 last = self._warned.get(key)

@@ -1,0 +1,686 @@
+"""Tests for the core processors: message variants, addressing, ignoring, rate limiting,
+complaints, addressing replies and formatting them for the destination source."""
+
+from __future__ import annotations
+
+import re
+
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.processor import Processor, authorise, match, periodic
+from botcore.testing import PluginTestCase
+from plugins.core import (
+    ELLIPSIS,
+    Address,
+    Addressed,
+    Complain,
+    Format,
+    Ignore,
+    PhrasesOption,
+    RateLimit,
+    Strip,
+    split_to_fit,
+    truncate,
+)
+
+ACKNOWLEDGEMENTS = Address.acknowledgements.default
+REFUSALS = Address.refusals.default
+
+
+def phrases(options: list[str]) -> str:
+    """A regex matching exactly one of ``options`` (after an optional ``nick: ``)."""
+    return r"^(?:\w+: )?(?:" + "|".join(re.escape(o) for o in options) + r")$"
+
+
+# -- processors used by the conversations below ----------------------------------------
+
+
+class Boom(Processor):
+    """Fails on 'boom'."""
+
+    @match("boom")
+    def boom(self, event: Event) -> None:
+        raise ZeroDivisionError("boom")
+
+
+class Secret(Processor):
+    """Needs the 'admin' permission."""
+
+    @match("secret")
+    @authorise(permission="admin")
+    def secret(self, event: Event) -> None:
+        event.addresponse("the secret is 42")
+
+
+class Fetch(Processor):
+    """Complains about the network, or answers 'partly' and then fails."""
+
+    @match("fetch")
+    def fetch(self, event: Event) -> None:
+        event.complain = "network"
+
+    @match("partly")
+    def partly(self, event: Event) -> None:
+        event.addresponse("half an answer")
+        raise ValueError("the other half")
+
+    @match("odd")
+    def odd(self, event: Event) -> None:
+        event.complain = "nosuchkind"
+
+    @match("quietly")
+    def quietly(self, event: Event) -> None:
+        event.processed = True
+
+
+class Replies(Processor):
+    """Replies of every shape Address and Format handle."""
+
+    @match("yes")
+    def yes(self, event: Event) -> None:
+        event.addresponse(True)
+
+    @match("no")
+    def no(self, event: Event) -> None:
+        event.addresponse(False)
+
+    @match("wave")
+    def wave(self, event: Event) -> None:
+        event.addresponse("waves", action=True)
+
+    @match("whisper")
+    def whisper(self, event: Event) -> None:
+        event.addresponse("psst", notice=True)
+
+    @match("plain")
+    def plain(self, event: Event) -> None:
+        event.addresponse("as is", address=False)
+
+    @match("elsewhere")
+    def elsewhere(self, event: Event) -> None:
+        event.addresponse("over here", target="#other")
+
+    @match("lines")
+    def lines(self, event: Event) -> None:
+        event.addresponse("one\ntwo\n\tthree")
+
+    @match("split")
+    def split(self, event: Event) -> None:
+        event.addresponse("one\ntwo\n\nthree", conflate=False)
+
+    @match("euros {digits}")
+    def euros(self, event: Event, count: str) -> None:
+        event.addresponse("\N{EURO SIGN}" * int(count))
+
+    @match("later")
+    def later(self, event: Event) -> None:
+        self.bot.call_later(5, self.reply_later, event)
+        event.processed = True
+
+    def reply_later(self, event: Event) -> None:
+        event.addresponse("done, later")
+
+
+class Ticker(Processor):
+    """Every minute, an action in #test."""
+
+    @periodic(interval=60)
+    def tick(self, event: Event) -> None:
+        event.addresponse("ticks", source="test", target="#test", action=True)
+
+
+# -- Strip ----------------------------------------------------------------------------
+
+
+class StripTests(SynchronousTestCase):
+    """Strip fills in the message variants."""
+
+    def stripped_message(self, text: str) -> Message:
+        event = Event(source="s", type=EventType.MESSAGE, message=text)
+        processor = Strip("core")
+        self.assertTrue(processor.accepts(event))
+        processor.process(event)
+        return event.message
+
+    def test_surrounding_space_and_punctuation(self):
+        """stripped and clean lose surrounding space and trailing ?, ! and . ; raw and
+        deaddressed keep the text as it arrived."""
+        message = self.stripped_message("  what time is it ?!. ")
+        self.assertEqual(message.stripped, "what time is it")
+        self.assertEqual(message.clean, "what time is it")
+        self.assertEqual(message.raw, "  what time is it ?!. ")
+        self.assertEqual(message.deaddressed, "  what time is it ?!. ")
+
+    def test_inner_punctuation_kept(self):
+        """Only trailing punctuation goes: 'e.g. this?!' keeps its inner dots."""
+        self.assertEqual(self.stripped_message("e.g. this?!").stripped, "e.g. this")
+
+    def test_only_punctuation(self):
+        """A message of punctuation alone strips to nothing."""
+        self.assertEqual(self.stripped_message(" ?!? ").clean, "")
+
+    def test_text_types_only(self):
+        """Strip handles messages, actions and notices, not other event types."""
+        processor = Strip("core")
+        for kind in (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE):
+            self.assertTrue(processor.accepts(Event(source="s", type=kind, message="x")))
+        for kind in (EventType.STATE, EventType.DELAYED, EventType.PERIODIC):
+            self.assertFalse(processor.accepts(Event(source="s", type=kind, message="x")))
+
+    def test_usage_and_features(self):
+        """Every core processor documents its usage, features and options."""
+        for cls in (Strip, Addressed, Ignore, RateLimit, Complain, Address, Format):
+            self.assertTrue(cls.usage, cls)
+            self.assertIn("core", cls.features)
+            for option in cls.options().values():
+                self.assertTrue(option.help, option)
+
+
+# -- Addressed ------------------------------------------------------------------------
+
+
+class AddressedTests(PluginTestCase):
+    """Addressed recognises the ways people talk to the bot."""
+
+    public = True
+    plugin_config = {"bot": {"name": "test_ibid", "names": "bot, ant"}}
+
+    def addressed(self, text: str, **kw) -> Event:
+        event = self.make_event(text, **kw)
+        for name in ("Strip", "Addressed"):
+            processor = self.processor(name)
+            if processor.accepts(event):
+                processor.process(event)
+        return event
+
+    def assertAddressed(self, text: str, name: str, clean: str) -> None:
+        event = self.addressed(text)
+        self.assertEqual((event.addressed, event.message.clean), (name, clean), text)
+        self.assertEqual(event.message.deaddressed.strip(), clean, text)
+
+    def assertNotAddressed(self, text: str) -> None:
+        event = self.addressed(text)
+        self.assertFalse(event.addressed, text)
+        self.assertEqual(event.message.deaddressed, text)
+
+    def test_prefix_forms(self):
+        """'bot: x', 'bot, x', 'bot x', 'bot:x' and 'bot -- x' address the bot."""
+        self.assertAddressed("bot:  foo", "bot", "foo")
+        self.assertAddressed("ant, foo", "ant", "foo")
+        self.assertAddressed("test_ibid foo", "test_ibid", "foo")
+        self.assertAddressed("bot:foo", "bot", "foo")
+        self.assertAddressed("bot -- foo", "bot", "foo")
+
+    def test_suffix_forms(self):
+        """'x, bot' addresses the bot, whatever the space around the comma."""
+        self.assertAddressed("foo, bot", "bot", "foo")
+        self.assertAddressed("foo, \t ant", "ant", "foo")
+        self.assertAddressed("foo ,\ttest_ibid", "test_ibid", "foo")
+        self.assertAddressed("foo, bot?", "bot", "foo")
+
+    def test_other_names_not_addressed(self):
+        """Names that merely start like the bot's, or other people's, do not address it."""
+        for text in ("botty: foo", "spinach, foo", "test-ibid foo", "bots foo"):
+            self.assertNotAddressed(text)
+
+    def test_sad_suffixes(self):
+        """The name must follow a comma and end the message."""
+        for text in ("foo. bot", "foo ant", "foo, notbot", "foo, please bot", "foo, bot now"):
+            self.assertNotAddressed(text)
+
+    def test_somebody_else_addressed(self):
+        """'alice: x, bot' is for alice, not the bot."""
+        self.assertNotAddressed("alice: have you met my friend, bot")
+
+    def test_case_insensitive(self):
+        """Names match whatever their case; event.addressed is the name as typed."""
+        self.assertAddressed("BOT: foo", "BOT", "foo")
+
+    def test_verbs_are_remarks(self):
+        """'bot is cool' talks about the bot, not to it; with punctuation it is a command."""
+        for text in ("bot is cool", "ant can't dance", "test_ibid was here", "bot is"):
+            self.assertNotAddressed(text)
+        self.assertAddressed("bot: is cool", "bot", "is cool")
+        self.assertAddressed("bot island", "bot", "island")
+
+    def test_deaddressed_keeps_punctuation(self):
+        """deaddressed is the raw text without the name; clean is also stripped."""
+        event = self.addressed("bot: what's up?")
+        self.assertEqual(event.message.clean, "what's up")
+        self.assertEqual(event.message.deaddressed, "what's up?")
+
+    def test_source_nick(self):
+        """The bot's current nick on the source is one of its names."""
+        self.assertNotAddressed("robbie: foo")
+        self.source.nick = "robbie"
+        self.assertAddressed("robbie: foo", "robbie", "foo")
+        self.assertAddressed("bot: foo", "bot", "foo")
+
+    def test_private_always_addressed(self):
+        """Private messages are addressed, and a leading name is still removed."""
+        event = self.addressed("foo", public=False, addressed=False)
+        self.assertIs(event.addressed, True)
+        self.assertEqual(event.message.clean, "foo")
+        event = self.addressed("bot: foo", public=False)
+        self.assertEqual(event.message.clean, "foo")
+
+    def test_only_text_events(self):
+        """Other event types are left alone."""
+        processor = self.processor("Addressed")
+        for kind in (EventType.STATE, EventType.DELAYED, EventType.LIFECYCLE):
+            self.assertFalse(processor.accepts(self.make_event("bot: foo", type=kind)))
+
+    def test_conversation(self):
+        """In a channel the bot answers what is addressed to it and nothing else."""
+        self.assertResponseMatches("bot: ping", "^user: pong$")
+        self.assertResponseMatches("ping, ant", "^user: pong$")
+        self.assertResponseMatches("test_ibid ping", "^user: pong$")
+        self.assertNoResponse("ping")
+        self.assertNoResponse("bot is very quiet today")
+
+
+class AddressedVerbsTests(PluginTestCase):
+    """The verbs list is configurable."""
+
+    public = True
+    plugin_config = {"plugin:core": {"verbs": "likes"}}
+
+    def test_configured_verbs(self):
+        """Only the configured verbs make a remark."""
+        self.assertNoResponse("botcore likes ping")
+        self.assertResponseMatches("botcore is", phrases(Complain.nonsense.default))
+
+
+# -- Ignore ---------------------------------------------------------------------------
+
+
+class IgnoreTests(PluginTestCase):
+    """Ignore silences configured senders."""
+
+    plugin_config = {"plugin:core": {"ignore": ["troll", "test:Spammer", "other:alice", "u-42"]}}
+
+    def test_ignored_nick(self):
+        """An ignored nick gets no answer, not even a complaint."""
+        self.assertNoResponse("ping", sender="troll")
+        event = self.assertNoResponse("gibberish", sender="troll")
+        self.assertTrue(event.processed)
+        self.assertIsNone(event.complain)
+
+    def test_everyone_else_answered(self):
+        """Other senders are answered as usual."""
+        self.assertResponseMatches("ping", "^pong$", sender="alice")
+
+    def test_nick_case_blind(self):
+        """Nicks compare without regard to case."""
+        self.assertNoResponse("ping", sender="TROLL")
+
+    def test_per_source(self):
+        """SOURCE:nick ignores the nick on that source only."""
+        self.assertNoResponse("ping", sender="spammer")
+        processor = self.processor("Ignore")
+        event = self.make_event("ping", sender="alice")
+        self.assertFalse(processor.ignored(event))
+        event = Event(source="other", type=EventType.MESSAGE, sender=Sender("o", "a", "alice"))
+        self.assertTrue(processor.ignored(event))
+
+    def test_by_id(self):
+        """A sender id works as well as a nick."""
+        self.assertNoResponse("ping", sender=Sender("test:x", "u-42", "innocent"))
+
+    def test_public(self):
+        """Ignored senders are ignored in channels too."""
+        self.assertNoResponse("botcore: ping", sender="troll", public=True)
+        self.assertResponseMatches("botcore: ping", "^bob: pong$", sender="bob", public=True)
+
+
+# -- RateLimit ------------------------------------------------------------------------
+
+
+class RateLimitTests(PluginTestCase):
+    """RateLimit drops what one sender says past the limit, on the bot's clock."""
+
+    plugin_config = {"plugin:core": {"limit_messages": "3", "limit_time": "10"}}
+
+    def setUp(self):
+        super().setUp()
+        self.logged: list[dict] = []
+        self.processor("RateLimit").log = Logger(observer=self.logged.append)
+
+    def test_limit(self):
+        """Three messages in ten seconds are answered, the fourth is dropped silently."""
+        for _ in range(3):
+            self.assertResponseMatches("ping", "^pong$")
+        event = self.assertNoResponse("ping")
+        self.assertTrue(event.processed)
+        self.assertIsNone(event.complain)
+
+    def test_window_passes(self):
+        """Once the window has passed the sender is answered again."""
+        for _ in range(4):
+            self.say("ping")
+        self.advance(9.9)
+        self.assertNoResponse("ping")
+        self.advance(10)
+        self.assertResponseMatches("ping", "^pong$")
+
+    def test_per_sender(self):
+        """One sender's flood does not silence another."""
+        for _ in range(5):
+            self.say("ping", sender="flooder")
+        self.assertResponseMatches("ping", "^pong$", sender="calm")
+
+    def test_spaced_out(self):
+        """Messages spread over more than the window are all answered."""
+        for _ in range(10):
+            self.assertResponseMatches("ping", "^pong$")
+            self.advance(4)
+
+    def test_logged_once_per_window(self):
+        """Going over the limit is logged once per window, not per message."""
+        for _ in range(8):
+            self.say("ping")
+        self.assertEqual(len(self.logged), 1)
+        self.assertIn("rate limit", self.logged[0]["log_format"])
+        self.advance(10)
+        for _ in range(5):
+            self.say("ping")
+        self.assertEqual(len(self.logged), 2)
+
+    def test_unaddressed_not_counted(self):
+        """Chatter in a channel that is not addressed to the bot does not count."""
+        for _ in range(10):
+            self.say("just chatting", public=True)
+        self.assertResponseMatches("botcore: ping", "pong", public=True)
+
+    def test_quiet_senders_forgotten(self):
+        """Senders quiet for a whole window are forgotten, so memory does not grow."""
+        for n in range(20):
+            self.say("ping", sender=f"user{n}")
+        self.advance(11)
+        self.say("ping", sender="late")
+        self.assertEqual(list(self.processor("RateLimit")._recent), [("test", "late")])
+
+
+class RateLimitOffTests(PluginTestCase):
+    """limit_time = 0 turns rate limiting off."""
+
+    plugin_config = {"plugin:core": {"limit_messages": "1", "limit_time": "0"}}
+
+    def test_off(self):
+        """Any number of messages are answered."""
+        for _ in range(10):
+            self.assertResponseMatches("ping", "^pong$")
+
+
+# -- Complain -------------------------------------------------------------------------
+
+
+class ComplainTests(PluginTestCase):
+    """Complain tells people what went wrong, in a phrase of the right kind."""
+
+    extra_processors = (Boom, Secret, Fetch)
+
+    def test_nonsense(self):
+        """An addressed message nothing understood draws a 'nonsense' phrase."""
+        self.assertResponseMatches("frobnicate the widgets", phrases(Complain.nonsense.default))
+        event = self.assertFails("frobnicate the widgets")
+        self.assertEqual(event.complain, "nonsense")
+
+    def test_not_addressed_no_complaint(self):
+        """What is not addressed to the bot draws nothing."""
+        self.assertNoResponse("frobnicate the widgets", public=True)
+
+    def test_notauthed(self):
+        """A refused permission draws a 'notauthed' phrase."""
+        self.assertResponseMatches("secret", phrases(Complain.notauthed.default))
+        event = self.assertFails("secret")
+        self.assertEqual(event.complain, "notauthed")
+
+    def test_exception(self):
+        """A processor's exception draws an 'exception' phrase, and the bot keeps
+        answering."""
+        self.assertResponseMatches("boom", phrases(Complain.exception.default))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertResponseMatches("ping", "^pong$")
+        self.assertResponseMatches(
+            "botcore: boom", phrases(Complain.exception.default), public=True
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertResponseMatches("botcore: ping", "^user: pong$", public=True)
+
+    def test_network(self):
+        """A 'network' complaint draws a 'network' phrase."""
+        self.assertResponseMatches("fetch", phrases(Complain.network.default))
+
+    def test_unknown_kind(self):
+        """A complaint of a kind with no phrases draws a 'nonsense' phrase."""
+        self.assertResponseMatches("odd", phrases(Complain.nonsense.default))
+
+    def test_not_when_answered(self):
+        """No complaint is added to an event that already has a reply."""
+        self.assertEqual(self.responses("partly"), ["half an answer"])
+        self.flushLoggedErrors(ValueError)
+
+    def test_processed_without_reply(self):
+        """A handled event with no reply draws no complaint."""
+        event = self.assertNoResponse("quietly")
+        self.assertIsNone(event.complain)
+
+    def test_notices_not_answered(self):
+        """Notices never draw complaints (bots must not answer notices)."""
+        self.assertNoResponse("frobnicate", type=EventType.NOTICE)
+
+
+class ComplainPhrasesTests(PluginTestCase):
+    """The phrases are configurable, one per line."""
+
+    extra_processors = (Boom,)
+    plugin_config = {
+        "plugin:core": {
+            "nonsense": "Come again, please?",
+            "exception": "Ouch, that hurt\nOw",
+        }
+    }
+
+    def test_configured(self):
+        """Configured phrases replace the defaults; commas stay inside a phrase."""
+        self.assertEqual(self.responses("frobnicate"), ["Come again, please?"])
+        self.assertResponseMatches("boom", "^(Ouch, that hurt|Ow)$")
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_option_parsing(self):
+        """A phrases option splits on lines only and needs at least one phrase."""
+        option = PhrasesOption("help", [])
+        self.assertEqual(option.parse("a, b\n  c \n\n"), ["a, b", "c"])
+        self.assertRaises(ValueError, option.parse, " \n ")
+
+
+# -- Address --------------------------------------------------------------------------
+
+
+class AddressTests(PluginTestCase):
+    """Address names the person a public reply is for, and words True and False."""
+
+    public = True
+    extra_processors = (Replies,)
+
+    def test_public_prefix(self):
+        """A public reply to the sender's channel starts with their nick."""
+        self.assertResponseMatches("botcore: ping", "^user: pong$")
+        self.assertResponseMatches("botcore: ping", "^alice: pong$", sender="alice")
+
+    def test_private_no_prefix(self):
+        """Private replies are not prefixed."""
+        self.assertResponseMatches("ping", "^pong$", public=False)
+
+    def test_not_prefixed(self):
+        """Actions, notices, address=False replies and replies elsewhere are not
+        prefixed."""
+        self.assertEqual(self.responses("botcore: wave"), ["waves"])
+        self.assertEqual(self.responses("botcore: whisper"), ["psst"])
+        self.assertEqual(self.responses("botcore: plain"), ["as is"])
+        self.assertEqual(self.responses("botcore: elsewhere"), ["over here"])
+
+    def test_true_is_acknowledgement(self):
+        """A True reply becomes an acknowledgement, in public and in private."""
+        self.assertResponseMatches("botcore: yes", phrases(ACKNOWLEDGEMENTS))
+        self.assertResponseMatches("yes", phrases(ACKNOWLEDGEMENTS), public=False)
+
+    def test_false_is_refusal(self):
+        """A False reply becomes a refusal (never an acknowledgement), in public and in
+        private."""
+        for _ in range(10):
+            self.assertResponseMatches("botcore: no", phrases(REFUSALS))
+            self.assertResponseMatches("no", phrases(REFUSALS), public=False)
+
+    def test_delayed_replies(self):
+        """A delayed reply in a channel is addressed like an immediate one."""
+        self.assertNoResponse("botcore: later")
+        self.assertEqual(self.advance(5), ["user: done, later"])
+
+
+class AddressPhrasesTests(PluginTestCase):
+    """Acknowledgements and refusals are configurable."""
+
+    extra_processors = (Replies,)
+    plugin_config = {"plugin:core": {"acknowledgements": "Aye", "refusals": "Nay, sorry"}}
+
+    def test_configured(self):
+        """True and False replies use the configured phrases."""
+        self.assertEqual(self.responses("yes"), ["Aye"])
+        self.assertEqual(self.responses("no"), ["Nay, sorry"])
+        self.assertEqual(self.responses("botcore: no", public=True), ["user: Nay, sorry"])
+
+
+# -- Format ---------------------------------------------------------------------------
+
+
+class FormatTests(PluginTestCase):
+    """Format fits replies to a source with no actions, no multi-line messages and a
+    20-byte limit."""
+
+    extra_processors = (Replies, Ticker)
+    source_supports = frozenset({"notice"})
+    source_truncation = 20
+
+    def test_action_fallback(self):
+        """An action becomes *text* where the source has no actions."""
+        self.say("wave")
+        self.assertEqual([(r.text, r.action) for r in self.replies], [("*waves*", False)])
+
+    def test_lines_joined(self):
+        """Lines of a reply are joined with spaces (tabs become spaces) by default."""
+        self.assertEqual(self.responses("lines"), ["one two  three"])
+
+    def test_lines_split(self):
+        """With conflate=False each non-empty line is a reply of its own."""
+        self.assertEqual(self.responses("split"), ["one", "two", "three"])
+
+    def test_truncated_on_character_boundary(self):
+        """Long text is cut to the byte limit on a UTF-8 boundary and ends with '…'."""
+        (reply,) = self.responses("euros 10")  # 30 bytes
+        self.assertEqual(reply, "\N{EURO SIGN}" * 5 + ELLIPSIS)
+        self.assertLessEqual(len(reply.encode("utf-8")), 20)
+
+    def test_fits_untouched(self):
+        """Text that fits the limit exactly is not cut."""
+        self.assertEqual(self.responses("euros 6"), ["\N{EURO SIGN}" * 6])
+
+    def test_public_prefix_counted(self):
+        """The nick prefix counts against the limit."""
+        (reply,) = self.responses("botcore: euros 6", public=True)
+        self.assertEqual(reply, "user: \N{EURO SIGN}\N{EURO SIGN}\N{EURO SIGN}" + ELLIPSIS)
+
+    def test_periodic_replies_formatted(self):
+        """Replies of periodic tasks are formatted for their source too."""
+        self.assertEqual(self.advance(60), ["*ticks*"])
+        self.assertEqual(self.replies[0].target, "#test")
+
+    def test_unknown_source_left_alone(self):
+        """A reply for a source the bot does not have is passed on unchanged."""
+        event = self.make_event("x")
+        event.addresponse("hello\nthere", source="nowhere", action=True)
+        self.processor("Format").process(event)
+        self.assertEqual(event.responses, [Response("hello\nthere", None, "nowhere", True)])
+
+
+class FormatMultilineTests(PluginTestCase):
+    """On a multi-line source with a limit, conflate=False splits long text into chunks."""
+
+    extra_processors = (Replies,)
+    source_truncation = 8
+
+    def test_chunks(self):
+        """Each chunk fits the limit and breaks at a line end where it can."""
+        self.assertEqual(self.responses("split"), ["one\ntwo", "three"])
+
+    def test_conflated_truncated(self):
+        """Conflated text keeps its lines but is cut to the limit."""
+        self.assertEqual(self.responses("lines"), ["one\nt" + ELLIPSIS])
+
+
+class TruncateTests(SynchronousTestCase):
+    """truncate() and split_to_fit() in detail."""
+
+    def test_no_limit(self):
+        """Without a limit text is unchanged."""
+        self.assertEqual(truncate("x" * 1000, None), "x" * 1000)
+
+    def test_exact_boundary(self):
+        """The cut lands on a character boundary, never inside a character."""
+        text = "a\N{LATIN SMALL LETTER E WITH ACUTE}" * 10  # 3 bytes a pair
+        for limit in range(3, 31):
+            cut = truncate(text, limit)
+            encoded = cut.encode("utf-8")
+            self.assertLessEqual(len(encoded), limit)
+            self.assertTrue(cut.endswith(ELLIPSIS) or cut == text)
+            self.assertTrue(text.startswith(cut.removesuffix(ELLIPSIS)))
+            self.assertGreaterEqual(len(encoded), limit - 4)
+
+    def test_four_byte_characters(self):
+        """Four-byte characters are kept whole or left out."""
+        self.assertEqual(truncate("\N{GRINNING FACE}" * 3, 10), "\N{GRINNING FACE}" + ELLIPSIS)
+
+    def test_tiny_limit(self):
+        """Below the ellipsis' size the text is cut without one."""
+        self.assertEqual(truncate("abcdef", 2), "ab")
+        self.assertEqual(truncate("\N{EURO SIGN}bc", 2), "")
+
+    def test_split_prefers_line_ends(self):
+        """split_to_fit breaks at line ends, then punctuation, then spaces."""
+        self.assertEqual(split_to_fit("aaa bbb\nccc", 9), ["aaa bbb", "ccc"])
+        self.assertEqual(split_to_fit("aaa, bbb ccc", 9), ["aaa,", "bbb ccc"])
+        self.assertEqual(split_to_fit("aaaa bbbb cccc", 9), ["aaaa bbbb", "cccc"])
+
+    def test_split_without_separators(self):
+        """A word longer than the limit is cut where it must be, on a character boundary."""
+        chunks = split_to_fit("\N{EURO SIGN}" * 5, 7)
+        self.assertEqual(chunks, ["\N{EURO SIGN}" * 2, "\N{EURO SIGN}" * 2, "\N{EURO SIGN}"])
+        for chunk in chunks:
+            self.assertLessEqual(len(chunk.encode("utf-8")), 7)
+
+
+# -- post-processors see every kind of event ----------------------------------------------
+
+
+class PostProcessorTypesTests(SynchronousTestCase):
+    """Address and Format run for every event type that can carry replies."""
+
+    def test_every_type(self):
+        """They accept processed, unaddressed events of any type."""
+        for cls in (Address, Format):
+            processor = cls("core")
+            for kind in (
+                EventType.MESSAGE,
+                EventType.ACTION,
+                EventType.NOTICE,
+                EventType.DELAYED,
+                EventType.PERIODIC,
+                EventType.STATE,
+                EventType.INVITE,
+                EventType.LIFECYCLE,
+            ):
+                event = Event(source="s", type=kind, processed=True)
+                self.assertTrue(processor.accepts(event), (cls, kind))
