@@ -251,6 +251,8 @@ class Dispatcher(Service):
         return d
 
     def _stop_pool(self, drained: bool) -> None:
+        if not drained:
+            self._abandon_queued()
         if not self._own_pool:
             self.threadpool.stop()
             return
@@ -260,6 +262,17 @@ class Dispatcher(Service):
             # Joining a stuck worker would block the reactor; its threads are daemons.
             threading.Thread(target=self.threadpool.stop, daemon=True).start()
         self.threadpool = None
+
+    def _abandon_queued(self) -> None:
+        # Events waiting behind a stuck one would otherwise wait forever for a pool that
+        # is going away: tell their sources they were not processed.
+        for queue in self._queues.values():
+            while queue:
+                work = queue.popleft()
+                if work.deferred is not None:
+                    work.deferred.errback(
+                        DispatcherStopped(f"stopped before {work.event.type} event was processed")
+                    )
 
     def drain(self, timeout: float | None = None) -> Deferred[bool]:
         """Fire with True once no event is queued or running, or False after ``timeout``
@@ -537,8 +550,15 @@ class _PeriodicTask:
         dispatcher._inflight += 1
         d = dispatcher._in_pool(dispatcher.thd_process, event, dispatcher.chain, call)
         d.addCallback(dispatcher.route)
-        d.addErrback(lambda f: self.log.failure("periodic {m} aborted", f, m=self.method))
+        d.addErrback(self._aborted)
         d.addBoth(self._done)
+
+    def _aborted(self, failure: Failure) -> None:
+        self.log.failure("periodic {m} aborted", failure, m=self.method)
+        # As for events: SystemExit in a periodic handler is not swallowed.
+        on_fatal = self.dispatcher._on_fatal
+        if on_fatal is not None and failure.check(SystemExit, KeyboardInterrupt):
+            on_fatal(failure)
 
     def _done(self, _: Any) -> None:
         self.running = False

@@ -1,0 +1,295 @@
+"""alembic, driven from code: the migration environment in the ``migrations`` package,
+plus the revisions third-party plugin packages ship, applied through botcore's engines.
+
+No alembic.ini is read; the configuration is built here, so migrations work the same from
+a checkout and from an installed package. Every function blocks (call it at startup, from
+botcore-db, or from a worker thread)."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, inspect
+
+from botcore.database import Base
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+#: The branch label of the core's revisions (``botcore@head``).
+CORE_BRANCH = "botcore"
+#: Entry-point group naming packages that hold a third-party plugin's revisions.
+ENTRY_POINT_GROUP = "botcore.migrations"
+
+_CORE_REVISION = re.compile(r"^\d{4}$")
+
+
+def migrations_directory() -> Path:
+    """The folder of the ``migrations`` package (env.py, script.py.mako, versions/)."""
+    import migrations
+
+    return Path(migrations.__file__).parent
+
+
+def plugin_version_locations() -> list[Path]:
+    """The revision folders third-party packages declare in the ``botcore.migrations``
+    entry-point group (each entry point names a package of revision files)."""
+    found = []
+    for entry_point in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        module = entry_point.load()
+        paths = getattr(module, "__path__", None)
+        found.append(Path(next(iter(paths))) if paths else Path(module.__file__).parent)
+    return found
+
+
+def alembic_config(
+    connection: Connection | None = None,
+    *,
+    stdout: IO[str] | None = None,
+    target_metadata: MetaData | None = None,
+    extra_locations: Iterable[Path] | None = None,
+) -> Config:
+    """An alembic `Config` for the core environment and every plugin package's revisions.
+
+    ``connection`` is the connection env.py migrates (a botcore engine's, so it has the
+    backend settings); ``target_metadata`` is what autogenerate and `compare` compare with.
+    ``extra_locations`` replaces the entry-point lookup (tests).
+    """
+    directory = migrations_directory()
+    locations = [directory / "versions"]
+    locations += list(plugin_version_locations() if extra_locations is None else extra_locations)
+    config = Config(stdout=stdout or sys.stdout)
+    config.set_main_option("script_location", str(directory))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))
+    # ConfigParser interpolation: %% is one %.
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.set_main_option("truncate_slug_length", "40")
+    config.attributes["connection"] = connection
+    config.attributes["target_metadata"] = target_metadata
+    return config
+
+
+def script_directory(config: Config | None = None) -> ScriptDirectory:
+    """The revisions alembic knows (core and plugin packages)."""
+    return ScriptDirectory.from_config(config or alembic_config())
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema stands against the revisions this botcore ships."""
+
+    revisions: frozenset[str]
+    heads: frozenset[str]
+    empty: bool
+    unknown: frozenset[str]
+
+    @property
+    def current(self) -> bool:
+        """The database is at every head (core and plugin branches)."""
+        return self.revisions == self.heads
+
+    def describe(self) -> str:
+        """What is wrong, as the end of a sentence starting with the database's name."""
+        if self.current:
+            return f"is at revision {_revs(self.heads)} (current)"
+        if self.empty:
+            return "is empty (no tables)"
+        if not self.revisions:
+            return "has tables but no botcore schema revision"
+        if self.unknown:
+            return (
+                f"is at revision {_revs(self.unknown)}, which this botcore does not know "
+                "(a newer botcore, or a plugin package that is no longer installed?)"
+            )
+        return f"is at revision {_revs(self.revisions)}; the current one is {_revs(self.heads)}"
+
+
+def _revs(revisions: Iterable[str]) -> str:
+    return ", ".join(sorted(revisions)) or "none"
+
+
+def schema_state(engine: Engine, config: Config | None = None) -> SchemaState:
+    """Compare the database's revisions with the heads of the revision scripts."""
+    script = script_directory(config)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        revisions = frozenset(context.get_current_heads())
+        empty = not revisions and not inspect(connection).get_table_names()
+    known = {rev.revision for rev in script.walk_revisions()}
+    return SchemaState(
+        revisions=revisions,
+        heads=frozenset(script.get_heads()),
+        empty=empty,
+        unknown=frozenset(r for r in revisions if r not in known),
+    )
+
+
+@contextmanager
+def _connected(engine: Engine, **kw: Any) -> Iterator[Config]:
+    with engine.begin() as connection:
+        yield alembic_config(connection, **kw)
+
+
+def upgrade(engine: Engine, revision: str = "heads", **kw: Any) -> None:
+    """Apply revisions up to ``revision`` (default: every head)."""
+    with _connected(engine, **kw) as config:
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str, **kw: Any) -> None:
+    """Undo revisions down to ``revision`` (``base`` undoes everything)."""
+    with _connected(engine, **kw) as config:
+        command.downgrade(config, revision)
+
+
+def stamp(engine: Engine, revision: str = "heads", **kw: Any) -> None:
+    """Record ``revision`` as applied without running anything."""
+    with _connected(engine, **kw) as config:
+        command.stamp(config, revision)
+
+
+def current(engine: Engine) -> frozenset[str]:
+    """The revisions the database is at."""
+    with engine.connect() as connection:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+
+
+def history(stdout: IO[str] | None = None, **kw: Any) -> None:
+    """Print every revision, newest first."""
+    command.history(alembic_config(stdout=stdout, **kw), indicate_current=False)
+
+
+def import_models() -> MetaData:
+    """Import the core's models and every plugin module (through the reloader) and every
+    plugin package's migrations entry point, so their tables are on `Base.metadata`;
+    return that metadata. Used to compare models with a database."""
+    from botcore.reloader import Reloader
+
+    importlib.import_module("botcore.storage")
+    reloader = Reloader()
+    for name in reloader.plugin_names():
+        reloader.plugin_module(name)
+    for entry_point in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+    return Base.metadata
+
+
+def compare(engine: Engine, target_metadata: MetaData | None = None, **kw: Any) -> list[Any]:
+    """The differences between the models and the database, as alembic's autogenerate
+    sees them (empty when they match)."""
+    from alembic.autogenerate import compare_metadata
+
+    metadata = target_metadata if target_metadata is not None else import_models()
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts=comparison_options())
+        return compare_metadata(context, metadata)
+
+
+def comparison_options() -> dict[str, Any]:
+    """How models are compared with databases (env.py and `compare` use the same)."""
+    return {
+        "compare_type": compare_type,
+        "compare_server_default": False,
+        "include_name": include_name,
+        "render_as_batch": True,
+        "render_item": render_item,
+    }
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """alembic's bookkeeping table is not a model."""
+    return not (type_ == "table" and name == "alembic_version")
+
+
+def compare_type(
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    """Type comparison that knows the backends' spellings of the same type: MariaDB
+    reflects JSON as LONGTEXT. None defers to alembic."""
+    from sqlalchemy import JSON, Text
+
+    dialect = context.dialect
+    if (
+        dialect.name in ("mysql", "mariadb")
+        and isinstance(metadata_type, JSON)
+        and isinstance(inspected_type, Text)
+    ):
+        return False
+    return None
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render botcore's column types as ``botcore.types.X(...)`` in new revisions."""
+    from botcore import types
+
+    if type_ == "type" and isinstance(obj, (types.CIText, types.UTCDateTime)):
+        autogen_context.imports.add("import botcore.types")
+        return f"botcore.types.{obj!r}"
+    return False
+
+
+def next_core_revision(script: ScriptDirectory | None = None) -> str:
+    """The id the next core revision gets: one more than the highest ``NNNN``."""
+    script = script or script_directory()
+    numbers = [
+        int(rev.revision) for rev in script.walk_revisions() if _CORE_REVISION.match(rev.revision)
+    ]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def revision(
+    engine: Engine, message: str, *, autogenerate: bool = True, stdout: IO[str] | None = None
+) -> list[Path]:
+    """Write the next core revision (compared against ``engine``'s database, which must
+    be current, when ``autogenerate``); return the files written."""
+    with engine.begin() as connection:
+        config = alembic_config(
+            connection,
+            stdout=stdout or io.StringIO(),
+            target_metadata=import_models() if autogenerate else None,
+        )
+        script = script_directory(config)
+        result = command.revision(
+            config,
+            message=message,
+            autogenerate=autogenerate,
+            rev_id=next_core_revision(script),
+            head=f"{CORE_BRANCH}@head",
+            version_path=str(migrations_directory() / "versions"),
+        )
+    paths = [Path(s.path) for s in (result if isinstance(result, list) else [result]) if s]
+    _tidy(paths)
+    return paths
+
+
+def _tidy(paths: list[Path]) -> None:
+    # Sort the imports and format a new revision the way the project's linter wants it,
+    # when ruff is installed (a developer's checkout); otherwise leave it as written.
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        return
+    files = [str(p) for p in paths]
+    subprocess.run([ruff, "check", "--quiet", "--fix", "--select", "I,F401", *files], check=False)
+    subprocess.run([ruff, "format", "--quiet", *files], check=False)

@@ -1,0 +1,1 @@
+"""The core's revisions, ``NNNN_slug.py``, applied in sequence (branch ``botcore``)."""
