@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from botcore.interfaces import ISource
 
 _TEXT_TYPES = (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE)
+_NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _ELLIPSIS_BYTES = len(ELLIPSIS.encode("utf-8"))
 
@@ -337,14 +338,16 @@ class RateLimit(Processor):
 class Complain(Processor):
     """Answers an addressed message nobody handled with a puzzled phrase, and one a
     processor complained about (``event.complain``) with a phrase of that kind:
-    ``nonsense``, ``notauthed``, ``exception`` or ``network``. A complaint is only made
-    when the event has no replies yet."""
+    ``nonsense``, ``notauthed``, ``exception`` or ``network``. Only addressed events are
+    answered, only when they have no reply yet, and never notices (bots must not answer
+    them); "not understood" is only said of messages, actions and invitations."""
 
     usage = "(automatic) tells people when the bot did not understand or could not help"
     features = ("core", "complain")
     priority = 950
+    addressed = False  # checked in complain(), for every type of event
     processed = True
-    event_types = (EventType.MESSAGE, EventType.ACTION, EventType.INVITE, EventType.DELAYED)
+    event_types = None
 
     nonsense = PhrasesOption(
         "Replies to an addressed message nothing understood.",
@@ -386,11 +389,11 @@ class Complain(Processor):
 
     @handler
     def complain(self, event: Event) -> None:
-        if event.responses:
+        if not event.addressed or event.responses or event.type == EventType.NOTICE:
             return
         if event.complain is not None:
             event.addresponse(choice(self.phrases(event.complain)))
-        elif not event.processed and event.type != EventType.DELAYED:
+        elif not event.processed and event.type in _NONSENSE_TYPES:
             event.complain = "nonsense"
             event.addresponse(choice(self.nonsense))
 

@@ -75,6 +75,34 @@ class Fetch(Processor):
         event.processed = True
 
 
+class Fuse(Processor):
+    """Delayed work that fails ('fuse') or says nothing ('nap'); a passive listener that
+    fails on 'kaboom' even when the bot is not addressed."""
+
+    @match("fuse")
+    def fuse(self, event: Event) -> None:
+        self.bot.call_later(1, self.explode, event)
+        event.processed = True
+
+    def explode(self, event: Event) -> None:
+        raise RuntimeError("bang")
+
+    @match("nap")
+    def nap(self, event: Event) -> None:
+        self.bot.call_later(1, lambda delayed: None, event)
+        event.processed = True
+
+
+class Listener(Processor):
+    """Listens to everything said in a channel, and fails on 'kaboom'."""
+
+    addressed = False
+
+    @match(".*kaboom.*", simple=False)
+    def kaboom(self, event: Event) -> None:
+        raise RuntimeError("kaboom")
+
+
 class Replies(Processor):
     """Replies of every shape Address and Format handle."""
 
@@ -420,7 +448,7 @@ class RateLimitOffTests(PluginTestCase):
 class ComplainTests(PluginTestCase):
     """Complain tells people what went wrong, in a phrase of the right kind."""
 
-    extra_processors = (Boom, Secret, Fetch)
+    extra_processors = (Boom, Secret, Fetch, Fuse, Listener)
 
     def test_nonsense(self):
         """An addressed message nothing understood draws a 'nonsense' phrase."""
@@ -467,6 +495,28 @@ class ComplainTests(PluginTestCase):
         """A handled event with no reply draws no complaint."""
         event = self.assertNoResponse("quietly")
         self.assertIsNone(event.complain)
+
+    def test_delayed_exception(self):
+        """A delayed call that fails draws an 'exception' phrase when it was due."""
+        self.assertNoResponse("fuse")
+        (reply,) = self.advance(1)
+        self.assertRegex(reply, phrases(Complain.exception.default))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_delayed_silence(self):
+        """A delayed call that says nothing draws no 'nonsense'."""
+        self.assertNoResponse("nap")
+        self.assertEqual(self.advance(1), [])
+
+    def test_unaddressed_failure_quiet(self):
+        """A failure on chatter not addressed to the bot is logged, not told to everyone."""
+        self.assertNoResponse("what a kaboom that was", public=True)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_other_types_not_nonsense(self):
+        """Unhandled events that are not messages, actions or invitations draw nothing."""
+        for kind in (EventType.STATE, EventType.LIFECYCLE, EventType.DELAYED):
+            self.assertNoResponse(self.make_event(None, type=kind, addressed=True))
 
     def test_notices_not_answered(self):
         """Notices never draw complaints (bots must not answer notices)."""
@@ -666,11 +716,11 @@ class TruncateTests(SynchronousTestCase):
 
 
 class PostProcessorTypesTests(SynchronousTestCase):
-    """Address and Format run for every event type that can carry replies."""
+    """Complain, Address and Format run for every event type that can carry replies."""
 
     def test_every_type(self):
         """They accept processed, unaddressed events of any type."""
-        for cls in (Address, Format):
+        for cls in (Complain, Address, Format):
             processor = cls("core")
             for kind in (
                 EventType.MESSAGE,
