@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
@@ -78,6 +78,8 @@ class TelnetSource(Source):
     max_pending = 50
     #: Longest nick accepted.
     max_nick = 32
+    #: Seconds connections may take to close when the source stops before they are cut.
+    close_timeout = 5.0
 
     log = Logger()
 
@@ -138,16 +140,35 @@ class TelnetSource(Source):
         reason = failure.getErrorMessage().strip() or failure.type.__name__
         raise ListenFailed(f"source {self.name}: cannot listen on {self.endpoint}: {reason}")
 
-    def stopService(self) -> Deferred[None] | None:
-        """Say goodbye to everyone, close their connections and stop listening."""
+    def stopService(self) -> Deferred[None]:
+        """Say goodbye to everyone, close their connections and stop listening. Fires
+        once every connection is closed: the reactor drops connections still open when
+        it shuts down, with whatever they had not yet written, so replies and goodbyes
+        would be lost. A connection not closed after ``close_timeout`` is aborted."""
         super().stopService()
-        for console in list(self.consoles):
+        consoles = list(self.consoles)
+        waits: list[Deferred[Any]] = [console.closed for console in consoles]
+        for console in consoles:
             console.close("the bot is shutting down; bye.")
         port, self.port = self.port, None
-        self.set_state("stopped")
         if port is not None:
-            return port.stopListening()
-        return None
+            waits.append(maybeDeferred(port.stopListening))
+        d = DeferredList(waits, consumeErrors=True)
+        if consoles:
+            timer = self.reactor.callLater(self.close_timeout, self._abort, consoles)
+            d.addBoth(lambda result: timer.cancel() if timer.active() else None)
+        d.addBoth(lambda _: self.set_state("stopped"))
+        return d
+
+    def _abort(self, consoles: list[Console]) -> None:
+        for console in consoles:
+            if not console.closed.called:
+                self.log.info(
+                    "source {source}: {connection} did not close in time; aborting it",
+                    source=self.name,
+                    connection=console.connection_id,
+                )
+                console.transport.abortConnection()
 
     # -- people -------------------------------------------------------------------
 
@@ -285,6 +306,8 @@ class Console(Protocol):
         self.nick: str | None = None
         self.peer = "?"
         self.pending = 0
+        #: Fires when the connection is closed.
+        self.closed: Deferred[None] = Deferred()
         self._buffer = b""
         self._discarding = False
         self._overlong = 0
@@ -302,6 +325,8 @@ class Console(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.source.left(self)
+        if not self.closed.called:
+            self.closed.callback(None)
 
     def dataReceived(self, data: bytes) -> None:
         limit = self.source.max_line

@@ -8,7 +8,12 @@ from typing import Any, ClassVar
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactor, RaisingMemoryReactor, StringTransport
+from twisted.internet.testing import (
+    MemoryReactor,
+    MemoryReactorClock,
+    RaisingMemoryReactor,
+    StringTransport,
+)
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -425,18 +430,45 @@ class ServiceTests(TelnetTestCase):
 
     def test_stop_closes_connections(self) -> None:
         """Stopping says goodbye to everyone, closes their connections and stops
-        listening."""
-        reactor = MemoryReactor()
-        source = self.make_source(reactor)
-        self.source = source
+        listening; it is done when the connections are closed."""
+        reactor = MemoryReactorClock()
+        self.source = source = self.make_source(reactor)
         self.successResultOf(source.startService())
-        _, waiting = self.connect()
-        _, talking = self.connect("alice")
-        source.stopService()
-        for transport in (waiting, talking):
+        waiting, waiting_wire = self.connect()
+        talking, talking_wire = self.connect("alice")
+        d = source.stopService()
+        for transport in (waiting_wire, talking_wire):
             self.assertIn("the bot is shutting down; bye.", self.lines(transport))
             self.assertTrue(transport.disconnecting)
         self.assertIsNone(source.port)
+        waiting.connectionLost(None)
+        self.assertNoResult(d)
+        talking.connectionLost(None)
+        self.successResultOf(d)
+        self.assertEqual(source.state, "stopped")
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_stop_aborts_stuck_connections(self) -> None:
+        """A connection that has not closed ``close_timeout`` seconds after the stop (a
+        client that does not read) is aborted."""
+        reactor = MemoryReactorClock()
+        self.source = source = self.make_source(reactor)
+        self.successResultOf(source.startService())
+        console, transport = self.connect("alice")
+        d = source.stopService()
+        reactor.advance(source.close_timeout - 0.1)
+        self.assertFalse(transport.disconnected)
+        reactor.advance(0.1)
+        self.assertTrue(transport.disconnected)
+        console.connectionLost(None)
+        self.successResultOf(d)
+
+    def test_stop_without_connections(self) -> None:
+        """Stopping with nobody connected is done at once."""
+        reactor = MemoryReactorClock()
+        source = self.make_source(reactor)
+        self.successResultOf(source.startService())
+        self.successResultOf(source.stopService())
         self.assertEqual(source.state, "stopped")
 
 

@@ -1,0 +1,262 @@
+"""End to end: ``twistd -n botcore`` as a real process, talked to over the telnet console
+on a loopback port, then stopped with SIGTERM; and the ways it refuses to start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+#: Seconds any one step (start, a reply, the exit) may take before the test fails.
+TIMEOUT = 30.0
+
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.exit(run())"
+
+#: Makes ``ping`` take a while and leave a marker file when it starts, so a test can
+#: send SIGTERM while an event is being processed.
+SLOW_PING = """\
+import os, sys, time
+import plugins.basic
+ping = plugins.basic.Ping.ping
+def slow_ping(self, event):
+    open(os.environ["BOTCORE_TEST_MARKER"], "w").close()
+    time.sleep(1.5)
+    ping(self, event)
+plugins.basic.Ping.ping = slow_ping
+from twisted.scripts.twistd import run
+sys.exit(run())
+"""
+
+CONFIG = """\
+[bot]
+name = e2ebot
+[logging]
+level = info
+[database:main]
+url = sqlite:///bot.sqlite
+[source:console]
+type = telnet
+endpoint = tcp:{port}:interface=127.0.0.1
+"""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Twistd:
+    """One ``twistd -n botcore`` process, its output kept in files in ``folder``."""
+
+    def __init__(self, folder: Path, config: str, code: str = TWISTD) -> None:
+        self.folder = folder
+        self.stdout_path = folder / "stdout.log"
+        self.stderr_path = folder / "stderr.log"
+        env = dict(os.environ, BOTCORE_TEST_MARKER=str(folder / "marker"))
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code, "-n", "--pidfile=", "botcore", "-c", config],
+                cwd=folder,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        """The exit status; the process is killed (and the test fails) after ``timeout``."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"twistd did not exit within {timeout}s; output:\n{self.stdout()}"
+            ) from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text("utf-8", "replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text("utf-8", "replace")
+
+
+class Telnet:
+    """A line-based TCP client for the console."""
+
+    def __init__(self, port: int, twistd: Twistd) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            if twistd.process.poll() is not None:
+                raise AssertionError(f"twistd exited early:\n{twistd.stdout()}{twistd.stderr()}")
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"port {port} never opened:\n{twistd.stdout()}") from None
+                time.sleep(0.1)
+        self.sock.settimeout(TIMEOUT)
+        self.buffer = b""
+
+    def read_line(self) -> str | None:
+        """The next line (without its CRLF), or None when the server closed."""
+        while b"\r\n" not in self.buffer:
+            data = self.sock.recv(4096)
+            if not data:
+                return None
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line.decode("utf-8")
+
+    def read_until(self, text: str) -> list[str]:
+        """Lines up to and including the first that contains ``text``."""
+        lines = []
+        while True:
+            line = self.read_line()
+            if line is None:
+                raise AssertionError(f"connection closed before {text!r}; got {lines}")
+            lines.append(line)
+            if text in line:
+                return lines
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode("utf-8") + b"\r\n")
+
+    def rest(self) -> list[str]:
+        """Every line until the server closes the connection."""
+        lines = []
+        while (line := self.read_line()) is not None:
+            lines.append(line)
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class EndToEndTests(SynchronousTestCase):
+    """A real twistd process with the bundled plugins and the telnet console."""
+
+    def setUp(self) -> None:
+        self.folder = Path(self.mktemp()).absolute()
+        self.folder.mkdir(parents=True)
+
+    def start(self, port: int, code: str = TWISTD) -> Twistd:
+        config = self.folder / "bot.ini"
+        config.write_text(CONFIG.format(port=port), encoding="utf-8")
+        twistd = Twistd(self.folder, str(config), code)
+        self.addCleanup(twistd.kill)
+        return twistd
+
+    def connect(self, port: int, twistd: Twistd, nick: str = "alice") -> Telnet:
+        client = Telnet(port, twistd)
+        self.addCleanup(client.close)
+        client.read_until("What is your nick?")
+        client.send(nick)
+        client.read_until(f"Hi {nick}!")
+        return client
+
+    def test_talk_then_sigterm(self) -> None:
+        """The bot answers ``ping`` and ``echo`` over telnet, and on SIGTERM says goodbye,
+        stops cleanly and exits 0."""
+        port = free_port()
+        twistd = self.start(port)
+        client = self.connect(port, twistd)
+        client.send("ping")
+        self.assertEqual(client.read_line(), "pong")
+        client.send("echo hi")
+        self.assertEqual(client.read_line(), "hi")
+        twistd.process.send_signal(signal.SIGTERM)
+        self.assertEqual(client.rest(), ["the bot is shutting down; bye."])
+        self.assertEqual(twistd.wait(), 0)
+        log = twistd.stdout()
+        self.assertIn("received SIGTERM: shutting down", log)
+        self.assertIn("botcore lifecycle: stopping -> stopped", log)
+        self.assertNotIn("Traceback", log + twistd.stderr())
+        self.assertTrue((self.folder / "bot.sqlite").exists())
+
+    def test_sigterm_drains(self) -> None:
+        """SIGTERM while an event is being processed: its reply still arrives before the
+        goodbye, and the process exits 0."""
+        port = free_port()
+        twistd = self.start(port, SLOW_PING)
+        client = self.connect(port, twistd)
+        client.send("ping")
+        marker = self.folder / "marker"
+        deadline = time.monotonic() + TIMEOUT
+        while not marker.exists():
+            self.assertLess(time.monotonic(), deadline, "ping never started")
+            time.sleep(0.05)
+        twistd.process.send_signal(signal.SIGTERM)
+        self.assertEqual(client.rest(), ["pong", "the bot is shutting down; bye."])
+        self.assertEqual(twistd.wait(), 0)
+
+    def test_sigint(self) -> None:
+        """SIGINT (Ctrl-C) stops the bot the same way, with exit status 0."""
+        port = free_port()
+        twistd = self.start(port)
+        self.connect(port, twistd)
+        twistd.process.send_signal(signal.SIGINT)
+        self.assertEqual(twistd.wait(), 0)
+        self.assertIn("received SIGINT: shutting down", twistd.stdout())
+
+    def test_port_in_use(self) -> None:
+        """When the console's port is taken, twistd logs one clear line and exits 1,
+        without a traceback."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            twistd = self.start(port)
+            self.assertEqual(twistd.wait(), 1)
+        output = twistd.stdout() + twistd.stderr()
+        failures = [line for line in output.splitlines() if "failed to start" in line]
+        self.assertEqual(len(failures), 1, output)
+        self.assertIn(f"cannot listen on tcp:{port}:interface=127.0.0.1", failures[0])
+        self.assertIn("Address already in use", failures[0])
+        self.assertNotIn("Traceback", output)
+
+    def test_bad_config(self) -> None:
+        """A bad configuration exits 1 with every error on stderr, no traceback and no
+        usage text."""
+        config = self.folder / "bad.ini"
+        config.write_text(
+            "[bot]\nthreads = many\n[logging]\nlevel = loud\n"
+            "[source:console]\ntype = telnet\nendpoint = tcp:nope\n[mystery]\n",
+            encoding="utf-8",
+        )
+        twistd = Twistd(self.folder, str(config))
+        self.addCleanup(twistd.kill)
+        self.assertEqual(twistd.wait(), 1)
+        errors = twistd.stderr()
+        self.assertIn("4 configuration errors:", errors)
+        for text in ("[bot] threads", "[logging] level", "[source:console] endpoint", "[mystery]"):
+            self.assertIn(text, errors)
+        self.assertNotIn("Traceback", errors)
+        self.assertNotIn("Usage", errors + twistd.stdout())
+
+    def test_help(self) -> None:
+        """``twistd botcore --help`` documents the options and exits 0."""
+        result = subprocess.run(
+            [sys.executable, "-c", TWISTD, "botcore", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            cwd=self.folder,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for text in ("--config=", "[default: bot.ini]", "--local=", "--check"):
+            self.assertIn(text, result.stdout)
