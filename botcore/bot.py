@@ -218,6 +218,8 @@ class Bot(MultiService):
         self.version = botcore.__version__
         self.reloader = reloader or Reloader(config.section("bot"))
         self.state = Lifecycle.STOPPED
+        # The state 'starting' replaced, kept until the processors exist to be told.
+        self._unpublished_start: str | None = None
         self.started_at: datetime | None = None
         self.exit_code = 0
         self.auth = Permissions(config.section("auth"), self._source_permissions)
@@ -292,20 +294,33 @@ class Bot(MultiService):
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def set_state(self, state: str) -> None:
-        """Record, log and publish (as a ``lifecycle`` event) a change of state."""
+    def set_state(self, state: str, *, publish: bool = True) -> None:
+        """Record, log and publish (as a ``lifecycle`` event) a change of state.
+
+        Processors can only be told while the chain is up: ``starting`` is published once
+        the plugins have loaded, before any source starts, and `stopService` publishes the
+        final state before the plugins stop."""
         old, self.state = self.state, state
         if state == Lifecycle.FAILED:
             self.log.critical("botcore lifecycle: {old} -> {new}", old=old, new=state)
         else:
             self.log.info("botcore lifecycle: {old} -> {new}", old=old, new=state)
-        if self.dispatcher.running:
-            event = Event(
-                source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": old}
-            )
-            self.dispatcher.dispatch(event).addCallback(self.dispatcher.route).addErrback(
-                lambda f: self.log.failure("lifecycle event failed", f)
-            )
+        if not publish:
+            return
+        if self.dispatcher.running and self.plugins.running:
+            self._publish(state, old)
+        elif state == Lifecycle.STARTING:
+            self._unpublished_start = old
+
+    def _publish(self, state: str, previous: str) -> Deferred[Any]:
+        # Lifecycle events share one conversation, so processors see them in order.
+        event = Event(
+            source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
+        )
+        d = self.dispatcher.dispatch(event)
+        d.addCallback(self.dispatcher.route)
+        d.addErrback(lambda f: self.log.failure("lifecycle event failed", f))
+        return d
 
     def startService(self) -> Deferred[None]:
         """Start the children one after another; on failure log one line, mark the bot
@@ -319,6 +334,9 @@ class Bot(MultiService):
     async def _start_children(self) -> None:
         for child in list(self):
             await maybeDeferred(child.startService)
+            if child is self.plugins and self._unpublished_start is not None:
+                previous, self._unpublished_start = self._unpublished_start, None
+                self._publish(Lifecycle.STARTING, previous)
 
     def _started(self, _: Any) -> None:
         # From the injected clock, so uptime is measurable against bot.seconds() in tests.
@@ -346,18 +364,23 @@ class Bot(MultiService):
         if not self.running:
             return Deferred.fromCoroutine(_nothing())
         Service.stopService(self)
-        failed = self.state == Lifecycle.FAILED
+        final = Lifecycle.FAILED if self.state == Lifecycle.FAILED else Lifecycle.STOPPED
         self.set_state(Lifecycle.STOPPING)
-        d = ensureDeferred(self._stop_children())
-        d.addBoth(lambda _: self.set_state(Lifecycle.FAILED if failed else Lifecycle.STOPPED))
+        d = ensureDeferred(self._stop_children(final))
+        # Published already, before the plugins stopped.
+        d.addBoth(lambda _: self.set_state(final, publish=False))
         return d
 
-    async def _stop_children(self) -> None:
+    async def _stop_children(self, final: str | None = None) -> None:
         if self.dispatcher.running:
             await self.dispatcher.drain(self.dispatcher.shutdown_timeout)
         for child in reversed(list(self)):
             if not child.running:
                 continue
+            if child is self.plugins and final is not None and self.dispatcher.running:
+                # The last moment the processors can hear of it (bounded like the drain).
+                self._publish(final, self.state)
+                await self.dispatcher.drain(self.dispatcher.shutdown_timeout)
             try:
                 await maybeDeferred(child.stopService)
             except Exception:
@@ -389,10 +412,15 @@ class Bot(MultiService):
         for name, processors in self.plugins.loaded.items():
             for processor in processors:
                 processor.config = dict(new.section(f"plugin:{name}"))
+                processor.apply_overrides()
                 try:
                     processor.setup()
                 except Exception:
                     self.log.failure("setup of {p} failed after config reload", p=processor)
+        if self.plugins.running:
+            # Priorities may have changed; a new chain also restarts periodic handlers
+            # with their new intervals.
+            self.dispatcher.set_chain(self.plugins.processors())
         for source in self.sources:
             source.config = dict(new.section(f"source:{source.name}"))
             try:

@@ -197,14 +197,21 @@ class Processor:
         self.name = name
         self.bot = bot
         self.config = dict(config or {})
-        for key in _OVERRIDES:
-            if self.config.get(key) is not None:
-                setattr(self, key, self.config[key])
+        self.apply_overrides()
         types = type(self).event_types
         self.event_types = None if types is None else frozenset(types)
         self._handlers = tuple(
             (spec, getattr(self, spec.attribute)) for spec in self._handler_specs
         )
+
+    def apply_overrides(self) -> None:
+        """Take addressed, priority and processed from ``config`` where it sets them, and
+        the class's own values where it does not (called again after a config reload)."""
+        for key in _OVERRIDES:
+            if self.config.get(key) is not None:
+                setattr(self, key, self.config[key])
+            else:
+                self.__dict__.pop(key, None)
 
     @classmethod
     def options(cls) -> dict[str, Option]:

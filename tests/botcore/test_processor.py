@@ -392,6 +392,14 @@ class OverrideTests(SynchronousTestCase):
             (processor.addressed, processor.priority, processor.processed), (True, 100, False)
         )
 
+    def test_reapplied(self):
+        """apply_overrides follows a new config, restoring the class's value for a removed
+        override."""
+        processor = Configured("p", None, {"priority": -5, "addressed": False})
+        processor.config = {"priority": 7}
+        processor.apply_overrides()
+        self.assertEqual((processor.priority, processor.addressed), (7, True))
+
     def test_options_read_config(self):
         """A processor's options read its plugin section."""
         self.assertEqual(Configured("p", None, {"greeting": "yo"}).greeting, "yo")

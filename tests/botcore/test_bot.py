@@ -1,0 +1,352 @@
+"""Tests for botcore.bot: the root service's lifecycle, the order its children start and
+stop in, failures at start, broken plugins, and configuration reload."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.bot import Bot, Lifecycle, read_config
+from botcore.event import Event, EventType, Response, Sender
+from botcore.processor import Processor, match
+from botcore.reloader import Reloader
+from botcore.testing import InlineReactor, InlineThreadPool
+from tests.fakes import ManualThreadPool
+
+PLUGINS = "tests.botcore.fixtures_plugins"
+SOURCES = "tests.botcore.fixtures_sources"
+
+
+def message(text: str, source: str = "one") -> Event:
+    return Event(
+        source=source,
+        type=EventType.MESSAGE,
+        sender=Sender(source, "alice", "alice"),
+        channel="#c",
+        addressed=True,
+        message=text,
+    )
+
+
+class BotTestCase(SynchronousTestCase):
+    """Builds a bot on a clock and an inline pool from an INI text, with the fixture
+    plugins and sources and a SQLite database in a temporary folder."""
+
+    def setUp(self):
+        self.folder = Path(os.path.abspath(self.mktemp()))
+        self.folder.mkdir()
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def write(self, text: str) -> Path:
+        path = self.folder / "bot.ini"
+        database = f"[database:main]\nurl = sqlite:///{self.folder}/bot.sqlite\n"
+        path.write_text(database + text.lstrip(), encoding="utf-8")
+        return path
+
+    def bot(self, text: str = "", threadpool=None) -> Bot:
+        reloader = Reloader(plugin_package=PLUGINS, source_package=SOURCES)
+        config = read_config(self.write(text), environ={}, reloader=reloader)
+        reloader.config = dict(config.section("bot"))
+        self.reactor = InlineReactor()
+        bot = Bot(
+            config,
+            reactor=self.reactor,
+            threadpool=threadpool or InlineThreadPool(),
+            reloader=reloader,
+        )
+        self.addCleanup(self.stop, bot)
+        return bot
+
+    def stop(self, bot):
+        if bot.running:
+            self.successResultOf(bot.stopService())
+
+    def processor(self, bot, plugin):
+        [processor] = bot.plugins.loaded[plugin]
+        return processor
+
+    def logged_texts(self):
+        return [formatEvent(event) for event in self.logged]
+
+
+class LifecycleTests(BotTestCase):
+    """States and their publication."""
+
+    def test_states_published_in_order(self):
+        """Processors see starting, running, stopping and stopped, in that order."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.assertEqual(bot.state, Lifecycle.STOPPED)
+        self.successResultOf(bot.startService())
+        recorder = self.processor(bot, "lifecycle")
+        self.assertEqual(bot.state, Lifecycle.RUNNING)
+        self.assertEqual(recorder.states, ["starting", "running"])
+        self.successResultOf(bot.stopService())
+        self.assertEqual(bot.state, Lifecycle.STOPPED)
+        self.assertEqual(recorder.states, ["starting", "running", "stopping", "stopped"])
+
+    def test_starting_before_sources(self):
+        """'starting' reaches the processors before any source has started."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        source = bot.get_source("one")
+        states_at_source_start = []
+        start = source.startService
+
+        def recording_start():
+            states_at_source_start.extend(self.processor(bot, "lifecycle").states)
+            start()
+
+        source.startService = recording_start
+        self.successResultOf(bot.startService())
+        self.assertEqual(states_at_source_start, ["starting"])
+
+    def test_state_logged(self):
+        """Each change of state is logged."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        texts = self.logged_texts()
+        self.assertIn("botcore lifecycle: stopped -> starting", texts)
+        self.assertIn("botcore lifecycle: starting -> running", texts)
+
+    def test_started_at(self):
+        """started_at is taken from the bot's clock when it is running."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.reactor.advance(1000)
+        self.successResultOf(bot.startService())
+        self.assertEqual(bot.started_at.timestamp(), 1000)
+
+    def test_stop_when_not_running(self):
+        """Stopping a bot that is not running does nothing."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.stopService())
+        self.assertEqual(bot.state, Lifecycle.STOPPED)
+
+
+class ChildrenTests(BotTestCase):
+    """The service tree."""
+
+    def record(self, bot):
+        calls = []
+        for child in bot:
+            for method in ("startService", "stopService"):
+                original = getattr(child, method)
+
+                def wrapper(original=original, name=child.name, method=method):
+                    calls.append((method, name))
+                    return original()
+
+                setattr(child, method, wrapper)
+        return calls
+
+    def test_order(self):
+        """Children start in order database, dispatcher, plugins, sources and stop in
+        reverse."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        calls = self.record(bot)
+        self.successResultOf(bot.startService())
+        order = ["database:main", "dispatcher", "plugins", "sources"]
+        self.assertEqual(calls, [("startService", name) for name in order])
+        del calls[:]
+        self.successResultOf(bot.stopService())
+        self.assertEqual(calls, [("stopService", name) for name in reversed(order)])
+        self.assertFalse(any(child.running for child in bot))
+
+    def test_disabled_source(self):
+        """A source with enabled = no is not added."""
+        bot = self.bot("[source:one]\ntype = fake\n[source:two]\ntype = fake\nenabled = no\n")
+        self.assertIsNotNone(bot.get_source("one"))
+        self.assertIsNone(bot.get_source("two"))
+        self.assertIsNone(bot.get_source(None))
+
+    def test_sources_set_up(self):
+        """Sources are built from their section and set up when added."""
+        bot = self.bot("[source:one]\ntype = fake\nport = 7000\n")
+        source = bot.get_source("one")
+        self.assertEqual((source.port, source.setups, source.bot), (7000, 1, bot))
+
+    def test_source_start_fails(self):
+        """A source whose start fails makes the bot 'failed' with exit code 1, logged in one
+        line, and what had started is stopped again."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:bad]\ntype = failing\n")
+        self.successResultOf(bot.startService())
+        self.assertEqual(bot.state, Lifecycle.FAILED)
+        self.assertEqual(bot.exit_code, 1)
+        self.assertFalse(bot.dispatcher.running)
+        self.assertFalse(bot.databases["main"].running)
+        self.assertIn(
+            "botcore failed to start: ConnectionRefusedError: nobody listens on the fake port",
+            self.logged_texts(),
+        )
+        self.assertEqual(self.processor(bot, "lifecycle").states, ["starting", "failed"])
+        self.flushLoggedErrors(ConnectionRefusedError)
+
+    def test_failed_stop_keeps_failed(self):
+        """Stopping a bot that failed to start leaves it 'failed'."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:bad]\ntype = failing\n")
+        self.successResultOf(bot.startService())
+        self.successResultOf(bot.stopService())
+        self.assertEqual(bot.state, Lifecycle.FAILED)
+        self.flushLoggedErrors(ConnectionRefusedError)
+
+
+class PluginTests(BotTestCase):
+    """Loading plugins at start."""
+
+    def test_broken_plugin_skipped(self):
+        """A plugin whose setup() raises is skipped and logged; the others load and work."""
+        bot = self.bot("[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+        self.assertEqual(sorted(bot.plugins.loaded), ["echo", "greet", "lifecycle"])
+        self.assertEqual(bot.plugins.failed, {"broken": "RuntimeError: broken on purpose"})
+        [failure] = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(str(failure.value), "broken on purpose")
+        source = bot.get_source("one")
+        source.dispatch(message("hello"))
+        self.assertEqual(source.sent, [Response("hi", target="#c", source="one")])
+
+    def test_missing_plugin_skipped(self):
+        """A plugin load names that does not exist is reported and skipped."""
+        bot = self.bot("[bot]\nautoload = no\nload = echo, karma\n")
+        self.successResultOf(bot.startService())
+        self.assertEqual(list(bot.plugins.loaded), ["echo"])
+        self.assertIn("no plugin 'karma'", bot.plugins.failed["karma"])
+        self.flushLoggedErrors()
+
+    def test_chain_from_plugins(self):
+        """The dispatcher's chain is every loaded processor, sorted by priority."""
+        bot = self.bot("[bot]\nnoload = broken\n[plugin:echo]\npriority = -5\n")
+        self.successResultOf(bot.startService())
+        names = [type(p).__name__ for p in bot.dispatcher.chain]
+        self.assertEqual(names[:2], ["Echo", "Shout"])
+        self.assertEqual(sorted(names), ["Echo", "Greet", "Recorder", "Shout"])
+
+    def test_shutdown_called(self):
+        """Stopping the bot calls every processor's shutdown()."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        calls = []
+        for processor in bot.plugins.processors():
+            processor.shutdown = lambda p=processor: calls.append(type(p).__name__)
+        self.successResultOf(bot.stopService())
+        self.assertEqual(sorted(calls), ["Echo", "Greet", "Recorder", "Shout"])
+
+    def test_fatal_processor(self):
+        """A processor raising SystemExit makes the bot exit with code 1, saying why."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+
+        class Dies(Processor):
+            @match("die")
+            def die(self, event):
+                raise SystemExit(0)
+
+        bot.dispatcher.set_chain([*bot.plugins.processors(), Dies("dies", bot)])
+        bot.get_source("one").dispatch(message("die"))
+        self.assertEqual(bot.exit_code, 1)
+        self.assertIn("a processor asked the bot to exit: SystemExit: 0", self.logged_texts())
+        self.flushLoggedErrors(SystemExit)
+
+
+class DrainTests(BotTestCase):
+    """Stopping waits for events in flight."""
+
+    def test_stop_waits_for_events(self):
+        """The bot stops only after in-flight events finish; sources stop after that."""
+        pool = ManualThreadPool()
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n", pool)
+        started = bot.startService()
+        pool.run_all()
+        self.successResultOf(started)
+        source = bot.get_source("one")
+        source.dispatch(message("hello"))
+        stopped = bot.stopService()
+        self.assertNoResult(stopped)
+        self.assertTrue(source.running)
+        pool.run_all()
+        self.successResultOf(stopped)
+        self.assertEqual([r.text for r in source.sent], ["hi"])
+        self.assertFalse(source.running)
+
+
+class ReloadTests(BotTestCase):
+    """reload_config."""
+
+    def test_invalid_keeps_old(self):
+        """An invalid file is refused with every error; the running config stays."""
+        bot = self.bot("[bot]\nnoload = broken\n[plugin:greet]\ngreeting = hey\n")
+        self.successResultOf(bot.startService())
+        old = bot.config
+        greet = self.processor(bot, "greet")
+        self.write("[plugin:greet]\ngreeting = yo\ntimes = none\n[plugin:karma]\n")
+        errors = bot.reload_config()
+        self.assertEqual(len(errors), 2)
+        self.assertIn("[plugin:greet] times: expected an integer, found 'none'", errors[0])
+        self.assertIn("[plugin:karma]", errors[1])
+        self.assertIs(bot.config, old)
+        self.assertEqual((greet.greeting, greet.setups), ("hey", 1))
+
+    def test_valid_applied(self):
+        """A valid file is applied: processors and sources get their new sections and are
+        set up again."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+        greet = self.processor(bot, "greet")
+        source = bot.get_source("one")
+        self.write(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\nport = 9\n"
+            "[plugin:greet]\ngreeting = yo\ntimes = 2\n"
+        )
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual((greet.greeting, greet.times, greet.setups), ("yo", 2, 2))
+        self.assertEqual((source.port, source.setups), (9, 2))
+        source.dispatch(message("hello"))
+        self.assertEqual([r.text for r in source.sent], ["yo", "yo"])
+
+    def test_overrides_reapplied(self):
+        """addressed/priority/processed changes apply on reload (and the chain is re-sorted);
+        removing an override restores the processor's own setting."""
+        bot = self.bot("[bot]\nnoload = broken\n[plugin:echo]\naddressed = no\n")
+        self.successResultOf(bot.startService())
+        echo = bot.plugins.loaded["echo"][0]
+        self.assertFalse(echo.addressed)
+        self.write("[bot]\nnoload = broken\n[plugin:greet]\npriority = -50\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertTrue(echo.addressed)
+        self.assertEqual(type(bot.dispatcher.chain.processors[0]).__name__, "Greet")
+
+    def test_auth_reloaded(self):
+        """Permissions come from the new [auth] section."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        self.assertFalse(bot.auth.authorise(message("x"), "admin"))
+        self.write("[bot]\nnoload = broken\n[auth]\npermissions = +admin\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertTrue(bot.auth.authorise(message("x"), "admin"))
+
+
+class ContextTests(BotTestCase):
+    """What plugins reach through the bot."""
+
+    def test_names(self):
+        """The bot's name and other names come from [bot]."""
+        bot = self.bot("[bot]\nname = robo\nnames = rob, r2\n")
+        self.assertEqual((bot.name, bot.names), ("robo", ["robo", "rob", "r2"]))
+
+    def test_source_permissions(self):
+        """A source's permissions come from its section."""
+        bot = self.bot("[source:one]\ntype = fake\npermissions = +op\n")
+        self.assertTrue(bot.auth.authorise(message("x"), "op"))
+        self.assertFalse(bot.auth.authorise(message("x", source="two"), "op"))
+
+    def test_call_later(self):
+        """bot.call_later runs through the dispatcher on the bot's clock."""
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+        bot.call_later(3, lambda event: event.addresponse("later"), message("x"))
+        self.reactor.advance(3)
+        self.assertEqual([r.text for r in bot.get_source("one").sent], ["later"])
+        self.assertEqual(bot.seconds(), 3)
