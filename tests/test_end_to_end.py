@@ -33,17 +33,9 @@ from twisted.scripts.twistd import run
 sys.exit(run())
 """
 
-CONFIG = """\
-[bot]
-name = e2ebot
-[logging]
-level = info
-[database:main]
-url = sqlite:///bot.sqlite
-[source:console]
-type = telnet
-endpoint = tcp:{port}:interface=127.0.0.1
-"""
+#: The bot runs on the example configuration, as shipped but for the console's port.
+EXAMPLE = Path(__file__).resolve().parents[1] / "conf.example.ini"
+EXAMPLE_ENDPOINT = "endpoint = tcp:3000:interface=127.0.0.1"
 
 
 def free_port() -> int:
@@ -155,8 +147,13 @@ class EndToEndTests(SynchronousTestCase):
         self.folder.mkdir(parents=True)
 
     def start(self, port: int, code: str = TWISTD) -> Twistd:
+        text = EXAMPLE.read_text(encoding="utf-8")
+        self.assertEqual(text.count(EXAMPLE_ENDPOINT), 1)
         config = self.folder / "bot.ini"
-        config.write_text(CONFIG.format(port=port), encoding="utf-8")
+        config.write_text(
+            text.replace(EXAMPLE_ENDPOINT, f"endpoint = tcp:{port}:interface=127.0.0.1"),
+            encoding="utf-8",
+        )
         twistd = Twistd(self.folder, str(config), code)
         self.addCleanup(twistd.kill)
         return twistd
@@ -170,8 +167,8 @@ class EndToEndTests(SynchronousTestCase):
         return client
 
     def test_talk_then_sigterm(self) -> None:
-        """The bot answers ``ping`` and ``echo`` over telnet, and on SIGTERM says goodbye,
-        stops cleanly and exits 0."""
+        """Run on conf.example.ini, the bot answers ``ping`` and ``echo`` over telnet, and
+        on SIGTERM says goodbye, stops cleanly and exits 0."""
         port = free_port()
         twistd = self.start(port)
         client = self.connect(port, twistd)
@@ -186,7 +183,7 @@ class EndToEndTests(SynchronousTestCase):
         self.assertIn("received SIGTERM: shutting down", log)
         self.assertIn("botcore lifecycle: stopping -> stopped", log)
         self.assertNotIn("Traceback", log + twistd.stderr())
-        self.assertTrue((self.folder / "bot.sqlite").exists())
+        self.assertTrue((self.folder / "botcore.sqlite").exists())
 
     def test_sigterm_drains(self) -> None:
         """SIGTERM while an event is being processed: its reply still arrives before the

@@ -4,6 +4,7 @@ glue: log level, signals and exit status."""
 from __future__ import annotations
 
 import io
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,13 @@ from twisted.logger import Logger, LogLevel, LogPublisher
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Bot
+from botcore.auth import Permissions
+from botcore.bot import Bot, BotSection, LoggingSection, read_config
+from botcore.database import Database
+from botcore.dispatcher import Dispatcher
+from botcore.options import Option, options_of
+from botcore.reloader import Reloader
+from botcore.source import SourceSection
 from botcore.tap import Options, ProcessControl, makeService
 from botcore.testing import InlineReactor
 
@@ -338,3 +345,99 @@ class ProcessControlTests(SynchronousTestCase):
         self.bot.exit_code = 1
         self.control.exit_with_bot_status()
         self.assertEqual(self.exits, [1])
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "conf.example.ini"
+_KEY = re.compile(r"^(#\s*)?([A-Za-z_]\w*)\s*=")
+
+
+def documented_sections(path: Path) -> dict[str, dict[str, str]]:
+    """Each section of the example file: its keys, set or commented out (``# key =``),
+    with the comment right above each (the help)."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    comment: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            current = sections.setdefault(line.strip()[1:-1], {})
+            comment = []
+            continue
+        found = _KEY.match(line)
+        if found and current is not None:
+            current[found.group(2)] = " ".join(comment)
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line.lstrip("#").strip())
+        elif not line.startswith((" ", "\t")):
+            comment = []
+    return sections
+
+
+class ExampleConfigTests(SynchronousTestCase):
+    """conf.example.ini documents every option and runs as is."""
+
+    def setUp(self) -> None:
+        self.config = read_config(EXAMPLE)
+        self.documented = documented_sections(EXAMPLE)
+
+    def expected_sections(self) -> dict[str, dict[str, Option]]:
+        """Every section the example must have, with the options each must document:
+        the core sections, one source section per bundled source type, and one
+        section per bundled plugin."""
+        reloader = Reloader()
+        expected = {
+            "bot": options_of(BotSection, Dispatcher, Reloader),
+            "auth": options_of(Permissions),
+            "logging": options_of(LoggingSection),
+            "database:main": options_of(Database),
+        }
+        for type_name in reloader.source_types():
+            names = [
+                name
+                for name in self.config.names("source")
+                if self.config.section(f"source:{name}")["type"] == type_name
+            ]
+            self.assertTrue(names, f"no [source:NAME] section with type = {type_name}")
+            options = options_of(SourceSection, reloader.source_class(type_name))
+            expected[f"source:{names[0]}"] = options
+        for plugin in reloader.plugin_names():
+            expected[f"plugin:{plugin}"] = reloader.plugin_options(plugin)
+        return expected
+
+    def test_every_option_documented(self) -> None:
+        """Every declared option of the core, the bundled sources and the bundled plugins
+        appears in its section (set, or commented out when it has no default), right
+        under its help."""
+        missing = []
+        for section, options in self.expected_sections().items():
+            keys = self.documented.get(section, {})
+            for name, option in options.items():
+                if name not in keys:
+                    missing.append(f"[{section}] {name}")
+                elif " ".join(option.help.split()) not in keys[name]:
+                    missing.append(f"[{section}] {name}: help text")
+        self.assertEqual(missing, [])
+
+    def test_defaults(self) -> None:
+        """The values shown are the defaults (except what makes the example a bot: the
+        source types, and sources other than the console left disabled)."""
+        different = []
+        for section, options in self.expected_sections().items():
+            values = self.config.section(section)
+            for name, option in options.items():
+                if option.required or (name == "enabled" and section != "source:console"):
+                    continue
+                if values.get(name) != option.default:
+                    different.append(f"[{section}] {name} = {values.get(name)!r}")
+        self.assertEqual(different, [])
+
+    def test_runs_without_a_server(self) -> None:
+        """The example uses SQLite and a telnet console on loopback port 3000; every
+        other source is disabled."""
+        self.assertTrue(self.config.section("database:main")["url"].startswith("sqlite:"))
+        console = self.config.section("source:console")
+        self.assertEqual(console["type"], "telnet")
+        self.assertEqual(console["endpoint"], "tcp:3000:interface=127.0.0.1")
+        for name in self.config.names("source"):
+            if name != "console":
+                self.assertFalse(self.config.section(f"source:{name}")["enabled"], name)
