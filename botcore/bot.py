@@ -216,7 +216,9 @@ class Bot(MultiService):
         self.reactor = reactor
         self.config = config
         self.version = botcore.__version__
-        self.reloader = reloader or Reloader(config.section("bot"))
+        self.reloader = reloader or Reloader()
+        # The load rules are part of [bot], for a given reloader too (as after a reload).
+        self.reloader.config = dict(config.section("bot"))
         self.state = Lifecycle.STOPPED
         # The state 'starting' replaced, kept until the processors exist to be told.
         self._unpublished_start: str | None = None
@@ -432,7 +434,9 @@ class Bot(MultiService):
 
 
 def _local_of(config: Config) -> str | None:
-    return str(config.files[1]) if len(config.files) > 1 else None
+    # Only an explicit override file is passed again; NAME.local.ini is looked for anew,
+    # so one added (or removed) since the start is seen by the reload.
+    return str(config.local) if config.local is not None else None
 
 
 async def _nothing() -> None:

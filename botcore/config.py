@@ -184,6 +184,9 @@ class Config:
     files: list[Path]
     sections: dict[str, dict[str, Any]]
     secrets: frozenset[tuple[str, str]] = frozenset()
+    #: The override file named explicitly (``local=``); None when it is looked for beside
+    #: the main file, as it is again on every reload.
+    local: Path | None = None
 
     @property
     def directory(self) -> Path:
@@ -275,4 +278,10 @@ def load_config(
                 parsed[name] = option.default
         sections[section] = parsed
     errors.raise_if_any()
-    return Config(path=main, files=files, sections=sections, secrets=frozenset(secrets))
+    return Config(
+        path=main,
+        files=files,
+        sections=sections,
+        secrets=frozenset(secrets),
+        local=Path(local).absolute() if local is not None else None,
+    )

@@ -167,6 +167,14 @@ class ScheduledCall:
     def _schedule(self) -> None:
         if self.cancelled:
             return
+        if not self._dispatcher._accepting:
+            # Stopped: there is no pool to run it in any more.
+            self.cancelled = True
+            self._dispatcher.log.warn(
+                "dropped a call_later of {function} scheduled while the dispatcher is stopped",
+                function=getattr(self._work.call[0], "__qualname__", self._work.call[0]),
+            )
+            return
         self._timer = self._dispatcher.reactor.callLater(self._delay, self._fire)
         self._dispatcher._scheduled.add(self)
 

@@ -51,7 +51,6 @@ class BotTestCase(SynchronousTestCase):
     def bot(self, text: str = "", threadpool=None) -> Bot:
         reloader = Reloader(plugin_package=PLUGINS, source_package=SOURCES)
         config = read_config(self.write(text), environ={}, reloader=reloader)
-        reloader.config = dict(config.section("bot"))
         self.reactor = InlineReactor()
         bot = Bot(
             config,
@@ -317,6 +316,36 @@ class ReloadTests(BotTestCase):
         self.assertEqual(bot.reload_config(), [])
         self.assertTrue(echo.addressed)
         self.assertEqual(type(bot.dispatcher.chain.processors[0]).__name__, "Greet")
+
+    def test_local_file_looked_for_again(self):
+        """A bot.local.ini added after the start is read by the reload; one removed since
+        is no longer required."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        local = self.folder / "bot.local.ini"
+        local.write_text("[plugin:greet]\ngreeting = local\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual(self.processor(bot, "greet").greeting, "local")
+        local.unlink()
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual(self.processor(bot, "greet").greeting, "hi")
+
+    def test_explicit_local_kept(self):
+        """An override file named at start (local=) is read again by the reload."""
+        other = self.folder / "override.ini"
+        other.write_text("[plugin:greet]\ngreeting = other\n")
+        reloader = Reloader(plugin_package=PLUGINS, source_package=SOURCES)
+        config = read_config(
+            self.write("[bot]\nnoload = broken\n"), local=other, environ={}, reloader=reloader
+        )
+        bot = Bot(
+            config, reactor=InlineReactor(), threadpool=InlineThreadPool(), reloader=reloader
+        )
+        self.addCleanup(self.stop, bot)
+        self.successResultOf(bot.startService())
+        other.write_text("[plugin:greet]\ngreeting = changed\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual(self.processor(bot, "greet").greeting, "changed")
 
     def test_auth_reloaded(self):
         """Permissions come from the new [auth] section."""

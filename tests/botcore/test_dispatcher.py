@@ -543,6 +543,19 @@ class CallLaterTests(DispatcherTestCase):
         self.reactor.advance(10)
         self.assertEqual(self.calls, [])
 
+    def test_after_stop(self):
+        """A call scheduled after the dispatcher stopped is dropped (and logged) instead of
+        failing later for want of a thread pool."""
+        self.successResultOf(self.dispatcher_.stopService())
+        call = self.dispatcher_.call_later(1, self.later, message("x"))
+        self.assertFalse(call.active())
+        self.reactor.advance(1)
+        self.assertEqual(self.calls, [])
+        self.assertTrue(
+            any("dropped a call_later" in text for text in self.logged_texts()),
+            self.logged_texts(),
+        )
+
     def test_function_error(self):
         """An exception in the delayed function is logged, complained about, and the chain
         still runs."""
