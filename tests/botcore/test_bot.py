@@ -64,6 +64,7 @@ class BotTestCase(SynchronousTestCase):
     def stop(self, bot):
         if bot.running:
             self.successResultOf(bot.stopService())
+        self.assertEqual(bot.reactor.getDelayedCalls(), [])
 
     def processor(self, bot, plugin):
         [processor] = bot.plugins.loaded[plugin]
