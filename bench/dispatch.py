@@ -45,26 +45,96 @@ class BenchError(Exception):
 # -- the synthetic plugin -----------------------------------------------------------
 
 
+#: Command words of the kind real plugins have, so synthetic commands start differently.
+WORDS = (
+    "weather",
+    "karma",
+    "remind",
+    "tell",
+    "seen",
+    "google",
+    "calc",
+    "convert",
+    "define",
+    "translate",
+    "dice",
+    "roll",
+    "flip",
+    "quote",
+    "fact",
+    "imdb",
+    "wiki",
+    "github",
+    "issue",
+    "ticket",
+    "deploy",
+    "news",
+    "feed",
+    "poll",
+    "vote",
+    "topic",
+    "memo",
+    "note",
+    "todo",
+    "alarm",
+    "timer",
+    "stock",
+    "hash",
+    "base64",
+    "rot13",
+    "urban",
+    "spell",
+    "rhyme",
+    "synonym",
+    "lyrics",
+    "movie",
+    "zodiac",
+    "jira",
+    "lunch",
+    "office",
+    "yell",
+    "xkcd",
+)
+
+
+def synthetic_selectors(index: int) -> list[str]:
+    """One or two selectors for synthetic processor ``index``, all distinct. Most start
+    with their own command word; one in four has an optional polite prefix, as plenty of
+    real ones do (so its first word is not known before the regex runs)."""
+    word = WORDS[index % len(WORDS)] + (str(index // len(WORDS)) if index >= len(WORDS) else "")
+    first = (
+        f"{word} {{any}}",
+        f"{word} for {{chunk}}",
+        f"(?:please )?{word} {{word}}",
+        f"{word}",
+    )[index % 4]
+    selectors = [first]
+    if index % 2:
+        selectors.append(f"(?:set )?{word} (on|off)" if index % 3 else f"{word} status")
+    return selectors
+
+
 def synthetic_processor(index: int) -> type[Processor]:
     """A processor that looks like a real plugin command: one or two ``@match`` handlers
-    with their own selectors (which the benchmark's traffic mostly does not match)."""
+    with their own selectors (which the benchmark's traffic does not match)."""
 
-    def status(self: Processor, event: Event, what: str) -> None:
-        event.addresponse(f"{what} is fine ({index})")
-
-    def toggle(self: Processor, event: Event, state: str) -> None:
-        event.addresponse(True)
+    def command(self: Processor, event: Event, *args: str) -> None:
+        event.addresponse(f"{self.name} {index} says {' '.join(args)}")
 
     namespace: dict[str, Any] = {
         "__module__": f"plugins.{SYNTHETIC}",
         "__doc__": f"Synthetic command number {index}.",
-        "usage": f"bench{index} status <thing> | bench{index} on|off",
-        "features": (f"bench{index}",),
-        "status": match(rf"bench{index} status {{word}}")(status),
+        "features": (f"synthetic{index}",),
     }
-    if index % 2:
-        namespace["toggle"] = match(rf"(?:set )?bench{index} (on|off)")(toggle)
-    return type(f"Bench{index}", (Processor,), namespace)
+    selectors = synthetic_selectors(index)
+    namespace["usage"] = " | ".join(selectors)
+    for number, selector in enumerate(selectors):
+        # A function per handler: @match marks the function object itself.
+        def handle(self: Processor, event: Event, *args: str) -> None:
+            command(self, event, *args)
+
+        namespace[f"handle{number}"] = match(selector)(handle)
+    return type(f"Synthetic{index}", (Processor,), namespace)
 
 
 def synthetic_module(count: int) -> types.ModuleType:
@@ -113,7 +183,8 @@ class BenchSource(Source):
 # -- traffic --------------------------------------------------------------------------
 
 
-COMMANDS = ("ping", "echo the quick brown fox", "ping", "echo hi")
+# The last one nobody handles: core's Complain answers it.
+COMMANDS = ("ping", "echo the quick brown fox", "ping", "echo hi", "what time is it?")
 CHATTER = (
     "has anyone tried the new release yet?",
     "lunch in ten minutes",
@@ -141,7 +212,7 @@ class Conversation:
         if self.public and turn % 5 >= 2:
             text = CHATTER[turn % len(CHATTER)]
         elif self.public:
-            text = f"{BOT_NAME}: {COMMANDS[turn % len(COMMANDS)]}"
+            text = f"{BOT_NAME}: {COMMANDS[(turn // 5 * 2 + turn % 5) % len(COMMANDS)]}"
         else:
             text = COMMANDS[turn % len(COMMANDS)]
         return Event(
@@ -253,7 +324,9 @@ def write_config(directory: Path, plugins: list[str], threads: int | None) -> Pa
         "[bot]",
         f"name = {BOT_NAME}",
         "autoload = no",
-        f"load = {', '.join([*plugins, SYNTHETIC])}",
+        # The synthetic processors go right after core, so that every addressed command
+        # passes all of them before basic answers it: the worst case for the chain.
+        f"load = {', '.join([*plugins[:1], SYNTHETIC, *plugins[1:]])}",
     ]
     if threads is not None:
         lines.append(f"threads = {threads}")
