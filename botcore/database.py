@@ -237,7 +237,9 @@ def _mark_written(session: Session, flush_context: Any) -> None:
 
 
 def _mark_dml(state: Any) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
+    # Anything but a SELECT may write: a textual statement (text("INSERT ...")) says neither
+    # is_insert nor is_update, and an extra commit is cheaper than a lost write.
+    if state.is_insert or state.is_update or state.is_delete or not state.is_select:
         state.session.info[_WRITES] = True
 
 

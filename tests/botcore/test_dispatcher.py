@@ -8,6 +8,7 @@ import threading
 from types import SimpleNamespace
 
 from sqlalchemy import select
+from sqlalchemy import text as sql
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -309,6 +310,16 @@ class DatabaseTests(DispatcherTestCase):
         from sqlalchemy.exc import IntegrityError
 
         self.assertEqual(len(self.flushLoggedErrors(IntegrityError)), 1)
+
+    def test_textual_write_committed(self):
+        """A write made with textual SQL is committed like an ORM one."""
+
+        def raw(event):
+            event.session.execute(sql("INSERT INTO test_notes (text) VALUES ('raw')"))
+
+        dispatcher = self.dispatcher([Step("raw", [], 0, raw)])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(note_texts(self.database), ["raw"])
 
     def test_session_is_lazy(self):
         """No session is opened for an event no processor asks one for."""
