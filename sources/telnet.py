@@ -94,12 +94,21 @@ class TelnetSource(Source):
         super().__init__(name, bot, config)
         self._reactor = reactor
         self.port: IListeningPort | None = None
+        self.listening_on: str | None = None
         self.consoles: set[Console] = set()
         self.by_nick: dict[str, Console] = {}
         self._ids = itertools.count(1)
 
     def setup(self) -> None:
         self.nick = self.bot.name if self.bot is not None else self.name
+        if self.port is not None and self.endpoint != self.listening_on:
+            self.log.warn(
+                "source {source}: the new endpoint {endpoint} takes effect when the bot "
+                "restarts (still listening on {old})",
+                source=self.name,
+                endpoint=self.endpoint,
+                old=self.listening_on,
+            )
 
     @property
     def reactor(self) -> Any:
@@ -128,6 +137,7 @@ class TelnetSource(Source):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
+        self.listening_on = self.endpoint
         self.set_state("connected")
         self.log.info(
             "source {source}: telnet console listening on {endpoint}",
@@ -222,6 +232,9 @@ class TelnetSource(Source):
         """Turn one line from ``console`` into an event and dispatch it."""
         nick = console.nick
         assert nick is not None
+        self.log.debug(
+            "source {source}: {nick} says {text!r}", source=self.name, nick=nick, text=text
+        )
         event = Event(
             source=self.name,
             type=EventType.MESSAGE,

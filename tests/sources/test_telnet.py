@@ -14,6 +14,7 @@ from twisted.internet.testing import (
     RaisingMemoryReactor,
     StringTransport,
 )
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -462,6 +463,17 @@ class ServiceTests(TelnetTestCase):
         self.assertTrue(transport.disconnected)
         console.connectionLost(None)
         self.successResultOf(d)
+
+    def test_endpoint_change_needs_restart(self) -> None:
+        """A reload that changes the endpoint keeps the old one and says so."""
+        source = self.make_source(MemoryReactor())
+        self.successResultOf(source.startService())
+        source.config["endpoint"] = "tcp:3001:interface=127.0.0.1"
+        with capturedLogs() as events:
+            source.setup()
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("takes effect when the bot restarts", formatEvent(warning))
+        self.assertEqual(source.listening_on, "tcp:3000:interface=127.0.0.1")
 
     def test_stop_without_connections(self) -> None:
         """Stopping with nobody connected is done at once."""
