@@ -1,0 +1,524 @@
+"""The IRC source: keeps the bot on one IRC network (servers tried in turn, reconnecting
+with backoff), turns what happens there into events and sends the replies back."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.internet import ClientService
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from botcore.event import Event, Response
+from botcore.interfaces import IChannelSource
+from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
+from botcore.source import Source
+from sources.irc.protocol import IRCProtocol
+from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IAddress, IProtocol
+
+    from botcore.bot import Bot
+
+__all__ = ["IRCProtocol", "IRCSource"]
+
+#: A reply's target when truncation_point() is asked without one (a long channel name).
+_TYPICAL_TARGET = "#" + "x" * 30
+
+
+class _SyntaxOnlyReactor:
+    """Stands in for the reactor when an endpoint string is only checked for syntax:
+    building a client endpoint does no I/O."""
+
+
+class ServerListOption(ListOption):
+    """IRC servers as Twisted client endpoint strings, checked for syntax on load."""
+
+    kind = "list of endpoints"
+
+    def parse(self, raw: str) -> list[str]:
+        servers = super().parse(raw)
+        if not servers:
+            raise ValueError("expected at least one server, such as tls:irc.libera.chat:6697")
+        for server in servers:
+            try:
+                clientFromString(_SyntaxOnlyReactor(), server)
+            except Exception as e:
+                raise ValueError(
+                    "expected Twisted client endpoints such as tls:irc.libera.chat:6697 or "
+                    f"tcp:127.0.0.1:6667, found {server!r} ({e})"
+                ) from None
+        return servers
+
+
+def _check_nick(nick: str) -> str:
+    if not nick or nick[0].isdigit() or nick[0] in "-#&:" or any(c in nick for c in " ,*?!@\0"):
+        raise ValueError(f"expected an IRC nick, found {nick!r}")
+    return nick
+
+
+class NickOption(Option):
+    """An IRC nick (no spaces, no leading digit, none of ``,*?!@#:``)."""
+
+    kind = "nick"
+
+    def parse(self, raw: str) -> str:
+        return _check_nick(raw.strip())
+
+
+class NickListOption(ListOption):
+    """A list of IRC nicks."""
+
+    kind = "list of nicks"
+
+    def parse(self, raw: str) -> list[str]:
+        return [_check_nick(nick) for nick in super().parse(raw)]
+
+
+class ChannelListOption(ListOption):
+    """Channels, one per line or comma-separated, each ``#channel`` or ``#channel key``."""
+
+    kind = "list of channels"
+
+    def parse(self, raw: str) -> list[str]:
+        channels = super().parse(raw)
+        for entry in channels:
+            words = entry.split()
+            if len(words) > 2 or not valid_target(words[0]) or words[0][0].isalnum():
+                raise ValueError(f"expected '#channel' or '#channel key', found {entry!r}")
+        return channels
+
+
+@implementer(IStreamClientEndpoint)
+class ServerRotation:
+    """One endpoint that connects to each of several servers in turn: the next one after
+    a failure, the same one again after a good connection ends."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        make_endpoint: Callable[[str], IStreamClientEndpoint],
+        on_failure: Callable[[str, Failure], None],
+    ) -> None:
+        self.servers = list(servers)
+        self.index = 0
+        self._make_endpoint = make_endpoint
+        self._on_failure = on_failure
+
+    @property
+    def current(self) -> str:
+        return self.servers[self.index % len(self.servers)]
+
+    def advance(self) -> None:
+        """Try the next server on the next attempt."""
+        self.index = (self.index + 1) % len(self.servers)
+
+    def connect(self, factory: Any) -> Deferred[IProtocol]:
+        server = self.current
+        try:
+            endpoint = self._make_endpoint(server)
+        except Exception:
+            d: Deferred[IProtocol] = fail()
+        else:
+            d = endpoint.connect(factory)
+
+        def failed(failure: Failure) -> Failure:
+            self._on_failure(server, failure)
+            return failure
+
+        d.addErrback(failed)
+        return d
+
+
+class _ProtocolFactory(Factory):
+    def __init__(self, source: IRCSource) -> None:
+        self.source = source
+
+    def buildProtocol(self, addr: IAddress) -> IRCProtocol:
+        protocol = IRCProtocol(self.source, self.source.rotation.current)
+        protocol.factory = self
+        return protocol
+
+
+@implementer(IChannelSource)
+class IRCSource(Source):
+    """One IRC network. Reactor thread only.
+
+    Events: ``message``/``notice``/``action`` (private ones addressed, their channel the
+    sender's nick), ``state`` for others' join/part/quit/kick/nick (``data["kind"]``),
+    ``source`` for the bot's own connected/disconnected/joined/left/nick
+    (``data["state"]``), and ``invite``. The sender's id is their services account when
+    the server vouches for it, else ``nick!user@host``; ``data["mask"]`` and
+    ``data["account"]`` carry both.
+    """
+
+    type = "irc"
+    supports = frozenset({"action", "notice", "multiline", "topic"})
+
+    servers = ServerListOption(
+        "Servers to connect to, tried in turn: Twisted client endpoints such as "
+        "tls:irc.libera.chat:6697 or tcp:127.0.0.1:6667.",
+        [],
+        required=True,
+    )
+    configured_nick = NickOption("The bot's nick here (default: the bot's name).", name="nick")
+    alt_nicks = NickListOption(
+        "Nicks to try, in order, when the nick is taken (then nick_, nick__, nick1, ...).", []
+    )
+    username = Option("The user name (ident) sent when registering.", "botcore")
+    realname = Option("The real name sent when registering.", "botcore")
+    server_password = Option("The server's password (PASS), if it has one.", "", secret=True)
+    account = Option("The services account to log in to (default: the nick).")
+    account_password = Option(
+        "The services password: SASL PLAIN when the server offers it, else NickServ IDENTIFY.",
+        "",
+        secret=True,
+    )
+    sasl = BoolOption("Log in with SASL PLAIN when the server offers it.", True)
+    nickserv = Option(
+        "Services nick to IDENTIFY to when SASL is not used; empty for none.", "NickServ"
+    )
+    channels = ChannelListOption(
+        "Channels to join after every connection, each '#channel' or '#channel key'.", []
+    )
+    rejoin_delay = FloatOption("Seconds before rejoining a channel after a kick.", 10.0, min=0)
+    follow_invites = BoolOption("Join channels the bot is invited to.", False)
+    encoding = Option("Encoding tried for received text that is not valid UTF-8.", "cp1252")
+    ping_interval = FloatOption(
+        "Seconds of silence from the server after which the bot sends a PING.", 60.0, min=1
+    )
+    ping_timeout = FloatOption(
+        "Seconds to wait for an answer to that PING before reconnecting.", 30.0, min=1
+    )
+    connect_timeout = FloatOption(
+        "Seconds a connection may take to finish registering before it is dropped.", 60.0, min=1
+    )
+    reconnect_delay = FloatOption(
+        "Seconds before the first reconnection; doubled after each failure, with jitter.",
+        2.0,
+        min=0.01,
+    )
+    reconnect_max_delay = FloatOption(
+        "The longest wait between reconnection attempts, in seconds.", 300.0, min=0.01
+    )
+    regain_interval = FloatOption(
+        "Seconds between checks whether the bot's nick is free again while it uses another "
+        "(0: only when its holder is seen leaving).",
+        30.0,
+        min=0,
+    )
+    flood_burst = IntOption(
+        "Lines the bot may send at once before flood control paces it.", 5, min=1
+    )
+    flood_rate = FloatOption(
+        "Lines per second the bot sends after a burst (0 turns flood control off).", 1.0, min=0
+    )
+    queue_limit = IntOption(
+        "Most lines waiting to be sent; further lines are dropped (and logged).", 500, min=1
+    )
+    max_lines = IntOption(
+        "Most IRC lines one reply becomes; the rest is cut off with an ellipsis.", 10, min=1
+    )
+    quit_message = Option("Sent with QUIT when the bot leaves the network.", "botcore")
+    source_url = Option("The answer to CTCP SOURCE: where the bot's code can be found.", "")
+
+    def __init__(
+        self,
+        name: str,
+        bot: Bot | None,
+        config: dict[str, Any] | None = None,
+        *,
+        reactor: Any = None,
+        endpoint_factory: Callable[[str], IStreamClientEndpoint] | None = None,
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(name, bot, config)
+        if reactor is None:
+            reactor = getattr(bot, "reactor", None)
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self._make_endpoint = endpoint_factory or (
+            lambda server: clientFromString(reactor, server)
+        )
+        self._jitter = jitter or random.Random().random
+        self.protocol: IRCProtocol | None = None
+        self.rotation = ServerRotation([], self._make_endpoint, self._connect_failed)
+        self.failures = 0
+        self.connections = 0
+        self._service: ClientService | None = None
+        self._wanted: dict[str, tuple[str, str | None]] = {}
+        self._configured: list[tuple[str, str | None]] = []
+        self._nick_override: str | None = None
+        self._stopping = False
+
+    # -- configuration -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Read the options; on a reload, join channels newly added to ``channels``."""
+        self.rotation.servers = list(self.servers) or self.rotation.servers
+        configured = []
+        for entry in self.channels:
+            words = entry.split()
+            configured.append((words[0], words[1] if len(words) > 1 else None))
+        previous = {self._key(name) for name, _ in self._configured}
+        self._configured = configured
+        for name, key in configured:
+            if self._key(name) not in previous:
+                self.join(name, key)
+        if self.protocol is not None and self.protocol.queue is not None:
+            bucket = self.protocol.queue.bucket
+            bucket.burst, bucket.rate = float(self.flood_burst), self.flood_rate
+            self.protocol.queue.limit = self.queue_limit
+        if self.protocol is None:
+            self.nick = self.wanted_nick
+
+    @property
+    def wanted_nick(self) -> str:
+        """The nick the bot wants here: set by command, configured, or the bot's name."""
+        return (
+            self._nick_override
+            or self.configured_nick
+            or (getattr(self.bot, "name", None) if self.bot is not None else None)
+            or "botcore"
+        )
+
+    @property
+    def version(self) -> str:
+        return getattr(self.bot, "version", None) or "unknown"
+
+    @staticmethod
+    def _key(channel: str) -> str:
+        return irc_lower(channel, "rfc1459")
+
+    def wanted_channels(self) -> list[tuple[str, str | None]]:
+        """The channels to be in, with their keys."""
+        return list(self._wanted.values())
+
+    def wants_channel(self, channel: str) -> bool:
+        return self._key(channel) in self._wanted
+
+    def channel_key(self, channel: str) -> str | None:
+        found = self._wanted.get(self._key(channel))
+        return found[1] if found else None
+
+    # -- the connection -----------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        for name, key in self._configured:
+            self._wanted.setdefault(self._key(name), (name, key))
+        self._service = ClientService(
+            self.rotation,
+            _ProtocolFactory(self),
+            retryPolicy=self.retry_delay,
+            clock=self.reactor,
+        )
+        self._service.startService()
+        self.set_state("connecting")
+
+    def stopService(self) -> Deferred[None]:
+        """Say QUIT, close the connection (aborting it if it has not closed within five
+        seconds) and stop reconnecting. Fires when the connection is gone."""
+        super().stopService()
+        self._stopping = True
+        protocol = self.protocol
+        if protocol is not None and protocol.transport is not None and protocol.registered:
+            protocol.transport.write(encode_line("QUIT", trailing=self.quit_message))
+        service, self._service = self._service, None
+        if service is None:
+            self.set_state("stopped")
+            return succeed(None)
+        d = service.stopService()
+        timer = self.reactor.callLater(5.0, self._abort, protocol)
+        d.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+        d.addCallback(lambda _: self.set_state("stopped"))
+        return d
+
+    def _abort(self, protocol: IRCProtocol | None) -> None:
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.abortConnection()
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before the next connection attempt: ``reconnect_delay`` doubled
+        for each failure in a row (a connection that never registered is a failure),
+        capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter)."""
+        failures = max(1, self.failures)
+        try:
+            delay = self.reconnect_delay * 2 ** min(failures - 1, 64)
+        except OverflowError:
+            delay = self.reconnect_max_delay
+        delay = min(delay, self.reconnect_max_delay)
+        return delay * (0.5 + 0.5 * self._jitter())
+
+    def _connect_failed(self, server: str, failure: Failure) -> None:
+        self.failures += 1
+        self.rotation.advance()
+        self.log.warn(
+            "{source}: cannot connect to {server}: {why}",
+            source=self.name,
+            server=server,
+            why=failure.getErrorMessage(),
+        )
+        self.set_state("reconnecting")
+
+    def connection_made(self, protocol: IRCProtocol) -> None:
+        """A TCP (or TLS) connection is up and registration starts."""
+        self.protocol = protocol
+        self.connections += 1
+        self.log.info("{source}: connected to {server}", source=self.name, server=protocol.server)
+
+    def signed_on(self, protocol: IRCProtocol) -> None:
+        """Registration finished: the bot is on the network."""
+        self.failures = 0
+        self.nick = protocol.nickname
+        self.set_state("connected")
+        self._emit_source(protocol, "connected", server=protocol.server, nick=protocol.nickname)
+
+    def connection_lost(self, protocol: IRCProtocol, why: str) -> None:
+        """The connection ended; ClientService reconnects unless the source is stopping."""
+        if self.protocol is protocol:
+            self.protocol = None
+        if not protocol.registered:
+            self.failures += 1
+            self.rotation.advance()
+        self.log.info(
+            "{source}: disconnected from {server}: {why}",
+            source=self.name,
+            server=protocol.server,
+            why=why,
+        )
+        if protocol.registered:
+            self._emit_source(protocol, "disconnected", server=protocol.server, reason=why)
+        if not self._stopping:
+            self.set_state("reconnecting")
+
+    def nick_changed(self, protocol: IRCProtocol, old: str, new: str) -> None:
+        self.nick = new
+        self.log.info("{source}: nick {old} -> {new}", source=self.name, old=old, new=new)
+        self._emit_source(protocol, "nick", old=old, nick=new)
+
+    def invited(self, channel: str, by: str) -> None:
+        if self.follow_invites and valid_target(channel):
+            self.log.info(
+                "{source}: invited to {channel} by {by}; joining",
+                source=self.name,
+                channel=channel,
+                by=by,
+            )
+            self.join(channel)
+
+    def _emit_source(self, protocol: IRCProtocol, state: str, **data: Any) -> None:
+        protocol._source_event(state, **data)
+
+    def emit(self, event: Event) -> None:
+        """Hand an event to the dispatcher (its replies come back through `send`)."""
+        if self.bot is None or not self.running:
+            return
+        self.dispatch(event)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def truncation_point(self, response: Response | None = None) -> int | None:
+        """The most UTF-8 bytes one reply may carry: ``max_lines`` IRC lines' worth for its
+        target, each line as long as the server will relay with the bot's mask."""
+        target = (response.target if response is not None else None) or _TYPICAL_TARGET
+        command = "NOTICE" if response is not None and response.notice else "PRIVMSG"
+        action = bool(response is not None and response.action)
+        protocol = self.protocol
+        if protocol is not None:
+            budget = protocol.text_budget(command, target, action)
+        else:
+            budget = text_budget(
+                self.wanted_nick, "~" + self.username[:9], "", command, target, action
+            )
+        return max(1, budget) * self.max_lines
+
+    def send(self, response: Response) -> None:
+        """Send a reply: PRIVMSG, NOTICE or ACTION, split to fit, through flood control."""
+        target = response.target
+        if target is None or not valid_target(target):
+            self.log.warn(
+                "{source}: dropped a reply with no valid target ({target!r})",
+                source=self.name,
+                target=target,
+            )
+            return
+        text = response.text
+        if isinstance(text, bool):
+            text = "Okay" if text else "No"
+        command = "NOTICE" if response.notice else "PRIVMSG"
+        self._message(command, target, str(text), action=response.action)
+
+    def _message(self, command: str, target: str, text: str, action: bool = False) -> None:
+        protocol = self.protocol
+        if protocol is None or not protocol.registered:
+            self.log.info(
+                "{source}: not connected; dropped a message to {target}",
+                source=self.name,
+                target=target,
+            )
+            return
+        protocol.message(command, target, text, action=action)
+
+    # -- IChannelSource ----------------------------------------------------------------------
+
+    def join(self, channel: str, key: str | None = None) -> None:
+        """Join ``channel`` now (if connected) and after every reconnect."""
+        if not valid_target(channel):
+            self.log.warn(
+                "{source}: not a channel: {channel!r}", source=self.name, channel=channel
+            )
+            return
+        self._wanted[self._key(channel)] = (channel, key)
+        if self.protocol is not None and self.protocol.registered:
+            self.protocol.send_join(channel, key)
+
+    def part(self, channel: str, message: str | None = None) -> None:
+        """Leave ``channel`` and stop rejoining it."""
+        self._wanted.pop(self._key(channel), None)
+        protocol = self.protocol
+        if protocol is not None and protocol.registered and valid_target(channel):
+            timer = protocol._rejoins.pop(protocol.fold(channel), None)
+            if timer is not None and timer.active():
+                timer.cancel()
+            protocol.send_raw("PART", channel, trailing=message or None)
+
+    def set_nick(self, nick: str) -> None:
+        """Change nick now, and keep (or regain) this one from now on."""
+        self._nick_override = _check_nick(nick)
+        if self.protocol is not None and self.protocol.registered:
+            self.protocol.send_raw("NICK", nick)
+        else:
+            self.nick = nick
+
+    def say(self, target: str, text: str) -> None:
+        """Send ``text`` to a channel or a nick."""
+        if valid_target(target):
+            self._message("PRIVMSG", target, text)
+
+    def do(self, target: str, text: str) -> None:
+        """Send ``text`` as an action (``/me``)."""
+        if valid_target(target):
+            self._message("PRIVMSG", target, text, action=True)
+
+    def topic(self, channel: str, text: str) -> None:
+        """Set ``channel``'s topic."""
+        protocol = self.protocol
+        if protocol is None or not protocol.registered or not valid_target(channel):
+            self.log.info("{source}: not connected; topic not set", source=self.name)
+            return
+        protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
+
+    def members(self, channel: str) -> dict[str, str]:
+        """Who is in ``channel`` (nick -> prefix symbols such as ``@``), or {} when the bot
+        is not there."""
+        return self.protocol.members(channel) if self.protocol is not None else {}

@@ -1,0 +1,1065 @@
+"""One connection to an IRC server, on Twisted's IRCClient: registration (CAP, SASL PLAIN,
+NickServ), keepalive, nick regain, channel membership, CTCP, and events for the source."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+from twisted.copyright import version as twisted_version
+from twisted.internet import error as net_error
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols import irc
+
+from botcore.event import Event, EventType, Message, Sender
+from sources.irc.flood import OutgoingQueue, TokenBucket
+from sources.irc.wire import (
+    Mask,
+    clean_text,
+    decode,
+    encode_line,
+    irc_lower,
+    parse_line,
+    split_text,
+    text_budget,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
+    from sources.irc import IRCSource
+
+#: Capabilities asked for when the server offers them (sasl only with a password).
+WANTED_CAPS = (
+    "multi-prefix",
+    "account-notify",
+    "extended-join",
+    "account-tag",
+    "userhost-in-names",
+    "away-notify",
+)
+#: Received lines longer than this (bytes, tags included) are dropped.
+MAX_LINE = 16384
+#: Largest AUTHENTICATE chunk (IRCv3 SASL).
+SASL_CHUNK = 400
+#: The WHOX query token the protocol uses to learn accounts when it joins a channel.
+WHOX_TOKEN = "152"
+#: CTCP queries the source answers.
+CTCP_ANSWERED = ("ACTION", "CLIENTINFO", "PING", "SOURCE", "TIME", "VERSION")
+_SASL_FAILURES = {
+    "902": "the account is locked",
+    "904": "authentication failed",
+    "905": "the SASL message was too long",
+    "906": "authentication was aborted",
+    "908": "the server offers other mechanisms only",
+}
+
+
+@dataclass
+class User:
+    """Someone the bot can see: their current mask and services account (if known)."""
+
+    nick: str
+    user: str = ""
+    host: str = ""
+    account: str | None = None
+
+    @property
+    def mask(self) -> str:
+        if not self.user and not self.host:
+            return self.nick
+        return f"{self.nick}!{self.user}@{self.host}"
+
+
+@dataclass
+class Channel:
+    """A channel the bot is in: who is there (folded nick -> [nick, mode letters])."""
+
+    name: str
+    members: dict[str, list[str]] = field(default_factory=dict)
+    topic: str = ""
+    _names: dict[str, list[str]] | None = None
+
+
+class IRCProtocol(irc.IRCClient):
+    """The wire side of `sources.irc.IRCSource`, one instance per connection.
+
+    Connection-scoped state (the nick the server gave, capabilities, channels and their
+    members, the outgoing queue) lives here; what outlives a connection (channels to be
+    in, the wanted nick, options) is read from the source. Reactor thread only.
+    """
+
+    log = Logger()
+    # Keepalive is ours: clock-injected, with a PONG timeout (IRCClient's has neither).
+    heartbeatInterval = None
+    performLogin = 0
+
+    def __init__(self, source: IRCSource, server: str) -> None:
+        self.source = source
+        self.server = server
+        self.clock = source.reactor
+        self.nickname = source.wanted_nick
+        self.username = source.username
+        self.realname = source.realname
+        self.password = source.server_password or None
+        self.versionName = "botcore"
+        self.registered = False
+        self.connected_at: float | None = None
+        self.casemapping = "rfc1459"
+        self.own = User(self.nickname, "~" + self.username[:9], "")
+        self.account: str | None = None
+        self.users: dict[str, User] = {}
+        self.channels: dict[str, Channel] = {}
+        self.caps: set[str] = set()
+        self._offered: dict[str, str] = {}
+        self._cap_done = False
+        self._sasl: str | None = None
+        self._attempts = self._alternatives()
+        self._tags: dict[str, str] = {}
+        self._buffer = b""
+        self._discarding = False
+        self._last_received = self.clock.seconds()
+        self._keepalive: LoopingCall | None = None
+        self._pong_deadline: IDelayedCall | None = None
+        self._register_deadline: IDelayedCall | None = None
+        self._regain: LoopingCall | None = None
+        self._rejoins: dict[str, IDelayedCall] = {}
+        # CTCP answers are few and far between, so a CTCP flood cannot fill the queue.
+        self._ctcp = TokenBucket(self.clock, burst=3, rate=0.2)
+        self.queue: OutgoingQueue | None = None
+        self.lost_reason: str | None = None
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.supported = irc.ServerSupportedFeatures()
+        self._queue = []
+        self.queue = OutgoingQueue(
+            self.transport.write,
+            self.clock,
+            burst=self.source.flood_burst,
+            rate=self.source.flood_rate,
+            limit=self.source.queue_limit,
+        )
+        with suppress(Exception):  # not every transport is a TCP socket
+            self.transport.setTcpNoDelay(True)
+        self._register_deadline = self.clock.callLater(
+            self.source.connect_timeout, self._registration_timed_out
+        )
+        self.source.connection_made(self)
+        if self.password:
+            self.send_raw("PASS", trailing=self.password)
+        self.send_raw("CAP", "LS", "302")
+        self.send_raw("NICK", self.nickname)
+        self.send_raw("USER", self.username, "0", "*", trailing=self.realname)
+
+    def connectionLost(self, reason: Failure = net_error.ConnectionDone) -> None:
+        for timer in (self._pong_deadline, self._register_deadline, *self._rejoins.values()):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._pong_deadline = self._register_deadline = None
+        self._rejoins.clear()
+        for loop in (self._keepalive, self._regain):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._keepalive = self._regain = None
+        dropped = self.queue.clear() if self.queue is not None else 0
+        if dropped:
+            self.log.info(
+                "{source}: {count} queued line(s) not sent before the connection closed",
+                source=self.source.name,
+                count=dropped,
+            )
+        why = self.lost_reason or (reason.getErrorMessage() if reason else "closed")
+        self.source.connection_lost(self, why)
+
+    def drop(self, why: str) -> None:
+        """Close the connection at once (the source reconnects)."""
+        self.lost_reason = why
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def _registration_timed_out(self) -> None:
+        self._register_deadline = None
+        self.log.warn(
+            "{source}: {server} did not finish registration in {timeout}s; giving up on it",
+            source=self.source.name,
+            server=self.server,
+            timeout=self.source.connect_timeout,
+        )
+        self.drop("registration timed out")
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self._last_received = self.clock.seconds()
+        if self._pong_deadline is not None:
+            if self._pong_deadline.active():
+                self._pong_deadline.cancel()
+            self._pong_deadline = None
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(b"\n")
+        self._buffer = lines.pop()
+        if len(self._buffer) > MAX_LINE:
+            self._overlong(len(self._buffer))
+            self._buffer = b""
+            self._discarding = True
+        for raw in lines:
+            if self._discarding:  # the tail of a line already dropped as too long
+                self._discarding = False
+                continue
+            if len(raw) > MAX_LINE:
+                self._overlong(len(raw))
+                continue
+            self.lineReceived(raw)
+            if self.transport is None or getattr(self.transport, "disconnecting", False):
+                break
+
+    def _overlong(self, size: int) -> None:
+        self.log.warn(
+            "{source}: dropped a line of {size} bytes from the server (limit {limit})",
+            source=self.source.name,
+            size=size,
+            limit=MAX_LINE,
+        )
+
+    def lineReceived(self, line: bytes) -> None:
+        parsed = parse_line(decode(line.rstrip(b"\r"), self.source.encoding))
+        if parsed is None:
+            return
+        command = irc.numeric_to_symbolic.get(parsed.command, parsed.command)
+        self._tags = parsed.tags
+        self.handleCommand(command, parsed.prefix, parsed.params)
+
+    def handleCommand(self, command: str, prefix: str, params: list[str]) -> None:
+        """Run ``irc_COMMAND``; a line it cannot make sense of is logged in one line and
+        skipped, never allowed to break the connection."""
+        method = getattr(self, f"irc_{command}", None)
+        try:
+            if method is not None:
+                method(prefix, params)
+            else:
+                self.irc_unknown(prefix, command, params)
+        except Exception as e:
+            self.log.warn(
+                "{source}: ignored a malformed {command} from the server ({error})",
+                source=self.source.name,
+                command=command,
+                error=f"{type(e).__name__}: {e}",
+            )
+
+    # -- sending ------------------------------------------------------------------------
+
+    def sendLine(self, line: str) -> None:
+        """A protocol line (IRCClient's helpers use this): cleaned of line breaks and sent
+        ahead of queued messages."""
+        line = line.replace("\r", " ").replace("\n", " ").replace("\0", "")
+        self.queue.put(line.encode("utf-8") + b"\r\n")
+
+    def send_raw(self, *words: str, trailing: str | None = None) -> None:
+        """Send a protocol command ahead of queued messages (still flood-controlled)."""
+        if trailing is not None:
+            trailing = trailing.replace("\r", " ").replace("\n", " ").replace("\0", "")
+        self.queue.put(encode_line(*words, trailing=trailing))
+
+    def text_budget(self, command: str, target: str, action: bool = False) -> int:
+        """The most UTF-8 bytes of text one ``command`` to ``target`` may carry so that the
+        line the server relays, with the bot's mask in front, fits in 512 bytes."""
+        return text_budget(self.nickname, self.own.user, self.own.host, command, target, action)
+
+    def message(self, command: str, target: str, text: str, action: bool = False) -> int:
+        """Send ``text`` to ``target`` as PRIVMSG or NOTICE (or an ACTION), one message per
+        line of text, each split to fit, at most the source's ``max_lines`` in all.
+        Returns the number of lines queued."""
+        budget = self.text_budget(command, target, action)
+        if budget < 16:
+            self.log.warn(
+                "{source}: target {target!r} is too long to send to",
+                source=self.source.name,
+                target=target,
+            )
+            return 0
+        pieces: list[str] = []
+        for line in text.split("\n"):
+            pieces.extend(split_text(clean_text(line.expandtabs(4)), budget))
+        limit = self.source.max_lines
+        if len(pieces) > limit:
+            self.log.info(
+                "{source}: a reply to {target} of {count} lines was cut to {limit}",
+                source=self.source.name,
+                target=target,
+                count=len(pieces),
+                limit=limit,
+            )
+            last = pieces[limit - 1].encode("utf-8")[: budget - 3].decode("utf-8", "ignore")
+            pieces = [*pieces[: limit - 1], last + "…"]
+        key = self.fold(target)
+        for piece in pieces:
+            if action:
+                piece = f"\x01ACTION {piece}\x01"
+            self.queue.put(encode_line(command, target, trailing=piece), key)
+        return len(pieces)
+
+    # -- registration -------------------------------------------------------------------
+
+    def irc_CAP(self, prefix: str, params: list[str]) -> None:
+        sub = params[1].upper() if len(params) > 1 else ""
+        listed = params[-1].split() if len(params) > 2 else []
+        if sub in ("LS", "NEW"):
+            for token in listed:
+                name, _, value = token.partition("=")
+                self._offered[name] = value
+            if sub == "LS" and len(params) > 3 and params[2] == "*":
+                return  # more LS lines follow
+            self._request_caps(sub == "NEW")
+        elif sub == "ACK":
+            for token in listed:
+                name = token.lstrip("=~")
+                if name.startswith("-"):
+                    self.caps.discard(name[1:])
+                else:
+                    self.caps.add(name)
+            if "sasl" in self.caps and self._sasl is None and self._sasl_wanted():
+                self._sasl = "started"
+                self.send_raw("AUTHENTICATE", "PLAIN")
+            else:
+                self._end_caps()
+        elif sub == "NAK":
+            self._end_caps()
+        elif sub == "DEL":
+            for name in listed:
+                self.caps.discard(name)
+                self._offered.pop(name, None)
+
+    def _sasl_wanted(self) -> bool:
+        if not (self.source.sasl and self.source.account_password):
+            return False
+        mechanisms = self._offered.get("sasl", "")
+        return not mechanisms or "PLAIN" in mechanisms.upper().split(",")
+
+    def _request_caps(self, new: bool) -> None:
+        wanted = [cap for cap in WANTED_CAPS if cap in self._offered and cap not in self.caps]
+        if not new and self._sasl_wanted() and "sasl" in self._offered:
+            wanted.append("sasl")
+        if wanted:
+            self.send_raw("CAP", "REQ", trailing=" ".join(wanted))
+        elif not new:
+            self._end_caps()
+
+    def _end_caps(self) -> None:
+        if not self._cap_done and not self.registered and self._sasl != "started":
+            self._cap_done = True
+            self.send_raw("CAP", "END")
+
+    def irc_AUTHENTICATE(self, prefix: str, params: list[str]) -> None:
+        if self._sasl != "started" or not params or params[0] != "+":
+            return
+        account = self.source.account or self.source.wanted_nick
+        secret = f"{account}\0{account}\0{self.source.account_password}".encode()
+        payload = base64.b64encode(secret).decode("ascii")
+        chunks = [payload[i : i + SASL_CHUNK] for i in range(0, len(payload), SASL_CHUNK)]
+        if not chunks or len(chunks[-1]) == SASL_CHUNK:
+            chunks.append("+")
+        for chunk in chunks:
+            self.send_raw("AUTHENTICATE", chunk)
+
+    def irc_900(self, prefix: str, params: list[str]) -> None:
+        """RPL_LOGGEDIN: the services account the bot is logged in as."""
+        self.account = params[2] if len(params) > 2 else self.account
+        self.log.info(
+            "{source}: logged in to services as {account}",
+            source=self.source.name,
+            account=self.account,
+        )
+
+    def irc_903(self, prefix: str, params: list[str]) -> None:
+        """RPL_SASLSUCCESS."""
+        self._sasl = "done"
+        self._end_caps()
+
+    def _sasl_failed(self, prefix: str, params: list[str], numeric: str = "904") -> None:
+        if self._sasl != "started":
+            return
+        self._sasl = "failed"
+        self.log.warn(
+            "{source}: SASL login failed ({why}); continuing without it",
+            source=self.source.name,
+            why=_SASL_FAILURES.get(numeric, "unknown reason"),
+        )
+        self._end_caps()
+
+    def irc_902(self, prefix: str, params: list[str]) -> None:
+        self._sasl_failed(prefix, params, "902")
+
+    def irc_904(self, prefix: str, params: list[str]) -> None:
+        self._sasl_failed(prefix, params, "904")
+
+    def irc_905(self, prefix: str, params: list[str]) -> None:
+        self._sasl_failed(prefix, params, "905")
+
+    def irc_906(self, prefix: str, params: list[str]) -> None:
+        self._sasl_failed(prefix, params, "906")
+
+    def irc_908(self, prefix: str, params: list[str]) -> None:
+        self._sasl_failed(prefix, params, "908")
+
+    def irc_907(self, prefix: str, params: list[str]) -> None:
+        """ERR_SASLALREADY: already logged in."""
+        self._sasl = "done"
+        self._end_caps()
+
+    def irc_ERR_PASSWDMISMATCH(self, prefix: str, params: list[str]) -> None:
+        self.log.error(
+            "{source}: {server} refused the server password",
+            source=self.source.name,
+            server=self.server,
+        )
+
+    def _alternatives(self):
+        wanted = self.source.wanted_nick
+        yield from self.source.alt_nicks
+        yield wanted + "_"
+        yield wanted + "__"
+        for n in count(1):
+            yield f"{wanted[:12]}{n}"
+
+    def _collided(self, prefix: str, params: list[str]) -> None:
+        if self.registered:
+            refused = params[1] if len(params) > 1 else "?"
+            self.log.info(
+                "{source}: cannot take the nick {nick}: {why}",
+                source=self.source.name,
+                nick=refused,
+                why=params[-1] if params else "refused",
+            )
+            return
+        self.nickname = next(self._attempts)
+        self._attemptedNick = self.nickname
+        self.send_raw("NICK", self.nickname)
+
+    def irc_ERR_NICKNAMEINUSE(self, prefix: str, params: list[str]) -> None:
+        self._collided(prefix, params)
+
+    def irc_ERR_ERRONEUSNICKNAME(self, prefix: str, params: list[str]) -> None:
+        self._collided(prefix, params)
+
+    def irc_ERR_NICKCOLLISION(self, prefix: str, params: list[str]) -> None:
+        self._collided(prefix, params)
+
+    def irc_ERR_UNAVAILRESOURCE(self, prefix: str, params: list[str]) -> None:
+        if len(params) > 1 and self.is_channel(params[1]):
+            self._join_failed(prefix, params, "the channel is temporarily unavailable")
+        else:
+            self._collided(prefix, params)
+
+    def irc_RPL_WELCOME(self, prefix: str, params: list[str]) -> None:
+        if self.registered:
+            return
+        self.registered = self._registered = True
+        self._cap_done = True
+        self.hostname = prefix or self.server
+        if params and params[0] and params[0] != "*":
+            self.nickname = params[0]
+        self.own.nick = self.nickname
+        words = params[-1].split() if params else []
+        if words and "!" in words[-1] and "@" in words[-1]:
+            self._learn_own(Mask.parse(words[-1]))
+        if self._register_deadline is not None and self._register_deadline.active():
+            self._register_deadline.cancel()
+        self._register_deadline = None
+        self.connected_at = self.clock.seconds()
+        self.signedOn()
+
+    def signedOn(self) -> None:
+        """Registered: identify to NickServ if SASL did not log in, learn the bot's own
+        mask, join the channels, start the keepalive and (if needed) nick regain."""
+        source = self.source
+        if source.account_password and self._sasl != "done" and source.nickserv:
+            account = source.account or source.wanted_nick
+            self.message(
+                "PRIVMSG", source.nickserv, f"IDENTIFY {account} {source.account_password}"
+            )
+        if not self.own.host:
+            self.send_raw("USERHOST", self.nickname)
+        for name, key in source.wanted_channels():
+            self.send_join(name, key)
+        self._keepalive = LoopingCall(self._check_alive)
+        self._keepalive.clock = self.clock
+        self._keepalive.start(source.ping_interval, now=False)
+        self._update_regain()
+        source.signed_on(self)
+
+    def isupport(self, options: list[str]) -> None:
+        mapping = self.supported.getFeature("CASEMAPPING")
+        if mapping:
+            self.casemapping = str(mapping[0]).lower()
+
+    def _learn_own(self, mask: Mask) -> None:
+        if mask.user:
+            self.own.user = mask.user
+        if mask.host:
+            self.own.host = mask.host
+
+    def irc_RPL_USERHOST(self, prefix: str, params: list[str]) -> None:
+        for entry in params[-1].split() if params else []:
+            nick, _, address = entry.partition("=")
+            if self.fold(nick.rstrip("*")) == self.fold(self.nickname):
+                user, _, host = address[1:].partition("@")
+                self._learn_own(Mask(self.nickname, user, host))
+
+    def irc_396(self, prefix: str, params: list[str]) -> None:
+        """RPL_VISIBLEHOST: the host the server now shows for the bot."""
+        if len(params) > 1:
+            user, _, host = params[1].rpartition("@")
+            self._learn_own(Mask(self.nickname, user, host))
+
+    def irc_CHGHOST(self, prefix: str, params: list[str]) -> None:
+        mask = Mask.parse(prefix)
+        if len(params) < 2:
+            return
+        if self.is_me(mask.nick):
+            self._learn_own(Mask(mask.nick, params[0], params[1]))
+        user = self.users.get(self.fold(mask.nick))
+        if user is not None:
+            user.user, user.host = params[0], params[1]
+
+    # -- keepalive and nick regain --------------------------------------------------------
+
+    def irc_PING(self, prefix: str, params: list[str]) -> None:
+        self.send_raw("PONG", trailing=params[-1] if params else self.hostname or "")
+
+    def irc_PONG(self, prefix: str, params: list[str]) -> None:
+        """Any data counts as a reply to our keepalive (see dataReceived)."""
+
+    def _check_alive(self) -> None:
+        if self._pong_deadline is not None:
+            return
+        idle = self.clock.seconds() - self._last_received
+        if idle < self.source.ping_interval * 0.9:
+            return
+        self.send_raw("PING", trailing="botcore")
+        self._pong_deadline = self.clock.callLater(self.source.ping_timeout, self._pong_timed_out)
+
+    def _pong_timed_out(self) -> None:
+        self._pong_deadline = None
+        self.log.warn(
+            "{source}: no reply from {server} for {timeout}s after a PING; reconnecting",
+            source=self.source.name,
+            server=self.server,
+            timeout=self.source.ping_timeout,
+        )
+        self.drop("ping timeout")
+
+    def _update_regain(self) -> None:
+        """Watch for the wanted nick to come free while the bot goes by another."""
+        has_wanted = self.is_me(self.source.wanted_nick)
+        if has_wanted or not self.registered:
+            if self._regain is not None and self._regain.running:
+                self._regain.stop()
+            self._regain = None
+            return
+        if self._regain is None and self.source.regain_interval > 0:
+            self._regain = LoopingCall(self._try_regain)
+            self._regain.clock = self.clock
+            self._regain.start(self.source.regain_interval, now=False)
+
+    def _try_regain(self) -> None:
+        self.send_raw("ISON", self.source.wanted_nick)
+
+    def irc_RPL_ISON(self, prefix: str, params: list[str]) -> None:
+        wanted = self.fold(self.source.wanted_nick)
+        online = {self.fold(nick) for nick in (params[-1].split() if len(params) > 1 else [])}
+        if wanted not in online and not self.is_me(self.source.wanted_nick):
+            self.regain_now()
+
+    def regain_now(self) -> None:
+        """Ask for the wanted nick (it seems to be free)."""
+        if self.registered and not self.is_me(self.source.wanted_nick):
+            self.send_raw("NICK", self.source.wanted_nick)
+
+    # -- names ----------------------------------------------------------------------------
+
+    def fold(self, name: str) -> str:
+        """A nick or channel as the server compares them."""
+        return irc_lower(name, self.casemapping)
+
+    def is_me(self, nick: str) -> bool:
+        return self.fold(nick) == self.fold(self.nickname)
+
+    def is_channel(self, target: str) -> bool:
+        types = self.supported.getFeature("CHANTYPES") or ("#", "&")
+        return bool(target) and target[0] in types
+
+    def _prefixes(self) -> dict[str, tuple[str, int]]:
+        return self.supported.getFeature("PREFIX") or {}
+
+    def _user(self, mask: Mask) -> User:
+        """The tracked user for ``mask`` (updated from it), or a fresh untracked one."""
+        user = self.users.get(self.fold(mask.nick))
+        if user is None:
+            user = User(mask.nick, mask.user, mask.host)
+        elif mask.user or mask.host:
+            user.user, user.host = mask.user or user.user, mask.host or user.host
+        account = self._tags.get("account")
+        if account:
+            user.account = account
+        return user
+
+    def sender(self, user: User) -> tuple[Sender, dict[str, Any]]:
+        """The event sender for ``user`` and the details for ``event.data``: the stable id
+        is the services account when the server vouches for it, otherwise the full mask."""
+        account = self._tags.get("account") or (
+            user.account if "account-notify" in self.caps else None
+        )
+        sender = Sender(self.source.name, account or user.mask, user.nick)
+        return sender, {"mask": user.mask, "account": account}
+
+    def _forget_if_unseen(self, nick: str) -> None:
+        folded = self.fold(nick)
+        if not any(folded in channel.members for channel in self.channels.values()):
+            self.users.pop(folded, None)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _event(self, type: str, user: User | None, channel: str | None, **kw: Any) -> Event:
+        data = kw.pop("data", {})
+        sender = None
+        if user is not None:
+            sender, details = self.sender(user)
+            data = {**details, **data}
+        return Event(
+            source=self.source.name,
+            type=type,
+            sender=sender,
+            channel=channel,
+            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+            data=data,
+            **kw,
+        )
+
+    def _source_event(self, state: str, **data: Any) -> None:
+        event = Event(
+            source=self.source.name,
+            type=EventType.SOURCE,
+            channel=data.get("channel"),
+            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+            data={"state": state, **data},
+        )
+        self.source.emit(event)
+
+    def _channel_name(self, name: str) -> str:
+        channel = self.channels.get(self.fold(name))
+        return channel.name if channel is not None else name
+
+    def irc_PRIVMSG(self, prefix: str, params: list[str]) -> None:
+        self._message(EventType.MESSAGE, prefix, params)
+
+    def irc_NOTICE(self, prefix: str, params: list[str]) -> None:
+        self._message(EventType.NOTICE, prefix, params)
+
+    def _message(self, type: str, prefix: str, params: list[str]) -> None:
+        if len(params) < 2 or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        if mask.is_server or not mask.nick or self.is_me(mask.nick):
+            return
+        target, text = params[0], params[-1]
+        statusmsg = self.supported.getFeature("STATUSMSG") or ""
+        public_target = target.lstrip(statusmsg) if statusmsg else target
+        public = self.is_channel(public_target)
+        if not public and not self.is_me(target):
+            return  # e.g. a server notice to "*" or "$$*"
+        user = self._user(mask)
+        if text.startswith("\x01"):
+            body = text[1:-1] if text.endswith("\x01") else text[1:]
+            tag, _, data = body.partition(" ")
+            tag = tag.upper()
+            if tag != "ACTION":
+                if type == EventType.MESSAGE:
+                    self.ctcp_query(user, tag, data)
+                return
+            type, text = (EventType.ACTION if type == EventType.MESSAGE else type), data
+        if not text:
+            return
+        channel = self._channel_name(public_target) if public else user.nick
+        event = self._event(
+            type, user, channel, public=public, addressed=not public, message=Message(text)
+        )
+        self.source.emit(event)
+
+    def ctcp_query(self, user: User, tag: str, data: str) -> None:
+        """Answer CTCP VERSION, PING, TIME, SOURCE and CLIENTINFO (a few at a time, so a
+        CTCP flood cannot fill the outgoing queue); ignore the others."""
+        if tag not in CTCP_ANSWERED or not self._ctcp.take():
+            return
+        if tag == "VERSION":
+            python = ".".join(map(str, sys.version_info[:3]))
+            answer = f"botcore {self.source.version} (Twisted {twisted_version}, Python {python})"
+        elif tag == "PING":
+            answer = clean_text(data)[:64]
+        elif tag == "TIME":
+            now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+            answer = now.strftime("%a, %d %b %Y %H:%M:%S +0000")
+        elif tag == "SOURCE":
+            answer = self.source.source_url
+        else:
+            answer = " ".join(CTCP_ANSWERED)
+        text = f"\x01{tag} {answer}\x01" if answer else f"\x01{tag}\x01"
+        self.queue.put(encode_line("NOTICE", user.nick, trailing=text), self.fold(user.nick))
+
+    def irc_INVITE(self, prefix: str, params: list[str]) -> None:
+        if len(params) < 2 or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        channel = params[1]
+        user = self._user(mask)
+        event = self._event(
+            EventType.INVITE,
+            user,
+            user.nick,
+            public=False,
+            addressed=True,
+            data={"channel": channel},
+        )
+        self.source.emit(event)
+        self.source.invited(channel, user.nick)
+
+    # -- channels and members -----------------------------------------------------------------
+
+    def send_join(self, name: str, key: str | None = None) -> None:
+        timer = self._rejoins.pop(self.fold(name), None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        if key:
+            self.send_raw("JOIN", name, key)
+        else:
+            self.send_raw("JOIN", name)
+
+    def irc_JOIN(self, prefix: str, params: list[str]) -> None:
+        if not params or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        name = params[0]
+        folded = self.fold(name)
+        if self.is_me(mask.nick):
+            self._learn_own(mask)
+            self.channels[folded] = Channel(name)
+            timer = self._rejoins.pop(folded, None)
+            if timer is not None and timer.active():
+                timer.cancel()
+            if self.supported.hasFeature("WHOX") and "account-notify" in self.caps:
+                self.send_raw("WHO", name, f"%tcuhnfa,{WHOX_TOKEN}")
+            self._source_event("joined", channel=name)
+            return
+        channel = self.channels.get(folded)
+        user = self._user(mask)
+        if "extended-join" in self.caps and len(params) > 1:
+            user.account = None if params[1] == "*" else params[1]
+        self.users[self.fold(user.nick)] = user
+        if channel is not None:
+            channel.members[self.fold(user.nick)] = [user.nick, ""]
+        self.source.emit(
+            self._event(
+                EventType.STATE,
+                user,
+                self._channel_name(name),
+                public=True,
+                data={"kind": "join"},
+            )
+        )
+
+    def irc_PART(self, prefix: str, params: list[str]) -> None:
+        if not params or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        name = self._channel_name(params[0])
+        reason = params[1] if len(params) > 1 else ""
+        if self.is_me(mask.nick):
+            self._left(name)
+            self._source_event("left", channel=name, reason="part", message=reason)
+            return
+        user = self._user(mask)
+        channel = self.channels.get(self.fold(name))
+        if channel is not None:
+            channel.members.pop(self.fold(mask.nick), None)
+        self._forget_if_unseen(mask.nick)
+        self.source.emit(
+            self._event(
+                EventType.STATE, user, name, public=True, data={"kind": "part", "message": reason}
+            )
+        )
+
+    def _left(self, name: str) -> None:
+        channel = self.channels.pop(self.fold(name), None)
+        if channel is None:
+            return
+        for folded in channel.members:
+            self._forget_if_unseen(folded)
+
+    def irc_KICK(self, prefix: str, params: list[str]) -> None:
+        if len(params) < 2 or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        name = self._channel_name(params[0])
+        kicked = params[1]
+        reason = params[2] if len(params) > 2 else ""
+        if self.is_me(kicked):
+            self._left(name)
+            self._source_event("left", channel=name, reason="kick", by=mask.nick, message=reason)
+            self.log.info(
+                "{source}: kicked from {channel} by {by} ({reason})",
+                source=self.source.name,
+                channel=name,
+                by=mask.nick,
+                reason=reason,
+            )
+            if self.source.wants_channel(name):
+                self._schedule_rejoin(name)
+            return
+        user = self._user(mask)
+        channel = self.channels.get(self.fold(name))
+        if channel is not None:
+            channel.members.pop(self.fold(kicked), None)
+        self._forget_if_unseen(kicked)
+        self.source.emit(
+            self._event(
+                EventType.STATE,
+                user,
+                name,
+                public=True,
+                data={"kind": "kick", "kicked": kicked, "message": reason},
+            )
+        )
+
+    def _schedule_rejoin(self, name: str) -> None:
+        folded = self.fold(name)
+        old = self._rejoins.pop(folded, None)
+        if old is not None and old.active():
+            old.cancel()
+
+        def rejoin() -> None:
+            self._rejoins.pop(folded, None)
+            key = self.source.channel_key(name)
+            if self.source.wants_channel(name):
+                self.send_join(name, key)
+
+        self._rejoins[folded] = self.clock.callLater(self.source.rejoin_delay, rejoin)
+
+    def irc_QUIT(self, prefix: str, params: list[str]) -> None:
+        if not prefix:
+            return
+        mask = Mask.parse(prefix)
+        if self.is_me(mask.nick):
+            return
+        folded = self.fold(mask.nick)
+        user = self._user(mask)
+        channels = []
+        for channel in self.channels.values():
+            if channel.members.pop(folded, None) is not None:
+                channels.append(channel.name)
+        self.users.pop(folded, None)
+        self.source.emit(
+            self._event(
+                EventType.STATE,
+                user,
+                None,
+                data={
+                    "kind": "quit",
+                    "message": params[-1] if params else "",
+                    "channels": channels,
+                },
+            )
+        )
+        if folded == self.fold(self.source.wanted_nick):
+            self.regain_now()
+
+    def irc_NICK(self, prefix: str, params: list[str]) -> None:
+        if not params or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        new = params[-1]
+        old_folded, new_folded = self.fold(mask.nick), self.fold(new)
+        if self.is_me(mask.nick):
+            old = self.nickname
+            self.nickname = self._attemptedNick = self.own.nick = new
+            self._learn_own(mask)
+            self.source.nick_changed(self, old, new)
+            self._update_regain()
+            return
+        user = self._user(mask)
+        self.users.pop(old_folded, None)
+        user.nick = new
+        channels = []
+        for channel in self.channels.values():
+            entry = channel.members.pop(old_folded, None)
+            if entry is not None:
+                entry[0] = new
+                channel.members[new_folded] = entry
+                channels.append(channel.name)
+        if channels:
+            self.users[new_folded] = user
+        self.source.emit(
+            self._event(
+                EventType.STATE,
+                User(mask.nick, user.user, user.host, user.account),
+                None,
+                data={"kind": "nick", "old": mask.nick, "new": new, "channels": channels},
+            )
+        )
+        if old_folded == self.fold(self.source.wanted_nick):
+            self.regain_now()
+
+    def irc_ACCOUNT(self, prefix: str, params: list[str]) -> None:
+        if not params or not prefix:
+            return
+        user = self.users.get(self.fold(Mask.parse(prefix).nick))
+        if user is not None:
+            user.account = None if params[0] == "*" else params[0]
+
+    def irc_RPL_NAMREPLY(self, prefix: str, params: list[str]) -> None:
+        if len(params) < 3:
+            return
+        channel = self.channels.get(self.fold(params[-2]))
+        if channel is None:
+            return
+        if channel._names is None:
+            channel._names = {}
+        symbols = {symbol: mode for mode, (symbol, _) in self._prefixes().items()}
+        for entry in params[-1].split():
+            modes = ""
+            while entry and entry[0] in symbols:
+                modes += symbols[entry[0]]
+                entry = entry[1:]
+            if not entry:
+                continue
+            mask = Mask.parse(entry)
+            folded = self.fold(mask.nick)
+            channel._names[folded] = [mask.nick, modes]
+            user = self.users.get(folded)
+            if user is None:
+                self.users[folded] = User(mask.nick, mask.user, mask.host)
+            elif mask.user:
+                user.user, user.host = mask.user, mask.host
+
+    def irc_RPL_ENDOFNAMES(self, prefix: str, params: list[str]) -> None:
+        if len(params) < 2:
+            return
+        channel = self.channels.get(self.fold(params[1]))
+        if channel is not None and channel._names is not None:
+            channel.members, channel._names = channel._names, None
+
+    def irc_354(self, prefix: str, params: list[str]) -> None:
+        """RPL_WHOSPCRPL for our WHOX query: token, channel, user, host, nick, flags,
+        account (``0`` when not logged in)."""
+        if len(params) < 8 or params[1] != WHOX_TOKEN:
+            return
+        user = self.users.get(self.fold(params[5]))
+        if user is not None:
+            user.user, user.host = params[3], params[4]
+            user.account = None if params[7] == "0" else params[7]
+
+    def irc_330(self, prefix: str, params: list[str]) -> None:
+        """RPL_WHOISACCOUNT: nick, account."""
+        if len(params) < 3:
+            return
+        user = self.users.get(self.fold(params[1]))
+        if user is not None:
+            user.account = params[2]
+
+    def irc_MODE(self, prefix: str, params: list[str]) -> None:
+        if len(params) < 2:
+            return
+        channel = self.channels.get(self.fold(params[0]))
+        if channel is None:
+            return  # user modes, or a channel the bot is not in
+        prefixes = self._prefixes()
+        takes_param = self.getChannelModeParams()
+        arguments = list(params[2:])
+        adding = True
+        for char in params[1]:
+            if char in "+-":
+                adding = char == "+"
+                continue
+            argument = None
+            if char in takes_param[0 if adding else 1]:
+                if not arguments:
+                    break
+                argument = arguments.pop(0)
+            if char in prefixes and argument is not None:
+                entry = channel.members.get(self.fold(argument))
+                if entry is None:
+                    continue
+                if adding and char not in entry[1]:
+                    entry[1] += char
+                elif not adding:
+                    entry[1] = entry[1].replace(char, "")
+
+    def members(self, name: str) -> dict[str, str]:
+        """Who is in channel ``name``: nick -> prefix symbols (``@``, ``+``, ...), highest
+        first."""
+        channel = self.channels.get(self.fold(name))
+        if channel is None:
+            return {}
+        prefixes = self._prefixes()
+        result = {}
+        for nick, modes in channel.members.values():
+            ranked = sorted((prefixes[m][1], prefixes[m][0]) for m in modes if m in prefixes)
+            result[nick] = "".join(symbol for _, symbol in ranked)
+        return result
+
+    def _join_failed(self, prefix: str, params: list[str], why: str) -> None:
+        name = params[1] if len(params) > 1 else "?"
+        self.log.warn(
+            "{source}: cannot join {channel}: {why}",
+            source=self.source.name,
+            channel=name,
+            why=why,
+        )
+
+    def irc_ERROR(self, prefix: str, params: list[str]) -> None:
+        self.lost_reason = params[-1] if params else "ERROR from the server"
+        self.log.info(
+            "{source}: the server closes the link: {why}",
+            source=self.source.name,
+            why=self.lost_reason,
+        )
+
+    def irc_ERR_NOCHANMODES(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "the channel needs a registered nick")
+
+    def irc_ERR_NOSUCHCHANNEL(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "no such channel")
+
+    def irc_ERR_TOOMANYCHANNELS(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "joined too many channels")
+
+    def irc_ERR_CHANNELISFULL(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "the channel is full")
+
+    def irc_ERR_INVITEONLYCHAN(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "the channel is invite-only")
+
+    def irc_ERR_BANNEDFROMCHAN(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "the bot is banned")
+
+    def irc_ERR_BADCHANNELKEY(self, prefix: str, params: list[str]) -> None:
+        self._join_failed(prefix, params, "wrong channel key")
+
+    # IRCClient callbacks the source does not use (it works from the irc_* handlers).
+    def irc_TOPIC(self, prefix: str, params: list[str]) -> None:
+        channel = self.channels.get(self.fold(params[0])) if params else None
+        if channel is not None and len(params) > 1:
+            channel.topic = params[-1]
+
+    def irc_RPL_TOPIC(self, prefix: str, params: list[str]) -> None:
+        channel = self.channels.get(self.fold(params[1])) if len(params) > 2 else None
+        if channel is not None:
+            channel.topic = params[-1]
