@@ -29,6 +29,33 @@ class ISource(IService):
         """The most UTF-8 bytes of text one message may carry, or None for no limit."""
 
 
+class IChannelSource(ISource):
+    """A source with channels the bot joins and leaves and a nick it can change (IRC, for
+    example): what admin commands drive. Reactor thread only: from a worker thread, call
+    these through ``bot.reactor.callFromThread``."""
+
+    def join(channel, key=None) -> None:
+        """Join ``channel`` (with ``key``) now and again after every reconnect."""
+
+    def part(channel, message=None) -> None:
+        """Leave ``channel`` and stop rejoining it."""
+
+    def set_nick(nick) -> None:
+        """Change the bot's nick on this source (and regain this one from now on)."""
+
+    def say(target, text) -> None:
+        """Send ``text`` to a channel or a person."""
+
+    def do(target, text) -> None:
+        """Send ``text`` as an action (``/me``) to a channel or a person."""
+
+    def topic(channel, text) -> None:
+        """Set ``channel``'s topic."""
+
+    def members(channel) -> dict:
+        """Who is in ``channel``: nick -> privilege prefix (``@``, ``+``, ``""``)."""
+
+
 class IProcessor(Interface):
     """A step of the event chain, supplied by a plugin. Runs on a worker thread."""
 
