@@ -63,31 +63,56 @@ class Base(DeclarativeBase):
 
     def __init_subclass__(cls, **kw: Any) -> None:
         _forget_earlier_definition(cls)
-        super().__init_subclass__(**kw)
+        try:
+            super().__init_subclass__(**kw)
+        except Exception:
+            # A broken model must not stay half-registered: fixing the module and
+            # importing it again has to work.
+            _forget_class(cls)
+            raise
         table = cls.__dict__.get("__table__")
         if table is not None:
             for key, value in MYSQL_TABLE_OPTIONS.items():
                 table.dialect_kwargs.setdefault(key, value)
 
 
+@event.listens_for(Base.metadata, "before_create")
+def _create_collation(target: MetaData, connection: Any, **kw: Any) -> None:
+    # metadata.create_all (tests, tools) on PostgreSQL needs CIText's collation too.
+    types.create_collation(connection)
+
+
+def _managers() -> list[Any]:
+    return list(Base.registry._managers)
+
+
 def _forget_earlier_definition(cls: type) -> None:
-    for mapper in list(Base.registry.mappers):
-        old = mapper.class_
+    for manager in _managers():
+        old = manager.class_
         if old is not cls and (old.__module__, old.__qualname__) == (
             cls.__module__,
             cls.__qualname__,
         ):
-            _dispose(mapper)
+            _dispose(manager)
 
 
-def _dispose(mapper: Any) -> None:
+def _forget_class(cls: type) -> None:
+    for manager in _managers():
+        if manager.class_ is cls:
+            _dispose(manager)
+    table = cls.__dict__.get("__table__")
+    if table is not None and Base.metadata.tables.get(table.key) is table:
+        Base.metadata.remove(table)
+
+
+def _dispose(manager: Any) -> None:
     # SQLAlchemy only disposes whole registries publicly; this is the per-class part of
     # registry.dispose(), so the other mappings (the core's) stay configured.
     registry = Base.registry
-    manager = mapper.class_manager
+    tables = list(manager.mapper.tables) if manager.is_mapped else []
     registry._managers.pop(manager, None)
     registry._dispose_manager_and_mapper(manager)
-    for table in mapper.tables:
+    for table in tables:
         if Base.metadata.tables.get(table.key) is table:
             Base.metadata.remove(table)
 
@@ -97,10 +122,11 @@ def forget_models(module: str) -> list[str]:
     before unloading a plugin; returns the names of the tables dropped from the metadata
     (the database is not touched)."""
     dropped = []
-    for mapper in list(Base.registry.mappers):
-        if mapper.class_.__module__ == module:
-            dropped.extend(table.name for table in mapper.tables)
-            _dispose(mapper)
+    for manager in _managers():
+        if manager.class_.__module__ == module:
+            if manager.is_mapped:
+                dropped.extend(table.name for table in manager.mapper.tables)
+            _dispose(manager)
     return dropped
 
 

@@ -470,20 +470,76 @@ class Dispatcher(Service):
         kw: dict[str, Any],
         who: Any,
     ) -> None:
+        mark = (len(event.responses), event.processed)
         try:
             function(event, *args, **kw)
-        except Exception:
-            self.log.failure("{who} failed on event {id}", who=who, id=event.id)
-            event.complain = "exception"
-            self._thd_rollback(event)
+        except Exception as error:
+            if not self._thd_retry(event, function, args, kw, who, error, mark):
+                self.log.failure("{who} failed on event {id}", who=who, id=event.id)
+                event.complain = "exception"
+                self._thd_rollback(event)
             return
         if event.has_session:
             try:
                 commit_if_changed(event.session)
-            except Exception:
-                self.log.failure("commit after {who} failed on event {id}", who=who, id=event.id)
-                event.complain = "exception"
-                self._thd_rollback(event)
+            except Exception as error:
+                if not self._thd_retry(event, function, args, kw, who, error, mark):
+                    self.log.failure(
+                        "commit after {who} failed on event {id}", who=who, id=event.id
+                    )
+                    event.complain = "exception"
+                    self._thd_rollback(event)
+
+    def _thd_retry(
+        self,
+        event: Event,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        who: Any,
+        error: Exception,
+        mark: tuple[int, bool],
+    ) -> bool:
+        """If ``error`` is a database failure worth retrying (dropped connection, restarted
+        server, deadlock; see `Database.classify`), run the step again on a fresh session,
+        with the event's replies reset to ``mark``, waiting the database's backoff between
+        tries; when it keeps failing, give up with a ``database`` complaint. Returns False,
+        doing nothing, for any other error. Worker thread."""
+        database = self.database
+        kind = database.classify(error) if database is not None else None
+        if kind is None:
+            return False
+        attempt = 0
+        while True:
+            self._thd_discard_session(event)
+            del event.responses[mark[0] :]
+            event.processed = mark[1]
+            delay = database.retry_delay_for(kind, attempt)
+            if delay is None:
+                database.gave_up(kind, error, f"{who} on event {event.id}")
+                event.complain = "database"
+                return True
+            database.sleep(delay)
+            attempt += 1
+            try:
+                function(event, *args, **kw)
+                if event.has_session:
+                    commit_if_changed(event.session)
+                return True
+            except Exception as again:
+                kind = database.classify(again)
+                if kind is None:
+                    self.log.failure("{who} failed on event {id} (retried)", who=who, id=event.id)
+                    event.complain = "exception"
+                    self._thd_rollback(event)
+                    return True
+                error = again
+
+    def _thd_discard_session(self, event: Event) -> None:
+        try:
+            event.close_session()
+        except Exception:
+            self.log.failure("closing the session of event {id} failed", id=event.id)
 
     def _thd_rollback(self, event: Event) -> None:
         if not event.has_session:

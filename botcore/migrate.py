@@ -91,22 +91,28 @@ def script_directory(config: Config | None = None) -> ScriptDirectory:
 
 @dataclass(frozen=True)
 class SchemaState:
-    """Where a database's schema stands against the revisions this botcore ships."""
+    """Where a database's schema stands against the revisions this botcore ships.
+
+    ``revisions`` are the rows of alembic's version table: only the tips, so a core
+    revision a plugin revision depends on is applied without being listed. ``applied`` is
+    those revisions with everything they rest on.
+    """
 
     revisions: frozenset[str]
     heads: frozenset[str]
     empty: bool
     unknown: frozenset[str]
+    applied: frozenset[str] = frozenset()
 
     @property
     def current(self) -> bool:
-        """The database is at every head (core and plugin branches)."""
-        return self.revisions == self.heads
+        """Every head (core and plugin branches) is applied and nothing unknown is."""
+        return not self.unknown and self.heads <= self.applied and self.revisions <= self.heads
 
     def describe(self) -> str:
         """What is wrong, as the end of a sentence starting with the database's name."""
         if self.current:
-            return f"is at revision {_revs(self.heads)} (current)"
+            return f"is at revision {_revs(self.revisions)} (current)"
         if self.empty:
             return "is empty (no tables)"
         if not self.revisions:
@@ -123,19 +129,24 @@ def _revs(revisions: Iterable[str]) -> str:
     return ", ".join(sorted(revisions)) or "none"
 
 
-def schema_state(engine: Engine, config: Config | None = None) -> SchemaState:
-    """Compare the database's revisions with the heads of the revision scripts."""
-    script = script_directory(config)
+def schema_state(engine: Engine, **kw: Any) -> SchemaState:
+    """Compare the database's revisions with the heads of the revision scripts; ``kw``
+    goes to `alembic_config`."""
+    script = script_directory(alembic_config(**kw))
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection)
-        revisions = frozenset(context.get_current_heads())
+        revisions = current_of(connection)
         empty = not revisions and not inspect(connection).get_table_names()
     known = {rev.revision for rev in script.walk_revisions()}
+    unknown = frozenset(r for r in revisions if r not in known)
+    applied: frozenset[str] = frozenset()
+    if revisions and not unknown:
+        applied = frozenset(r.revision for r in script.iterate_revisions(tuple(revisions), "base"))
     return SchemaState(
         revisions=revisions,
         heads=frozenset(script.get_heads()),
         empty=empty,
-        unknown=frozenset(r for r in revisions if r not in known),
+        unknown=unknown,
+        applied=applied,
     )
 
 
@@ -166,7 +177,12 @@ def stamp(engine: Engine, revision: str = "heads", **kw: Any) -> None:
 def current(engine: Engine) -> frozenset[str]:
     """The revisions the database is at."""
     with engine.connect() as connection:
-        return frozenset(MigrationContext.configure(connection).get_current_heads())
+        return current_of(connection)
+
+
+def current_of(connection: Connection) -> frozenset[str]:
+    """The revisions the database of ``connection`` is at."""
+    return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
 def history(stdout: IO[str] | None = None, **kw: Any) -> None:
@@ -257,24 +273,38 @@ def next_core_revision(script: ScriptDirectory | None = None) -> str:
 
 
 def revision(
-    engine: Engine, message: str, *, autogenerate: bool = True, stdout: IO[str] | None = None
+    engine: Engine,
+    message: str,
+    *,
+    autogenerate: bool = True,
+    branch: str = CORE_BRANCH,
+    version_path: str | Path | None = None,
+    stdout: IO[str] | None = None,
+    **kw: Any,
 ) -> list[Path]:
-    """Write the next core revision (compared against ``engine``'s database, which must
-    be current, when ``autogenerate``); return the files written."""
+    """Write the next revision of ``branch`` (the core's by default: ``NNNN_slug.py`` in
+    migrations/versions) and return the files written. With ``autogenerate`` it holds the
+    differences between the models and ``engine``'s database, which must be current.
+    ``kw`` goes to `alembic_config`."""
     with engine.begin() as connection:
         config = alembic_config(
             connection,
             stdout=stdout or io.StringIO(),
             target_metadata=import_models() if autogenerate else None,
+            **kw,
         )
         script = script_directory(config)
+        rev_id = None
+        if branch == CORE_BRANCH:
+            rev_id = next_core_revision(script)
+            version_path = version_path or migrations_directory() / "versions"
         result = command.revision(
             config,
             message=message,
             autogenerate=autogenerate,
-            rev_id=next_core_revision(script),
-            head=f"{CORE_BRANCH}@head",
-            version_path=str(migrations_directory() / "versions"),
+            rev_id=rev_id,
+            head=f"{branch}@head",
+            version_path=str(version_path) if version_path else None,
         )
     paths = [Path(s.path) for s in (result if isinstance(result, list) else [result]) if s]
     _tidy(paths)

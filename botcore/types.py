@@ -58,9 +58,19 @@ def fold(value: str) -> str:
     return value.casefold()
 
 
+@lru_cache(maxsize=4096)
+def _sort_key(value: str) -> tuple[str, str]:
+    # Letters first without their accents, so Ä sorts with A as ICU and MariaDB have it;
+    # then the folded text, so names that differ in accents stay different.
+    folded = fold(value)
+    bare = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
+    return bare, folded
+
+
 def sqlite_collate(left: str, right: str) -> int:
-    """The SQLite collation function named `COLLATION`."""
-    a, b = fold(left), fold(right)
+    """The SQLite collation function named `COLLATION`: equal when `fold` is; ordered
+    roughly as the Unicode collation algorithm orders, accents after base letters."""
+    a, b = _sort_key(left), _sort_key(right)
     return (a > b) - (a < b)
 
 
@@ -107,23 +117,23 @@ class _PatternSubject(ColumnElement[str]):
 
     inherit_cache = True
 
-    def __init__(self, expression: ColumnElement[str]) -> None:
-        self.expression = expression
+    def __init__(self, subject: ColumnElement[str]) -> None:
+        self.subject = subject
         self.type = String()
 
     @property
     def _from_objects(self) -> list[Any]:
-        return self.expression._from_objects
+        return self.subject._from_objects
 
 
 @compiles(_PatternSubject)
 def _compile_subject(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.expression, **kw)
+    return compiler.process(element.subject, **kw)
 
 
 @compiles(_PatternSubject, "postgresql")
 def _compile_subject_pg(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.expression, **kw)} COLLATE "und-x-icu")'
+    return f'({compiler.process(element.subject, **kw)} COLLATE "und-x-icu")'
 
 
 # Every LIKE-style operator on a CIText column becomes its case-insensitive form.

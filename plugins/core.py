@@ -338,9 +338,10 @@ class RateLimit(Processor):
 class Complain(Processor):
     """Answers an addressed message nobody handled with a puzzled phrase, and one a
     processor complained about (``event.complain``) with a phrase of that kind:
-    ``nonsense``, ``notauthed``, ``exception`` or ``network``. Only addressed events are
-    answered, only when they have no reply yet, and never notices (bots must not answer
-    them); "not understood" is only said of messages, actions and invitations."""
+    ``nonsense``, ``notauthed``, ``exception``, ``network`` or ``database``. Only
+    addressed events are answered, only when they have no reply yet, and never notices
+    (bots must not answer them); "not understood" is only said of messages, actions and
+    invitations."""
 
     usage = "(automatic) tells people when the bot did not understand or could not help"
     features = ("core", "complain")
@@ -378,8 +379,16 @@ class Complain(Processor):
             "That site seems to be down",
         ],
     )
+    database = PhrasesOption(
+        "Replies when the database stayed unavailable (the dispatcher sets this).",
+        [
+            "My database is unavailable right now; try again in a bit",
+            "Database unavailable: I can't remember anything at the moment",
+            "I've lost my memory (database unavailable); please try again later",
+        ],
+    )
 
-    KINDS = ("nonsense", "notauthed", "exception", "network")
+    KINDS = ("nonsense", "notauthed", "exception", "network", "database")
 
     def phrases(self, kind: str) -> list[str]:
         """The configured phrases for a kind of complaint (unknown kinds: nonsense)."""

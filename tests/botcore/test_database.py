@@ -1,0 +1,534 @@
+"""Tests for botcore.database and botcore.types: each backend's connection settings,
+case-insensitive text and UTC timestamps on SQLite, PostgreSQL and MariaDB, the schema
+check at startup, and plugin tables that survive a reload of their module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, StatementError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+import botcore.storage  # noqa: F401 (the core's table, on Base)
+from botcore import migrate, types
+from botcore.bot import Bot, Lifecycle, read_config
+from botcore.database import (
+    MYSQL_TABLE_OPTIONS,
+    Base,
+    Database,
+    DatabaseUnavailable,
+    SchemaNotCurrent,
+    forget_models,
+    make_engine,
+)
+from botcore.testing import InlineReactor, InlineThreadPool
+from tests.migrations.backends import (
+    MYSQL,
+    POSTGRESQL,
+    SQLITE,
+    backend_classes,
+    free_port,
+    fresh_database,
+)
+
+
+def capture_log(testcase: SynchronousTestCase) -> list[str]:
+    """The text of every event logged during the test."""
+    logged: list[dict] = []
+    globalLogPublisher.addObserver(logged.append)
+    testcase.addCleanup(globalLogPublisher.removeObserver, logged.append)
+
+    class Texts(list):
+        def __iter__(self):
+            return iter([formatEvent(event) for event in logged])
+
+        def __len__(self):
+            return len(logged)
+
+    return Texts()
+
+
+class SQLiteEngineTests(SynchronousTestCase):
+    """The settings every SQLite connection gets."""
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, SQLITE), busy_timeout=2.5)
+        self.addCleanup(self.engine.dispose)
+
+    def pragma(self, name: str):
+        with self.engine.connect() as connection:
+            return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+    def test_pragmas(self) -> None:
+        """WAL journal, synchronous=NORMAL, foreign keys on, the configured busy timeout."""
+        self.assertEqual(self.pragma("journal_mode"), "wal")
+        self.assertEqual(self.pragma("synchronous"), 1)
+        self.assertEqual(self.pragma("foreign_keys"), 1)
+        self.assertEqual(self.pragma("busy_timeout"), 2500)
+
+    def test_regexp(self) -> None:
+        """SQLite gets a REGEXP function (Python's re.search); NULL stays NULL."""
+        with self.engine.connect() as connection:
+            row = connection.exec_driver_sql(
+                "SELECT 'karma++' REGEXP '^\\w+\\+\\+$', 'abc' REGEXP 'x', NULL REGEXP 'a'"
+            ).one()
+        self.assertEqual(tuple(row), (1, 0, None))
+
+    def test_like_folds_unicode(self) -> None:
+        """SQLite's LIKE ignores the case of non-ASCII letters too, and honours ESCAPE."""
+        with self.engine.connect() as connection:
+            row = connection.exec_driver_sql(
+                "SELECT 'Ärger' LIKE 'äR%', 'abc' LIKE 'A_C', '50%' LIKE '50!%' ESCAPE '!', "
+                "'500' LIKE '50!%' ESCAPE '!'"
+            ).one()
+        self.assertEqual(tuple(row), (1, 1, 1, 0))
+
+    def test_memory_database_is_shared(self) -> None:
+        """An in-memory database uses one shared connection, so every session (and
+        thread) sees the same tables."""
+        engine = make_engine("sqlite://")
+        self.addCleanup(engine.dispose)
+        self.assertIsInstance(engine.pool, StaticPool)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        with engine.connect() as connection:
+            self.assertEqual(connection.exec_driver_sql("SELECT count(*) FROM t").scalar(), 0)
+
+    def test_relative_path(self) -> None:
+        """A relative SQLite path is taken relative to the config file's folder."""
+        database = Database("main", {"url": "sqlite:///data/bot.sqlite"}, "/srv/bot")
+        self.assertEqual(database.resolved_url(), "sqlite:////srv/bot/data/bot.sqlite")
+        absolute = Database("main", {"url": "sqlite:////var/bot.sqlite"}, "/srv/bot")
+        self.assertEqual(absolute.resolved_url(), "sqlite:////var/bot.sqlite")
+
+    def test_echo(self) -> None:
+        """echo in the config makes the engine log its SQL."""
+        database = Database("main", {"url": "sqlite://", "echo": True})
+        engine = database.create_engine()
+        self.addCleanup(engine.dispose)
+        self.assertTrue(engine.echo)
+
+
+class SessionSettingsMixin:
+    """What a server session is set to when it connects."""
+
+    backend: str
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, self.backend))
+        self.addCleanup(self.engine.dispose)
+
+    def test_session_settings(self) -> None:
+        """PostgreSQL: time zone UTC. MariaDB: ANSI_QUOTES, +00:00, InnoDB, utf8mb4."""
+        with self.engine.connect() as connection:
+            if self.backend == POSTGRESQL:
+                self.assertEqual(connection.exec_driver_sql("SHOW timezone").scalar(), "UTC")
+            elif self.backend == MYSQL:
+                row = connection.exec_driver_sql(
+                    "SELECT @@SESSION.sql_mode, @@SESSION.time_zone, "
+                    "@@SESSION.default_storage_engine, @@SESSION.character_set_client"
+                ).one()
+                self.assertIn("ANSI_QUOTES", row[0].split(","))
+                self.assertEqual(tuple(row[1:]), ("+00:00", "InnoDB", "utf8mb4"))
+                # Identifiers are quoted the ANSI way, which SQLAlchemy noticed.
+                self.assertEqual(connection.exec_driver_sql('SELECT 1 AS "x"').scalar(), 1)
+        self.assertTrue(self.engine.pool._pre_ping)
+
+    def test_mysql_tables(self) -> None:
+        """Migrated tables on MariaDB are InnoDB, utf8mb4, with binary collation."""
+        if self.backend != MYSQL:
+            return
+        migrate.upgrade(self.engine)
+        with self.engine.connect() as connection:
+            row = connection.exec_driver_sql(
+                "SELECT engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = 'plugin_data'"
+            ).one()
+        self.assertEqual(tuple(row), ("InnoDB", "utf8mb4_bin"))
+
+
+class PostgreSQLSessionSettingsTests(SessionSettingsMixin, SynchronousTestCase):
+    backend = POSTGRESQL
+
+
+class MariaDBSessionSettingsTests(SessionSettingsMixin, SynchronousTestCase):
+    backend = MYSQL
+
+
+PROBE = MetaData()
+probe = Table(
+    "ci_probe",
+    PROBE,
+    Column("id", Integer, primary_key=True),
+    Column("name", types.CIText(50), nullable=False, unique=True),
+    Column("plain", String(50)),
+    Column("at", types.UTCDateTime()),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+
+class TypesMixin:
+    """CIText and UTCDateTime behave the same on every backend."""
+
+    backend: str
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, self.backend))
+        self.addCleanup(self.engine.dispose)
+        with self.engine.begin() as connection:
+            types.create_collation(connection)
+            PROBE.create_all(connection)
+
+    def add(self, **values) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(probe).values(**values))
+
+    def names(self, *where) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(
+                connection.scalars(select(probe.c.name).where(*where).order_by(probe.c.name))
+            )
+
+    def test_unique_ignores_case(self) -> None:
+        """Two names differing only in case collide, ASCII or not."""
+        self.add(name="Karma")
+        self.assertRaises(IntegrityError, self.add, name="kARMA")
+        self.add(name="Ärger")
+        self.assertRaises(IntegrityError, self.add, name="äRGER")
+        self.assertEqual(self.names(), ["Ärger", "Karma"])
+
+    def test_accents_and_spaces_count(self) -> None:
+        """Accents and trailing spaces make different names (no accent folding, no
+        padding) on every backend."""
+        for name in ("café", "cafe", "foo", "foo "):
+            self.add(name=name)
+        self.assertEqual(len(self.names()), 4)
+
+    def test_equality_ignores_case_and_keeps_spelling(self) -> None:
+        """Looking a name up in another case finds it, spelled as it was written."""
+        self.add(name="KarmaBot")
+        self.add(name="Ärger")
+        self.assertEqual(self.names(probe.c.name == "karmabot"), ["KarmaBot"])
+        self.assertEqual(self.names(probe.c.name.in_(["ÄRGER", "x"])), ["Ärger"])
+
+    def test_like_family_ignores_case(self) -> None:
+        """like, startswith, contains, endswith and ilike on CIText ignore case (and work
+        on PostgreSQL despite its nondeterministic collation)."""
+        for name in ("KarmaBot", "Ärgernis", "other"):
+            self.add(name=name)
+        self.assertEqual(self.names(probe.c.name.like("KAR%")), ["KarmaBot"])
+        self.assertEqual(self.names(probe.c.name.startswith("kar")), ["KarmaBot"])
+        self.assertEqual(self.names(probe.c.name.contains("RGERN")), ["Ärgernis"])
+        self.assertEqual(self.names(probe.c.name.endswith("BOT")), ["KarmaBot"])
+        self.assertEqual(self.names(probe.c.name.ilike("äRG%")), ["Ärgernis"])
+        self.assertEqual(self.names(probe.c.name.not_like("%A%")), ["Ärgernis", "other"])
+
+    def test_order_ignores_case(self) -> None:
+        """Sorting by a CIText column ignores case."""
+        for name in ("b", "A", "C"):
+            self.add(name=name)
+        self.assertEqual(self.names(), ["A", "b", "C"])
+
+    def test_plain_strings_are_case_sensitive(self) -> None:
+        """A plain String column compares case-sensitively everywhere (MariaDB too)."""
+        self.add(name="x", plain="Hello")
+        with self.engine.connect() as connection:
+            found = connection.scalars(select(probe.c.plain).where(probe.c.plain == "hello"))
+            self.assertEqual(list(found), [])
+
+    def test_utc_round_trip(self) -> None:
+        """An aware timestamp in any zone comes back as the same instant in UTC, with its
+        microseconds; comparisons in queries use UTC too."""
+        moment = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5.5)))
+        self.add(name="x", at=moment)
+        with self.engine.connect() as connection:
+            stored = connection.scalar(select(probe.c.at))
+            later = connection.scalar(
+                select(probe.c.name).where(probe.c.at > moment - timedelta(microseconds=1))
+            )
+            earlier = connection.scalar(
+                select(probe.c.name).where(probe.c.at > moment.astimezone(UTC))
+            )
+        self.assertEqual(stored, moment)
+        self.assertEqual(stored.tzinfo, UTC)
+        self.assertEqual(stored.hour, 7)
+        self.assertEqual(stored.microsecond, 123456)
+        self.assertEqual(later, "x")
+        self.assertIsNone(earlier)
+
+    def test_naive_timestamp_refused(self) -> None:
+        """A naive datetime (which zone?) is refused instead of being stored wrong."""
+        error = self.assertRaises(StatementError, self.add, name="x", at=datetime(2024, 1, 1))
+        self.assertIn("naive datetime", str(error))
+
+
+backend_classes(TypesMixin, globals(), "TypesTests")
+
+
+class FoldTests(SynchronousTestCase):
+    """The comparison key SQLite's collation uses."""
+
+    def test_fold(self) -> None:
+        """Case folds (Σ/ς, ǅ/ǆ, ligatures) as ICU's secondary strength does; ß and ss stay
+        apart; canonically equal spellings are equal."""
+        self.assertEqual(types.fold("ΣΑΣ"), types.fold("σας"))
+        self.assertEqual(types.fold("ǅ"), types.fold("ǆ"))
+        self.assertEqual(types.fold("ﬁ"), types.fold("FI"))
+        self.assertNotEqual(types.fold("straße"), types.fold("STRASSE"))
+        self.assertEqual(types.fold("STRAẞE"), types.fold("straße"))
+        self.assertEqual(types.fold("cafe\u0301"), types.fold("CAFÉ"))
+        self.assertEqual(types.sqlite_collate("a", "B"), -1)
+        self.assertEqual(types.sqlite_collate("Ä", "ä"), 0)
+
+
+class StartupTests(SynchronousTestCase):
+    """What `Database.startService` does with the schema it finds (SQLite)."""
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp()).absolute()
+        self.directory.mkdir(parents=True)
+        self.url = f"sqlite:///{self.directory / 'bot.sqlite'}"
+        self.config_path = str(self.directory / "bot.ini")
+
+    def database(self, **config) -> Database:
+        database = Database(
+            "main", {"url": self.url, **config}, str(self.directory), self.config_path
+        )
+        self.addCleanup(lambda: database.running and database.stopService())
+        return database
+
+    def test_new_sqlite_brought_to_head(self) -> None:
+        """A SQLite file that does not exist yet is created and migrated at startup."""
+        database = self.database()
+        database.startService()
+        self.assertTrue(migrate.schema_state(database.engine).current)
+        self.assertIn("plugin_data", inspect(database.engine).get_table_names())
+        with database.session_factory() as session:
+            self.assertEqual(session.execute(text("SELECT count(*) FROM plugin_data")).scalar(), 0)
+
+    def test_current_database_left_alone(self) -> None:
+        """A database already at head starts without running anything."""
+        self.database().startService()
+        log = capture_log(self)
+        self.database().startService()
+        self.assertFalse([line for line in log if "upgraded" in line])
+
+    def prepare_behind(self) -> None:
+        engine = make_engine(self.url)
+        migrate.upgrade(engine)
+        migrate.downgrade(engine, "base")
+        engine.dispose()
+
+    def test_behind_refuses_with_command(self) -> None:
+        """A database that is not new and not current stops startup with one line naming
+        the exact command to run."""
+        self.prepare_behind()
+        error = self.assertRaises(SchemaNotCurrent, self.database().startService)
+        message = str(error)
+        self.assertNotIn("\n", message)
+        self.assertIn(f"run: botcore-db -c {self.config_path} upgrade", message)
+        self.assertIn("auto_upgrade = true", message)
+
+    def test_named_database_command(self) -> None:
+        """For a database other than main, the command names it."""
+        database = Database("logs", {"url": self.url}, str(self.directory), self.config_path)
+        self.assertEqual(database.command, f"botcore-db -c {self.config_path} --database logs")
+
+    def test_auto_upgrade(self) -> None:
+        """With auto_upgrade, a database that is behind is upgraded at startup (logged)."""
+        self.prepare_behind()
+        log = capture_log(self)
+        database = self.database(auto_upgrade=True)
+        database.startService()
+        self.assertTrue(migrate.schema_state(database.engine).current)
+        self.assertIn("database main: schema upgraded from nothing to 0001", list(log))
+
+    def test_unknown_revision_refused(self) -> None:
+        """A database at a revision this botcore does not know is refused even with
+        auto_upgrade (it may be from a newer version)."""
+        self.database().startService()
+        engine = make_engine(self.url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        engine.dispose()
+        error = self.assertRaises(SchemaNotCurrent, self.database(auto_upgrade=True).startService)
+        self.assertIn("9999, which this botcore does not know", str(error))
+
+    def test_unreachable_server(self) -> None:
+        """A server that cannot be reached at startup fails it with one line."""
+        database = Database(
+            "main",
+            {
+                "url": f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x",
+                "connect_timeout": 1,
+            },
+        )
+        self.addCleanup(lambda: database.running and database.stopService())
+        error = self.assertRaises(DatabaseUnavailable, database.startService)
+        self.assertIn("database main (postgresql+psycopg://nobody@127.0.0.1", str(error))
+        self.assertIn("cannot be reached", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_bot_refuses_to_start(self) -> None:
+        """The bot fails to start, logging one line that names the command to run."""
+        self.prepare_behind()
+        Path(self.config_path).write_text(
+            f"[bot]\nautoload = no\n\n[database:main]\nurl = {self.url}\n"
+        )
+        config = read_config(self.config_path)
+        bot = Bot(config, reactor=InlineReactor(), threadpool=InlineThreadPool())
+        log = capture_log(self)
+        self.successResultOf(bot.startService())
+        self.flushLoggedErrors(SchemaNotCurrent)
+        self.assertEqual(bot.state, Lifecycle.FAILED)
+        self.assertEqual(bot.exit_code, 1)
+        failures = [line for line in log if line.startswith("botcore failed to start")]
+        self.assertEqual(len(failures), 1)
+        self.assertIn(f"run: botcore-db -c {self.config_path} upgrade", failures[0])
+        self.assertFalse(bot.databases["main"].running)
+
+
+class ServerStartupMixin:
+    """Startup on a server database: only SQLite is set up unasked."""
+
+    backend: str
+
+    def database(self, **config) -> Database:
+        url = fresh_database(self, self.backend)
+        database = Database("main", {"url": url, **config}, None, "/etc/bot/bot.ini")
+        self.addCleanup(lambda: database.running and database.stopService())
+        return database
+
+    def test_empty_server_database_refused(self) -> None:
+        """An empty PostgreSQL/MariaDB database is not migrated unasked."""
+        error = self.assertRaises(SchemaNotCurrent, self.database().startService)
+        self.assertIn(
+            "is empty (no tables); run: botcore-db -c /etc/bot/bot.ini upgrade", str(error)
+        )
+
+    def test_auto_upgrade(self) -> None:
+        """With auto_upgrade the server database is migrated at startup."""
+        database = self.database(auto_upgrade=True)
+        database.startService()
+        self.assertTrue(migrate.schema_state(database.engine).current)
+
+
+class PostgreSQLStartupTests(ServerStartupMixin, SynchronousTestCase):
+    backend = POSTGRESQL
+
+
+class MariaDBStartupTests(ServerStartupMixin, SynchronousTestCase):
+    backend = MYSQL
+
+
+PLUGIN_V1 = '''
+"""A plugin with a table."""
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from botcore.database import Base
+
+
+class Factoid(Base):
+    __tablename__ = "reload_probe_factoids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+'''
+
+PLUGIN_V2 = (
+    PLUGIN_V1
+    + """
+    value: Mapped[str] = mapped_column(String(200), default="")
+"""
+)
+
+
+class ReloadTests(SynchronousTestCase):
+    """Plugin modules that define tables on Base can be reloaded."""
+
+    MODULE = "botcore_reload_probe"
+
+    def setUp(self) -> None:
+        self.folder = Path(self.mktemp()).absolute()
+        self.folder.mkdir(parents=True)
+        self.path = self.folder / f"{self.MODULE}.py"
+        self.path.write_text(PLUGIN_V1)
+        sys.path.insert(0, str(self.folder))
+        self.addCleanup(sys.path.remove, str(self.folder))
+        self.addCleanup(sys.modules.pop, self.MODULE, None)
+        self.addCleanup(forget_models, self.MODULE)
+
+    def mappers_named(self, name: str) -> list:
+        return [m for m in Base.registry.mappers if m.class_.__name__ == name]
+
+    def test_reload_replaces_table_and_mapper(self) -> None:
+        """Reloading a changed module neither fails with "table already defined" nor
+        leaves the old class mapped: the table and mapper are the new ones."""
+        module = importlib.import_module(self.MODULE)
+        old = module.Factoid
+        self.path.write_text(PLUGIN_V2)
+        importlib.invalidate_caches()
+        module = importlib.reload(module)
+        new = module.Factoid
+        self.assertIsNot(old, new)
+        self.assertEqual([m.class_ for m in self.mappers_named("Factoid")], [new])
+        self.assertIsNone(inspect(old, raiseerr=False))
+        table = Base.metadata.tables["reload_probe_factoids"]
+        self.assertIs(table, new.__table__)
+        self.assertEqual(list(table.columns.keys()), ["id", "name", "value"])
+
+        engine = make_engine("sqlite://")
+        self.addCleanup(engine.dispose)
+        table.create(engine)
+        with Session(engine) as session:
+            session.add(new(name="botcore", value="a bot"))
+            session.commit()
+            found = session.scalars(select(new)).one()
+            self.assertEqual((found.name, found.value), ("botcore", "a bot"))
+
+    def test_reload_twice_unchanged(self) -> None:
+        """Reloading an unchanged module twice leaves exactly one mapping."""
+        module = importlib.import_module(self.MODULE)
+        importlib.reload(module)
+        module = importlib.reload(module)
+        self.assertEqual([m.class_ for m in self.mappers_named("Factoid")], [module.Factoid])
+
+    def test_forget_models(self) -> None:
+        """forget_models drops a module's mappings and tables (for unloading it)."""
+        module = importlib.import_module(self.MODULE)
+        self.assertEqual(forget_models(self.MODULE), ["reload_probe_factoids"])
+        self.assertNotIn("reload_probe_factoids", Base.metadata.tables)
+        self.assertIsNone(inspect(module.Factoid, raiseerr=False))
+        self.assertIn("plugin_data", Base.metadata.tables)
+
+    def test_other_module_same_table_still_conflicts(self) -> None:
+        """A different module defining a table of the same name is still an error."""
+        importlib.import_module(self.MODULE)
+        other = f"{self.MODULE}_other"
+        (self.folder / f"{other}.py").write_text(PLUGIN_V1)
+        self.addCleanup(sys.modules.pop, other, None)
+        self.addCleanup(forget_models, other)
+        error = self.assertRaises(InvalidRequestError, importlib.import_module, other)
+        self.assertIn("already defined", str(error))
+        # The failed class left nothing behind.
+        self.assertEqual(len(self.mappers_named("Factoid")), 1)
+        self.assertFalse([m for m in Base.registry._managers if not m.is_mapped])

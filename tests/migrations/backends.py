@@ -1,0 +1,198 @@
+"""Fresh databases for storage tests: a SQLite file always, and a PostgreSQL or MariaDB
+database of its own on the servers named by BOTCORE_TEST_POSTGRES_URL and
+BOTCORE_TEST_MYSQL_URL, created for one test and dropped after it.
+
+A server that is not configured or not reachable skips the test, except under CI=true,
+where it fails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from twisted.trial.unittest import SkipTest
+
+if TYPE_CHECKING:
+    from twisted.trial.unittest import SynchronousTestCase
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+MYSQL = "mysql"
+BACKENDS = (SQLITE, POSTGRESQL, MYSQL)
+
+ENVIRONMENT = {
+    POSTGRESQL: "BOTCORE_TEST_POSTGRES_URL",
+    MYSQL: "BOTCORE_TEST_MYSQL_URL",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test for a missing server, or fail it under CI."""
+    if in_ci():
+        raise AssertionError(f"{reason} (CI=true: a missing server is a failure)")
+    raise SkipTest(reason)
+
+
+def server_url(backend: str) -> URL:
+    """The configured admin URL of a server backend (skips or fails when unset)."""
+    variable = ENVIRONMENT[backend]
+    value = os.environ.get(variable)
+    if not value:
+        unavailable(f"{variable} is not set")
+    return make_url(value)
+
+
+def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
+    """The URL of an empty database for this test only (dropped at its end)."""
+    if backend == SQLITE:
+        folder = Path(testcase.mktemp()).absolute()
+        folder.mkdir(parents=True)
+        return f"sqlite:///{folder / 'test.sqlite'}"
+    admin = server_url(backend)
+    name = f"botcore_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if backend == POSTGRESQL:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as e:
+        engine.dispose()
+        message = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        unavailable(f"{backend} server at {admin.render_as_string()} unreachable: {message}")
+
+    def drop() -> None:
+        with engine.connect() as connection:
+            if backend == POSTGRESQL:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        engine.dispose()
+
+    testcase.addCleanup(drop)
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def backend_classes(mixin: type, namespace: dict[str, Any], stem: str) -> None:
+    """Define ``SQLite<stem>``, ``PostgreSQL<stem>`` and ``MariaDB<stem>`` test classes in
+    ``namespace``, each running ``mixin``'s tests on that backend."""
+    from twisted.trial.unittest import SynchronousTestCase
+
+    for prefix, backend in (("SQLite", SQLITE), ("PostgreSQL", POSTGRESQL), ("MariaDB", MYSQL)):
+        name = f"{prefix}{stem}"
+        namespace[name] = type(
+            name,
+            (mixin, SynchronousTestCase),
+            {"backend": backend, "__module__": namespace["__name__"], "__doc__": mixin.__doc__},
+        )
+
+
+# -- a throwaway PostgreSQL cluster ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster of the test's own, in a temporary folder on a free loopback
+    port, run as the ``postgres`` user (the tests run as root). Stopped and removed by
+    `destroy`."""
+
+    def __init__(self) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not binaries:
+            unavailable("PostgreSQL server binaries (/usr/lib/postgresql/*/bin) not installed")
+        self.bin = binaries[-1].parent
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="botcore-pg-"))
+        self.data = self.directory / "data"
+        self.log = self.directory / "server.log"
+        self.user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            self.user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str, timeout: float = 60) -> None:
+        subprocess.run(
+            [*self.user, *command],
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.directory,
+        )
+
+    def init(self) -> None:
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
+            f"{self.directory} -c fsync=off"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+        self.wait_for_port()
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def wait_for_port(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"PostgreSQL did not listen on port {self.port}")
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
