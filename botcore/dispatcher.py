@@ -6,6 +6,7 @@ replies leave in that order; different conversations run in parallel."""
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Chain:
             sorted(processors, key=lambda processor: processor.priority)
         )
         self._by_type: dict[str, tuple[Processor, ...]] = {}
+        self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
 
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
         """The processors that handle ``event_type``, in order. Any thread."""
@@ -58,11 +60,101 @@ class Chain:
             self._by_type[event_type] = found
         return found
 
+    def steps(self, event_type: str) -> tuple[Processor | MatchRun, ...]:
+        """`for_type`, with each run of processors that only have ``@match`` handlers
+        made one `MatchRun`, which skips those that cannot match. Any thread."""
+        found = self._steps.get(event_type)
+        if found is None:
+            found = self._steps[event_type] = _steps(self.for_type(event_type))
+        return found
+
     def __len__(self) -> int:
         return len(self.processors)
 
     def __iter__(self):
         return iter(self.processors)
+
+
+_Starts = tuple[tuple[str, frozenset[str] | None], ...]
+
+
+def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:
+    steps: list[Processor | MatchRun] = []
+    run: list[tuple[Processor, _Starts]] = []
+    for processor in processors:
+        match_starts = getattr(processor, "match_starts", None)
+        starts = match_starts() if match_starts is not None else None
+        if starts is not None:
+            run.append((processor, starts))
+            continue
+        if run:
+            steps.append(MatchRun(run))
+            run = []
+        steps.append(processor)
+    if run:
+        steps.append(MatchRun(run))
+    return tuple(steps)
+
+
+class MatchRun:
+    """Consecutive processors that only run ``@match`` handlers, indexed by the characters
+    each handler's text can start with (`Processor.match_starts`), so that a message meets
+    only the processors that could match it; the others would do nothing. Commands mostly
+    start with a word of their own, so with many plugins most are skipped unseen."""
+
+    def __init__(self, run: list[tuple[Processor, _Starts]]) -> None:
+        self.processors = tuple(processor for processor, _ in run)
+        self.versions = tuple(sorted({version for _, starts in run for version, _ in starts}))
+        self._anything: set[int] = set()  # processors with a handler whose regex tells nothing
+        self._by_first: dict[tuple[str, str], set[int]] = {}
+        for index, (_, starts) in enumerate(run):
+            for version, first in starts:
+                if first is None:
+                    self._anything.add(index)
+                    continue
+                for char in first:
+                    self._by_first.setdefault((version, char), set()).add(index)
+        self._everyone = tuple(range(len(self.processors)))
+        self._orders: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    def candidates(self, message: Any) -> tuple[int, ...]:
+        """Indices of the processors that could match ``message`` as it is, ascending."""
+        if message is None:
+            return ()
+        key = []
+        for version in self.versions:
+            text = getattr(message, version, None)
+            if not isinstance(text, str):
+                return self._everyone
+            first = text[:1]
+            if not first.isascii():  # case-blind matching beyond ASCII: let the regex say
+                return self._everyone
+            key.append(first.lower())
+        found = self._orders.get(tuple(key))
+        if found is None:
+            indices = set(self._anything)
+            for version, first in zip(self.versions, key, strict=True):
+                indices.update(self._by_first.get((version, first), ()))
+            found = tuple(sorted(indices))
+            if len(self._orders) < 4096:
+                self._orders[tuple(key)] = found
+        return found
+
+    def run(self, event: Event, run: Callable[[Processor], None]) -> None:
+        """Call ``run`` for each processor that could match and accepts the event, in
+        order; the message is looked at again after each (it may have changed)."""
+        order = self.candidates(event.message)
+        at = 0
+        while at < len(order):
+            index = order[at]
+            at += 1
+            processor = self.processors[index]
+            if processor.accepts(event):
+                run(processor)
+                now = self.candidates(event.message)
+                if now is not order:
+                    order = now
+                    at = bisect_right(order, index)
 
 
 class _WorkerPool:
@@ -452,9 +544,11 @@ class Dispatcher(Service):
             if call is not None:
                 function, args, kw = call
                 self._thd_run(event, function, args, kw, getattr(function, "__qualname__", "call"))
-            for processor in chain.for_type(event.type):
-                if processor.accepts(event):
-                    self._thd_run(event, processor.process, (), {}, processor)
+            for step in chain.steps(event.type):
+                if type(step) is MatchRun:
+                    step.run(event, lambda p: self._thd_run(event, p.process, (), {}, p))
+                elif step.accepts(event):
+                    self._thd_run(event, step.process, (), {}, step)
         finally:
             try:
                 event.close_session()

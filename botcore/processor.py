@@ -62,6 +62,75 @@ def compile_selector(selector: str, simple: bool = True) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE | re.UNICODE | re.DOTALL)
 
 
+def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    r"""The characters (ASCII, lower case) a text must start with for ``pattern.match`` to
+    accept it, compared case-blind; None when the regex does not tell (it can match an
+    empty text, or starts with a class such as ``\w``). Lets the chain skip a processor
+    for a message that cannot match it without running the regex."""
+    try:
+        from re import _parser  # the stdlib's own regex parser (private: hence the except)
+
+        first, can_be_empty = _first_of(_parser.parse(pattern.pattern, pattern.flags))
+    except Exception:
+        return None
+    return None if first is None or can_be_empty else frozenset(first)
+
+
+def _first_of(sequence: Iterable[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:
+    """(the first characters, or None when unknown; whether it can match an empty text)
+    of a parsed regex."""
+    from re import _constants as c
+
+    found: set[str] = set()
+    for op, value in sequence:
+        if op == c.AT:  # ^, \b, \Z: no character
+            continue
+        if op == c.LITERAL:
+            if not 0 < value < 128:  # beyond ASCII, case-blind matching is not simple
+                return None, False
+            return found | {chr(value).lower()}, False
+        if op == c.IN:
+            chars = _first_of_class(value)
+            return (None if chars is None else found | chars), False
+        if op == c.SUBPATTERN:
+            first, empty = _first_of(value[-1])
+        elif op == c.BRANCH:
+            first, empty = set(), False
+            for branch in value[1]:
+                one, one_empty = _first_of(branch)
+                if one is None:
+                    return None, False
+                first |= one
+                empty = empty or one_empty
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            first, empty = _first_of(value[2])
+            empty = empty or value[0] == 0
+        elif op == c.ATOMIC_GROUP:
+            first, empty = _first_of(value)
+        else:  # any character, categories, look-arounds, back references...
+            return None, False
+        if first is None:
+            return None, False
+        found |= first
+        if not empty:
+            return found, False
+    return found, True
+
+
+def _first_of_class(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
+    from re import _constants as c
+
+    chars: set[str] = set()
+    for op, value in items:
+        if op == c.LITERAL and 0 < value < 128:
+            chars.add(chr(value).lower())
+        elif op == c.RANGE and 0 < value[0] <= value[1] < 128:
+            chars.update(chr(code).lower() for code in range(value[0], value[1] + 1))
+        else:  # negation, categories, characters beyond ASCII
+            return None
+    return chars
+
+
 @dataclass(frozen=True)
 class HandlerSpec:
     """How a processor method is bound to events (set by the decorators)."""
@@ -72,6 +141,8 @@ class HandlerSpec:
     permission: str | None = None
     auth_required: bool = False
     fallthrough: bool = True
+    #: What a matching text can start with (see `first_characters`).
+    first: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +252,7 @@ class Processor:
                         permission=permission,
                         auth_required=hasattr(value, "_botcore_auth"),
                         fallthrough=fallthrough,
+                        first=first_characters(bound[0]) if bound else None,
                     )
                 else:
                     handlers.pop(attribute, None)
@@ -231,6 +303,22 @@ class Processor:
         if self.addressed and not event.addressed:
             return False
         return self.processed or not event.processed
+
+    def match_starts(self) -> tuple[tuple[str, frozenset[str] | None], ...] | None:
+        """When all this processor does is run ``@match`` handlers (no ``@handler``, no
+        ``process`` or ``accepts`` of its own), the message version each matches and the
+        characters it can start with (`first_characters`): the chain skips the processor
+        for a message none of them could match. Otherwise None."""
+        cls = type(self)
+        if (
+            cls.process is not Processor.process
+            or cls.accepts is not Processor.accepts
+            or "process" in vars(self)
+            or "accepts" in vars(self)
+            or any(spec.pattern is None for spec, _ in self._handlers)
+        ):
+            return None
+        return tuple((spec.version, spec.first) for spec, _ in self._handlers)
 
     def process(self, event: Event) -> None:
         """Run each handler that applies: ``@handler`` ones always, ``@match`` ones when
