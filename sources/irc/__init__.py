@@ -316,6 +316,7 @@ class IRCSource(Source):
         self._stopping = False
         for name, key in self._configured:
             self._wanted.setdefault(self._key(name), (name, key))
+        self.set_state("connecting")
         self._service = ClientService(
             self.rotation,
             _ProtocolFactory(self),
@@ -323,7 +324,6 @@ class IRCSource(Source):
             clock=self.reactor,
         )
         self._service.startService()
-        self.set_state("connecting")
 
     def stopService(self) -> Deferred[None]:
         """Say QUIT, close the connection (aborting it if it has not closed within five

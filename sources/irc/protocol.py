@@ -288,7 +288,7 @@ class IRCProtocol(irc.IRCClient):
             )
             return 0
         pieces: list[str] = []
-        for line in text.split("\n"):
+        for line in text.replace("\r\n", "\n").split("\n"):
             pieces.extend(split_text(clean_text(line.expandtabs(4)), budget))
         limit = self.source.max_lines
         if len(pieces) > limit:
