@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Time,
     Uuid,
+    bindparam,
     func,
     inspect,
     select,
@@ -224,17 +225,42 @@ def load(
 def _insert(connection: Connection, table: Table, entry: dict[str, Any]) -> int:
     columns = entry["columns"]
     decoders = [_decoder(table.columns[name]) for name in columns]
+    # A row may point at a later row of its own table (a parent id): such columns are
+    # inserted empty and filled in once every row is there, since PostgreSQL checks
+    # foreign keys row by row.
+    key = list(table.primary_key.columns)
+    later = [
+        name
+        for name in columns
+        if len(key) == 1
+        and table.columns[name].nullable
+        and any(fk.column.table is table for fk in table.columns[name].foreign_keys)
+    ]
+    links: list[tuple[Any, dict[str, Any]]] = []
     count = 0
     for batch in _batches(entry["rows"]):
-        rows = [
-            {
+        rows = []
+        for row in batch:
+            values = {
                 name: (value if value is None or decode is None else decode(value))
                 for name, decode, value in zip(columns, decoders, row, strict=True)
             }
-            for row in batch
-        ]
+            link = {name: values[name] for name in later if values[name] is not None}
+            if link:
+                links.append((values[key[0].name], link))
+                values.update(dict.fromkeys(link))
+            rows.append(values)
         connection.execute(table.insert(), rows)
         count += len(rows)
+    for name in later:
+        fill = [{"_key": k, "_value": link[name]} for k, link in links if name in link]
+        if fill:
+            connection.execute(
+                table.update()
+                .where(key[0] == bindparam("_key"))
+                .values({name: bindparam("_value")}),
+                fill,
+            )
     return count
 
 
