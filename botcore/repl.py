@@ -136,8 +136,9 @@ class Console:
         public: bool = False,
         reactor: Any = None,
         threadpool: Any = None,
+        reloader: Reloader | None = None,
     ) -> None:
-        self.bot = Bot(config, reactor=reactor, threadpool=threadpool)
+        self.bot = Bot(config, reactor=reactor, threadpool=threadpool, reloader=reloader)
         self.out = out
         self.nick = nick
         self.channel = channel
@@ -190,6 +191,9 @@ class Console:
             sender=Sender(SOURCE_NAME, self.nick, self.nick),
             channel=self.channel if self.public else self.nick,
             public=self.public,
+            # As the core's Addressed would: a private message is meant for the bot (this
+            # way plugins answer in private with --no-core too).
+            addressed=not self.public,
             message=text,
         )
 
@@ -229,7 +233,12 @@ class Console:
 # -- configuration ---------------------------------------------------------------------
 
 
-def build_config(directory: Path, plugins: list[str], config_path: str | None = None) -> Config:
+def build_config(
+    directory: Path,
+    plugins: list[str],
+    config_path: str | None = None,
+    reloader: Reloader | None = None,
+) -> Config:
     """The bot's configuration: ``config_path``'s [bot], [auth] and [plugin:*] sections
     (or the defaults), loading exactly ``plugins``, with no sources and one SQLite database
     in ``directory``. Raises `ConfigErrors`."""
@@ -237,9 +246,9 @@ def build_config(directory: Path, plugins: list[str], config_path: str | None = 
     if config_path is None:
         path = directory / "botcore-plugin.ini"
         path.write_text("[bot]\n", encoding="utf-8")
-        config = read_config(path)
+        config = read_config(path, reloader=reloader)
     else:
-        config = read_config(config_path)
+        config = read_config(config_path, reloader=reloader)
     sections = {
         name: dict(values)
         for name, values in config.sections.items()
@@ -250,9 +259,8 @@ def build_config(directory: Path, plugins: list[str], config_path: str | None = 
     return dataclasses.replace(config, sections=sections)
 
 
-def check_plugins(plugins: list[str]) -> str | None:
+def check_plugins(plugins: list[str], reloader: Reloader) -> str | None:
     """Import each named plugin; the one-line error for the first that does not exist."""
-    reloader = Reloader()
     for entry in plugins:
         name, _, processor = entry.partition(".")
         try:
@@ -318,11 +326,14 @@ def _run_inline(console: Console, lines: Iterator[str]) -> int:
     return code
 
 
-def _run_reactor(console: Console, lines: Iterator[str], reactor: Any) -> int:
+def _run_reactor(console: Console, lines: Iterator[str], reactor: Any, stdin: IO[str]) -> int:
     """Run the reactor in this thread and read input on a daemon thread."""
+    from twisted.internet.error import ReactorNotRunning
     from twisted.internet.threads import blockingCallFromThread
 
     code = [0]
+    readers: list[threading.Thread] = []
+    done_reading = threading.Event()
 
     def read() -> None:
         try:
@@ -333,6 +344,7 @@ def _run_reactor(console: Console, lines: Iterator[str], reactor: Any) -> int:
             traceback.print_exc()
             code[0] = 1
         finally:
+            done_reading.set()
             reactor.callFromThread(finish)
 
     def started(_: Any) -> None:
@@ -340,15 +352,50 @@ def _run_reactor(console: Console, lines: Iterator[str], reactor: Any) -> int:
             code[0] = 1
             finish()
             return
-        threading.Thread(target=read, name=f"{PROG} stdin", daemon=True).start()
+        reader = threading.Thread(target=read, name=f"{PROG} stdin", daemon=True)
+        readers.append(reader)
+        reader.start()
+
+    def stop_reactor(_: Any) -> None:
+        with contextlib.suppress(ReactorNotRunning):
+            reactor.stop()
 
     def finish() -> None:
-        console.stop().addBoth(lambda _: reactor.stop() if reactor.running else None)
+        console.stop().addBoth(stop_reactor)
 
+    terminal = _terminal_state(stdin)
     reactor.callWhenRunning(lambda: console.start().addCallback(started))
     reactor.addSystemEventTrigger("before", "shutdown", console.stop)
-    reactor.run()
+    try:
+        reactor.run()
+    finally:
+        if readers and not done_reading.is_set():
+            # Interrupted (Ctrl-C) while the reader waits for a line: leave the terminal
+            # as we found it, and the shell prompt on a line of its own.
+            _restore_terminal(stdin, terminal)
+            console.out.write("\n")
+            console.out.flush()
     return code[0]
+
+
+def _terminal_state(stream: IO[str]) -> Any:
+    """The terminal settings of ``stream`` when it is a terminal (readline changes them
+    while it waits for a line), else None."""
+    try:
+        import termios
+
+        return termios.tcgetattr(stream.fileno()) if stream.isatty() else None
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+
+def _restore_terminal(stream: IO[str], state: Any) -> None:
+    if state is None:
+        return
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import termios
+
+        termios.tcsetattr(stream.fileno(), termios.TCSADRAIN, state)
 
 
 def main(
@@ -359,10 +406,12 @@ def main(
     stderr: IO[str] | None = None,
     reactor: Any = None,
     threadpool: Any = None,
+    plugin_package: str = "plugins",
 ) -> int:
     """Run ``botcore-plugin``; returns the exit status (0, 1 when a plugin failed to load,
     2 for a bad command line, unknown plugin or bad configuration). With an injected
-    ``reactor`` (an `InlineReactor`) everything runs in the calling thread."""
+    ``reactor`` (an `InlineReactor`) everything runs in the calling thread; the plugins
+    are looked for in ``plugin_package``."""
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -376,8 +425,9 @@ def main(
         return int(e.code or 0)
 
     plugins = list(dict.fromkeys(([] if args.no_core else ["core"]) + args.plugins))
+    reloader = Reloader(plugin_package=plugin_package)
     try:
-        problem = check_plugins(plugins)
+        problem = check_plugins(plugins, reloader)
     except Exception:
         stderr.write(f"{PROG}: a plugin failed to import:\n")
         traceback.print_exc(file=stderr)
@@ -391,7 +441,7 @@ def main(
     try:
         with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as directory:
             try:
-                config = build_config(Path(directory), plugins, args.config)
+                config = build_config(Path(directory), plugins, args.config, reloader)
             except ConfigErrors as e:
                 stderr.write(f"{PROG}: {e}\n")
                 return 2
@@ -403,12 +453,13 @@ def main(
                 public=args.public,
                 reactor=reactor,
                 threadpool=threadpool,
+                reloader=reloader,
             )
             lines = read_lines(stdin, stdout, console.prompt)
             if reactor is None:
                 from twisted.internet import reactor as global_reactor
 
-                code = _run_reactor(console, lines, global_reactor)
+                code = _run_reactor(console, lines, global_reactor, stdin)
             else:
                 code = _run_inline(console, lines)
             for failure in console.failures():
