@@ -164,19 +164,25 @@ class Event:
         Replies go to the conversation the event came from unless told otherwise. Marks
         the event processed unless ``processed=False``. An unknown field is a TypeError.
         """
-        unknown = set(fields) - Response.FIELDS
-        if unknown:
+        if fields and not Response.FIELDS.issuperset(fields):
+            unknown = set(fields) - Response.FIELDS
             raise TypeError(f"unknown response field(s): {', '.join(sorted(unknown))}")
         if isinstance(response, Response):
             reply = response.replace(**fields) if fields else response
+            if reply.source is None:
+                reply = reply.replace(source=self.source)
+            if reply.target is None and reply.source == self.source:
+                reply = reply.replace(target=self.channel)
         else:
             if params is not None and isinstance(response, str):
                 response = response % params
+            # Where it goes is filled in before the reply is built: one object, not three.
+            source = fields.get("source")
+            if source is None:
+                source = fields["source"] = self.source
+            if fields.get("target") is None and source == self.source:
+                fields["target"] = self.channel
             reply = Response(response, **fields)
-        if reply.source is None:
-            reply = reply.replace(source=self.source)
-        if reply.target is None and reply.source == self.source:
-            reply = reply.replace(target=self.channel)
         self.responses.append(reply)
         if processed:
             self.processed = True
