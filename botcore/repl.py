@@ -7,7 +7,8 @@ A daemon thread reads stdin a line at a time and hands each line to the reactor 
 ``blockingCallFromThread``, waiting until its event has been through the whole chain and
 the replies are printed, so input and output stay in step even when piped. Processors run
 in the dispatcher's real thread pool and delayed replies (``call_later``) print when they
-fire, exactly as in a running bot. The reading thread is a daemon so Ctrl-C (which stops
+fire, exactly as in a running bot (the end of input stops the bot at once, so delayed
+calls still pending then are dropped). The reading thread is a daemon so Ctrl-C (which stops
 the reactor, draining the bot) never waits for a blocked ``readline``. Tests pass an
 `InlineReactor` and `InlineThreadPool`; then the same `Console` is driven inline, in the
 calling thread, with no reactor run and no threads.
@@ -169,6 +170,7 @@ class Console:
         return self._stopping
 
     def prompt(self) -> str:
+        """The prompt shown on a terminal: where the console is and who is talking."""
         where = self.channel if self.public else "private"
         return f"[{where}] {self.nick}> "
 
@@ -223,6 +225,7 @@ class Console:
         return True
 
     def say(self, text: str) -> None:
+        """Print a note from the console itself (not from the bot)."""
         self.out.write(f"-- {text}\n")
         self.out.flush()
 
@@ -308,16 +311,14 @@ def _log_observer(stderr: IO[str], verbose: bool) -> Any:
 
 def _run_inline(console: Console, lines: Iterator[str]) -> int:
     """Drive the console in this thread (an inline reactor and thread pool)."""
-    results: list[Any] = []
-    console.start().addBoth(results.append)
-    failures = console.failures()
-    code = 0
-    if failures:
-        code = 1
-    else:
+    console.start()
+    code = 1 if console.failures() else 0
+    if not code:
         for line in lines:
             done: list[Any] = []
             console.handle_line(line).addBoth(done.append)
+            if not done:
+                raise RuntimeError(f"the event for {line!r} did not finish inline")
             if isinstance(done[0], Failure):
                 done[0].raiseException()
             if not done[0]:
