@@ -219,11 +219,19 @@ class FloodTests(IRCIntegrationTestCase):
         bob = await self.client("bob")
         start = len(bob.lines)
         alice.send(f"PRIVMSG {CHANNEL} :{NICK}: burst 200")
+        await bob.wait_for("burst line 020", since=start, timeout=30)
+        # Mid-burst, a reply to someone else is not stuck behind the burst: the targets
+        # take turns in the bot's queue, and the server has no backlog from the bot.
+        asked = reactor.seconds()
+        alice.send(f"PRIVMSG {NICK} :echo mid-burst")
+        await alice.wait_for("PRIVMSG alice :mid-burst", timeout=10)
+        self.assertLess(reactor.seconds() - asked, 5)
         await bob.wait_for("burst line 199", since=start, timeout=180)
         seen = [line.rsplit(" ", 1)[-1] for line in bob.lines[start:] if "burst line" in line]
         self.assertEqual(seen, [f"{i:03d}" for i in range(200)])
         self.assertEqual(source.connections, 1)
         self.assertEqual(source.state, "connected")
+        self.assertEqual(source.protocol.queue.dropped, 0)
         # The connection is still responsive: a command right after is answered promptly.
         alice.send(f"PRIVMSG {CHANNEL} :{NICK}: echo still here")
         await alice.wait_for(f"PRIVMSG {CHANNEL} :still here", timeout=10)
