@@ -9,6 +9,7 @@ restarted server or a deadlock is retried there with the backoff configured here
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -186,6 +187,7 @@ def make_engine(
     backend = url.get_backend_name()
     kw: dict[str, Any] = {"echo": echo, "echo_pool": echo_pool}
     connect_args: dict[str, Any] = {}
+    writer = None
     if backend == "sqlite":
         connect_args["timeout"] = busy_timeout
         if url.database in (None, "", ":memory:"):
@@ -193,6 +195,8 @@ def make_engine(
             kw["poolclass"] = StaticPool
         else:
             kw.update(pool_size=pool_size, max_overflow=max_overflow)
+            writer = _SQLiteWriter(busy_timeout)
+            connect_args["factory"] = writer.connection_class
     else:
         kw.update(
             pool_size=pool_size,
@@ -212,7 +216,70 @@ def make_engine(
     engine = create_engine(url, connect_args=connect_args, **kw)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_connection_setup(busy_timeout))
+        if writer is not None:
+            writer.install(engine)
     return engine
+
+
+class _SQLiteWriter:
+    """One writer at a time per engine, queued in Python.
+
+    SQLite lets one connection write at a time; the others poll with growing sleeps
+    (the busy timeout), which with a pool of threads costs more than the writes. So a
+    connection takes this lock before its first write and lets go of it when it commits
+    or rolls back; readers are not held up (WAL)."""
+
+    _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC", "CREATE", "DROP", "ALTER")
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+        writer = self
+
+        class Connection(sqlite3.Connection):
+            holds_writer = False
+
+            def commit(self) -> None:
+                try:
+                    super().commit()
+                finally:
+                    writer.let_go(self)
+
+            def rollback(self) -> None:
+                try:
+                    super().rollback()
+                finally:
+                    writer.let_go(self)
+
+            def close(self) -> None:
+                try:
+                    super().close()
+                finally:
+                    writer.let_go(self)
+
+        self.connection_class = Connection
+
+    def install(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._before_execute)
+        engine.sqlite_writer = self  # type: ignore[attr-defined]  (for tests and debugging)
+
+    def let_go(self, connection: Any) -> None:
+        if connection.holds_writer:
+            connection.holds_writer = False
+            self.lock.release()
+
+    def _before_execute(
+        self, connection: Any, cursor: Any, statement: str, parameters: Any, *args: Any
+    ) -> None:
+        raw = connection.connection.dbapi_connection
+        if raw.holds_writer or statement.lstrip()[:6].upper() not in self._WRITES:
+            return
+        if not self.lock.acquire(timeout=self.timeout):
+            # What SQLite itself says when the busy timeout runs out (retried as a conflict).
+            raise sa_exc.OperationalError(
+                statement, parameters, sqlite3.OperationalError("database is locked")
+            )
+        raw.holds_writer = True
 
 
 def _sqlite_connection_setup(busy_timeout: float) -> Callable[[Any, Any], None]:
@@ -267,6 +334,12 @@ def _mark_dml(state: Any) -> None:
     # is_insert nor is_update, and an extra commit is cheaper than a lost write.
     if state.is_insert or state.is_update or state.is_delete or not state.is_select:
         state.session.info[_WRITES] = True
+
+
+def mark_written(session: Session) -> None:
+    """Record that the session wrote rows through its connection (``session.execute``
+    notices by itself), so the dispatcher commits it."""
+    session.info[_WRITES] = True
 
 
 def has_changes(session: Session) -> bool:

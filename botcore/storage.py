@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Integer, UniqueConstraint, delete, select
+from sqlalchemy import JSON, Integer, UniqueConstraint, and_, bindparam, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.database import Base
+from botcore.database import Base, mark_written
 from botcore.types import CIText, UTCDateTime, utcnow
 
 #: The longest plugin name and key `PluginStore` accepts.
@@ -41,6 +42,34 @@ class PluginData(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+# The statements PluginStore runs, built once: building a statement costs more than
+# running it on SQLite. Parameters are named p_* (INSERT reserves the column names).
+_table = PluginData.__table__
+_match = and_(_table.c.plugin == bindparam("p_plugin"), _table.c.key == bindparam("p_key"))
+_GET = select(_table.c.value).where(_match)
+_HAS = select(_table.c.id).where(_match)
+_DELETE = _table.delete().where(_match)
+_KEYS = select(_table.c.key).where(_table.c.plugin == bindparam("p_plugin"))
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    values = {
+        name: bindparam(f"p_{name}", type_=_table.c[name].type)
+        for name in ("plugin", "key", "value", "created", "updated")
+    }
+    if dialect in ("mysql", "mariadb"):
+        insert = mysql.insert(_table).values(values)
+        return insert.on_duplicate_key_update(
+            value=insert.inserted.value, updated=insert.inserted.updated
+        )
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_table).values(values)
+    return insert.on_conflict_do_update(
+        index_elements=[_table.c.plugin, _table.c.key],
+        set_={"value": insert.excluded.value, "updated": insert.excluded.updated},
+    )
+
+
 class PluginStore:
     """A plugin's keys and values. Keys are strings compared without regard to case;
     values are anything JSON can hold (tuples come back as lists). Writes join the
@@ -53,59 +82,51 @@ class PluginStore:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
-        found = self.session.execute(
-            select(PluginData.value).where(*self._where(key))
-        ).one_or_none()
+        found = self._run(_GET, key).one_or_none()
         return default if found is None else found[0]
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``, replacing what was there (one statement, safe
-        against a concurrent set of the same key). ValueError when the value is not
-        JSON-serialisable or the key is too long."""
+        against a concurrent set of the same key); a key keeps the spelling it was first
+        stored with. ValueError when the value is not JSON-serialisable or the key is
+        empty or too long."""
         _check_length("key", key, MAX_KEY)
         try:
             json.dumps(value)
         except (TypeError, ValueError) as e:
             raise ValueError(f"cannot store {key!r}: {e}") from None
+        connection = self.session.connection()
         now = utcnow()
-        values = {
-            "plugin": self.plugin,
-            "key": key,
-            "value": value,
-            "created": now,
-            "updated": now,
-        }
-        dialect = self.session.get_bind().dialect.name
-        if dialect in ("mysql", "mariadb"):
-            insert = mysql.insert(PluginData).values(values)
-            statement = insert.on_duplicate_key_update(
-                value=insert.inserted.value, updated=insert.inserted.updated
-            )
-        else:
-            module = postgresql if dialect == "postgresql" else sqlite
-            insert = module.insert(PluginData).values(values)
-            statement = insert.on_conflict_do_update(
-                index_elements=[PluginData.plugin, PluginData.key],
-                set_={"value": insert.excluded.value, "updated": insert.excluded.updated},
-            )
-        self.session.execute(statement)
+        connection.execute(
+            _upsert(connection.dialect.name),
+            {
+                "p_plugin": self.plugin,
+                "p_key": key,
+                "p_value": value,
+                "p_created": now,
+                "p_updated": now,
+            },
+        )
+        mark_written(self.session)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; whether it was there."""
-        result = self.session.execute(delete(PluginData).where(*self._where(key)))
+        result = self._run(_DELETE, key)
+        mark_written(self.session)
         return bool(result.rowcount)
 
     def keys(self) -> list[str]:
         """Every key of the plugin, sorted without regard to case."""
-        rows = self.session.scalars(select(PluginData.key).where(PluginData.plugin == self.plugin))
+        rows = self.session.connection().execute(_KEYS, {"p_plugin": self.plugin}).scalars()
         return sorted(rows, key=str.casefold)
 
     def __contains__(self, key: str) -> bool:
-        found = self.session.scalar(select(PluginData.id).where(*self._where(key)))
-        return found is not None
+        return self._run(_HAS, key).first() is not None
 
-    def _where(self, key: str) -> tuple[Any, ...]:
-        return (PluginData.plugin == self.plugin, PluginData.key == key)
+    def _run(self, statement: Any, key: str) -> Any:
+        return self.session.connection().execute(
+            statement, {"p_plugin": self.plugin, "p_key": key}
+        )
 
 
 def _check_length(what: str, text: str, limit: int) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError, InvalidRequestError, StatementError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 from twisted.logger import formatEvent, globalLogPublisher
@@ -532,3 +532,59 @@ class ReloadTests(SynchronousTestCase):
         # The failed class left nothing behind.
         self.assertEqual(len(self.mappers_named("Factoid")), 1)
         self.assertFalse([m for m in Base.registry._managers if not m.is_mapped])
+
+
+class SQLiteWriterTests(SynchronousTestCase):
+    """Writers to one SQLite file queue in Python instead of polling SQLite's lock."""
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, SQLITE), busy_timeout=0.05)
+        self.addCleanup(self.engine.dispose)
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        self.writer = self.engine.sqlite_writer
+
+    def test_held_from_first_write_to_commit(self) -> None:
+        """Reading does not take the writer lock; the first write does, and the commit
+        (or a rollback) lets go of it."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM t").scalar()
+            self.assertFalse(self.writer.lock.locked())
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            self.assertTrue(self.writer.lock.locked())
+            connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+            connection.commit()
+            self.assertFalse(self.writer.lock.locked())
+            connection.exec_driver_sql("  update t SET x = 3")
+            self.assertTrue(self.writer.lock.locked())
+            connection.rollback()
+            self.assertFalse(self.writer.lock.locked())
+
+    def test_second_writer_waits_then_gives_up(self) -> None:
+        """A second connection that wants to write while the first holds the lock waits
+        up to the busy timeout, then fails as SQLite would ("database is locked"), which
+        the dispatcher retries as a conflict; readers go on meanwhile."""
+        from botcore.database import CONFLICT, classify_error
+
+        with self.engine.connect() as first, self.engine.connect() as second:
+            first.exec_driver_sql("INSERT INTO t VALUES (1)")
+            self.assertEqual(second.exec_driver_sql("SELECT count(*) FROM t").scalar(), 0)
+            error = self.assertRaises(
+                OperationalError, second.exec_driver_sql, "INSERT INTO t VALUES (2)"
+            )
+            self.assertIn("database is locked", str(error))
+            self.assertEqual(classify_error(error), CONFLICT)
+            first.commit()
+            second.exec_driver_sql("INSERT INTO t VALUES (2)")
+            second.commit()
+        with self.engine.connect() as connection:
+            self.assertEqual(connection.exec_driver_sql("SELECT count(*) FROM t").scalar(), 2)
+        self.assertFalse(self.writer.lock.locked())
+
+    def test_closed_connection_lets_go(self) -> None:
+        """A connection thrown away mid-write (invalidated) does not keep the lock."""
+        connection = self.engine.connect()
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        connection.invalidate()
+        connection.close()
+        self.assertFalse(self.writer.lock.locked())
