@@ -251,7 +251,15 @@ def main(
     except DBAPIError as e:
         print(f"{PROG}: error: {first_line(e.orig)}", file=stderr)
         return 1
-    except (CommandFailed, DumpError, CommandError, SQLAlchemyError, ArgumentError, OSError) as e:
+    except (
+        CommandFailed,
+        DumpError,
+        migrate.PluginImportError,
+        CommandError,
+        SQLAlchemyError,
+        ArgumentError,
+        OSError,
+    ) as e:
         print(f"{PROG}: error: {first_line(e)}", file=stderr)
         return 1
     finally:

@@ -45,12 +45,16 @@ def migrations_directory() -> Path:
     return Path(migrations.__file__).parent
 
 
+class PluginImportError(Exception):
+    """A plugin module or plugin package that migrations need cannot be imported."""
+
+
 def plugin_version_locations() -> list[Path]:
     """The revision folders third-party packages declare in the ``botcore.migrations``
     entry-point group (each entry point names a package of revision files)."""
     found = []
     for entry_point in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
-        module = entry_point.load()
+        module = _load(entry_point)
         paths = getattr(module, "__path__", None)
         found.append(Path(next(iter(paths))) if paths else Path(module.__file__).parent)
     return found
@@ -193,16 +197,33 @@ def history(stdout: IO[str] | None = None, **kw: Any) -> None:
 def import_models() -> MetaData:
     """Import the core's models and every plugin module (through the reloader) and every
     plugin package's migrations entry point, so their tables are on `Base.metadata`;
-    return that metadata. Used to compare models with a database."""
+    return that metadata. Used to compare models with a database. `PluginImportError`
+    names a plugin that cannot be imported (its tables would look like extra tables)."""
     from botcore.reloader import Reloader
 
     importlib.import_module("botcore.storage")
     reloader = Reloader()
     for name in reloader.plugin_names():
-        reloader.plugin_module(name)
+        try:
+            reloader.plugin_module(name)
+        except Exception as e:
+            raise PluginImportError(
+                f"plugin {name} cannot be imported, so its tables cannot be compared: "
+                f"{type(e).__name__}: {e}"
+            ) from e
     for entry_point in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
+        _load(entry_point)
     return Base.metadata
+
+
+def _load(entry_point: Any) -> Any:
+    try:
+        return entry_point.load()
+    except Exception as e:
+        raise PluginImportError(
+            f"{ENTRY_POINT_GROUP} entry point {entry_point.name} = {entry_point.value} "
+            f"cannot be imported: {type(e).__name__}: {e}"
+        ) from e
 
 
 def compare(engine: Engine, target_metadata: MetaData | None = None, **kw: Any) -> list[Any]:

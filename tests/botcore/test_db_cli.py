@@ -214,6 +214,31 @@ class ErrorTests(CommandTestCase):
         self.assertEqual(status, 1)
         self.assertIn("not a readable dump", err)
 
+    def test_broken_plugin_package(self) -> None:
+        """A plugin package whose migrations entry point cannot be imported: one line
+        naming it, for upgrade and check alike."""
+        folder = self.folder / "site"
+        info = folder / "botcore_broken-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: botcore-broken\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(
+            "[botcore.migrations]\nbroken = broken_migrations\n"
+        )
+        (folder / "broken_migrations.py").write_text("raise ImportError('needs libfoo')\n")
+        sys.path.insert(0, str(folder))
+        self.addCleanup(sys.path.remove, str(folder))
+        self.addCleanup(sys.modules.pop, "broken_migrations", None)
+        for command in ("upgrade", "check"):
+            status, _, err = self.run_cli(command)
+            self.assertEqual(status, 1)
+            self.assertEqual(
+                err,
+                "botcore-db: error: botcore.migrations entry point broken = broken_migrations "
+                "cannot be imported: ImportError: needs libfoo\n",
+            )
+
     def test_usage(self) -> None:
         """A missing command is a usage error (exit 2)."""
         self.assertEqual(main([], stdout=io.StringIO(), stderr=io.StringIO()), 2)
