@@ -550,16 +550,14 @@ class Database(EngineSettings, Service):
             ) from e
         if state.current:
             return
+        if state.unknown:
+            raise SchemaNotCurrent(f"database {self.database_name} {state.describe()}")
         new_sqlite = state.empty and self.engine.dialect.name == "sqlite"
         if not (new_sqlite or self.auto_upgrade):
             raise SchemaNotCurrent(
                 f"database {self.database_name} {state.describe()}; "
                 f"run: {self.command} upgrade (or set auto_upgrade = true in "
                 f"[database:{self.database_name}])"
-            )
-        if state.unknown:
-            raise SchemaNotCurrent(
-                f"database {self.database_name} {state.describe()}; is this an older botcore?"
             )
         migrate.upgrade(self.engine)
         self.log.info(
