@@ -160,6 +160,21 @@ class ListOption(Option):
         return ", ".join(value or ())
 
 
+class LinesOption(ListOption):
+    """A non-empty list with one item per line, so items may contain commas (phrases)."""
+
+    kind = "list, one item per line"
+
+    def parse(self, raw: str) -> list[str]:
+        lines = [line.strip() for line in raw.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError("expected at least one line, found none")
+        return lines
+
+    def format(self, value: Any) -> str:
+        return "\n    ".join(value or ())
+
+
 class DictOption(Option):
     """A mapping: ``key = value`` or ``key: value`` entries, one per line or comma-separated."""
 

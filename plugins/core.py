@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from botcore.event import Event, EventType, Response
-from botcore.options import FloatOption, IntOption, ListOption
+from botcore.options import FloatOption, IntOption, LinesOption, ListOption
 from botcore.processor import Processor, handler
 
 if TYPE_CHECKING:
@@ -26,21 +26,6 @@ _TEXT_TYPES = (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE)
 _NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _ELLIPSIS_BYTES = len(ELLIPSIS.encode("utf-8"))
-
-
-class PhrasesOption(ListOption):
-    """A list of phrases, one per line (phrases may contain commas)."""
-
-    kind = "list of phrases, one per line"
-
-    def parse(self, raw: str) -> list[str]:
-        phrases = [line.strip() for line in raw.splitlines() if line.strip()]
-        if not phrases:
-            raise ValueError("expected at least one phrase, found none")
-        return phrases
-
-    def format(self, value: Any) -> str:
-        return "\n    ".join(value or ())
 
 
 def _strip(text: str) -> str:
@@ -350,11 +335,11 @@ class Complain(Processor):
     processed = True
     event_types = None
 
-    nonsense = PhrasesOption(
+    nonsense = LinesOption(
         "Replies to an addressed message nothing understood.",
         ["Huh?", "Sorry...", "Excuse me?", "*blink*", "What?"],
     )
-    notauthed = PhrasesOption(
+    notauthed = LinesOption(
         "Replies when the sender lacks the permission a command needs.",
         [
             "You're not the boss of me",
@@ -363,7 +348,7 @@ class Complain(Processor):
             "Go away or I'll replace you with a very small shell-script",
         ],
     )
-    exception = PhrasesOption(
+    exception = LinesOption(
         "Replies when a processor failed with an error.",
         [
             "I'm not feeling too well",
@@ -371,7 +356,7 @@ class Complain(Processor):
             "That didn't seem to agree with me",
         ],
     )
-    network = PhrasesOption(
+    network = LinesOption(
         "Replies when a site or service the bot needed could not be reached.",
         [
             "The tubes are clogged!",
@@ -379,7 +364,7 @@ class Complain(Processor):
             "That site seems to be down",
         ],
     )
-    database = PhrasesOption(
+    database = LinesOption(
         "Replies when the database stayed unavailable (the dispatcher sets this).",
         [
             "My database is unavailable right now; try again in a bit",
@@ -419,11 +404,11 @@ class Address(Processor):
     processed = True
     event_types = None
 
-    acknowledgements = PhrasesOption(
+    acknowledgements = LinesOption(
         "Replies standing for 'yes, done'.",
         ["Okay", "Sure", "Done", "Righto", "Alrighty", "Yessir"],
     )
-    refusals = PhrasesOption(
+    refusals = LinesOption(
         "Replies standing for 'no'.",
         ["No", "I won't", "Shan't", "I'm sorry, but I can't do that"],
     )

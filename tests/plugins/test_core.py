@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.options import LinesOption
 from botcore.processor import Processor, authorise, match, periodic
 from botcore.testing import PluginTestCase
 from plugins.core import (
@@ -18,7 +19,6 @@ from plugins.core import (
     Complain,
     Format,
     Ignore,
-    PhrasesOption,
     RateLimit,
     Strip,
     split_to_fit,
@@ -542,7 +542,7 @@ class ComplainPhrasesTests(PluginTestCase):
 
     def test_option_parsing(self):
         """A phrases option splits on lines only and needs at least one phrase."""
-        option = PhrasesOption("help", [])
+        option = LinesOption("help", [])
         self.assertEqual(option.parse("a, b\n  c \n\n"), ["a, b", "c"])
         self.assertRaises(ValueError, option.parse, " \n ")
 
