@@ -41,6 +41,13 @@ _CONFIG = """\
 [Operator]
     Name = admin
     Password = adminpass
+{tls}"""
+
+_TLS = """\
+[SSL]
+    CertFile = {directory}/tls/cert.pem
+    KeyFile = {directory}/tls/key.pem
+    Ports = {port}
 """
 
 
@@ -76,10 +83,13 @@ class IRCServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, *, penalties: bool = False, name: str = "irc.test.local") -> None:
+    def __init__(
+        self, *, penalties: bool = False, tls: bool = False, name: str = "irc.test.local"
+    ) -> None:
         self.penalties = penalties
         self.name = name
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.directory = tempfile.mkdtemp(prefix="botcore-ngircd-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,6 +97,56 @@ class IRCServer:
     def endpoint(self) -> str:
         """The Twisted client endpoint string for this server."""
         return f"tcp:{self.host}:{self.port}"
+
+    @property
+    def tls_endpoint(self) -> str:
+        """The endpoint string for its TLS port, trusting its self-signed certificate."""
+        return f"tls:localhost:{self.tls_port}:trustRoots={self.directory}/ca"
+
+    def write_certificate(self) -> None:
+        """A self-signed certificate for localhost (the server's key and certificate in
+        tls/, the certificate alone in ca/ for clients to trust)."""
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        pem = certificate.public_bytes(serialization.Encoding.PEM)
+        for folder in ("tls", "ca"):
+            os.makedirs(os.path.join(self.directory, folder), exist_ok=True)
+            os.chmod(os.path.join(self.directory, folder), 0o755)
+        with open(os.path.join(self.directory, "tls", "cert.pem"), "wb") as handle:
+            handle.write(pem)
+        with open(os.path.join(self.directory, "ca", "cert.pem"), "wb") as handle:
+            handle.write(pem)
+        key_path = os.path.join(self.directory, "tls", "key.pem")
+        with open(key_path, "wb") as handle:
+            handle.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        # ngircd reads it after dropping to nobody; it is a throwaway test key.
+        os.chmod(key_path, 0o644)
 
     def write_config(self) -> str:
         os.makedirs(os.path.join(self.directory, "conf.d"), exist_ok=True)
@@ -100,7 +160,10 @@ class IRCServer:
             uid="    ServerUID = nobody\n    ServerGID = nogroup\n" if root else "",
             penalty="" if self.penalties else "    MaxPenaltyTime = 0\n",
             usermodes="" if self.penalties else "    DefaultUserModes = F\n",
+            tls=_TLS.format(directory=self.directory, port=self.tls_port) if self.tls_port else "",
         )
+        if self.tls_port and not os.path.exists(os.path.join(self.directory, "tls")):
+            self.write_certificate()
         path = os.path.join(self.directory, "ngircd.conf")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -123,8 +186,11 @@ class IRCServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ngircd exited at start with status {self.process.returncode}")
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
+                for port in (self.port, self.tls_port):
+                    if port is not None:
+                        with socket.create_connection((self.host, port), timeout=0.5):
+                            pass
+                return
             except OSError:
                 time.sleep(0.02)
         self.stop()

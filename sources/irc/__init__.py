@@ -518,6 +518,13 @@ class IRCSource(Source):
             return
         protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
 
+    def lookup_account(self, nick: str) -> Deferred[str | None]:
+        """The services account ``nick`` is logged in to, as the server says (WHOIS), or
+        None (also when not connected). For authentication hooks; reactor thread."""
+        if self.protocol is None or not self.protocol.registered:
+            return succeed(None)
+        return self.protocol.lookup_account(nick)
+
     def members(self, channel: str) -> dict[str, str]:
         """Who is in ``channel`` (nick -> prefix symbols such as ``@``), or {} when the bot
         is not there."""

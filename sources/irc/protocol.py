@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.copyright import version as twisted_version
 from twisted.internet import error as net_error
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -131,6 +132,8 @@ class IRCProtocol(irc.IRCClient):
         self._register_deadline: IDelayedCall | None = None
         self._regain: LoopingCall | None = None
         self._rejoins: dict[str, IDelayedCall] = {}
+        # WHOIS lookups of accounts in flight: folded nick -> (waiters, account, timer).
+        self._whois: dict[str, tuple[list[Deferred[str | None]], list[str], IDelayedCall]] = {}
         # CTCP answers are few and far between, so a CTCP flood cannot fill the queue.
         self._ctcp = TokenBucket(self.clock, burst=3, rate=0.2)
         self.queue: OutgoingQueue | None = None
@@ -166,6 +169,8 @@ class IRCProtocol(irc.IRCClient):
                 timer.cancel()
         self._pong_deadline = self._register_deadline = None
         self._rejoins.clear()
+        for folded in list(self._whois):
+            self._whois_done(folded)
         for loop in (self._keepalive, self._regain):
             if loop is not None and loop.running:
                 loop.stop()
@@ -970,9 +975,46 @@ class IRCProtocol(irc.IRCClient):
         """RPL_WHOISACCOUNT: nick, account."""
         if len(params) < 3:
             return
-        user = self.users.get(self.fold(params[1]))
+        folded = self.fold(params[1])
+        user = self.users.get(folded)
         if user is not None:
             user.account = params[2]
+        pending = self._whois.get(folded)
+        if pending is not None:
+            pending[1].append(params[2])
+
+    def lookup_account(self, nick: str, timeout: float = 10.0) -> Deferred[str | None]:
+        """Ask the server (WHOIS) which services account ``nick`` is logged in to. Fires
+        with the account, or None when not logged in, gone, or no answer in ``timeout``
+        seconds."""
+        folded = self.fold(nick)
+        pending = self._whois.get(folded)
+        d: Deferred[str | None] = Deferred()
+        if pending is None:
+            timer = self.clock.callLater(timeout, self._whois_done, folded)
+            self._whois[folded] = ([d], [], timer)
+            self.send_raw("WHOIS", nick)
+        else:
+            pending[0].append(d)
+        return d
+
+    def _whois_done(self, folded: str) -> None:
+        pending = self._whois.pop(folded, None)
+        if pending is None:
+            return
+        waiters, found, timer = pending
+        if timer.active():
+            timer.cancel()
+        for d in waiters:
+            d.callback(found[-1] if found else None)
+
+    def irc_RPL_ENDOFWHOIS(self, prefix: str, params: list[str]) -> None:
+        if len(params) > 1:
+            self._whois_done(self.fold(params[1]))
+
+    def irc_ERR_NOSUCHNICK(self, prefix: str, params: list[str]) -> None:
+        if len(params) > 1:
+            self._whois_done(self.fold(params[1]))
 
     def irc_MODE(self, prefix: str, params: list[str]) -> None:
         if len(params) < 2:

@@ -54,10 +54,11 @@ class IRCIntegrationTestCase(TestCase):
     skip = ircserver.skip_reason()
     timeout = 120
     penalties: ClassVar[bool] = False
+    tls: ClassVar[bool] = False
     source_options: ClassVar[dict[str, str]] = {}
 
     def setUp(self) -> Deferred[None]:
-        self.server = IRCServer(penalties=self.penalties)
+        self.server = IRCServer(penalties=self.penalties, tls=self.tls)
         self.addCleanup(self.server.cleanup)
         self.server.start()
         self.clients: list[LineClient] = []
@@ -189,6 +190,21 @@ class ReconnectTests(IRCIntegrationTestCase):
         await alice.wait_for(f"PRIVMSG {CHANNEL} :back again")
 
 
+class TLSTests(IRCIntegrationTestCase):
+    tls = True
+
+    async def test_next_server_then_tls(self) -> None:
+        """With the first server down the bot moves on to the next, a tls: endpoint whose
+        certificate it checks, and answers there."""
+        down = f"tcp:127.0.0.1:{ircserver.free_port()}"
+        bot = await self.start_bot(servers=f"{down}, {self.server.tls_endpoint}")
+        source = bot.get_source("irc")
+        self.assertEqual(source.protocol.server, self.server.tls_endpoint)
+        alice = await self.client("alice")
+        alice.send(f"PRIVMSG {CHANNEL} :{NICK}: echo over tls")
+        await alice.wait_for(f"PRIVMSG {CHANNEL} :over tls")
+
+
 class NickTests(IRCIntegrationTestCase):
     async def test_alternate_nick_then_regain(self) -> None:
         """With the nick taken the bot uses an alternate, and regains the nick after its
@@ -239,5 +255,5 @@ class FloodTests(IRCIntegrationTestCase):
 
 if os.environ.get("CI") == "true":
     # Under CI a missing ngircd must fail the run, never skip it.
-    for _case in (EchoTests, ReconnectTests, NickTests, FloodTests):
+    for _case in (EchoTests, ReconnectTests, TLSTests, NickTests, FloodTests):
         _case.skip = None

@@ -708,3 +708,44 @@ class SendingTests(WireTestCase):
 
         self.source.send(Response("psst", target="alice", source="irc", notice=True))
         self.assertEqual(self.wire.sent(), ["NOTICE alice :psst"])
+
+
+class AccountLookupTests(WireTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.wire.register()
+
+    def test_logged_in(self) -> None:
+        """lookup_account asks WHOIS once and fires with the account from RPL_WHOISACCOUNT."""
+        first = self.source.lookup_account("Alice")
+        second = self.source.lookup_account("alice")
+        self.assertEqual(self.wire.sent(), ["WHOIS Alice"])
+        self.assertNoResult(first)
+        self.wire.receive(
+            ":irc.example.net 311 bot alice a h * :Alice",
+            ":irc.example.net 330 bot alice aliceacct :is logged in as",
+            ":irc.example.net 318 bot alice :End of /WHOIS list.",
+        )
+        self.assertEqual(self.successResultOf(first), "aliceacct")
+        self.assertEqual(self.successResultOf(second), "aliceacct")
+
+    def test_not_logged_in_or_gone(self) -> None:
+        """No account line, or no such nick, gives None."""
+        plain = self.source.lookup_account("bob")
+        gone = self.source.lookup_account("ghost")
+        self.wire.receive(
+            ":irc.example.net 318 bot bob :End of /WHOIS list.",
+            ":irc.example.net 401 bot ghost :No such nick",
+        )
+        self.assertIsNone(self.successResultOf(plain))
+        self.assertIsNone(self.successResultOf(gone))
+
+    def test_timeout_and_disconnect(self) -> None:
+        """No answer in time gives None; so does losing the connection."""
+        slow = self.source.lookup_account("slow")
+        self.clock.advance(10)
+        self.assertIsNone(self.successResultOf(slow))
+        cut = self.source.lookup_account("cut")
+        self.wire.lose()
+        self.assertIsNone(self.successResultOf(cut))
+        self.assertIsNone(self.successResultOf(self.source.lookup_account("anyone")))
