@@ -279,6 +279,10 @@ class IRCSource(Source):
             self.protocol.queue.limit = self.queue_limit
         if self.protocol is None:
             self.nick = self.wanted_nick
+        elif self.protocol.registered:
+            # A reload may have changed the nick: take it (or start watching for it).
+            self.protocol.regain_now()
+            self.protocol._update_regain()
 
     @property
     def wanted_nick(self) -> str:

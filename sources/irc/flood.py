@@ -50,8 +50,8 @@ class OutgoingQueue:
 
     Lines put without a target (PONG, JOIN, NICK, ...) go first; the others wait in one
     queue per target, each target's lines in order, the targets taking turns. At most
-    ``limit`` lines wait; beyond that new lines are dropped, and the drops logged. Reactor
-    thread; time comes from ``clock``.
+    ``limit`` messages wait; beyond that new messages are dropped (protocol lines never
+    are), and the drops logged. Reactor thread; time comes from ``clock``.
     """
 
     log = Logger()
@@ -89,7 +89,9 @@ class OutgoingQueue:
         if self._queued == 0 and self.bucket.take():
             self._send(line)
             return True
-        if self._queued >= self.limit:
+        # Protocol lines are few and vital (a dropped PONG costs the connection): only
+        # messages are dropped when the queue is full.
+        if self._queued >= self.limit and target is not None:
             self.dropped += 1
             if not self._dropping:
                 self.log.warn(

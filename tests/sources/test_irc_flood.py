@@ -103,6 +103,17 @@ class QueueTests(SynchronousTestCase):
         drained = [e for e in self.events if "drained" in e.get("log_format", "")]
         self.assertEqual(drained[0]["count"], 4)
 
+    def test_protocol_lines_never_dropped(self) -> None:
+        """A full queue still takes protocol lines (a lost PONG would cost the connection)."""
+        queue = self.queue(burst=1, rate=1.0, limit=2)
+        for i in range(4):
+            queue.put(b"%d" % i, "#a")
+        self.assertTrue(queue.put(b"PONG"))
+        self.clock.advance(1.0)
+        self.assertEqual(self.written, [b"0", b"PONG"])
+        self.clock.pump([1.0] * 3)
+        self.assertEqual(self.written, [b"0", b"PONG", b"1", b"2"])
+
     def test_flood_control_off(self) -> None:
         """With rate 0 every line is written at once."""
         queue = self.queue(burst=1, rate=0, limit=1)

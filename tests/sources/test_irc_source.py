@@ -259,6 +259,18 @@ class SendingTests(ServiceTestCase):
         self.assertEqual(source.protocol.queue.bucket.rate, 3.0)
         self.stop()
 
+    def test_reload_changes_nick(self) -> None:
+        """A config reload with another nick asks for it at once."""
+        source = self.make()
+        source.startService()
+        self.welcome()
+        transport = self.connected[0][2]
+        transport.clear()
+        source.config = {**source.config, "nick": "renamed"}
+        source.setup()
+        self.assertEqual(transport.value(), b"NICK renamed\r\n")
+        self.stop()
+
     def test_nick_defaults_to_bot_name(self) -> None:
         """Without a nick option the bot's name is the nick."""
         source = IRCSource("irc", None, {"servers": [A]}, reactor=self.clock)
