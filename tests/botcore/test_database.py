@@ -44,6 +44,7 @@ from tests.migrations.backends import (
     POSTGRESQL,
     SQLITE,
     backend_classes,
+    core_head,
     free_port,
     fresh_database,
 )
@@ -358,7 +359,7 @@ class StartupTests(SynchronousTestCase):
         database = self.database(auto_upgrade=True)
         database.startService()
         self.assertTrue(migrate.schema_state(database.engine).current)
-        self.assertIn("database main: schema upgraded from nothing to 0001", list(log))
+        self.assertIn(f"database main: schema upgraded from nothing to {core_head()}", list(log))
 
     def test_unknown_revision_refused(self) -> None:
         """A database at a revision this botcore does not know is refused even with

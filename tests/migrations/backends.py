@@ -25,6 +25,14 @@ from twisted.trial.unittest import SkipTest
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
 
+
+def core_head() -> str:
+    """The newest core revision (the bundled plugins' tables included)."""
+    from botcore import migrate
+
+    return migrate.script_directory().get_revision("botcore@head").revision
+
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 MYSQL = "mysql"

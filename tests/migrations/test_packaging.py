@@ -14,6 +14,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 import botcore
+from tests.migrations.backends import core_head
 
 CHECKOUT = Path(botcore.__file__).resolve().parent.parent
 
@@ -94,5 +95,5 @@ class InstalledPackageTests(SynchronousTestCase):
             timeout=300,
         )
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("upgraded from nothing (no revision) to 0001", result.stdout)
+        self.assertIn(f"upgraded from nothing (no revision) to {core_head()}", result.stdout)
         self.assertIn("matches the models", result.stdout)
