@@ -1,0 +1,23 @@
+"""Tables: factoid names, values and aliases (issue 7, factoid plugin).
+
+PLACEHOLDER: reserved in the sequence so concurrent work keeps a linear history; its
+owner replaces this file's body (keeping revision and down_revision).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,23 @@
+"""Tables: karma subjects and votes (issue 7, karma plugin).
+
+PLACEHOLDER: reserved in the sequence so concurrent work keeps a linear history; its
+owner replaces this file's body (keeping revision and down_revision).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
