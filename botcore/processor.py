@@ -66,7 +66,11 @@ def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
     r"""The characters (ASCII, lower case) a text must start with for ``pattern.match`` to
     accept it, compared case-blind; None when the regex does not tell (it can match an
     empty text, or starts with a class such as ``\w``). Lets the chain skip a processor
-    for a message that cannot match it without running the regex."""
+    for a message that cannot match it without running the regex.
+
+    Only for texts that start with an ASCII character: case-blind matching lets others
+    match ASCII letters (the long s U+017F matches ``s``, the Kelvin sign ``k``, the dotted
+    and dotless I ``i``), so a caller must always try a text that starts beyond ASCII."""
     try:
         from re import _parser  # the stdlib's own regex parser (private: hence the except)
 
