@@ -4,16 +4,20 @@ also runs ``callFromThread``, and (see `PluginTestCase`) a conversation-style ha
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from botcore.bot import Bot, Lifecycle, read_config
 from botcore.event import Event, EventType, Message, Response, Sender
@@ -102,6 +106,91 @@ class MemorySource(Source):
         self.sent.append(response)
 
 
+# -- fresh databases on every backend ------------------------------------------------------
+
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+MYSQL = "mysql"
+BACKENDS = (SQLITE, POSTGRESQL, MYSQL)
+
+#: The environment variables naming an admin URL of each server backend.
+ENVIRONMENT = {
+    POSTGRESQL: "BOTCORE_TEST_POSTGRES_URL",
+    MYSQL: "BOTCORE_TEST_MYSQL_URL",
+}
+
+
+def in_ci() -> bool:
+    """Whether the tests run under CI (``CI=true``), where a missing server fails."""
+    return os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test for a missing server, or fail it under CI."""
+    if in_ci():
+        raise AssertionError(f"{reason} (CI=true: a missing server is a failure)")
+    raise SkipTest(reason)
+
+
+def server_url(backend: str) -> URL:
+    """The configured admin URL of a server backend (skips or fails when unset)."""
+    variable = ENVIRONMENT[backend]
+    value = os.environ.get(variable)
+    if not value:
+        unavailable(f"{variable} is not set")
+    return make_url(value)
+
+
+def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
+    """The URL of an empty database for this test only: a SQLite file in the test's
+    folder, or a database of its own on the server named by ``BOTCORE_TEST_POSTGRES_URL``
+    / ``BOTCORE_TEST_MYSQL_URL``, dropped by a cleanup at the end of the test. A server
+    that is not configured or not reachable skips the test (fails it under CI=true)."""
+    if backend == SQLITE:
+        folder = Path(testcase.mktemp()).absolute()
+        folder.mkdir(parents=True)
+        return f"sqlite:///{folder / 'test.sqlite'}"
+    if backend not in ENVIRONMENT:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    admin = server_url(backend)
+    name = f"botcore_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if backend == POSTGRESQL:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    except Exception as e:
+        engine.dispose()
+        message = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        unavailable(f"{backend} server at {admin.render_as_string()} unreachable: {message}")
+
+    def drop() -> None:
+        with engine.connect() as connection:
+            if backend == POSTGRESQL:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        engine.dispose()
+
+    testcase.addCleanup(drop)
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def backend_variants(cls: type, namespace: dict[str, Any]) -> None:
+    """Define ``PostgreSQL<Name>`` and ``MariaDB<Name>`` in ``namespace``: subclasses of
+    the `PluginTestCase` ``cls`` (which runs on SQLite) that run its tests on a fresh
+    database of that server (skipped when unconfigured, failing under CI=true)."""
+    for prefix, backend in (("PostgreSQL", POSTGRESQL), ("MariaDB", MYSQL)):
+        name = f"{prefix}{cls.__name__}"
+        namespace[name] = type(
+            name,
+            (cls,),
+            {"backend": backend, "__module__": namespace["__name__"], "__doc__": cls.__doc__},
+        )
+
+
 def _ini_value(value: Any) -> str:
     """A Python value as INI text: yes/no for booleans, one line per item for sequences."""
     if isinstance(value, bool):
@@ -146,6 +235,9 @@ class PluginTestCase(SynchronousTestCase):
     * ``extra_processors``: processor classes defined in the test module, loaded as plugin
       ``testing`` beside the configured ones (their options keep their defaults).
     * ``source_supports``, ``source_truncation``: what the test source can carry.
+    * ``backend``: ``"sqlite"`` (the default), ``"postgresql"`` or ``"mysql"``: the bot's
+      database is a fresh one on that server (see `fresh_database`), migrated at startup;
+      `backend_variants` makes the PostgreSQL and MariaDB copies of a test class.
 
     Replies are those the source was asked to send, after the post-processors: in public,
     addressed replies start with ``user: ``.
@@ -162,6 +254,7 @@ class PluginTestCase(SynchronousTestCase):
     source_name: ClassVar[str] = "test"
     source_supports: ClassVar[Iterable[str]] = MemorySource.supports
     source_truncation: ClassVar[int | None] = None
+    backend: ClassVar[str] = SQLITE
 
     bot: Bot
     clock: InlineReactor
@@ -243,9 +336,13 @@ class PluginTestCase(SynchronousTestCase):
         bot = sections.setdefault("bot", {})
         bot["autoload"] = "no"
         bot["load"] = "\n".join(self.plugins())
-        sections.setdefault(
-            "database:main", {"url": f"sqlite:///{self.directory.absolute() / 'bot.sqlite'}"}
-        )
+        if self.backend == SQLITE:
+            url = f"sqlite:///{self.directory.absolute() / 'bot.sqlite'}"
+            sections.setdefault("database:main", {"url": url})
+        elif "database:main" not in sections:
+            # A new server database is not set up at startup unless told to.
+            url = fresh_database(self, self.backend)
+            sections["database:main"] = {"url": url, "auto_upgrade": "yes"}
         if self.load_core and not self.rate_limit:
             core = sections.setdefault("plugin:core", {})
             core.setdefault("limit_time", "0")

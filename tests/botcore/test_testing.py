@@ -13,7 +13,13 @@ from botcore.bot import Lifecycle
 from botcore.config import ConfigErrors
 from botcore.event import Event, EventType, Response, Sender
 from botcore.processor import Processor, match
-from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
+from botcore.testing import (
+    InlineReactor,
+    InlineThreadPool,
+    MemorySource,
+    PluginTestCase,
+    backend_variants,
+)
 
 
 class Later(Processor):
@@ -336,3 +342,31 @@ class MemorySourceTests(SynchronousTestCase):
         source = MemorySource("mem", supports=["action"], truncation=400)
         self.assertEqual(source.supports, frozenset({"action"}))
         self.assertEqual(source.truncation_point(), 400)
+
+
+class StoreOnce(Processor):
+    """Stores and reads back a value (a processor that needs the database)."""
+
+    @match(r"store {word}")
+    def store(self, event, value):
+        from botcore.storage import PluginStore
+
+        store = PluginStore(event.session, "testing")
+        store.set("value", value)
+        event.addresponse(f"stored {store.get('value')} on {event.session.bind.dialect.name}")
+
+
+class BackendTests(PluginTestCase):
+    """PluginTestCase's ``backend``: the test bot's database on SQLite, PostgreSQL or
+    MariaDB (variants below), fresh and migrated for each test."""
+
+    load = []
+    extra_processors = [StoreOnce]
+
+    def test_database(self):
+        """The bot reads and writes a database of the class's backend."""
+        dialect = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql"}
+        self.assertResponseMatches("store x", rf"^stored x on {dialect[self.backend]}$")
+
+
+backend_variants(BackendTests, globals())

@@ -14,16 +14,22 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
-from twisted.trial.unittest import SkipTest
-
-if TYPE_CHECKING:
-    from twisted.trial.unittest import SynchronousTestCase
+# The fresh databases live in botcore.testing (PluginTestCase uses them too); they are
+# imported here under their old names for the storage and migration tests.
+from botcore.testing import (  # noqa: F401
+    BACKENDS,
+    ENVIRONMENT,
+    MYSQL,
+    POSTGRESQL,
+    SQLITE,
+    fresh_database,
+    in_ci,
+    server_url,
+    unavailable,
+)
 
 
 def core_head() -> str:
@@ -31,69 +37,6 @@ def core_head() -> str:
     from botcore import migrate
 
     return migrate.script_directory().get_revision("botcore@head").revision
-
-
-SQLITE = "sqlite"
-POSTGRESQL = "postgresql"
-MYSQL = "mysql"
-BACKENDS = (SQLITE, POSTGRESQL, MYSQL)
-
-ENVIRONMENT = {
-    POSTGRESQL: "BOTCORE_TEST_POSTGRES_URL",
-    MYSQL: "BOTCORE_TEST_MYSQL_URL",
-}
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test for a missing server, or fail it under CI."""
-    if in_ci():
-        raise AssertionError(f"{reason} (CI=true: a missing server is a failure)")
-    raise SkipTest(reason)
-
-
-def server_url(backend: str) -> URL:
-    """The configured admin URL of a server backend (skips or fails when unset)."""
-    variable = ENVIRONMENT[backend]
-    value = os.environ.get(variable)
-    if not value:
-        unavailable(f"{variable} is not set")
-    return make_url(value)
-
-
-def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
-    """The URL of an empty database for this test only (dropped at its end)."""
-    if backend == SQLITE:
-        folder = Path(testcase.mktemp()).absolute()
-        folder.mkdir(parents=True)
-        return f"sqlite:///{folder / 'test.sqlite'}"
-    admin = server_url(backend)
-    name = f"botcore_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            if backend == POSTGRESQL:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    except Exception as e:
-        engine.dispose()
-        message = str(getattr(e, "orig", e)).strip().splitlines()[0]
-        unavailable(f"{backend} server at {admin.render_as_string()} unreachable: {message}")
-
-    def drop() -> None:
-        with engine.connect() as connection:
-            if backend == POSTGRESQL:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        engine.dispose()
-
-    testcase.addCleanup(drop)
-    return admin.set(database=name).render_as_string(hide_password=False)
 
 
 def backend_classes(mixin: type, namespace: dict[str, Any], stem: str) -> None:
