@@ -219,7 +219,7 @@ def format_number(value: Number) -> str:
 
 
 class Calc(Processor):
-    """Works out arithmetic: ``calc <sum>``."""
+    """A calculator: works out arithmetic, ``calc <sum>``."""
 
     usage = "calc <sum>, e.g. calc 2 * (3 + 4), calc sqrt(2), calc 10 // 3, calc 2 ** 10"
     features = ("calc",)
