@@ -13,8 +13,9 @@ from botcore.processor import Processor, match
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    ("a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "i", "in", "is")
-    + ("it", "me", "of", "on", "or", "the", "to", "what", "with", "you", "your")
+    _WORD.findall(
+        "a an and are as at be by for from how i in is it me of on or the to what with you your"
+    )
 )
 # Longest first: "ational" before "al", "ies" before "s".
 _SUFFIXES = (
