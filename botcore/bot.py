@@ -408,7 +408,8 @@ class Bot(MultiService):
                 self.log.error("config reload refused: {error}", error=str(error))
             return [str(error) for error in e.errors]
         self.config = new
-        self.auth = Permissions(new.section("auth"), self._source_permissions)
+        # Who is authenticated, and the caches, outlive the old settings.
+        self.auth = Permissions(new.section("auth"), self._source_permissions, self.auth)
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
         for name, processors in self.plugins.loaded.items():

@@ -28,6 +28,11 @@ class ISource(IService):
     def truncation_point(response=None) -> int | None:
         """The most UTF-8 bytes of text one message may carry, or None for no limit."""
 
+    def verified_identity(event) -> str | None:
+        """The identity of the event's sender that the network itself vouches for (an
+        IRC services account, an XMPP bare JID, a trusted console's nick), or None. Must
+        only read the event and the source's settings: any thread."""
+
 
 class IChannelSource(ISource):
     """A source with channels the bot joins and leaves and a nick it can change (IRC, for

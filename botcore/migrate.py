@@ -202,6 +202,7 @@ def import_models() -> MetaData:
     from botcore.reloader import Reloader
 
     importlib.import_module("botcore.storage")
+    importlib.import_module("botcore.accounts")
     reloader = Reloader()
     for name in reloader.plugin_names():
         try:

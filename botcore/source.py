@@ -68,6 +68,11 @@ class Source(Service):
         """Deliver one reply to the network."""
         raise NotImplementedError
 
+    def verified_identity(self, event: Event) -> str | None:
+        """The sender's identity as the network vouches for it, or None (the default:
+        this source vouches for nobody). Any thread: reads only the event and settings."""
+        return None
+
     def dispatch(self, event: Event) -> Deferred[Event]:
         """Hand an event to the dispatcher and send its replies for this source when it has
         been processed. The Deferred never fails: errors are logged (and, for a stopping

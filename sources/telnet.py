@@ -11,6 +11,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
+from botcore.auth import scrub
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import BoolOption, IntOption, Option
 from botcore.source import Source
@@ -228,12 +229,19 @@ class TelnetSource(Source):
             del self.by_nick[console.nick.casefold()]
             self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
 
+    def verified_identity(self, event: Event) -> str | None:
+        """On a ``trusted`` console, the sender's nick (whoever can connect is trusted)."""
+        if self.trusted and event.sender is not None and event.source == self.name:
+            return event.sender.id
+        return None
+
     def message(self, console: Console, text: str) -> Deferred[Event]:
         """Turn one line from ``console`` into an event and dispatch it."""
         nick = console.nick
         assert nick is not None
+        # Scrubbed: a line may carry a password ("auth hunter2").
         self.log.debug(
-            "source {source}: {nick} says {text!r}", source=self.name, nick=nick, text=text
+            "source {source}: {nick} says {text!r}", source=self.name, nick=nick, text=scrub(text)
         )
         event = Event(
             source=self.name,

@@ -522,6 +522,14 @@ class IRCSource(Source):
             return
         protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
 
+    def verified_identity(self, event: Event) -> str | None:
+        """The services account the server vouched for (account-tag or account-notify),
+        which is then also the sender's id; None for a sender known only by mask."""
+        if event.source != self.name:
+            return None
+        account = event.data.get("account")
+        return account if isinstance(account, str) and account else None
+
     def lookup_account(self, nick: str) -> Deferred[str | None]:
         """The services account ``nick`` is logged in to, as the server says (WHOIS), or
         None (also when not connected). For authentication hooks; reactor thread."""

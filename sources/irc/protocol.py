@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc
 
+from botcore.auth import scrub
 from botcore.event import Event, EventType, Message, Sender
 from sources.irc.flood import OutgoingQueue, TokenBucket
 from sources.irc.wire import (
@@ -258,7 +259,8 @@ class IRCProtocol(irc.IRCClient):
                 "{source}: ignored a malformed {command} from the server ({error})",
                 source=self.source.name,
                 command=command,
-                error=f"{type(e).__name__}: {e}",
+                # Scrubbed: the error may quote a message that carried a password.
+                error=scrub(f"{type(e).__name__}: {e}"),
             )
 
     # -- sending ------------------------------------------------------------------------
