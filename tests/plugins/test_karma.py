@@ -1,0 +1,221 @@
+"""Tests for the karma plugin: votes with reasons and configurable tokens, case-blind
+subjects, no self-karma, public-only votes, the ladders, forgetting with karmaadmin, and
+votes that race for a new subject; on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import select
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.database import make_engine, make_session_factory
+from botcore.testing import PluginTestCase, backend_variants, fresh_database
+from plugins.karma import Karma, KarmaVote, change_karma
+
+
+class KarmaTests(PluginTestCase):
+    """Karma said in a channel."""
+
+    load = ["karma"]
+    public = True
+    plugin_config = {"auth": {"grants": {"test:admin": "+karmaadmin"}}}
+
+    def score(self, subject):
+        return self.responses(f"botcore: karma for {subject}")
+
+    def test_increase(self):
+        """foo++ adds one, silently when not addressed to the bot."""
+        self.assertNoResponse("foo++")
+        self.assertSucceeds("foo++")
+        self.assertEqual(self.score("foo"), ["user: foo has karma of 2"])
+
+    def test_decrease_and_neutral(self):
+        """foo-- takes one away; foo== records a vote without changing the score."""
+        self.say("foo--")
+        self.say("foo--")
+        self.say("foo==")
+        self.assertEqual(self.score("foo"), ["user: foo has karma of -2"])
+
+    def test_addressed_vote_answers(self):
+        """A vote addressed to the bot is answered with the new score."""
+        self.assertEqual(self.responses("botcore: bar++"), ["user: bar now has karma of 1"])
+
+    def test_reason(self):
+        """A reason in brackets is stored with the vote."""
+        self.say("python++ (for list comprehensions)")
+        self.say("python-- [the GIL]")
+        self.assertEqual(self.score("python"), ["user: python has karma of 0"])
+        with self.bot.databases["main"].session_factory() as session:
+            reasons = session.scalars(select(KarmaVote.reason).order_by(KarmaVote.id)).all()
+        self.assertEqual(reasons, ["for list comprehensions", "the GIL"])
+
+    def test_case_insensitive(self):
+        """Subjects differing only in case are one subject, keeping the first spelling."""
+        self.say("Foo++")
+        self.say("FOO++")
+        self.say("foo++")
+        self.assertEqual(self.score("fOo"), ["user: fOo has karma of 3"])
+        self.assertEqual(self.responses("botcore: karmaladder"), ["user: Foo: 3"])
+
+    def test_phrase(self):
+        """A subject of several words goes in parentheses."""
+        self.say("(free software)++")
+        self.assertEqual(self.score("free software"), ["user: free software has karma of 1"])
+
+    def test_token_inside_word(self):
+        """c++++ votes on c++; text around a token is no vote."""
+        self.say("c++++")
+        self.assertEqual(self.score("c++"), ["user: c++ has karma of 1"])
+        self.assertNoResponse("I love c++ very much")
+        self.assertEqual(self.score("love c"), ["user: love c has no karma"])
+
+    def test_no_self_karma(self):
+        """Nobody may change their own karma, whatever the case of the nick."""
+        self.assertEqual(self.responses("User++"), ["user: You can't change your own karma"])
+        self.assertEqual(self.score("user"), ["user: user has no karma"])
+
+    def test_unknown(self):
+        """A subject nobody voted on has no karma."""
+        self.assertEqual(self.score("nothing"), ["user: nothing has no karma"])
+
+    def test_ladders(self):
+        """karmaladder lists the highest first, reverse karmaladder the lowest first."""
+        self.assertEqual(
+            self.responses("botcore: karmaladder"), ["user: Nobody has any karma yet"]
+        )
+        for vote in ("a++", "a++", "a++", "b++", "c--", "c--"):
+            self.say(vote)
+        self.assertEqual(self.responses("botcore: karmaladder"), ["user: a: 3, b: 1, c: -2"])
+        self.assertEqual(
+            self.responses("botcore: reverse karmaladder"), ["user: c: -2, b: 1, a: 3"]
+        )
+
+    def test_forget_needs_permission(self):
+        """forget karma for foo needs karmaadmin; without it nothing is forgotten."""
+        self.say("foo++")
+        self.assertResponseMatches("botcore: forget karma for foo", "^user: (?!Okay)")
+        self.assertEqual(self.score("foo"), ["user: foo has karma of 1"])
+        self.assertResponseMatches(
+            "botcore: forget karma for FOO",
+            r"^admin: (Okay|Sure|Done|Righto|Alrighty|Yessir)$",
+            sender="admin",
+        )
+        self.assertEqual(self.score("foo"), ["user: foo has no karma"])
+        self.assertEqual(
+            self.responses("botcore: forget karma for foo", sender="admin"),
+            ["admin: foo has no karma to forget"],
+        )
+        with self.bot.databases["main"].session_factory() as session:
+            self.assertEqual(session.scalars(select(KarmaVote)).all(), [])
+
+    def test_too_long(self):
+        """A subject over 255 characters is refused with a reason."""
+        self.assertResponseMatches("x" * 300 + "++", "too long for karma")
+
+
+backend_variants(KarmaTests, globals())
+
+
+class PrivateTests(PluginTestCase):
+    """Karma said privately: votes are refused by default, questions answered."""
+
+    load = ["karma"]
+
+    def test_private_vote_refused(self):
+        """A private vote is refused and counts nothing."""
+        self.assertEqual(self.responses("foo++"), ["Karma can only be changed in public"])
+        self.assertEqual(self.responses("karma for foo"), ["foo has no karma"])
+
+    def test_ladder(self):
+        """Questions work in private."""
+        self.assertEqual(self.responses("karmaladder"), ["Nobody has any karma yet"])
+
+
+class PrivateAllowedTests(PluginTestCase):
+    """With public_only off, private votes count."""
+
+    load = ["karma"]
+    plugin_config = {"plugin:karma": {"public_only": "no"}}
+
+    def test_private_vote(self):
+        """A private vote counts and is answered."""
+        self.assertEqual(self.responses("foo++"), ["foo now has karma of 1"])
+
+
+class TokenTests(PluginTestCase):
+    """Configured tokens, replies and ignored subjects."""
+
+    load = ["karma"]
+    public = True
+    plugin_config = {
+        "plugin:karma": {
+            "increase": "++, +1",
+            "decrease": "--, -1",
+            "neutral": "",
+            "reply": "yes",
+            "ignore": "everything",
+        }
+    }
+
+    def test_tokens(self):
+        """Each configured token counts; a token not configured is no vote."""
+        self.assertEqual(self.responses("foo +1"), ["user: foo now has karma of 1"])
+        self.assertEqual(self.responses("foo++"), ["user: foo now has karma of 2"])
+        self.assertEqual(self.responses("foo-1"), ["user: foo now has karma of 1"])
+        self.assertNoResponse("foo==")
+
+    def test_ignored(self):
+        """An ignored subject's karma cannot change."""
+        self.assertNoResponse("everything++")
+        self.assertEqual(
+            self.responses("botcore: karma for everything"), ["user: everything has no karma"]
+        )
+
+
+class RaceTestsMixin:
+    """Votes for one new subject from many threads at once: none is lost."""
+
+    backend: str
+
+    def test_concurrent_votes(self):
+        """Twenty threads voting on the same new subject leave a score of twenty."""
+        engine = make_engine(fresh_database(self, self.backend))
+        self.addCleanup(engine.dispose)
+        from botcore import migrate
+
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+        barrier = threading.Barrier(20)
+        errors = []
+
+        def vote(number):
+            try:
+                with factory() as session:
+                    barrier.wait(timeout=30)
+                    change_karma(session, "Race", 1, f"test:voter{number}")
+                    session.commit()
+            except Exception as e:  # reported below, the thread must not die silently
+                errors.append(e)
+
+        threads = [threading.Thread(target=vote, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(errors, [])
+        with factory() as session:
+            self.assertEqual(session.scalars(select(Karma.value)).all(), [20])
+            self.assertEqual(len(session.scalars(select(KarmaVote.id)).all()), 20)
+
+
+for _prefix, _backend in (
+    ("SQLite", "sqlite"),
+    ("PostgreSQL", "postgresql"),
+    ("MariaDB", "mysql"),
+):
+    globals()[f"{_prefix}RaceTests"] = type(
+        f"{_prefix}RaceTests",
+        (RaceTestsMixin, SynchronousTestCase),
+        {"backend": _backend, "__doc__": RaceTestsMixin.__doc__},
+    )
