@@ -1,0 +1,501 @@
+"""Remembers every web address said in a channel (who said it, where and when) and, if
+turned on, fetches each page's title in the background and says ``title: ...``.
+
+Ask ``last url``, ``urls from <who>`` or ``search urls for <text>``; in private, name the
+channel: ``last url in #channel``. Addresses said in private are not recorded."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ipaddress
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, or_, select
+from sqlalchemy.orm import Mapped, mapped_column
+from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from botcore.database import Base, mark_written
+from botcore.event import Event, EventType
+from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
+from botcore.processor import Processor, handler, match
+from botcore.types import CIText, UTCDateTime
+
+#: A URL in running text: a scheme and ``://``, or a bare ``www.`` host.
+URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
+_TRAILING = ".,;:!?'\""
+#: At most this many URLs of one message are recorded and looked up.
+MAX_URLS_PER_MESSAGE = 5
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CHANNEL = r"[#&!+]\S+"
+
+
+class GrabbedURL(Base):
+    """One URL said in a channel: where, by whom, when, and its page title once fetched."""
+
+    __tablename__ = "urls"
+    __table_args__ = (
+        Index("ix_urls_source_channel_time", "source", "channel", "time"),
+        Index("ix_urls_source_nick", "source", "nick"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(CIText(64))
+    channel: Mapped[str] = mapped_column(CIText(255))
+    sender_id: Mapped[str] = mapped_column(String(255))
+    nick: Mapped[str] = mapped_column(CIText(255))
+    #: The sender's identity (accounts), when the Identify processor knew it.
+    identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    url: Mapped[str] = mapped_column(CIText(2048))
+    title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def find_urls(text: str) -> list[str]:
+    """The URLs in ``text``, in order, without trailing punctuation or an unbalanced
+    closing parenthesis; ``www.`` hosts get ``http://``."""
+    found = []
+    for match_ in URL_PATTERN.finditer(text):
+        url = match_.group(0)
+        while url and (
+            url[-1] in _TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))
+        ):
+            url = url[:-1]
+        if "://" not in url:
+            url = "http://" + url
+        if url.partition("://")[2]:
+            found.append(url)
+    return found
+
+
+def ago(seconds: float) -> str:
+    """``7300`` -> ``"2 hours ago"``: the largest whole unit only."""
+    seconds = max(int(seconds), 0)
+    for name, size in (("year", 31536000), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {name}{'' if count == 1 else 's'} ago"
+    return "just now" if seconds < 5 else f"{seconds} seconds ago"
+
+
+class UrlGrab(Processor):
+    """Records the URLs said in channels and (with ``fetch_titles``) posts page titles."""
+
+    usage = "(automatic) remembers URLs said in channels; says their titles if configured"
+    features = ("urlgrab", "url")
+    addressed = False
+    priority = -900  # before commands mark the event processed; after Ignore
+    event_types = (EventType.MESSAGE, EventType.ACTION)
+
+    fetch_titles = BoolOption(
+        "Fetch the title of each http/https page said in a channel and say it.", False
+    )
+    title_timeout = FloatOption(
+        "Seconds a title fetch may take in all (connect, redirects, body).", 10.0, min=0.1
+    )
+    title_max_bytes = IntOption(
+        "Bytes of a page read at most when looking for its title.", 65536, min=1024
+    )
+    title_max_length = IntOption("Characters of a title said at most.", 200, min=10)
+    title_redirects = IntOption("Redirects followed when fetching a title.", 5, min=0)
+    title_private = BoolOption("Also say titles of URLs said to the bot in private.", False)
+    allowed_networks = ListOption(
+        "Networks (CIDR, e.g. 10.0.0.0/8) titles may be fetched from although they are "
+        "private, loopback or link-local; by default only public addresses are fetched.",
+        [],
+    )
+    user_agent = Option("User-Agent sent when fetching titles.", "botcore-urlgrab")
+
+    log = Logger()
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        #: The reactor titles are fetched on (the bot's unless a test gives another).
+        self.http_reactor: Any = None
+        #: Title fetches under way (reactor thread): cancelled at shutdown.
+        self.fetches: set[defer.Deferred[str | None]] = set()
+        self._networks: tuple[Any, ...] = ()
+
+    def setup(self) -> None:
+        networks = []
+        for text in self.allowed_networks:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError as e:
+                raise ValueError(f"allowed_networks: {text!r} is not a network: {e}") from None
+        self._networks = tuple(networks)
+
+    def shutdown(self) -> None:
+        for d in list(self.fetches):
+            d.cancel()
+
+    @handler
+    def record(self, event: Event) -> None:
+        """Store the message's URLs; start title fetches. Worker thread."""
+        if event.message is None or event.sender is None:
+            return
+        urls = find_urls(event.message.raw)[:MAX_URLS_PER_MESSAGE]
+        if not urls:
+            return
+        rows = []
+        if event.public:
+            for url in urls:
+                row = GrabbedURL(
+                    source=event.source,
+                    channel=event.channel or "",
+                    sender_id=event.sender.id[:255],
+                    nick=event.sender.nick[:255],
+                    identity_id=event.identity,
+                    url=url[:2048],
+                    time=event.time,
+                )
+                event.session.add(row)
+                rows.append(row)
+            event.session.flush()
+            mark_written(event.session)
+        if not self.fetch_titles or (not event.public and not self.title_private):
+            return
+        ids = [row.id for row in rows] or [None] * len(urls)
+        reactor = self.bot.reactor
+        for url, row_id in zip(urls, ids, strict=True):
+            if url.lower().startswith(("http://", "https://")):
+                reactor.callFromThread(self.start_fetch, event, url, row_id)
+
+    def start_fetch(self, event: Event, url: str, row_id: int | None) -> defer.Deferred:
+        """Fetch ``url``'s title; once found, say it in the event's conversation through the
+        dispatcher (a delayed event). Reactor thread. Fires with the title or None; never
+        fails (refusals and network errors are logged)."""
+        reactor = self.http_reactor or self.bot.reactor
+        d = defer.Deferred.fromCoroutine(
+            fetch_title(
+                reactor,
+                url,
+                allowed=self._networks,
+                max_bytes=self.title_max_bytes,
+                redirects=self.title_redirects,
+                user_agent=self.user_agent,
+                timeout=self.title_timeout,
+            )
+        )
+        d.addTimeout(self.title_timeout, reactor)
+        self.fetches.add(d)
+
+        def done(title: str | None) -> str | None:
+            if title:
+                title = shorten(title, self.title_max_length)
+                self.bot.call_later(0, self.say_title, event, row_id, title)
+            return title
+
+        def failed(failure: Any) -> None:
+            if failure.check(Refused):
+                self.log.info("not fetching {url}: {why}", url=url, why=failure.value)
+            elif failure.check(defer.CancelledError, defer.TimeoutError):
+                self.log.info("title fetch of {url} cancelled or timed out", url=url)
+            else:
+                self.log.info(
+                    "title fetch of {url} failed: {why}", url=url, why=failure.getErrorMessage()
+                )
+            return None
+
+        d.addCallbacks(done, failed)
+        d.addBoth(lambda result: (self.fetches.discard(d), result)[1])
+        return d
+
+    def say_title(self, event: Event, row_id: int | None, title: str) -> None:
+        """Store the title and say it (a delayed event of the URL's conversation). Worker
+        thread."""
+        if row_id is not None:
+            row = event.session.get(GrabbedURL, row_id)
+            if row is not None:
+                row.title = title[:512]
+        event.addresponse("title: %s", (title,), address=False)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` without control characters and runs of space, cut to ``limit``."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
+
+
+class UrlQuery(Processor):
+    """Answers questions about the URLs recorded."""
+
+    usage = "last url [in <channel>] | urls from <who> [in <channel>] | search urls for <text>"
+    features = ("urlgrab", "url")
+
+    list_limit = IntOption("URLs listed at most by 'urls from' and 'search urls'.", 5, min=1)
+
+    def _channel(self, event: Event, channel: str | None) -> str | None:
+        if channel:
+            return channel
+        if event.public:
+            return event.channel
+        event.addresponse("Which channel? Ask me in one, or say '... in #channel'")
+        return None
+
+    def _describe(self, row: GrabbedURL) -> str:
+        now = datetime.fromtimestamp(self.bot.seconds(), UTC)
+        said = ago((now - row.time).total_seconds())
+        title = f" ({row.title})" if row.title else ""
+        return f"{row.url}{title} from {row.nick} {said}"
+
+    @match(rf"^last\s+url(?:\s+in\s+({_CHANNEL}))?$", simple=False)
+    def last(self, event: Event, channel: str | None) -> None:
+        channel = self._channel(event, channel)
+        if channel is None:
+            return
+        row = event.session.scalars(
+            select(GrabbedURL)
+            .where(GrabbedURL.source == event.source, GrabbedURL.channel == channel)
+            .order_by(GrabbedURL.time.desc(), GrabbedURL.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            event.addresponse("I haven't seen any URL in %s", (channel,))
+            return
+        event.addresponse(self._describe(row))
+
+    @match(rf"^urls\s+(?:from|by)\s+(\S+?)(?:\s+in\s+({_CHANNEL}))?$", simple=False)
+    def urls_from(self, event: Event, who: str, channel: str | None) -> None:
+        channel = self._channel(event, channel)
+        if channel is None:
+            return
+        self._list(
+            event,
+            [GrabbedURL.nick == who],
+            channel,
+            f"I haven't seen any URL from {who} in {channel}",
+        )
+
+    @match(rf"^search\s+urls?\s+for\s+(.+?)(?:\s+in\s+({_CHANNEL}))?$", simple=False)
+    def search(self, event: Event, text: str, channel: str | None) -> None:
+        channel = self._channel(event, channel)
+        if channel is None:
+            return
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text.strip()) + "%"
+        condition = or_(
+            GrabbedURL.url.like(pattern, escape="\\"), GrabbedURL.title.like(pattern, escape="\\")
+        )
+        self._list(event, [condition], channel, f"No URL in {channel} matches {text!r}")
+
+    def _list(self, event: Event, conditions: Sequence[Any], channel: str, none: str) -> None:
+        rows = event.session.scalars(
+            select(GrabbedURL)
+            .where(GrabbedURL.source == event.source, GrabbedURL.channel == channel, *conditions)
+            .order_by(GrabbedURL.time.desc(), GrabbedURL.id.desc())
+            .limit(self.list_limit)
+        ).all()
+        if not rows:
+            event.addresponse(none)
+            return
+        event.addresponse("; ".join(self._describe(row) for row in rows))
+
+
+# -- fetching titles safely (reactor thread) ------------------------------------------------
+
+
+class Refused(Exception):
+    """A URL the bot will not fetch (scheme, or an address that is not public)."""
+
+
+def address_allowed(address: str, allowed: Sequence[Any] = ()) -> bool:
+    """Whether the bot may connect to IP ``address``: a public unicast address, or one in
+    an ``allowed`` network."""
+    ip: Any = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip.version == net.version and ip in net for net in allowed):
+        return True
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+
+
+@implementer(IResolutionReceiver)
+class _Addresses:
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+        self.done: defer.Deferred[list[str]] = defer.Deferred()
+
+    def resolutionBegan(self, resolutionInProgress: Any) -> None:
+        pass
+
+    def addressResolved(self, address: Any) -> None:
+        self.addresses.append(address.host)
+
+    def resolutionComplete(self) -> None:
+        self.done.callback(self.addresses)
+
+
+def resolve(reactor: Any, host: str, port: int) -> defer.Deferred[list[str]]:
+    """Every address ``host`` resolves to (itself if it is an IP address)."""
+    if isIPAddress(host) or isIPv6Address(host):
+        return defer.succeed([host])
+    receiver = _Addresses()
+    reactor.nameResolver.resolveHostName(receiver, host, port)
+    return receiver.done
+
+
+@implementer(IStreamClientEndpoint)
+class CheckedEndpoint:
+    """Connects to ``host`` only when every address it resolves to is allowed (so DNS
+    cannot point one name at both a public and a private address), and then to the
+    address checked, not to a second lookup's answer."""
+
+    def __init__(
+        self, reactor: Any, host: str, port: int, allowed: Sequence[Any], timeout: float
+    ) -> None:
+        self.reactor, self.host, self.port = reactor, host, port
+        self.allowed, self.timeout = allowed, timeout
+
+    def connect(self, protocolFactory: Any) -> defer.Deferred[Any]:
+        def check(addresses: list[str]) -> defer.Deferred[Any]:
+            if not addresses:
+                raise Refused(f"{self.host} has no address")
+            for address in addresses:
+                if not address_allowed(address, self.allowed):
+                    raise Refused(f"{self.host} is at {address}, which is not a public address")
+            address = addresses[0]
+            endpoint_class = TCP6ClientEndpoint if ":" in address else TCP4ClientEndpoint
+            endpoint = endpoint_class(self.reactor, address, self.port, timeout=self.timeout)
+            return endpoint.connect(protocolFactory)
+
+        return resolve(self.reactor, self.host, self.port).addCallback(check)
+
+
+class CheckedEndpoints:
+    """An ``IAgentEndpointFactory``: http and https only, every connection (redirects
+    included) through a `CheckedEndpoint`."""
+
+    def __init__(self, reactor: Any, allowed: Sequence[Any], timeout: float) -> None:
+        from twisted.web.client import BrowserLikePolicyForHTTPS
+
+        self.reactor, self.allowed, self.timeout = reactor, allowed, timeout
+        self.tls = BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> Any:
+        scheme = uri.scheme.decode("ascii").lower()
+        if scheme not in ("http", "https"):
+            raise Refused(f"{scheme} URLs are not fetched")
+        host = uri.host.decode("idna") if isinstance(uri.host, bytes) else uri.host
+        endpoint = CheckedEndpoint(
+            self.reactor, host.strip("[]"), uri.port, self.allowed, self.timeout
+        )
+        if scheme == "https":
+            return wrapClientTLS(self.tls.creatorForNetloc(uri.host, uri.port), endpoint)
+        return endpoint
+
+
+class _Enough(Exception):
+    """Raised by the body collector to stop reading."""
+
+
+class _TitleParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: str | None = None
+        self._parts: list[str] | None = None
+        self._depth_svg = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "svg":
+            self._depth_svg += 1
+        elif tag == "title" and self.title is None and not self._depth_svg:
+            self._parts = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._depth_svg = max(self._depth_svg - 1, 0)
+        elif tag == "title" and self._parts is not None:
+            self.title = "".join(self._parts)
+            self._parts = None
+
+    def handle_data(self, data: str) -> None:
+        if self._parts is not None:
+            self._parts.append(data)
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
+
+
+def page_title(body: bytes, content_type: str = "") -> str | None:
+    """The ``<title>`` of an HTML page (possibly cut short), decoded by the charset of the
+    Content-Type header, else of a ``<meta>`` tag, else UTF-8."""
+    encoding = "utf-8"
+    for found in (_HEADER_CHARSET.search(content_type), _META_CHARSET.search(body[:4096])):
+        if found is None:
+            continue
+        name = found.group(1)
+        name = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        try:
+            encoding = codecs.lookup(name).name
+        except LookupError:
+            continue
+        break
+    parser = _TitleParser()
+    parser.feed(body.decode(encoding, "replace"))
+    title = parser.title
+    if title is None and parser._parts:  # cut short inside the title
+        title = "".join(parser._parts)
+    title = " ".join((title or "").split())
+    return title or None
+
+
+async def fetch_title(
+    reactor: Any,
+    url: str,
+    *,
+    allowed: Sequence[Any] = (),
+    max_bytes: int = 65536,
+    redirects: int = 5,
+    user_agent: str = "botcore-urlgrab",
+    timeout: float = 10.0,
+) -> str | None:
+    """The title of the HTML page at ``url``, or None (not HTML, no title). Fails with
+    `Refused` for a scheme other than http/https or a host that is not public (unless in
+    ``allowed``), at the first request and at every redirect. Reads at most ``max_bytes``
+    of the body. Reactor thread; the caller bounds the time (``Deferred.addTimeout``)."""
+    import treq
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
+
+    if not url.lower().startswith(("http://", "https://")):
+        raise Refused("only http and https URLs are fetched")
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    agent = Agent.usingEndpointFactory(
+        reactor, CheckedEndpoints(reactor, allowed, timeout), pool=pool
+    )
+    client = HTTPClient(RedirectAgent(agent, redirectLimit=redirects))
+    response = await client.get(
+        url,
+        headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml"},
+        allow_redirects=False,
+        unbuffered=True,
+        reactor=reactor,
+    )
+    content_type = (response.headers.getRawHeaders("content-type") or [""])[0]
+    is_html = content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+    limit = max_bytes if is_html else 0
+    chunks: list[bytes] = []
+    size = 0
+
+    def collect(data: bytes) -> None:
+        nonlocal size
+        chunks.append(data)
+        size += len(data)
+        if size >= limit or b"</title" in data.lower():
+            raise _Enough()
+
+    with contextlib.suppress(_Enough):
+        await treq.collect(response, collect)
+    if not is_html:
+        return None
+    return page_title(b"".join(chunks)[:max_bytes], content_type)

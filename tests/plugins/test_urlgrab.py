@@ -1,0 +1,310 @@
+"""Tests for the urlgrab plugin: URLs recorded from channels, the queries about them, and
+title fetching against a real web server on loopback (refused unless allowed)."""
+
+from __future__ import annotations
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.util import Redirect
+
+from botcore.testing import PluginTestCase
+from plugins.urlgrab import address_allowed, ago, find_urls, page_title, shorten
+
+
+class FindURLsTests(SynchronousTestCase):
+    """URLs are picked out of running text."""
+
+    def test_schemes_and_www(self):
+        """scheme:// URLs and bare www. hosts are found, www. ones made http."""
+        self.assertEqual(
+            find_urls("see https://a.example/x?y=1 and www.b.example, or ftp://c.example."),
+            ["https://a.example/x?y=1", "http://www.b.example", "ftp://c.example"],
+        )
+
+    def test_trailing_punctuation_and_parentheses(self):
+        """Trailing punctuation and an unbalanced closing parenthesis are not the URL's."""
+        self.assertEqual(find_urls("(see http://a.example/b)."), ["http://a.example/b"])
+        self.assertEqual(find_urls("http://w.example/Foo_(bar)!"), ["http://w.example/Foo_(bar)"])
+
+    def test_nothing(self):
+        """Text without URLs, or a scheme without a host, gives nothing."""
+        self.assertEqual(find_urls("nothing here: just http:// and words"), [])
+
+
+class HelpersTests(SynchronousTestCase):
+    """Addresses, titles and times."""
+
+    def test_address_allowed(self):
+        """Only public unicast addresses are allowed, unless an allowed network has them."""
+        import ipaddress
+
+        for address in (
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "fc00::1",
+        ):
+            self.assertFalse(address_allowed(address), address)
+        self.assertTrue(address_allowed("93.184.216.34"))
+        self.assertTrue(address_allowed("2606:4700::1111"))
+        allowed = [ipaddress.ip_network("127.0.0.0/8")]
+        self.assertTrue(address_allowed("127.0.0.1", allowed))
+        self.assertFalse(address_allowed("::1", allowed))
+
+    def test_page_title(self):
+        """The title is decoded by the header's or the page's charset, entities resolved,
+        space collapsed; a page without one has None."""
+        page = "<html><head><title>Caf\xe9 &amp;\n  bar</title></head></html>"
+        self.assertEqual(
+            page_title(page.encode("latin-1"), "text/html; charset=latin-1"), "Caf\xe9 & bar"
+        )
+        meta = '<meta charset="iso-8859-1"><title>Caf\xe9</title>'.encode("latin-1")
+        self.assertEqual(page_title(meta, "text/html"), "Caf\xe9")
+        self.assertEqual(page_title("<title>\u2603</title>".encode(), ""), "\u2603")
+        self.assertIsNone(page_title(b"<html><body>no title</body></html>"))
+        self.assertEqual(page_title(b"<svg><title>icon</title></svg><title>Page</title>"), "Page")
+
+    def test_shorten(self):
+        """Control characters go, long titles are cut with an ellipsis."""
+        self.assertEqual(shorten("a\r\nPRIVMSG #x :hi\x03", 100), "a PRIVMSG #x :hi")
+        self.assertEqual(shorten("x" * 20, 10), "x" * 9 + "\N{HORIZONTAL ELLIPSIS}")
+
+    def test_ago(self):
+        """Times are said in their largest unit."""
+        self.assertEqual(ago(2), "just now")
+        self.assertEqual(ago(42), "42 seconds ago")
+        self.assertEqual(ago(60), "1 minute ago")
+        self.assertEqual(ago(7300), "2 hours ago")
+        self.assertEqual(ago(86400 * 3), "3 days ago")
+
+
+class PublicTests(PluginTestCase):
+    """URLs said in a channel, and the questions about them."""
+
+    load = ["urlgrab"]
+    public = True
+
+    def test_recorded_silently(self):
+        """URLs said in the channel are recorded without a reply (titles are off)."""
+        self.assertNoResponse("look at http://a.example/one and www.b.example.")
+        self.assertResponseMatches(
+            "botcore: last url", r"^user: http://www\.b\.example from user just now$"
+        )
+
+    def test_last_url_time(self):
+        """last url tells who said it and how long ago, by the bot's clock."""
+        self.say("https://a.example/x", sender="alice")
+        self.advance(7300)
+        self.assertResponseMatches(
+            "botcore: last url", r"^user: https://a\.example/x from alice 2 hours ago$"
+        )
+
+    def test_last_url_per_channel(self):
+        """last url is the channel's own; another channel's URLs are not mixed in."""
+        self.say("http://a.example/here")
+        self.say("http://a.example/elsewhere", channel="#other")
+        self.assertResponseMatches("botcore: last url", r"a\.example/here from")
+        self.assertResponseMatches("botcore: last url in #other", r"a\.example/elsewhere from")
+        self.assertResponseMatches("botcore: last url in #none", "haven't seen any URL in #none")
+
+    def test_urls_from(self):
+        """urls from <who> lists that person's URLs, newest first, case-blind."""
+        self.say("http://a.example/1", sender="Alice")
+        self.say("http://b.example/2", sender="bob")
+        self.say("http://a.example/3", sender="alice")
+        self.assertResponseMatches(
+            "botcore: urls from ALICE",
+            r"^user: http://a\.example/3 from alice just now; http://a\.example/1 from Alice",
+        )
+        self.assertResponseMatches("botcore: urls from carol", "haven't seen any URL from carol")
+
+    def test_urls_from_limit(self):
+        """urls from lists at most list_limit URLs."""
+        for n in range(8):
+            self.say(f"http://a.example/{n}")
+        replies = self.responses("botcore: urls from user")
+        self.assertEqual(replies[0].count("http://"), 5)
+
+    def test_search(self):
+        """search urls for <text> finds URLs containing the text, case-blind; LIKE
+        wildcards in the text are literal."""
+        self.say("http://python.example/Docs")
+        self.say("http://rust.example/book")
+        self.assertResponseMatches("botcore: search urls for docs", r"python\.example/Docs")
+        self.assertResponseMatches("botcore: search urls for %", "No URL in #test matches '%'")
+
+    def test_not_addressed_queries(self):
+        """Queries not addressed to the bot are not answered."""
+        self.say("http://a.example/")
+        self.assertNoResponse("last url")
+
+
+class PrivateTests(PluginTestCase):
+    """Queries in private name the channel; URLs said in private are not recorded."""
+
+    load = ["urlgrab"]
+
+    def test_needs_channel(self):
+        """In private, last url without a channel asks which one."""
+        self.assertResponseMatches("last url", "Which channel")
+
+    def test_named_channel(self):
+        """In private, last url in #channel answers for that channel."""
+        self.say("http://a.example/public", public=True)
+        self.assertResponseMatches("last url in #test", r"^http://a\.example/public from user")
+        self.assertResponseMatches("urls from user in #test", "a.example/public")
+        self.assertResponseMatches("search urls for public in #test", "a.example/public")
+
+    def test_private_urls_not_recorded(self):
+        """A URL said in private is not recorded."""
+        self.say("http://secret.example/")
+        self.assertResponseMatches("search urls for secret in #test", "No URL")
+
+
+# -- titles, over real HTTP on loopback -----------------------------------------------------
+
+
+class _Page(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: bytes = b"text/html; charset=utf-8"):
+        super().__init__()
+        self.body = body
+        self.content_type = content_type
+        self.hits = 0
+
+    def render_GET(self, request):
+        self.hits += 1
+        request.setHeader(b"content-type", self.content_type)
+        return self.body
+
+
+class TitleServer:
+    """A twisted.web server on 127.0.0.1 with a few pages, counting requests."""
+
+    def __init__(self, testcase: TestCase) -> None:
+        root = Resource()
+        self.pages = {
+            b"page": _Page("<html><head><title>Hello \u2603 world</title>".encode()),
+            b"big": _Page(b"<html>" + b" " * 200000 + b"<title>Too far</title>"),
+            b"text": _Page(b"<title>not html</title>", b"text/plain"),
+        }
+        for name, page in self.pages.items():
+            root.putChild(name, page)
+        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+        testcase.addCleanup(self.port.stopListening)
+        self.number = self.port.getHost().port
+        root.putChild(b"redirect", Redirect(f"http://127.0.0.1:{self.number}/page".encode()))
+        root.putChild(b"to-v6", Redirect(f"http://[::1]:{self.number}/page".encode()))
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.number}/{path}"
+
+    @property
+    def hits(self) -> int:
+        return sum(page.hits for page in self.pages.values())
+
+
+class _TitleTestCase(PluginTestCase, TestCase):
+    load = ["urlgrab"]
+    public = True
+
+    def setUp(self):
+        super().setUp()
+        self.server = TitleServer(self)
+        self.grabber = self.processor("UrlGrab")
+        self.grabber.http_reactor = reactor
+
+    def said_titles(self, text: str) -> defer.Deferred:
+        """Say ``text`` in the channel; fire with the replies once its fetches are done."""
+        self.assertNoResponse(text)
+        d = defer.gatherResults(list(self.grabber.fetches))
+        d.addCallback(lambda _: self.advance(0))
+        return d
+
+
+class TitleTests(_TitleTestCase):
+    """With fetch_titles and loopback allowed, titles are said in the channel."""
+
+    plugin_config = {"plugin:urlgrab": {"fetch_titles": "yes", "allowed_networks": "127.0.0.0/8"}}
+
+    @defer.inlineCallbacks
+    def test_title(self):
+        """The page's title is said in the channel, unaddressed, and stored with the URL."""
+        replies = yield self.said_titles(f"see {self.server.url('page')} !")
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
+        self.assertEqual(self.replies[0].target, "#test")
+        self.assertResponseMatches("botcore: last url", r"/page \(Hello \u2603 world\) from user")
+        self.assertResponseMatches("botcore: search urls for \u2603", "/page")
+
+    @defer.inlineCallbacks
+    def test_redirect(self):
+        """Redirects to allowed addresses are followed."""
+        replies = yield self.said_titles(self.server.url("redirect"))
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
+
+    @defer.inlineCallbacks
+    def test_redirect_guarded(self):
+        """A redirect to an address that is not allowed (::1 here) is not followed."""
+        replies = yield self.said_titles(self.server.url("to-v6"))
+        self.assertEqual(replies, [])
+        self.assertEqual(self.server.hits, 0)
+
+    @defer.inlineCallbacks
+    def test_size_cap_and_type(self):
+        """A title beyond title_max_bytes, or in a page that is not HTML, is not said."""
+        replies = yield self.said_titles(f"{self.server.url('big')} {self.server.url('text')}")
+        self.assertEqual(replies, [])
+
+    @defer.inlineCallbacks
+    def test_private_titles_off(self):
+        """URLs said in private get no title unless title_private is on."""
+        self.say(self.server.url("page"), public=False)
+        yield defer.gatherResults(list(self.grabber.fetches))
+        self.assertEqual(self.advance(0), [])
+        self.assertEqual(self.server.hits, 0)
+
+
+class PrivateTitleTests(_TitleTestCase):
+    """With title_private, URLs said to the bot in private get their title there."""
+
+    plugin_config = {
+        "plugin:urlgrab": {
+            "fetch_titles": "yes",
+            "title_private": "yes",
+            "allowed_networks": "127.0.0.0/8",
+        }
+    }
+
+    @defer.inlineCallbacks
+    def test_private_title(self):
+        """The title goes back to the private correspondent; the URL is not recorded."""
+        self.say(self.server.url("page"), public=False)
+        yield defer.gatherResults(list(self.grabber.fetches))
+        self.assertEqual(self.advance(0), ["title: Hello \u2603 world"])
+        self.assertEqual(self.replies[0].target, "user")
+        self.assertResponseMatches("botcore: last url", "haven't seen any URL in #test")
+
+
+class RefusedTests(_TitleTestCase):
+    """By default loopback addresses are not fetched, by address or by name."""
+
+    plugin_config = {"plugin:urlgrab": {"fetch_titles": "yes"}}
+
+    @defer.inlineCallbacks
+    def test_loopback_refused(self):
+        """http://127.0.0.1/ and http://localhost/ are not fetched: no request, no title."""
+        replies = yield self.said_titles(
+            f"{self.server.url('page')} {self.server.url('page', host='localhost')}"
+        )
+        self.assertEqual(replies, [])
+        self.assertEqual(self.server.hits, 0)
+        self.assertResponseMatches("botcore: urls from user", "localhost.*127.0.0.1")
