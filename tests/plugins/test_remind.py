@@ -1,0 +1,237 @@
+"""Tests for the remind plugin: setting reminders in, at and every, delivery to the same
+conversation by the bot's clock, listing and cancelling, and surviving a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.bot import Bot, read_config
+from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
+from plugins.remind import (
+    ReminderError,
+    describe_duration,
+    next_at,
+    next_repeat,
+    parse_duration,
+    parse_time,
+)
+
+HOUR = 3600
+DAY = 86400
+
+
+class ParsingTests(SynchronousTestCase):
+    """Durations and times."""
+
+    def test_durations(self):
+        """Durations add up their parts, in words or letters."""
+        self.assertEqual(parse_duration("10 minutes"), 600)
+        self.assertEqual(parse_duration("1 hour and 30 minutes"), 5400)
+        self.assertEqual(parse_duration("1h30m"), 5400)
+        self.assertEqual(parse_duration("an hour"), 3600)
+        self.assertEqual(parse_duration("2 days"), 2 * DAY)
+        self.assertEqual(parse_duration("hour"), 3600)
+
+    def test_times(self):
+        """Times are 24-hour, or 12-hour with am/pm; impossible ones are refused."""
+        self.assertEqual(parse_time("15:30"), (15, 30))
+        self.assertEqual(parse_time("9"), (9, 0))
+        self.assertEqual(parse_time("3:15pm"), (15, 15))
+        self.assertEqual(parse_time("12am"), (0, 0))
+        self.assertRaises(ReminderError, parse_time, "25:00")
+        self.assertRaises(ReminderError, parse_time, "13pm")
+
+    def test_next_at(self):
+        """The next occurrence is today when still ahead, else tomorrow, in the zone."""
+        now = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+        utc = ZoneInfo("UTC")
+        self.assertEqual(next_at(now, 15, 30, utc), datetime(2026, 11, 21, 15, 30, tzinfo=UTC))
+        self.assertEqual(next_at(now, 9, 0, utc), datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
+        paris = ZoneInfo("Europe/Paris")  # UTC+1 in November
+        self.assertEqual(next_at(now, 15, 30, paris), datetime(2026, 11, 21, 14, 30, tzinfo=UTC))
+
+    def test_daily_repeat_keeps_wall_time(self):
+        """A daily reminder stays at 9:00 local time across a DST change."""
+        paris = ZoneInfo("Europe/Paris")
+        before = datetime(2026, 3, 28, 8, 0, tzinfo=UTC)  # 9:00 CET
+        after = next_repeat(before, DAY, paris)
+        self.assertEqual(after.astimezone(paris).hour, 9)
+        self.assertEqual(after, datetime(2026, 3, 29, 7, 0, tzinfo=UTC))  # 9:00 CEST
+
+    def test_describe(self):
+        """Durations read as words."""
+        self.assertEqual(describe_duration(5400), "1 hour and 30 minutes")
+        self.assertEqual(describe_duration(0), "0 seconds")
+
+
+class PrivateTests(PluginTestCase):
+    """Reminders set and delivered in a private conversation."""
+
+    load = ["remind"]
+
+    def test_in(self):
+        """remind me in 10 minutes to X: confirmed, and said back after 10 minutes."""
+        self.assertResponseMatches(
+            "remind me in 10 minutes to stretch",
+            r"^Okay, I'll remind you at 1970-01-01 00:10 UTC \(in 10 minutes\) \[#1\]$",
+        )
+        self.assertEqual(self.advance(599), [])
+        self.assertEqual(self.advance(1), ["user: reminder: stretch"])
+        self.assertEqual(self.replies[0].target, "user")
+        self.assertEqual(self.advance(DAY), [])
+        self.assertEqual(self.responses("my reminders"), ["You have no reminders waiting"])
+
+    def test_trailing_in(self):
+        """remind me to X in 5 minutes works too."""
+        self.assertSucceeds("remind me to check the oven in 5 minutes")
+        self.assertEqual(self.advance(300), ["user: reminder: check the oven"])
+
+    def test_at(self):
+        """remind <who> at HH:MM: the next time the clock shows it (UTC by default)."""
+        self.advance(10 * HOUR)
+        self.assertResponseMatches(
+            "remind alice at 15:30 the meeting starts",
+            r"remind alice at 1970-01-01 15:30 UTC \(in 5 hours and 30 minutes\)",
+        )
+        self.assertEqual(
+            self.advance(5.5 * HOUR), ["alice: reminder from user: the meeting starts"]
+        )
+
+    def test_every_day(self):
+        """remind me every day at 9:00: delivered each day until cancelled."""
+        self.assertResponseMatches(
+            "remind me every day at 9:00 to drink water",
+            r"at 1970-01-01 09:00 UTC .* then every 1 day \[#1\]",
+        )
+        self.assertEqual(self.advance(9 * HOUR), ["user: reminder: drink water"])
+        self.assertEqual(self.advance(DAY), ["user: reminder: drink water"])
+        self.assertResponseMatches("my reminders", r"^#1 at 1970-01-03 09:00 UTC \(every 1 day\)")
+        self.assertResponseMatches("cancel reminder 1", "cancelled")
+        self.assertEqual(self.advance(2 * DAY), [])
+
+    def test_every_interval(self):
+        """remind me every 2 hours; intervals below min_interval are refused."""
+        self.assertSucceeds("remind me every 2 hours to look up")
+        self.assertEqual(self.advance(2 * HOUR), ["user: reminder: look up"])
+        self.assertEqual(self.advance(2 * HOUR), ["user: reminder: look up"])
+        self.assertResponseMatches("remind me every 10 seconds to blink", "more often than")
+
+    def test_list_and_cancel(self):
+        """my reminders lists the sender's reminders by due time; cancel drops one."""
+        self.say("remind me in 2 hours to b")
+        self.say("remind bob in 1 hour to a")
+        self.assertResponseMatches(
+            "my reminders",
+            r"^#2 for bob at 1970-01-01 01:00 UTC: a; #1 at 1970-01-01 02:00 UTC: b$",
+        )
+        self.assertEqual(self.responses("cancel reminder #2"), ["Okay, reminder #2 is cancelled"])
+        self.assertEqual(self.advance(2 * HOUR), ["user: reminder: b"])
+
+    def test_cancel_others_refused(self):
+        """Nobody can cancel or see someone else's reminder."""
+        self.say("remind me in 1 hour to x")
+        self.assertResponseMatches("cancel reminder 1", "no reminder #1", sender="mallory")
+        self.assertResponseMatches("my reminders", "no reminders", sender="mallory")
+        self.assertResponseMatches("cancel reminder 99", "no reminder #99")
+        self.assertEqual(self.advance(HOUR), ["user: reminder: x"])
+
+    def test_bad_input(self):
+        """Unparseable or out-of-range requests get a clear message, no traceback."""
+        self.assertResponseMatches("remind me sometime to relax", "^When\\?")
+        self.assertResponseMatches("remind me at 25:00 to sleep", "not a time")
+        self.assertResponseMatches("remind me in 0 minutes to x", "now")
+        self.assertResponseMatches("remind me in 99999 weeks to x", "days ahead")
+
+    def test_limit(self):
+        """max_reminders caps the reminders one person has waiting."""
+        for n in range(20):
+            self.assertSucceeds(f"remind me in {n + 1} minutes to {n}")
+        self.assertResponseMatches("remind me in 1 hour to more", "already have 20")
+
+    def test_stored(self):
+        """Reminders are rows in the database's reminders table."""
+        from sqlalchemy import select
+
+        from plugins.remind import Reminder
+
+        self.say("remind me in 1 hour to x")
+        with self.bot.databases["main"].session_factory() as session:
+            (row,) = session.scalars(select(Reminder)).all()
+        self.assertEqual(
+            (row.target, row.text, row.channel, row.public), ("user", "x", "user", False)
+        )
+        self.assertEqual(row.due, datetime(1970, 1, 1, 1, 0, tzinfo=UTC))
+
+
+class PublicTests(PluginTestCase):
+    """Reminders in a channel are delivered to that channel."""
+
+    load = ["remind"]
+    public = True
+
+    def test_channel_delivery(self):
+        """A reminder set in #test is said in #test, naming the person."""
+        self.assertResponseMatches("botcore: remind me in 1 minute to vote", r"^user: Okay")
+        self.assertEqual(self.advance(60), ["user: reminder: vote"])
+        self.assertEqual(self.replies[0].target, "#test")
+
+    def test_not_addressed(self):
+        """Not addressed, remind stays quiet."""
+        self.assertNoResponse("remind me in 1 minute to vote")
+        self.assertEqual(self.advance(60), [])
+
+
+class TimezoneTests(PluginTestCase):
+    """The timezone option."""
+
+    load = ["remind"]
+    plugin_config = {"plugin:remind": {"timezone": "Europe/Paris"}}
+
+    def test_local_time(self):
+        """Times are read and shown in the configured zone."""
+        self.assertResponseMatches("remind me at 9:00 to wake", r"at 1970-01-01 09:00 CET")
+        self.assertEqual(self.advance(8 * HOUR), ["user: reminder: wake"])
+
+
+class RestartTests(PluginTestCase):
+    """Reminders survive a restart of the bot."""
+
+    load = ["remind"]
+
+    def restart(self) -> MemorySource:
+        """Stop the bot and start a new one on the same configuration and database."""
+        self.successResultOf(self.bot.stopService())
+        clock = InlineReactor()
+        clock.advance(self.clock.seconds())
+        self.clock = clock
+        self.bot = Bot(
+            read_config(self.directory / "bot.ini"), reactor=clock, threadpool=InlineThreadPool()
+        )
+        self.source = MemorySource("test", self.bot, {})
+        self.source.setServiceParent(self.bot.sources)
+        self.successResultOf(self.bot.startService())
+        return self.source
+
+    def test_restart(self):
+        """A reminder set before a restart is delivered by the new bot, on time."""
+        self.say("remind me in 10 minutes to stretch")
+        self.say("remind me every day at 9:00 to drink water")
+        self.advance(5 * 60)
+        self.restart()
+        self.assertEqual(self.advance(5 * 60), ["user: reminder: stretch"])
+        self.assertEqual(self.advance(9 * HOUR - 10 * 60), ["user: reminder: drink water"])
+        self.assertResponseMatches("my reminders", r"^#2 at 1970-01-02 09:00 UTC")
+
+    def test_overdue_after_restart(self):
+        """A reminder that fell due while the bot was down is delivered at start, late."""
+        self.say("remind me in 10 minutes to stretch")
+        self.successResultOf(self.bot.stopService())
+        self.clock.advance(HOUR)
+        self.restart()
+        self.assertEqual(
+            self.advance(0), ["user: reminder: stretch (late: it was due 1970-01-01 00:10 UTC)"]
+        )
+        self.assertEqual(self.advance(DAY), [])
