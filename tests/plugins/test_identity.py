@@ -1,0 +1,302 @@
+"""The identity plugin as a conversation: accounts, linking identities across two sources,
+passwords, brute-force slowing, grants and their escalation checks, and secrets kept out of
+events and logs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from twisted.logger import formatEvent, globalLogPublisher
+
+from botcore import accounts
+from botcore.event import Event, EventType, Message, Sender
+from botcore.processor import Processor, authorise, handler, match
+from botcore.testing import MemorySource, PluginTestCase
+
+SECRET = "correct-horse-battery-staple"
+
+
+class Guarded(Processor):
+    """A command that needs the 'deploy' permission."""
+
+    permission = "deploy"
+
+    @authorise(fallthrough=False)
+    @match("deploy")
+    def deploy(self, event: Event) -> None:
+        event.addresponse("deploying")
+
+
+class Spy(Processor):
+    """Records the raw text of every message it sees, right after Strip."""
+
+    priority = -1650
+    addressed = False
+    processed = True
+    seen: ClassVar[list[str]] = []
+
+    @handler
+    def spy(self, event: Event) -> None:
+        if event.message is not None:
+            Spy.seen.append(event.message.raw)
+
+
+class IdentityTestCase(PluginTestCase):
+    load = ("identity",)
+    extra_processors = (Guarded, Spy)
+
+    def setUp(self) -> None:
+        super().setUp()
+        Spy.seen = []
+        self.other = MemorySource("other", self.bot, {})
+        self.other.setServiceParent(self.bot.sources)
+
+    def session(self) -> Any:
+        return self.bot.databases["main"].session_factory()
+
+    def make_account(self, name: str, identity: str, password: str | None = None, **perms: str):
+        with self.session() as session:
+            account = accounts.create_account(session, name)
+            row = accounts.identify(session, "test", identity)
+            accounts.link(session, row, account)
+            if password:
+                accounts.add_credential(session, account.id, "password", password)
+            for perm, value in perms.items():
+                accounts.set_permission(session, account.id, perm, value)
+            session.commit()
+            return account.id
+
+    def say_on_other(self, text: str, nick: str = "bob") -> list[str]:
+        event = Event(
+            source="other",
+            type=EventType.MESSAGE,
+            sender=Sender(f"other:{nick}", nick, nick),
+            channel=nick,
+            addressed=True,
+            message=Message(text),
+        )
+        start = len(self.other.sent)
+        self.successResultOf(self.other.dispatch(event))
+        self.last_event = event
+        return [str(r.text) for r in self.other.sent[start:]]
+
+
+class AccountTests(IdentityTestCase):
+    """Creating, renaming and deleting accounts; identities and attributes."""
+
+    def test_first_sight_creates_identity(self) -> None:
+        """An event from a new sender creates its identity row and sets event.identity."""
+        event = self.say("ping")
+        self.assertIsNotNone(event.identity)
+        with self.session() as session:
+            self.assertEqual(accounts.find_identity(session, "test", "USER").id, event.identity)
+
+    def test_create_account_links_sender(self) -> None:
+        """'create account NAME' makes an account linked to the sender's identity."""
+        self.assertResponseMatches("create account alice", "Created account alice")
+        event = self.say("who am I")
+        self.assertIsNotNone(event.account)
+        self.assertIn("alice (not authenticated)", self.replies[0].text)
+
+    def test_second_account_refused(self) -> None:
+        """Someone with an account cannot make another one unless admin."""
+        self.say("create account alice")
+        self.assertResponseMatches("create account alice2", "already have an account")
+
+    def test_duplicate_name_ignoring_case(self) -> None:
+        """Account names are unique whatever their case."""
+        self.make_account("Alice", "someone")
+        self.assertResponseMatches("create account ALICE", "already an account called")
+
+    def test_attributes(self) -> None:
+        """Attributes are set, shown and removed."""
+        self.say("create account alice")
+        self.assertSucceeds("set my timezone to Europe/Paris")
+        self.assertResponseMatches("my attributes", "timezone: Europe/Paris")
+        self.assertSucceeds("remove my timezone")
+        self.assertResponseMatches("attributes of alice", "no attributes")
+
+    def test_rename_and_delete_own_when_authenticated(self) -> None:
+        """The owner renames and deletes their account once authenticated, not before."""
+        self.make_account("alice", "user", SECRET)
+        self.assertFails("rename account alice to alicia")
+        self.say(f"auth {SECRET}")
+        self.assertResponseMatches("rename account alice to alicia", "now called alicia")
+        self.assertResponseMatches("delete account alicia", "Deleted")
+        event = self.say("who am I")
+        self.assertIsNone(event.account)
+
+
+class PasswordTests(IdentityTestCase):
+    """Authenticating with a password."""
+
+    def test_wrong_password_rejected(self) -> None:
+        """A wrong password is refused and leaves the sender unauthenticated."""
+        self.make_account("alice", "user", SECRET)
+        self.assertResponseMatches("auth wrong", "didn't work")
+        self.assertIn("not authenticated", self.responses("who am I")[0])
+
+    def test_right_password_lasts_per_connection_until_timeout(self) -> None:
+        """After 'auth SECRET' later events on the same connection are authenticated, until
+        [auth] timeout runs out; another connection is not."""
+        self.make_account("alice", "user", SECRET, deploy="auth")
+        self.assertResponseMatches("deploy", "boss|listen|yourself|shell")
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated")
+        self.assertResponseMatches("deploy", "deploying")
+        other = Sender("test:elsewhere", "user", "user")
+        self.assertFalse(self.say("ping", sender=other).authenticated)
+        self.advance(3601)
+        self.assertFalse(self.say("ping").authenticated)
+
+    def test_authenticate_command(self) -> None:
+        """'authenticate USER using password SECRET' works for one's own account only."""
+        self.make_account("alice", "user", SECRET)
+        self.make_account("mallory", "mallory", "other-secret")
+        self.assertResponseMatches(
+            "authenticate mallory using password other-secret", "can't authenticate"
+        )
+        self.assertResponseMatches(
+            f"authenticate alice using password {SECRET}", "now authenticated"
+        )
+
+    def test_brute_force_slowed(self) -> None:
+        """After max_failures wrong passwords even the right one is refused unchecked,
+        until failure_window has passed."""
+        self.make_account("alice", "user", SECRET)
+        for _ in range(5):
+            self.assertResponseMatches("auth nope", "didn't work")
+        self.assertResponseMatches(f"auth {SECRET}", "Too many failed attempts")
+        self.advance(301)
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated")
+
+    def test_set_password_needs_authentication_once_set(self) -> None:
+        """The first password is set freely; changing it needs authentication."""
+        self.say("create account alice")
+        self.assertResponseMatches(f"set password {SECRET}", "password is set")
+        self.assertResponseMatches("set password another", "authenticate first")
+        self.say(f"auth {SECRET}")
+        self.assertResponseMatches("set password another", "password is set")
+        self.assertResponseMatches("auth another", "now authenticated")
+
+    def test_hostmask(self) -> None:
+        """A hostmask credential authenticates a sender whose mask matches."""
+        self.make_account("alice", "user", SECRET)
+        self.say(f"auth {SECRET}")
+        self.assertSucceeds("add hostmask user!*@*.example.org")
+        self.say("logout")
+        event = self.make_event(
+            "authenticate alice using hostmask x", data={"mask": "user!u@host.example.org"}
+        )
+        self.assertResponseMatches(event, "now authenticated")
+
+    def test_public_secret_is_scrubbed_and_refused(self) -> None:
+        """A password said in public is removed, not checked, and the sender is warned."""
+        self.make_account("alice", "user", SECRET)
+        event = self.make_event(f"botcore: auth {SECRET}", public=True)
+        self.assertResponseMatches(event, "in public")
+        self.assertFalse(event.authenticated)
+        self.assertNotIn(SECRET, event.message.raw)
+
+
+class LinkingTests(IdentityTestCase):
+    """Linking identities on two sources to one account."""
+
+    def test_i_am_with_token(self) -> None:
+        """'I am bob on other' sends a token there; only bob saying it back links, and then
+        permissions and attributes follow bob."""
+        self.make_account("alice", "user", SECRET, deploy="yes")
+        self.say("set my colour to blue")
+        self.assertResponseMatches("I am bob on other", "sent a token")
+        token = self.other.sent[-1].text.rsplit(" ", 1)[1]
+        self.assertEqual(self.other.sent[-1].target, "bob")
+        self.assertEqual(self.say_on_other(f"link token {token}", nick="eve")[0][:4], "That")
+        self.assertIn("Linked", self.say_on_other(f"link token {token}")[0])
+        self.assertEqual(self.say_on_other("deploy"), ["deploying"])
+        self.assertIn("colour: blue", self.say_on_other("my attributes")[0])
+        self.assertNotIn(token, repr(self.last_event))
+
+    def test_admin_link_and_unlink(self) -> None:
+        """Admins link and unlink anyone's identity; others may not."""
+        self.make_account("alice", "user", SECRET, admin="auth")
+        self.make_account("bob", "bobby")
+        self.assertFails("link bob on other to bob")
+        self.say(f"auth {SECRET}")
+        self.assertResponseMatches("link bob on other to bob", "Linked bob on other to bob")
+        self.assertIn("bob", self.say_on_other("who am I")[0])
+        self.assertResponseMatches("unlink bob on other", "Unlinked")
+        self.assertIn("no account", self.say_on_other("who am I")[0])
+
+
+class GrantTests(IdentityTestCase):
+    """Granting, revoking and listing permissions."""
+
+    def test_grant_needs_admin(self) -> None:
+        """Without admin, granting (even admin to oneself) is refused."""
+        self.make_account("alice", "user", SECRET)
+        self.say(f"auth {SECRET}")
+        self.assertFails("grant admin to alice")
+        self.assertResponseMatches("permissions", "no permissions")
+
+    def test_cannot_grant_what_one_lacks(self) -> None:
+        """An admin without 'deploy' cannot grant it; an unknown permission is refused."""
+        self.make_account("alice", "user", SECRET, admin="auth")
+        self.make_account("bob", "bobby")
+        self.say(f"auth {SECRET}")
+        self.assertFails("grant deploy to bob")
+        self.assertResponseMatches("grant nonsense to bob", "don't know a permission")
+        self.assertResponseMatches("permissions for bob", "no permissions")
+
+    def test_grant_revoke_remove(self) -> None:
+        """An admin with the permission grants, revokes and removes it; the cache follows."""
+        self.make_account("alice", "user", SECRET, admin="auth", deploy="auth")
+        self.make_account("bob", "bobby")
+        self.say(f"auth {SECRET}")
+        bob = Sender("test:bobby", "bobby", "bobby")
+        self.assertFails("deploy", sender=bob)
+        self.assertSucceeds("grant deploy to bob")
+        self.assertResponseMatches("permissions for bob", r"bob: \+deploy")
+        self.assertResponseMatches("deploy", "deploying", sender=bob)
+        self.assertSucceeds("revoke deploy from bob")
+        self.assertFails("deploy", sender=bob)
+        self.assertSucceeds("remove permission deploy from bob")
+        self.assertResponseMatches("permissions for bob", "no permissions")
+
+
+class SecretTests(IdentityTestCase):
+    """No secret reaches a later processor or a log line."""
+
+    def test_no_secret_in_logs_or_later_processors(self) -> None:
+        """A full session (set password, authenticate, auth, grant, a failure) logged at
+        every level contains no secret, and no processor after Secrets saw one."""
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            logged.append(formatEvent(event))
+            logged.append(repr(event))
+            failure = event.get("log_failure")
+            if failure is not None:
+                logged.append(failure.getTraceback())
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.make_account("root", "admin", admin="auth", deploy="auth")
+        self.make_account("bob", "bobby")
+        admin = Sender("test:admin", "admin", "admin")
+        events = [
+            self.say(f"set password {SECRET}", sender=admin),
+            self.say("auth wrong-one", sender=admin),
+            self.say(f"authenticate root using password {SECRET}", sender=admin),
+            self.say(f"auth {SECRET}", sender=admin),
+            self.say("grant deploy to bob", sender=admin),
+            self.say(f"create account carol password {SECRET}x"),
+        ]
+        self.assertTrue(events[-2].processed)
+        self.assertTrue(logged)
+        for text in logged + Spy.seen + [repr(e) for e in events]:
+            self.assertNotIn(SECRET, text)
+            self.assertNotIn("wrong-one", text)
+        with self.session() as session:
+            carol = accounts.find_account(session, "carol")
+            self.assertTrue(
+                accounts.check_credentials(session, carol.id, "x", "password", SECRET + "x")
+            )
