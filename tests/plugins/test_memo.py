@@ -1,0 +1,249 @@
+"""Tests for the memo plugin: leaving memos for nicks and accounts, delivery on the next
+message (public, private, flood limit), join notices, reading them back, permissions,
+and memos surviving a restart; on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botcore import accounts
+from botcore.bot import Bot, read_config
+from botcore.event import Event, EventType, Message, Sender
+from botcore.testing import MemorySource, PluginTestCase, backend_variants
+
+
+class MemoTestCase(PluginTestCase):
+    load = ["memo"]
+    public = True
+
+    def tell(self, text: str, sender: str = "alice", **kw):
+        """Address ``text`` to the bot in the channel; return the replies."""
+        return self.responses(f"botcore: {text}", sender=sender, **kw)
+
+    def other_source(self, name: str = "irc") -> MemorySource:
+        """A second source on the bot, as for a bot on two networks."""
+        source = MemorySource(name, self.bot, {})
+        source.setServiceParent(self.bot.sources)
+        return source
+
+    def say_on(self, source: MemorySource, text: str, nick: str, public: bool = True) -> list:
+        """``nick`` says ``text`` on ``source``; the replies (with their targets)."""
+        event = Event(
+            source=source.name,
+            type=EventType.MESSAGE,
+            sender=Sender(f"{source.name}:{nick}", nick, nick),
+            channel="#chan" if public else nick,
+            public=public,
+            message=Message(text),
+            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+        )
+        start = len(source.sent)
+        self.successResultOf(source.dispatch(event))
+        return [(str(reply.target), str(reply.text)) for reply in source.sent[start:]]
+
+    def link(self, username: str, *identities: tuple[str, str]) -> None:
+        """Create account ``username`` with these (source, identity) pairs linked."""
+        session = self.bot.databases["main"].session_factory()
+        try:
+            account = accounts.create_account(session, username)
+            session.flush()
+            for source, name in identities:
+                accounts.link(session, accounts.identify(session, source, name), account)
+            session.commit()
+        finally:
+            session.close()
+
+    def restart(self) -> None:
+        """Stop the bot and start a new one on the same configuration and database."""
+        self._stop_bot()
+        self.config = read_config(self.directory / "bot.ini")
+        self.bot = Bot(self.config, reactor=self.clock, threadpool=self.threadpool)
+        self._configure_test_source()
+        self.source = MemorySource(
+            self.source_name, self.bot, dict(self.config.section(f"source:{self.source_name}"))
+        )
+        self.source.setServiceParent(self.bot.sources)
+        self.successResultOf(self.bot.startService())
+
+
+class MemoTests(MemoTestCase):
+    """Memos between nicks on one source."""
+
+    def test_delivered_on_next_message(self):
+        """A memo is said to its recipient, addressed, when they next speak; only once."""
+        self.assertEqual(self.tell("tell bob the build is green!"), ["alice: Okay, I'll tell bob"])
+        self.assertNoResponse("hello", sender="carol")
+        self.advance(7300)
+        self.assertEqual(
+            self.responses("morning all", sender="BOB"),
+            ["BOB: alice said 2 hours ago: the build is green!"],
+        )
+        self.assertNoResponse("still here", sender="bob")
+
+    def test_private_memo(self):
+        """pm/msg memos are delivered privately even when the recipient speaks in public."""
+        self.assertEqual(self.tell("pm bob the password is x"), ["alice: Okay, I'll tell bob"])
+        self.say("hi", sender="bob")
+        self.assertEqual(
+            [(r.target, r.text) for r in self.replies],
+            [("bob", "alice said just now: the password is x")],
+        )
+
+    def test_delivered_in_private(self):
+        """Memos reach a recipient who speaks to the bot privately, privately."""
+        self.tell("tell bob one")
+        self.say("hello", sender="bob", public=False)
+        self.assertEqual(
+            [(r.target, str(r.text)) for r in self.replies if "one" in str(r.text)],
+            [("bob", "alice said just now: one")],
+        )
+
+    def test_flood_limit(self):
+        """Past public_limit memos, the rest go privately, with a note in the channel."""
+        for n in range(5):
+            self.tell(f"tell bob memo {n}")
+        self.say("back", sender="bob")
+        said = [(r.target, str(r.text)) for r in self.replies]
+        self.assertEqual(
+            said,
+            [
+                ("#test", "bob: alice said just now: memo 0"),
+                ("#test", "bob: alice said just now: memo 1"),
+                ("#test", "bob: alice said just now: memo 2"),
+                ("bob", "alice said just now: memo 3"),
+                ("bob", "alice said just now: memo 4"),
+                ("#test", "bob: 2 more memos sent to you privately"),
+            ],
+        )
+
+    def test_join_notice(self):
+        """Joining a channel with memos waiting gets a private notice, once."""
+        self.tell("tell bob hello")
+        join = self.make_event(None, sender="bob", type=EventType.STATE, data={"kind": "join"})
+        self.say(join)
+        self.assertEqual(
+            [(r.target, str(r.text)) for r in self.replies],
+            [("bob", "You have 1 new memo; say 'my messages' to me to see them")],
+        )
+        again = self.make_event(None, sender="bob", type=EventType.STATE, data={"kind": "join"})
+        self.assertNoResponse(again)
+        self.assertResponseMatches("hi", "hello", sender="bob")
+
+    def test_my_messages(self):
+        """my messages lists one's memos, numbered, without delivering them;
+        message <n> shows one."""
+        self.tell("tell bob first")
+        self.tell("tell bob second", sender="carol")
+        self.assertEqual(
+            self.responses("my messages", sender="bob", public=False),
+            ["1: from alice (new): first; 2: from carol (new): second"],
+        )
+        self.assertEqual(
+            self.responses("message 2", sender="bob", public=False),
+            ["carol said just now: second"],
+        )
+        self.assertResponseMatches("message 9", "no memo 9", sender="bob", public=False)
+        # The one not read yet is delivered on the next message.
+        self.assertResponseMatches("ok", "alice said just now: first", sender="bob")
+        self.assertResponseMatches(
+            "botcore: my messages",
+            r"^bob: 1: from alice: first; 2: from carol: second$",
+            sender="bob",
+        )
+        self.assertResponseMatches(
+            "my messages", "^You have no memos$", sender="dave", public=False
+        )
+
+    def test_private_memo_not_listed_in_public(self):
+        """A private memo's text is not shown by my messages or message <n> in public."""
+        self.tell("pm bob secret")
+        self.assertResponseMatches(
+            "botcore: my messages", r"1: from alice \(new\), private$", sender="bob"
+        )
+        self.assertResponseMatches(
+            "botcore: message 1", "private: ask me in private", sender="bob"
+        )
+
+    def test_refusals(self):
+        """Memos to the bot itself, or too long ones, are refused with a reason."""
+        self.assertResponseMatches("botcore: tell botcore hi", "can't leave a memo for myself")
+        self.assertResponseMatches(f"botcore: tell bob {'x' * 1001}", "too long")
+        self.assertNoResponse("hi", sender="bob")
+
+    def test_not_addressed(self):
+        """'tell bob ...' not addressed to the bot leaves no memo."""
+        self.assertNoResponse("tell bob hi", sender="alice")
+        self.assertNoResponse("hi", sender="bob")
+
+    def test_on_source(self):
+        """tell <who> on <source> leaves the memo for that nick on that source only."""
+        irc = self.other_source("irc")
+        self.assertEqual(
+            self.tell("tell bob on irc see you there"), ["alice: Okay, I'll tell bob on irc"]
+        )
+        self.assertNoResponse("hi", sender="bob")
+        self.assertEqual(
+            self.say_on(irc, "hi", "bob"), [("#chan", "bob: alice said just now: see you there")]
+        )
+
+    def test_on_unknown_word(self):
+        """'on' followed by something that is no source is part of the memo."""
+        self.tell("tell bob on monday we ship")
+        self.assertResponseMatches("hi", "alice said just now: on monday we ship", sender="bob")
+
+    def test_survives_restart(self):
+        """Memos are in the database: a new bot on the same database delivers them."""
+        self.tell("tell bob remember me")
+        self.restart()
+        self.assertResponseMatches("hi", "^bob: alice said just now: remember me$", sender="bob")
+
+
+class AccountMemoTests(MemoTestCase):
+    """Memos for accounts reach whichever linked identity speaks first."""
+
+    def test_memo_for_account(self):
+        """A memo for an account name is delivered to any of its identities, once."""
+        irc = self.other_source("irc")
+        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.assertEqual(self.tell("tell robert hello"), ["alice: Okay, I'll tell robert"])
+        self.assertEqual(
+            self.say_on(irc, "hi", "rob"), [("#chan", "rob: alice said just now: hello")]
+        )
+        self.assertNoResponse("hi", sender="bob")
+
+    def test_memo_for_linked_nick(self):
+        """A memo for a nick whose identity is linked goes to the account: another of
+        the person's identities may get it."""
+        irc = self.other_source("irc")
+        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.tell("tell bob hello")
+        self.assertEqual(
+            self.say_on(irc, "hi", "rob", public=False), [("rob", "alice said just now: hello")]
+        )
+
+
+class PermissionTests(MemoTestCase):
+    """With sendmemo_required/recvmemo_required, the permissions are needed."""
+
+    plugin_config = {
+        "plugin:memo": {"sendmemo_required": "yes", "recvmemo_required": "yes"},
+        "auth": {"grants": {"test:alice": "+sendmemo", "test:bob": "+recvmemo"}},
+    }
+
+    def test_sendmemo(self):
+        """Without sendmemo, tell is refused and no memo is left."""
+        event = self.assertFails("botcore: tell bob hi", sender="carol")
+        self.assertEqual(event.complain, "notauthed")
+        self.assertNoResponse("hi", sender="bob")
+        self.assertEqual(self.tell("tell bob hi"), ["alice: Okay, I'll tell bob"])
+        self.assertResponseMatches("hi", "alice said just now: hi", sender="bob")
+
+    def test_recvmemo(self):
+        """Without recvmemo, memos wait undelivered and cannot be listed."""
+        self.tell("tell carol hi")
+        self.assertNoResponse("hi", sender="carol")
+        self.assertFails("my messages", sender="carol", public=False)
+
+
+for _case in (MemoTests, AccountMemoTests):
+    backend_variants(_case, globals())
