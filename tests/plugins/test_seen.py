@@ -1,0 +1,149 @@
+"""Tests for the seen plugin: sightings from messages, actions and state changes, answers
+in public and private, across the identities of an account; on SQLite, PostgreSQL and
+MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botcore import accounts
+from botcore.event import Event, EventType, Message, Sender
+from botcore.testing import MemorySource, PluginTestCase, backend_variants
+
+
+class SeenTests(PluginTestCase):
+    """seen <who> [on <source>]."""
+
+    load = ["seen"]
+    public = True
+
+    def state(self, nick: str, **data) -> None:
+        """A state change of ``nick`` in the channel (join, part, quit, nick...)."""
+        self.say(self.make_event(None, sender=nick, type=EventType.STATE, data=data))
+
+    def test_message(self):
+        """A message is remembered with its channel and text; the time is humanised."""
+        self.assertNoResponse("hello world", sender="bob")
+        self.advance(3 * 3600 + 60)
+        self.assertEqual(
+            self.responses("botcore: seen BOB?", sender="alice"),
+            ["alice: BOB was last seen 3 hours ago on test in #test saying 'hello world'"],
+        )
+
+    def test_private_question(self):
+        """seen works in private too."""
+        self.say("hi", sender="bob")
+        self.assertEqual(
+            self.responses("seen bob", sender="alice", public=False),
+            ["bob was last seen just now on test in #test saying 'hi'"],
+        )
+
+    def test_private_message_not_repeated(self):
+        """What was said to the bot in private is not repeated, only when."""
+        self.say("my password is hunter2", sender="bob", public=False)
+        self.assertEqual(
+            self.responses("botcore: seen bob", sender="alice"),
+            ["alice: bob was last seen just now on test"],
+        )
+
+    def test_action(self):
+        """An action is shown as one."""
+        self.say(self.make_event("waves", sender="bob", type=EventType.ACTION))
+        self.assertResponseMatches("botcore: seen bob", r"in #test doing '\* bob waves'$")
+
+    def test_state_changes(self):
+        """Joins, parts, quits and nick changes are sightings too; the latest wins."""
+        self.state("bob", kind="join")
+        self.assertResponseMatches("botcore: seen bob", r"just now on test joining #test$")
+        self.state("bob", kind="part", message="bye")
+        self.assertResponseMatches("botcore: seen bob", r"on test leaving #test \(bye\)$")
+        self.state("bob", kind="quit", message="Ping timeout", channels=["#test"])
+        self.assertResponseMatches("botcore: seen bob", r"on test quitting \(Ping timeout\)$")
+        self.state("bob", kind="nick", old="bob", new="bobby", channels=["#test"])
+        self.assertResponseMatches(
+            "botcore: seen bob", r"bob \(as bobby\) was last seen just now on test changing nick"
+        )
+        self.assertResponseMatches(
+            "botcore: seen bobby", "^alice: bobby was last seen", sender="alice"
+        )
+
+    def test_unknown(self):
+        """Somebody never seen, or not on the source named, is not made up."""
+        self.say("hi", sender="bob")
+        self.assertResponseMatches("botcore: seen carol", "^user: I haven't seen carol$")
+        self.assertResponseMatches("botcore: seen bob on irc", "^user: I haven't seen bob on irc$")
+        self.assertResponseMatches("botcore: seen bob on test", "saying 'hi'")
+
+    def test_bot_itself(self):
+        """Asked about itself, the bot says it is here."""
+        self.assertResponseMatches("botcore: seen botcore", "I'm right here")
+
+    def test_not_addressed(self):
+        """seen not addressed to the bot is not answered (but is a sighting)."""
+        self.assertNoResponse("seen bob", sender="alice")
+        self.assertResponseMatches("botcore: seen alice", "saying 'seen bob'", sender="carol")
+
+
+class AccountSeenTests(PluginTestCase):
+    """seen answers for the person: the latest sighting of any identity of the account."""
+
+    load = ["seen"]
+    public = True
+
+    def setUp(self):
+        super().setUp()
+        self.irc = MemorySource("irc", self.bot, {})
+        self.irc.setServiceParent(self.bot.sources)
+
+    def link(self, username: str, *identities: tuple[str, str]) -> None:
+        session = self.bot.databases["main"].session_factory()
+        try:
+            account = accounts.create_account(session, username)
+            session.flush()
+            for source, name in identities:
+                accounts.link(session, accounts.identify(session, source, name), account)
+            session.commit()
+        finally:
+            session.close()
+
+    def say_on_irc(self, text: str, nick: str) -> None:
+        event = Event(
+            source="irc",
+            type=EventType.MESSAGE,
+            sender=Sender(f"irc:{nick}", nick, nick),
+            channel="#python",
+            public=True,
+            message=Message(text),
+            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+        )
+        self.successResultOf(self.irc.dispatch(event))
+
+    def test_across_identities(self):
+        """The newest sighting of any of the account's identities answers, by nick or by
+        account name; 'on <source>' looks the nick up there."""
+        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.say("here", sender="bob")
+        self.advance(60)
+        self.say_on_irc("over there", "rob")
+        self.advance(3 * 3600)
+        self.assertEqual(
+            self.responses("botcore: seen bob"),
+            ["user: bob (as rob) was last seen 3 hours ago on irc in #python saying 'over there'"],
+        )
+        self.assertResponseMatches(
+            "botcore: seen robert", r"robert \(as rob\) .* on irc in #python"
+        )
+        self.assertResponseMatches(
+            "botcore: seen rob on irc", r"^user: rob was last seen 3 hours ago on irc"
+        )
+
+    def test_unlinked(self):
+        """Unlinked identities with the same nick on two sources stay apart."""
+        self.say("here", sender="bob")
+        self.say_on_irc("there", "bob")
+        self.assertResponseMatches("botcore: seen bob", "on test in #test saying 'here'")
+        self.assertResponseMatches("botcore: seen bob on irc", "on irc in #python saying 'there'")
+
+
+for _case in (SeenTests, AccountSeenTests):
+    backend_variants(_case, globals())
