@@ -123,8 +123,8 @@ class Tell(_MemoProcessor):
 
     @match(r"^\s*(tell|ask|pm|privmsg|msg)\s+(\S+?)[,:]?\s+(.*?)\s*$", "deaddressed", False)
     def tell(self, event: Event, how: str, who: str, text: str) -> None:
-        if not text:
-            return
+        if not text or who.lower() in ("me", "myself", "us"):
+            return  # "tell me a joke" is not a memo
         if not self.may_send(event):
             event.complain = "notauthed"
             return
@@ -178,6 +178,8 @@ class Deliver(_MemoProcessor):
     addressed = False
     processed = True
     priority = 900  # after the commands, so 'my messages' can look before delivery
+    #: Checked only with recvmemo_required; named here so permission listings know it.
+    permission = "recvmemo"
     event_types = (EventType.MESSAGE, EventType.ACTION)
 
     public_limit = IntOption(

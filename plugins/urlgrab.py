@@ -384,7 +384,7 @@ class CheckedEndpoints:
         scheme = uri.scheme.decode("ascii").lower()
         if scheme not in ("http", "https"):
             raise Refused(f"{scheme} URLs are not fetched")
-        host = uri.host.decode("idna") if isinstance(uri.host, bytes) else uri.host
+        host = uri.host.decode("ascii") if isinstance(uri.host, bytes) else uri.host
         endpoint = CheckedEndpoint(
             self.reactor, host.strip("[]"), uri.port, self.allowed, self.timeout
         )

@@ -170,6 +170,10 @@ class MemoTests(MemoTestCase):
         self.assertResponseMatches(f"botcore: tell bob {'x' * 1001}", "too long")
         self.assertNoResponse("hi", sender="bob")
 
+    def test_tell_me(self):
+        """'tell me ...' is not a memo (left for other plugins)."""
+        self.assertFails("botcore: tell me a joke")
+
     def test_not_addressed(self):
         """'tell bob ...' not addressed to the bot leaves no memo."""
         self.assertNoResponse("tell bob hi", sender="alice")
@@ -247,3 +251,9 @@ class PermissionTests(MemoTestCase):
 
 for _case in (MemoTests, AccountMemoTests):
     backend_variants(_case, globals())
+
+
+class IdentifyMemoTests(AccountMemoTests):
+    """With the identity plugin's Identify setting event.identity and event.account."""
+
+    load = ["memo", "identity"]

@@ -147,3 +147,9 @@ class AccountSeenTests(PluginTestCase):
 
 for _case in (SeenTests, AccountSeenTests):
     backend_variants(_case, globals())
+
+
+class IdentifySeenTests(AccountSeenTests):
+    """With the identity plugin's Identify setting event.identity and event.account."""
+
+    load = ["seen", "identity"]
