@@ -1,0 +1,373 @@
+"""Tests for the factoid plugin: teaching, recalling, replacing, forgetting, aliases,
+appending and editing (with bounded regexes), search, literal, wildcards and
+substitutions, ownership, greetings and thanks, in private and in public, on SQLite,
+PostgreSQL and MariaDB; and the botcore-factpack command."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore import migrate
+from botcore.bot import read_config
+from botcore.database import Database, make_session_factory
+from botcore.testing import PluginTestCase, backend_variants
+from plugins.factoid import (
+    FactoidName,
+    FactpackError,
+    _split_unescaped,
+    factpack_main,
+    parse_factpack,
+)
+
+OK = r"^(Okay|Sure|Done|Righto|Alrighty|Yessir)$"
+
+
+class FactoidTests(PluginTestCase):
+    """Factoids, said privately."""
+
+    load = ["factoid"]
+    plugin_config = {"auth": {"grants": {"test:admin": "+factoidadmin"}}}
+
+    def test_teach_and_recall(self):
+        """x is y teaches; x, x? and what is x recall it with its verb."""
+        self.assertResponseMatches("python is a language", OK)
+        self.assertEqual(self.responses("python"), ["python is a language"])
+        self.assertEqual(self.responses("python?"), ["python is a language"])
+        self.assertEqual(self.responses("what is Python?"), ["Python is a language"])
+        self.assertResponseMatches("snakes are reptiles", OK)
+        self.assertEqual(self.responses("what are snakes"), ["snakes are reptiles"])
+
+    def test_unknown(self):
+        """An unknown name is not understood (no fact is made up)."""
+        self.assertFails("what is nothing")
+        self.assertFails("nothing")
+
+    def test_already_known(self):
+        """Teaching a known name again is refused; 'is also' adds; #n picks a value."""
+        self.say("python is a language")
+        self.assertEqual(
+            self.responses("PYTHON is a snake"), ["I already know stuff about PYTHON"]
+        )
+        self.assertResponseMatches("python is also a snake", OK)
+        self.assertEqual(self.responses("python #1"), ["python is a language"])
+        self.assertEqual(self.responses("python #2"), ["python is a snake"])
+        self.assertEqual(self.responses("python #3"), ["python has only 2 values"])
+        said = {self.responses("python")[0] for _ in range(30)}
+        self.assertEqual(said, {"python is a language", "python is a snake"})
+
+    def test_no_replaces(self):
+        """no, x is y replaces every value."""
+        self.say("python is a language")
+        self.say("python is also a snake")
+        self.assertResponseMatches("no, python is a comedy group", OK)
+        self.assertEqual(self.responses("literal python"), ["1: is a comedy group"])
+
+    def test_reply_and_action(self):
+        """<reply> values are said as they are, <action> ones acted out."""
+        self.say("greet me is <reply>Hi yourself, $who")
+        self.assertEqual(self.responses("greet me"), ["Hi yourself, user"])
+        self.say("dance is <action>dances in $channel")
+        self.assertEqual(self.responses("dance"), ["dances in user"])
+        self.assertTrue(self.replies[0].action)
+
+    def test_wildcards(self):
+        """A name with $arg matches any words there, given as $1 and $args."""
+        self.assertResponseMatches("$arg is cool is <reply>Yes, $1 is very cool", OK)
+        self.assertEqual(self.responses("bob is cool"), ["Yes, bob is very cool"])
+        self.say('"give $arg a $arg" is <action>gives $1 a $2 ($args)')
+        self.assertEqual(
+            self.responses("give alice a cookie"), ["gives alice a cookie (alice cookie)"]
+        )
+        self.assertEqual(
+            self.responses("literal $arg is cool"), ["1: <reply>Yes, $1 is very cool"]
+        )
+
+    def test_specific_beats_wildcard(self):
+        """A name taught exactly is recalled before a wildcard that also matches."""
+        self.say("$arg is cool is <reply>cool")
+        self.say('"ice is cool" is <reply>very cold')
+        self.assertEqual(self.responses("ice is cool"), ["very cold"])
+        self.assertEqual(self.responses("fire is cool"), ["cool"])
+
+    def test_questions_are_not_taught(self):
+        """'what is x' with no fact x teaches nothing, nor does a question."""
+        self.assertFails("what is love")
+        self.assertFails("is this right?")
+        with self.bot.databases["main"].session_factory() as session:
+            self.assertEqual(session.scalars(select(FactoidName.name)).all(), [])
+
+    def test_alias(self):
+        """a is the same as b: a recalls b's values; forgetting a keeps b."""
+        self.say("python is a language")
+        self.assertResponseMatches("py is the same as python", OK)
+        self.assertEqual(self.responses("py"), ["py is a language"])
+        self.assertEqual(
+            self.responses("py is the same as python"), ["I already know stuff about py"]
+        )
+        self.assertEqual(
+            self.responses("x is the same as nothing"), ["I don't know about nothing"]
+        )
+        self.assertResponseMatches("forget py", OK)
+        self.assertFails("py")
+        self.assertEqual(self.responses("python"), ["python is a language"])
+
+    def test_forget(self):
+        """forget x forgets the fact; #n and /text/ forget single values."""
+        self.say("python is a language")
+        self.say("python is also a snake")
+        self.say("python is also a comedy group")
+        self.assertResponseMatches("forget python #2", OK)
+        self.assertEqual(
+            self.responses("literal python"), ["1: is a language, 2: is a comedy group"]
+        )
+        self.assertResponseMatches("forget python /COMEDY/", OK)
+        self.assertEqual(self.responses("literal python"), ["1: is a language"])
+        self.assertEqual(
+            self.responses("forget python /nope/"), ["None of python's values contain nope"]
+        )
+        self.assertEqual(self.responses("forget python #5"), ["python has only 1 values"])
+        self.assertResponseMatches("forget python", OK)
+        self.assertFails("python")
+        self.assertEqual(self.responses("forget python"), ["I didn't know about python anyway"])
+        self.assertResponseMatches("python is new", OK)
+
+    def test_append(self):
+        """x += text appends to the value; with several values #n says which."""
+        self.say("python is a language")
+        self.assertResponseMatches("python += and a snake", OK)
+        self.assertEqual(self.responses("python"), ["python is a language and a snake"])
+        self.say("python is also fun")
+        self.assertEqual(
+            self.responses("python += too"), ["python has 2 values: say which with #<n>"]
+        )
+        self.assertResponseMatches("python #2 += too", OK)
+        self.assertEqual(self.responses("python #2"), ["python is fun too"])
+        self.assertEqual(self.responses("nothing += x"), ["I don't know about nothing"])
+
+    def test_modify(self):
+        """x ~= s/a/b/ replaces text literally; g all, i ignoring case, r as a regex."""
+        self.say("fact is a.b.c A.B.C")
+        self.assertResponseMatches("fact ~= s/./!/", OK)
+        self.assertEqual(self.responses("literal fact"), ["1: is a!b.c A.B.C"])
+        self.assertResponseMatches("fact ~= s/b/x/gi", OK)
+        self.assertEqual(self.responses("literal fact"), ["1: is a!x.c A.x.C"])
+        self.assertResponseMatches(r"fact ~= s/([a-x])\.(\w)/\2-\1/gr", OK)
+        self.assertEqual(self.responses("literal fact"), ["1: is a!c-x A.C-x"])
+        self.assertResponseMatches(r"fact ~= s|A.|\||", OK)
+        self.assertEqual(self.responses("literal fact"), ["1: is a!c-x |C-x"])
+        self.assertEqual(self.responses("fact ~= s/zzz/y/"), ["That didn't change anything"])
+        self.assertResponseMatches("fact ~= s/(/y/r", "^That's not a valid regular expression")
+        self.assertResponseMatches("fact ~= s/a/b/q", "^That's not a substitution I understand")
+
+    def test_hostile_regex(self):
+        """A catastrophic regex is given up after the timeout instead of hanging."""
+        self.say("fact is " + "x" * 900)
+        started = time.monotonic()
+        self.assertEqual(
+            self.responses("fact ~= s/(x+x+)+y/z/r"),
+            ["That regular expression took too long; I gave up"],
+        )
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertResponseMatches("fact ~= s/" + "x" * 300 + "/y/r", "pattern is too long")
+
+    def test_search(self):
+        """search for text lists the names whose name or a value contains it."""
+        self.say("python is a snake")
+        self.say("cobra is a snake too")
+        self.say("perl is a language")
+        self.assertEqual(self.responses("search for SNAKE"), ["I know about: cobra, python"])
+        self.assertEqual(self.responses("search for erl"), ["I know about: perl"])
+        self.assertEqual(
+            self.responses("search for 100%"), ["I couldn't find anything about 100%"]
+        )
+
+    def test_literal(self):
+        """literal x lists the stored values, numbered, substitutions unexpanded."""
+        self.say("me is <reply>$who")
+        self.say("me is also great")
+        self.assertEqual(self.responses("literal me"), ["1: <reply>$who, 2: is great"])
+        self.assertEqual(self.responses("literal me #2"), ["2: is great"])
+        self.assertEqual(self.responses("literal nobody"), ["I don't know about nobody"])
+
+    def test_ownership(self):
+        """Only the author or a factoidadmin may replace, change or forget a fact."""
+        self.say("python is a language")
+        for text in (
+            "no, python is a snake",
+            "python += !",
+            "python ~= s/a/the/",
+            "forget python",
+        ):
+            self.assertResponseMatches(text, "^You can only", sender="mallory")
+        self.assertEqual(self.responses("literal python"), ["1: is a language"])
+        self.assertResponseMatches("python is also a snake", OK, sender="mallory")
+        self.assertResponseMatches("forget python #2", "^You can only", sender="user")
+        self.assertResponseMatches("forget python", "^You can only", sender="user")
+        self.assertResponseMatches("forget python", OK, sender="admin")
+        self.assertFails("python")
+
+    def test_account_is_author(self):
+        """With an account, the author is the account, whatever the nick."""
+        self.say("python is a language", account=7)
+        self.assertResponseMatches("python += !", OK, sender="othernick", account=7)
+        self.assertResponseMatches("python += !", "^You can only", account=8)
+
+    def test_substitutions(self):
+        """$who, $channel, $source, $date and $time are filled in."""
+        self.say("whereami is <reply>$who on $source in $channel at $date $time")
+        self.assertEqual(
+            self.responses("whereami"), ["user on test in user at 1970-01-01 00:00 UTC"]
+        )
+
+    def test_greetings_and_thanks(self):
+        """Greetings and thanks get a friendly answer."""
+        self.assertResponseMatches("hello", "^(Hi|Hello|Hey) user$")
+        self.assertResponseMatches("Good morning!", "^(Hi|Hello|Hey) user$")
+        self.assertResponseMatches(
+            "thanks", "^(No problem|You're welcome|My pleasure|Any time, user)$"
+        )
+
+    def test_too_long(self):
+        """Names and values over the limits are refused with a reason."""
+        self.assertResponseMatches("x" * 300 + " is y", "name is too long")
+        self.assertResponseMatches("y is " + "x" * 1001, "too long")
+
+
+backend_variants(FactoidTests, globals())
+
+
+class PublicTests(PluginTestCase):
+    """Factoids in a channel: only when addressed, answered without the nick."""
+
+    load = ["factoid"]
+    public = True
+
+    def test_public(self):
+        """Teaching and recall work when addressed; unaddressed talk is left alone."""
+        self.assertNoResponse("python is a language")
+        self.assertResponseMatches("botcore: python is a language", "^user: " + OK[1:])
+        self.assertEqual(self.responses("botcore: python?"), ["python is a language"])
+        self.assertNoResponse("python?")
+        self.assertResponseMatches("botcore: hi", "^user: (Hi|Hello|Hey) user$")
+        self.assertNoResponse("hi")
+
+
+class StaticConfigTests(PluginTestCase):
+    """Greetings and thanks come from configured patterns."""
+
+    load = ["factoid"]
+    plugin_config = {"plugin:factoid": {"greetings": "yo+", "greeting_replies": "Yo $who!"}}
+
+    def test_configured(self):
+        """A configured greeting pattern is answered with a configured reply."""
+        self.assertEqual(self.responses("yooo"), ["Yo user!"])
+        self.assertFails("hello")
+
+
+class HelpersTests(SynchronousTestCase):
+    """The parsing helpers."""
+
+    def test_split(self):
+        """Substitutions split on unescaped separators only."""
+        self.assertEqual(_split_unescaped(r"a\/b/c/g", "/"), ["a/b", "c", "g"])
+        self.assertEqual(_split_unescaped(r"a\.b/c/", "/"), [r"a\.b", "c", ""])
+
+    def test_parse_factpack(self):
+        """Both factpack shapes parse; bad ones say why."""
+        self.assertEqual(
+            parse_factpack({"factoids": [{"names": ["a", " b "], "values": "<reply>x"}]}),
+            [(["a", "b"], ["<reply>x"])],
+        )
+        self.assertEqual(parse_factpack([[["a"], ["is x"]]]), [(["a"], ["is x"])])
+        for bad in ({"factoids": 3}, [[["a"], []]], [{"names": [""], "values": ["x"]}], [1]):
+            self.assertRaises(FactpackError, parse_factpack, bad)
+
+
+class FactpackCommandTests(SynchronousTestCase):
+    """botcore-factpack imports and removes factpacks."""
+
+    def setUp(self):
+        self.folder = Path(self.mktemp()).absolute()
+        self.folder.mkdir(parents=True)
+        self.config = self.folder / "bot.ini"
+        self.config.write_text(f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n")
+        self.pack = self.folder / "hitchhiker.json"
+        self.pack.write_text(
+            json.dumps(
+                {
+                    "factoids": [
+                        {"names": ["the answer", "42"], "values": ["<is> forty-two"]},
+                        {"names": ["towel"], "values": ["<reply>Always know where it is"]},
+                    ]
+                }
+            )
+        )
+
+    def run_command(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        status = factpack_main(["-c", str(self.config), *argv], stdout=out, stderr=err)
+        return status, out.getvalue(), err.getvalue()
+
+    def upgrade(self):
+        database = Database.from_config("main", read_config(self.config))
+        engine = database.create_engine()
+        migrate.upgrade(engine)
+        return engine
+
+    def test_needs_schema(self):
+        """A database that is not current is refused with the command to run."""
+        status, _, err = self.run_command(str(self.pack))
+        self.assertEqual(status, 1)
+        self.assertIn("botcore-db -c", err)
+
+    def test_import_and_remove(self):
+        """A factpack is imported once, its names taken, and removed again."""
+        engine = self.upgrade()
+        self.addCleanup(engine.dispose)
+        self.assertEqual(
+            self.run_command(str(self.pack)), (0, "imported factpack hitchhiker: 2 facts\n", "")
+        )
+        with make_session_factory(engine)() as session:
+            names = sorted(session.scalars(select(FactoidName.name)).all())
+        self.assertEqual(names, ["42", "the answer", "towel"])
+        status, _, err = self.run_command(str(self.pack))
+        self.assertEqual(status, 1)
+        self.assertIn("already imported", err)
+        self.assertEqual(
+            self.run_command("--remove", "--name", "hitchhiker"),
+            (0, "removed factpack hitchhiker: 2 facts\n", ""),
+        )
+
+    def test_bad_file(self):
+        """A missing or malformed file is one line, no traceback."""
+        self.upgrade().dispose()
+        status, _, err = self.run_command(str(self.folder / "missing.json"))
+        self.assertEqual(status, 1)
+        self.assertIn("No such file", err)
+        bad = self.folder / "bad.json"
+        bad.write_text("{")
+        status, _, err = self.run_command(str(bad))
+        self.assertEqual((status, err.count("\n")), (1, 1))
+        self.assertEqual(self.run_command()[0], 2)
+
+
+class FactpackRecallTests(PluginTestCase):
+    """Facts from a factpack are recalled like any others."""
+
+    load = ["factoid"]
+
+    def test_recall(self):
+        """An imported fact is recalled with its verb; its author is the factpack."""
+        from plugins.factoid import import_factpack
+
+        with self.bot.databases["main"].session_factory() as session:
+            import_factpack(session, "pack", parse_factpack([[["towels"], ["<are> useful"]]]))
+            session.commit()
+        self.assertEqual(self.responses("towels"), ["towels are useful"])
+        self.assertResponseMatches("forget towels", "^You can only")
