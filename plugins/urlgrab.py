@@ -7,7 +7,6 @@ channel: ``last url in #channel``. Addresses said in private are not recorded.""
 from __future__ import annotations
 
 import codecs
-import contextlib
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -186,7 +186,8 @@ class UrlGrab(Processor):
                 timeout=self.title_timeout,
             )
         )
-        d.addTimeout(self.title_timeout, reactor)
+        # On the bot's clock (the same reactor outside tests).
+        d.addTimeout(self.title_timeout, self.bot.reactor)
         self.fetches.add(d)
 
         def done(title: str | None) -> str | None:
@@ -393,10 +394,6 @@ class CheckedEndpoints:
         return endpoint
 
 
-class _Enough(Exception):
-    """Raised by the body collector to stop reading."""
-
-
 class _TitleParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -463,7 +460,6 @@ async def fetch_title(
     `Refused` for a scheme other than http/https or a host that is not public (unless in
     ``allowed``), at the first request and at every redirect. Reads at most ``max_bytes``
     of the body. Reactor thread; the caller bounds the time (``Deferred.addTimeout``)."""
-    import treq
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 
@@ -483,19 +479,42 @@ async def fetch_title(
     )
     content_type = (response.headers.getRawHeaders("content-type") or [""])[0]
     is_html = content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
-    limit = max_bytes if is_html else 0
-    chunks: list[bytes] = []
-    size = 0
-
-    def collect(data: bytes) -> None:
-        nonlocal size
-        chunks.append(data)
-        size += len(data)
-        if size >= limit or b"</title" in data.lower():
-            raise _Enough()
-
-    with contextlib.suppress(_Enough):
-        await treq.collect(response, collect)
     if not is_html:
+        response.original.deliverBody(BodyReader(0))  # drops the connection
         return None
-    return page_title(b"".join(chunks)[:max_bytes], content_type)
+    reader = BodyReader(max_bytes)
+    response.original.deliverBody(reader)
+    body = await reader.done
+    return page_title(body[:max_bytes], content_type)
+
+
+class BodyReader(Protocol):
+    """Reads a response body until ``limit`` bytes or the end of a ``<title>``, then drops
+    the connection; ``done`` fires with what was read. Cancelling ``done`` (a timeout)
+    drops the connection too, so a server trickling its body holds nothing open."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done: defer.Deferred[bytes] = defer.Deferred(self._stop)
+
+    def _stop(self, _: Any = None) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size >= self.limit or b"</title" in data.lower():
+            self._stop()
+            self._finish()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self.done.called:
+            self.done.callback(b"".join(self.chunks))

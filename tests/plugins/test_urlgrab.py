@@ -3,10 +3,10 @@ title fetching against a real web server on loopback (refused unless allowed).""
 
 from __future__ import annotations
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.util import Redirect
 
 from botcore.testing import PluginTestCase
@@ -187,6 +187,22 @@ class _Page(Resource):
         return self.body
 
 
+class _Stalled(Resource):
+    """Sends the headers and the start of a page, then nothing: a server that hangs."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.closed: list[defer.Deferred] = []
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/html")
+        request.write(b"<html><head>")
+        self.closed.append(request.notifyFinish())
+        return NOT_DONE_YET
+
+
 class TitleServer:
     """A twisted.web server on 127.0.0.1 with a few pages, counting requests."""
 
@@ -199,6 +215,8 @@ class TitleServer:
         }
         for name, page in self.pages.items():
             root.putChild(name, page)
+        self.stalled = _Stalled()
+        root.putChild(b"stalled", self.stalled)
         self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
         testcase.addCleanup(self.port.stopListening)
         self.number = self.port.getHost().port
@@ -263,6 +281,28 @@ class TitleTests(_TitleTestCase):
         """A title beyond title_max_bytes, or in a page that is not HTML, is not said."""
         replies = yield self.said_titles(f"{self.server.url('big')} {self.server.url('text')}")
         self.assertEqual(replies, [])
+
+    def test_timeout(self):
+        """A server that stops sending is given title_timeout seconds (of the bot's
+        clock); then the fetch is abandoned, its connection dropped, and nothing said."""
+        self.assertNoResponse(self.server.url("stalled"))
+        fetches = list(self.grabber.fetches)
+        self.assertEqual(len(fetches), 1)
+
+        def stalled(_=None):
+            if not self.server.stalled.closed:  # the request has not arrived yet
+                return task.deferLater(reactor, 0.01, stalled)
+            self.assertEqual(self.advance(9), [])
+            self.assertFalse(fetches[0].called)
+            self.advance(1)
+            self.assertTrue(fetches[0].called)
+            return self.server.stalled.closed[0]
+
+        d = stalled()
+        # The server sees the connection go: notifyFinish fails with ConnectionLost.
+        d.addCallbacks(lambda _: self.fail("the request finished"), lambda f: None)
+        d.addCallback(lambda _: self.assertEqual(self.advance(0), []))
+        return d
 
     @defer.inlineCallbacks
     def test_private_titles_off(self):
