@@ -35,6 +35,8 @@ URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IG
 _TRAILING = ".,;:!?'\""
 #: At most this many URLs of one message are recorded and looked up.
 MAX_URLS_PER_MESSAGE = 5
+#: At most this many title fetches run at once; URLs beyond get no title.
+MAX_FETCHES = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _CHANNEL = r"[#&!+]\S+"
 
@@ -175,6 +177,9 @@ class UrlGrab(Processor):
         dispatcher (a delayed event). Reactor thread. Fires with the title or None; never
         fails (refusals and network errors are logged)."""
         reactor = self.http_reactor or self.bot.reactor
+        if len(self.fetches) >= MAX_FETCHES:
+            self.log.info("not fetching {url}: {n} fetches under way", url=url, n=MAX_FETCHES)
+            return defer.succeed(None)
         d = defer.Deferred.fromCoroutine(
             fetch_title(
                 reactor,

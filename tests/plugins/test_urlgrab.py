@@ -10,7 +10,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.util import Redirect
 
 from botcore.testing import PluginTestCase
-from plugins.urlgrab import address_allowed, ago, find_urls, page_title, shorten
+from plugins.urlgrab import MAX_FETCHES, address_allowed, ago, find_urls, page_title, shorten
 
 
 class FindURLsTests(SynchronousTestCase):
@@ -303,6 +303,15 @@ class TitleTests(_TitleTestCase):
         d.addCallbacks(lambda _: self.fail("the request finished"), lambda f: None)
         d.addCallback(lambda _: self.assertEqual(self.advance(0), []))
         return d
+
+    def test_fetch_cap(self):
+        """No more than MAX_FETCHES titles are fetched at once; the rest get none."""
+        busy = [defer.Deferred() for _ in range(MAX_FETCHES)]
+        self.grabber.fetches.update(busy)
+        self.assertNoResponse(self.server.url("page"))
+        self.assertEqual(len(self.grabber.fetches), MAX_FETCHES)
+        self.assertEqual(self.server.hits, 0)
+        self.grabber.fetches.clear()
 
     @defer.inlineCallbacks
     def test_private_titles_off(self):
