@@ -24,9 +24,10 @@ from typing import IO, Any
 
 import regex
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.database import Base
+from botcore.database import Base, rollback
 from botcore.event import Event
 from botcore.options import FloatOption, IntOption, LinesOption
 from botcore.processor import Processor, handler, match
@@ -323,7 +324,20 @@ class Alias(Ownership, Processor):
                 author=author_of(event),
             )
         )
-        event.addresponse(True)
+        if _flush_new_name(session, event, alias):
+            event.addresponse(True)
+
+
+def _flush_new_name(session: Session, event: Event, name: str) -> bool:
+    """Write a new name; when somebody taught the same name meanwhile (the unique key
+    refuses it), undo this processor's changes and say so. Whether it was written."""
+    try:
+        session.flush()
+    except IntegrityError:
+        rollback(session)
+        event.addresponse("I already know stuff about %s", name)
+        return False
+    return True
 
 
 def _name_taken(session: Session, name: str) -> bool:
@@ -400,7 +414,8 @@ class Set(Ownership, Processor):
                 )
             )
             session.add(FactoidValue(factoid_id=factoid.id, verb=verb, value=value, author=me))
-            event.addresponse(True)
+            if _flush_new_name(session, event, name):
+                event.addresponse(True)
             return
         factoid_id = existing[0]
         if found.group("no"):

@@ -17,6 +17,7 @@ from botcore import migrate
 from botcore.bot import read_config
 from botcore.database import Database, make_session_factory
 from botcore.testing import PluginTestCase, backend_variants
+from plugins import factoid
 from plugins.factoid import (
     FactoidName,
     FactpackError,
@@ -232,6 +233,23 @@ class FactoidTests(PluginTestCase):
         self.assertResponseMatches(
             "thanks", "^(No problem|You're welcome|My pleasure|Any time, user)$"
         )
+
+    def test_taught_meanwhile(self):
+        """A name taught by somebody else between the check and the write (a race) is
+        refused by the unique key and answered, not turned into an error."""
+        self.say("python is a language")
+        self.say("py is the same as python")
+        taken = self.patch(factoid, "_name_taken", lambda session, name: False)
+        self.assertEqual(
+            self.responses("PY is the same as python"), ["I already know stuff about PY"]
+        )
+        find = self.patch(factoid, "find_factoid", lambda session, name: None)
+        self.assertEqual(
+            self.responses("Python is a snake"), ["I already know stuff about Python"]
+        )
+        taken.restore()
+        find.restore()
+        self.assertEqual(self.responses("literal py"), ["1: is a language"])
 
     def test_too_long(self):
         """Names and values over the limits are refused with a reason."""
