@@ -3,9 +3,11 @@ lifecycle, and is the context processors and sources reach the rest of the bot t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -22,7 +24,7 @@ from botcore.event import Event, EventType
 from botcore.interfaces import ISource
 from botcore.options import ChoiceOption, ListOption, Option, options_of
 from botcore.processor import Processor
-from botcore.reloader import PluginNotFound, Reloader
+from botcore.reloader import PluginLoadError, PluginNotFound, Reloader
 from botcore.source import SourceSection
 
 
@@ -68,6 +70,11 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
     }
 
     def resolve(section: str, values: Mapping[str, str]) -> dict[str, Option]:
+        if section == "bot" and "plugin_dirs" in values:
+            # The [plugin:NAME] sections after it may be of plugins in these folders.
+            # (A bad value is reported with the section's other errors.)
+            with contextlib.suppress(ValueError):
+                reloader.config["plugin_dirs"] = Reloader.plugin_dirs.parse(values["plugin_dirs"])
         if section in fixed:
             return fixed[section]
         kind, sep, name = section.partition(":")
@@ -112,18 +119,34 @@ def read_config(
 ) -> Config:
     """Load and validate a bot configuration; `ConfigErrors` lists every problem.
     ``reloader`` finds the plugins and sources sections are checked against."""
+    reloader = reloader or Reloader()
+    if reloader.base_dir is None:
+        reloader.base_dir = Path(path).absolute().parent
     return load_config(
         path,
-        section_resolver(reloader or Reloader()),
+        section_resolver(reloader),
         local=local,
         environ=environ,
         implicit_sections=(*FIXED_SECTIONS, "database:main"),
     )
 
 
+class PluginNotLoaded(LookupError):
+    """Unload or reload of a plugin (or source) that is not loaded."""
+
+
 class Plugins(Service):
     """Loads the configured plugins' processors at start and gives the dispatcher its chain;
-    at stop, calls each processor's ``shutdown()``."""
+    loads, unloads and reloads plugins while the bot runs; at stop, calls each processor's
+    ``shutdown()``.
+
+    A reload imports the plugin's whole module tree afresh, instantiates the new processors
+    and calls their ``setup()``, hands each the state of the old processor of the same class
+    name (``export_state()`` -> ``import_state(state)``), and only then swaps the chain: an
+    event already running finishes with the old processors, the next one sees only the new.
+    The old processors then get ``shutdown()``. If anything fails before the swap, the old
+    modules are put back and the old processors keep running; the caller gets a
+    `PluginLoadError` (type, message, file and line). Reactor thread."""
 
     log = Logger()
 
@@ -132,6 +155,8 @@ class Plugins(Service):
         self.bot = bot
         self.loaded: dict[str, list[Processor]] = {}
         self.failed: dict[str, str] = {}
+        #: Plugin -> when (bot.seconds()) its current version was loaded, and how often.
+        self.versions: dict[str, tuple[float, int]] = {}
 
     def startService(self) -> None:
         super().startService()
@@ -142,18 +167,99 @@ class Plugins(Service):
     def load(self, name: str) -> list[Processor]:
         """Instantiate and set up a plugin's processors; a failing plugin is logged and
         skipped, so one broken plugin does not stop the bot."""
-        config = self.bot.config.section(f"plugin:{name}")
         try:
-            processors = self.bot.reloader.processors(name, self.bot, config)
-            for processor in processors:
-                processor.setup()
+            processors = self._build(name, None)
         except Exception as e:
             self.log.failure("plugin {name} failed to load", name=name)
             self.failed[name] = f"{type(e).__name__}: {e}"
             return []
         self.loaded[name] = processors
+        self.versions[name] = (self.bot.seconds(), 1)
         self.failed.pop(name, None)
         return processors
+
+    def _build(self, name: str, module: Any) -> list[Processor]:
+        """The plugin's processors, instantiated and set up; on failure those set up
+        already are shut down again."""
+        config = self.bot.config.section(f"plugin:{name}")
+        processors = self.bot.reloader.processors(name, self.bot, config, module)
+        ready: list[Processor] = []
+        try:
+            for processor in processors:
+                processor.setup()
+                ready.append(processor)
+        except BaseException:
+            self._shutdown(name, ready)
+            raise
+        return processors
+
+    def load_plugin(self, name: str) -> list[Processor]:
+        """Load a plugin that is not loaded, its code imported afresh; `PluginLoadError`
+        when it fails (nothing changes then). Reactor thread."""
+        if name in self.loaded:
+            raise PluginLoadError(f"plugin {name}", ValueError(f"plugin {name} is loaded already"))
+        swap = self.bot.reloader.reimport_plugin(name)
+        try:
+            processors = self._build(name, swap.module)
+            if not processors:
+                raise ValueError(f"plugin {name} has no processor to load")
+        except Exception as e:
+            files = swap.files()
+            swap.rollback()
+            raise PluginLoadError(f"plugin {name}", e, files) from e
+        self.loaded[name] = processors
+        self.versions[name] = (self.bot.seconds(), 1)
+        self.failed.pop(name, None)
+        self._set_chain()
+        return processors
+
+    def reload_plugin(self, name: str) -> list[Processor]:
+        """Reload a loaded plugin (see the class). Reactor thread."""
+        old = self.loaded.get(name)
+        if old is None:
+            raise PluginNotLoaded(f"plugin {name} is not loaded")
+        swap = self.bot.reloader.reimport_plugin(name)
+        try:
+            new = self._build(name, swap.module)
+            try:
+                _hand_over(old, new)
+            except BaseException:
+                self._shutdown(name, new)
+                raise
+        except Exception as e:
+            files = swap.files()
+            swap.rollback()
+            raise PluginLoadError(f"plugin {name}", e, files) from e
+        self.loaded[name] = new
+        self.versions[name] = (self.bot.seconds(), self.versions.get(name, (0, 0))[1] + 1)
+        self._set_chain()
+        self._shutdown(name, old)
+        self.log.info("plugin {name} reloaded", name=name)
+        return new
+
+    def unload_plugin(self, name: str) -> None:
+        """Take a plugin out of the chain, shut its processors down and forget its modules
+        (and their models). Reactor thread."""
+        old = self.loaded.pop(name, None)
+        if old is None:
+            raise PluginNotLoaded(f"plugin {name} is not loaded")
+        self.versions.pop(name, None)
+        self._set_chain()
+        self._shutdown(name, old)
+        with contextlib.suppress(PluginNotFound):
+            self.bot.reloader.forget_plugin(name)
+        self.log.info("plugin {name} unloaded", name=name)
+
+    def _set_chain(self) -> None:
+        if self.running:
+            self.bot.dispatcher.set_chain(self.processors())
+
+    def _shutdown(self, name: str, processors: list[Processor]) -> None:
+        for processor in processors:
+            try:
+                processor.shutdown()
+            except Exception:
+                self.log.failure("shutdown of {p} in plugin {name} failed", p=processor, name=name)
 
     def processors(self) -> list[Processor]:
         """Every loaded processor, in load order (the chain sorts them by priority)."""
@@ -162,13 +268,19 @@ class Plugins(Service):
     def stopService(self) -> None:
         super().stopService()
         for name, processors in self.loaded.items():
-            for processor in processors:
-                try:
-                    processor.shutdown()
-                except Exception:
-                    self.log.failure(
-                        "shutdown of {p} in plugin {name} failed", p=processor, name=name
-                    )
+            self._shutdown(name, processors)
+
+
+def _hand_over(old: list[Processor], new: list[Processor]) -> None:
+    """Give each new processor the state its predecessor (same class name) exports."""
+    by_class = {type(processor).__name__: processor for processor in old}
+    for processor in new:
+        previous = by_class.get(type(processor).__name__)
+        if previous is None:
+            continue
+        state = previous.export_state()
+        if state is not None:
+            processor.import_state(state)
 
 
 class Sources(MultiService):
@@ -219,6 +331,8 @@ class Bot(MultiService):
         self.reloader = reloader or Reloader()
         # The load rules are part of [bot], for a given reloader too (as after a reload).
         self.reloader.config = dict(config.section("bot"))
+        if self.reloader.base_dir is None:
+            self.reloader.base_dir = config.directory
         self.state = Lifecycle.STOPPED
         # The state 'starting' replaced, kept until the processors exist to be told.
         self._unpublished_start: str | None = None

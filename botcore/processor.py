@@ -298,7 +298,17 @@ class Processor:
         """(Re)read options; called at load and on every config reload."""
 
     def shutdown(self) -> None:
-        """Release resources; called at unload."""
+        """Release resources; called at unload (and for the old version after a reload)."""
+
+    def export_state(self) -> Any:
+        """What to hand to the next version of this processor when its plugin is reloaded
+        (None: nothing). Called on the reactor thread while the old version may still be
+        handling events, after the new one's ``setup()`` and before the swap."""
+        return None
+
+    def import_state(self, state: Any) -> None:
+        """Take over ``state`` from the previous version (its `export_state`, when that
+        was not None), after ``setup()`` and before the new version sees any event."""
 
     def accepts(self, event: Event) -> bool:
         """The cheap checks, before any handler or regex runs: type, addressed, processed."""
