@@ -296,6 +296,34 @@ class Sources(MultiService):
         starts = [maybeDeferred(source.startService) for source in self]
         return DeferredList(starts, consumeErrors=True).addCallback(_first_failure)
 
+    def stopService(self) -> Deferred[None]:
+        # A source disconnected at runtime is stopped already.
+        Service.stopService(self)
+        stops = [maybeDeferred(source.stopService) for source in reversed(list(self))
+                 if source.running]  # fmt: skip
+        return DeferredList(stops, consumeErrors=True).addCallback(lambda _: None)
+
+    def attach(self, source: ISource) -> Deferred[None]:
+        """Add a source to the running tree and start it; the Deferred is its start's
+        (which `MultiService.addService` would drop)."""
+        if source.name in self.namedServices:
+            raise RuntimeError(f"cannot have two sources named {source.name}")
+        source.parent = self
+        self.services.append(source)
+        self.namedServices[source.name] = source
+        if not self.running:
+            return Deferred.fromCoroutine(_nothing())
+        return maybeDeferred(source.startService)
+
+    def detach(self, source: ISource) -> Deferred[None]:
+        """Stop a source (if running) and take it out of the tree."""
+        self.services.remove(source)
+        del self.namedServices[source.name]
+        source.parent = None
+        if not source.running:
+            return Deferred.fromCoroutine(_nothing())
+        return maybeDeferred(source.stopService)
+
 
 def _first_failure(results: list[tuple[bool, Any]]) -> Failure | None:
     for ok, result in results:
@@ -394,6 +422,99 @@ class Bot(MultiService):
         source.setup()
         source.setServiceParent(self.sources)
         return source
+
+    # -- sources at runtime (reactor thread) ------------------------------------
+
+    def source_states(self) -> dict[str, str]:
+        """Every source of the config and every running one: name -> its state
+        (stopped, connecting, connected, failed, reconnecting), or 'not loaded'."""
+        states = {name: "not loaded" for name in self.config.names("source")}
+        for source in self.sources:
+            states[source.name] = source.state
+        return states
+
+    def _fresh_source_section(self, name: str) -> dict[str, Any]:
+        # New settings of one source (e.g. another port) without applying the rest of
+        # a changed config; `ConfigErrors` when the files are not valid.
+        new = read_config(self.config.path, local=_local_of(self.config), reloader=self.reloader)
+        if f"source:{name}" not in new.sections:
+            raise PluginNotLoaded(f"there is no [source:{name}] section in the config")
+        section = dict(new.section(f"source:{name}"))
+        self.config.sections[f"source:{name}"] = section
+        return section
+
+    def _build_source(self, name: str, section: dict[str, Any]) -> tuple[ISource, Any]:
+        swap = self.reloader.reimport_source(section["type"])
+        try:
+            cls = self.reloader.source_class(section["type"], swap.module)
+            source = cls(name, self, section)
+            source.setup()
+        except Exception as e:
+            files = swap.files()
+            swap.rollback()
+            raise PluginLoadError(f"source {name}", e, files) from e
+        return source, swap
+
+    async def load_source(self, name: str) -> ISource:
+        """Build a source from its (re-read) config section, its code imported afresh,
+        and start it. Errors: `PluginLoadError`, `ConfigErrors`, `PluginNotLoaded`."""
+        if self.get_source(name) is not None:
+            raise PluginLoadError(f"source {name}", ValueError(f"source {name} is loaded already"))
+        source, swap = self._build_source(name, self._fresh_source_section(name))
+        try:
+            await self.sources.attach(source)
+        except Exception as e:
+            await self.sources.detach(source)
+            swap.rollback()
+            raise PluginLoadError(f"source {name}", e) from e
+        return source
+
+    async def unload_source(self, name: str) -> None:
+        """Stop a source and take it out of the bot; the others are not touched."""
+        source = self.get_source(name)
+        if source is None:
+            raise PluginNotLoaded(f"source {name} is not loaded")
+        await self.sources.detach(source)
+        self.log.info("source {name} unloaded", name=name)
+
+    async def reload_source(self, name: str) -> ISource:
+        """Replace a source by one of its new code and its re-read settings (another
+        server or port): the new one is built first, then the old one stops and the new
+        one starts. If the new one fails to start, the old one is started again and the
+        error raised. The other sources are not touched."""
+        old = self.get_source(name)
+        if old is None:
+            raise PluginNotLoaded(f"source {name} is not loaded")
+        previous = self.config.section(f"source:{name}")
+        source, swap = self._build_source(name, self._fresh_source_section(name))
+        await self.sources.detach(old)
+        try:
+            await self.sources.attach(source)
+        except Exception as e:
+            await self.sources.detach(source)
+            swap.rollback()
+            self.config.sections[f"source:{name}"] = previous
+            self.log.error("source {name}: new version failed; restarting the old", name=name)
+            await self.sources.attach(old)
+            raise PluginLoadError(f"source {name}", e) from e
+        self.log.info("source {name} reloaded", name=name)
+        return source
+
+    async def connect_source(self, name: str) -> None:
+        """Start (connect) a loaded source that is stopped."""
+        source = self.get_source(name)
+        if source is None:
+            raise PluginNotLoaded(f"source {name} is not loaded")
+        if not source.running:
+            await maybeDeferred(source.startService)
+
+    async def disconnect_source(self, name: str) -> None:
+        """Stop (disconnect) a source, leaving it loaded."""
+        source = self.get_source(name)
+        if source is None:
+            raise PluginNotLoaded(f"source {name} is not loaded")
+        if source.running:
+            await maybeDeferred(source.stopService)
 
     def call_later(
         self, delay: float, function: Any, event: Event, *args: Any, **kw: Any
@@ -534,18 +655,64 @@ class Bot(MultiService):
                     processor.setup()
                 except Exception:
                     self.log.failure("setup of {p} failed after config reload", p=processor)
+        problems = self._load_rules_changed() if self.plugins.running else []
         if self.plugins.running:
             # Priorities may have changed; a new chain also restarts periodic handlers
             # with their new intervals.
             self.dispatcher.set_chain(self.plugins.processors())
-        for source in self.sources:
-            source.config = dict(new.section(f"source:{source.name}"))
+        for source in list(self.sources):
+            section = new.sections.get(f"source:{source.name}")
+            if section is None or not section.get("enabled", True):
+                if self.sources.running:
+                    self._in_background(self.unload_source(source.name), "unload", source.name)
+                continue
+            source.config = dict(section)
             try:
                 source.setup()
             except Exception:
                 self.log.failure("setup of source {s} failed after config reload", s=source.name)
+        if self.sources.running:
+            for name in new.names("source"):
+                if self.get_source(name) is None and new.section(f"source:{name}").get(
+                    "enabled", True
+                ):
+                    self._in_background(self.load_source(name), "load", name)
+        for problem in problems:
+            self.log.error("config reload: {problem}", problem=problem)
         self.log.info("configuration reloaded from {path}", path=str(new.path))
-        return []
+        return problems
+
+    def _load_rules_changed(self) -> list[str]:
+        """Load the plugins the (new) load rules want and are not loaded, unload those
+        loaded that they no longer want; what failed, in words."""
+        problems = []
+        wanted = self.reloader.wanted_plugins()
+        for name in list(self.plugins.loaded):
+            if name in wanted:
+                continue
+            try:
+                self.reloader.plugin_location(name)
+            except PluginNotFound:
+                continue  # not a plugin the rules speak of (processors added by hand)
+            self.plugins.unload_plugin(name)
+        for name in wanted:
+            if name not in self.plugins.loaded:
+                try:
+                    self.plugins.load_plugin(name)
+                except Exception as e:
+                    problems.append(f"plugin {name} not loaded: {e}")
+        return problems
+
+    def _in_background(self, coroutine: Any, what: str, name: str) -> None:
+        d = ensureDeferred(coroutine)
+        d.addErrback(
+            lambda f: self.log.error(
+                "config reload: {what} of source {name} failed: {reason}",
+                what=what,
+                name=name,
+                reason=_one_line(f),
+            )
+        )
 
 
 def _local_of(config: Config) -> str | None:

@@ -1,0 +1,289 @@
+"""Tests of the admin plugin: plugins, sources, configuration and shutdown from chat, each
+command refused without its permission."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.database import forget_models
+from botcore.testing import PluginTestCase
+from plugins.admin import set_ini_value
+
+PLUGIN = '''
+"""A plugin for the admin tests."""
+
+from botcore.options import Option
+from botcore.processor import Processor, match
+
+VERSION = @VERSION@
+
+
+class Greeter(Processor):
+    token = Option("A secret token.", "", secret=True)
+    word = Option("What to say.", "hi")
+
+    @match("greet")
+    def greet(self, event):
+        event.addresponse(f"{self.word} v{VERSION}")
+'''
+
+EVERYTHING = "+plugins +sources +config +admin"
+
+
+class AdminCase(PluginTestCase):
+    """A bot with the admin plugin and a plugin folder holding a test plugin."""
+
+    load = ("admin",)
+    grants: str | None = EVERYTHING
+
+    def setUp(self) -> None:
+        self.folder = Path(self.mktemp()).absolute()
+        (self.folder / "extra").mkdir(parents=True)
+        self.extra = f"admintest_{abs(hash(self.id())) % 10**8}"
+        self.write_plugin(1)
+        self.addCleanup(self._forget)
+        config: dict[str, Any] = {
+            "bot": {"plugin_dirs": str(self.folder / "extra"), "load": [self.extra]},
+            f"plugin:{self.extra}": {"token": "s3cret", "word": "hello"},
+        }
+        if self.grants:
+            config["auth"] = {"grants": {"test:user": self.grants}}
+        self.plugin_config = config
+        super().setUp()
+        self.clock.running = True
+
+    def _forget(self) -> None:
+        module = f"plugins.{self.extra}"
+        for name in list(sys.modules):
+            if name == module or name.startswith(module + "."):
+                forget_models(name)
+                del sys.modules[name]
+        parent = sys.modules["plugins"]
+        if self.extra in vars(parent):
+            delattr(parent, self.extra)
+
+    def write_plugin(self, version: int | None, text: str | None = None) -> Path:
+        path = self.folder / "extra" / f"{self.extra}.py"
+        old = path.stat().st_mtime if path.exists() else 0
+        if text is None:
+            text = PLUGIN.replace("@VERSION@", str(version))
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        import os
+
+        os.utime(path, (old + 2, old + 2))
+        return path
+
+    @property
+    def local(self) -> Path:
+        return self.directory / "bot.local.ini"
+
+
+class RefusedTests(AdminCase):
+    """Without a permission every command is refused and changes nothing."""
+
+    grants = None
+
+    def assertRefused(self, text: str) -> None:
+        event = self.say(text)
+        self.assertEqual(event.complain, "notauthed", text)
+        self.assertNotIn("Loaded", " ".join(str(r.text) for r in self.replies))
+
+    def test_plugin_commands(self):
+        """list/load/unload/reload of plugins need 'plugins'."""
+        for command in ("list plugins", f"reload {self.extra}", f"unload plugin {self.extra}",
+                        "load plugin basic"):  # fmt: skip
+            self.assertRefused(command)
+        self.assertIn(self.extra, self.bot.plugins.loaded)
+        self.assertNotIn("basic", self.bot.plugins.loaded)
+
+    def test_source_commands(self):
+        """list/load/unload/reload/connect/disconnect of sources need 'sources'."""
+        for command in ("list sources", "disconnect test", "unload source test",
+                        "reload source test", "connect test", "load source other"):  # fmt: skip
+            self.assertRefused(command)
+        self.assertEqual(self.source.state, "connected")
+        self.assertIs(self.bot.get_source("test"), self.source)
+
+    def test_config_commands(self):
+        """reread/get/set config need 'config'."""
+        self.assertRefused("reread config")
+        self.assertRefused("get config bot.name")
+        self.assertRefused("set config bot.name to evil")
+        self.assertFalse(self.local.exists())
+        self.assertEqual(self.bot.name, "botcore")
+
+    def test_die(self):
+        """die needs 'admin'."""
+        self.assertRefused("die")
+        self.assertRefused("shutdown")
+        self.assertTrue(self.clock.running)
+
+
+class PluginCommandTests(AdminCase):
+    """Plugins from chat."""
+
+    def test_list(self):
+        """list plugins names the loaded ones, with how often they were reloaded."""
+        self.assertResponseMatches("list plugins", rf"^Loaded plugins: .*\badmin\b.*{self.extra}")
+        self.say(f"reload {self.extra}")
+        self.assertResponseMatches("list plugins", rf"{self.extra} \(reloaded 1x\)")
+
+    def test_reload(self):
+        """reload picks up new code."""
+        self.assertEqual(self.responses("greet"), ["hello v1"])
+        self.write_plugin(2)
+        self.assertEqual(self.responses(f"reload {self.extra}"), [f"Reloaded plugin {self.extra}"])
+        self.assertEqual(self.responses("greet"), ["hello v2"])
+
+    def test_reload_broken(self):
+        """A broken new version is refused with where it broke; the old keeps answering."""
+        path = self.write_plugin(None, "x = 1\nraise KeyError('oops')\n")
+        self.assertResponseMatches(
+            f"reload plugin {self.extra}",
+            rf"^I couldn't reload {self.extra}: plugin {self.extra}: KeyError: 'oops' "
+            rf"\({path}, line 2\)$",
+        )
+        self.assertEqual(self.responses("greet"), ["hello v1"])
+
+    def test_unload_load(self):
+        """unload takes a plugin away, load brings it back."""
+        self.assertEqual(self.responses(f"unload {self.extra}"), [f"Unloaded plugin {self.extra}"])
+        self.assertNotIn("hello", " ".join(self.responses("greet")))
+        self.assertResponseMatches(f"load {self.extra}", rf"^Loaded plugin {self.extra} \(1 ")
+        self.assertEqual(self.responses("greet"), ["hello v1"])
+
+    def test_unknown(self):
+        """An unknown plugin is a plain answer listing what there is."""
+        self.assertResponseMatches(
+            "load nosuchplugin", r"^I couldn't load nosuchplugin: no plugin"
+        )
+        self.assertResponseMatches(
+            "reload basic", r"^I couldn't reload basic: plugin basic is not"
+        )
+
+    def test_no_unloading_admin(self):
+        """The admin plugin does not unload itself."""
+        self.assertResponseMatches("unload admin", "I won't unload admin")
+        self.assertIn("admin", self.bot.plugins.loaded)
+
+
+class SourceCommandTests(AdminCase):
+    """Sources from chat."""
+
+    def test_list(self):
+        """list sources gives each source's state."""
+        self.assertEqual(self.responses("list sources"), ["Sources: test (connected)"])
+
+    def test_disconnect_connect(self):
+        """disconnect stops a source (still loaded), connect starts it again."""
+        self.say("disconnect test")
+        self.assertEqual(self.source.state, "stopped")
+        self.assertIs(self.bot.get_source("test"), self.source)
+        self.assertEqual(self.responses("connect test"), ["Connected source test (now connected)"])
+        self.assertEqual(self.source.state, "connected")
+
+    def test_unknown(self):
+        """A source that is not loaded is a plain answer."""
+        self.assertResponseMatches("disconnect nosuch", "^I couldn't disconnect nosuch: source")
+
+
+class ConfigCommandTests(AdminCase):
+    """The configuration from chat."""
+
+    def test_get(self):
+        """get config shows a value."""
+        self.assertEqual(self.responses("get config bot.name"), ["bot.name = botcore"])
+        self.assertEqual(
+            self.responses(f"get config plugin:{self.extra}.word"),
+            [f"plugin:{self.extra}.word = hello"],
+        )
+
+    def test_get_secret(self):
+        """Secrets are never shown."""
+        replies = self.responses(f"get config plugin:{self.extra}.token")
+        self.assertEqual(replies, [f"plugin:{self.extra}.token is set (secret: not shown)"])
+
+    def test_get_unknown(self):
+        """An unknown key says which keys there are."""
+        self.assertResponseMatches("get config bot.nosuch", r"has no option nosuch .*\bname\b")
+        self.assertResponseMatches("get config nosection", "section.key")
+
+    def test_set_writes_local_file(self):
+        """set config writes the local override file, keeps its comments, and applies."""
+        self.local.write_text("# my overrides\n[bot]\n# the name\nnames = b\n", encoding="utf-8")
+        main = (self.directory / "bot.ini").read_text(encoding="utf-8")
+        replies = self.responses(f"set config plugin:{self.extra}.word to howdy")
+        self.assertEqual(replies, [f"Set plugin:{self.extra}.word to howdy in bot.local.ini"])
+        self.assertEqual(self.responses("greet"), ["howdy v1"])
+        self.assertEqual(
+            self.local.read_text(encoding="utf-8"),
+            "# my overrides\n[bot]\n# the name\nnames = b\n\n"
+            f"[plugin:{self.extra}]\nword = howdy\n",
+        )
+        self.say("set config bot.names to c")
+        self.assertIn("# the name\nnames = c\n", self.local.read_text(encoding="utf-8"))
+        self.assertEqual(self.bot.names, ["botcore", "c"])
+        self.assertEqual((self.directory / "bot.ini").read_text(encoding="utf-8"), main)
+
+    def test_set_invalid(self):
+        """A value the option refuses is not written."""
+        self.assertResponseMatches(
+            "set config plugin:core.limit_time to soon", r"^I can't set plugin:core.limit_time: "
+        )
+        self.assertFalse(self.local.exists())
+
+    def test_set_secret_hidden(self):
+        """Setting a secret does not repeat it."""
+        replies = self.responses(f"set config plugin:{self.extra}.token to hush")
+        self.assertEqual(replies, [f"Set plugin:{self.extra}.token to (secret) in bot.local.ini"])
+
+    def test_reread(self):
+        """reread config applies a changed file; a broken one is refused with every error."""
+        self.local.write_text(f"[plugin:{self.extra}]\nword = yo\n", encoding="utf-8")
+        self.assertEqual(self.responses("reread config"), ["Configuration reloaded"])
+        self.assertEqual(self.responses("greet"), ["yo v1"])
+        self.local.write_text("[bot]\nthreads = many\nnosuch = 1\n", encoding="utf-8")
+        self.assertResponseMatches(
+            "reread config", r"^Configuration not \(fully\) applied, 2 problems: .*threads.*nosuch"
+        )
+        self.assertEqual(self.responses("greet"), ["yo v1"])
+        self.flushLoggedErrors()
+
+    def test_die(self):
+        """die answers, then stops the reactor."""
+        self.assertEqual(self.responses("die"), ["Shutting down"])
+        self.assertFalse(self.clock.running)
+
+
+class IniEditorTests(SynchronousTestCase):
+    """set_ini_value: a line-based editor that keeps everything else."""
+
+    TEXT = "; head\n[a]\n# comment\nx = 1\n  more\ny = 2\n\n[b]\nz = 3\n"
+
+    def test_replace_with_continuation(self):
+        """A key with continuation lines is replaced whole; the rest is untouched."""
+        self.assertEqual(
+            set_ini_value(self.TEXT, "a", "x", "9"),
+            "; head\n[a]\n# comment\nx = 9\ny = 2\n\n[b]\nz = 3\n",
+        )
+
+    def test_new_key(self):
+        """A new key goes after the section's last setting."""
+        self.assertEqual(
+            set_ini_value(self.TEXT, "a", "w", "5"),
+            "; head\n[a]\n# comment\nx = 1\n  more\ny = 2\nw = 5\n\n[b]\nz = 3\n",
+        )
+
+    def test_new_section(self):
+        """A new section goes at the end."""
+        self.assertEqual(set_ini_value("[a]\nx = 1", "c", "k", "v"), "[a]\nx = 1\n\n[c]\nk = v\n")
+        self.assertEqual(set_ini_value("", "c", "k", "v"), "[c]\nk = v\n")
+
+    def test_multiline(self):
+        """A value of several lines is indented after the first."""
+        self.assertEqual(set_ini_value("[b]\n", "b", "k", "1\n2"), "[b]\nk = 1\n    2\n")
