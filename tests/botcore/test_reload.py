@@ -8,10 +8,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.bot import Bot, PluginNotLoaded, read_config
+from botcore.config import ConfigErrors
 from botcore.database import forget_models
 from botcore.event import Event, EventType, Message, Sender
 from botcore.reloader import PluginLoadError, Reloader
@@ -432,3 +435,122 @@ class StreamTests(ReloadCase):
         self.assertEqual(versions[total - 1], reloads)
         self.assertEqual(sorted(set(versions.values())), list(range(reloads + 1)))
         self.assertEqual(self.errors, [])
+
+
+class _Reactor(MemoryReactorClock):
+    """Listens in memory (``tcpServers``), with a clock, running ``callFromThread`` inline."""
+
+    def callFromThread(self, function: Any, *args: Any, **kw: Any) -> None:
+        function(*args, **kw)
+
+
+class RuntimeBotCase(ReloadCase):
+    """A bot with two telnet sources listening in memory; its config file can change."""
+
+    def write_ini(self, extra: str = "", one: int = 3001, load: str = "") -> None:
+        self.ini.write_text(
+            f"[bot]\nautoload = no\nload = {load}\nplugin_dirs = myplugins\n\n"
+            f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n\n"
+            f"[source:one]\ntype = telnet\nendpoint = tcp:{one}:interface=127.0.0.1\n\n"
+            "[source:two]\ntype = telnet\nendpoint = tcp:3002:interface=127.0.0.1\n" + extra,
+            encoding="utf-8",
+        )
+
+    def start(self, load: str = "") -> Bot:
+        self.ini = self.folder / "bot.ini"
+        self.write_ini(load=load)
+        reloader = Reloader(plugin_package=PACKAGE)
+        config = read_config(self.ini, reloader=reloader)
+        self.reactor = _Reactor()
+        bot = Bot(config, reactor=self.reactor, threadpool=InlineThreadPool(), reloader=reloader)
+        self.successResultOf(bot.startService())
+        self.addCleanup(lambda: bot.running and self.successResultOf(bot.stopService()))
+        return bot
+
+    def listening(self) -> list[int]:
+        return [port for port, *_ in self.reactor.tcpServers]
+
+
+class SourceRuntimeTests(RuntimeBotCase):
+    """Sources loaded, unloaded, reloaded, connected and disconnected at runtime."""
+
+    def test_reload_to_new_port(self):
+        """A reload with a new port moves the source there; the other stays connected."""
+        bot = self.start()
+        one, two = bot.get_source("one"), bot.get_source("two")
+        self.assertEqual(bot.source_states(), {"one": "connected", "two": "connected"})
+        self.write_ini(one=3003)
+        new = self.successResultOf(ensureDeferred(bot.reload_source("one")))
+        self.assertIsNot(new, one)
+        self.assertEqual(one.state, "stopped")
+        self.assertEqual(
+            (new.state, new.listening_on), ("connected", "tcp:3003:interface=127.0.0.1")
+        )
+        self.assertIs(bot.get_source("one"), new)
+        self.assertIs(bot.get_source("two"), two)
+        self.assertEqual(two.state, "connected")
+        self.assertEqual(self.listening(), [3001, 3002, 3003])
+
+    def test_reload_with_bad_config_keeps_source(self):
+        """A reload refused by the config leaves the source as it was."""
+        bot = self.start()
+        one = bot.get_source("one")
+        self.write_ini(one=0, extra="[source:three]\ntype = nosuchtype\n")
+        failure = self.failureResultOf(ensureDeferred(bot.reload_source("one")), ConfigErrors)
+        self.assertEqual(len(failure.value.errors), 1)
+        self.assertIs(bot.get_source("one"), one)
+        self.assertEqual(one.state, "connected")
+
+    def test_disconnect_connect_unload_load(self):
+        """disconnect stops one source, connect starts it, unload removes it, load brings
+        it back; the other source is never touched."""
+        bot = self.start()
+        two = bot.get_source("two")
+        self.successResultOf(ensureDeferred(bot.disconnect_source("one")))
+        self.assertEqual(bot.source_states(), {"one": "stopped", "two": "connected"})
+        self.successResultOf(ensureDeferred(bot.connect_source("one")))
+        self.assertEqual(bot.source_states(), {"one": "connected", "two": "connected"})
+        self.successResultOf(ensureDeferred(bot.unload_source("one")))
+        self.assertEqual(bot.source_states(), {"one": "not loaded", "two": "connected"})
+        self.successResultOf(ensureDeferred(bot.load_source("one")))
+        self.assertEqual(bot.source_states(), {"one": "connected", "two": "connected"})
+        self.assertIs(bot.get_source("two"), two)
+        self.failureResultOf(ensureDeferred(bot.unload_source("nosuch")), PluginNotLoaded)
+        # A disconnected source does not trouble the bot's stop.
+        self.successResultOf(ensureDeferred(bot.disconnect_source("one")))
+        self.successResultOf(bot.stopService())
+        self.assertEqual(bot.source_states(), {"one": "stopped", "two": "stopped"})
+
+
+class ConfigReloadTests(RuntimeBotCase):
+    """reload_config at runtime."""
+
+    def test_invalid_file_keeps_config(self):
+        """An invalid file keeps the running config and reports every error."""
+        bot = self.start()
+        config = bot.config
+        self.ini.write_text("[bot]\nthreads = many\nnope = 1\n", encoding="utf-8")
+        errors = bot.reload_config()
+        self.assertEqual(len(errors), 2)
+        self.assertIn("threads", errors[0])
+        self.assertIn("nope", errors[1])
+        self.assertIs(bot.config, config)
+        self.flushLoggedErrors()
+
+    def test_plugins_and_sources_follow_config(self):
+        """A reload loads newly wanted plugins and sources and unloads removed ones."""
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        bot = self.start(load="echo")
+        self.assertEqual(list(bot.plugins.loaded), ["echo"])
+        self.ini.write_text(
+            f"[bot]\nautoload = no\nload = {name}\nplugin_dirs = myplugins\n\n"
+            f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n\n"
+            "[source:two]\ntype = telnet\nendpoint = tcp:3002:interface=127.0.0.1\n\n"
+            "[source:three]\ntype = telnet\nendpoint = tcp:3004:interface=127.0.0.1\n",
+            encoding="utf-8",
+        )
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual(list(bot.plugins.loaded), [name])
+        self.assertEqual(bot.source_states(), {"two": "connected", "three": "connected"})
+        self.assertEqual([type(p).__name__ for p in bot.dispatcher.chain], ["Counter"])
