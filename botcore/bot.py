@@ -26,6 +26,7 @@ from botcore.options import ChoiceOption, ListOption, Option, options_of
 from botcore.processor import Processor
 from botcore.reloader import PluginLoadError, PluginNotFound, Reloader
 from botcore.source import SourceSection
+from botcore.watch import PluginWatcher
 
 
 class Lifecycle:
@@ -385,6 +386,11 @@ class Bot(MultiService):
         self.plugins.setServiceParent(self)
         self.sources = Sources()
         self.sources.setServiceParent(self)
+        self.watcher: PluginWatcher | None = None
+        if config.section("bot").get("autoreload", False):
+            # Development: reload plugins whose files change (botcore.watch).
+            self.watcher = PluginWatcher(self, reactor=reactor)
+            self.watcher.setServiceParent(self)
         for name in config.names("source"):
             section = config.section(f"source:{name}")
             if section.get("enabled", True):

@@ -11,7 +11,8 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from botcore.bot import Bot, PluginNotLoaded, read_config
 from botcore.config import ConfigErrors
@@ -19,6 +20,7 @@ from botcore.database import forget_models
 from botcore.event import Event, EventType, Message, Sender
 from botcore.reloader import PluginLoadError, Reloader
 from botcore.testing import InlineReactor, InlineThreadPool
+from botcore.watch import PluginWatcher
 from tests.fakes import ManualThreadPool, RecordingSource
 
 PACKAGE = "tests.botcore.fixtures_plugins"
@@ -554,3 +556,99 @@ class ConfigReloadTests(RuntimeBotCase):
         self.assertEqual(list(bot.plugins.loaded), [name])
         self.assertEqual(bot.source_states(), {"two": "connected", "three": "connected"})
         self.assertEqual([type(p).__name__ for p in bot.dispatcher.chain], ["Counter"])
+
+
+class AutoreloadTests(ReloadCase):
+    """botcore.watch: plugins reloaded when their files change."""
+
+    def watcher(self, bot: Bot) -> PluginWatcher:
+        watcher = PluginWatcher(bot, reactor=self.clock, inotify=False, interval=1.0, delay=0.3)
+        watcher.startService()
+        self.addCleanup(watcher.stopService)
+        return watcher
+
+    def test_change_reloads(self):
+        """A changed file is reloaded once, after the delay; an idle tree does nothing."""
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        bot = self.make_bot([name])
+        watcher = self.watcher(bot)
+        self.clock.advance(10)
+        self.assertEqual(watcher.reloads, [])
+        self.write_counter(name, 2)
+        self.clock.advance(1)
+        self.assertEqual(watcher.reloads, [])
+        self.clock.advance(0.3)
+        self.assertEqual(watcher.reloads, [(name, None)])
+        self.assertEqual(self.ask("count a"), ["v2 a"])
+        self.clock.advance(10)
+        self.assertEqual(len(watcher.reloads), 1)
+
+    def test_broken_edit_keeps_previous(self):
+        """A broken edit is logged and the previous version keeps answering; fixing it
+        reloads."""
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        bot = self.make_bot([name])
+        watcher = self.watcher(bot)
+        self.write(f"{name}.py", "def oops(:\n")
+        self.clock.pump([1, 0.3])
+        [(_, error)] = watcher.reloads
+        self.assertIn("SyntaxError", error)
+        self.assertEqual(self.ask("count a"), ["v1 a"])
+        self.assertEqual(len(self.errors), 1)
+        self.errors.clear()
+        self.write_counter(name, 3)
+        self.clock.pump([1, 0.3])
+        self.assertEqual(watcher.reloads[-1], (name, None))
+        self.assertEqual(self.ask("count b"), ["v3 b"])
+
+    def test_package_helper_watched(self):
+        """Every file of a package plugin's tree is watched."""
+        name = self.plugin_name("pkg")
+        self.write(f"{name}/__init__.py", "from botcore.processor import Processor\n"
+                   "from .helper import X\n\nclass P(Processor):\n    pass\n")  # fmt: skip
+        self.write(f"{name}/helper.py", "X = 1\n")
+        bot = self.make_bot([name])
+        watcher = self.watcher(bot)
+        helper = str(self.plugins / name / "helper.py")
+        self.assertEqual(watcher.files[helper], name)
+        self.write(f"{name}/helper.py", "X = 22\n")
+        self.clock.pump([1, 0.3])
+        self.assertEqual(watcher.reloads, [(name, None)])
+        self.assertEqual(sys.modules[f"{PACKAGE}.{name}"].X, 22)
+
+    def test_notification_reloads(self):
+        """An inotify notification for a plugin's file schedules its reload."""
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        bot = self.make_bot([name])
+        watcher = PluginWatcher(bot, reactor=self.clock, inotify=False, delay=0.3)
+        watcher.refresh()
+        self.write_counter(name, 2)
+        watcher._notified(None, FilePath(str(self.plugins / f"{name}.py")), 0)
+        self.clock.advance(0.3)
+        self.assertEqual(watcher.reloads, [(name, None)])
+
+    def test_uses_inotify_on_linux(self):
+        """On Linux with a real reactor the watcher uses inotify, not a timer."""
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("inotify is Linux only")
+        from twisted.internet import reactor
+
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        bot = self.make_bot([name])
+        watcher = PluginWatcher(bot, reactor=reactor)
+        watcher.startService()
+        try:
+            self.assertIsNotNone(watcher._notifier)
+            self.assertIsNone(watcher._loop)
+            self.assertIn(str(self.plugins), watcher._watched)
+        finally:
+            watcher.stopService()
+
+    def test_opt_in(self):
+        """Only [bot] autoreload = yes gives the bot a watcher."""
+        bot = self.make_bot([])
+        self.assertIsNone(bot.watcher)
