@@ -114,7 +114,7 @@ class ReloadCase(SynchronousTestCase):
     def make_bot(self, load: list[str], threadpool: Any = None) -> Bot:
         ini = self.folder / "bot.ini"
         ini.write_text(
-            "[bot]\nautoload = no\nload = " + " ".join(load) + "\n"
+            "[bot]\nautoload = no\nload = " + ", ".join(load) + "\n"
             "plugin_dirs = myplugins\n\n"
             f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n",
             encoding="utf-8",
