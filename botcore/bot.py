@@ -19,7 +19,7 @@ import botcore
 from botcore.auth import Permissions
 from botcore.config import Config, ConfigErrors, SectionResolver, UnknownSection, load_config
 from botcore.database import Database
-from botcore.dispatcher import Dispatcher, ScheduledCall
+from botcore.dispatcher import Chain, Dispatcher, ScheduledCall
 from botcore.event import Event, EventType
 from botcore.interfaces import ISource
 from botcore.options import ChoiceOption, ListOption, Option, options_of
@@ -158,6 +158,8 @@ class Plugins(Service):
         self.failed: dict[str, str] = {}
         #: Plugin -> when (bot.seconds()) its current version was loaded, and how often.
         self.versions: dict[str, tuple[float, int]] = {}
+        #: Chains swapped out while events were still running with them.
+        self._retired: list[Chain] = []
 
     def startService(self) -> None:
         super().startService()
@@ -234,7 +236,7 @@ class Plugins(Service):
         self.loaded[name] = new
         self.versions[name] = (self.bot.seconds(), self.versions.get(name, (0, 0))[1] + 1)
         self._set_chain()
-        self._shutdown(name, old)
+        self._shutdown_later(name, old)
         self.log.info("plugin {name} reloaded", name=name)
         return new
 
@@ -246,14 +248,38 @@ class Plugins(Service):
             raise PluginNotLoaded(f"plugin {name} is not loaded")
         self.versions.pop(name, None)
         self._set_chain()
-        self._shutdown(name, old)
+        self._shutdown_later(name, old)
         with contextlib.suppress(PluginNotFound):
             self.bot.reloader.forget_plugin(name)
         self.log.info("plugin {name} unloaded", name=name)
 
-    def _set_chain(self) -> None:
-        if self.running:
-            self.bot.dispatcher.set_chain(self.processors())
+    def set_chain(self) -> None:
+        """Give the dispatcher a new chain of every loaded processor, remembering the old
+        one while events still run with it."""
+        if not self.running:
+            return
+        old = self.bot.dispatcher.chain
+        self.bot.dispatcher.set_chain(self.processors())
+        self._retired = [chain for chain in self._retired if chain.users]
+        if old.users:
+            self._retired.append(old)
+
+    _set_chain = set_chain
+
+    def _shutdown_later(self, name: str, processors: list[Processor]) -> None:
+        """Shut ``processors`` down once no event still running uses them (at once when
+        none does): an event finishes with the chain it started with."""
+        ours = set(map(id, processors))
+        chains = [
+            chain
+            for chain in self._retired
+            if chain.users and any(id(p) in ours for p in chain.processors)
+        ]
+        if not chains:
+            self._shutdown(name, processors)
+            return
+        done = DeferredList([chain.released() for chain in chains])
+        done.addCallback(lambda _: self._shutdown(name, processors))
 
     def _shutdown(self, name: str, processors: list[Processor]) -> None:
         for processor in processors:
@@ -662,10 +688,9 @@ class Bot(MultiService):
                 except Exception:
                     self.log.failure("setup of {p} failed after config reload", p=processor)
         problems = self._load_rules_changed() if self.plugins.running else []
-        if self.plugins.running:
-            # Priorities may have changed; a new chain also restarts periodic handlers
-            # with their new intervals.
-            self.dispatcher.set_chain(self.plugins.processors())
+        # Priorities may have changed; a new chain also restarts periodic handlers with
+        # their new intervals.
+        self.plugins.set_chain()
         for source in list(self.sources):
             section = new.sections.get(f"source:{source.name}")
             if section is None or not section.get("enabled", True):

@@ -49,6 +49,31 @@ class Chain:
         )
         self._by_type: dict[str, tuple[Processor, ...]] = {}
         self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
+        #: Events (and periodic runs) running with this chain. Reactor thread.
+        self.users = 0
+        self._released: list[Deferred[None]] = []
+
+    def released(self) -> Deferred[None]:
+        """Fires once no event or periodic run is using this chain (at once if none is):
+        after a reload, when the old processors may be shut down. Reactor thread."""
+        d: Deferred[None] = Deferred()
+        if self.users == 0:
+            d.callback(None)
+        else:
+            self._released.append(d)
+        return d
+
+    def _use(self) -> Chain:
+        self.users += 1
+        return self
+
+    def _done_with(self, result: Any) -> Any:
+        self.users -= 1
+        if self.users == 0 and self._released:
+            waiters, self._released = self._released, []
+            for d in waiters:
+                d.callback(None)
+        return result
 
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
         """The processors that handle ``event_type``, in order. Any thread."""
@@ -479,8 +504,10 @@ class Dispatcher(Service):
 
     def _start(self, key: tuple[str, str | None], work: _Work) -> None:
         self._inflight += 1
-        d = self._in_pool(self.thd_process, work.event, self.chain, work.call)
+        chain = self.chain._use()
+        d = self._in_pool(self.thd_process, work.event, chain, work.call)
         d.addBoth(self._finished, key, work)
+        d.addBoth(chain._done_with)
 
     def _in_pool(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
@@ -724,10 +751,12 @@ class _PeriodicTask:
         call = (self.method, (), {})
         dispatcher = self.dispatcher
         dispatcher._inflight += 1
-        d = dispatcher._in_pool(dispatcher.thd_process, event, dispatcher.chain, call)
+        chain = dispatcher.chain._use()
+        d = dispatcher._in_pool(dispatcher.thd_process, event, chain, call)
         d.addCallback(dispatcher.route)
         d.addErrback(self._aborted)
         d.addBoth(self._done)
+        d.addBoth(chain._done_with)
 
     def _aborted(self, failure: Failure) -> None:
         self.log.failure("periodic {m} aborted", failure, m=self.method)

@@ -42,6 +42,8 @@ class Counter(Processor):
 
     @match("count {any}")
     def count(self, event, text):
+        if self.closed:
+            raise RuntimeError("used after shutdown()")
         self.answered += 1
         event.addresponse(f"v{VERSION} {text}")
 
@@ -652,3 +654,29 @@ class AutoreloadTests(ReloadCase):
         """Only [bot] autoreload = yes gives the bot a watcher."""
         bot = self.make_bot([])
         self.assertIsNone(bot.watcher)
+
+
+class ChainReleaseTests(SynchronousTestCase):
+    """Chain.released: when the events running with a swapped-out chain are done."""
+
+    def test_released_after_inflight_events(self):
+        """released() fires once the events started with the chain have finished, not
+        before; a chain nobody uses is released at once."""
+        from botcore.dispatcher import Dispatcher
+
+        pool = ManualThreadPool()
+        dispatcher = Dispatcher({}, reactor=InlineReactor(), threadpool=pool)
+        dispatcher.startService()
+        old = dispatcher.chain
+        dispatcher.dispatch(Event(source="s", type=EventType.MESSAGE, channel="a"))
+        dispatcher.dispatch(Event(source="s", type=EventType.MESSAGE, channel="b"))
+        new = dispatcher.set_chain([])
+        released = old.released()
+        self.assertNoResult(released)
+        self.assertEqual(old.users, 2)
+        pool.run(0)
+        self.assertNoResult(released)
+        pool.run(0)
+        self.successResultOf(released)
+        self.successResultOf(new.released())
+        self.successResultOf(dispatcher.stopService())
