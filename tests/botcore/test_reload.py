@@ -680,3 +680,49 @@ class ChainReleaseTests(SynchronousTestCase):
         self.successResultOf(released)
         self.successResultOf(new.released())
         self.successResultOf(dispatcher.stopService())
+
+
+class EntryPointTests(ReloadCase):
+    """Plugins and sources advertised by installed distributions."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        site = self.folder / "site"
+        self.module = f"epplugin_{abs(hash(self.id())) % 10**8}"
+        info = site / "botcore_fake_dist-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: botcore-fake-dist\nVersion: 1.0\n", encoding="utf-8"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[botcore.plugins]\nfromdist = {self.module}\n\n"
+            "[botcore.sources]\nfakesource = tests.botcore.fixtures_sources.fake\n",
+            encoding="utf-8",
+        )
+        (site / f"{self.module}.py").write_text(
+            "from botcore.processor import Processor, match\n\n"
+            "class Dist(Processor):\n"
+            "    @match('dist')\n"
+            "    def dist(self, event):\n"
+            "        event.addresponse('from a distribution')\n",
+            encoding="utf-8",
+        )
+        sys.path.insert(0, str(site))
+        self.addCleanup(sys.path.remove, str(site))
+        self.addCleanup(sys.modules.pop, self.module, None)
+
+    def test_plugin_entry_point(self):
+        """A botcore.plugins entry point is a plugin: found, loaded and reloaded."""
+        reloader = Reloader(plugin_package=PACKAGE)
+        self.assertIn("fromdist", reloader.plugin_names())
+        self.assertEqual(reloader.plugin_location("fromdist"), (self.module, None))
+        bot = self.make_bot(["fromdist"])
+        self.assertEqual(self.ask("dist"), ["from a distribution"])
+        bot.plugins.reload_plugin("fromdist")
+        self.assertEqual(self.ask("dist"), ["from a distribution"])
+
+    def test_source_entry_point(self):
+        """A botcore.sources entry point is a source type."""
+        reloader = Reloader(source_package="tests.botcore.fixtures_sources")
+        self.assertIn("fakesource", reloader.source_types())
+        self.assertEqual(reloader.source_class("fakesource").__name__, "FakeSource")
