@@ -142,7 +142,7 @@ class Help(Processor):
 
     # -- commands -----------------------------------------------------------------------
 
-    @match(r"^\s*(?:help|commands)\s*$", simple=False)
+    @match(r"^\s*(?:help|commands|what\s+can\s+you\s+do)\s*$", simple=False)
     def list_categories(self, event: Event) -> None:
         parts = []
         for plugin, features in sorted(self.features_by_plugin().items()):

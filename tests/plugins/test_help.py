@@ -59,6 +59,7 @@ class PrivateTests(PluginTestCase):
         self.assertIn("decide (8ball, choose, coin, dice, roll)", reply)
         self.assertIn("help (help)", reply)
         self.assertNotIn("core", reply)
+        self.assertEqual(self.responses("what can you do?"), [reply])
 
     def test_help_feature(self):
         """help <feature> gives its description and usage."""
