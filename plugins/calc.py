@@ -226,8 +226,12 @@ class Calc(Processor):
 
     max_length = IntOption("The longest sum (in characters) the calculator accepts.", 200, min=1)
     max_depth = IntOption("How deeply parentheses and operators may nest.", 30, min=1)
-    max_digits = IntOption("The most decimal digits a whole-number answer may have.", 1000, min=1)
-    max_factorial = IntOption("The largest number whose factorial is worked out.", 500, min=0)
+    max_digits = IntOption(
+        "The most decimal digits a whole-number answer may have.", 1000, min=1, max=4000
+    )
+    max_factorial = IntOption(
+        "The largest number whose factorial is worked out.", 500, min=0, max=1000
+    )
 
     @match(
         r"^\s*(?:calc|calculate|compute)\s+(.+?)\s*[?=]?\s*$", version="deaddressed", simple=False
