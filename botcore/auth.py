@@ -39,10 +39,15 @@ _SECRET_COMMANDS = re.compile(
 )
 
 
-def find_secret(text: str) -> tuple[str, str] | None:
-    """``(scrubbed text, secret)`` when ``text`` is a command that carries a secret, else
-    None. The scrubbed text keeps the command with `REDACTED` for the secret."""
-    found = _SECRET_COMMANDS.search(text)
+def find_secret(text: str, anywhere: bool = True) -> tuple[str, str] | None:
+    """``(scrubbed text, secret)`` when ``text`` holds a command that carries a secret,
+    else None. The scrubbed text keeps the command with `REDACTED` for the secret. With
+    ``anywhere`` (for logs: better too much removed than too little) the command may start
+    after any space, colon or comma; otherwise only at the start of the text."""
+    if anywhere:
+        found = _SECRET_COMMANDS.search(text)
+    else:
+        found = _SECRET_COMMANDS.match(text, len(text) - len(text.lstrip()))
     if found is None:
         return None
     start, end = found.span("secret")

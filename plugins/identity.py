@@ -58,7 +58,12 @@ def identify_event(bot: Bot, event: Event) -> None:
     sender = event.sender
     if sender is None or event._session_factory is None or event.identity is not None:
         return
-    event.identity, event.account = bot.auth.identity_of(event.session, event.source, sender.id)
+    try:
+        event.identity, event.account = bot.auth.identity_of(
+            event.session, event.source, sender.id
+        )
+    except AccountError:
+        return  # an id too long to store: the sender stays anonymous
     if event.account is None:
         return
     if not event.authenticated and bot.auth.remembered(event, _now(bot)):
@@ -123,37 +128,37 @@ class Secrets(Processor):
         message = event.message
         if message is None:
             return
-        found = find_secret(message.raw)
+        raw = message.raw
+        prefix, body = self._split_address(event, raw)
+        found = find_secret(body, anywhere=False)
         if found is None:
             return
         scrubbed, secret = found
-        message.raw = message.deaddressed = message.clean = message.stripped = scrubbed
+        message.raw = message.deaddressed = message.clean = message.stripped = prefix + scrubbed
         event.processed = True
-        command = self._deaddress(event, scrubbed)
         if event.public:
-            if command is not None:
+            if prefix:
                 event.addresponse(
                     "Don't tell me secrets in public! Say it to me privately, and "
                     "change that password now: everyone here has seen it."
                 )
             return
         try:
-            self.carry_out(event, command or scrubbed, secret)
+            self.carry_out(event, scrubbed.strip(), secret)
         except AccountError as e:
             event.addresponse(str(e))
 
-    def _deaddress(self, event: Event, text: str) -> str | None:
-        """The command without a ``bot:`` in front (None when a public line is not
-        addressed to the bot)."""
+    def _split_address(self, event: Event, text: str) -> tuple[str, str]:
+        """(``bot: `` or whatever names the bot in front, the rest of the text)."""
         names = list(self.bot.names) if self.bot is not None else []
         source = self.bot.get_source(event.source) if self.bot is not None else None
         if getattr(source, "nick", None):
             names.append(source.nick)
-        for name in names:
-            found = re.match(rf"^\s*{re.escape(name)}\s*[:,]?\s+(.*)$", text, re.I | re.S)
+        for name in sorted(names, key=len, reverse=True):
+            found = re.match(rf"^\s*{re.escape(name)}(?:\s*[:,;]\s*|\s+)", text, re.I)
             if found:
-                return found.group(1).strip()
-        return None if event.public else text.strip()
+                return text[: found.end()], text[found.end() :]
+        return "", text
 
     def carry_out(self, event: Event, command: str, secret: str) -> None:
         """Run one secret-carrying command. Worker thread."""

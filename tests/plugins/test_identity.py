@@ -300,3 +300,73 @@ class SecretTests(IdentityTestCase):
             self.assertTrue(
                 accounts.check_credentials(session, carol.id, "x", "password", SECRET + "x")
             )
+
+
+class NotACommandTests(IdentityTestCase):
+    """Text that merely mentions a secret command is left to the other plugins."""
+
+    def test_auth_mid_sentence(self) -> None:
+        """'what is auth for' is not an auth command: untouched, not taken."""
+        event = self.say("what is auth for")
+        self.assertEqual(event.message.raw, "what is auth for")
+        self.assertNotIn("authenticated", " ".join(str(r.text) for r in self.replies))
+
+    def test_addressed_in_public(self) -> None:
+        """'botcore, auth x' in public is scrubbed and warned about; 'auth x' unaddressed in
+        public is scrubbed silently."""
+        event = self.make_event("auth hunter2", public=True)
+        self.assertNoResponse(event)
+        self.assertNotIn("hunter2", event.message.raw)
+        event = self.make_event("botcore, auth hunter2", public=True)
+        self.assertResponseMatches(event, "in public")
+        self.assertEqual(event.message.raw, "botcore, auth [secret]")
+
+
+class SourceHookTests(IdentityTestCase):
+    """Sources that vouch for their users."""
+
+    def test_vouched_identity_is_authenticated(self) -> None:
+        """When the source vouches for the sender's id, a linked account is authenticated
+        with no password; an unlinked sender is not."""
+        self.source.verified_identity = lambda event: event.sender.id
+        self.make_account("alice", "user", deploy="auth")
+        event = self.say("deploy")
+        self.assertTrue(event.authenticated)
+        self.assertEqual([str(r.text) for r in self.replies], ["deploying"])
+        stranger = Sender("test:x", "stranger", "stranger")
+        self.assertFalse(self.say("ping", sender=stranger).authenticated)
+
+    def test_telnet_and_irc_hooks(self) -> None:
+        """A trusted telnet console vouches for its nicks; IRC for the services account the
+        server reported; neither for anyone else."""
+        from sources.irc import IRCSource
+        from sources.telnet import TelnetSource
+
+        event = self.make_event("hi", data={"account": "alice"})
+        trusted = TelnetSource("test", None, {"trusted": True})
+        self.assertEqual(trusted.verified_identity(event), "user")
+        self.assertIsNone(TelnetSource("test", None, {}).verified_identity(event))
+        irc = IRCSource("test", None, {"servers": ["tcp:127.0.0.1:6667"]})
+        self.assertEqual(irc.verified_identity(event), "alice")
+        self.assertIsNone(irc.verified_identity(self.make_event("hi")))
+
+    def test_telnet_debug_log_scrubbed(self) -> None:
+        """The telnet console's debug line for a message holds no password."""
+        from sources.telnet import TelnetSource
+
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        console = TelnetSource("console", self.bot, {})
+
+        class Person:
+            nick = "user"
+            connection_id = "console#1"
+
+        self.successResultOf(console.message(Person(), f"auth {SECRET}"))
+        self.assertTrue(any("says" in line for line in logged))
+        self.assertFalse([line for line in logged if SECRET in line])
