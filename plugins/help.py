@@ -83,8 +83,13 @@ class Feature:
         return all(usage.startswith("(automatic)") for usage in self.usages)
 
 
+def _plain(text: str | None) -> str:
+    """Docstring text as one line for chat: no ``literal`` markup, spaces collapsed."""
+    return " ".join((text or "").replace("``", "'").split())
+
+
 def _first_sentence(text: str | None) -> str:
-    words = " ".join((text or "").split())
+    words = _plain(text)
     end = words.find(". ")
     return words if end < 0 else words[: end + 1]
 
@@ -109,7 +114,7 @@ class Help(Processor):
         for processor in processors:
             module = sys.modules.get(type(processor).__module__)
             if module is not None and module.__doc__:
-                return " ".join(module.__doc__.split())
+                return _plain(module.__doc__)
         return ""
 
     def features_by_plugin(self) -> dict[str, dict[str, Feature]]:

@@ -73,6 +73,7 @@ class PrivateTests(PluginTestCase):
             "help decide", r"^Helps people make up their minds.*Features: 8ball, choose"
         )
         self.assertResponseMatches("help core", r"Features: .*ratelimit")
+        self.assertResponseMatches("help basic", r"^Basic commands .* 'echo <text>' says")
 
     def test_help_unknown(self):
         """help on something unknown says so, suggesting features when the words match."""
