@@ -183,7 +183,11 @@ class Permissions:
             found = self.state.identities.get(key)
         if found is not None:
             return found
-        row = accounts.identify(session, source, identity)
+        row = accounts.find_identity(session, source, identity)
+        if row is None:
+            # Not cached yet: the new row exists only once the session commits.
+            row = accounts.identify(session, source, identity)
+            return (row.id, row.account_id)
         found = (row.id, row.account_id)
         with self.state.lock:
             if len(self.state.identities) > 10000:

@@ -90,10 +90,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropping a table drops its indexes; MariaDB refuses to drop an index on its own while
+    # a foreign key needs it.
     op.drop_table("permissions")
-    op.drop_index(op.f("ix_identities_account_id"), table_name="identities")
     op.drop_table("identities")
-    op.drop_index(op.f("ix_credentials_account_id"), table_name="credentials")
     op.drop_table("credentials")
     op.drop_table("account_attributes")
     op.drop_table("accounts")

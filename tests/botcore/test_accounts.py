@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData, func, inspect, select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore import accounts, migrate
@@ -45,6 +45,14 @@ class AccountStorageMixin:
             )
             differences = compare_metadata(context, metadata)
         self.assertEqual(differences, [])
+
+    def test_downgrade_and_upgrade(self) -> None:
+        """Migration 0002 downgrades (dropping every accounts table) and upgrades again."""
+        migrate.downgrade(self.engine, "0001")
+        names = set(inspect(self.engine).get_table_names())
+        self.assertEqual(names & set(TABLES), set())
+        migrate.upgrade(self.engine, "0002")
+        self.assertLessEqual(set(TABLES), set(inspect(self.engine).get_table_names()))
 
     def test_identity_unique_ignoring_case(self) -> None:
         """The same identity in another case is the same row."""
