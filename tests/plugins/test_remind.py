@@ -235,3 +235,24 @@ class RestartTests(PluginTestCase):
             self.advance(0), ["user: reminder: stretch (late: it was due 1970-01-01 00:10 UTC)"]
         )
         self.assertEqual(self.advance(DAY), [])
+
+
+class ReloadTests(PluginTestCase):
+    """A remind processor loaded into a running bot (a plugin reload) picks up the
+    reminders already stored."""
+
+    load = ["remind"]
+
+    def test_reload(self):
+        """The old processor's calls are cancelled at shutdown; the new one reschedules."""
+        from plugins.remind import Remind
+
+        self.say("remind me in 10 minutes to stretch")
+        old = self.processor("Remind")
+        old.shutdown()
+        new = Remind("remind", self.bot, {})
+        new.setup()
+        self.bot.plugins.loaded["remind"] = [new]
+        self.bot.dispatcher.set_chain(self.bot.plugins.processors())
+        self.assertEqual(self.advance(600), ["user: reminder: stretch"])
+        self.assertEqual(self.responses("my reminders"), ["You have no reminders waiting"])
