@@ -264,16 +264,17 @@ class DumpCommandTests(CommandTestCase):
         target = self.folder / "dump.json.gz"
         status, out, _ = self.run_cli("dump", str(target))
         self.assertEqual(status, 0)
-        self.assertIn("dumped 25 rows of 1 tables", out)
+        # Of as many tables as the migrations make (the rows are all in plugin_data).
+        self.assertIn("dumped 25 rows of ", out)
         with gzip.open(target, "rt", encoding="utf-8") as handle:
             data = json.load(handle)
         self.assertEqual(data["revisions"], [core_head()])
-        self.assertEqual(data["tables"][0]["name"], "plugin_data")
+        self.assertIn("plugin_data", [table["name"] for table in data["tables"]])
 
         other = write_config(self.folder, "sqlite:///copy.sqlite", "copy.ini")
         status, out, _ = self.run_cli("load", str(target), config=other)
         self.assertEqual(status, 0)
-        self.assertIn("loaded 25 rows into 1 tables", out)
+        self.assertIn("loaded 25 rows into ", out)
         copy = self.folder / "copy.json"
         self.run_cli("dump", str(copy), config=other)
         self.assertEqual(json.loads(copy.read_text())["tables"], data["tables"])
@@ -478,7 +479,9 @@ class DumpMixin:
     def test_every_row_kept(self) -> None:
         """Every row of every table arrives with its id, its foreign keys, UTC
         timestamps, JSON, bytes, booleans and dates intact."""
-        self.assertEqual(self.counts, {"plugin_data": 3, "dump_parent": 3, "dump_child": 3})
+        # Tables of other migrations (accounts, plugins) are dumped too, empty.
+        filled = {name: count for name, count in self.counts.items() if count}
+        self.assertEqual(filled, {"plugin_data": 3, "dump_parent": 3, "dump_child": 3})
         target = self.engine_for(self.backend)
         loaded = dump.load(target, self.file, models=RELATED, extra_locations=[self.location])
         self.assertEqual(loaded, self.counts)
