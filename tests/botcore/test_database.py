@@ -448,7 +448,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from botcore.database import Base
 
 
-class Factoid(Base):
+class ReloadProbe(Base):
     __tablename__ = "reload_probe_factoids"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -485,13 +485,13 @@ class ReloadTests(SynchronousTestCase):
         """Reloading a changed module neither fails with "table already defined" nor
         leaves the old class mapped: the table and mapper are the new ones."""
         module = importlib.import_module(self.MODULE)
-        old = module.Factoid
+        old = module.ReloadProbe
         self.path.write_text(PLUGIN_V2)
         importlib.invalidate_caches()
         module = importlib.reload(module)
-        new = module.Factoid
+        new = module.ReloadProbe
         self.assertIsNot(old, new)
-        self.assertEqual([m.class_ for m in self.mappers_named("Factoid")], [new])
+        self.assertEqual([m.class_ for m in self.mappers_named("ReloadProbe")], [new])
         self.assertIsNone(inspect(old, raiseerr=False))
         table = Base.metadata.tables["reload_probe_factoids"]
         self.assertIs(table, new.__table__)
@@ -511,14 +511,16 @@ class ReloadTests(SynchronousTestCase):
         module = importlib.import_module(self.MODULE)
         importlib.reload(module)
         module = importlib.reload(module)
-        self.assertEqual([m.class_ for m in self.mappers_named("Factoid")], [module.Factoid])
+        self.assertEqual(
+            [m.class_ for m in self.mappers_named("ReloadProbe")], [module.ReloadProbe]
+        )
 
     def test_forget_models(self) -> None:
         """forget_models drops a module's mappings and tables (for unloading it)."""
         module = importlib.import_module(self.MODULE)
         self.assertEqual(forget_models(self.MODULE), ["reload_probe_factoids"])
         self.assertNotIn("reload_probe_factoids", Base.metadata.tables)
-        self.assertIsNone(inspect(module.Factoid, raiseerr=False))
+        self.assertIsNone(inspect(module.ReloadProbe, raiseerr=False))
         self.assertIn("plugin_data", Base.metadata.tables)
 
     def test_other_module_same_table_still_conflicts(self) -> None:
@@ -531,7 +533,7 @@ class ReloadTests(SynchronousTestCase):
         error = self.assertRaises(InvalidRequestError, importlib.import_module, other)
         self.assertIn("already defined", str(error))
         # The failed class left nothing behind.
-        self.assertEqual(len(self.mappers_named("Factoid")), 1)
+        self.assertEqual(len(self.mappers_named("ReloadProbe")), 1)
         self.assertFalse([m for m in Base.registry._managers if not m.is_mapped])
 
 
