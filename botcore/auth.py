@@ -140,6 +140,8 @@ class Permissions:
         self._global = parse_grants(self.permissions)
         self._senders = {key: parse_grants([value]) for key, value in self.grants.items()}
         self.state = previous.state if previous is not None else AuthState()
+        # A reload (SIGHUP) also picks up accounts changed outside the bot (botcore-setup).
+        self._clear()
 
     # -- resolution -------------------------------------------------------------------
 

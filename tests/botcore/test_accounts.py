@@ -196,6 +196,24 @@ class ResolutionTableTests(SynchronousTestCase):
             )
 
 
+class StateTests(SynchronousTestCase):
+    """What a config reload keeps."""
+
+    def test_reload_keeps_connections_and_clears_caches(self) -> None:
+        """A new Permissions built from the old keeps authenticated connections and failed
+        attempts but forgets cached rows (changed outside the bot, perhaps)."""
+        old = permissions()
+        event = make_event(account=1)
+        old.remember(event, 1, now=0.0)
+        old.failed(("irc", "alice"), now=0.0)
+        old.state.permissions[1] = {"a": "yes"}
+        new = Permissions({}, None, old)
+        self.assertTrue(new.remembered(event, now=10.0))
+        self.assertFalse(new.remembered(event, now=3601.0))
+        self.assertEqual(len(new.state.failures), 1)
+        self.assertEqual(new.state.permissions, {})
+
+
 class PasswordTests(SynchronousTestCase):
     """argon2id hashes."""
 
