@@ -53,8 +53,8 @@ def _now(bot: Bot | None) -> float:
 
 def identify_event(bot: Bot, event: Event) -> None:
     """Set the event's identity and account (creating the identity on first sight) and
-    whether its sender is authenticated: remembered for this connection, or vouched for by
-    the source. Worker thread; idempotent."""
+    whether its sender is authenticated: remembered for this connection, vouched for by
+    the source, or matching a hostmask credential. Worker thread; idempotent."""
     sender = event.sender
     if sender is None or event._session_factory is None or event.identity is not None:
         return
@@ -74,6 +74,14 @@ def identify_event(bot: Bot, event: Event) -> None:
     vouched = verify(event) if verify is not None else None
     if vouched is not None and vouched.casefold() == sender.id.casefold():
         event.authenticated = True
+        return
+    # A hostmask credential proves itself on every message; remembered like a password.
+    mask = event.data.get("mask")
+    if isinstance(mask, str) and accounts.check_credentials(
+        event.session, event.account, event.source, "hostmask", mask
+    ):
+        event.authenticated = True
+        bot.auth.remember(event, event.account, _now(bot))
 
 
 def known_permissions(bot: Bot | None) -> set[str]:

@@ -189,6 +189,18 @@ class PasswordTests(IdentityTestCase):
         )
         self.assertResponseMatches(event, "now authenticated")
 
+    def test_hostmask_automatic(self) -> None:
+        """A sender whose mask matches a hostmask credential is authenticated without
+        asking; another mask is not."""
+        self.make_account("alice", "user", SECRET)
+        self.say(f"auth {SECRET}")
+        self.say("add hostmask user!*@*.example.org")
+        self.say("logout")
+        event = self.say("ping", data={"mask": "user!u@evil.example.com"})
+        self.assertFalse(event.authenticated)
+        event = self.say("ping", data={"mask": "user!u@host.example.org"})
+        self.assertTrue(event.authenticated)
+
     def test_public_secret_is_scrubbed_and_refused(self) -> None:
         """A password said in public is removed, not checked, and the sender is warned."""
         self.make_account("alice", "user", SECRET)
