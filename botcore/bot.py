@@ -17,9 +17,10 @@ from twisted.python.failure import Failure
 
 import botcore
 from botcore.auth import Permissions
+from botcore.chain import Chain
 from botcore.config import Config, ConfigErrors, SectionResolver, UnknownSection, load_config
 from botcore.database import Database
-from botcore.dispatcher import Chain, Dispatcher, ScheduledCall
+from botcore.dispatcher import Dispatcher, ScheduledCall
 from botcore.event import Event, EventType
 from botcore.interfaces import ISource
 from botcore.options import ChoiceOption, ListOption, Option, options_of

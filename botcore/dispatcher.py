@@ -6,11 +6,9 @@ replies leave in that order; different conversations run in parallel."""
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
@@ -20,9 +18,11 @@ from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from botcore.chain import Chain, MatchRun
 from botcore.database import commit_if_changed, rollback
 from botcore.event import Event, EventType
 from botcore.options import FloatOption, IntOption
+from botcore.workers import WorkerPool
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -34,240 +34,6 @@ if TYPE_CHECKING:
 
 class DispatcherStopped(Exception):
     """Raised (through the Deferred) for an event dispatched while the bot is stopping."""
-
-
-class Chain:
-    """An immutable chain: processors in ascending priority (load order for ties), with a
-    per-event-type index so an event only meets the processors that handle its type.
-
-    Swapping the dispatcher's chain is one attribute assignment, so an event sees the old
-    chain or the new one, never a mix."""
-
-    def __init__(self, processors: Iterable[Processor] = ()) -> None:
-        self.processors: tuple[Processor, ...] = tuple(
-            sorted(processors, key=lambda processor: processor.priority)
-        )
-        self._by_type: dict[str, tuple[Processor, ...]] = {}
-        self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
-        #: Events (and periodic runs) running with this chain. Reactor thread.
-        self.users = 0
-        self._released: list[Deferred[None]] = []
-
-    def released(self) -> Deferred[None]:
-        """Fires once no event or periodic run is using this chain (at once if none is):
-        after a reload, when the old processors may be shut down. Reactor thread."""
-        d: Deferred[None] = Deferred()
-        if self.users == 0:
-            d.callback(None)
-        else:
-            self._released.append(d)
-        return d
-
-    def _use(self) -> Chain:
-        self.users += 1
-        return self
-
-    def _done_with(self, result: Any) -> Any:
-        self.users -= 1
-        if self.users == 0 and self._released:
-            waiters, self._released = self._released, []
-            for d in waiters:
-                d.callback(None)
-        return result
-
-    def for_type(self, event_type: str) -> tuple[Processor, ...]:
-        """The processors that handle ``event_type``, in order. Any thread."""
-        found = self._by_type.get(event_type)
-        if found is None:
-            found = tuple(
-                p for p in self.processors if p.event_types is None or event_type in p.event_types
-            )
-            self._by_type[event_type] = found
-        return found
-
-    def steps(self, event_type: str) -> tuple[Processor | MatchRun, ...]:
-        """`for_type`, with each run of processors that only have ``@match`` handlers
-        made one `MatchRun`, which skips those that cannot match. Any thread."""
-        found = self._steps.get(event_type)
-        if found is None:
-            found = self._steps[event_type] = _steps(self.for_type(event_type))
-        return found
-
-    def __len__(self) -> int:
-        return len(self.processors)
-
-    def __iter__(self):
-        return iter(self.processors)
-
-
-_Starts = tuple[tuple[str, frozenset[str] | None], ...]
-
-
-def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:
-    steps: list[Processor | MatchRun] = []
-    run: list[tuple[Processor, _Starts]] = []
-    for processor in processors:
-        match_starts = getattr(processor, "match_starts", None)
-        starts = match_starts() if match_starts is not None else None
-        if starts is not None:
-            run.append((processor, starts))
-            continue
-        if run:
-            steps.append(MatchRun(run))
-            run = []
-        steps.append(processor)
-    if run:
-        steps.append(MatchRun(run))
-    return tuple(steps)
-
-
-class MatchRun:
-    """Consecutive processors that only run ``@match`` handlers, indexed by the characters
-    each handler's text can start with (`Processor.match_starts`), so that a message meets
-    only the processors that could match it; the others would do nothing. Commands mostly
-    start with a word of their own, so with many plugins most are skipped unseen."""
-
-    def __init__(self, run: list[tuple[Processor, _Starts]]) -> None:
-        self.processors = tuple(processor for processor, _ in run)
-        self.versions = tuple(sorted({version for _, starts in run for version, _ in starts}))
-        self._anything: set[int] = set()  # processors with a handler whose regex tells nothing
-        self._by_first: dict[tuple[str, str], set[int]] = {}
-        for index, (_, starts) in enumerate(run):
-            for version, first in starts:
-                if first is None:
-                    self._anything.add(index)
-                    continue
-                for char in first:
-                    self._by_first.setdefault((version, char), set()).add(index)
-        self._everyone = tuple(range(len(self.processors)))
-        self._orders: dict[tuple[str, ...], tuple[int, ...]] = {}
-
-    def candidates(self, message: Any) -> tuple[int, ...]:
-        """Indices of the processors that could match ``message`` as it is, ascending."""
-        if message is None:
-            return ()
-        key = []
-        for version in self.versions:
-            text = getattr(message, version, None)
-            if not isinstance(text, str):
-                return self._everyone
-            first = text[:1]
-            if not first.isascii():  # case-blind matching beyond ASCII: let the regex say
-                return self._everyone
-            key.append(first.lower())
-        found = self._orders.get(tuple(key))
-        if found is None:
-            indices = set(self._anything)
-            for version, first in zip(self.versions, key, strict=True):
-                indices.update(self._by_first.get((version, first), ()))
-            found = tuple(sorted(indices))
-            if len(self._orders) < 4096:
-                self._orders[tuple(key)] = found
-        return found
-
-    def run(self, event: Event, run: Callable[[Processor], None]) -> None:
-        """Call ``run`` for each processor that could match and accepts the event, in
-        order; the message is looked at again after each (it may have changed)."""
-        order = self.candidates(event.message)
-        at = 0
-        while at < len(order):
-            index = order[at]
-            at += 1
-            processor = self.processors[index]
-            if processor.accepts(event):
-                run(processor)
-                now = self.candidates(event.message)
-                if now is not order:
-                    order = now
-                    at = bisect_right(order, index)
-
-
-class _WorkerPool:
-    """The dispatcher's thread pool: up to ``size`` daemon threads, started as work
-    arrives, taking calls from one queue. Twisted's ThreadPool would do, but every event
-    passes through here, and its coordinator adds a thread hop and a context copy per call
-    (bench/dispatch.py: about twice the throughput). Same interface as ThreadPool."""
-
-    log = Logger()
-
-    def __init__(self, size: int, name: str) -> None:
-        self.size = size
-        self.name = name
-        self.started = False
-        self._queue: SimpleQueue[Any] = SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-        self._stopped = False
-
-    def start(self) -> None:
-        """Take calls (again, after `stop`, as ThreadPool does)."""
-        self._stopped = False
-        self.started = True
-
-    def callInThreadWithCallback(
-        self,
-        onResult: Callable[[bool, Any], None],
-        function: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> None:
-        """Run ``function`` in a worker, then ``onResult(ok, result or Failure)`` there."""
-        if self._stopped:
-            return
-        thread = None
-        with self._lock:
-            # ``_idle``: workers free for new calls, less calls queued with no worker free.
-            # Each call takes one at once, so that a second call queued before an idle
-            # worker has woken up does not count on it too (and wait behind the first,
-            # however slow); a call left without one gets a new worker below ``size``.
-            self._idle -= 1
-            if self._idle < 0 and len(self._threads) < self.size:
-                self._idle += 1
-                # A daemon: a processor stuck past the shutdown timeout must not keep the
-                # process alive.
-                thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-        self._queue.put((onResult, function, args, kw))
-        if thread is not None:
-            thread.start()
-
-    def _work(self) -> None:
-        get, lock = self._queue.get, self._lock
-        while True:
-            item = get()
-            if item is None:
-                return
-            on_result, function, args, kw = item
-            del item
-            try:
-                result, ok = function(*args, **kw), True
-            except BaseException:
-                result, ok = Failure(), False
-            del function, args, kw
-            with lock:  # free once onResult (quick: it hands over to the reactor) returns
-                self._idle += 1
-            try:
-                on_result(ok, result)
-            except BaseException:
-                # As ThreadPool: logged, and the worker lives on (or the pool shrinks).
-                self.log.failure("thread pool callback {cb!r} failed", cb=on_result)
-            del on_result, result
-
-    def stop(self) -> None:
-        """Let the queued calls finish, then end and join the threads."""
-        self._stopped = True
-        self.started = False
-        with self._lock:
-            threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
-        for thread in threads:
-            thread.join()
-        with self._lock:
-            self._idle = 0
 
 
 @dataclass
@@ -376,7 +142,7 @@ class Dispatcher(Service):
     def startService(self) -> None:
         super().startService()
         if self.threadpool is None:
-            self.threadpool = _WorkerPool(self.threads, name="botcore-dispatch")
+            self.threadpool = WorkerPool(self.threads, name="botcore-dispatch")
         self.threadpool.start()
         self._accepting = True
         self._start_periodic()

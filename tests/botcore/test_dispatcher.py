@@ -12,7 +12,8 @@ from sqlalchemy import text as sql
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.dispatcher import Chain, Dispatcher, DispatcherStopped
+from botcore.chain import Chain
+from botcore.dispatcher import Dispatcher, DispatcherStopped
 from botcore.event import Event, EventType, Response, Sender
 from botcore.options import FloatOption
 from botcore.processor import Processor, handler, periodic

@@ -16,7 +16,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.dispatcher import Chain, Dispatcher, MatchRun, _WorkerPool
+from botcore.chain import Chain, MatchRun
+from botcore.dispatcher import Dispatcher
 from botcore.event import Event, EventType, Message, Sender
 from botcore.processor import (
     Processor,
@@ -27,6 +28,7 @@ from botcore.processor import (
     match,
 )
 from botcore.testing import InlineReactor, InlineThreadPool
+from botcore.workers import WorkerPool
 from tests.fakes import ManualThreadPool
 
 # Characters that match each other case-blind in Python's re (IGNORECASE | UNICODE) beyond
@@ -817,7 +819,7 @@ class Results:
         return self.queue.get(timeout=WAIT)
 
 
-def settle(pool: _WorkerPool) -> None:
+def settle(pool: WorkerPool) -> None:
     """Wait (bounded) until every worker of ``pool`` is idle, waiting for work."""
     deadline = time.monotonic() + WAIT
     while pool._idle != len(pool._threads):
@@ -827,15 +829,15 @@ def settle(pool: _WorkerPool) -> None:
 
 
 class WorkerPoolTests(SynchronousTestCase):
-    """_WorkerPool with real threads."""
+    """WorkerPool with real threads."""
 
-    def pool(self, size: int) -> _WorkerPool:
-        pool = _WorkerPool(size, name="fastpath")
+    def pool(self, size: int) -> WorkerPool:
+        pool = WorkerPool(size, name="fastpath")
         pool.start()
         self.addCleanup(self.stop, pool)
         return pool
 
-    def stop(self, pool: _WorkerPool) -> None:
+    def stop(self, pool: WorkerPool) -> None:
         stopper = threading.Thread(target=pool.stop, daemon=True)
         stopper.start()
         stopper.join(WAIT)
@@ -843,7 +845,7 @@ class WorkerPoolTests(SynchronousTestCase):
 
     def test_start_stop(self):
         """start and stop flip ``started``; stopping a pool that never ran returns."""
-        pool = _WorkerPool(2, name="fastpath")
+        pool = WorkerPool(2, name="fastpath")
         self.assertFalse(pool.started)
         pool.start()
         self.assertTrue(pool.started)
@@ -1071,7 +1073,7 @@ class BatchedWakeupTests(SynchronousTestCase):
             mine = [text for where, text in seen if where == channel]
             self.assertEqual(mine, [str(n) for n in range(30) if f"#{n % 4}" == channel])
         self.assertEqual(sorted(int(texts[0]) for _, texts in fired), list(range(30)))
-        self.assertIsInstance(dispatcher.threadpool, _WorkerPool)
+        self.assertIsInstance(dispatcher.threadpool, WorkerPool)
         stopped = dispatcher.stopService()
         reactor.pump(until=lambda: stopped.called)
         self.successResultOf(stopped)

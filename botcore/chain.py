@@ -1,0 +1,162 @@
+"""The processor chain: processors in priority order, indexed by event type, with a fast
+path that skips ``@match``-only processors whose patterns cannot match a message.
+
+A chain is immutable; the dispatcher swaps whole chains, so an event sees one or another."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from botcore.event import Event
+    from botcore.processor import Processor
+
+
+class Chain:
+    """An immutable chain: processors in ascending priority (load order for ties), with a
+    per-event-type index so an event only meets the processors that handle its type.
+
+    Swapping the dispatcher's chain is one attribute assignment, so an event sees the old
+    chain or the new one, never a mix."""
+
+    def __init__(self, processors: Iterable[Processor] = ()) -> None:
+        self.processors: tuple[Processor, ...] = tuple(
+            sorted(processors, key=lambda processor: processor.priority)
+        )
+        self._by_type: dict[str, tuple[Processor, ...]] = {}
+        self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
+        #: Events (and periodic runs) running with this chain. Reactor thread.
+        self.users = 0
+        self._released: list[Deferred[None]] = []
+
+    def released(self) -> Deferred[None]:
+        """Fires once no event or periodic run is using this chain (at once if none is):
+        after a reload, when the old processors may be shut down. Reactor thread."""
+        d: Deferred[None] = Deferred()
+        if self.users == 0:
+            d.callback(None)
+        else:
+            self._released.append(d)
+        return d
+
+    def _use(self) -> Chain:
+        self.users += 1
+        return self
+
+    def _done_with(self, result: Any) -> Any:
+        self.users -= 1
+        if self.users == 0 and self._released:
+            waiters, self._released = self._released, []
+            for d in waiters:
+                d.callback(None)
+        return result
+
+    def for_type(self, event_type: str) -> tuple[Processor, ...]:
+        """The processors that handle ``event_type``, in order. Any thread."""
+        found = self._by_type.get(event_type)
+        if found is None:
+            found = tuple(
+                p for p in self.processors if p.event_types is None or event_type in p.event_types
+            )
+            self._by_type[event_type] = found
+        return found
+
+    def steps(self, event_type: str) -> tuple[Processor | MatchRun, ...]:
+        """`for_type`, with each run of processors that only have ``@match`` handlers
+        made one `MatchRun`, which skips those that cannot match. Any thread."""
+        found = self._steps.get(event_type)
+        if found is None:
+            found = self._steps[event_type] = _steps(self.for_type(event_type))
+        return found
+
+    def __len__(self) -> int:
+        return len(self.processors)
+
+    def __iter__(self):
+        return iter(self.processors)
+
+
+_Starts = tuple[tuple[str, frozenset[str] | None], ...]
+
+
+def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:
+    steps: list[Processor | MatchRun] = []
+    run: list[tuple[Processor, _Starts]] = []
+    for processor in processors:
+        match_starts = getattr(processor, "match_starts", None)
+        starts = match_starts() if match_starts is not None else None
+        if starts is not None:
+            run.append((processor, starts))
+            continue
+        if run:
+            steps.append(MatchRun(run))
+            run = []
+        steps.append(processor)
+    if run:
+        steps.append(MatchRun(run))
+    return tuple(steps)
+
+
+class MatchRun:
+    """Consecutive processors that only run ``@match`` handlers, indexed by the characters
+    each handler's text can start with (`Processor.match_starts`), so that a message meets
+    only the processors that could match it; the others would do nothing. Commands mostly
+    start with a word of their own, so with many plugins most are skipped unseen."""
+
+    def __init__(self, run: list[tuple[Processor, _Starts]]) -> None:
+        self.processors = tuple(processor for processor, _ in run)
+        self.versions = tuple(sorted({version for _, starts in run for version, _ in starts}))
+        self._anything: set[int] = set()  # processors with a handler whose regex tells nothing
+        self._by_first: dict[tuple[str, str], set[int]] = {}
+        for index, (_, starts) in enumerate(run):
+            for version, first in starts:
+                if first is None:
+                    self._anything.add(index)
+                    continue
+                for char in first:
+                    self._by_first.setdefault((version, char), set()).add(index)
+        self._everyone = tuple(range(len(self.processors)))
+        self._orders: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    def candidates(self, message: Any) -> tuple[int, ...]:
+        """Indices of the processors that could match ``message`` as it is, ascending."""
+        if message is None:
+            return ()
+        key = []
+        for version in self.versions:
+            text = getattr(message, version, None)
+            if not isinstance(text, str):
+                return self._everyone
+            first = text[:1]
+            if not first.isascii():  # case-blind matching beyond ASCII: let the regex say
+                return self._everyone
+            key.append(first.lower())
+        found = self._orders.get(tuple(key))
+        if found is None:
+            indices = set(self._anything)
+            for version, first in zip(self.versions, key, strict=True):
+                indices.update(self._by_first.get((version, first), ()))
+            found = tuple(sorted(indices))
+            if len(self._orders) < 4096:
+                self._orders[tuple(key)] = found
+        return found
+
+    def run(self, event: Event, run: Callable[[Processor], None]) -> None:
+        """Call ``run`` for each processor that could match and accepts the event, in
+        order; the message is looked at again after each (it may have changed)."""
+        order = self.candidates(event.message)
+        at = 0
+        while at < len(order):
+            index = order[at]
+            at += 1
+            processor = self.processors[index]
+            if processor.accepts(event):
+                run(processor)
+                now = self.candidates(event.message)
+                if now is not order:
+                    order = now
+                    at = bisect_right(order, index)
