@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from botcore.event import Event
+from botcore.humanize import duration
 from botcore.processor import Processor, match
 
 
@@ -46,22 +47,6 @@ class Version(Processor):
         event.addresponse(f"botcore {version}")
 
 
-def human_duration(seconds: float) -> str:
-    """``3725`` -> ``"1 hour, 2 minutes and 5 seconds"``; whole seconds, largest units
-    first, zero units left out."""
-    remaining = max(int(seconds), 0)
-    parts = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
-    if not parts:
-        return "0 seconds"
-    if len(parts) == 1:
-        return parts[0]
-    return f"{', '.join(parts[:-1])} and {parts[-1]}"
-
-
 class Uptime(Processor):
     """Tells how long the bot has been running."""
 
@@ -77,5 +62,5 @@ class Uptime(Processor):
         now = datetime.fromtimestamp(self.bot.seconds(), UTC)
         event.addresponse(
             "I've been up for %s (since %s)",
-            (human_duration((now - started).total_seconds()), f"{started:%Y-%m-%d %H:%M:%S} UTC"),
+            (duration((now - started).total_seconds()), f"{started:%Y-%m-%d %H:%M:%S} UTC"),
         )

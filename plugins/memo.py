@@ -20,6 +20,7 @@ from botcore import accounts
 from botcore.accounts import Account, Identity
 from botcore.database import Base, mark_written
 from botcore.event import Event, EventType
+from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
 from botcore.processor import Processor, handler, match
 from botcore.types import CIText, UTCDateTime
@@ -55,16 +56,6 @@ class Memo(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-def ago(seconds: float) -> str:
-    """``7300`` -> ``"2 hours ago"``: the largest whole unit only."""
-    seconds = max(int(seconds), 0)
-    for name, size in (("year", 31536000), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {name}{'' if count == 1 else 's'} ago"
-    return "just now" if seconds < 5 else f"{seconds} seconds ago"
 
 
 def for_sender(event: Event) -> Any:

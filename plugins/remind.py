@@ -17,6 +17,7 @@ from botcore.bot import Lifecycle
 from botcore.database import Base
 from botcore.dispatcher import ScheduledCall
 from botcore.event import Event, EventType, Sender
+from botcore.humanize import duration
 from botcore.options import IntOption, Option
 from botcore.processor import Processor, handler, match
 from botcore.types import UTCDateTime
@@ -131,19 +132,6 @@ def next_repeat(due: datetime, every: int, zone: ZoneInfo) -> datetime:
     if every % 86400 == 0:
         return (due.astimezone(zone) + timedelta(seconds=every)).astimezone(UTC)
     return due + timedelta(seconds=every)
-
-
-def describe_duration(seconds: float) -> str:
-    """``5400`` -> ``"1 hour and 30 minutes"`` (largest units first, whole seconds)."""
-    remaining = max(round(seconds), 0)
-    parts = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
-    if not parts:
-        return "0 seconds"
-    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 class Remind(Processor):
@@ -299,9 +287,9 @@ class Remind(Processor):
         session.commit()
         self.schedule(reminder)
         whom = "you" if target == event.sender.nick else target
-        when = f"at {self.show(due)} (in {describe_duration((due - self.now()).total_seconds())})"
+        when = f"at {self.show(due)} (in {duration((due - self.now()).total_seconds())})"
         if every:
-            when += f", then every {describe_duration(every)}"
+            when += f", then every {duration(every)}"
         event.addresponse("Okay, I'll remind %s %s [#%d]", (whom, when, reminder.id))
 
     def parse(self, rest: str) -> tuple[datetime, int | None, str]:
@@ -317,7 +305,7 @@ class Remind(Processor):
             if every < self.min_interval:
                 raise ReminderError(
                     f"I won't repeat a reminder more often than every "
-                    f"{describe_duration(self.min_interval)}"
+                    f"{duration(self.min_interval)}"
                 )
             due = now + timedelta(seconds=every)
         elif found := _AT.match(rest):
@@ -361,7 +349,7 @@ class Remind(Processor):
         parts = []
         for reminder in mine:
             whom = "" if reminder.target == reminder.setter else f" for {reminder.target}"
-            repeat = f" (every {describe_duration(reminder.every)})" if reminder.every else ""
+            repeat = f" (every {duration(reminder.every)})" if reminder.every else ""
             parts.append(
                 f"#{reminder.id}{whom} at {self.show(reminder.due)}{repeat}: {reminder.text}"
             )

@@ -17,6 +17,7 @@ from botcore import accounts
 from botcore.accounts import Identity
 from botcore.database import Base, mark_written
 from botcore.event import Event, EventType
+from botcore.humanize import ago
 from botcore.processor import Processor, handler, match
 from botcore.types import CIText, UTCDateTime
 
@@ -42,16 +43,6 @@ class Sighting(Base):
     kind: Mapped[str] = mapped_column(String(16))
     text: Mapped[str | None] = mapped_column(String(MAX_TEXT), nullable=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-def ago(seconds: float) -> str:
-    """``7300`` -> ``"2 hours ago"``: the largest whole unit only."""
-    seconds = max(int(seconds), 0)
-    for name, size in (("year", 31536000), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {name}{'' if count == 1 else 's'} ago"
-    return "just now" if seconds < 5 else f"{seconds} seconds ago"
 
 
 def _sighting_of(event: Event) -> dict[str, Any] | None:

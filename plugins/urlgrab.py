@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from botcore.database import Base, mark_written
 from botcore.event import Event, EventType
+from botcore.humanize import ago
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.processor import Processor, handler, match
 from botcore.types import CIText, UTCDateTime
@@ -77,16 +78,6 @@ def find_urls(text: str) -> list[str]:
         if url.partition("://")[2]:
             found.append(url)
     return found
-
-
-def ago(seconds: float) -> str:
-    """``7300`` -> ``"2 hours ago"``: the largest whole unit only."""
-    seconds = max(int(seconds), 0)
-    for name, size in (("year", 31536000), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {name}{'' if count == 1 else 's'} ago"
-    return "just now" if seconds < 5 else f"{seconds} seconds ago"
 
 
 class UrlGrab(Processor):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import re
 
-from twisted.trial.unittest import SynchronousTestCase
-
 import botcore
 from botcore.testing import PluginTestCase
-from plugins.basic import human_duration
 
 
 class PrivateTests(PluginTestCase):
@@ -78,20 +75,3 @@ class PublicTests(PluginTestCase):
         self.assertNoResponse("ping")
         self.assertNoResponse("echo hello")
         self.assertNoResponse("uptime")
-
-
-class HumanDurationTests(SynchronousTestCase):
-    """human_duration() words a number of seconds."""
-
-    def test_units(self):
-        """Largest units first, singular and plural, zero units left out."""
-        self.assertEqual(human_duration(0), "0 seconds")
-        self.assertEqual(human_duration(1), "1 second")
-        self.assertEqual(human_duration(59.9), "59 seconds")
-        self.assertEqual(human_duration(3600), "1 hour")
-        self.assertEqual(human_duration(3725), "1 hour, 2 minutes and 5 seconds")
-        self.assertEqual(human_duration(2 * 86400 + 60), "2 days and 1 minute")
-
-    def test_negative(self):
-        """A clock that went backwards reads as 0 seconds, not a negative time."""
-        self.assertEqual(human_duration(-5), "0 seconds")

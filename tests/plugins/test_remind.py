@@ -12,7 +12,6 @@ from botcore.bot import Bot, read_config
 from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
 from plugins.remind import (
     ReminderError,
-    describe_duration,
     next_at,
     next_repeat,
     parse_duration,
@@ -60,11 +59,6 @@ class ParsingTests(SynchronousTestCase):
         after = next_repeat(before, DAY, paris)
         self.assertEqual(after.astimezone(paris).hour, 9)
         self.assertEqual(after, datetime(2026, 3, 29, 7, 0, tzinfo=UTC))  # 9:00 CEST
-
-    def test_describe(self):
-        """Durations read as words."""
-        self.assertEqual(describe_duration(5400), "1 hour and 30 minutes")
-        self.assertEqual(describe_duration(0), "0 seconds")
 
 
 class PrivateTests(PluginTestCase):

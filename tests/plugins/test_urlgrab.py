@@ -10,7 +10,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.util import Redirect
 
 from botcore.testing import PluginTestCase
-from plugins.urlgrab import MAX_FETCHES, address_allowed, ago, find_urls, page_title, shorten
+from plugins.urlgrab import MAX_FETCHES, address_allowed, find_urls, page_title, shorten
 
 
 class FindURLsTests(SynchronousTestCase):
@@ -76,14 +76,6 @@ class HelpersTests(SynchronousTestCase):
         """Control characters go, long titles are cut with an ellipsis."""
         self.assertEqual(shorten("a\r\nPRIVMSG #x :hi\x03", 100), "a PRIVMSG #x :hi")
         self.assertEqual(shorten("x" * 20, 10), "x" * 9 + "\N{HORIZONTAL ELLIPSIS}")
-
-    def test_ago(self):
-        """Times are said in their largest unit."""
-        self.assertEqual(ago(2), "just now")
-        self.assertEqual(ago(42), "42 seconds ago")
-        self.assertEqual(ago(60), "1 minute ago")
-        self.assertEqual(ago(7300), "2 hours ago")
-        self.assertEqual(ago(86400 * 3), "3 days ago")
 
 
 class PublicTests(PluginTestCase):
