@@ -110,6 +110,19 @@ def account_named(session: Session, source: str, name: str) -> Account | None:
     return None
 
 
+def account_asked_about(event: Event, name: str | None) -> Account | None:
+    """The account ``name`` (an account or an identity on the event's source), or the
+    sender's own when ``name`` is None; says so to the sender when there is none."""
+    session = event.session
+    if name is None:
+        account = session.get(Account, event.account) if event.account else None
+    else:
+        account = account_named(session, event.source, name)
+    if account is None:
+        event.addresponse("No such account" if name else "You don't have an account")
+    return account
+
+
 class Secrets(Processor):
     """Takes the secret out of commands that carry one (``auth <password>``, ``authenticate
     ... using password <password>``, ``set password <password>``, ``create account <name>
@@ -485,12 +498,8 @@ class Accounts(Processor):
     @match(r"^(?:my\s+attributes|attributes(?:\s+of\s+(\S+))?)$", simple=False)
     def attributes(self, event: Event, name: str | None = None) -> None:
         session = event.session
-        if name is None:
-            account = session.get(Account, event.account) if event.account else None
-        else:
-            account = account_named(session, event.source, name)
+        account = account_asked_about(event, name)
         if account is None:
-            event.addresponse("No such account" if name else "You don't have an account")
             return
         values = accounts.attributes_of(session, account.id)
         if not values:
@@ -590,12 +599,8 @@ class Grants(Processor):
     @match(r"^permissions(?:\s+(?:for|of)\s+(\S+))?$", simple=False)
     def list_permissions(self, event: Event, name: str | None = None) -> None:
         session = event.session
-        if name is None:
-            account = session.get(Account, event.account) if event.account else None
-        else:
-            account = account_named(session, event.source, name)
+        account = account_asked_about(event, name)
         if account is None:
-            event.addresponse("No such account" if name else "You don't have an account")
             return
         rows = accounts.permissions_of(session, account.id)
         if not rows:
