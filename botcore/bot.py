@@ -665,8 +665,9 @@ class Bot(MultiService):
 
     def reload_config(self) -> list[str]:
         """Re-read the config files; on any error keep the running config and return the
-        errors. On success, give processors and sources their new sections and call their
-        ``setup()``. Reactor thread."""
+        errors. On success, give the processors and sources whose sections changed their
+        new sections and call their ``setup()`` again; load and unload plugins and sources
+        as the new file wants. Reactor thread."""
         try:
             new = read_config(
                 self.config.path, local=_local_of(self.config), reloader=self.reloader
@@ -675,12 +676,14 @@ class Bot(MultiService):
             for error in e.errors:
                 self.log.error("config reload refused: {error}", error=str(error))
             return [str(error) for error in e.errors]
-        self.config = new
+        old, self.config = self.config, new
         # Who is authenticated, and the caches, outlive the old settings.
         self.auth = Permissions(new.section("auth"), self._source_permissions, self.auth)
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
         for name, processors in self.plugins.loaded.items():
+            if new.section(f"plugin:{name}") == old.section(f"plugin:{name}"):
+                continue
             for processor in processors:
                 processor.config = dict(new.section(f"plugin:{name}"))
                 processor.apply_overrides()
@@ -697,6 +700,8 @@ class Bot(MultiService):
             if section is None or not section.get("enabled", True):
                 if self.sources.running:
                     self._in_background(self.unload_source(source.name), "unload", source.name)
+                continue
+            if section == old.sections.get(f"source:{source.name}"):
                 continue
             source.config = dict(section)
             try:

@@ -306,6 +306,27 @@ class ReloadTests(BotTestCase):
         source.dispatch(message("hello"))
         self.assertEqual([r.text for r in source.sent], ["yo", "yo"])
 
+    def test_unchanged_sections_left_alone(self):
+        """Only processors and sources whose sections changed are set up again."""
+        bot = self.bot(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\n[plugin:greet]\ngreeting = hey\n"
+        )
+        self.successResultOf(bot.startService())
+        greet = self.processor(bot, "greet")
+        source = bot.get_source("one")
+        self.write(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\nport = 9\n"
+            "[plugin:greet]\ngreeting = hey\n"
+        )
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual((greet.setups, source.setups), (1, 2))
+        self.write(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\nport = 9\n"
+            "[plugin:greet]\ngreeting = yo\n"
+        )
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual((greet.greeting, greet.setups, source.setups), ("yo", 2, 2))
+
     def test_overrides_reapplied(self):
         """addressed/priority/processed changes apply on reload (and the chain is re-sorted);
         removing an override restores the processor's own setting."""
