@@ -1,8 +1,10 @@
-"""Remembers every web address said in a channel (who said it, where and when) and, if
-turned on, fetches each page's title in the background and says ``title: ...``.
+"""Remembers every web address the bot sees (who said it, where and when) and, if turned
+on, fetches each page's title in the background and says ``title: ...``.
 
-Ask ``last url``, ``urls from <who>`` or ``search urls for <text>``; in private, name the
-channel: ``last url in #channel``. Addresses said in private are not recorded."""
+Ask ``last url``, ``urls from <who>`` or ``search urls for <text>``: about the channel you
+ask in, or, in private, about your private conversation with the bot (name a channel to ask
+about it instead: ``last url in #channel``). Addresses said in private are only ever shown
+in that private conversation."""
 
 from __future__ import annotations
 
@@ -139,22 +141,23 @@ class UrlGrab(Processor):
         urls = find_urls(event.message.raw)[:MAX_URLS_PER_MESSAGE]
         if not urls:
             return
+        # A private conversation's key (the correspondent) never looks like a channel
+        # name, so what is said in private can only be asked about in private.
         rows = []
-        if event.public:
-            for url in urls:
-                row = GrabbedURL(
-                    source=event.source,
-                    channel=event.channel or "",
-                    sender_id=event.sender.id[:255],
-                    nick=event.sender.nick[:255],
-                    identity_id=event.identity,
-                    url=url[:2048],
-                    time=event.time,
-                )
-                event.session.add(row)
-                rows.append(row)
-            event.session.flush()
-            mark_written(event.session)
+        for url in urls:
+            row = GrabbedURL(
+                source=event.source,
+                channel=event.channel or "",
+                sender_id=event.sender.id[:255],
+                nick=event.sender.nick[:255],
+                identity_id=event.identity,
+                url=url[:2048],
+                time=event.time,
+            )
+            event.session.add(row)
+            rows.append(row)
+        event.session.flush()
+        mark_written(event.session)
         if not self.fetch_titles or (not event.public and not self.title_private):
             return
         ids = [row.id for row in rows] or [None] * len(urls)
@@ -232,12 +235,8 @@ class UrlQuery(Processor):
     list_limit = IntOption("URLs listed at most by 'urls from' and 'search urls'.", 5, min=1)
 
     def _channel(self, event: Event, channel: str | None) -> str | None:
-        if channel:
-            return channel
-        if event.public:
-            return event.channel
-        event.addresponse("Which channel? Ask me in one, or say '... in #channel'")
-        return None
+        """The conversation asked about: a named channel, else the one asked in."""
+        return channel or event.channel
 
     def _describe(self, row: GrabbedURL) -> str:
         now = datetime.fromtimestamp(self.bot.seconds(), UTC)
@@ -257,7 +256,8 @@ class UrlQuery(Processor):
             .limit(1)
         ).first()
         if row is None:
-            event.addresponse("I haven't seen any URL in %s", (channel,))
+            where = f"in {channel}" if event.public or channel != event.channel else "here"
+            event.addresponse(f"I haven't seen any URL {where}")
             return
         event.addresponse(self._describe(row))
 

@@ -140,13 +140,20 @@ class PublicTests(PluginTestCase):
 
 
 class PrivateTests(PluginTestCase):
-    """Queries in private name the channel; URLs said in private are not recorded."""
+    """In private, queries are about the private conversation unless a channel is named;
+    URLs said in private are recorded but shown only there."""
 
     load = ["urlgrab"]
 
-    def test_needs_channel(self):
-        """In private, last url without a channel asks which one."""
-        self.assertResponseMatches("last url", "Which channel")
+    def test_nothing_yet(self):
+        """In private, last url with nothing said here says so."""
+        self.assertResponseMatches("last url", "^I haven't seen any URL here$")
+
+    def test_private_urls_recorded_privately(self):
+        """A URL said in private is recorded and found in that private conversation."""
+        self.say("http://secret.example/")
+        self.assertResponseMatches("last url", r"^http://secret\.example/ from user")
+        self.assertResponseMatches("search urls for secret", "secret.example")
 
     def test_named_channel(self):
         """In private, last url in #channel answers for that channel."""
@@ -155,10 +162,14 @@ class PrivateTests(PluginTestCase):
         self.assertResponseMatches("urls from user in #test", "a.example/public")
         self.assertResponseMatches("search urls for public in #test", "a.example/public")
 
-    def test_private_urls_not_recorded(self):
-        """A URL said in private is not recorded."""
+    def test_private_urls_stay_private(self):
+        """A URL said in private is not shown in a channel, nor to anyone naming one."""
         self.say("http://secret.example/")
         self.assertResponseMatches("search urls for secret in #test", "No URL")
+        self.assertResponseMatches(
+            "botcore: last url", "haven't seen any URL in #test", public=True
+        )
+        self.assertResponseMatches("urls from user in #test", "haven't seen any URL")
 
 
 # -- titles, over real HTTP on loopback -----------------------------------------------------
