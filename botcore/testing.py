@@ -424,6 +424,22 @@ class PluginTestCase(SynchronousTestCase):
         self.replies = self.source.sent[start:]
         return [str(reply.text) for reply in self.replies]
 
+    def link_account(self, username: str, *identities: tuple[str, str]) -> int:
+        """Create account ``username`` with these ``(source, identity)`` pairs linked to
+        it, committed; returns the account's id (for plugins that follow a person)."""
+        from botcore import accounts
+
+        session = self.bot.databases["main"].session_factory()
+        try:
+            account = accounts.create_account(session, username)
+            session.flush()
+            for source, name in identities:
+                accounts.link(session, accounts.identify(session, source, name), account)
+            session.commit()
+            return account.id
+        finally:
+            session.close()
+
     def processor(self, name: str | type[Processor]) -> Processor:
         """The loaded processor of that class (or class name)."""
         for processor in self.bot.dispatcher.chain:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botcore import accounts
 from botcore.bot import Bot, read_config
 from botcore.event import Event, EventType, Message, Sender
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
@@ -40,18 +39,6 @@ class MemoTestCase(PluginTestCase):
         start = len(source.sent)
         self.successResultOf(source.dispatch(event))
         return [(str(reply.target), str(reply.text)) for reply in source.sent[start:]]
-
-    def link(self, username: str, *identities: tuple[str, str]) -> None:
-        """Create account ``username`` with these (source, identity) pairs linked."""
-        session = self.bot.databases["main"].session_factory()
-        try:
-            account = accounts.create_account(session, username)
-            session.flush()
-            for source, name in identities:
-                accounts.link(session, accounts.identify(session, source, name), account)
-            session.commit()
-        finally:
-            session.close()
 
     def restart(self) -> None:
         """Stop the bot and start a new one on the same configuration and database."""
@@ -208,7 +195,7 @@ class AccountMemoTests(MemoTestCase):
     def test_memo_for_account(self):
         """A memo for an account name is delivered to any of its identities, once."""
         irc = self.other_source("irc")
-        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.link_account("robert", ("test", "bob"), ("irc", "rob"))
         self.assertEqual(self.tell("tell robert hello"), ["alice: Okay, I'll tell robert"])
         self.assertEqual(
             self.say_on(irc, "hi", "rob"), [("#chan", "rob: alice said just now: hello")]
@@ -219,7 +206,7 @@ class AccountMemoTests(MemoTestCase):
         """A memo for a nick whose identity is linked goes to the account: another of
         the person's identities may get it."""
         irc = self.other_source("irc")
-        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.link_account("robert", ("test", "bob"), ("irc", "rob"))
         self.tell("tell bob hello")
         self.assertEqual(
             self.say_on(irc, "hi", "rob", public=False), [("rob", "alice said just now: hello")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botcore import accounts
 from botcore.event import Event, EventType, Message, Sender
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
 
@@ -95,17 +94,6 @@ class AccountSeenTests(PluginTestCase):
         self.irc = MemorySource("irc", self.bot, {})
         self.irc.setServiceParent(self.bot.sources)
 
-    def link(self, username: str, *identities: tuple[str, str]) -> None:
-        session = self.bot.databases["main"].session_factory()
-        try:
-            account = accounts.create_account(session, username)
-            session.flush()
-            for source, name in identities:
-                accounts.link(session, accounts.identify(session, source, name), account)
-            session.commit()
-        finally:
-            session.close()
-
     def say_on_irc(self, text: str, nick: str) -> None:
         event = Event(
             source="irc",
@@ -121,7 +109,7 @@ class AccountSeenTests(PluginTestCase):
     def test_across_identities(self):
         """The newest sighting of any of the account's identities answers, by nick or by
         account name; 'on <source>' looks the nick up there."""
-        self.link("robert", ("test", "bob"), ("irc", "rob"))
+        self.link_account("robert", ("test", "bob"), ("irc", "rob"))
         self.say("here", sender="bob")
         self.advance(60)
         self.say_on_irc("over there", "rob")
