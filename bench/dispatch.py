@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from measure import percentile
 from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
@@ -312,11 +313,6 @@ class Profiler:
             print(f"== {name} (top 25 by own time) ==", file=out)
             stats.stream = out
             stats.sort_stats("tottime").print_stats(25)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def write_config(directory: Path, plugins: list[str], threads: int | None) -> Path:

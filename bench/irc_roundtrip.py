@@ -18,6 +18,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from measure import percentile
+
 CHANNEL = "#bench"
 BOT = "benchbot"
 WAIT = 30.0
@@ -223,11 +225,6 @@ def burst(probe: Probe, count: int, window: float) -> tuple[int, float, bool]:
 
 
 # -- the run ---------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from measure import percentile
 from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
@@ -155,11 +156,6 @@ def write_config(directory: Path) -> Path:
         encoding="utf-8",
     )
     return path
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class Load:

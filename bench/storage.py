@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from measure import percentile
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from twisted.internet import task
@@ -99,11 +100,6 @@ class Load:
             self.finished.callback(None)
         else:
             self._next(conversation)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def postgres_database(admin_url: str) -> tuple[str, Any]:
