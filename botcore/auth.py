@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event as sa_event
@@ -59,6 +60,13 @@ def scrub(text: str) -> str:
     logs of raw lines). Any thread."""
     found = find_secret(text)
     return text if found is None else found[0]
+
+
+@lru_cache(maxsize=256)
+def _parsed_grants(words: tuple[str, ...]) -> dict[str, str]:
+    # Source permissions are checked per event; their words rarely change, so parse each
+    # distinct list once (keyed on the words, it never goes stale). Callers only read it.
+    return parse_grants(words)
 
 
 def parse_grants(words: Iterable[str]) -> dict[str, str]:
@@ -165,7 +173,7 @@ class Permissions:
             verdict = check_grant(sender.get(permission), event)
             if verdict is not None:
                 return verdict, "sender"
-        source = parse_grants(self._source_permissions(event.source))
+        source = _parsed_grants(tuple(self._source_permissions(event.source)))
         verdict = check_grant(source.get(permission), event)
         if verdict is not None:
             return verdict, "source"

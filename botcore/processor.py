@@ -147,6 +147,8 @@ class HandlerSpec:
     fallthrough: bool = True
     #: What a matching text can start with (see `first_characters`).
     first: frozenset[str] | None = None
+    #: Group numbers of the pattern's named groups (passed as keyword arguments).
+    named: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ class Processor:
                         auth_required=hasattr(value, "_botcore_auth"),
                         fallthrough=fallthrough,
                         first=first_characters(bound[0]) if bound else None,
+                        named=frozenset(bound[0].groupindex.values()) if bound else frozenset(),
                     )
                 else:
                     handlers.pop(attribute, None)
@@ -348,8 +351,7 @@ class Processor:
             if found is None or not self._allowed(spec, event):
                 continue
             # Named groups are keyword arguments, the others positional ones, in order.
-            named = set(spec.pattern.groupindex.values())
-            args = [g for i, g in enumerate(found.groups(), 1) if i not in named]
+            args = [g for i, g in enumerate(found.groups(), 1) if i not in spec.named]
             method(event, *args, **found.groupdict())
 
     def _allowed(self, spec: HandlerSpec, event: Event) -> bool:
