@@ -361,10 +361,7 @@ class Dispatcher(Service):
                 elif step.accepts(event):
                     self._thd_run(event, step.process, (), {}, step)
         finally:
-            try:
-                event.close_session()
-            except Exception:
-                self.log.failure("closing the session of event {id} failed", id=event.id)
+            self._thd_discard_session(event)
         return event
 
     def _thd_run(
@@ -380,20 +377,14 @@ class Dispatcher(Service):
             function(event, *args, **kw)
         except Exception as error:
             if not self._thd_retry(event, function, args, kw, who, error, mark):
-                self.log.failure("{who} failed on event {id}", who=who, id=event.id)
-                event.complain = "exception"
-                self._thd_rollback(event)
+                self._thd_fail(event, "{who} failed on event {id}", who)
             return
         if event.has_session:
             try:
                 commit_if_changed(event.session)
             except Exception as error:
                 if not self._thd_retry(event, function, args, kw, who, error, mark):
-                    self.log.failure(
-                        "commit after {who} failed on event {id}", who=who, id=event.id
-                    )
-                    event.complain = "exception"
-                    self._thd_rollback(event)
+                    self._thd_fail(event, "commit after {who} failed on event {id}", who)
 
     def _thd_retry(
         self,
@@ -434,11 +425,16 @@ class Dispatcher(Service):
             except Exception as again:
                 kind = database.classify(again)
                 if kind is None:
-                    self.log.failure("{who} failed on event {id} (retried)", who=who, id=event.id)
-                    event.complain = "exception"
-                    self._thd_rollback(event)
+                    self._thd_fail(event, "{who} failed on event {id} (retried)", who)
                     return True
                 error = again
+
+    def _thd_fail(self, event: Event, message: str, who: Any) -> None:
+        """Log the exception being handled, complain to the user and undo the step's
+        uncommitted changes. Worker thread; call from an ``except`` block."""
+        self.log.failure(message, who=who, id=event.id)
+        event.complain = "exception"
+        self._thd_rollback(event)
 
     def _thd_discard_session(self, event: Event) -> None:
         try:
