@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
-from twisted.logger import Logger
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 import botcore
@@ -47,7 +47,8 @@ class BotSection:
     names = ListOption("Other names the bot answers to when addressed.", [])
 
 
-LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+#: Twisted's level names, lowest first: what ``[logging] level`` accepts.
+LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
 
 
 class LoggingSection:
@@ -214,7 +215,7 @@ class Plugins(Service):
         self.loaded[name] = processors
         self.versions[name] = (self.bot.seconds(), 1)
         self.failed.pop(name, None)
-        self._set_chain()
+        self.set_chain()
         return processors
 
     def reload_plugin(self, name: str) -> list[Processor]:
@@ -236,7 +237,7 @@ class Plugins(Service):
             raise PluginLoadError(f"plugin {name}", e, files) from e
         self.loaded[name] = new
         self.versions[name] = (self.bot.seconds(), self.versions.get(name, (0, 0))[1] + 1)
-        self._set_chain()
+        self.set_chain()
         self._shutdown_later(name, old)
         self.log.info("plugin {name} reloaded", name=name)
         return new
@@ -248,7 +249,7 @@ class Plugins(Service):
         if old is None:
             raise PluginNotLoaded(f"plugin {name} is not loaded")
         self.versions.pop(name, None)
-        self._set_chain()
+        self.set_chain()
         self._shutdown_later(name, old)
         with contextlib.suppress(PluginNotFound):
             self.bot.reloader.forget_plugin(name)
@@ -264,8 +265,6 @@ class Plugins(Service):
         self._retired = [chain for chain in self._retired if chain.users]
         if old.users:
             self._retired.append(old)
-
-    _set_chain = set_chain
 
     def _shutdown_later(self, name: str, processors: list[Processor]) -> None:
         """Shut ``processors`` down once no event still running uses them (at once when
@@ -340,7 +339,7 @@ class Sources(MultiService):
         self.services.append(source)
         self.namedServices[source.name] = source
         if not self.running:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         return maybeDeferred(source.startService)
 
     def detach(self, source: ISource) -> Deferred[None]:
@@ -349,7 +348,7 @@ class Sources(MultiService):
         del self.namedServices[source.name]
         source.parent = None
         if not source.running:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         return maybeDeferred(source.stopService)
 
 
@@ -632,7 +631,7 @@ class Bot(MultiService):
         """Drain in-flight events (bounded), then stop sources, plugins, dispatcher and
         databases in that order. Fires when everything has stopped."""
         if not self.running:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         Service.stopService(self)
         final = Lifecycle.FAILED if self.state == Lifecycle.FAILED else Lifecycle.STOPPED
         self.set_state(Lifecycle.STOPPING)
@@ -756,10 +755,6 @@ def _local_of(config: Config) -> str | None:
     # Only an explicit override file is passed again; NAME.local.ini is looked for anew,
     # so one added (or removed) since the start is seen by the reload.
     return str(config.local) if config.local is not None else None
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _one_line(failure: Failure) -> str:

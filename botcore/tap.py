@@ -94,15 +94,6 @@ def makeService(options: Options, reactor: Any = None) -> Bot:
     return bot
 
 
-LOG_LEVELS = {
-    "debug": LogLevel.debug,
-    "info": LogLevel.info,
-    "warn": LogLevel.warn,
-    "error": LogLevel.error,
-    "critical": LogLevel.critical,
-}
-
-
 class ProcessControl(Service):
     """Binds the twistd process to the bot; a child of the root so twistd starts it.
 
@@ -181,7 +172,7 @@ class ProcessControl(Service):
     def apply_log_level(self) -> None:
         """Log events below ``[logging] level`` from now on (also after a reload)."""
         name = self.bot.config.section("logging").get("level", "info")
-        self.level_filter.setLogLevelForNamespace(None, LOG_LEVELS.get(name, LogLevel.info))
+        self.level_filter.setLogLevelForNamespace(None, LogLevel.levelWithName(name))
 
     # -- signals --------------------------------------------------------------
 
