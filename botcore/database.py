@@ -546,7 +546,7 @@ class Database(EngineSettings, Service):
         except sa_exc.DBAPIError as e:
             raise DatabaseUnavailable(
                 f"database {self.database_name} ({describe_url(self.url)}) cannot be "
-                f"reached: {first_line(e.orig)}"
+                f"reached: {first_line(e)}"
             ) from e
         if state.current:
             return
@@ -592,7 +592,7 @@ class Database(EngineSettings, Service):
                     "database {name} unavailable: {reason}; replying with a complaint "
                     "until it is back",
                     name=self.database_name,
-                    reason=first_line(getattr(error, "orig", None) or error),
+                    reason=first_line(error),
                 )
         else:
             self.log.warn(
@@ -600,7 +600,7 @@ class Database(EngineSettings, Service):
                 name=self.database_name,
                 what=what,
                 tries=self.retries + 1,
-                reason=first_line(getattr(error, "orig", None) or error),
+                reason=first_line(error),
             )
 
     def _statement_done(self, *args: Any) -> None:
@@ -613,6 +613,8 @@ class Database(EngineSettings, Service):
 
 
 def first_line(error: BaseException | None) -> str:
-    """The first line of an error's message (driver messages run over several lines)."""
+    """The first line of an error's message (driver messages run over several lines); for
+    a SQLAlchemy error, the driver's own error it wraps (``.orig``)."""
+    error = getattr(error, "orig", None) or error
     text = str(error or "").strip().splitlines()
     return text[0].strip() if text else type(error).__name__

@@ -249,7 +249,7 @@ def main(
         print(str(e), file=stderr)
         return 2
     except DBAPIError as e:
-        print(f"{PROG}: error: {first_line(e.orig)}", file=stderr)
+        print(f"{PROG}: error: {first_line(e)}", file=stderr)
         return 1
     except (
         CommandFailed,

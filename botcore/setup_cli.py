@@ -13,9 +13,10 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from botcore.config import ConfigErrors
+from botcore.database import first_line
 
 #: Where conf.example.ini is in a checkout or an editable install.
 TEMPLATE = Path(__file__).resolve().parents[1] / "conf.example.ini"
@@ -309,14 +310,9 @@ def main(
         print(str(e), file=stderr)
         return 1
     except (SetupError, OSError, EOFError, KeyboardInterrupt) as e:
-        print(f"botcore-setup: {_reason(e)}", file=stderr)
+        print(f"botcore-setup: {first_line(e)}", file=stderr)
         return 1
     except Exception as e:  # a database that cannot be reached, for example
-        print(f"botcore-setup: {type(e).__name__}: {_reason(e)}", file=stderr)
+        print(f"botcore-setup: {type(e).__name__}: {first_line(e)}", file=stderr)
         return 1
     return 0
-
-
-def _reason(error: Any) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return text[0] if text else type(error).__name__

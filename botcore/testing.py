@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from botcore.bot import Bot, Lifecycle, read_config
+from botcore.database import first_line
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import options_of
 from botcore.processor import Processor
@@ -163,7 +164,7 @@ def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
                 connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     except Exception as e:
         engine.dispose()
-        message = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        message = first_line(e)
         unavailable(f"{backend} server at {admin.render_as_string()} unreachable: {message}")
 
     def drop() -> None:
