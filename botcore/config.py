@@ -85,14 +85,13 @@ class RawConfig:
     """The sections of the main file and its local override, merged, each value remembering
     the file it came from."""
 
-    files: list[Path]
     sections: dict[str, dict[str, RawValue]] = field(default_factory=dict)
     section_files: dict[str, str] = field(default_factory=dict)
 
 
 def read_files(paths: list[Path], errors: ErrorCollector) -> RawConfig:
     """Parse INI files in order, later files overriding earlier ones key by key."""
-    raw = RawConfig(files=list(paths))
+    raw = RawConfig()
     for path in paths:
         # [DEFAULT] is read as an ordinary section (and refused below), so that its keys
         # never leak into the other sections and even an empty one is reported.

@@ -78,10 +78,9 @@ class ModuleSwap:
     module, and what `rollback` needs to put the old tree back (its ``sys.modules``
     entries, the attributes of its parent package and its database models)."""
 
-    def __init__(self, module_name: str, module: ModuleType, saved: dict[str, ModuleType],
+    def __init__(self, module: ModuleType, saved: dict[str, ModuleType],
                  parents: list[tuple[ModuleType, str, Any]], models: list[tuple[type, Any]],
                  new_names: set[str]) -> None:  # fmt: skip
-        self.module_name = module_name
         self.module = module
         self.saved = saved
         self.parents = parents
@@ -339,7 +338,7 @@ class Reloader:
             raise PluginLoadError(what, e, files) from e
         new_names = set(self.module_tree(module_name)) | (set(sys.modules) - before)
         new_names &= set(sys.modules)
-        return ModuleSwap(module_name, module, saved, parents, models, new_names)
+        return ModuleSwap(module, saved, parents, models, new_names)
 
     def forget_plugin(self, name: str) -> None:
         """Drop plugin NAME's modules (and their database models) so that loading it again
