@@ -203,8 +203,14 @@ class Config:
 
     def relative_path(self, value: str | os.PathLike[str]) -> Path:
         """A path from the config, made absolute against the main file's folder."""
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else self.directory / path
+        return config_path(value, self.directory)
+
+
+def config_path(value: str | os.PathLike[str], directory: str | os.PathLike[str] | None) -> Path:
+    """A path as written in the config (``~`` expanded), relative ones taken against the
+    config file's ``directory`` (left as they are when there is none)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or directory is None else Path(directory) / path
 
 
 def default_local_path(path: Path) -> Path:

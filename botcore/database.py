@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, create_engine, event
@@ -25,6 +24,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from botcore import types
+from botcore.config import config_path
 from botcore.options import BoolOption, FloatOption, IntOption, Option
 
 if TYPE_CHECKING:
@@ -496,9 +496,7 @@ class Database(EngineSettings, Service):
         """The URL with a relative SQLite path made absolute against the config folder."""
         url = make_url(self.url)
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            path = Path(url.database).expanduser()
-            if not path.is_absolute() and self.base_directory:
-                path = Path(self.base_directory) / path
+            path = config_path(url.database, self.base_directory or None)
             url = url.set(database=str(path))
         return url.render_as_string(hide_password=False)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from botcore.config import config_path
 from botcore.interfaces import ISource
 from botcore.options import BoolOption, ListOption, Option, options_of
 from botcore.processor import Processor, ProcessorOverrides
@@ -190,9 +191,7 @@ class Reloader:
         """The ``plugin_dirs`` that exist, as absolute paths."""
         found = []
         for entry in self.config.get("plugin_dirs") or []:
-            path = Path(entry).expanduser()
-            if not path.is_absolute() and self.base_dir is not None:
-                path = self.base_dir / path
+            path = config_path(entry, self.base_dir)
             if path.is_dir():
                 found.append(path.absolute())
         return found
