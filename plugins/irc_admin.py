@@ -81,12 +81,12 @@ class ChannelAdmin(Processor):
     def speak(self, event: Event, verb: str, channel: str, rest: str) -> None:
         source, text = self._split_source(rest)
         text = text.strip()
+        method = verb.lower()  # say, do or topic: the IChannelSource method of that name
         if not text:
-            event.addresponse("What shall I do?" if verb.lower() == "do" else "What shall I say?")
+            event.addresponse("What shall I do?" if method == "do" else "What shall I say?")
             return
-        if verb == "topic" and not self._is_channel(event, channel):
+        if method == "topic" and not self._is_channel(event, channel):
             return
-        method = {"say": "say", "do": "do", "topic": "topic"}[verb.lower()]
         self._on(event, source, lambda target: getattr(target, method)(channel, text))
 
     # -- helpers ------------------------------------------------------------------------

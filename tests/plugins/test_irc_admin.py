@@ -134,6 +134,7 @@ class CommandTests(AdminTestCase):
         self.assertResponseMatches("join nochannel on libera", "not a channel name")
         self.assertResponseMatches("change nick to #bad on libera", "not a nick")
         self.assertResponseMatches("topic in alice on libera hi", "not a channel name")
+        self.assertResponseMatches("TOPIC in alice on libera hi", "not a channel name")
         self.assertEqual(self.irc.calls, [])
 
     def test_calls_on_reactor_thread(self) -> None:
