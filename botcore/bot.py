@@ -558,6 +558,10 @@ class Bot(MultiService):
         """The reactor clock's time (a Clock in tests)."""
         return self.reactor.seconds()
 
+    def now(self) -> datetime:
+        """The reactor clock's time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.seconds(), UTC)
+
     def _source_permissions(self, name: str) -> list[str]:
         return self.config.section(f"source:{name}").get("permissions", [])
 
@@ -609,7 +613,7 @@ class Bot(MultiService):
 
     def _started(self, _: Any) -> None:
         # From the injected clock, so uptime is measurable against bot.seconds() in tests.
-        self.started_at = datetime.fromtimestamp(self.seconds(), UTC)
+        self.started_at = self.now()
         self.set_state(Lifecycle.RUNNING)
 
     def _start_failed(self, failure: Failure) -> None:

@@ -4,8 +4,6 @@ long the bot has been running."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from botcore.event import Event
 from botcore.humanize import duration
 from botcore.processor import Processor, match
@@ -59,7 +57,7 @@ class Uptime(Processor):
         if started is None:
             event.addresponse("I'm still starting up")
             return
-        now = datetime.fromtimestamp(self.bot.seconds(), UTC)
+        now = self.bot.now()
         event.addresponse(
             "I've been up for %s (since %s)",
             (duration((now - started).total_seconds()), f"{started:%Y-%m-%d %H:%M:%S} UTC"),

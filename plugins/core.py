@@ -22,7 +22,6 @@ from botcore.processor import Processor, handler
 if TYPE_CHECKING:
     from botcore.interfaces import ISource
 
-_TEXT_TYPES = (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE)
 _NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _ELLIPSIS_BYTES = len(ELLIPSIS.encode("utf-8"))
@@ -42,7 +41,7 @@ class Strip(Processor):
     features = ("core",)
     priority = -1600
     addressed = False
-    event_types = _TEXT_TYPES
+    event_types = EventType.TEXT
 
     @handler
     def handle_strip(self, event: Event) -> None:
@@ -60,7 +59,7 @@ class Ignore(Processor):
     features = ("core", "ignore")
     priority = -1550
     addressed = False
-    event_types = (*_TEXT_TYPES, EventType.INVITE)
+    event_types = (*EventType.TEXT, EventType.INVITE)
 
     ignore = ListOption(
         "Senders to ignore: a nick or sender id, or SOURCE:nick / SOURCE:id for one source.",
@@ -170,7 +169,7 @@ class Addressed(Processor):
     features = ("core", "addressed")
     priority = -1500
     addressed = False
-    event_types = _TEXT_TYPES
+    event_types = EventType.TEXT
 
     verbs = ListOption(
         "Words that, right after the bot's name, make a message a remark about the bot "
@@ -244,7 +243,7 @@ class RateLimit(Processor):
     usage = "(automatic) ignores senders who talk to the bot too fast"
     features = ("core", "ratelimit")
     priority = -1000
-    event_types = _TEXT_TYPES
+    event_types = EventType.TEXT
 
     limit_messages = IntOption(
         "Messages one sender may address to the bot within limit_time seconds.", 5, min=1

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from botcore.bot import Bot
 
-_TEXT_TYPES = (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE)
 
 #: Permissions every bot knows of, whatever plugins are loaded.
 CORE_PERMISSIONS = ("admin",)
@@ -140,7 +139,7 @@ class Secrets(Processor):
     priority = -1700  # before Strip (-1600): nothing earlier sees the text
     addressed = False
     processed = True
-    event_types = _TEXT_TYPES
+    event_types = EventType.TEXT
 
     log = Logger()
 

@@ -7,7 +7,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,7 +131,7 @@ class Log(Processor):
     # -- where and how ------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.bot.seconds(), UTC)
+        return self.bot.now()
 
     def file_for(self, source: str, channel: str, when: datetime) -> Path:
         """The log file of ``channel`` on ``source`` for the day of ``when``."""

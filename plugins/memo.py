@@ -10,7 +10,7 @@ the database, so they survive restarts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, or_, select
@@ -97,7 +97,7 @@ class _MemoProcessor(Processor):
         return not self.recvmemo_required or self.authorised(event, "recvmemo")
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.bot.seconds(), UTC)
+        return self.bot.now()
 
     def describe(self, memo: Memo) -> str:
         return (

@@ -181,7 +181,7 @@ class Remind(Processor):
         return super().accepts(event)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.bot.seconds(), UTC)
+        return self.bot.now()
 
     def show(self, when: datetime) -> str:
         local = when.astimezone(self.zone)

@@ -6,7 +6,7 @@ What people say to the bot in private is not repeated: a private sighting only s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, select
@@ -158,7 +158,7 @@ class Seen(Processor):
 
     def describe(self, who: str, row: Sighting) -> str:
         """``bob was last seen 3 hours ago on libera in #python saying 'hi'``."""
-        now = datetime.fromtimestamp(self.bot.seconds(), UTC)
+        now = self.bot.now()
         name = who if row.nick.casefold() == who.casefold() else f"{who} (as {row.nick})"
         said = f"{name} was last seen {ago((now - row.time).total_seconds())} on {row.source}"
         place = f" in {row.channel}" if row.channel else ""

@@ -12,7 +12,7 @@ import codecs
 import ipaddress
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -239,7 +239,7 @@ class UrlQuery(Processor):
         return channel or event.channel
 
     def _describe(self, row: GrabbedURL) -> str:
-        now = datetime.fromtimestamp(self.bot.seconds(), UTC)
+        now = self.bot.now()
         said = ago((now - row.time).total_seconds())
         title = f" ({row.title})" if row.title else ""
         return f"{row.url}{title} from {row.nick} {said}"
