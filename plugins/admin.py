@@ -311,7 +311,7 @@ def _format(option: Any, value: Any) -> str:
         return ", ".join(str(v) for v in value) or "(empty)"
     if isinstance(value, dict):
         return "; ".join(f"{k} = {v}" for k, v in value.items()) or "(empty)"
-    text = option.format(value) if hasattr(option, "format") else str(value)
+    text = option.format(value)
     return text if text != "" else "(empty)"
 
 

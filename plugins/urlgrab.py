@@ -160,7 +160,7 @@ class UrlGrab(Processor):
         mark_written(event.session)
         if not self.fetch_titles or (not event.public and not self.title_private):
             return
-        ids = [row.id for row in rows] or [None] * len(urls)
+        ids = [row.id for row in rows]
         reactor = self.bot.reactor
         for url, row_id in zip(urls, ids, strict=True):
             if url.lower().startswith(("http://", "https://")):
