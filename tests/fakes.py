@@ -4,6 +4,7 @@ it is asked to send, and a real SQLite database in the test's temporary folder."
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -120,3 +121,10 @@ def note_texts(database: Database) -> list[str]:
 
     with database.session_factory() as session:
         return list(session.scalars(select(Note.text).order_by(Note.id)))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -16,6 +16,9 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import LineOnlyReceiver
 
+from botcore.testing import in_ci
+from tests.fakes import free_port
+
 #: How long any one wait on the server or a client may take before the test fails.
 WAIT = 15.0
 
@@ -62,16 +65,9 @@ def skip_reason() -> str | None:
     """Why the IRC integration tests cannot run here, or None when they can.
 
     Under ``CI=true`` a missing server is not a reason to skip: the caller must fail."""
-    if ngircd_path() is None and os.environ.get("CI") != "true":
+    if ngircd_path() is None and not in_ci():
         return "ngircd is not installed (apt-get install ngircd)"
     return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class IRCServer:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.fakes import free_port
+
 #: Seconds any one step (start, a reply, the exit) may take before the test fails.
 TIMEOUT = 30.0
 
@@ -36,13 +38,6 @@ sys.exit(run())
 #: The bot runs on the example configuration, as shipped but for the console's port.
 EXAMPLE = Path(__file__).resolve().parents[1] / "conf.example.ini"
 EXAMPLE_ENDPOINT = "endpoint = tcp:3000:interface=127.0.0.1"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Twistd:

@@ -30,6 +30,7 @@ from botcore.testing import (  # noqa: F401
     server_url,
     unavailable,
 )
+from tests.fakes import free_port
 
 
 def core_head() -> str:
@@ -54,12 +55,6 @@ def backend_classes(mixin: type, namespace: dict[str, Any], stem: str) -> None:
 
 
 # -- a throwaway PostgreSQL cluster ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresCluster:
