@@ -491,9 +491,7 @@ class IRCSource(Source):
         self._wanted.pop(self._key(channel), None)
         protocol = self.protocol
         if protocol is not None and protocol.registered and valid_target(channel):
-            timer = protocol._rejoins.pop(protocol.fold(channel), None)
-            if timer is not None and timer.active():
-                timer.cancel()
+            protocol.cancel_rejoin(channel)
             protocol.send_raw("PART", channel, trailing=message or None)
 
     def set_nick(self, nick: str) -> None:

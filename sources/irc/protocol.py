@@ -75,9 +75,7 @@ class User:
 
     @property
     def mask(self) -> str:
-        if not self.user and not self.host:
-            return self.nick
-        return f"{self.nick}!{self.user}@{self.host}"
+        return str(Mask(self.nick, self.user, self.host))
 
 
 @dataclass
@@ -741,10 +739,14 @@ class IRCProtocol(irc.IRCClient):
 
     # -- channels and members -----------------------------------------------------------------
 
-    def send_join(self, name: str, key: str | None = None) -> None:
+    def cancel_rejoin(self, name: str) -> None:
+        """Forget a pending rejoin of channel ``name`` (joined again, or left on purpose)."""
         timer = self._rejoins.pop(self.fold(name), None)
         if timer is not None and timer.active():
             timer.cancel()
+
+    def send_join(self, name: str, key: str | None = None) -> None:
+        self.cancel_rejoin(name)
         if key:
             self.send_raw("JOIN", name, key)
         else:
@@ -759,9 +761,7 @@ class IRCProtocol(irc.IRCClient):
         if self.is_me(mask.nick):
             self._learn_own(mask)
             self.channels[folded] = Channel(name)
-            timer = self._rejoins.pop(folded, None)
-            if timer is not None and timer.active():
-                timer.cancel()
+            self.cancel_rejoin(name)
             if self.supported.hasFeature("WHOX") and "account-notify" in self.caps:
                 self.send_raw("WHO", name, f"%tcuhnfa,{WHOX_TOKEN}")
             self._source_event("joined", channel=name)
@@ -848,9 +848,7 @@ class IRCProtocol(irc.IRCClient):
 
     def _schedule_rejoin(self, name: str) -> None:
         folded = self.fold(name)
-        old = self._rejoins.pop(folded, None)
-        if old is not None and old.active():
-            old.cancel()
+        self.cancel_rejoin(name)
 
         def rejoin() -> None:
             self._rejoins.pop(folded, None)
