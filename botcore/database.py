@@ -75,6 +75,7 @@ class Base(DeclarativeBase):
         if table is not None:
             for key, value in MYSQL_TABLE_OPTIONS.items():
                 table.dialect_kwargs.setdefault(key, value)
+            types.index_by_key(table)
 
 
 @event.listens_for(Base.metadata, "before_create")
@@ -290,6 +291,7 @@ def _sqlite_connection_setup(busy_timeout: float) -> Callable[[Any, Any], None]:
         connection.create_function("like", 2, types.sqlite_like, deterministic=True)
         connection.create_function("like", 3, types.sqlite_like, deterministic=True)
         connection.create_collation(types.COLLATION, types.sqlite_collate)
+        connection.create_function(types.FOLD_FUNCTION, 1, types.sqlite_fold, deterministic=True)
         cursor = connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from botcore import migrate
+from botcore.types import unreflected_key_indexes
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -94,7 +95,8 @@ def _tables(connection: Connection, models: MetaData) -> list[Table]:
     is one (for its types: JSON, UTC timestamps) or as reflected."""
     reflected = MetaData()
     names = [n for n in inspect(connection).get_table_names() if n != "alembic_version"]
-    reflected.reflect(connection, only=names)
+    with unreflected_key_indexes():
+        reflected.reflect(connection, only=names)
     tables = []
     for table in reflected.sorted_tables:
         model = models.tables.get(table.name)

@@ -25,6 +25,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect
 
+from botcore import types
 from botcore.database import Base
 
 if TYPE_CHECKING:
@@ -154,10 +155,44 @@ def schema_state(engine: Engine, **kw: Any) -> SchemaState:
     )
 
 
+class ForeignKeyViolation(Exception):
+    """A migration on SQLite left rows whose foreign keys point nowhere (it is undone)."""
+
+
 @contextmanager
 def _connected(engine: Engine, **kw: Any) -> Iterator[Config]:
-    with engine.begin() as connection:
-        yield alembic_config(connection, **kw)
+    with engine.connect() as connection, types.unreflected_key_indexes():
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Rebuilding a table (alembic's batch mode) drops the old one, which SQLite
+            # would cascade into its children with foreign keys on. So they are off for
+            # the migration (set outside a transaction: SQLite ignores it inside one),
+            # checked at its end, and on again after.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if sqlite:
+                    # pysqlite would begin only before a data change, leaving the DDL
+                    # before it committed whatever happens: one transaction for all.
+                    connection.exec_driver_sql("BEGIN")
+                yield alembic_config(connection, **kw)
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise ForeignKeyViolation(
+            f"the migration left {len(broken)} row(s) with dangling foreign keys "
+            f"in {', '.join(tables)}; nothing was changed"
+        )
 
 
 def upgrade(engine: Engine, revision: str = "heads", **kw: Any) -> None:
@@ -233,20 +268,65 @@ def compare(engine: Engine, target_metadata: MetaData | None = None, **kw: Any) 
     from alembic.autogenerate import compare_metadata
 
     metadata = target_metadata if target_metadata is not None else import_models()
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts=comparison_options())
-        return compare_metadata(context, metadata)
+    with engine.connect() as connection, types.unreflected_key_indexes():
+        context = MigrationContext.configure(
+            connection, opts={**comparison_options(connection.dialect.name), **kw}
+        )
+        differences = compare_metadata(context, metadata)
+        if connection.dialect.name == "sqlite":
+            differences += _compare_key_indexes(connection, metadata)
+        return differences
 
 
-def comparison_options() -> dict[str, Any]:
-    """How models are compared with databases (env.py and `compare` use the same)."""
+def comparison_options(dialect: str) -> dict[str, Any]:
+    """How models are compared with databases on ``dialect`` (env.py and `compare` use
+    the same)."""
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        # A model's index or constraint made for other backends only (see
+        # botcore.types.index_by_key) is not missing here; SQLite's key indexes cannot be
+        # reflected, so alembic cannot compare them: _compare_key_indexes does.
+        if reflected:
+            return True
+        return types.made_for(obj, dialect) and not (
+            dialect == "sqlite" and types.is_key_index(obj)
+        )
+
     return {
         "compare_type": compare_type,
         "compare_server_default": False,
         "include_name": include_name,
+        "include_object": include_object,
         "render_as_batch": True,
         "render_item": render_item,
     }
+
+
+def _compare_key_indexes(connection: Connection, metadata: MetaData) -> list[Any]:
+    """alembic-style differences for SQLite's key indexes: ``add_index`` for one missing
+    or different (compared by its SQL, quotes and spaces aside)."""
+    from sqlalchemy.schema import CreateIndex
+
+    stored = {
+        name: _normal_sql(sql)
+        for name, sql in connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+    }
+    differences: list[Any] = []
+    for table in metadata.tables.values():
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if types.is_key_index(index):
+                wanted = _normal_sql(str(CreateIndex(index).compile(dialect=connection.dialect)))
+                if stored.get(str(index.name)) != wanted:
+                    differences.append(("add_index", index))
+    return differences
+
+
+def _normal_sql(sql: str) -> str:
+    return re.sub(r"[\s\"`\[\]]", "", sql).lower()
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.database import Base, mark_written
-from botcore.types import CIText, UTCDateTime, utcnow
+from botcore.types import CIText, UTCDateTime, ci_key, utcnow
 
 #: The longest plugin name and key `PluginStore` accepts.
 MAX_PLUGIN = 64
@@ -65,7 +65,7 @@ def _upsert(dialect: str) -> Any:
         )
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(_table).values(values)
     return insert.on_conflict_do_update(
-        index_elements=[_table.c.plugin, _table.c.key],
+        index_elements=[ci_key(_table.c.plugin), ci_key(_table.c.key)],
         set_={"value": insert.excluded.value, "updated": insert.excluded.updated},
     )
 

@@ -7,21 +7,29 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, String, text
+from sqlalchemy import DateTime, Index, String, Table, UniqueConstraint, text
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 #: The name of the case-insensitive collation: an ICU collation created by the first
 #: migration on PostgreSQL, and a Python function registered on every SQLite connection.
 COLLATION = "botcore_ci"
+
+#: The SQL function (SQLite only) giving a `CIText` value's key, `fold`: CIText
+#: comparisons and indexes on SQLite go through it (see `CIText`).
+FOLD_FUNCTION = "botcore_fold"
 
 #: Case-insensitive, accent-sensitive and without trailing-space padding, like ICU's
 #: ``und-u-ks-level2``; older servers fall back to the closest collation they have
@@ -65,6 +73,11 @@ def _sort_key(value: str) -> tuple[str, str]:
     folded = fold(value)
     bare = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
     return bare, folded
+
+
+def sqlite_fold(value: Any) -> Any:
+    """The SQLite function named `FOLD_FUNCTION`: `fold` of a string, anything else as is."""
+    return fold(value) if isinstance(value, str) else value
 
 
 def sqlite_collate(left: str, right: str) -> int:
@@ -115,6 +128,8 @@ class _PatternSubject(ColumnElement[str]):
     """A CIText column as the left side of a LIKE: on PostgreSQL it is given an ICU
     deterministic collation, because LIKE refuses nondeterministic ones before PG 18."""
 
+    __visit_name__ = "botcore_pattern_subject"
+    _traverse_internals: ClassVar = [("subject", InternalTraversal.dp_clauseelement)]
     inherit_cache = True
 
     def __init__(self, subject: ColumnElement[str]) -> None:
@@ -134,6 +149,80 @@ def _compile_subject(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
 @compiles(_PatternSubject, "postgresql")
 def _compile_subject_pg(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
     return f'({compiler.process(element.subject, **kw)} COLLATE "und-x-icu")'
+
+
+class FoldedKey(TypeDecorator[str]):
+    """The type of a `ci_key`: on SQLite a value bound to it is folded in Python (so the
+    comparison with an indexed ``botcore_fold(column)`` is a plain binary one)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and dialect.name == "sqlite":
+            return fold(value)
+        return value
+
+
+class _Key(ColumnElement[str]):
+    __visit_name__ = "botcore_ci_key"
+    _traverse_internals: ClassVar = [("expr", InternalTraversal.dp_clauseelement)]
+    inherit_cache = True
+
+    def __init__(self, expr: ColumnElement[str]) -> None:
+        self.expr = expr
+        self.type = FoldedKey()
+
+    def __repr__(self) -> str:
+        return f"ci_key({self.expr})"
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
+
+
+def ci_key(expr: ColumnElement[str]) -> ColumnElement[str]:
+    """A `CIText` expression as its comparison key: ``botcore_fold(expr)`` on SQLite, the
+    expression itself elsewhere (where the column's collation already ignores case).
+    `CIText`'s ``=``, ``!=`` and ``IN`` compare keys; SQLite indexes CIText columns by key."""
+    return _Key(expr)
+
+
+@compiles(_Key)
+def _compile_key(element: _Key, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.expr, **kw)
+
+
+@compiles(_Key, "sqlite")
+def _compile_key_sqlite(element: _Key, compiler: Any, **kw: Any) -> str:
+    return f"{FOLD_FUNCTION}({compiler.process(element.expr, **kw)})"
+
+
+_FALL_BACK = object()
+
+
+def _key_of(other: Any) -> Any:
+    """What ``other`` is compared as when it meets a `ci_key`: a plain value or untyped
+    bound parameter is bound as a `FoldedKey` (folded in Python); any other SQL
+    expression is wrapped in `ci_key`; a subquery or a list holding SQL falls back to the
+    collation (``_FALL_BACK``), as `ci_key` cannot fold what a subquery returns."""
+    if hasattr(other, "__clause_element__"):  # a mapped attribute
+        other = other.__clause_element__()
+    if isinstance(other, BindParameter) and other.type._isnull:
+        return other
+    if isinstance(other, ColumnElement):
+        return _Key(other)
+    if isinstance(other, ClauseElement):
+        return _FALL_BACK
+    if isinstance(other, (list, tuple, set)) and any(
+        isinstance(item, ClauseElement) for item in other
+    ):
+        return _FALL_BACK
+    return other
+
+
+#: The comparisons CIText makes between keys (see `ci_key`).
+_KEY_OPERATORS = frozenset({operators.eq, operators.ne, operators.in_op, operators.not_in_op})
 
 
 # Every LIKE-style operator on a CIText column becomes its case-insensitive form.
@@ -175,6 +264,10 @@ class CIText(TypeDecorator[str]):
             folded = _CASE_INSENSITIVE.get(op)
             if folded is not None:
                 return folded(_PatternSubject(self.expr), *other, **kw)
+            if op in _KEY_OPERATORS and len(other) == 1 and other[0] is not None:
+                key = _key_of(other[0])
+                if key is not _FALL_BACK:
+                    return op(_Key(self.expr), key, **kw)
             return super().operate(op, *other, **kw)
 
     def __init__(self, length: int | None = None) -> None:
@@ -192,6 +285,70 @@ class CIText(TypeDecorator[str]):
 
     def __repr__(self) -> str:
         return f"CIText({self.length})" if self.length else "CIText()"
+
+
+def _not_sqlite(ddl: Any, target: Any, bind: Any, dialect: Dialect, **kw: Any) -> bool:
+    return dialect.name != "sqlite"
+
+
+def index_by_key(table: Table) -> None:
+    """Make ``table``'s unique constraints and indexes over `CIText` columns index their
+    keys on SQLite: each gets an SQLite-only twin named ``<its name>_key`` over `ci_key` of
+    those columns, and is itself kept off SQLite. (SQLite would otherwise order them with
+    the Python collation: a callback into Python per comparison, dozens per lookup.)
+    Models on `botcore.database.Base` get this by themselves; `CIText`'s ``=``, ``!=``
+    and ``IN`` then use the twins. Calling it again changes nothing."""
+    items: list[Index | UniqueConstraint] = [
+        item for item in table.constraints if isinstance(item, UniqueConstraint)
+    ]
+    items += [index for index in table.indexes if not is_key_index(index)]
+    names = {index.name for index in table.indexes}
+    for item in items:
+        columns = list(item.columns)
+        name = item.name if isinstance(item.name, str) and item.name else None
+        if name is None:  # unnamed, and no naming convention: name it as Base's would
+            kind = "uq" if isinstance(item, UniqueConstraint) or item.unique else "ix"
+            name = f"{kind}_{table.name}_{'_'.join(c.name for c in columns)}"
+        if not _over_citext(item) or f"{name}_key" in names:
+            continue
+        item.ddl_if(callable_=_not_sqlite)
+        twin = Index(  # attaches itself to the table of its columns
+            f"{name}_key",
+            *(_Key(c) if isinstance(c.type, CIText) else c for c in columns),
+            unique=isinstance(item, UniqueConstraint) or bool(getattr(item, "unique", False)),
+        )
+        twin.ddl_if(dialect="sqlite")
+
+
+def _over_citext(item: Any) -> bool:
+    return any(isinstance(column.type, CIText) for column in getattr(item, "columns", ()))
+
+
+@contextmanager
+def unreflected_key_indexes() -> Iterator[None]:
+    """Quiet SQLAlchemy's and alembic's warning, once per index, that SQLite's key indexes
+    (expression indexes) cannot be reflected: expected here. alembic's batch mode builds
+    them again from the migration; `botcore.migrate.compare` checks them by their SQL."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")
+        yield
+
+
+def is_key_index(item: Any) -> bool:
+    """Whether ``item`` is an index over `ci_key` expressions (SQLite's, see
+    `index_by_key`)."""
+    return isinstance(item, Index) and any(isinstance(e, _Key) for e in item.expressions)
+
+
+def made_for(item: Any, dialect: str) -> bool:
+    """Whether `index_by_key` meant ``item`` (an index or constraint) to exist on
+    ``dialect``: key indexes on SQLite only, what they stand for everywhere else."""
+    if is_key_index(item):
+        return dialect == "sqlite"
+    if isinstance(item, (Index, UniqueConstraint)) and _over_citext(item):
+        return dialect != "sqlite"
+    return True
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -10,6 +10,7 @@ from alembic import context
 
 from botcore import migrate
 from botcore.database import make_engine
+from botcore.types import unreflected_key_indexes
 
 config = context.config
 
@@ -18,9 +19,9 @@ def run_migrations(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=config.attributes.get("target_metadata"),
-        **migrate.comparison_options(),
+        **migrate.comparison_options(connection.dialect.name),
     )
-    with context.begin_transaction():
+    with context.begin_transaction(), unreflected_key_indexes():
         context.run_migrations()
 
 

@@ -18,7 +18,7 @@ from botcore.database import Base, mark_written
 from botcore.event import Event
 from botcore.options import BoolOption, IntOption, ListOption
 from botcore.processor import Processor, authorise, handler, match
-from botcore.types import CIText, UTCDateTime, utcnow
+from botcore.types import CIText, UTCDateTime, ci_key, utcnow
 
 #: The longest subject and reason stored.
 MAX_SUBJECT = 255
@@ -72,7 +72,7 @@ def _upsert(dialect: str) -> Any:
         )
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(_karma).values(values)
     return insert.on_conflict_do_update(
-        index_elements=[_karma.c.subject],
+        index_elements=[ci_key(_karma.c.subject)],
         set_={"value": _karma.c.value + insert.excluded.value, "updated": insert.excluded.updated},
     )
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, inspect, select
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -39,12 +37,7 @@ class AccountStorageMixin:
         metadata = MetaData()
         for name in TABLES:
             accounts.Account.metadata.tables[name].to_metadata(metadata)
-        with self.engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection, opts={**migrate.comparison_options(), "include_name": _ours}
-            )
-            differences = compare_metadata(context, metadata)
-        self.assertEqual(differences, [])
+        self.assertEqual(migrate.compare(self.engine, metadata, include_name=_ours), [])
 
     def test_downgrade_and_upgrade(self) -> None:
         """Migration 0002 downgrades (dropping every accounts table) and upgrades again."""
