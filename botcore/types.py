@@ -193,6 +193,17 @@ def _compile_key(element: _Key, compiler: Any, **kw: Any) -> str:
     return compiler.process(element.expr, **kw)
 
 
+@compiles(_Key, "mysql")
+@compiles(_Key, "mariadb")
+def _compile_key_mysql(element: _Key, compiler: Any, **kw: Any) -> str:
+    # A CIText column's collation loses to another column's binary one on MariaDB/MySQL
+    # (both are "implicit"), so what is not CIText is given the case-insensitive one.
+    inner = compiler.process(element.expr, **kw)
+    if isinstance(element.expr.type, CIText):
+        return inner
+    return f"({inner} COLLATE {mysql_collation(compiler.dialect)})"
+
+
 @compiles(_Key, "sqlite")
 def _compile_key_sqlite(element: _Key, compiler: Any, **kw: Any) -> str:
     return f"{FOLD_FUNCTION}({compiler.process(element.expr, **kw)})"

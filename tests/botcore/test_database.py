@@ -15,6 +15,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
+    func,
     insert,
     inspect,
     select,
@@ -26,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-import botcore.storage  # noqa: F401 (the core's table, on Base)
+import botcore.storage
 from botcore import migrate, types
 from botcore.bot import Bot, Lifecycle, read_config
 from botcore.database import (
@@ -183,6 +185,8 @@ probe = Table(
     Column("at", types.UTCDateTime()),
     **MYSQL_TABLE_OPTIONS,
 )
+# As a model on Base gets it: on SQLite the unique name is a key index, not the collation.
+types.index_by_key(probe)
 
 
 class TypesMixin:
@@ -241,6 +245,28 @@ class TypesMixin:
         self.assertEqual(self.names(probe.c.name.ilike("äRG%")), ["Ärgernis"])
         self.assertEqual(self.names(probe.c.name.not_like("%A%")), ["Ärgernis", "other"])
 
+    def test_compared_with_other_expressions(self) -> None:
+        """A CIText column compared with another column, an SQL expression, a typed or
+        untyped bound parameter, or a subquery still ignores case; != and NOT IN too."""
+        self.add(name="Karma", plain="KARMA")
+        self.add(name="other", plain="x")
+        by_plain = self.names(probe.c.name == probe.c.plain)
+        self.assertEqual(by_plain, ["Karma"])
+        self.assertEqual(self.names(probe.c.name == func.upper("karma")), ["Karma"])
+        with self.engine.connect() as connection:
+            for parameter in (bindparam("p"), bindparam("p", type_=String)):
+                found = connection.scalars(
+                    select(probe.c.name).where(probe.c.name == parameter), {"p": "KARMA"}
+                )
+                self.assertEqual(list(found), ["Karma"])
+        inner = select(probe.c.plain).where(probe.c.plain == "KARMA").scalar_subquery()
+        uppercase = select(func.upper(probe.c.name))
+        self.assertEqual(self.names(probe.c.name.in_(uppercase)), ["Karma", "other"])
+        self.assertEqual(self.names(probe.c.name == inner), ["Karma"])
+        self.assertEqual(self.names(probe.c.name != "KARMA"), ["other"])
+        self.assertEqual(self.names(probe.c.name.not_in(["KARMA"])), ["other"])
+        self.assertEqual(self.names(probe.c.name == None), [])  # noqa: E711 (SQL's IS NULL)
+
     def test_order_ignores_case(self) -> None:
         """Sorting by a CIText column ignores case."""
         for name in ("b", "A", "C"):
@@ -281,6 +307,101 @@ class TypesMixin:
 
 
 backend_classes(TypesMixin, globals(), "TypesTests")
+
+
+class SQLiteKeyIndexTests(SynchronousTestCase):
+    """On SQLite, CIText lookups and unique checks use the key indexes and never call the
+    Python collation (which re-takes the GIL per comparison)."""
+
+    def setUp(self) -> None:
+        self.collated = 0
+        collate = types.sqlite_collate
+
+        def counting(left: str, right: str) -> int:
+            self.collated += 1
+            return collate(left, right)
+
+        # Registered on each new connection from the module attribute.
+        self.patch(types, "sqlite_collate", counting)
+        self.engine = make_engine(fresh_database(self, SQLITE))
+        self.addCleanup(self.engine.dispose)
+        migrate.upgrade(self.engine)
+
+    def test_lookups_and_upserts_do_not_collate(self) -> None:
+        """Storing, finding and updating 200 keys through PluginStore, and a unique clash,
+        take no collation call; sorting by the column still does."""
+        from botcore.storage import PluginStore
+
+        with Session(self.engine) as session:
+            store = PluginStore(session, "probe")
+            for number in range(200):
+                store.set(f"Key{number}", number)
+            session.commit()
+        with Session(self.engine) as session:
+            store = PluginStore(session, "PROBE")
+            for number in range(200):
+                self.assertEqual(store.get(f"KEY{number}"), number)
+                store.set(f"kEy{number}", number + 1)
+            self.assertIn("key7", store)
+            session.commit()
+        with self.engine.begin() as connection:
+            self.assertRaises(
+                IntegrityError,
+                connection.execute,
+                insert(botcore.storage.PluginData).values(
+                    plugin="Probe",
+                    key="KEY1",
+                    value=1,
+                    created=types.utcnow(),
+                    updated=types.utcnow(),
+                ),
+            )
+        self.assertEqual(self.collated, 0)
+        with self.engine.connect() as connection:
+            connection.execute(
+                select(botcore.storage.PluginData.key).order_by(botcore.storage.PluginData.key)
+            ).all()
+        self.assertGreater(self.collated, 0)
+
+    def test_query_plan_uses_key_index(self) -> None:
+        """SQLite searches the key index for an equality on a CIText column."""
+        statement = select(botcore.storage.PluginData.id).where(
+            botcore.storage.PluginData.plugin == "a", botcore.storage.PluginData.key == "b"
+        )
+        compiled = statement.compile(self.engine)
+        with self.engine.connect() as connection:
+            plan = connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+            ).all()
+        self.assertIn("USING INDEX uq_plugin_data_plugin_key_key", " ".join(map(str, plan)))
+
+    def test_index_by_key_is_idempotent_and_leaves_plain_columns(self) -> None:
+        """A second call adds nothing; tables without CIText constraints get no twin."""
+        metadata = MetaData()
+        table = Table(
+            "twins",
+            metadata,
+            Column("id", Integer, primary_key=True),
+            Column("name", types.CIText(20), unique=True),
+            Column("code", String(20), unique=True),
+            Column("owner", Integer, index=True),
+        )
+        types.index_by_key(table)
+        types.index_by_key(table)
+        keyed = [index for index in table.indexes if types.is_key_index(index)]
+        self.assertEqual([index.name for index in keyed], ["uq_twins_name_key"])
+        self.assertTrue(keyed[0].unique)
+        with self.engine.begin() as connection:
+            metadata.create_all(connection)
+            sql = " ".join(
+                row[0]
+                for row in connection.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = 'twins' AND sql IS NOT NULL"
+                )
+            )
+        self.assertIn("uq_twins_name_key ON twins (botcore_fold(name))", sql)
+        self.assertIn("UNIQUE (code)", sql)
+        self.assertNotIn("UNIQUE (name)", sql)
 
 
 class FoldTests(SynchronousTestCase):

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore import migrate
@@ -222,3 +223,107 @@ class RevisionTests(SynchronousTestCase):
             self.assertEqual(
                 connection.execute(text("SELECT count(*) FROM revision_probe")).scalar(), 0
             )
+
+
+class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
+    """Revision 0009 on SQLite: unique constraints and indexes over CIText columns become
+    key indexes, with every row and foreign key kept."""
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, "sqlite"))
+        self.addCleanup(self.engine.dispose)
+        migrate.upgrade(self.engine, "0008")
+
+    def sql(self, table: str) -> str:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE tbl_name = :t AND sql IS NOT NULL"),
+                {"t": table},
+            )
+            return "\n".join(row[0] for row in rows)
+
+    def rows(self) -> dict[str, list[tuple]]:
+        with self.engine.connect() as connection:
+            return {
+                table: connection.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+                for table in ("accounts", "identities", "permissions", "karma", "karma_votes")
+            }
+
+    def fill(self) -> None:
+        with self.engine.begin() as connection:
+            for statement in (
+                "INSERT INTO accounts VALUES (1, 'Alice', '2024-01-01 00:00:00')",
+                "INSERT INTO identities VALUES (1, 'irc', 'Alice!a@host', 1, "
+                "'2024-01-01 00:00:00')",
+                "INSERT INTO permissions VALUES (1, 1, 'Admin', 'yes')",
+                "INSERT INTO karma VALUES (1, 'Ärger', 3, '2024-01-01 00:00:00', "
+                "'2024-01-01 00:00:00')",
+                "INSERT INTO karma_votes VALUES (1, 1, 'alice', 1, NULL, '2024-01-01 00:00:00')",
+            ):
+                connection.execute(text(statement))
+
+    def test_rows_and_links_kept(self) -> None:
+        """Rebuilding parent tables (accounts, karma) keeps their children's rows and
+        links (no cascade), the columns keep their collation, uniqueness still ignores
+        case, and foreign keys are enforced again afterwards."""
+        self.fill()
+        before = self.rows()
+        migrate.upgrade(self.engine)
+        self.assertEqual(self.rows(), before)
+        karma = self.sql("karma")
+        self.assertIn("COLLATE botcore_ci", karma)
+        self.assertIn('uq_karma_subject_key ON karma (botcore_fold("subject"))', karma)
+        self.assertNotIn("UNIQUE (subject)", karma)
+        self.assertEqual(migrate.compare(self.engine), [])
+        with self.engine.connect() as connection:
+            self.assertEqual(connection.exec_driver_sql("PRAGMA foreign_keys").scalar(), 1)
+            with self.assertRaises(IntegrityError):
+                connection.execute(
+                    text("INSERT INTO karma VALUES (2, 'äRGER', 0, '2024', '2024')")
+                )
+            connection.rollback()
+            with self.assertRaises(IntegrityError):
+                connection.execute(text("INSERT INTO identities VALUES (2, 'x', 'y', 99, '2024')"))
+
+    def test_downgrade_restores_constraints(self) -> None:
+        """Downgrading 0009 gives back the collation-ordered unique constraints, rows
+        kept."""
+        self.fill()
+        before = self.rows()
+        migrate.upgrade(self.engine)
+        migrate.downgrade(self.engine, "0008")
+        self.assertEqual(self.rows(), before)
+        karma = self.sql("karma")
+        self.assertIn("UNIQUE (subject)", karma)
+        self.assertIn("COLLATE botcore_ci", karma)
+        self.assertNotIn("botcore_fold", karma)
+
+    def test_dangling_foreign_key_undoes_migration(self) -> None:
+        """A database holding a row whose foreign key points nowhere (written with foreign
+        keys off) stops the migration, which is undone as a whole: no half-rebuilt
+        table, still at 0008."""
+        self.fill()
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("INSERT INTO identities VALUES (2, 'x', 'y', 99, '2024')")
+            connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        karma = self.sql("karma")
+        error = self.assertRaises(migrate.ForeignKeyViolation, migrate.upgrade, self.engine)
+        self.assertIn("identities", str(error))
+        self.assertEqual(migrate.current(self.engine), frozenset({"0008"}))
+        self.assertEqual(self.sql("karma"), karma)
+        self.assertFalse(
+            [name for name in inspect(self.engine).get_table_names() if "tmp" in name]
+        )
+
+    def test_check_finds_missing_key_index(self) -> None:
+        """botcore-db check's comparison notices a key index that is missing (reflection
+        cannot see expression indexes; the comparison reads their SQL)."""
+        migrate.upgrade(self.engine)
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX uq_karma_subject_key")
+        differences = migrate.compare(self.engine)
+        self.assertEqual(
+            [(d[0], d[1].name) for d in differences], [("add_index", "uq_karma_subject_key")]
+        )
