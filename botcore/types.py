@@ -124,31 +124,40 @@ def drop_collation(connection: Connection) -> None:
         connection.execute(text(f'DROP COLLATION IF EXISTS "{COLLATION}"'))
 
 
-class _PatternSubject(ColumnElement[str]):
+class _Wrapped(ColumnElement[str]):
+    """An SQL expression that compiles around another one (``expr``), per backend."""
+
+    _traverse_internals: ClassVar = [("expr", InternalTraversal.dp_clauseelement)]
+    inherit_cache = True
+
+    def __init__(self, expr: ColumnElement[str], type_: Any) -> None:
+        self.expr = expr
+        self.type = type_
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.expr._from_objects
+
+
+class _PatternSubject(_Wrapped):
     """A CIText column as the left side of a LIKE: on PostgreSQL it is given an ICU
     deterministic collation, because LIKE refuses nondeterministic ones before PG 18."""
 
     __visit_name__ = "botcore_pattern_subject"
-    _traverse_internals: ClassVar = [("subject", InternalTraversal.dp_clauseelement)]
     inherit_cache = True
 
-    def __init__(self, subject: ColumnElement[str]) -> None:
-        self.subject = subject
-        self.type = String()
-
-    @property
-    def _from_objects(self) -> list[Any]:
-        return self.subject._from_objects
+    def __init__(self, expr: ColumnElement[str]) -> None:
+        super().__init__(expr, String())
 
 
 @compiles(_PatternSubject)
 def _compile_subject(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.subject, **kw)
+    return compiler.process(element.expr, **kw)
 
 
 @compiles(_PatternSubject, "postgresql")
 def _compile_subject_pg(element: _PatternSubject, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.subject, **kw)} COLLATE "und-x-icu")'
+    return f'({compiler.process(element.expr, **kw)} COLLATE "und-x-icu")'
 
 
 class FoldedKey(TypeDecorator[str]):
@@ -164,21 +173,15 @@ class FoldedKey(TypeDecorator[str]):
         return value
 
 
-class _Key(ColumnElement[str]):
+class _Key(_Wrapped):
     __visit_name__ = "botcore_ci_key"
-    _traverse_internals: ClassVar = [("expr", InternalTraversal.dp_clauseelement)]
     inherit_cache = True
 
     def __init__(self, expr: ColumnElement[str]) -> None:
-        self.expr = expr
-        self.type = FoldedKey()
+        super().__init__(expr, FoldedKey())
 
     def __repr__(self) -> str:
         return f"ci_key({self.expr})"
-
-    @property
-    def _from_objects(self) -> list[Any]:
-        return self.expr._from_objects
 
 
 def ci_key(expr: ColumnElement[str]) -> ColumnElement[str]:

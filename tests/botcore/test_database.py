@@ -375,6 +375,15 @@ class SQLiteKeyIndexTests(SynchronousTestCase):
             ).all()
         self.assertIn("USING INDEX uq_plugin_data_plugin_key_key", " ".join(map(str, plan)))
 
+    def test_statement_cache_tells_columns_apart(self) -> None:
+        """Statements that differ only in which CIText column is compared (or LIKEd) have
+        different cache keys, so SQLAlchemy's statement cache cannot mix them up."""
+        data = botcore.storage.PluginData
+        for make in (lambda c: c == "x", lambda c: c.like("x%")):
+            first = select(data.id).where(make(data.plugin))._generate_cache_key()
+            second = select(data.id).where(make(data.key))._generate_cache_key()
+            self.assertNotEqual(first, second)
+
     def test_index_by_key_is_idempotent_and_leaves_plain_columns(self) -> None:
         """A second call adds nothing; tables without CIText constraints get no twin."""
         metadata = MetaData()
