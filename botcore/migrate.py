@@ -161,13 +161,15 @@ class ForeignKeyViolation(Exception):
 
 @contextmanager
 def _connected(engine: Engine, **kw: Any) -> Iterator[Config]:
-    with engine.connect() as connection, types.unreflected_key_indexes():
+    with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # Rebuilding a table (alembic's batch mode) drops the old one, which SQLite
             # would cascade into its children with foreign keys on. So they are off for
-            # the migration (set outside a transaction: SQLite ignores it inside one),
-            # checked at its end, and on again after.
+            # the migration (set outside a transaction: SQLite ignores it inside one), as
+            # SQLite's documentation advises for schema changes, checked at its end, and
+            # on again after. (A data migration deleting parent rows on SQLite must
+            # delete their children itself.)
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         try:
@@ -176,17 +178,24 @@ def _connected(engine: Engine, **kw: Any) -> Iterator[Config]:
                     # pysqlite would begin only before a data change, leaving the DDL
                     # before it committed whatever happens: one transaction for all.
                     connection.exec_driver_sql("BEGIN")
+                    dangling = _dangling_foreign_keys(connection)
                 yield alembic_config(connection, **kw)
                 if sqlite:
-                    _check_foreign_keys(connection)
+                    _check_foreign_keys(connection, dangling)
         finally:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
 
 
-def _check_foreign_keys(connection: Connection) -> None:
-    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+def _dangling_foreign_keys(connection: Connection) -> set[tuple[Any, ...]]:
+    return {tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")}
+
+
+def _check_foreign_keys(connection: Connection, before: set[tuple[Any, ...]]) -> None:
+    """Refuse a migration that left rows with dangling foreign keys (ones that dangled
+    before it are not its doing)."""
+    broken = _dangling_foreign_keys(connection) - before
     if broken:
         tables = sorted({row[0] for row in broken})
         raise ForeignKeyViolation(
@@ -388,7 +397,7 @@ def revision(
     migrations/versions) and return the files written. With ``autogenerate`` it holds the
     differences between the models and ``engine``'s database, which must be current.
     ``kw`` goes to `alembic_config`."""
-    with engine.begin() as connection:
+    with engine.begin() as connection, types.unreflected_key_indexes():
         config = alembic_config(
             connection,
             stdout=stdout or io.StringIO(),

@@ -76,8 +76,13 @@ def _sort_key(value: str) -> tuple[str, str]:
 
 
 def sqlite_fold(value: Any) -> Any:
-    """The SQLite function named `FOLD_FUNCTION`: `fold` of a string, anything else as is."""
-    return fold(value) if isinstance(value, str) else value
+    """The SQLite function named `FOLD_FUNCTION`: `fold` of a string or of a number's
+    text (as a text column would store the number), anything else as is."""
+    if isinstance(value, str):
+        return fold(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def sqlite_collate(left: str, right: str) -> int:
@@ -168,9 +173,7 @@ class FoldedKey(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, str) and dialect.name == "sqlite":
-            return fold(value)
-        return value
+        return sqlite_fold(value) if dialect.name == "sqlite" else value
 
 
 class _Key(_Wrapped):
@@ -218,20 +221,23 @@ _FALL_BACK = object()
 def _key_of(other: Any) -> Any:
     """What ``other`` is compared as when it meets a `ci_key`: a plain value or untyped
     bound parameter is bound as a `FoldedKey` (folded in Python); any other SQL
-    expression is wrapped in `ci_key`; a subquery or a list holding SQL falls back to the
-    collation (``_FALL_BACK``), as `ci_key` cannot fold what a subquery returns."""
+    expression is wrapped in `ci_key`, so is each in a list; a subquery or a typed list
+    parameter falls back to the collation (``_FALL_BACK``): `ci_key` cannot fold their
+    items one by one."""
     if hasattr(other, "__clause_element__"):  # a mapped attribute
         other = other.__clause_element__()
-    if isinstance(other, BindParameter) and other.type._isnull:
-        return other
+    if isinstance(other, BindParameter):
+        if other.type._isnull:
+            return other
+        if other.expanding:
+            return _FALL_BACK
     if isinstance(other, ColumnElement):
         return _Key(other)
     if isinstance(other, ClauseElement):
         return _FALL_BACK
-    if isinstance(other, (list, tuple, set)) and any(
-        isinstance(item, ClauseElement) for item in other
-    ):
-        return _FALL_BACK
+    if isinstance(other, (list, tuple, set)):
+        items = [_key_of(item) for item in other]
+        return _FALL_BACK if any(item is _FALL_BACK for item in items) else items
     return other
 
 
@@ -341,8 +347,9 @@ def _over_citext(item: Any) -> bool:
 @contextmanager
 def unreflected_key_indexes() -> Iterator[None]:
     """Quiet SQLAlchemy's and alembic's warning, once per index, that SQLite's key indexes
-    (expression indexes) cannot be reflected: expected here. alembic's batch mode builds
-    them again from the migration; `botcore.migrate.compare` checks them by their SQL."""
+    (expression indexes) cannot be reflected, where that is expected: `botcore.migrate`'s
+    comparison (which checks them by their SQL) and the dump. Not in migrations: there
+    the warning says that a batch rebuild of the table drops the index."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based")
         warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression")

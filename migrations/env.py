@@ -10,7 +10,6 @@ from alembic import context
 
 from botcore import migrate
 from botcore.database import make_engine
-from botcore.types import unreflected_key_indexes
 
 config = context.config
 
@@ -21,7 +20,7 @@ def run_migrations(connection) -> None:
         target_metadata=config.attributes.get("target_metadata"),
         **migrate.comparison_options(connection.dialect.name),
     )
-    with context.begin_transaction(), unreflected_key_indexes():
+    with context.begin_transaction():
         context.run_migrations()
 
 

@@ -76,6 +76,13 @@ def _citext_columns(table: str) -> list[sa.Column]:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    # Rebuilding a table reflects the tables its foreign keys refer to, which may already
+    # have key indexes (SQLAlchemy warns it cannot reflect them; they are not rebuilt).
+    with botcore.types.unreflected_key_indexes():
+        _upgrade()
+
+
+def _upgrade() -> None:
     for table, (name, columns) in _UNIQUE.items():
         with op.batch_alter_table(
             table, recreate="always", reflect_args=_citext_columns(table)
@@ -90,6 +97,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    with botcore.types.unreflected_key_indexes():
+        _downgrade()
+
+
+def _downgrade() -> None:
     for name, (table, columns) in _INDEXES.items():
         op.drop_index(f"{name}_key", table_name=table)
         op.create_index(name, table, list(columns))

@@ -266,6 +266,16 @@ class TypesMixin:
         self.assertEqual(self.names(probe.c.name != "KARMA"), ["other"])
         self.assertEqual(self.names(probe.c.name.not_in(["KARMA"])), ["other"])
         self.assertEqual(self.names(probe.c.name == None), [])  # noqa: E711 (SQL's IS NULL)
+        listed = bindparam("names", ["KARMA", "y"], expanding=True)
+        self.assertEqual(self.names(probe.c.name.in_(listed)), ["Karma"])
+        self.assertEqual(self.names(probe.c.name.in_([probe.c.plain])), ["Karma"])
+
+    def test_numbers_compare_as_their_text(self) -> None:
+        """A number compared with a CIText column matches the text it would be stored as,
+        as on the other backends."""
+        self.add(name="5")
+        self.assertEqual(self.names(probe.c.name == 5), ["5"])
+        self.assertEqual(self.names(probe.c.name.in_([5, 6])), ["5"])
 
     def test_order_ignores_case(self) -> None:
         """Sorting by a CIText column ignores case."""
@@ -374,6 +384,15 @@ class SQLiteKeyIndexTests(SynchronousTestCase):
                 f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
             ).all()
         self.assertIn("USING INDEX uq_plugin_data_plugin_key_key", " ".join(map(str, plan)))
+
+    def test_mapped_attributes_in_a_list(self) -> None:
+        """A list of mapped attributes on the right of IN compares ignoring case too."""
+        data = botcore.storage.PluginData
+        with Session(self.engine) as session:
+            botcore.storage.PluginStore(session, "Same").set("SAME", 1)
+            session.commit()
+            found = session.scalars(select(data.key).where(data.plugin.in_([data.key])))
+            self.assertEqual(list(found), ["SAME"])
 
     def test_statement_cache_tells_columns_apart(self) -> None:
         """Statements that differ only in which CIText column is compared (or LIKEd) have

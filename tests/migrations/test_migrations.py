@@ -225,6 +225,26 @@ class RevisionTests(SynchronousTestCase):
             )
 
 
+DANGLING_REVISION = '''
+"""Deletes an account and nothing else: leaves its identities dangling."""
+
+from alembic import op
+
+revision = "dangle_0001"
+down_revision = None
+branch_labels = ("dangle",)
+depends_on = "0009"
+
+
+def upgrade():
+    op.execute("DELETE FROM accounts")
+
+
+def downgrade():
+    pass
+'''
+
+
 class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
     """Revision 0009 on SQLite: unique constraints and indexes over CIText columns become
     key indexes, with every row and foreign key kept."""
@@ -298,24 +318,41 @@ class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
         self.assertIn("COLLATE botcore_ci", karma)
         self.assertNotIn("botcore_fold", karma)
 
-    def test_dangling_foreign_key_undoes_migration(self) -> None:
-        """A database holding a row whose foreign key points nowhere (written with foreign
-        keys off) stops the migration, which is undone as a whole: no half-rebuilt
-        table, still at 0008."""
-        self.fill()
+    def dangle(self) -> None:
+        """Add an identity whose account does not exist (written with foreign keys off)."""
         with self.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.exec_driver_sql("INSERT INTO identities VALUES (2, 'x', 'y', 99, '2024')")
             connection.commit()
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+    def test_migration_leaving_dangling_keys_is_undone(self) -> None:
+        """A revision that leaves rows with dangling foreign keys (here: deleting an
+        account, which with foreign keys off cascades nowhere) is refused and undone as a
+        whole, with the core revision before it in the same run: no half-rebuilt table,
+        still at 0008."""
+        self.fill()
+        folder = Path(self.mktemp()).absolute()
+        folder.mkdir()
+        (folder / "dangle_0001.py").write_text(DANGLING_REVISION)
         karma = self.sql("karma")
-        error = self.assertRaises(migrate.ForeignKeyViolation, migrate.upgrade, self.engine)
+        error = self.assertRaises(
+            migrate.ForeignKeyViolation, migrate.upgrade, self.engine, extra_locations=[folder]
+        )
         self.assertIn("identities", str(error))
         self.assertEqual(migrate.current(self.engine), frozenset({"0008"}))
         self.assertEqual(self.sql("karma"), karma)
         self.assertFalse(
             [name for name in inspect(self.engine).get_table_names() if "tmp" in name]
         )
+        self.assertEqual(len(self.rows()["accounts"]), 1)
+
+    def test_dangling_keys_from_before_do_not_block(self) -> None:
+        """Rows that dangled before the migration are not blamed on it."""
+        self.fill()
+        self.dangle()
+        migrate.upgrade(self.engine)
+        self.assertEqual(migrate.current(self.engine), frozenset({"0009"}))
 
     def test_check_finds_missing_key_index(self) -> None:
         """botcore-db check's comparison notices a key index that is missing (reflection
