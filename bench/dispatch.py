@@ -24,10 +24,11 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
 
-from botcore.bot import Bot, Lifecycle, read_config
-from botcore.event import Event, EventType, Response, Sender
+from botcore.bot import Bot
+from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
-from botcore.reloader import Reloader
+from botcore.settings import read_config
 from botcore.source import Source
 
 SYNTHETIC = "benchsynthetic"

@@ -50,7 +50,8 @@ def serve(path: str) -> None:
         textFileLogObserver,
     )
 
-    from botcore.bot import Bot, read_config
+    from botcore.bot import Bot
+    from botcore.settings import read_config
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])

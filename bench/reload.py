@@ -20,9 +20,10 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
 
-from botcore.bot import Bot, Lifecycle, read_config
-from botcore.event import Event, EventType, Response, Sender
-from botcore.reloader import Reloader
+from botcore.bot import Bot
+from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.loading.reloader import Reloader
+from botcore.settings import read_config
 from botcore.source import Source
 
 PLUGIN = "benchreload"
@@ -44,7 +45,7 @@ import re
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from botcore.database import Base
+from botcore.db.models import Base
 from botcore.options import IntOption, Option
 from botcore.processor import Processor, match
 

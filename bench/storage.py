@@ -24,11 +24,11 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import LogLevel, globalLogBeginner
 
-from botcore.database import Database
-from botcore.dispatcher import Dispatcher
+from botcore.db.service import Database
+from botcore.db.storage import PluginData, PluginStore
+from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, EventType, Sender
 from botcore.processor import Processor, match
-from botcore.storage import PluginData, PluginStore
 
 USAGE = """\
 Karma-style upserts through the real dispatcher and thread pool: one committed write per

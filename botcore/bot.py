@@ -3,362 +3,34 @@ lifecycle, and is the context processors and sources reach the rest of the bot t
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
-from twisted.logger import Logger, LogLevel
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 import botcore
-from botcore.auth import Permissions
-from botcore.chain import Chain
-from botcore.config import Config, ConfigErrors, SectionResolver, UnknownSection, load_config
-from botcore.database import Database
-from botcore.dispatcher import Dispatcher, ScheduledCall
-from botcore.event import Event, EventType
-from botcore.interfaces import ISource
-from botcore.options import ChoiceOption, ListOption, Option, options_of
+from botcore.accounts.permissions import Permissions
+from botcore.config import Config, ConfigErrors
+from botcore.db.service import Database
+from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
+from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
+from botcore.event import Event, EventType, Lifecycle
+from botcore.interfaces import IBotControl, ISource
+from botcore.loading.plugins import Plugins
+from botcore.loading.reloader import Reloader
+from botcore.loading.sources import Sources
+from botcore.loading.watch import PluginWatcher
+from botcore.options import Option
 from botcore.processor import Processor
-from botcore.reloader import PluginLoadError, PluginNotFound, Reloader
-from botcore.source import SourceSection
-from botcore.watch import PluginWatcher
+from botcore.settings import read_config, section_resolver
 
 
-class Lifecycle:
-    """The root service's states, published as ``lifecycle`` events."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-class BotSection:
-    """Keys of ``[bot]`` read by the root service itself."""
-
-    name = Option("The bot's name: people address it by this.", "botcore")
-    names = ListOption("Other names the bot answers to when addressed.", [])
-
-
-#: Twisted's level names, lowest first: what ``[logging] level`` accepts.
-LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
-
-
-class LoggingSection:
-    """Keys of ``[logging]``."""
-
-    level = ChoiceOption(
-        "Lowest level logged: debug, info, warn, error or critical.", "info", choices=LOG_LEVELS
-    )
-
-
-FIXED_SECTIONS = ("bot", "auth", "logging")
-SECTION_KINDS = ("database", "source", "plugin")
-
-
-def section_resolver(reloader: Reloader) -> SectionResolver:
-    """The options each section of a bot's config may hold (plugins and sources are asked
-    through the reloader)."""
-    fixed = {
-        "bot": options_of(BotSection, Dispatcher, Reloader),
-        "auth": options_of(Permissions),
-        "logging": options_of(LoggingSection),
-    }
-
-    def resolve(section: str, values: Mapping[str, str]) -> dict[str, Option]:
-        if section == "bot" and "plugin_dirs" in values:
-            # The [plugin:NAME] sections after it may be of plugins in these folders.
-            # (A bad value is reported with the section's other errors.)
-            with contextlib.suppress(ValueError):
-                reloader.config["plugin_dirs"] = Reloader.plugin_dirs.parse(values["plugin_dirs"])
-        if section in fixed:
-            return fixed[section]
-        kind, sep, name = section.partition(":")
-        if not sep or not name or kind not in SECTION_KINDS:
-            expected = ", ".join(
-                [f"[{s}]" for s in FIXED_SECTIONS] + [f"[{k}:NAME]" for k in SECTION_KINDS]
-            )
-            raise UnknownSection(f"unknown section (expected one of {expected})")
-        if kind == "database":
-            return options_of(Database)
-        try:
-            if kind == "plugin":
-                return reloader.plugin_options(name)
-            type_name = values.get("type", "").strip()
-            if not type_name:
-                # Without a type the other keys cannot be checked: report only the type.
-                option = SourceSection.type
-                raise UnknownSection(f"missing required {option.kind} ({option.help})", "type")
-            return options_of(SourceSection, reloader.source_class(type_name))
-        except PluginNotFound as e:
-            raise UnknownSection(str(e), None if kind == "plugin" else "type") from None
-        except UnknownSection:
-            raise
-        except Exception as e:
-            # A plugin or source module that fails to import is a problem of this section,
-            # reported with the others, not a traceback.
-            if kind == "plugin":
-                what, key = f"plugin {name!r}", None
-            else:
-                what, key = f"source type {values.get('type')!r}", "type"
-            raise UnknownSection(f"cannot load {what}: {type(e).__name__}: {e}", key) from None
-
-    return resolve
-
-
-def read_config(
-    path: str | os.PathLike[str],
-    *,
-    local: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    reloader: Reloader | None = None,
-) -> Config:
-    """Load and validate a bot configuration; `ConfigErrors` lists every problem.
-    ``reloader`` finds the plugins and sources sections are checked against."""
-    reloader = reloader or Reloader()
-    if reloader.base_dir is None:
-        reloader.base_dir = Path(path).absolute().parent
-    return load_config(
-        path,
-        section_resolver(reloader),
-        local=local,
-        environ=environ,
-        implicit_sections=(*FIXED_SECTIONS, "database:main"),
-    )
-
-
-class PluginNotLoaded(LookupError):
-    """Unload or reload of a plugin (or source) that is not loaded."""
-
-
-class Plugins(Service):
-    """Loads the configured plugins' processors at start and gives the dispatcher its chain;
-    loads, unloads and reloads plugins while the bot runs; at stop, calls each processor's
-    ``shutdown()``.
-
-    A reload imports the plugin's whole module tree afresh, instantiates the new processors
-    and calls their ``setup()``, hands each the state of the old processor of the same class
-    name (``export_state()`` -> ``import_state(state)``), and only then swaps the chain: an
-    event already running finishes with the old processors, the next one sees only the new.
-    The old processors then get ``shutdown()``. If anything fails before the swap, the old
-    modules are put back and the old processors keep running; the caller gets a
-    `PluginLoadError` (type, message, file and line). Reactor thread."""
-
-    log = Logger()
-
-    def __init__(self, bot: Bot) -> None:
-        self.setName("plugins")
-        self.bot = bot
-        self.loaded: dict[str, list[Processor]] = {}
-        self.failed: dict[str, str] = {}
-        #: Plugin -> when (bot.seconds()) its current version was loaded, and how often.
-        self.versions: dict[str, tuple[float, int]] = {}
-        #: Chains swapped out while events were still running with them.
-        self._retired: list[Chain] = []
-
-    def startService(self) -> None:
-        super().startService()
-        for name in self.bot.reloader.wanted_plugins():
-            self.load(name)
-        self.bot.dispatcher.set_chain(self.processors())
-
-    def load(self, name: str) -> list[Processor]:
-        """Instantiate and set up a plugin's processors; a failing plugin is logged and
-        skipped, so one broken plugin does not stop the bot."""
-        try:
-            processors = self._build(name, None)
-        except Exception as e:
-            self.log.failure("plugin {name} failed to load", name=name)
-            self.failed[name] = f"{type(e).__name__}: {e}"
-            return []
-        self.loaded[name] = processors
-        self.versions[name] = (self.bot.seconds(), 1)
-        self.failed.pop(name, None)
-        return processors
-
-    def _build(self, name: str, module: Any) -> list[Processor]:
-        """The plugin's processors, instantiated and set up; on failure those set up
-        already are shut down again."""
-        config = self.bot.config.section(f"plugin:{name}")
-        processors = self.bot.reloader.processors(name, self.bot, config, module)
-        ready: list[Processor] = []
-        try:
-            for processor in processors:
-                processor.setup()
-                ready.append(processor)
-        except BaseException:
-            self._shutdown(name, ready)
-            raise
-        return processors
-
-    def load_plugin(self, name: str) -> list[Processor]:
-        """Load a plugin that is not loaded, its code imported afresh; `PluginLoadError`
-        when it fails (nothing changes then). Reactor thread."""
-        if name in self.loaded:
-            raise PluginLoadError(f"plugin {name}", ValueError(f"plugin {name} is loaded already"))
-        swap = self.bot.reloader.reimport_plugin(name)
-        try:
-            processors = self._build(name, swap.module)
-            if not processors:
-                raise ValueError(f"plugin {name} has no processor to load")
-        except Exception as e:
-            files = swap.files()
-            swap.rollback()
-            raise PluginLoadError(f"plugin {name}", e, files) from e
-        self.loaded[name] = processors
-        self.versions[name] = (self.bot.seconds(), 1)
-        self.failed.pop(name, None)
-        self.set_chain()
-        return processors
-
-    def reload_plugin(self, name: str) -> list[Processor]:
-        """Reload a loaded plugin (see the class). Reactor thread."""
-        old = self.loaded.get(name)
-        if old is None:
-            raise PluginNotLoaded(f"plugin {name} is not loaded")
-        swap = self.bot.reloader.reimport_plugin(name)
-        try:
-            new = self._build(name, swap.module)
-            try:
-                _hand_over(old, new)
-            except BaseException:
-                self._shutdown(name, new)
-                raise
-        except Exception as e:
-            files = swap.files()
-            swap.rollback()
-            raise PluginLoadError(f"plugin {name}", e, files) from e
-        self.loaded[name] = new
-        self.versions[name] = (self.bot.seconds(), self.versions.get(name, (0, 0))[1] + 1)
-        self.set_chain()
-        self._shutdown_later(name, old)
-        self.log.info("plugin {name} reloaded", name=name)
-        return new
-
-    def unload_plugin(self, name: str) -> None:
-        """Take a plugin out of the chain, shut its processors down and forget its modules
-        (and their models). Reactor thread."""
-        old = self.loaded.pop(name, None)
-        if old is None:
-            raise PluginNotLoaded(f"plugin {name} is not loaded")
-        self.versions.pop(name, None)
-        self.set_chain()
-        self._shutdown_later(name, old)
-        with contextlib.suppress(PluginNotFound):
-            self.bot.reloader.forget_plugin(name)
-        self.log.info("plugin {name} unloaded", name=name)
-
-    def set_chain(self) -> None:
-        """Give the dispatcher a new chain of every loaded processor, remembering the old
-        one while events still run with it."""
-        if not self.running:
-            return
-        old = self.bot.dispatcher.chain
-        self.bot.dispatcher.set_chain(self.processors())
-        self._retired = [chain for chain in self._retired if chain.users]
-        if old.users:
-            self._retired.append(old)
-
-    def _shutdown_later(self, name: str, processors: list[Processor]) -> None:
-        """Shut ``processors`` down once no event still running uses them (at once when
-        none does): an event finishes with the chain it started with."""
-        ours = set(map(id, processors))
-        chains = [
-            chain
-            for chain in self._retired
-            if chain.users and any(id(p) in ours for p in chain.processors)
-        ]
-        if not chains:
-            self._shutdown(name, processors)
-            return
-        done = DeferredList([chain.released() for chain in chains])
-        done.addCallback(lambda _: self._shutdown(name, processors))
-
-    def _shutdown(self, name: str, processors: list[Processor]) -> None:
-        for processor in processors:
-            try:
-                processor.shutdown()
-            except Exception:
-                self.log.failure("shutdown of {p} in plugin {name} failed", p=processor, name=name)
-
-    def processors(self) -> list[Processor]:
-        """Every loaded processor, in load order (the chain sorts them by priority)."""
-        return [p for processors in self.loaded.values() for p in processors]
-
-    def stopService(self) -> None:
-        super().stopService()
-        for name, processors in self.loaded.items():
-            self._shutdown(name, processors)
-
-
-def _hand_over(old: list[Processor], new: list[Processor]) -> None:
-    """Give each new processor the state its predecessor (same class name) exports."""
-    by_class = {type(processor).__name__: processor for processor in old}
-    for processor in new:
-        previous = by_class.get(type(processor).__name__)
-        if previous is None:
-            continue
-        state = previous.export_state()
-        if state is not None:
-            processor.import_state(state)
-
-
-class Sources(MultiService):
-    """The sources. Unlike a plain MultiService, starting waits for every source's start
-    and fails (with the first source's error) if any source fails to start."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setName("sources")
-
-    def startService(self) -> Deferred[None]:
-        Service.startService(self)
-        starts = [maybeDeferred(source.startService) for source in self]
-        return DeferredList(starts, consumeErrors=True).addCallback(_first_failure)
-
-    def stopService(self) -> Deferred[None]:
-        # A source disconnected at runtime is stopped already.
-        Service.stopService(self)
-        stops = [maybeDeferred(source.stopService) for source in reversed(list(self))
-                 if source.running]  # fmt: skip
-        return DeferredList(stops, consumeErrors=True).addCallback(lambda _: None)
-
-    def attach(self, source: ISource) -> Deferred[None]:
-        """Add a source to the running tree and start it; the Deferred is its start's
-        (which `MultiService.addService` would drop)."""
-        if source.name in self.namedServices:
-            raise RuntimeError(f"cannot have two sources named {source.name}")
-        source.parent = self
-        self.services.append(source)
-        self.namedServices[source.name] = source
-        if not self.running:
-            return succeed(None)
-        return maybeDeferred(source.startService)
-
-    def detach(self, source: ISource) -> Deferred[None]:
-        """Stop a source (if running) and take it out of the tree."""
-        self.services.remove(source)
-        del self.namedServices[source.name]
-        source.parent = None
-        if not source.running:
-            return succeed(None)
-        return maybeDeferred(source.stopService)
-
-
-def _first_failure(results: list[tuple[bool, Any]]) -> Failure | None:
-    for ok, result in results:
-        if not ok:
-            return result
-    return None
-
-
+@implementer(IBotControl)
 class Bot(MultiService):
     """The root of the service tree and the context plugins and sources talk to.
 
@@ -408,14 +80,14 @@ class Bot(MultiService):
             on_fatal=self._fatal,
         )
         self.dispatcher.setServiceParent(self)
-        self.plugins = Plugins(self)
+        self.plugins = Plugins(self, self.reloader, self.dispatcher, lambda: self.config)
         self.plugins.setServiceParent(self)
         self.sources = Sources()
         self.sources.setServiceParent(self)
         self.watcher: PluginWatcher | None = None
         if config.section("bot").get("autoreload", False):
-            # Development: reload plugins whose files change (botcore.watch).
-            self.watcher = PluginWatcher(self, reactor=reactor)
+            # Development: reload plugins whose files change (botcore.loading.watch).
+            self.watcher = PluginWatcher(self.plugins, reactor=self.reactor)
             self.watcher.setServiceParent(self)
         for name in config.names("source"):
             section = config.section(f"source:{name}")
@@ -437,6 +109,29 @@ class Bot(MultiService):
     def names(self) -> list[str]:
         """Every name the bot answers to."""
         return [self.name, *self.config.section("bot").get("names", [])]
+
+    def loaded(self) -> dict[str, list[Processor]]:
+        """Every loaded plugin's processors, by plugin name (a copy)."""
+        return {name: list(processors) for name, processors in self.plugins.loaded.items()}
+
+    def dispatch(self, event: Event) -> Deferred[Event]:
+        """Publish ``event``: run it through the chain and send its replies, wherever
+        they go. Reactor thread; fires with the processed event."""
+        d = self.dispatcher.dispatch(event)
+        d.addCallback(lambda processed: (self.dispatcher.route(processed), processed)[1])
+        return d
+
+    def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
+        """Run ``function(*args, **kw)`` on the reactor thread. Any thread."""
+        self.reactor.callFromThread(function, *args, **kw)
+
+    def section_options(self, section: str, values: Mapping[str, str]) -> dict[str, Option]:
+        """The options ``[section]`` may hold (`UnknownSection` for one it may not)."""
+        return section_resolver(self.reloader)(section, values)
+
+    def stop(self) -> None:
+        """Stop the reactor, and so the bot (its services stop first). Any thread."""
+        self.reactor.callFromThread(self.reactor.stop)
 
     def get_source(self, name: str | None) -> ISource | None:
         """The running source called ``name``, or None."""

@@ -205,3 +205,13 @@ class Event:
         }
         copied.update(changes)
         return Event(type=type, **copied)
+
+
+class Lifecycle:
+    """The root service's states, published as ``lifecycle`` events."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"

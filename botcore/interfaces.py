@@ -83,3 +83,92 @@ class IProcessor(Interface):
 
     def process(event) -> None:
         """Handle one event: inspect it, change it, add responses."""
+
+
+class IScheduledCall(Interface):
+    """A cancellable `IBotContext.call_later`; safe to cancel from any thread."""
+
+    def active() -> bool:
+        """Whether the call is still due to run."""
+
+    def cancel() -> None:
+        """Stop the call from running (a no-op when it already ran)."""
+
+
+class IBotContext(Interface):
+    """What a plugin's processors and a source may use of the bot: the root service
+    provides it, and `botcore.testing` hands over the real bot. Every method may be
+    called from any thread unless it says otherwise."""
+
+    name = Attribute("The bot's name: people address it by this.")
+    names = Attribute("Every name the bot answers to when addressed (its name first).")
+    version = Attribute("botcore's version.")
+    reactor = Attribute("The reactor sources connect and time with. Reactor thread only.")
+    config = Attribute("The bot's whole validated configuration (`botcore.config.Config`).")
+    auth = Attribute(
+        "The permissions facade (`botcore.accounts.permissions.Permissions`): who is "
+        "authenticated, and what an event's sender may do."
+    )
+
+    def get_source(name) -> ISource | None:
+        """The running source called ``name``, or None."""
+
+    def dispatch(event):
+        """Publish an event: run it through the chain. Reactor thread; the Deferred fires
+        with the processed event, whose replies have been sent."""
+
+    def call_later(delay, function, event, *args, **kw):
+        """Run ``function(delayed_event, *args, **kw)`` after ``delay`` seconds, then the
+        chain on that event; returns a cancellable handle."""
+
+    def call_from_thread(function, *args, **kw) -> None:
+        """Run ``function`` on the reactor thread (from a worker thread)."""
+
+    def loaded() -> dict:
+        """Every loaded plugin's processors: plugin name -> its processors, in load
+        order (a copy: reloads do not change it under the caller)."""
+
+    def seconds() -> float:
+        """The reactor clock's time (a `Clock` in tests)."""
+
+    def now():
+        """The reactor clock's time as an aware UTC datetime."""
+
+
+class IBotControl(IBotContext):
+    """The administrative operations, for the admin plugins only: plugins and sources
+    loaded, unloaded and reloaded, the config reloaded, the bot stopped. Reactor thread
+    only, unless a method says otherwise."""
+
+    state = Attribute("The lifecycle state (`botcore.event.Lifecycle`).")
+    started_at = Attribute("When the bot finished starting (aware UTC datetime), or None.")
+    plugins = Attribute("The plugins service: ``loaded``, ``failed``, ``versions``, and "
+                        "``load_plugin``/``unload_plugin``/``reload_plugin``.")  # fmt: skip
+
+    def section_options(section, values) -> dict:
+        """The options ``[section]`` may hold, given its raw ``values``; raises
+        `botcore.config.UnknownSection` for a section the config may not have."""
+
+    def reload_config() -> list:
+        """Re-read the config files; the problems found, in words (none: applied)."""
+
+    def source_states() -> dict:
+        """Every configured or running source: name -> its state, or 'not loaded'."""
+
+    def load_source(name):
+        """Build and start a source from its re-read section (a coroutine)."""
+
+    def unload_source(name):
+        """Stop a source and take it out of the bot (a coroutine)."""
+
+    def reload_source(name):
+        """Replace a source by its new code and settings (a coroutine)."""
+
+    def connect_source(name):
+        """Start a loaded, stopped source (a coroutine)."""
+
+    def disconnect_source(name):
+        """Stop a source, leaving it loaded (a coroutine)."""
+
+    def stop() -> None:
+        """Stop the bot (drain, leave the networks, exit). Any thread."""

@@ -18,7 +18,7 @@ from botcore.interfaces import IProcessor
 from botcore.options import BoolOption, IntOption, Option, options_of
 
 if TYPE_CHECKING:
-    from botcore.bot import Bot
+    from botcore.interfaces import IBotContext
 
 _URL = r"(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>\"']+"
 
@@ -271,7 +271,7 @@ class Processor:
         cls._periodic_specs = tuple(periodics.values())
 
     def __init__(
-        self, name: str, bot: Bot | None = None, config: dict[str, Any] | None = None
+        self, name: str, bot: IBotContext | None = None, config: dict[str, Any] | None = None
     ) -> None:
         self.name = name
         self.bot = bot

@@ -11,13 +11,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from botcore.dispatcher import DispatcherStopped
+from botcore.errors import DispatcherStopped
 from botcore.interfaces import ISource
 from botcore.options import BoolOption, ListOption, Option
 
 if TYPE_CHECKING:
-    from botcore.bot import Bot
     from botcore.event import Event, Response
+    from botcore.interfaces import IBotContext
 
 
 class SourceSection:
@@ -42,7 +42,9 @@ class Source(Service):
 
     log = Logger()
 
-    def __init__(self, name: str, bot: Bot | None, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, name: str, bot: IBotContext | None, config: dict[str, Any] | None = None
+    ) -> None:
         self.setName(name)
         self.bot = bot
         self.config = dict(config or {})

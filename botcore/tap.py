@@ -24,8 +24,9 @@ from twisted.logger import (
 )
 from twisted.python import usage
 
-from botcore.bot import Bot, read_config
+from botcore.bot import Bot
 from botcore.config import Config, ConfigErrors
+from botcore.settings import read_config
 
 
 class Options(usage.Options):

@@ -1,6 +1,6 @@
 """The alembic environment for botcore: migrates the connection botcore hands it.
 
-`botcore.migrate` builds alembic's Config in code and puts a connection from a botcore
+`botcore.db.migrate` builds alembic's Config in code and puts a connection from a botcore
 engine (with the backend settings: SQLite collation, MariaDB sql_mode...) in
 ``config.attributes``; autogenerate also gets the models' metadata there."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from botcore import migrate
-from botcore.database import make_engine
+from botcore.db import migrate
+from botcore.db.engine import make_engine
 
 config = context.config
 

@@ -11,11 +11,10 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import blockingCallFromThread
 
-from botcore.bot import PluginNotLoaded, section_resolver
 from botcore.config import ConfigErrors, UnknownSection, default_local_path
+from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event
 from botcore.processor import Processor, authorise, match
-from botcore.reloader import PluginLoadError, PluginNotFound
 
 _SECTION_KEY = re.compile(r"^(?P<section>[A-Za-z][\w:.-]*?)\.(?P<key>[A-Za-z_]\w*)$")
 _HEADER = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[#;].*)?$")
@@ -224,7 +223,7 @@ class Admin(Processor):
         config = self.bot.config
         values = {"type": str(config.section(section).get("type", ""))}
         try:
-            options = section_resolver(self.bot.reloader)(section, values)
+            options = self.bot.section_options(section, values)
         except UnknownSection as e:
             raise ValueError(f"[{section}]: {e}") from None
         if key not in options:
@@ -301,7 +300,7 @@ class Admin(Processor):
         event.addresponse("Shutting down")
         # Stopping the reactor stops the bot's services, which first let the events in
         # flight (this one too) finish and send their replies.
-        self.bot.reactor.callFromThread(self.bot.reactor.stop)
+        self.bot.stop()
 
 
 def _format(option: Any, value: Any) -> str:

@@ -106,7 +106,7 @@ class Help(Processor):
         """The loaded plugins' processors, by plugin name."""
         if self.bot is None:
             return {}
-        return {name: list(processors) for name, processors in self.bot.plugins.loaded.items()}
+        return {name: list(processors) for name, processors in self.bot.loaded().items()}
 
     def description(self, plugin: str) -> str:
         """A plugin's description: its module docstring."""

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
-from botcore import accounts
-from botcore.accounts import Account, AccountError, Identity
-from botcore.auth import REDACTED, find_secret
+from botcore.accounts import models as accounts
+from botcore.accounts.models import Account, AccountError, Identity
+from botcore.accounts.secrets import REDACTED, find_secret
 from botcore.event import Event, EventType
 from botcore.options import FloatOption
 from botcore.processor import Processor, authorise, handler, match
@@ -20,7 +20,7 @@ from botcore.processor import Processor, authorise, handler, match
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from botcore.bot import Bot
+    from botcore.interfaces import IBotContext
 
 
 #: Permissions every bot knows of, whatever plugins are loaded.
@@ -44,13 +44,13 @@ _CREATE = re.compile(
 _LINK_TOKEN = re.compile(rf"^link\s+token\s+{_SECRET}$", re.I)
 
 
-def _now(bot: Bot | None) -> float:
+def _now(bot: IBotContext | None) -> float:
     import time
 
     return bot.seconds() if bot is not None else time.monotonic()
 
 
-def identify_event(bot: Bot, event: Event) -> None:
+def identify_event(bot: IBotContext, event: Event) -> None:
     """Set the event's identity and account (creating the identity on first sight) and
     whether its sender is authenticated: remembered for this connection, vouched for by
     the source, or matching a hostmask credential. Worker thread; idempotent."""
@@ -83,12 +83,12 @@ def identify_event(bot: Bot, event: Event) -> None:
         bot.auth.remember(event, event.account, _now(bot))
 
 
-def known_permissions(bot: Bot | None) -> set[str]:
+def known_permissions(bot: IBotContext | None) -> set[str]:
     """The permission names the loaded processors check, and the core's."""
     names = set(CORE_PERMISSIONS)
     if bot is None:
         return names
-    for processor in bot.dispatcher.chain:
+    for processor in (p for processors in bot.loaded().values() for p in processors):
         if processor.permission:
             names.add(processor.permission.lower())
         for spec in type(processor)._handler_specs:
@@ -353,7 +353,7 @@ class Accounts(Processor):
     log = Logger()
 
     @staticmethod
-    def create(bot: Bot, event: Event, name: str) -> Account | None:
+    def create(bot: IBotContext, event: Event, name: str) -> Account | None:
         """Create an account: for an unlinked sender, linked to their identity; for an
         admin, an empty one. None (with a reply) when refused."""
         session = event.session

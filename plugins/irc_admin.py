@@ -118,5 +118,5 @@ class ChannelAdmin(Processor):
         if source.state != "connected":
             event.addresponse("I'm not connected to %s right now", name)
             return
-        self.bot.reactor.callFromThread(action, source)
+        self.bot.call_from_thread(action, source)
         event.addresponse(True)

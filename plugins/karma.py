@@ -14,11 +14,12 @@ from sqlalchemy import ForeignKey, Integer, String, Text, bindparam, delete, sel
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.database import Base, mark_written
+from botcore.db.engine import mark_written
+from botcore.db.models import Base
+from botcore.db.types import CIText, UTCDateTime, ci_key, utcnow
 from botcore.event import Event
 from botcore.options import BoolOption, IntOption, ListOption
 from botcore.processor import Processor, authorise, handler, match
-from botcore.types import CIText, UTCDateTime, ci_key, utcnow
 
 #: The longest subject and reason stored.
 MAX_SUBJECT = 255

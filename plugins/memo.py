@@ -16,14 +16,15 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore import accounts
-from botcore.accounts import Account, Identity
-from botcore.database import Base, mark_written
+from botcore.accounts import models as accounts
+from botcore.accounts.models import Account, Identity
+from botcore.db.engine import mark_written
+from botcore.db.models import Base
+from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
 from botcore.processor import Processor, handler, match
-from botcore.types import CIText, UTCDateTime
 
 #: The longest memo text accepted.
 MAX_MEMO = 1000

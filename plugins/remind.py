@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Boolean, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.bot import Lifecycle
-from botcore.database import Base
-from botcore.dispatcher import ScheduledCall
-from botcore.event import Event, EventType, Sender
+from botcore.db.models import Base
+from botcore.db.types import UTCDateTime
+from botcore.event import Event, EventType, Lifecycle, Sender
 from botcore.humanize import duration
+from botcore.interfaces import IScheduledCall
 from botcore.options import IntOption, Option
 from botcore.processor import Processor, handler, match
-from botcore.types import UTCDateTime
 
 
 class Reminder(Base):
@@ -153,7 +152,7 @@ class Remind(Processor):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._lock = threading.Lock()
-        self._calls: dict[int, ScheduledCall] = {}
+        self._calls: dict[int, IScheduledCall] = {}
         self._loaded = False
         self.zone = ZoneInfo("UTC")
 

@@ -13,13 +13,14 @@ from sqlalchemy import ForeignKey, Index, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from botcore import accounts
-from botcore.accounts import Identity
-from botcore.database import Base, mark_written
+from botcore.accounts import models as accounts
+from botcore.accounts.models import Identity
+from botcore.db.engine import mark_written
+from botcore.db.models import Base
+from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.processor import Processor, handler, match
-from botcore.types import CIText, UTCDateTime
 
 #: The most of a message kept (and repeated) per sighting.
 MAX_TEXT = 400

@@ -26,12 +26,13 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from botcore.database import Base, mark_written
+from botcore.db.engine import mark_written
+from botcore.db.models import Base
+from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.processor import Processor, handler, match
-from botcore.types import CIText, UTCDateTime
 
 #: A URL in running text: a scheme and ``://``, or a bare ``www.`` host.
 URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)

@@ -11,7 +11,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
-from botcore.auth import scrub
+from botcore.accounts.secrets import scrub
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import BoolOption, IntOption, Option
 from botcore.source import Source
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
     from twisted.python.failure import Failure
 
-    from botcore.bot import Bot
+    from botcore.interfaces import IBotContext
 
 
 class ListenFailed(Exception):
@@ -87,7 +87,7 @@ class TelnetSource(Source):
     def __init__(
         self,
         name: str,
-        bot: Bot | None,
+        bot: IBotContext | None,
         config: dict[str, Any] | None = None,
         *,
         reactor: Any = None,

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from twisted.python.failure import Failure
 
-from botcore.database import Database
+from botcore.db.service import Database
 from botcore.source import Source
 
 if TYPE_CHECKING:

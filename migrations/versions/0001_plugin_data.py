@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0001"
 down_revision = None
@@ -19,15 +19,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    botcore.types.create_collation(op.get_bind())
+    botcore.db.types.create_collation(op.get_bind())
     op.create_table(
         "plugin_data",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("plugin", botcore.types.CIText(64), nullable=False),
-        sa.Column("key", botcore.types.CIText(255), nullable=False),
+        sa.Column("plugin", botcore.db.types.CIText(64), nullable=False),
+        sa.Column("key", botcore.db.types.CIText(255), nullable=False),
         sa.Column("value", sa.JSON(), nullable=True),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
-        sa.Column("updated", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
+        sa.Column("updated", botcore.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plugin_data")),
         sa.UniqueConstraint("plugin", "key", name=op.f("uq_plugin_data_plugin_key")),
         mysql_charset="utf8mb4",
@@ -38,4 +38,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("plugin_data")
-    botcore.types.drop_collation(op.get_bind())
+    botcore.db.types.drop_collation(op.get_bind())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0002"
 down_revision = "0001"
@@ -32,8 +32,8 @@ def upgrade() -> None:
     op.create_table(
         "accounts",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", botcore.types.CIText(64), nullable=False),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("username", botcore.db.types.CIText(64), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("username", name=op.f("uq_accounts_username")),
         **MYSQL,
@@ -42,7 +42,7 @@ def upgrade() -> None:
         "account_attributes",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("name", botcore.types.CIText(64), nullable=False),
+        sa.Column("name", botcore.db.types.CIText(64), nullable=False),
         sa.Column("value", sa.String(length=1024), nullable=False),
         _account_fk("account_attributes", "CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_attributes")),
@@ -55,7 +55,7 @@ def upgrade() -> None:
         "credentials",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("source", botcore.types.CIText(64), nullable=True),
+        sa.Column("source", botcore.db.types.CIText(64), nullable=True),
         sa.Column("method", sa.String(length=16), nullable=False),
         sa.Column("secret", sa.String(length=255), nullable=False),
         _account_fk("credentials", "CASCADE"),
@@ -66,10 +66,10 @@ def upgrade() -> None:
     op.create_table(
         "identities",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("source", botcore.types.CIText(64), nullable=False),
-        sa.Column("identity", botcore.types.CIText(255), nullable=False),
+        sa.Column("source", botcore.db.types.CIText(64), nullable=False),
+        sa.Column("identity", botcore.db.types.CIText(255), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         _account_fk("identities", "SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identities")),
         sa.UniqueConstraint("source", "identity", name=op.f("uq_identities_source_identity")),
@@ -80,7 +80,7 @@ def upgrade() -> None:
         "permissions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
-        sa.Column("name", botcore.types.CIText(64), nullable=False),
+        sa.Column("name", botcore.db.types.CIText(64), nullable=False),
         sa.Column("value", sa.String(length=4), nullable=False),
         _account_fk("permissions", "CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_permissions")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0003"
 down_revision = "0002"
@@ -25,7 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "factoids",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         sa.Column("factpack", sa.String(64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_factoids")),
         **_MYSQL,
@@ -34,10 +34,10 @@ def upgrade() -> None:
         "factoid_names",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("factoid_id", sa.Integer(), nullable=False),
-        sa.Column("name", botcore.types.CIText(255), nullable=False),
+        sa.Column("name", botcore.db.types.CIText(255), nullable=False),
         sa.Column("wild", sa.Boolean(), nullable=False),
         sa.Column("author", sa.String(255), nullable=False),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         sa.Column("factpack", sa.String(64), nullable=True),
         sa.ForeignKeyConstraint(
             ["factoid_id"],
@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("verb", sa.String(16), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("author", sa.String(255), nullable=False),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         sa.Column("factpack", sa.String(64), nullable=True),
         sa.ForeignKeyConstraint(
             ["factoid_id"],

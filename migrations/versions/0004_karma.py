@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0004"
 down_revision = "0003"
@@ -24,10 +24,10 @@ def upgrade() -> None:
     op.create_table(
         "karma",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("subject", botcore.types.CIText(255), nullable=False),
+        sa.Column("subject", botcore.db.types.CIText(255), nullable=False),
         sa.Column("value", sa.Integer(), nullable=False),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
-        sa.Column("updated", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
+        sa.Column("updated", botcore.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_karma")),
         sa.UniqueConstraint("subject", name=op.f("uq_karma_subject")),
         **_MYSQL,
@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("voter", sa.String(255), nullable=False),
         sa.Column("change", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("time", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("time", botcore.db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["karma_id"],
             ["karma.id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0005"
 down_revision = "0004"
@@ -29,9 +29,9 @@ def upgrade() -> None:
         sa.Column("setter", sa.String(255), nullable=False),
         sa.Column("target", sa.String(255), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("due", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("due", botcore.db.types.UTCDateTime(), nullable=False),
         sa.Column("every", sa.Integer(), nullable=True),
-        sa.Column("created", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("created", botcore.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reminders")),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",

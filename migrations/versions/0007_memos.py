@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0007"
 down_revision = "0006"
@@ -21,15 +21,15 @@ def upgrade() -> None:
     op.create_table(
         "memos",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("from_source", botcore.types.CIText(64), nullable=False),
-        sa.Column("from_nick", botcore.types.CIText(255), nullable=False),
+        sa.Column("from_source", botcore.db.types.CIText(64), nullable=False),
+        sa.Column("from_nick", botcore.db.types.CIText(255), nullable=False),
         sa.Column("from_identity_id", sa.Integer(), nullable=True),
-        sa.Column("to_source", botcore.types.CIText(64), nullable=True),
-        sa.Column("to_nick", botcore.types.CIText(255), nullable=True),
+        sa.Column("to_source", botcore.db.types.CIText(64), nullable=True),
+        sa.Column("to_nick", botcore.db.types.CIText(255), nullable=True),
         sa.Column("to_account_id", sa.Integer(), nullable=True),
         sa.Column("memo", sa.Text(), nullable=False),
         sa.Column("private", sa.Boolean(), nullable=False),
-        sa.Column("time", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("time", botcore.db.types.UTCDateTime(), nullable=False),
         sa.Column("delivered", sa.Boolean(), nullable=False),
         sa.Column("notified", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(

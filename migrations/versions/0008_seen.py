@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0008"
 down_revision = "0007"
@@ -22,12 +22,12 @@ def upgrade() -> None:
         "sightings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identity_id", sa.Integer(), nullable=False),
-        sa.Column("source", botcore.types.CIText(64), nullable=False),
-        sa.Column("nick", botcore.types.CIText(255), nullable=False),
-        sa.Column("channel", botcore.types.CIText(255), nullable=True),
+        sa.Column("source", botcore.db.types.CIText(64), nullable=False),
+        sa.Column("nick", botcore.db.types.CIText(255), nullable=False),
+        sa.Column("channel", botcore.db.types.CIText(255), nullable=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("text", sa.String(400), nullable=True),
-        sa.Column("time", botcore.types.UTCDateTime(), nullable=False),
+        sa.Column("time", botcore.db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["identity_id"],
             ["identities.id"],

@@ -6,7 +6,7 @@ each re-taking the GIL. From here on those are expression indexes over
 ``botcore_fold(column)`` (named like what they replace, plus ``_key``), which SQLite
 compares as plain strings; `CIText`'s ``=``, ``!=``
 and ``IN`` compare the same keys. Tables whose unique constraint was part of the table are
-rebuilt (alembic's batch mode; `botcore.migrate` runs SQLite migrations with foreign keys
+rebuilt (alembic's batch mode; `botcore.db.migrate` runs SQLite migrations with foreign keys
 off, so rebuilding a parent table does not cascade into its children). PostgreSQL and
 MariaDB/MySQL are unchanged: their collations are native.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import botcore.types
+import botcore.db.types
 
 revision = "0009"
 down_revision = "0008"
@@ -63,12 +63,14 @@ _KEYED = {
 
 def _elements(table: str, columns: tuple[str, ...]) -> list[sa.TextClause | str]:
     keyed = _KEYED.get(table) or set(_CITEXT.get(table, {}))
-    return [sa.text(f'{botcore.types.FOLD_FUNCTION}("{c}")') if c in keyed else c for c in columns]
+    return [
+        sa.text(f'{botcore.db.types.FOLD_FUNCTION}("{c}")') if c in keyed else c for c in columns
+    ]
 
 
 def _citext_columns(table: str) -> list[sa.Column]:
     return [
-        sa.Column(name, botcore.types.CIText(length), nullable=False)
+        sa.Column(name, botcore.db.types.CIText(length), nullable=False)
         for name, length in _CITEXT[table].items()
     ]
 
@@ -78,7 +80,7 @@ def upgrade() -> None:
         return
     # Rebuilding a table reflects the tables its foreign keys refer to, which may already
     # have key indexes (SQLAlchemy warns it cannot reflect them; they are not rebuilt).
-    with botcore.types.unreflected_key_indexes():
+    with botcore.db.types.unreflected_key_indexes():
         _upgrade()
 
 
@@ -97,7 +99,7 @@ def _upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
-    with botcore.types.unreflected_key_indexes():
+    with botcore.db.types.unreflected_key_indexes():
         _downgrade()
 
 

@@ -25,7 +25,7 @@ from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IProtocol
 
-    from botcore.bot import Bot
+    from botcore.interfaces import IBotContext
 
 __all__ = ["IRCProtocol", "IRCSource"]
 
@@ -232,7 +232,7 @@ class IRCSource(Source):
     def __init__(
         self,
         name: str,
-        bot: Bot | None,
+        bot: IBotContext | None,
         config: dict[str, Any] | None = None,
         *,
         reactor: Any = None,

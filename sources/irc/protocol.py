@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc
 
-from botcore.auth import scrub
+from botcore.accounts.secrets import scrub
 from botcore.event import Event, EventType, Message, Sender
 from sources.irc.flood import OutgoingQueue, TokenBucket
 from sources.irc.wire import (

@@ -9,10 +9,11 @@ from pathlib import Path
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Bot, Lifecycle, read_config
-from botcore.event import Event, EventType, Response, Sender
+from botcore.bot import Bot
+from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
-from botcore.reloader import Reloader
+from botcore.settings import read_config
 from botcore.testing import InlineReactor, InlineThreadPool
 from tests.fakes import ManualThreadPool
 

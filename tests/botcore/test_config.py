@@ -9,7 +9,6 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import read_config
 from botcore.config import (
     ConfigError,
     ConfigErrors,
@@ -18,8 +17,9 @@ from botcore.config import (
     expand_env,
     load_config,
 )
+from botcore.loading.reloader import Reloader
 from botcore.options import BoolOption, IntOption, Option, options_of
-from botcore.reloader import Reloader
+from botcore.settings import read_config
 
 FIXTURE_PLUGINS = "tests.botcore.fixtures_plugins"
 FIXTURE_SOURCES = "tests.botcore.fixtures_sources"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.auth import Permissions
+from botcore.accounts.permissions import Permissions
 from botcore.event import Event, EventType, Message, Sender
 from botcore.options import FloatOption, Option
 from botcore.processor import (

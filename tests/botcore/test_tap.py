@@ -16,12 +16,13 @@ from twisted.logger import Logger, LogLevel, LogPublisher
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.auth import Permissions
-from botcore.bot import Bot, BotSection, LoggingSection, read_config
-from botcore.database import Database
-from botcore.dispatcher import Dispatcher
+from botcore.accounts.permissions import Permissions
+from botcore.bot import Bot
+from botcore.db.service import Database
+from botcore.dispatch.dispatcher import Dispatcher
+from botcore.loading.reloader import Reloader
 from botcore.options import Option, options_of
-from botcore.reloader import Reloader
+from botcore.settings import BotSection, LoggingSection, read_config
 from botcore.source import SourceSection
 from botcore.tap import Options, ProcessControl, makeService
 from botcore.testing import InlineReactor

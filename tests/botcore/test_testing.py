@@ -9,9 +9,8 @@ from pathlib import Path
 from twisted.trial.reporter import TestResult
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Lifecycle
 from botcore.config import ConfigErrors
-from botcore.event import Event, EventType, Response, Sender
+from botcore.event import Event, EventType, Lifecycle, Response, Sender
 from botcore.processor import Processor, match
 from botcore.testing import (
     InlineReactor,
@@ -349,7 +348,7 @@ class StoreOnce(Processor):
 
     @match(r"store {word}")
     def store(self, event, value):
-        from botcore.storage import PluginStore
+        from botcore.db.storage import PluginStore
 
         store = PluginStore(event.session, "testing")
         store.set("value", value)

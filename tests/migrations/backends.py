@@ -35,7 +35,7 @@ from tests.fakes import free_port
 
 def core_head() -> str:
     """The newest core revision (the bundled plugins' tables included)."""
-    from botcore import migrate
+    from botcore.db import migrate
 
     return migrate.script_directory().get_revision("botcore@head").revision
 

@@ -12,8 +12,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore import migrate
-from botcore.database import make_engine
+from botcore.db import migrate
+from botcore.db.engine import make_engine
+from botcore.loading.reloader import Reloader
 from tests.migrations.backends import backend_classes, core_head, fresh_database
 
 
@@ -41,7 +42,7 @@ class MigrationTestsMixin:
             self.assertIn(revision.revision, migrate.current(self.engine))
         state = migrate.schema_state(self.engine)
         self.assertTrue(state.current, state.describe())
-        self.assertEqual(migrate.compare(self.engine), [])
+        self.assertEqual(migrate.compare(self.engine, Reloader().import_models()), [])
 
     def test_downgrade_to_base_and_up_again(self) -> None:
         """Every revision's downgrade works: down to base leaves only alembic's table, and
@@ -53,7 +54,7 @@ class MigrationTestsMixin:
         self.assertEqual(migrate.current(self.engine), frozenset())
         migrate.upgrade(self.engine)
         self.assertTrue(migrate.schema_state(self.engine).current)
-        self.assertEqual(migrate.compare(self.engine), [])
+        self.assertEqual(migrate.compare(self.engine, Reloader().import_models()), [])
 
     def test_not_current_is_described(self) -> None:
         """An empty database and one downgraded to base are not current, and say so."""
@@ -185,8 +186,8 @@ class RevisionTests(SynchronousTestCase):
         numbered in sequence, with botcore's types rendered importably."""
         from sqlalchemy import Column, Integer, Table
 
-        from botcore.database import Base
-        from botcore.types import CIText, UTCDateTime
+        from botcore.db.models import Base
+        from botcore.db.types import CIText, UTCDateTime
 
         engine = make_engine(fresh_database(self, "sqlite"))
         self.addCleanup(engine.dispose)
@@ -199,13 +200,14 @@ class RevisionTests(SynchronousTestCase):
             Column("seen", UTCDateTime()),
         )
         self.addCleanup(Base.metadata.remove, table)
-        differences = migrate.compare(engine)
+        differences = migrate.compare(engine, Reloader().import_models())
         self.assertEqual([d[0] for d in differences], ["add_table"])
         folder = Path(self.mktemp()).absolute()
         folder.mkdir()
         paths = migrate.revision(
             engine,
             "add revision probe",
+            metadata=Reloader().import_models(),
             version_path=folder,
             extra_locations=[folder],
         )
@@ -213,12 +215,12 @@ class RevisionTests(SynchronousTestCase):
         self.assertTrue(paths[0].name.startswith(migrate.next_core_revision() + "_add_revision"))
         source = paths[0].read_text()
         self.assertIn("down_revision = ", source)
-        self.assertIn("import botcore.types", source)
-        self.assertIn("botcore.types.CIText(40)", source)
-        self.assertIn("botcore.types.UTCDateTime()", source)
+        self.assertIn("import botcore.db.types", source)
+        self.assertIn("botcore.db.types.CIText(40)", source)
+        self.assertIn("botcore.db.types.UTCDateTime()", source)
         # The written revision applies and leaves nothing to compare.
         migrate.upgrade(engine, extra_locations=[folder])
-        self.assertEqual(migrate.compare(engine), [])
+        self.assertEqual(migrate.compare(engine, Reloader().import_models()), [])
         with engine.connect() as connection:
             self.assertEqual(
                 connection.execute(text("SELECT count(*) FROM revision_probe")).scalar(), 0
@@ -294,7 +296,7 @@ class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
         self.assertIn("COLLATE botcore_ci", karma)
         self.assertIn('uq_karma_subject_key ON karma (botcore_fold("subject"))', karma)
         self.assertNotIn("UNIQUE (subject)", karma)
-        self.assertEqual(migrate.compare(self.engine), [])
+        self.assertEqual(migrate.compare(self.engine, Reloader().import_models()), [])
         with self.engine.connect() as connection:
             self.assertEqual(connection.exec_driver_sql("PRAGMA foreign_keys").scalar(), 1)
             with self.assertRaises(IntegrityError):
@@ -360,7 +362,7 @@ class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
         migrate.upgrade(self.engine)
         with self.engine.begin() as connection:
             connection.exec_driver_sql("DROP INDEX uq_karma_subject_key")
-        differences = migrate.compare(self.engine)
+        differences = migrate.compare(self.engine, Reloader().import_models())
         self.assertEqual(
             [(d[0], d[1].name) for d in differences], [("add_index", "uq_karma_subject_key")]
         )

@@ -22,7 +22,8 @@ CHECK = textwrap.dedent(
     """
     import io, pathlib, sys
     import botcore, migrations
-    from botcore import db_cli, migrate
+    from botcore.cli import db as db_cli
+    from botcore.db import migrate
 
     here = pathlib.Path(sys.argv[1])
     for module in (botcore, migrations):

@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.database import forget_models
+from botcore.db.models import forget_models
 from botcore.testing import PluginTestCase
 from plugins.admin import set_ini_value
 

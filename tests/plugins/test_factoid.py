@@ -13,16 +13,17 @@ from pathlib import Path
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore import migrate
-from botcore.bot import read_config
-from botcore.database import Database, make_session_factory
+from botcore.cli import factpack
+from botcore.db import migrate
+from botcore.db.engine import make_session_factory
+from botcore.db.service import Database
+from botcore.settings import read_config
 from botcore.testing import PluginTestCase, backend_variants
 from plugins import factoid
 from plugins.factoid import (
     FactoidName,
     FactpackError,
     _split_unescaped,
-    factpack_main,
     parse_factpack,
 )
 
@@ -329,7 +330,7 @@ class FactpackCommandTests(SynchronousTestCase):
 
     def run_command(self, *argv):
         out, err = io.StringIO(), io.StringIO()
-        status = factpack_main(["-c", str(self.config), *argv], stdout=out, stderr=err)
+        status = factpack.main(["-c", str(self.config), *argv], stdout=out, stderr=err)
         return status, out.getvalue(), err.getvalue()
 
     def upgrade(self):

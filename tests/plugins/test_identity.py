@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from twisted.logger import formatEvent, globalLogPublisher
 
-from botcore import accounts
+from botcore.accounts import models as accounts
 from botcore.event import Event, EventType, Message, Sender
 from botcore.processor import Processor, authorise, handler, match
 from botcore.testing import MemorySource, PluginTestCase

@@ -9,7 +9,7 @@ import threading
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.database import make_engine, make_session_factory
+from botcore.db.engine import make_engine, make_session_factory
 from botcore.testing import PluginTestCase, backend_variants, fresh_database
 from plugins.karma import Karma, KarmaVote, change_karma
 
@@ -182,7 +182,7 @@ class RaceTestsMixin:
         """Twenty threads voting on the same new subject leave a score of twenty."""
         engine = make_engine(fresh_database(self, self.backend))
         self.addCleanup(engine.dispose)
-        from botcore import migrate
+        from botcore.db import migrate
 
         migrate.upgrade(engine)
         factory = make_session_factory(engine)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botcore.bot import Bot, read_config
+from botcore.bot import Bot
 from botcore.event import Event, EventType, Message, Sender
+from botcore.settings import read_config
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
 
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Bot, read_config
+from botcore.bot import Bot
+from botcore.settings import read_config
 from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
 from plugins.remind import (
     ReminderError,

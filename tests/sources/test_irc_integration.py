@@ -13,9 +13,10 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import TestCase
 
-from botcore.bot import Bot, read_config
+from botcore.bot import Bot
 from botcore.event import Event
 from botcore.processor import Processor, match
+from botcore.settings import read_config
 from tests import ircserver
 from tests.ircserver import WAIT, IRCServer, LineClient, connect_client
 

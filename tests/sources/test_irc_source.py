@@ -12,10 +12,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from botcore.bot import read_config
 from botcore.config import ConfigErrors
 from botcore.event import Response
 from botcore.interfaces import IChannelSource
+from botcore.settings import read_config
 from botcore.testing import PluginTestCase
 from sources.irc import IRCSource
 from sources.irc.wire import text_budget

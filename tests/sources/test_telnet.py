@@ -18,7 +18,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from botcore.dispatcher import Dispatcher
+from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
 from botcore.processor import Processor, match

@@ -1,0 +1,1 @@
+"""The console scripts: ``botcore-db``, ``botcore-setup`` and ``botcore-plugin``."""

@@ -1,0 +1,277 @@
+"""botcore-db: the database half of running a bot — upgrade, downgrade, inspect and check
+its schema, write new revisions, and move its data between backends with dump and load.
+
+It reads the bot's own config file (``-c bot.ini``) and works on one ``[database:NAME]``
+(``--database``, default ``main``). Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from alembic.util import CommandError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from botcore.config import ConfigErrors
+from botcore.db import dump, migrate
+from botcore.db.dump import DumpError
+from botcore.db.engine import describe_url
+from botcore.db.faults import first_line
+from botcore.db.service import Database
+from botcore.loading.reloader import Reloader
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+PROG = "botcore-db"
+
+
+class CommandFailed(Exception):
+    """A command could not do its job; the message is the one line to print."""
+
+
+class Context:
+    """What a subcommand works with: the database section, its engine, the output."""
+
+    def __init__(self, args: argparse.Namespace, stdout: IO[str]) -> None:
+        from botcore.settings import read_config
+
+        self.args = args
+        self.stdout = stdout
+        config = read_config(args.config)
+        name = args.database
+        if name != "main" and name not in config.names("database"):
+            known = ", ".join(config.names("database")) or "main"
+            raise CommandFailed(f"{args.config} has no [database:{name}] section (known: {known})")
+        self.database = Database.from_config(name, config)
+        self.label = f"database {name} ({describe_url(self.database.resolved_url())})"
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self.database.create_engine()
+        return self._engine
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stdout)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+# -- subcommands ----------------------------------------------------------------------------
+
+
+def cmd_upgrade(context: Context) -> int:
+    before = migrate.current(context.engine)
+    migrate.upgrade(context.engine, context.args.revision)
+    after = migrate.current(context.engine)
+    if before == after:
+        context.say(f"{context.label}: already at {_revs(after)}")
+    else:
+        context.say(f"{context.label}: upgraded from {_revs(before)} to {_revs(after)}")
+    return 0
+
+
+def cmd_downgrade(context: Context) -> int:
+    before = migrate.current(context.engine)
+    migrate.downgrade(context.engine, context.args.revision)
+    after = migrate.current(context.engine)
+    context.say(f"{context.label}: downgraded from {_revs(before)} to {_revs(after)}")
+    return 0
+
+
+def cmd_current(context: Context) -> int:
+    state = migrate.schema_state(context.engine)
+    for revision in sorted(state.revisions):
+        context.say(f"{revision}{' (head)' if revision in state.heads else ''}")
+    context.say(f"{context.label} {state.describe()}")
+    return 0
+
+
+def cmd_history(context: Context) -> int:
+    migrate.history(stdout=context.stdout)
+    return 0
+
+
+def cmd_check(context: Context) -> int:
+    state = migrate.schema_state(context.engine)
+    if not state.current:
+        context.say(f"{context.label} {state.describe()}; run: {context.database.command} upgrade")
+        return 1
+    differences = migrate.compare(context.engine, Reloader().import_models())
+    if differences:
+        context.say(f"{context.label} is at {_revs(state.revisions)} but differs from the models:")
+        for difference in differences:
+            context.say(f"  {_describe_difference(difference)}")
+        context.say(f"write a revision for them: {context.database.command} revision -m MESSAGE")
+        return 1
+    context.say(f"{context.label} is at {_revs(state.heads)} (current) and matches the models")
+    return 0
+
+
+def cmd_revision(context: Context) -> int:
+    args = context.args
+    paths = migrate.revision(
+        context.engine,
+        args.message,
+        autogenerate=not args.empty,
+        metadata=None if args.empty else Reloader().import_models(),
+        branch=args.branch,
+        version_path=args.version_path,
+    )
+    for path in paths:
+        context.say(f"wrote {path}")
+    return 0
+
+
+def cmd_dump(context: Context) -> int:
+    counts = dump.dump(context.engine, context.args.file, Reloader().import_models())
+    context.say(
+        f"dumped {sum(counts.values())} rows of {len(counts)} tables from {context.label} "
+        f"to {context.args.file}"
+    )
+    return 0
+
+
+def cmd_load(context: Context) -> int:
+    counts = dump.load(context.engine, context.args.file, Reloader().import_models())
+    context.say(
+        f"loaded {sum(counts.values())} rows into {len(counts)} tables of {context.label} "
+        f"from {context.args.file}"
+    )
+    return 0
+
+
+def _revs(revisions: Any) -> str:
+    return ", ".join(sorted(revisions)) or "nothing (no revision)"
+
+
+def _describe_difference(difference: Any) -> str:
+    if isinstance(difference, list):  # alembic groups column modifications
+        return "; ".join(_describe_difference(d) for d in difference)
+    kind, *rest = difference
+    names = []
+    for item in rest:
+        name = getattr(item, "name", None)
+        names.append(str(name) if name is not None else str(item))
+    return f"{kind} {' '.join(n for n in names if n and n != 'None')}"
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="the bot's config file (default: bot.ini)",
+    )
+    common.add_argument(
+        "--database",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="which [database:NAME] section (default: main)",
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description="Manage a botcore bot's database: migrations, checks, dump and load.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, run: Callable[[Context], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = add("upgrade", cmd_upgrade, "apply migrations (to every head, or up to REV)")
+    sub.add_argument("revision", nargs="?", default="heads", metavar="REV")
+    sub = add("downgrade", cmd_downgrade, "undo migrations down to REV (base: all of them)")
+    sub.add_argument("revision", metavar="REV")
+    add("current", cmd_current, "show the revisions the database is at")
+    add("history", cmd_history, "list every revision, newest first")
+    add(
+        "check",
+        cmd_check,
+        "exit 1 unless the database is at head and matches the models",
+    )
+    sub = add("revision", cmd_revision, "write a new revision from the models (developers)")
+    sub.add_argument("-m", "--message", required=True, metavar="MSG")
+    sub.add_argument("--empty", action="store_true", help="an empty revision to fill in")
+    sub.add_argument(
+        "--branch",
+        default=migrate.CORE_BRANCH,
+        metavar="LABEL",
+        help="the branch to extend (a plugin package's label; default: botcore)",
+    )
+    sub.add_argument("--version-path", metavar="DIR", help="where to write the file")
+    sub = add("dump", cmd_dump, "write every row of every table to FILE (JSON, .gz: gzip)")
+    sub.add_argument("file", metavar="FILE")
+    sub = add("load", cmd_load, "load a dump FILE into an empty (or freshly upgraded) database")
+    sub.add_argument("file", metavar="FILE")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run botcore-db; returns the exit status (0 ok, 1 failed, 2 bad config or usage)."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    args.config = getattr(args, "config", "bot.ini")
+    args.database = getattr(args, "database", "main")
+
+    # alembic reports each migration it runs through logging.
+    handler = logging.StreamHandler(stdout)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    handler.addFilter(lambda record: record.getMessage().startswith("Running "))
+    alembic_log = logging.getLogger("alembic")
+    alembic_log.addHandler(handler)
+    old_level = alembic_log.level
+    alembic_log.setLevel(logging.INFO)
+    context = None
+    try:
+        context = Context(args, stdout)
+        return args.run(context)
+    except ConfigErrors as e:
+        print(str(e), file=stderr)
+        return 2
+    except DBAPIError as e:
+        print(f"{PROG}: error: {first_line(e)}", file=stderr)
+        return 1
+    except (
+        CommandFailed,
+        DumpError,
+        migrate.PluginImportError,
+        CommandError,
+        SQLAlchemyError,
+        ArgumentError,
+        OSError,
+    ) as e:
+        print(f"{PROG}: error: {first_line(e)}", file=stderr)
+        return 1
+    finally:
+        alembic_log.removeHandler(handler)
+        alembic_log.setLevel(old_level)
+        if context is not None:
+            context.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The `Database` service, one per ``[database:NAME]`` section: its settings, the engine
+and session factory it makes at start, the schema check, and its health (outages, retries)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from botcore.config import config_path
+from botcore.db.engine import EngineSettings, describe_url, make_engine, make_session_factory
+from botcore.db.faults import UNAVAILABLE, classify_error, first_line
+from botcore.options import BoolOption, FloatOption, IntOption
+
+if TYPE_CHECKING:
+    from botcore.config import Config
+
+
+class SchemaNotCurrent(Exception):
+    """The database's schema is not the one this version of botcore needs."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached at startup."""
+
+
+class Database(EngineSettings, Service):
+    """The engine, session factory and health of one configured database.
+
+    Building the object does no I/O. `startService` connects, checks the schema and
+    creates the session factory, synchronously: the bot starts its database first and
+    serves nothing until it is ready, so blocking there (bounded by ``connect_timeout``)
+    costs nothing. A brand-new SQLite database is migrated to the current schema there;
+    any other database that is not current makes startup fail with `SchemaNotCurrent`,
+    whose message names the ``botcore-db`` command to run, unless ``auto_upgrade`` is on.
+    """
+
+    auto_upgrade = BoolOption(
+        "Upgrade the schema at startup when it is behind (otherwise the bot refuses to "
+        "start and names the botcore-db command to run; a new SQLite file is always set up).",
+        False,
+    )
+    retries = IntOption(
+        "Times an event's step is retried after a dropped connection or a deadlock.", 3, min=0
+    )
+    retry_delay = FloatOption(
+        "Seconds before the first retry; each further retry waits twice as long.", 0.2, min=0
+    )
+
+    #: The longest single wait between retries, whatever retry_delay and retries say.
+    MAX_RETRY_DELAY = 5.0
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, Any],
+        base_directory: str | None = None,
+        config_path: str | None = None,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.setName(f"database:{name}")
+        self.database_name = name
+        self.config = config
+        self.base_directory = base_directory
+        self.config_path = config_path
+        #: How a worker thread waits between retries (replaced in tests).
+        self.sleep = sleep or time.sleep
+        self.engine: Engine | None = None
+        self.session_factory: sessionmaker[Session] | None = None
+        self.unavailable = False
+        self._health = threading.Lock()
+
+    @classmethod
+    def from_config(cls, name: str, config: Config) -> Database:
+        return cls(
+            name,
+            config.section(f"database:{name}"),
+            str(config.directory),
+            str(config.path),
+        )
+
+    def resolved_url(self) -> str:
+        """The URL with a relative SQLite path made absolute against the config folder."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            path = config_path(url.database, self.base_directory or None)
+            url = url.set(database=str(path))
+        return url.render_as_string(hide_password=False)
+
+    def create_engine(self) -> Engine:
+        """A new engine for this database's settings (see `make_engine`)."""
+        return make_engine(
+            self.resolved_url(),
+            echo=self.echo,
+            echo_pool=self.echo_pool,
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            pool_recycle=self.pool_recycle,
+            connect_timeout=self.connect_timeout,
+            busy_timeout=self.busy_timeout,
+        )
+
+    @property
+    def command(self) -> str:
+        """The botcore-db command line for this database, without the subcommand."""
+        words = ["botcore-db", "-c", self.config_path or "bot.ini"]
+        if self.database_name != "main":
+            words += ["--database", self.database_name]
+        return " ".join(words)
+
+    def startService(self) -> None:
+        super().startService()
+        self.engine = self.create_engine()
+        event.listen(self.engine, "after_cursor_execute", self._statement_done)
+        self.session_factory = make_session_factory(self.engine)
+        self.prepare_schema()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def prepare_schema(self) -> None:
+        """Bring a new SQLite database (or, with ``auto_upgrade``, any database) to the
+        current schema; raise `SchemaNotCurrent` or `DatabaseUnavailable` otherwise.
+        Blocks (the reactor thread, at startup)."""
+        from botcore.db import migrate
+
+        try:
+            state = migrate.schema_state(self.engine)
+        except sa_exc.DBAPIError as e:
+            raise DatabaseUnavailable(
+                f"database {self.database_name} ({describe_url(self.url)}) cannot be "
+                f"reached: {first_line(e)}"
+            ) from e
+        if state.current:
+            return
+        if state.unknown:
+            raise SchemaNotCurrent(f"database {self.database_name} {state.describe()}")
+        new_sqlite = state.empty and self.engine.dialect.name == "sqlite"
+        if not (new_sqlite or self.auto_upgrade):
+            raise SchemaNotCurrent(
+                f"database {self.database_name} {state.describe()}; "
+                f"run: {self.command} upgrade (or set auto_upgrade = true in "
+                f"[database:{self.database_name}])"
+            )
+        migrate.upgrade(self.engine)
+        self.log.info(
+            "database {name}: schema upgraded from {old} to {new}",
+            name=self.database_name,
+            old=", ".join(sorted(state.revisions)) or "nothing",
+            new=", ".join(sorted(state.heads)),
+        )
+
+    # -- faults (worker threads) ------------------------------------------------------
+
+    def classify(self, error: BaseException) -> str | None:
+        """See `classify_error`. Any thread."""
+        return classify_error(error)
+
+    def retry_delay_for(self, kind: str, attempt: int) -> float | None:
+        """Seconds to wait before retrying after failed attempt number ``attempt`` (0 is
+        the first) with a failure of ``kind``, or None to give up. While the database is
+        known to be unavailable, events do not wait for it: they try once. Any thread."""
+        if attempt >= self.retries or (kind == UNAVAILABLE and self.unavailable):
+            return None
+        return min(self.retry_delay * 2**attempt, self.MAX_RETRY_DELAY)
+
+    def gave_up(self, kind: str, error: BaseException, what: str) -> None:
+        """Record that ``what`` (a step of an event) failed for good. An outage is logged
+        once, when it starts; a conflict is logged each time. Worker thread."""
+        if kind == UNAVAILABLE:
+            with self._health:
+                first, self.unavailable = not self.unavailable, True
+            if first:
+                self.log.error(
+                    "database {name} unavailable: {reason}; replying with a complaint "
+                    "until it is back",
+                    name=self.database_name,
+                    reason=first_line(error),
+                )
+        else:
+            self.log.warn(
+                "database {name}: {what} gave up after {tries} tries: {reason}",
+                name=self.database_name,
+                what=what,
+                tries=self.retries + 1,
+                reason=first_line(error),
+            )
+
+    def _statement_done(self, *args: Any) -> None:
+        # Runs after every statement; only does work on the first success after an outage.
+        if self.unavailable:
+            with self._health:
+                back, self.unavailable = self.unavailable, False
+            if back:
+                self.log.info("database {name} is available again", name=self.database_name)

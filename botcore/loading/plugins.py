@@ -1,0 +1,205 @@
+"""The plugins service: loads the configured plugins' processors, gives the dispatcher
+its chain, and loads, unloads and reloads plugins while the bot runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import DeferredList
+from twisted.logger import Logger
+
+from botcore.dispatch.chain import Chain
+from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
+from botcore.processor import Processor
+
+if TYPE_CHECKING:
+    from botcore.config import Config
+    from botcore.dispatch.dispatcher import Dispatcher
+    from botcore.interfaces import IBotContext
+    from botcore.loading.reloader import Reloader
+
+
+class Plugins(Service):
+    """Loads the configured plugins' processors at start and gives the dispatcher its chain;
+    loads, unloads and reloads plugins while the bot runs; at stop, calls each processor's
+    ``shutdown()``.
+
+    A reload imports the plugin's whole module tree afresh, instantiates the new processors
+    and calls their ``setup()``, hands each the state of the old processor of the same class
+    name (``export_state()`` -> ``import_state(state)``), and only then swaps the chain: an
+    event already running finishes with the old processors, the next one sees only the new.
+    The old processors then get ``shutdown()``. If anything fails before the swap, the old
+    modules are put back and the old processors keep running; the caller gets a
+    `PluginLoadError` (type, message, file and line). Reactor thread."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        context: IBotContext,
+        reloader: Reloader,
+        dispatcher: Dispatcher,
+        config: Callable[[], Config],
+    ) -> None:
+        """``context`` is what the processors are given; ``config`` returns the bot's
+        current configuration (a reload replaces it)."""
+        self.setName("plugins")
+        self.context = context
+        self.reloader = reloader
+        self.dispatcher = dispatcher
+        self._config = config
+        self.loaded: dict[str, list[Processor]] = {}
+        self.failed: dict[str, str] = {}
+        #: Plugin -> when (the context's seconds()) its current version was loaded, and how often.
+        self.versions: dict[str, tuple[float, int]] = {}
+        #: Chains swapped out while events were still running with them.
+        self._retired: list[Chain] = []
+
+    def startService(self) -> None:
+        super().startService()
+        for name in self.reloader.wanted_plugins():
+            self.load(name)
+        self.dispatcher.set_chain(self.processors())
+
+    def load(self, name: str) -> list[Processor]:
+        """Instantiate and set up a plugin's processors; a failing plugin is logged and
+        skipped, so one broken plugin does not stop the bot."""
+        try:
+            processors = self._build(name, None)
+        except Exception as e:
+            self.log.failure("plugin {name} failed to load", name=name)
+            self.failed[name] = f"{type(e).__name__}: {e}"
+            return []
+        self.loaded[name] = processors
+        self.versions[name] = (self.context.seconds(), 1)
+        self.failed.pop(name, None)
+        return processors
+
+    def _build(self, name: str, module: Any) -> list[Processor]:
+        """The plugin's processors, instantiated and set up; on failure those set up
+        already are shut down again."""
+        config = self._config().section(f"plugin:{name}")
+        processors = self.reloader.processors(name, self.context, config, module)
+        ready: list[Processor] = []
+        try:
+            for processor in processors:
+                processor.setup()
+                ready.append(processor)
+        except BaseException:
+            self._shutdown(name, ready)
+            raise
+        return processors
+
+    def load_plugin(self, name: str) -> list[Processor]:
+        """Load a plugin that is not loaded, its code imported afresh; `PluginLoadError`
+        when it fails (nothing changes then). Reactor thread."""
+        if name in self.loaded:
+            raise PluginLoadError(f"plugin {name}", ValueError(f"plugin {name} is loaded already"))
+        swap = self.reloader.reimport_plugin(name)
+        try:
+            processors = self._build(name, swap.module)
+            if not processors:
+                raise ValueError(f"plugin {name} has no processor to load")
+        except Exception as e:
+            files = swap.files()
+            swap.rollback()
+            raise PluginLoadError(f"plugin {name}", e, files) from e
+        self.loaded[name] = processors
+        self.versions[name] = (self.context.seconds(), 1)
+        self.failed.pop(name, None)
+        self.set_chain()
+        return processors
+
+    def reload_plugin(self, name: str) -> list[Processor]:
+        """Reload a loaded plugin (see the class). Reactor thread."""
+        old = self.loaded.get(name)
+        if old is None:
+            raise PluginNotLoaded(f"plugin {name} is not loaded")
+        swap = self.reloader.reimport_plugin(name)
+        try:
+            new = self._build(name, swap.module)
+            try:
+                _hand_over(old, new)
+            except BaseException:
+                self._shutdown(name, new)
+                raise
+        except Exception as e:
+            files = swap.files()
+            swap.rollback()
+            raise PluginLoadError(f"plugin {name}", e, files) from e
+        self.loaded[name] = new
+        self.versions[name] = (self.context.seconds(), self.versions.get(name, (0, 0))[1] + 1)
+        self.set_chain()
+        self._shutdown_later(name, old)
+        self.log.info("plugin {name} reloaded", name=name)
+        return new
+
+    def unload_plugin(self, name: str) -> None:
+        """Take a plugin out of the chain, shut its processors down and forget its modules
+        (and their models). Reactor thread."""
+        old = self.loaded.pop(name, None)
+        if old is None:
+            raise PluginNotLoaded(f"plugin {name} is not loaded")
+        self.versions.pop(name, None)
+        self.set_chain()
+        self._shutdown_later(name, old)
+        with contextlib.suppress(PluginNotFound):
+            self.reloader.forget_plugin(name)
+        self.log.info("plugin {name} unloaded", name=name)
+
+    def set_chain(self) -> None:
+        """Give the dispatcher a new chain of every loaded processor, remembering the old
+        one while events still run with it."""
+        if not self.running:
+            return
+        old = self.dispatcher.chain
+        self.dispatcher.set_chain(self.processors())
+        self._retired = [chain for chain in self._retired if chain.users]
+        if old.users:
+            self._retired.append(old)
+
+    def _shutdown_later(self, name: str, processors: list[Processor]) -> None:
+        """Shut ``processors`` down once no event still running uses them (at once when
+        none does): an event finishes with the chain it started with."""
+        ours = set(map(id, processors))
+        chains = [
+            chain
+            for chain in self._retired
+            if chain.users and any(id(p) in ours for p in chain.processors)
+        ]
+        if not chains:
+            self._shutdown(name, processors)
+            return
+        done = DeferredList([chain.released() for chain in chains])
+        done.addCallback(lambda _: self._shutdown(name, processors))
+
+    def _shutdown(self, name: str, processors: list[Processor]) -> None:
+        for processor in processors:
+            try:
+                processor.shutdown()
+            except Exception:
+                self.log.failure("shutdown of {p} in plugin {name} failed", p=processor, name=name)
+
+    def processors(self) -> list[Processor]:
+        """Every loaded processor, in load order (the chain sorts them by priority)."""
+        return [p for processors in self.loaded.values() for p in processors]
+
+    def stopService(self) -> None:
+        super().stopService()
+        for name, processors in self.loaded.items():
+            self._shutdown(name, processors)
+
+
+def _hand_over(old: list[Processor], new: list[Processor]) -> None:
+    """Give each new processor the state its predecessor (same class name) exports."""
+    by_class = {type(processor).__name__: processor for processor in old}
+    for processor in new:
+        previous = by_class.get(type(processor).__name__)
+        if previous is None:
+            continue
+        state = previous.export_state()
+        if state is not None:
+            processor.import_state(state)

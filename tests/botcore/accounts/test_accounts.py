@@ -1,0 +1,261 @@
+"""The account models and their API on every backend: the migration matches the models,
+identities are unique ignoring case and created once under concurrency, permissions resolve
+account -> source -> global -> no, and password hashes are salted and not reversible."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import MetaData, func, inspect, select
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.accounts import models as accounts
+from botcore.accounts.models import Account, AccountError, Identity
+from botcore.accounts.permissions import Permissions
+from botcore.accounts.secrets import find_secret, scrub
+from botcore.db import migrate
+from botcore.db.engine import make_engine, make_session_factory
+from botcore.event import Event, EventType, Sender
+from botcore.options import options_of
+from tests.migrations.backends import backend_classes, fresh_database
+
+TABLES = ("accounts", "identities", "account_attributes", "credentials", "permissions")
+
+
+class AccountStorageMixin:
+    """Accounts on one backend."""
+
+    backend: str
+
+    def setUp(self) -> None:
+        self.engine = make_engine(fresh_database(self, self.backend))
+        self.addCleanup(self.engine.dispose)
+        migrate.upgrade(self.engine)
+        self.sessions = make_session_factory(self.engine)
+
+    def test_migration_matches_models(self) -> None:
+        """Migration 0002 creates exactly the tables the models declare."""
+        metadata = MetaData()
+        for name in TABLES:
+            accounts.Account.metadata.tables[name].to_metadata(metadata)
+        self.assertEqual(migrate.compare(self.engine, metadata, include_name=_ours), [])
+
+    def test_downgrade_and_upgrade(self) -> None:
+        """Migration 0002 downgrades (dropping every accounts table) and upgrades again."""
+        migrate.downgrade(self.engine, "0001")
+        names = set(inspect(self.engine).get_table_names())
+        self.assertEqual(names & set(TABLES), set())
+        migrate.upgrade(self.engine, "0002")
+        self.assertLessEqual(set(TABLES), set(inspect(self.engine).get_table_names()))
+
+    def test_identity_unique_ignoring_case(self) -> None:
+        """The same identity in another case is the same row."""
+        with self.sessions() as session:
+            first = accounts.identify(session, "irc", "Alice!a@host")
+            session.commit()
+            self.assertEqual(accounts.identify(session, "IRC", "alice!A@HOST").id, first.id)
+
+    def test_concurrent_first_sight_creates_one_row(self) -> None:
+        """Many threads seeing a new identity at once create exactly one row and all get
+        its id."""
+        count = 8
+        barrier = threading.Barrier(count)
+        ids: list[int] = []
+        errors: list[BaseException] = []
+
+        def thd() -> None:
+            try:
+                with self.sessions() as session:
+                    barrier.wait(timeout=10)
+                    row = accounts.identify(session, "irc", "newcomer")
+                    ids.append(row.id)
+                    session.commit()
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=thd) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(set(ids)), 1)
+        self.assertEqual(len(ids), count)
+        with self.sessions() as session:
+            rows = session.scalar(select(func.count()).select_from(Identity))
+        self.assertEqual(rows, 1)
+
+    def test_linking_across_sources(self) -> None:
+        """Two identities on two sources linked to one account share its attributes and
+        permission rows; identities_of and account_of find each other."""
+        with self.sessions() as session:
+            account = accounts.create_account(session, "alice")
+            irc = accounts.identify(session, "irc", "alice")
+            xmpp = accounts.identify(session, "xmpp", "alice@example.org")
+            accounts.link(session, irc, account)
+            accounts.link(session, xmpp, account)
+            accounts.set_attribute(session, account.id, "tz", "UTC")
+            accounts.set_permission(session, account.id, "deploy", "yes")
+            session.commit()
+            self.assertEqual(
+                [(i.source, i.identity) for i in accounts.identities_of(session, account.id)],
+                [("irc", "alice"), ("xmpp", "alice@example.org")],
+            )
+            self.assertEqual(accounts.account_of(session, xmpp.id).username, "alice")
+            self.assertEqual(accounts.attributes_of(session, account.id), {"tz": "UTC"})
+            accounts.delete_account(session, account)
+            session.commit()
+            self.assertIsNone(accounts.account_of(session, irc.id))
+            self.assertEqual(accounts.permissions_of(session, account.id), {})
+
+    def test_account_names_unique_ignoring_case(self) -> None:
+        """A second account whose name differs only in case is refused."""
+        with self.sessions() as session:
+            accounts.create_account(session, "Alice")
+            session.commit()
+            self.assertRaises(AccountError, accounts.create_account, session, "aLICE")
+
+    def test_resolution_with_account_rows(self) -> None:
+        """The account's own row decides before the source and global options."""
+        with self.sessions() as session:
+            account = accounts.create_account(session, "alice")
+            accounts.set_permission(session, account.id, "a", "no")
+            accounts.set_permission(session, account.id, "b", "yes")
+            accounts.set_permission(session, account.id, "c", "auth")
+            session.commit()
+            account_id = account.id
+        auth = permissions(["+a -b"], permissions=["+a +b +c"])
+        event = make_event(account_id, self.sessions)
+        self.addCleanup(event.close_session)
+        self.assertEqual(auth.resolve(event, "a"), (False, "account"))
+        self.assertEqual(auth.resolve(event, "b"), (True, "account"))
+        self.assertEqual(auth.resolve(event, "c"), (False, "account"))
+        event.authenticated = True
+        self.assertEqual(auth.resolve(event, "c"), (True, "account"))
+        self.assertEqual(auth.resolve(event, "d"), (False, "default"))
+
+
+backend_classes(AccountStorageMixin, globals(), "AccountStorageTests")
+
+
+def _ours(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    if type_ == "table":
+        return name in TABLES
+    return True
+
+
+def permissions(source: list[str] | None = None, **config: Any) -> Permissions:
+    options = options_of(Permissions)
+    parsed = {key: options[key].parse(" ".join(value)) for key, value in config.items()}
+    return Permissions(parsed, lambda name: source or [])
+
+
+def make_event(account: int | None = None, sessions: Any = None, authenticated=False) -> Event:
+    event = Event(
+        source="irc",
+        type=EventType.MESSAGE,
+        sender=Sender("irc", "alice", "alice"),
+        account=account,
+        authenticated=authenticated,
+    )
+    event._session_factory = sessions
+    return event
+
+
+class ResolutionTableTests(SynchronousTestCase):
+    """Each level (source, global, default) with each value (yes, no, auth), and that the
+    first level that speaks decides."""
+
+    def test_table(self) -> None:
+        """+perm is yes, -perm no, perm yes once authenticated; source before global."""
+        cases = [
+            # (source grant, global grant, authenticated, expected, level)
+            ("+p", None, False, True, "source"),
+            ("-p", "+p", True, False, "source"),
+            ("p", None, False, False, "source"),
+            ("p", "+p", True, True, "source"),
+            (None, "+p", False, True, "global"),
+            (None, "-p", True, False, "global"),
+            (None, "p", False, False, "global"),
+            (None, "p", True, True, "global"),
+            (None, None, True, False, "default"),
+        ]
+        for source, global_, authenticated, expected, level in cases:
+            auth = permissions(
+                [source] if source else [], permissions=[global_] if global_ else []
+            )
+            event = make_event(authenticated=authenticated)
+            self.assertEqual(
+                auth.resolve(event, "p"), (expected, level), (source, global_, authenticated)
+            )
+
+
+class StateTests(SynchronousTestCase):
+    """What a config reload keeps."""
+
+    def test_reload_keeps_connections_and_clears_caches(self) -> None:
+        """A new Permissions built from the old keeps authenticated connections and failed
+        attempts but forgets cached rows (changed outside the bot, perhaps)."""
+        old = permissions()
+        event = make_event(account=1)
+        old.remember(event, 1, now=0.0)
+        old.failed(("irc", "alice"), now=0.0)
+        old.state.permissions[1] = {"a": "yes"}
+        new = Permissions({}, None, old)
+        self.assertTrue(new.remembered(event, now=10.0))
+        self.assertFalse(new.remembered(event, now=3601.0))
+        self.assertEqual(len(new.state.failures), 1)
+        self.assertEqual(new.state.permissions, {})
+
+
+class PasswordTests(SynchronousTestCase):
+    """argon2id hashes."""
+
+    def test_hashes_salted_and_not_reversible(self) -> None:
+        """Two hashes of one password differ, hold no plaintext, verify only the right
+        password, and are argon2id."""
+        one, two = accounts.hash_password("hunter2"), accounts.hash_password("hunter2")
+        self.assertNotEqual(one, two)
+        for hashed in (one, two):
+            self.assertTrue(hashed.startswith("$argon2id$"))
+            self.assertNotIn("hunter2", hashed)
+            self.assertTrue(accounts.verify_password(hashed, "hunter2"))
+            self.assertFalse(accounts.verify_password(hashed, "hunter3"))
+        self.assertFalse(accounts.verify_password("not a hash", "hunter2"))
+
+
+class ScrubTests(SynchronousTestCase):
+    """Finding and removing secrets in text."""
+
+    def test_commands_with_secrets(self) -> None:
+        """Each secret-carrying command loses its secret, addressed or not."""
+        for text in (
+            "auth s3cret",
+            "botcore: auth s3cret",
+            "authenticate alice on irc using password s3cret words",
+            "set my password to s3cret",
+            "set password on irc s3cret",
+            "create account bob password s3cret",
+            "link token s3cret",
+        ):
+            scrubbed, secret = find_secret(text)
+            self.assertNotIn("s3cret", scrubbed)
+            self.assertIn("s3cret", secret)
+            self.assertNotIn("s3cret", scrub(text))
+
+    def test_other_text_untouched(self) -> None:
+        """Ordinary text, and words merely containing 'auth', are left alone."""
+        for text in ("author is here", "hello", "the auth"):
+            self.assertIsNone(find_secret(text))
+            self.assertEqual(scrub(text), text)
+
+
+class AccountErrorTests(SynchronousTestCase):
+    """Bad names are clear errors."""
+
+    def test_bad_names(self) -> None:
+        """Empty and spaced usernames are refused with AccountError before any query."""
+        self.assertRaises(AccountError, accounts.create_account, None, "")
+        self.assertRaises(AccountError, accounts.create_account, None, "two words")
+        self.assertIsInstance(Account(username="x"), Account)

@@ -1,0 +1,801 @@
+"""Tests for botcore.dispatch.dispatcher with a clock, an inline or hand-driven thread pool and a
+real SQLite database: chain order, per-conversation ordering, commits and rollbacks,
+fatal errors, routing, delayed and periodic work, shutdown and chain swaps."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+from sqlalchemy import select
+from sqlalchemy import text as sql
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.dispatch.chain import Chain
+from botcore.dispatch.dispatcher import Dispatcher
+from botcore.errors import DispatcherStopped
+from botcore.event import Event, EventType, Response, Sender
+from botcore.options import FloatOption
+from botcore.processor import Processor, handler, periodic
+from botcore.testing import InlineReactor, InlineThreadPool
+from tests.fakes import ManualThreadPool, Note, RecordingSource, note_texts, sqlite_database
+
+
+class Step(Processor):
+    """A processor that records each event it sees, then does ``action(event)``."""
+
+    event_types = None
+    addressed = False
+    processed = True
+
+    def __init__(self, label, seen, priority=0, action=None, event_types=None):
+        super().__init__(label)
+        self.label = label
+        self.seen = seen
+        self.priority = priority
+        self.action = action
+        if event_types is not None:
+            self.event_types = frozenset(event_types)
+
+    @handler
+    def record(self, event):
+        self.seen.append((self.label, describe(event)))
+        if self.action is not None:
+            self.action(event)
+
+
+def describe(event: Event) -> str:
+    return event.message.raw if event.message is not None else event.type
+
+
+def message(text: str, channel: str | None = "#a", source: str = "irc") -> Event:
+    return Event(
+        source=source,
+        type=EventType.MESSAGE,
+        sender=Sender(source, "alice", "alice"),
+        channel=channel,
+        addressed=True,
+        message=text,
+    )
+
+
+class DispatcherTestCase(SynchronousTestCase):
+    """Builds a started dispatcher on a clock, with sources 'irc' and 'xmpp' and a real
+    SQLite database."""
+
+    def dispatcher(self, processors=(), pool=None, **config) -> Dispatcher:
+        self.reactor = InlineReactor()
+        self.database = sqlite_database(self)
+        self.sources = {"irc": RecordingSource("irc"), "xmpp": RecordingSource("xmpp")}
+        self.fatal = []
+        self.logged = []
+        dispatcher = Dispatcher(
+            config,
+            reactor=self.reactor,
+            threadpool=pool if pool is not None else InlineThreadPool(),
+            database=self.database,
+            sources=self.sources.get,
+            on_fatal=self.fatal.append,
+        )
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+        dispatcher.set_chain(processors)
+        dispatcher.startService()
+        self.addCleanup(self.stop, dispatcher)
+        for source in self.sources.values():
+            source.bot = SimpleNamespace(dispatcher=dispatcher)
+        return dispatcher
+
+    def stop(self, dispatcher):
+        if dispatcher.running:
+            dispatcher.stopService()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def logged_texts(self):
+        from twisted.logger import formatEvent
+
+        return [formatEvent(event) for event in self.logged]
+
+
+class ChainTests(DispatcherTestCase):
+    """Which processors run, and in what order."""
+
+    def test_priority_order(self):
+        """Processors run in ascending priority; ties keep load order."""
+        seen = []
+        dispatcher = self.dispatcher(
+            [
+                Step("a", seen, 5),
+                Step("b", seen, -1000),
+                Step("c", seen, 5),
+                Step("d", seen, 0),
+                Step("e", seen, 5),
+            ]
+        )
+        self.successResultOf(dispatcher.dispatch(message("hi")))
+        self.assertEqual([label for label, _ in seen], ["b", "d", "a", "c", "e"])
+
+    def test_event_types(self):
+        """An event only meets the processors that handle its type."""
+        seen = []
+        dispatcher = self.dispatcher(
+            [
+                Step("messages", seen, event_types=[EventType.MESSAGE]),
+                Step("states", seen, event_types=[EventType.STATE]),
+                Step("all", seen),
+            ]
+        )
+        self.successResultOf(dispatcher.dispatch(Event(source="irc", type=EventType.STATE)))
+        self.assertEqual(seen, [("states", "state"), ("all", "state")])
+
+    def test_accepts(self):
+        """A processor that does not accept the event (processed already) is skipped."""
+        seen = []
+
+        class Strict(Step):
+            processed = False
+
+        dispatcher = self.dispatcher(
+            [
+                Step("first", seen, 0, lambda e: e.addresponse("done")),
+                Strict("strict", seen, 1),
+                Step("late", seen, 2),
+            ]
+        )
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([label for label, _ in seen], ["first", "late"])
+
+    def test_chain_object(self):
+        """A Chain sorts by priority, indexes by type and can be set directly."""
+        seen = []
+        chain = Chain([Step("b", seen, 2), Step("a", seen, 1)])
+        self.assertEqual([p.label for p in chain], ["a", "b"])
+        self.assertEqual(len(chain), 2)
+        dispatcher = self.dispatcher()
+        self.assertIs(dispatcher.set_chain(chain), chain)
+        self.assertIs(dispatcher.chain, chain)
+
+    def test_fires_with_event(self):
+        """dispatch's Deferred fires with the processed event."""
+        dispatcher = self.dispatcher([Step("a", [], 0, lambda e: e.addresponse("hi"))])
+        event = message("x")
+        self.assertIs(self.successResultOf(dispatcher.dispatch(event)), event)
+        self.assertEqual(event.responses, [Response("hi", target="#a", source="irc")])
+
+
+class OrderingTests(DispatcherTestCase):
+    """One conversation in arrival order, different conversations in parallel, driven
+    step by step with a hand-run thread pool."""
+
+    def setUp(self):
+        self.pool = ManualThreadPool()
+        self.seen = []
+        self.dispatcher_ = self.dispatcher(
+            [Step("echo", self.seen, 0, lambda e: e.addresponse(describe(e)))], self.pool
+        )
+
+    def queued(self):
+        """What the pool could run in parallel right now."""
+        return [(job.args[0].channel, describe(job.args[0])) for job in self.pool.jobs]
+
+    def test_one_conversation_at_a_time(self):
+        """Only one event of a conversation is handed to the pool at a time, in arrival
+        order, while another conversation's events run alongside."""
+        dispatch = self.sources["irc"].dispatch
+        for channel, text in [
+            ("#a", "a1"),
+            ("#a", "a2"),
+            ("#b", "b1"),
+            ("#a", "a3"),
+            ("#b", "b2"),
+        ]:
+            dispatch(message(text, channel))
+        self.assertEqual(self.queued(), [("#a", "a1"), ("#b", "b1")])
+        self.pool.run(1)
+        self.assertEqual(self.queued(), [("#a", "a1"), ("#b", "b2")])
+        self.pool.run(1)
+        self.assertEqual(self.queued(), [("#a", "a1")])
+        self.pool.run(0)
+        self.assertEqual(self.queued(), [("#a", "a2")])
+        self.pool.run_all()
+        self.assertEqual([label for _, label in self.seen], ["b1", "b2", "a1", "a2", "a3"])
+
+    def test_replies_leave_in_order(self):
+        """Replies of one conversation are sent in arrival order."""
+        dispatch = self.sources["irc"].dispatch
+        deferreds = [dispatch(message(text, "#a")) for text in ("1", "2", "3")]
+        dispatch(message("other", "#b"))
+        self.pool.run(1)
+        self.assertNoResult(deferreds[0])
+        self.pool.run_all()
+        self.assertEqual(
+            [(r.target, r.text) for r in self.sources["irc"].sent],
+            [("#b", "other"), ("#a", "1"), ("#a", "2"), ("#a", "3")],
+        )
+
+    def test_private_conversations(self):
+        """Private events (no channel) of one source share one ordered conversation."""
+        dispatch = self.dispatcher_.dispatch
+        dispatch(message("p1", None))
+        dispatch(message("p2", None))
+        self.assertEqual(self.queued(), [(None, "p1")])
+        self.pool.run_all()
+        self.assertEqual([label for _, label in self.seen], ["p1", "p2"])
+
+    def test_sources_are_separate_conversations(self):
+        """The same channel name on two sources is two conversations."""
+        self.dispatcher_.dispatch(message("irc", "#a", "irc"))
+        self.dispatcher_.dispatch(message("xmpp", "#a", "xmpp"))
+        self.assertEqual(len(self.pool.jobs), 2)
+        self.pool.run_all()
+
+    def test_idle(self):
+        """The dispatcher is idle only when nothing is queued or running."""
+        self.assertTrue(self.dispatcher_.idle)
+        self.dispatcher_.dispatch(message("x"))
+        self.dispatcher_.dispatch(message("y"))
+        self.assertFalse(self.dispatcher_.idle)
+        self.pool.run(0)
+        self.assertFalse(self.dispatcher_.idle)
+        self.pool.run(0)
+        self.assertTrue(self.dispatcher_.idle)
+
+
+class DatabaseTests(DispatcherTestCase):
+    """The event's session: lazy, committed after each processor, rolled back on error."""
+
+    def add(self, text):
+        def action(event):
+            event.session.add(Note(text=text))
+
+        return action
+
+    def test_commit_after_each_processor(self):
+        """A row added by one processor is committed before the next processor runs."""
+        visible = []
+
+        def check(event):
+            visible.extend(note_texts(self.database))
+            raise ValueError("after the check")
+
+        dispatcher = self.dispatcher(
+            [Step("one", [], 1, self.add("one")), Step("two", [], 2, check)]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(visible, ["one"])
+        self.assertEqual(note_texts(self.database), ["one"])
+        self.assertEqual(event.complain, "exception")
+        self.flushLoggedErrors(ValueError)
+
+    def test_rollback_on_exception(self):
+        """A raising processor's uncommitted row is rolled back; later processors still run
+        and their rows are committed; the event complains 'exception'."""
+        seen = []
+
+        def add_then_fail(event):
+            event.session.add(Note(text="two"))
+            event.session.flush()
+            raise RuntimeError("processor two broke")
+
+        dispatcher = self.dispatcher(
+            [
+                Step("one", seen, 1, self.add("one")),
+                Step("two", seen, 2, add_then_fail),
+                Step("three", seen, 3, self.add("three")),
+            ]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([label for label, _ in seen], ["one", "two", "three"])
+        self.assertEqual(note_texts(self.database), ["one", "three"])
+        self.assertEqual(event.complain, "exception")
+        [failure] = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(str(failure.value), "processor two broke")
+
+    def test_failed_commit(self):
+        """A commit that fails (a constraint) is rolled back and complained about; the next
+        processors still run with a usable session."""
+
+        def duplicate(event):
+            event.session.add(Note(id=1, text="again"))
+
+        dispatcher = self.dispatcher(
+            [
+                Step("one", [], 1, lambda e: e.session.add(Note(id=1, text="first"))),
+                Step("two", [], 2, duplicate),
+                Step("three", [], 3, self.add("three")),
+            ]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(note_texts(self.database), ["first", "three"])
+        self.assertEqual(event.complain, "exception")
+        from sqlalchemy.exc import IntegrityError
+
+        self.assertEqual(len(self.flushLoggedErrors(IntegrityError)), 1)
+
+    def test_textual_write_committed(self):
+        """A write made with textual SQL is committed like an ORM one."""
+
+        def raw(event):
+            event.session.execute(sql("INSERT INTO test_notes (text) VALUES ('raw')"))
+
+        dispatcher = self.dispatcher([Step("raw", [], 0, raw)])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(note_texts(self.database), ["raw"])
+
+    def test_session_is_lazy(self):
+        """No session is opened for an event no processor asks one for."""
+        dispatcher = self.dispatcher([Step("plain", [], 0, lambda e: e.addresponse("x"))])
+        opened = []
+        factory = self.database.session_factory
+
+        def counting():
+            opened.append(True)
+            return factory()
+
+        self.database.session_factory = counting
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(opened, [])
+        dispatcher.set_chain([Step("reader", [], 0, lambda e: e.session.scalars(select(Note)))])
+        self.successResultOf(dispatcher.dispatch(message("y")))
+        self.assertEqual(opened, [True])
+
+    def test_session_closed(self):
+        """The session is closed once the chain has run."""
+        sessions = []
+
+        def use(event):
+            sessions.append(event.session)
+            event.session.add(Note(text="x"))
+
+        dispatcher = self.dispatcher([Step("writer", [], 0, use)])
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertFalse(event.has_session)
+        self.assertFalse(sessions[0].in_transaction())
+        self.assertEqual(note_texts(self.database), ["x"])
+
+
+class FatalTests(DispatcherTestCase):
+    """SystemExit and KeyboardInterrupt are not swallowed."""
+
+    def check_fatal(self, exception):
+        seen = []
+
+        def die(event):
+            raise exception
+
+        dispatcher = self.dispatcher([Step("dies", seen, 1, die), Step("after", seen, 2)])
+        failure = self.failureResultOf(dispatcher.dispatch(message("x")), type(exception))
+        self.assertEqual([label for label, _ in seen], ["dies"])
+        self.assertEqual(len(self.fatal), 1)
+        self.assertIs(self.fatal[0].value, failure.value)
+        self.flushLoggedErrors(type(exception))
+        return dispatcher
+
+    def test_system_exit(self):
+        """SystemExit aborts the chain, fails the Deferred and calls on_fatal."""
+        self.check_fatal(SystemExit(3))
+
+    def test_keyboard_interrupt(self):
+        """KeyboardInterrupt is treated like SystemExit."""
+        self.check_fatal(KeyboardInterrupt())
+
+    def test_next_events_still_run(self):
+        """After a fatal event the conversation's next event is still processed."""
+        pool = ManualThreadPool()
+        seen = []
+
+        def maybe_die(event):
+            if describe(event) == "die":
+                raise SystemExit(1)
+
+        dispatcher = self.dispatcher([Step("s", seen, 0, maybe_die)], pool)
+        first = dispatcher.dispatch(message("die"))
+        second = dispatcher.dispatch(message("live"))
+        pool.run_all()
+        self.failureResultOf(first, SystemExit)
+        self.successResultOf(second)
+        self.flushLoggedErrors(SystemExit)
+
+    def test_periodic_system_exit(self):
+        """SystemExit in a periodic handler also reaches on_fatal."""
+
+        class Dies(Processor):
+            @periodic(interval=10)
+            def tick(self, event):
+                raise SystemExit(2)
+
+        self.dispatcher([Dies("dies")])
+        self.reactor.advance(10)
+        self.assertEqual(len(self.fatal), 1)
+        self.assertIsInstance(self.fatal[0].value, SystemExit)
+        self.flushLoggedErrors(SystemExit)
+
+
+class RoutingTests(DispatcherTestCase):
+    """Where replies go."""
+
+    def test_own_source_left_to_caller(self):
+        """Replies for the event's own source are left to the Deferred's caller; replies for
+        other sources are sent through the sources lookup."""
+
+        def reply(event):
+            event.addresponse("here")
+            event.addresponse("there", source="xmpp", target="room@muc")
+
+        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual(self.sources["irc"].sent, [])
+        self.assertEqual(
+            self.sources["xmpp"].sent, [Response("there", target="room@muc", source="xmpp")]
+        )
+        self.assertEqual([r.text for r in event.responses], ["here", "there"])
+
+    def test_source_dispatch_sends_own(self):
+        """Source.dispatch sends the replies for its own source once processed."""
+        self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
+        self.sources["irc"].dispatch(message("x"))
+        self.assertEqual(self.sources["irc"].sent, [Response("hi", target="#a", source="irc")])
+
+    def test_unknown_source(self):
+        """A reply for an unknown source is logged and dropped; the others still go."""
+
+        def reply(event):
+            event.addresponse("lost", source="nowhere")
+            event.addresponse("found", source="xmpp")
+
+        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([r.text for r in self.sources["xmpp"].sent], ["found"])
+        self.assertTrue(
+            any("unknown source 'nowhere'" in text for text in self.logged_texts()),
+            self.logged_texts(),
+        )
+
+    def test_send_failure_logged(self):
+        """A source whose send raises is logged; the other replies are still sent."""
+
+        def reply(event):
+            event.addresponse("a", source="irc2")
+            event.addresponse("b", source="xmpp")
+
+        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        broken = RecordingSource("irc2")
+        broken.send = lambda response: 1 / 0
+        self.sources["irc2"] = broken
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([r.text for r in self.sources["xmpp"].sent], ["b"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class CallLaterTests(DispatcherTestCase):
+    """call_later: delayed work through the chain, in the same conversation."""
+
+    def setUp(self):
+        self.seen = []
+        self.calls = []
+        self.dispatcher_ = self.dispatcher(
+            [Step("chain", self.seen, 0, event_types=[EventType.DELAYED])]
+        )
+
+    def later(self, event, *args, **kw):
+        self.calls.append((event, args, kw))
+        event.addresponse("later %s", args[0] if args else "")
+
+    def test_runs_after_delay(self):
+        """The function runs after the delay with a 'delayed' event and the extra
+        arguments, then the chain runs on that event."""
+        original = message("remind me")
+        self.dispatcher_.call_later(30, self.later, original, "tea", loud=True)
+        self.reactor.advance(29.9)
+        self.assertEqual(self.calls, [])
+        self.reactor.advance(0.1)
+        [(event, args, kw)] = self.calls
+        self.assertEqual((event.type, args, kw), (EventType.DELAYED, ("tea",), {"loud": True}))
+        self.assertEqual(event.conversation, original.conversation)
+        self.assertNotEqual(event.id, original.id)
+        self.assertEqual(self.seen, [("chain", "remind me")])
+
+    def test_replies_to_conversation(self):
+        """The delayed event's replies are sent to the original conversation."""
+        self.dispatcher_.call_later(5, self.later, message("x", "#b"), "tea")
+        self.reactor.advance(5)
+        self.assertEqual(
+            self.sources["irc"].sent, [Response("later tea", target="#b", source="irc")]
+        )
+
+    def test_cancel(self):
+        """A cancelled call does not run; cancelling again, or after it ran, is harmless."""
+        call = self.dispatcher_.call_later(5, self.later, message("x"))
+        self.assertTrue(call.active())
+        call.cancel()
+        call.cancel()
+        self.assertFalse(call.active())
+        self.reactor.advance(10)
+        self.assertEqual(self.calls, [])
+        done = self.dispatcher_.call_later(1, self.later, message("x"))
+        self.reactor.advance(1)
+        self.assertFalse(done.active())
+        done.cancel()
+        self.assertEqual(len(self.calls), 1)
+
+    def test_queued_behind_conversation(self):
+        """A delayed event waits behind an event of its conversation still running."""
+        pool = ManualThreadPool()
+        seen = []
+        dispatcher = self.dispatcher([Step("s", seen, 0)], pool)
+        dispatcher.dispatch(message("first"))
+        dispatcher.call_later(1, lambda event: seen.append(("call", "delayed")), message("x"))
+        self.reactor.advance(1)
+        self.assertEqual(len(pool.jobs), 1)
+        pool.run_all()
+        self.assertEqual(seen, [("s", "first"), ("call", "delayed"), ("s", "x")])
+
+    def test_from_worker_thread(self):
+        """call_later from a worker thread schedules on the reactor thread."""
+        reactor_calls = []
+        self.reactor.callFromThread = lambda f, *a, **kw: reactor_calls.append((f, a, kw))
+        worker = threading.Thread(
+            target=lambda: self.dispatcher_.call_later(2, self.later, message("x"), "tea")
+        )
+        worker.start()
+        worker.join()
+        # Nothing touched the clock from the worker: the scheduling waits for the reactor.
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(len(reactor_calls), 1)
+        del self.reactor.callFromThread
+        for function, args, kw in reactor_calls:
+            function(*args, **kw)
+        self.reactor.advance(2)
+        self.assertEqual([r.text for r in self.sources["irc"].sent], ["later tea"])
+
+    def test_cancelled_at_stop(self):
+        """Pending calls are cancelled when the dispatcher stops."""
+        self.dispatcher_.call_later(5, self.later, message("x"))
+        self.successResultOf(self.dispatcher_.stopService())
+        self.reactor.advance(10)
+        self.assertEqual(self.calls, [])
+
+    def test_after_stop(self):
+        """A call scheduled after the dispatcher stopped is dropped (and logged) instead of
+        failing later for want of a thread pool."""
+        self.successResultOf(self.dispatcher_.stopService())
+        call = self.dispatcher_.call_later(1, self.later, message("x"))
+        self.assertFalse(call.active())
+        self.reactor.advance(1)
+        self.assertEqual(self.calls, [])
+        self.assertTrue(
+            any("dropped a call_later" in text for text in self.logged_texts()),
+            self.logged_texts(),
+        )
+
+    def test_function_error(self):
+        """An exception in the delayed function is logged, complained about, and the chain
+        still runs."""
+
+        def broken(event):
+            raise KeyError("gone")
+
+        self.dispatcher_.call_later(1, broken, message("x"))
+        self.reactor.advance(1)
+        self.assertEqual(self.seen, [("chain", "x")])
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+
+class Ticker(Processor):
+    """Periodic handlers for the tests."""
+
+    every = FloatOption("Seconds between b ticks.", 20.0)
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.ticks = []
+
+    @periodic(interval=10)
+    def a(self, event):
+        self.ticks.append(("a", event.type))
+        event.addresponse("tick", source="xmpp", target="room")
+
+    @periodic(config_key="every", initial_delay=1)
+    def b(self, event):
+        self.ticks.append(("b", event.type))
+
+
+class PeriodicTests(DispatcherTestCase):
+    """@periodic handlers on the dispatcher's clock."""
+
+    def test_interval(self):
+        """A periodic handler first runs one interval after start, then every interval."""
+        ticker = Ticker("t")
+        self.dispatcher([ticker])
+        self.reactor.advance(9)
+        self.assertEqual(ticker.ticks, [("b", "periodic")])
+        self.reactor.advance(1)
+        self.reactor.advance(10)
+        self.assertEqual([name for name, _ in ticker.ticks].count("a"), 2)
+
+    def test_config_key_and_initial_delay(self):
+        """config_key reads the interval from the plugin section; initial_delay sets the
+        first run."""
+        ticker = Ticker("t", None, {"every": 3.0})
+        self.dispatcher([ticker])
+        for _ in range(8):
+            self.reactor.advance(1)
+        self.assertEqual([name for name, _ in ticker.ticks if name == "b"], ["b"] * 3)
+
+    def test_replies_routed(self):
+        """A periodic event's replies go to the sources they name."""
+        self.dispatcher([Ticker("t")])
+        self.reactor.advance(10)
+        self.assertEqual(
+            self.sources["xmpp"].sent, [Response("tick", target="room", source="xmpp")]
+        )
+
+    def test_chain_sees_periodic_event(self):
+        """After the handler, the chain runs on the periodic event."""
+        seen = []
+        self.dispatcher([Ticker("t"), Step("all", seen, 5, event_types=[EventType.PERIODIC])])
+        self.reactor.advance(1)
+        self.assertEqual(seen, [("all", "periodic")])
+
+    def test_no_overlap(self):
+        """A run still going is not overlapped: the ticks meanwhile are skipped."""
+        pool = ManualThreadPool()
+        ticker = Ticker("t", None, {"every": 0.0})
+        self.dispatcher([ticker], pool)
+        self.reactor.advance(10)
+        self.assertEqual(len(pool.jobs), 1)
+        self.reactor.advance(10)
+        self.reactor.advance(10)
+        self.assertEqual(len(pool.jobs), 1)
+        pool.run_all()
+        self.assertEqual(ticker.ticks, [("a", "periodic")])
+        self.reactor.advance(10)
+        self.assertEqual(len(pool.jobs), 1)
+        pool.run_all()
+        self.assertEqual(len(ticker.ticks), 2)
+
+    def test_stopped_with_dispatcher(self):
+        """Stopping the dispatcher stops its periodic handlers."""
+        ticker = Ticker("t")
+        dispatcher = self.dispatcher([ticker])
+        self.successResultOf(dispatcher.stopService())
+        self.reactor.advance(100)
+        self.assertEqual(ticker.ticks, [])
+
+    def test_restarted_with_chain(self):
+        """A new chain replaces the old chain's periodic handlers."""
+        old, new = Ticker("old"), Ticker("new")
+        dispatcher = self.dispatcher([old])
+        dispatcher.set_chain([new])
+        self.reactor.advance(10)
+        self.assertEqual(old.ticks, [])
+        self.assertEqual(len(new.ticks), 2)
+
+    def test_drain_waits_for_periodic(self):
+        """A periodic run in progress counts as in flight when draining."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Ticker("t", None, {"every": 0.0})], pool)
+        self.reactor.advance(10)
+        drained = dispatcher.drain()
+        self.assertNoResult(drained)
+        pool.run_all()
+        self.assertTrue(self.successResultOf(drained))
+
+
+class StopTests(DispatcherTestCase):
+    """stopService: refuse new events, wait for in-flight ones, bounded by a timeout."""
+
+    def test_refuses_new_events(self):
+        """After stopService, dispatch fails with DispatcherStopped."""
+        dispatcher = self.dispatcher([Step("s", [])])
+        self.successResultOf(dispatcher.stopService())
+        self.failureResultOf(dispatcher.dispatch(message("x")), DispatcherStopped)
+
+    def test_not_started(self):
+        """A dispatcher that was never started refuses events too."""
+        dispatcher = Dispatcher(reactor=InlineReactor(), threadpool=InlineThreadPool())
+        self.failureResultOf(dispatcher.dispatch(message("x")), DispatcherStopped)
+
+    def test_waits_for_in_flight(self):
+        """stopService fires only once the in-flight and queued events have finished; then
+        the pool is stopped."""
+        pool = ManualThreadPool()
+        seen = []
+        dispatcher = self.dispatcher([Step("s", seen)], pool)
+        first = dispatcher.dispatch(message("1"))
+        second = dispatcher.dispatch(message("2"))
+        stopped = dispatcher.stopService()
+        self.assertNoResult(stopped)
+        self.failureResultOf(dispatcher.dispatch(message("3")), DispatcherStopped)
+        pool.run(0)
+        self.assertNoResult(stopped)
+        self.assertFalse(pool.stopped)
+        pool.run(0)
+        self.successResultOf(stopped)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertTrue(pool.stopped)
+        self.assertEqual([label for _, label in seen], ["1", "2"])
+
+    def test_timeout(self):
+        """After shutdown_timeout seconds stopService gives up waiting (and says so)."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Step("s", [])], pool, shutdown_timeout=5.0)
+        stuck = dispatcher.dispatch(message("stuck"))
+        stopped = dispatcher.stopService()
+        self.reactor.advance(4.9)
+        self.assertNoResult(stopped)
+        self.reactor.advance(0.1)
+        self.successResultOf(stopped)
+        self.assertTrue(pool.stopped)
+        self.assertTrue(
+            any("still running after 5.0s" in text for text in self.logged_texts()),
+            self.logged_texts(),
+        )
+        # The stuck event finishing later does no harm.
+        pool.run_all()
+        self.successResultOf(stuck)
+        self.assertTrue(dispatcher.idle)
+
+    def test_timeout_fails_queued(self):
+        """Events still queued when the timeout gives up fail with DispatcherStopped
+        instead of waiting forever for a pool that has stopped."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Step("s", [])], pool, shutdown_timeout=5.0)
+        stuck = dispatcher.dispatch(message("stuck"))
+        queued = dispatcher.dispatch(message("queued"))
+        stopped = dispatcher.stopService()
+        self.reactor.advance(5)
+        self.successResultOf(stopped)
+        self.failureResultOf(queued, DispatcherStopped)
+        pool.run_all()
+        self.successResultOf(stuck)
+        self.assertEqual(pool.jobs, [])
+        self.assertTrue(dispatcher.idle)
+
+    def test_idle_stop(self):
+        """An idle dispatcher stops at once."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([], pool)
+        self.successResultOf(dispatcher.stopService())
+        self.assertTrue(pool.stopped)
+
+
+class ChainSwapTests(DispatcherTestCase):
+    """Swapping the chain while events are in flight."""
+
+    def test_in_flight_keeps_old_chain(self):
+        """An event already running finishes with the chain it started with; events started
+        after the swap use the new chain."""
+        pool = ManualThreadPool()
+        seen = []
+        dispatcher = self.dispatcher([Step("old-1", seen, 1), Step("old-2", seen, 2)], pool)
+        running = dispatcher.dispatch(message("running"))
+        dispatcher.set_chain([Step("new-1", seen, 1), Step("new-2", seen, 2)])
+        later = dispatcher.dispatch(message("later", "#b"))
+        pool.run_all()
+        self.successResultOf(running)
+        self.successResultOf(later)
+        self.assertEqual(
+            seen,
+            [
+                ("old-1", "running"),
+                ("old-2", "running"),
+                ("new-1", "later"),
+                ("new-2", "later"),
+            ],
+        )
+
+    def test_never_a_mix(self):
+        """A swap from inside a processor does not change the chain of the running event."""
+        seen = []
+        holder = {}
+
+        def swap(event):
+            holder["dispatcher"].set_chain([Step("new", seen, 0)])
+
+        holder["dispatcher"] = self.dispatcher([Step("swap", seen, 1, swap), Step("old", seen, 2)])
+        self.successResultOf(holder["dispatcher"].dispatch(message("x")))
+        self.successResultOf(holder["dispatcher"].dispatch(message("y")))
+        self.assertEqual(seen, [("swap", "x"), ("old", "x"), ("new", "y")])
