@@ -98,7 +98,7 @@ def read_files(paths: list[Path], errors: ErrorCollector) -> RawConfig:
         parser = configparser.ConfigParser(
             interpolation=None, strict=True, delimiters=("=",), default_section=_NO_DEFAULTS
         )
-        parser.optionxform = str  # keys are case-sensitive like the option names
+        parser.optionxform = str  # type: ignore[assignment,method-assign]  # case-sensitive keys
         try:
             with open(path, encoding="utf-8") as handle:
                 parser.read_file(handle, source=str(path))

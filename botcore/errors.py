@@ -46,8 +46,11 @@ def _where(error: BaseException, files: set[str]) -> tuple[str | None, int | Non
     one of ``files`` (the plugin's own), else the deepest frame."""
     if isinstance(error, SyntaxError) and error.filename:
         return error.filename, error.lineno
-    frames = traceback.extract_tb(error.__traceback__)
-    frames = [f for f in frames if "importlib._bootstrap" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if "importlib._bootstrap" not in f.filename
+    ]
     if not frames:
         return None, None
     own = [f for f in frames if f.filename in files]

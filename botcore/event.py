@@ -126,6 +126,14 @@ class Event:
             self.message = Message(self.message)
 
     @property
+    def who(self) -> Sender:
+        """The sender, for a handler of events that always have one (messages, actions,
+        joins...); a `ValueError` for an event without one (lifecycle, periodic)."""
+        if self.sender is None:
+            raise ValueError(f"a {self.type} event has no sender")
+        return self.sender
+
+    @property
     def conversation(self) -> tuple[str, str | None]:
         """The key whose events are processed in arrival order: (source, channel)."""
         return (self.source, self.channel)

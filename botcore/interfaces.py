@@ -105,6 +105,8 @@ class IBotContext(Interface):
     version = Attribute("botcore's version.")
     reactor = Attribute("The reactor sources connect and time with. Reactor thread only.")
     config = Attribute("The bot's whole validated configuration (`botcore.config.Config`).")
+    state = Attribute("The lifecycle state (`botcore.event.Lifecycle`).")
+    started_at = Attribute("When the bot finished starting (aware UTC datetime), or None.")
     auth = Attribute(
         "The permissions facade (`botcore.accounts.permissions.Permissions`): who is "
         "authenticated, and what an event's sender may do."
@@ -140,8 +142,6 @@ class IBotControl(IBotContext):
     loaded, unloaded and reloaded, the config reloaded, the bot stopped. Reactor thread
     only, unless a method says otherwise."""
 
-    state = Attribute("The lifecycle state (`botcore.event.Lifecycle`).")
-    started_at = Attribute("When the bot finished starting (aware UTC datetime), or None.")
     plugins = Attribute("The plugins service: ``loaded``, ``failed``, ``versions``, and "
                         "``load_plugin``/``unload_plugin``/``reload_plugin``.")  # fmt: skip
 

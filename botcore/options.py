@@ -33,12 +33,13 @@ class Option:
     ) -> None:
         self.help = help
         self.default = default
-        self.name = name
+        #: The INI key: given, or the attribute's name (set when the class is made).
+        self.name: str = name or ""
         self.required = required
         self.secret = secret
 
     def __set_name__(self, owner: type, name: str) -> None:
-        if self.name is None:
+        if not self.name:
             self.name = name
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -59,23 +60,27 @@ class Option:
         return f"<{type(self).__name__} {self.name}={self.default!r}>"
 
 
-class IntOption(Option):
-    """An integer option, optionally bounded by ``min``/``max``."""
-
-    kind = "integer"
+class _NumberOption(Option):
+    """A number option, optionally bounded by ``min``/``max``."""
 
     def __init__(
         self,
         help: str,
         default: Any = None,
         *,
-        min: int | None = None,
-        max: int | None = None,
+        min: float | None = None,
+        max: float | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(help, default, **kw)
         self.min = min
         self.max = max
+
+
+class IntOption(_NumberOption):
+    """An integer option, optionally bounded by ``min``/``max``."""
+
+    kind = "integer"
 
     def parse(self, raw: str) -> int:
         try:
@@ -86,7 +91,7 @@ class IntOption(Option):
         return value
 
 
-class FloatOption(IntOption):
+class FloatOption(_NumberOption):
     """A number option (seconds, rates), optionally bounded by ``min``/``max``."""
 
     kind = "number"
@@ -102,7 +107,7 @@ class FloatOption(IntOption):
         return value
 
 
-def _check_bounds(option: IntOption, value: float, raw: str) -> None:
+def _check_bounds(option: _NumberOption, value: float, raw: str) -> None:
     if option.min is not None and value < option.min:
         raise ValueError(f"expected a number >= {option.min}, found {raw!r}")
     if option.max is not None and value > option.max:

@@ -72,7 +72,8 @@ def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
     match ASCII letters (the long s U+017F matches ``s``, the Kelvin sign ``k``, the dotted
     and dotless I ``i``), so a caller must always try a text that starts beyond ASCII."""
     try:
-        from re import _parser  # the stdlib's own regex parser (private: hence the except)
+        # The stdlib's own regex parser (private: hence the except, and no stubs).
+        from re import _parser  # type: ignore[attr-defined]
 
         first, can_be_empty = _first_of(_parser.parse(pattern.pattern, pattern.flags))
     except Exception:
@@ -83,7 +84,7 @@ def first_characters(pattern: re.Pattern[str]) -> frozenset[str] | None:
 def _first_of(sequence: Iterable[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:
     """(the first characters, or None when unknown; whether it can match an empty text)
     of a parsed regex."""
-    from re import _constants as c
+    from re import _constants as c  # type: ignore[attr-defined]
 
     found: set[str] = set()
     for op, value in sequence:
@@ -122,7 +123,7 @@ def _first_of(sequence: Iterable[tuple[Any, Any]]) -> tuple[set[str] | None, boo
 
 
 def _first_of_class(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
-    from re import _constants as c
+    from re import _constants as c  # type: ignore[attr-defined]
 
     chars: set[str] = set()
     for op, value in items:
@@ -169,7 +170,7 @@ def match(selector: str, version: str = "clean", simple: bool = True) -> Callabl
     pattern = compile_selector(selector, simple)
 
     def wrap(function: Callable) -> Callable:
-        function._botcore_match = (pattern, version)
+        function._botcore_match = (pattern, version)  # type: ignore[attr-defined]
         return function
 
     return wrap
@@ -177,7 +178,7 @@ def match(selector: str, version: str = "clean", simple: bool = True) -> Callabl
 
 def handler(function: Callable) -> Callable:
     """Run the method for every event that reaches the processor."""
-    function._botcore_match = None
+    function._botcore_match = None  # type: ignore[attr-defined]
     return function
 
 
@@ -187,7 +188,7 @@ def authorise(fallthrough: bool = True, permission: str | None = None) -> Callab
     ``fallthrough=False`` the event is also marked processed so later processors skip it."""
 
     def wrap(function: Callable) -> Callable:
-        function._botcore_auth = (permission, fallthrough)
+        function._botcore_auth = (permission, fallthrough)  # type: ignore[attr-defined]
         return function
 
     return wrap
@@ -207,7 +208,7 @@ def periodic(
         raise TypeError("periodic needs an interval or a config_key")
 
     def wrap(function: Callable) -> Callable:
-        function._botcore_periodic = (interval, config_key, initial_delay)
+        function._botcore_periodic = (interval, config_key, initial_delay)  # type: ignore[attr-defined]
         return function
 
     return wrap
@@ -229,7 +230,7 @@ class Processor:
     """Base class of every processor. Subclasses set the class attributes below, declare
     options as `botcore.options.Option` attributes, and write decorated methods."""
 
-    event_types: ClassVar[Iterable[str] | None] = (EventType.MESSAGE,)
+    event_types: Iterable[str] | None = (EventType.MESSAGE,)
     addressed: bool = True
     processed: bool = False
     priority: int = 0

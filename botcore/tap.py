@@ -173,7 +173,11 @@ class ProcessControl(Service):
     def apply_log_level(self) -> None:
         """Log events below ``[logging] level`` from now on (also after a reload)."""
         name = self.bot.config.section("logging").get("level", "info")
-        self.level_filter.setLogLevelForNamespace(None, LogLevel.levelWithName(name))
+        # The root namespace (None, which Twisted's stubs do not admit) sets the default.
+        self.level_filter.setLogLevelForNamespace(
+            None,  # type: ignore[arg-type]
+            LogLevel.levelWithName(name),
+        )
 
     # -- signals --------------------------------------------------------------
 

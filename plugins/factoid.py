@@ -461,6 +461,7 @@ class Forget(Ownership, Processor):
                     return
                 doomed = [values[index - 1]]
             else:
+                assert text is not None  # the pattern gives a number or a text
                 needle = text.casefold()
                 doomed = [v for v in values if needle in display(v).casefold()]
                 if not doomed:

@@ -253,7 +253,7 @@ class Remind(Processor):
 
     @match(r"^\s*remind\s+(\S+)\s+(.+?)\s*$", version="deaddressed", simple=False)
     def set_reminder(self, event: Event, who: str, rest: str) -> None:
-        target = event.sender.nick if who.lower() in ("me", "myself") else who
+        target = event.who.nick if who.lower() in ("me", "myself") else who
         try:
             due, every, text = self.parse(rest)
         except ReminderError as error:
@@ -262,7 +262,7 @@ class Remind(Processor):
         session = event.session
         waiting = session.scalars(
             select(Reminder.id).where(
-                Reminder.source == event.source, Reminder.setter_id == event.sender.id
+                Reminder.source == event.source, Reminder.setter_id == event.who.id
             )
         ).all()
         if len(waiting) >= self.max_reminders:
@@ -272,10 +272,10 @@ class Remind(Processor):
             return
         reminder = Reminder(
             source=event.source,
-            channel=event.channel or event.sender.nick,
+            channel=event.channel or event.who.nick,
             public=event.public,
-            setter_id=event.sender.id,
-            setter=event.sender.nick,
+            setter_id=event.who.id,
+            setter=event.who.nick,
             target=target,
             text=text,
             due=due,
@@ -285,7 +285,7 @@ class Remind(Processor):
         session.add(reminder)
         session.commit()
         self.schedule(reminder)
-        whom = "you" if target == event.sender.nick else target
+        whom = "you" if target == event.who.nick else target
         when = f"at {self.show(due)} (in {duration((due - self.now()).total_seconds())})"
         if every:
             when += f", then every {duration(every)}"
@@ -334,7 +334,7 @@ class Remind(Processor):
         return list(
             session.scalars(
                 select(Reminder)
-                .where(Reminder.source == event.source, Reminder.setter_id == event.sender.id)
+                .where(Reminder.source == event.source, Reminder.setter_id == event.who.id)
                 .order_by(Reminder.due, Reminder.id)
             )
         )
@@ -361,7 +361,7 @@ class Remind(Processor):
         if (
             reminder is None
             or reminder.source != event.source
-            or reminder.setter_id != event.sender.id
+            or reminder.setter_id != event.who.id
         ):
             event.addresponse("You have no reminder #%s; see 'my reminders'", number)
             return

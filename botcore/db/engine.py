@@ -157,7 +157,8 @@ class _SQLiteWriter:
 
     def install(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._before_execute)
-        engine.sqlite_writer = self  # type: ignore[attr-defined]  (for tests and debugging)
+        # For tests and debugging.
+        engine.sqlite_writer = self  # type: ignore[attr-defined]
 
     def let_go(self, connection: Any) -> None:
         if connection.holds_writer:

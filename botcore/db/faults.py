@@ -50,7 +50,8 @@ def classify_error(error: BaseException) -> str | None:
             return UNAVAILABLE
         return None
     if module in ("pymysql", "MySQLdb"):
-        code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+        args = getattr(orig, "args", ())
+        code = args[0] if args and isinstance(args[0], int) else None
         if code in _MYSQL_CONFLICT_CODES:
             return CONFLICT
         if code in _MYSQL_UNAVAILABLE_CODES or isinstance(error, sa_exc.InterfaceError):

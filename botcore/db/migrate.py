@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 from alembic import command
 from alembic.config import Config
@@ -75,7 +75,7 @@ def alembic_config(
     directory = migrations_directory()
     locations = [directory / "versions"]
     locations += list(plugin_version_locations() if extra_locations is None else extra_locations)
-    config = Config(stdout=stdout or sys.stdout)
+    config = Config(stdout=cast("TextIO", stdout or sys.stdout))
     config.set_main_option("script_location", str(directory))
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.orm import DeclarativeBase
 
 from botcore.db import types
@@ -85,7 +85,7 @@ def _forget_class(cls: type) -> None:
     for manager in _managers():
         if manager.class_ is cls:
             _dispose(manager)
-    table = cls.__dict__.get("__table__")
+    table: Table | None = cls.__dict__.get("__table__")
     if table is not None and Base.metadata.tables.get(table.key) is table:
         Base.metadata.remove(table)
 
@@ -94,7 +94,7 @@ def _dispose(manager: Any) -> None:
     # SQLAlchemy only disposes whole registries publicly; this is the per-class part of
     # registry.dispose(), so the other mappings (the core's) stay configured.
     registry = Base.registry
-    tables = list(manager.mapper.tables) if manager.is_mapped else []
+    tables: list[Table] = list(manager.mapper.tables) if manager.is_mapped else []
     registry._managers.pop(manager, None)
     registry._dispose_manager_and_mapper(manager)
     for table in tables:
@@ -106,7 +106,7 @@ def forget_models(module: str) -> list[str]:
     """Drop the mapped classes (and their tables) that ``module`` defined on `Base`, e.g.
     before unloading a plugin; returns the names of the tables dropped from the metadata
     (the database is not touched)."""
-    dropped = []
+    dropped: list[str] = []
     for manager in _managers():
         if manager.class_.__module__ == module:
             if manager.is_mapped:
@@ -142,4 +142,4 @@ def restore_models(models: list[tuple[type, Any]], modules: Iterable[str]) -> No
         if Base.metadata.tables.get(table.key) is None:
             Base.metadata._add_table(table.name, table.schema, table)
         Base.registry.map_imperatively(cls, table)
-        cls.__table__ = table
+        cls.__table__ = table  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from botcore.config import config_path
+from botcore.db import migrate
 from botcore.db.engine import EngineSettings, describe_url, make_engine, make_session_factory
 from botcore.db.faults import UNAVAILABLE, classify_error, first_line
 from botcore.options import BoolOption, FloatOption, IntOption
@@ -135,10 +136,10 @@ class Database(EngineSettings, Service):
         """Bring a new SQLite database (or, with ``auto_upgrade``, any database) to the
         current schema; raise `SchemaNotCurrent` or `DatabaseUnavailable` otherwise.
         Blocks (the reactor thread, at startup)."""
-        from botcore.db import migrate
-
+        engine = self.engine
+        assert engine is not None, "prepare_schema runs after startService made the engine"
         try:
-            state = migrate.schema_state(self.engine)
+            state = migrate.schema_state(engine)
         except sa_exc.DBAPIError as e:
             raise DatabaseUnavailable(
                 f"database {self.database_name} ({describe_url(self.url)}) cannot be "
@@ -148,14 +149,14 @@ class Database(EngineSettings, Service):
             return
         if state.unknown:
             raise SchemaNotCurrent(f"database {self.database_name} {state.describe()}")
-        new_sqlite = state.empty and self.engine.dialect.name == "sqlite"
+        new_sqlite = state.empty and engine.dialect.name == "sqlite"
         if not (new_sqlite or self.auto_upgrade):
             raise SchemaNotCurrent(
                 f"database {self.database_name} {state.describe()}; "
                 f"run: {self.command} upgrade (or set auto_upgrade = true in "
                 f"[database:{self.database_name}])"
             )
-        migrate.upgrade(self.engine)
+        migrate.upgrade(engine)
         self.log.info(
             "database {name}: schema upgraded from {old} to {new}",
             name=self.database_name,

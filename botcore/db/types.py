@@ -132,7 +132,7 @@ def drop_collation(connection: Connection) -> None:
 class _Wrapped(ColumnElement[str]):
     """An SQL expression that compiles around another one (``expr``), per backend."""
 
-    _traverse_internals: ClassVar = [("expr", InternalTraversal.dp_clauseelement)]
+    _traverse_internals = [("expr", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
     inherit_cache = True
 
     def __init__(self, expr: ColumnElement[str], type_: Any) -> None:
@@ -307,7 +307,16 @@ class CIText(TypeDecorator[str]):
         return f"CIText({self.length})" if self.length else "CIText()"
 
 
-def _not_sqlite(ddl: Any, target: Any, bind: Any, dialect: Dialect, **kw: Any) -> bool:
+def _not_sqlite(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: Dialect,
+    **kw: Any,
+) -> bool:
     return dialect.name != "sqlite"
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import MetaData
 from twisted.logger import Logger
@@ -66,7 +66,7 @@ _MISSING = object()
 
 
 def _files(modules: Iterable[ModuleType | None]) -> set[str]:
-    return {m.__file__ for m in modules if m is not None and getattr(m, "__file__", None)}
+    return {m.__file__ for m in modules if m is not None and m.__file__}
 
 
 def _restore(
@@ -376,7 +376,7 @@ class Reloader:
                 and value.__module__ == module.__name__
                 and ISource.implementedBy(value)
             ):
-                return value
+                return cast("type[Source]", value)
         raise PluginNotFound(f"module {module.__name__} defines no source")
 
 
