@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import DateTime, Index, String, Table, UniqueConstraint, text
 from sqlalchemy.dialects import mysql, postgresql
