@@ -17,7 +17,7 @@ from botcore.db.types import CIText, UTCDateTime, utcnow
 from botcore.db.upsert import Upsert
 from botcore.event import Event
 from botcore.options import BoolOption, IntOption, ListOption
-from botcore.processor import Processor, authorise, handler, match
+from botcore.processor import Priority, Processor, authorise, handler, match
 
 #: The longest subject and reason stored.
 MAX_SUBJECT = 255
@@ -95,7 +95,7 @@ class Set(Processor):
     usage = "<subject>(++|--|==) [(<reason>)]"
     features = ("karma",)
     addressed = False
-    priority = -100  # before factoids, which would read "foo++" otherwise
+    priority = Priority.EARLY  # before the factoids (FALLBACK), which would read "foo++"
 
     increase = ListOption("Tokens that add one to the karma of what precedes them.", ["++"])
     decrease = ListOption("Tokens that take one from the karma of what precedes them.", ["--"])

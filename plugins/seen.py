@@ -19,7 +19,7 @@ from botcore.db.types import CIText, UTCDateTime
 from botcore.db.upsert import Upsert
 from botcore.event import Event, EventType
 from botcore.humanize import ago
-from botcore.processor import Processor, handler, match
+from botcore.processor import Priority, Processor, handler, match
 
 #: The most of a message kept (and repeated) per sighting.
 MAX_TEXT = 400
@@ -83,7 +83,7 @@ class Record(Processor):
     features = ("seen",)
     addressed = False
     processed = True
-    priority = 1400
+    priority = Priority.RECORD  # after the "seen" command has answered from the last one
     event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE)
 
     @handler

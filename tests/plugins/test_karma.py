@@ -117,6 +117,30 @@ class KarmaTests(PluginTestCase):
 backend_variants(KarmaTests, globals())
 
 
+class WithFactoidTests(PluginTestCase):
+    """Karma beside the factoid plugin, whose processors run after karma's votes."""
+
+    load = ["karma", "factoid"]
+    public = True
+    plugin_config = {"auth": {"grants": {"test:admin": "+karmaadmin"}}}
+
+    def test_vote_is_no_fact(self):
+        """foo++ is a vote, even addressed to the bot and with a fact named foo++."""
+        self.assertSucceeds("botcore: foo++ is a fact")
+        self.assertEqual(self.responses("botcore: foo++"), ["user: foo now has karma of 1"])
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has karma of 1"])
+
+    def test_forget_karma(self):
+        """forget karma for foo forgets the karma, not a fact."""
+        self.say("foo++")
+        self.assertResponseMatches(
+            "botcore: forget karma for foo",
+            r"^admin: (Okay|Sure|Done|Righto|Alrighty|Yessir)$",
+            sender="admin",
+        )
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has no karma"])
+
+
 class PrivateTests(PluginTestCase):
     """Karma said privately: votes are refused by default, questions answered."""
 
