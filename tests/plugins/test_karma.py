@@ -4,14 +4,13 @@ votes that race for a new subject; on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.testing import PluginTestCase, backend_variants, fresh_database
 from plugins.karma import Karma, KarmaVote, change_karma
+from tests.fakes import at_once
 
 
 class KarmaTests(PluginTestCase):
@@ -210,24 +209,14 @@ class RaceTestsMixin:
 
         migrate.upgrade(engine)
         factory = make_session_factory(engine)
-        barrier = threading.Barrier(20)
-        errors = []
 
-        def vote(number):
-            try:
-                with factory() as session:
-                    barrier.wait(timeout=30)
-                    change_karma(session, "Race", 1, f"test:voter{number}")
-                    session.commit()
-            except Exception as e:  # reported below, the thread must not die silently
-                errors.append(e)
+        def vote(number, start):
+            with factory() as session:
+                start()
+                change_karma(session, "Race", 1, f"test:voter{number}")
+                session.commit()
 
-        threads = [threading.Thread(target=vote, args=(n,)) for n in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        self.assertEqual(errors, [])
+        self.assertEqual(at_once(20, vote), [])
         with factory() as session:
             self.assertEqual(session.scalars(select(Karma.value)).all(), [20])
             self.assertEqual(len(session.scalars(select(KarmaVote.id)).all()), 20)

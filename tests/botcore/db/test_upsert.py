@@ -4,16 +4,16 @@ concurrent writers of one new key, and the keys it refuses."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, select
-from sqlalchemy.orm import Session
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db import migrate
 from botcore.db.engine import has_changes, make_engine, make_session_factory
 from botcore.db.types import CIText, index_by_key
 from botcore.db.upsert import Upsert
+from tests.fakes import at_once
 from tests.migrations.backends import backend_classes, fresh_database
 
 metadata = MetaData()
@@ -51,11 +51,6 @@ class UpsertMixin:
         metadata.create_all(self.engine)
         self.sessions = make_session_factory(self.engine)
 
-    def session(self) -> Session:
-        session = self.sessions()
-        self.addCleanup(session.close)
-        return session
-
     def rows(self) -> list[tuple[str, int, str | None]]:
         with self.sessions() as session:
             query = select(counters.c.name, counters.c.value, counters.c.note)
@@ -64,51 +59,41 @@ class UpsertMixin:
     def test_insert_then_update(self) -> None:
         """The first write inserts; one with the same key in another case updates that
         row as ``update`` says, and the key keeps its first spelling."""
-        session = self.session()
-        ADD.execute(session, {"name": "Foo", "value": 2, "note": "first"})
-        session.commit()
-        ADD.execute(session, {"name": "FOO", "value": 3, "note": "second"})
-        ADD.execute(session, {"name": "bar", "value": 1, "note": None})
-        session.commit()
+        with self.sessions() as session:
+            ADD.execute(session, {"name": "Foo", "value": 2, "note": "first"})
+            session.commit()
+            ADD.execute(session, {"name": "FOO", "value": 3, "note": "second"})
+            ADD.execute(session, {"name": "bar", "value": 1, "note": None})
+            session.commit()
         self.assertEqual(self.rows(), [("Foo", 5, "second"), ("bar", 1, None)])
 
     def test_replace_by_default(self) -> None:
         """Without ``update``, a conflict gives every column but the key its new value."""
-        session = self.session()
-        REPLACE.execute(session, {"name": "foo", "value": 2, "note": "first"})
-        REPLACE.execute(session, {"name": "Foo", "value": 7, "note": None})
-        session.commit()
+        with self.sessions() as session:
+            REPLACE.execute(session, {"name": "foo", "value": 2, "note": "first"})
+            REPLACE.execute(session, {"name": "Foo", "value": 7, "note": None})
+            session.commit()
         self.assertEqual(self.rows(), [("foo", 7, None)])
 
     def test_marks_session_written(self) -> None:
         """An upsert marks its session changed, so the dispatcher commits it."""
-        session = self.session()
-        self.assertFalse(has_changes(session))
-        ADD.execute(session, {"name": "foo", "value": 1, "note": None})
-        self.assertTrue(has_changes(session))
+        with self.sessions() as session:
+            self.assertFalse(has_changes(session))
+            ADD.execute(session, {"name": "foo", "value": 1, "note": None})
+            self.assertTrue(has_changes(session))
 
     def test_concurrent_writers(self) -> None:
         """Twenty threads adding to the same new key at once leave one row holding the
         sum: none inserts twice, none is lost."""
-        barrier = threading.Barrier(20)
-        errors: list[Exception] = []
 
-        def add(number: int) -> None:
-            try:
-                with self.sessions() as session:
-                    session.connection()  # connected before the race starts
-                    barrier.wait(timeout=30)
-                    ADD.execute(session, {"name": "Race", "value": 1, "note": f"n{number}"})
-                    session.commit()
-            except Exception as e:  # reported below, the thread must not die silently
-                errors.append(e)
+        def add(number: int, start: Callable[[], None]) -> None:
+            with self.sessions() as session:
+                session.connection()  # connected before the race starts
+                start()
+                ADD.execute(session, {"name": "Race", "value": 1, "note": f"n{number}"})
+                session.commit()
 
-        threads = [threading.Thread(target=add, args=(n,)) for n in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        self.assertEqual(errors, [])
+        self.assertEqual(at_once(20, add), [])
         [(name, value, _)] = self.rows()
         self.assertEqual((name, value), ("Race", 20))
 
