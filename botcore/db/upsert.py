@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table, UniqueConstraint, bindparam
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import FromClause
 
 from botcore.db.engine import mark_written
 from botcore.db.types import CIText, ci_key
@@ -42,11 +43,13 @@ class Upsert:
 
     def __init__(
         self,
-        table: Table,
+        table: FromClause,
         key: Sequence[str],
         columns: Iterable[str],
         update: Update | None = None,
     ) -> None:
+        if not isinstance(table, Table):  # a model's __table__ is typed as any FromClause
+            raise TypeError(f"an upsert writes into a table, not {table!r}")
         self.table = table
         self.key = tuple(key)
         self.columns = tuple(columns)

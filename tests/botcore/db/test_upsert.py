@@ -119,7 +119,9 @@ class UpsertKeyTests(SynchronousTestCase):
         self.assertIn("also sets the unique key id", str(caught.exception))
 
     def test_columns(self) -> None:
-        """Unknown columns, and a key the insert does not set, are refused."""
+        """Unknown columns, a key the insert does not set, and what is not a table are
+        refused."""
+        self.assertRaises(TypeError, Upsert, counters.select().subquery(), ("name",), ("name",))
         self.assertRaises(ValueError, Upsert, counters, ("name",), ("name", "nope"))
         self.assertRaises(ValueError, Upsert, counters, ("name",), ("value", "note"))
 
