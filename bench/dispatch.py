@@ -15,33 +15,22 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from measure import percentile
-from twisted.internet import task
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.logger import LogLevel, globalLogBeginner
+from measure import BOT_NAME, Load, Problems, message, percentile, react, start_bot
 
-from botcore.bot import Bot
-from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.event import Event
 from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
 from botcore.settings import read_config
-from botcore.source import Source
 
 SYNTHETIC = "benchsynthetic"
-BOT_NAME = "botcore"
 
 USAGE = """\
 Push message events through the real dispatcher (core + basic plugins, padded with
 synthetic processors) and print throughput and latency for each chain size.
 """
-
-
-class BenchError(Exception):
-    """The benchmark could not run (the bot did not start)."""
 
 
 # -- the synthetic plugin -----------------------------------------------------------
@@ -164,24 +153,6 @@ class BenchReloader(Reloader):
         return super().plugin_module(name)
 
 
-# -- the source -------------------------------------------------------------------
-
-
-class BenchSource(Source):
-    """A source with no network: counts the replies it is asked to send."""
-
-    type = "bench"
-    supports = frozenset({"action", "notice", "multiline"})
-
-    def __init__(self, name: str, bot: Bot) -> None:
-        super().__init__(name, bot, {})
-        self.nick = BOT_NAME
-        self.sent = 0
-
-    def send(self, response: Response) -> None:
-        self.sent += 1
-
-
 # -- traffic --------------------------------------------------------------------------
 
 
@@ -198,16 +169,17 @@ CHATTER = (
 
 
 class Conversation:
-    """One channel (public) or one private correspondent, producing a fixed mix of
-    addressed commands and chatter."""
+    """One channel (public) or one private correspondent on ``source``, producing a
+    fixed mix of addressed commands and chatter (a `measure.Load` conversation)."""
 
-    def __init__(self, index: int, public: bool) -> None:
+    def __init__(self, index: int, public: bool, source: str) -> None:
         self.public = public
+        self.source = source
         self.channel = f"#chan{index}" if public else f"user{index}"
         self.nicks = [f"user{index}-{n}" for n in range(3)] if public else [f"user{index}"]
         self._turn = itertools.count(index)
 
-    def next_event(self, source: str) -> Event:
+    def __call__(self, number: int) -> Event:
         turn = next(self._turn)
         nick = self.nicks[turn % len(self.nicks)]
         # Public: 40% addressed commands, 60% chatter; private: commands only.
@@ -217,66 +189,15 @@ class Conversation:
             text = f"{BOT_NAME}: {COMMANDS[(turn // 5 * 2 + turn % 5) % len(COMMANDS)]}"
         else:
             text = COMMANDS[turn % len(COMMANDS)]
-        return Event(
-            source=source,
-            type=EventType.MESSAGE,
-            sender=Sender(source, nick, nick),
-            channel=self.channel,
-            public=self.public,
-            message=text,
-        )
+        return message(self.source, nick, text, self.channel, public=self.public)
 
 
-def conversations(count: int) -> list[Conversation]:
+def conversations(count: int, source: str) -> list[Conversation]:
     """``count`` conversations, four public channels for each private correspondent."""
-    return [Conversation(i, public=i % 5 != 4) for i in range(count)]
+    return [Conversation(i, public=i % 5 != 4, source=source) for i in range(count)]
 
 
 # -- one run ---------------------------------------------------------------------
-
-
-class Load:
-    """Keeps ``inflight`` events outstanding per conversation until ``total`` have been
-    dispatched; records each event's latency (dispatch() call to its Deferred firing)."""
-
-    def __init__(
-        self, source: BenchSource, talks: list[Conversation], total: int, inflight: int
-    ) -> None:
-        self.source = source
-        self.talks = talks
-        self.total = total
-        self.inflight = inflight
-        self.dispatched = 0
-        self.done = 0
-        self.latencies: list[float] = []
-        self.finished: Deferred[None] = Deferred()
-        self.started = 0.0
-        self.elapsed = 0.0
-
-    def run(self) -> Deferred[None]:
-        self.started = time.perf_counter()
-        for _ in range(self.inflight):
-            for talk in self.talks:
-                self._next(talk)
-        return self.finished
-
-    def _next(self, talk: Conversation) -> None:
-        if self.dispatched >= self.total:
-            return
-        self.dispatched += 1
-        event = talk.next_event(self.source.name)
-        started = time.perf_counter()
-        self.source.dispatch(event).addCallback(self._done, talk, started)
-
-    def _done(self, event: Event, talk: Conversation, started: float) -> None:
-        now = time.perf_counter()
-        self.latencies.append(now - started)
-        self.done += 1
-        if self.done == self.total:
-            self.elapsed = now - self.started
-            self.finished.callback(None)
-        else:
-            self._next(talk)
 
 
 class Profiler:
@@ -347,22 +268,15 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int) -> dict[st
             len(Reloader(config.section("bot")).processors(name, None, {})) for name in plugins
         )
         synthetic = max(0, size - base)
-        bot = Bot(
-            config, reactor=reactor, reloader=BenchReloader(config.section("bot"), synthetic)
+        bot, source = await start_bot(
+            config, reactor, BenchReloader(config.section("bot"), synthetic)
         )
-        source = BenchSource("bench", bot)
-        source.setServiceParent(bot.sources)
-        await bot.startService()
-        problems = [f"plugin {name}: {why}" for name, why in bot.plugins.failed.items()]
-        if bot.state != Lifecycle.RUNNING or problems:
-            await bot.stopService()
-            raise BenchError("; ".join([f"the bot is {bot.state}", *problems]))
         chain = len(bot.dispatcher.chain)
-        talks = conversations(args.conversations)
+        talks = conversations(args.conversations, source.name)
         if args.warmup:
-            await Load(source, talks, args.warmup, args.inflight).run()
+            await Load(source.dispatch, talks, args.warmup, args.inflight).run()
         sent_before = source.sent
-        load = Load(source, talks, args.events, args.inflight)
+        load = Load(source.dispatch, talks, args.events, args.inflight)
         profiler = Profiler(bot.dispatcher) if args.profile else None
         gc.collect()
         cpu = time.process_time()
@@ -378,7 +292,7 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int) -> dict[st
         "threads": bot.dispatcher.threads,
         "events": args.events,
         "seconds": load.elapsed,
-        "rate": args.events / load.elapsed,
+        "rate": load.rate,
         "cpu_us": cpu / args.events * 1e6,
         "p50": percentile(load.latencies, 0.50) * 1e3,
         "p99": percentile(load.latencies, 0.99) * 1e3,
@@ -410,22 +324,6 @@ def print_table(rows: list[dict[str, Any]], errors: int, out: Any = sys.stdout) 
     print(f"errors logged: {errors}", file=out)
 
 
-def error_counter() -> tuple[Callable[[dict[str, Any]], None], list[int]]:
-    """A log observer that counts (and shows the first few) warnings and errors."""
-    count = [0]
-
-    def observe(event: dict[str, Any]) -> None:
-        level = event.get("log_level")
-        if level is not None and level >= LogLevel.warn:
-            count[0] += 1
-            if count[0] <= 5:
-                from twisted.logger import formatEventAsClassicLogText
-
-                sys.stderr.write(formatEventAsClassicLogText(event))
-
-    return observe, count
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/dispatch.py", description=USAGE)
     parser.add_argument("--events", type=int, default=100_000, help="events per case")
@@ -454,20 +352,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    observe, errors = error_counter()
-    globalLogBeginner.beginLoggingTo([observe], redirectStandardIO=False)
 
-    async def everything(reactor: Any) -> None:
-        rows = []
-        try:
-            for size in args.sizes:
-                rows.append(await run_case(reactor, args, size))
-        except BenchError as e:
-            print(f"bench/dispatch.py: {e}", file=sys.stderr)
-            raise SystemExit(1) from None
-        print_table(rows, errors[0])
+    async def everything(reactor: Any, problems: Problems) -> None:
+        rows = [await run_case(reactor, args, size) for size in args.sizes]
+        print_table(rows, problems.count)
 
-    task.react(lambda reactor: ensureDeferred(everything(reactor)))
+    react("bench/dispatch.py", everything)
 
 
 if __name__ == "__main__":

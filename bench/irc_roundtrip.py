@@ -18,7 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from measure import percentile
+from measure import BenchError, percentile
 
 CHANNEL = "#bench"
 BOT = "benchbot"
@@ -30,10 +30,6 @@ own process, connect a probe client, and print p50/p99 round-trip latency of seq
 echo commands and replies/s for a burst of pipelined ones (the bot's flood control off,
 then at its defaults).
 """
-
-
-class BenchError(Exception):
-    """The benchmark could not run."""
 
 
 # -- the bot, in its own process ------------------------------------------------------------

@@ -12,22 +12,18 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from measure import percentile
-from twisted.internet import task
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.logger import LogLevel, globalLogBeginner
+from measure import BOT_NAME, Load, Problems, message, percentile, react, start_bot
 
 from botcore.bot import Bot
-from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.event import Event
 from botcore.loading.reloader import Reloader
 from botcore.settings import read_config
-from botcore.source import Source
 
 PLUGIN = "benchreload"
-BOT_NAME = "botcore"
 
 USAGE = """\
 Reload a typical plugin (a package: processors, a helper module, a database model) many
@@ -124,20 +120,6 @@ def shout(text: str) -> str:
 '''
 
 
-class BenchSource(Source):
-    """Counts replies instead of sending them."""
-
-    type = "bench"
-
-    def __init__(self, name: str, bot: Bot) -> None:
-        super().__init__(name, bot, {})
-        self.nick = BOT_NAME
-        self.sent = 0
-
-    def send(self, response: Response) -> None:
-        self.sent += 1
-
-
 def write_plugin(folder: Path, version: int) -> None:
     package = folder / PLUGIN
     package.mkdir(parents=True, exist_ok=True)
@@ -159,50 +141,11 @@ def write_config(directory: Path) -> Path:
     return path
 
 
-class Load:
-    """``conversations`` private correspondents each keeping ``inflight`` events
-    outstanding until ``total`` are done; every event is a command the plugin answers."""
-
-    def __init__(self, source: BenchSource, conversations: int, inflight: int, total: int):
-        self.source = source
-        self.conversations = conversations
-        self.inflight = inflight
-        self.total = total
-        self.dispatched = 0
-        self.done = 0
-        self.finished: Deferred[None] = Deferred()
-        self.elapsed = 0.0
-        self._numbers = itertools.count()
-
-    def run(self) -> Deferred[None]:
-        self.started = time.perf_counter()
-        for _ in range(self.inflight):
-            for index in range(self.conversations):
-                self._next(index)
-        return self.finished
-
-    def _next(self, index: int) -> None:
-        if self.dispatched >= self.total:
-            return
-        self.dispatched += 1
-        nick = f"user{index}"
-        event = Event(
-            source=self.source.name,
-            type=EventType.MESSAGE,
-            sender=Sender(self.source.name, nick, nick),
-            channel=nick,
-            public=False,
-            message=f"bench {next(self._numbers)}",
-        )
-        self.source.dispatch(event).addCallback(self._done, index)
-
-    def _done(self, event: Event, index: int) -> None:
-        self.done += 1
-        if self.done == self.total:
-            self.elapsed = time.perf_counter() - self.started
-            self.finished.callback(None)
-        else:
-            self._next(index)
+def asker(source: str, index: int) -> Callable[[int], Event]:
+    """Private correspondent ``index`` (a `measure.Load` conversation): every event is a
+    command the plugin answers."""
+    nick = f"user{index}"
+    return lambda number: message(source, nick, f"bench {number}", public=False)
 
 
 class Reloads:
@@ -240,17 +183,13 @@ class Reloads:
         self.reactor.callLater(self.interval, self._one)
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> None:
+async def run(reactor: Any, args: argparse.Namespace, problems: Problems) -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-reload-"))
     folder = directory / "plugins"
     write_plugin(folder, 1)
     config = read_config(write_config(directory), reloader=Reloader())
-    bot = Bot(config, reactor=reactor)
-    source = BenchSource("bench", bot)
-    source.setServiceParent(bot.sources)
-    await bot.startService()
-    if bot.state != Lifecycle.RUNNING or bot.plugins.failed:
-        raise SystemExit(f"the bot did not start: {bot.plugins.failed}")
+    bot, source = await start_bot(config, reactor)
+    askers = [asker(source.name, index) for index in range(args.conversations)]
     try:
         # 1. Reload alone.
         idle = Reloads(reactor, bot, folder, 0)
@@ -261,15 +200,15 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         # 2. Throughput without, then with, continuous reloads (best of --repeat each).
         plain, busy, during = [], [], []
         for _ in range(args.repeat):
-            load = Load(source, args.conversations, args.inflight, args.events)
+            load = Load(source.dispatch, askers, args.events, args.inflight)
             await load.run()
-            plain.append(args.events / load.elapsed)
+            plain.append(load.rate)
             reloads = Reloads(reactor, bot, folder, args.interval)
-            load = Load(source, args.conversations, args.inflight, args.events)
+            load = Load(source.dispatch, askers, args.events, args.inflight)
             reloads.start()
             await load.run()
             reloads.stop()
-            busy.append(args.events / load.elapsed)
+            busy.append(load.rate)
             during.extend(reloads.times)
             if reloads.failures or idle.failures:
                 raise SystemExit("a reload failed")
@@ -295,6 +234,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     ]
     for name, value in rows:
         print(f"{name:<44} {value:>12}")
+    print(f"warnings and errors logged: {problems.count}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -315,15 +255,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    # Only errors go to stderr (a reload logs one info line).
-    from twisted.logger import FilteringLogObserver, LogLevelFilterPredicate, textFileLogObserver
-
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
-        redirectStandardIO=False,
-    )
-    task.react(lambda reactor: ensureDeferred(run(reactor, args)))
+    react("bench/reload.py", lambda reactor, problems: run(reactor, args, problems))
 
 
 if __name__ == "__main__":

@@ -12,22 +12,19 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from measure import percentile
+from measure import Load, Problems, message, percentile, react
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
-from twisted.internet import task
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.logger import LogLevel, globalLogBeginner
 
 from botcore.db.service import Database
 from botcore.db.storage import PluginData, PluginStore
 from botcore.dispatch.dispatcher import Dispatcher
-from botcore.event import Event, EventType, Sender
+from botcore.event import Event
 from botcore.processor import Processor, match
 
 USAGE = """\
@@ -49,57 +46,21 @@ class Karma(Processor):
         event.addresponse(f"{subject} now has {count}")
 
 
-class Load:
-    """Keeps one event in flight per conversation until ``total`` are done; records each
-    event's latency (dispatch() to its Deferred firing)."""
+def voter(conversation: int, subjects: int) -> Callable[[int], Event]:
+    """Channel ``#c<conversation>`` (a `measure.Load` conversation): one user voting on
+    the channel's own ``subjects`` subjects in turn."""
+    nick, channel = f"user{conversation}", f"#c{conversation}"
 
-    def __init__(self, dispatcher: Dispatcher, conversations: int, subjects: int, total: int):
-        self.dispatcher = dispatcher
-        self.conversations = conversations
-        self.subjects = subjects
-        self.total = total
-        self.dispatched = 0
-        self.done = 0
-        self.failed = 0
-        self.latencies: list[float] = []
-        self.finished: Deferred[None] = Deferred()
-        self.started = 0.0
-        self.elapsed = 0.0
+    def vote(number: int) -> Event:
+        subject = f"c{conversation}s{number % subjects}"
+        return message("bench", nick, f"{subject}++", channel, addressed=True)
 
-    def run(self) -> Deferred[None]:
-        self.started = time.perf_counter()
-        for conversation in range(self.conversations):
-            self._next(conversation)
-        return self.finished
+    return vote
 
-    def _next(self, conversation: int) -> None:
-        if self.dispatched >= self.total:
-            return
-        subject = f"c{conversation}s{self.dispatched % self.subjects}"
-        self.dispatched += 1
-        event = Event(
-            source="bench",
-            type=EventType.MESSAGE,
-            sender=Sender("bench", f"user{conversation}", f"user{conversation}"),
-            channel=f"#c{conversation}",
-            addressed=True,
-            message=f"{subject}++",
-        )
-        started = time.perf_counter()
-        d = self.dispatcher.dispatch(event)
-        d.addCallback(self._done, conversation, started)
 
-    def _done(self, event: Event, conversation: int, started: float) -> None:
-        now = time.perf_counter()
-        self.latencies.append(now - started)
-        if event.complain or not event.responses:
-            self.failed += 1
-        self.done += 1
-        if self.done == self.total:
-            self.elapsed = now - self.started
-            self.finished.callback(None)
-        else:
-            self._next(conversation)
+def failed(event: Event) -> bool:
+    """Whether a vote went wrong: a complaint, or no answer."""
+    return bool(event.complain) or not event.responses
 
 
 def postgres_database(admin_url: str) -> tuple[str, Any]:
@@ -130,10 +91,11 @@ async def run_backend(reactor: Any, args: argparse.Namespace, backend: str) -> d
     dispatcher = Dispatcher({"threads": args.threads}, reactor=reactor, database=database)
     dispatcher.set_chain([Karma("karma")])
     dispatcher.startService()
+    voters = [voter(conversation, args.subjects) for conversation in range(args.conversations)]
     try:
         if args.warmup:
-            await Load(dispatcher, args.conversations, args.subjects, args.warmup).run()
-        load = Load(dispatcher, args.conversations, args.subjects, args.events)
+            await Load(dispatcher.dispatch, voters, args.warmup, failed=failed).run()
+        load = Load(dispatcher.dispatch, voters, args.events, failed=failed)
         await load.run()
         with database.session_factory() as session:
             total = sum(session.scalars(select(PluginData.value)))
@@ -143,7 +105,7 @@ async def run_backend(reactor: Any, args: argparse.Namespace, backend: str) -> d
             "threads": args.threads,
             "events": args.events,
             "seconds": load.elapsed,
-            "rate": args.events / load.elapsed,
+            "rate": load.rate,
             "p50": percentile(load.latencies, 0.50) * 1000,
             "p99": percentile(load.latencies, 0.99) * 1000,
             "failed": load.failed,
@@ -204,25 +166,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    problems = [0]
 
-    def observe(event: dict[str, Any]) -> None:
-        level = event.get("log_level")
-        if level is not None and level >= LogLevel.warn:
-            problems[0] += 1
-            if problems[0] <= 5:
-                from twisted.logger import formatEventAsClassicLogText
-
-                sys.stderr.write(formatEventAsClassicLogText(event))
-
-    globalLogBeginner.beginLoggingTo([observe], redirectStandardIO=False)
-
-    async def everything(reactor: Any) -> None:
+    async def everything(reactor: Any, problems: Problems) -> None:
         rows = [await run_backend(reactor, args, backend) for backend in args.backend_list]
         print_table(rows)
-        print(f"warnings and errors logged: {problems[0]}")
+        print(f"warnings and errors logged: {problems.count}")
 
-    task.react(lambda reactor: ensureDeferred(everything(reactor)))
+    react("bench/storage.py", everything)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ class IProcessor(Interface):
     """A step of the event chain, supplied by a plugin. Runs on a worker thread."""
 
     name = Attribute("The plugin (module) name this processor belongs to.")
-    priority = Attribute("Lower runs first: pre -2000..-1000, work -999..999, post 1000..2000.")
+    priority = Attribute(
+        "Lower runs first: pre -2000..-1000, work -999..999, post 1000..2000 (the bands and "
+        "slots `botcore.processor.Priority` names)."
+    )
     event_types = Attribute("Event types handled (a frozenset), or None for every type.")
     addressed = Attribute("Only run for events addressed to the bot.")
     processed = Attribute("Also run for events already processed.")

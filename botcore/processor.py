@@ -214,11 +214,121 @@ def periodic(
     return wrap
 
 
+@dataclass(frozen=True)
+class Band:
+    """A run of priorities with one purpose (see `Priority`), both ends included."""
+
+    name: str
+    low: int
+    high: int
+
+    def __contains__(self, priority: object) -> bool:
+        return (
+            isinstance(priority, int)
+            and not isinstance(priority, bool)
+            and self.low <= priority <= self.high
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.low}..{self.high}"
+
+
+class Priority:
+    """Where a processor runs in the chain: its ``priority``, lower first, is in one of
+    three bands,
+
+    * ``PRE`` (-2000..-1000): readying the event for everyone else: secrets out of the
+      text, the text cleaned, the sender identified, ignored senders dropped, whether the
+      bot was addressed, rate limits;
+    * ``WORK`` (-999..999): what plugins do with it: commands, fallbacks, watchers;
+    * ``POST`` (1000..2000): after the work: complaints, taking note of what happened,
+      the replies addressed and formatted, logs;
+
+    and, by name, the slots of the processors others run before or after. Plugins never
+    import each other: a processor that must run before or after another plugin's says
+    so by the slot, e.g. karma's votes (``EARLY``) come before the factoids
+    (``FALLBACK``), which would read ``foo++`` as a fact's name. Within one plugin, a
+    processor placed relative to another of its own may add a small offset to its slot
+    (``Priority.LEARN - 10``). A ``[plugin:NAME]`` section's ``priority`` overrides the
+    processor's own, within the bands."""
+
+    PRE = Band("pre", -2000, -1000)
+    WORK = Band("work", -999, 999)
+    POST = Band("post", 1000, 2000)
+    BANDS = (PRE, WORK, POST)
+    LOWEST = PRE.low
+    HIGHEST = POST.high
+
+    # -- pre -------------------------------------------------------------------------
+    #: Takes secrets (passwords, tokens) out of the text before anything else sees it.
+    SECRETS = -1700
+    #: Cleans up the text for the others (core's Strip).
+    STRIP = -1600
+    #: Sets who sent the event, before everything that asks (the identity plugin).
+    IDENTIFY = -1580
+    #: Drops the events of ignored senders (core's Ignore).
+    IGNORE = -1550
+    #: Works out whether the bot was addressed (core's Addressed).
+    ADDRESSED = -1500
+    #: Stops senders who talk to the bot too fast, last of the band (core's RateLimit).
+    RATELIMIT = PRE.high
+
+    # -- work ------------------------------------------------------------------------
+    #: Sees every message before any command can mark it processed.
+    WATCH = -900
+    #: Commands that have the first go at texts the ordinary ones could take too.
+    EARLY = -100
+    #: Ordinary commands (a processor's default).
+    COMMANDS = 0
+    #: Answers for what no command handled (the factoids).
+    FALLBACK = 200
+    #: Statements the bot learns from (``x is y``): after every command and fallback.
+    LEARN = 800
+    #: After all of the above: acts on what they left (memo's delivery).
+    LATE = 900
+
+    # -- post ------------------------------------------------------------------------
+    #: Answers an addressed event nothing handled, first of the band (core's Complain).
+    COMPLAIN = POST.low
+    #: Takes note of what happened, once every command has read the state as it was
+    #: (seen's sightings, after a "seen" command answered from the previous one).
+    RECORD = 1400
+    #: Words acknowledgements and says whom a reply is for (core's Address).
+    ADDRESS = 1500
+    #: Fits the replies to what the network carries (core's Format).
+    FORMAT = 1600
+    #: After every other processor: the replies are final (the log).
+    LAST = POST.high
+
+    @classmethod
+    def band_of(cls, priority: object) -> Band | None:
+        """The band ``priority`` is in, or None when it is in none."""
+        for band in cls.BANDS:
+            if priority in band:
+                return band
+        return None
+
+    @classmethod
+    def check(cls, processor: IProcessor) -> None:
+        """ValueError, naming the processor, unless its priority is in one of the bands
+        (checked when a plugin is loaded). Any thread."""
+        if cls.band_of(processor.priority) is None:
+            bands = ", ".join(str(band) for band in cls.BANDS)
+            raise ValueError(
+                f"processor {processor.name}.{type(processor).__name__} has priority "
+                f"{processor.priority!r}, outside the bands ({bands})"
+            )
+
+
 class ProcessorOverrides:
     """Keys every ``[plugin:NAME]`` section may set for all of the plugin's processors."""
 
     addressed = BoolOption("Only respond when addressed (overrides the processor's own).")
-    priority = IntOption("Position in the chain, lower first (overrides the processor's own).")
+    priority = IntOption(
+        "Position in the chain, lower first (overrides the processor's own).",
+        min=Priority.LOWEST,
+        max=Priority.HIGHEST,
+    )
     processed = BoolOption("Also see events already handled (overrides the processor's own).")
 
 
@@ -233,7 +343,7 @@ class Processor:
     event_types: Iterable[str] | None = (EventType.MESSAGE,)
     addressed: bool = True
     processed: bool = False
-    priority: int = 0
+    priority: int = Priority.COMMANDS
     autoload: bool = True
     permission: str | None = None
     usage: str = ""

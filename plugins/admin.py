@@ -14,7 +14,7 @@ from twisted.internet.threads import blockingCallFromThread
 from botcore.config import ConfigErrors, UnknownSection, default_local_path
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event
-from botcore.processor import Processor, authorise, match
+from botcore.processor import Priority, Processor, authorise, match
 
 _SECTION_KEY = re.compile(r"^(?P<section>[A-Za-z][\w:.-]*?)\.(?P<key>[A-Za-z_]\w*)$")
 _HEADER = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[#;].*)?$")
@@ -79,7 +79,7 @@ class Admin(Processor):
         "die | shutdown"
     )
     features = ("admin",)
-    priority = -100
+    priority = Priority.EARLY
 
     # -- on the reactor ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
-from botcore.processor import Processor, handler
+from botcore.processor import Priority, Processor, handler
 
 if TYPE_CHECKING:
     from botcore.interfaces import ISource
@@ -39,7 +39,7 @@ class Strip(Processor):
 
     usage = "(automatic) cleans up incoming messages for the other processors"
     features = ("core",)
-    priority = -1600
+    priority = Priority.STRIP
     addressed = False
     event_types = EventType.TEXT
 
@@ -57,7 +57,7 @@ class Ignore(Processor):
 
     usage = "(automatic) ignores the senders listed in the 'ignore' option"
     features = ("core", "ignore")
-    priority = -1550
+    priority = Priority.IGNORE
     addressed = False
     event_types = (*EventType.TEXT, EventType.INVITE)
 
@@ -167,7 +167,7 @@ class Addressed(Processor):
 
     usage = "(automatic) notices when people talk to the bot: 'bot: ...', '..., bot'"
     features = ("core", "addressed")
-    priority = -1500
+    priority = Priority.ADDRESSED
     addressed = False
     event_types = EventType.TEXT
 
@@ -242,7 +242,7 @@ class RateLimit(Processor):
 
     usage = "(automatic) ignores senders who talk to the bot too fast"
     features = ("core", "ratelimit")
-    priority = -1000
+    priority = Priority.RATELIMIT
     event_types = EventType.TEXT
 
     limit_messages = IntOption(
@@ -329,7 +329,7 @@ class Complain(Processor):
 
     usage = "(automatic) tells people when the bot did not understand or could not help"
     features = ("core", "complain")
-    priority = 950
+    priority = Priority.COMPLAIN  # after every work processor, before Address
     addressed = False  # checked in complain(), for every type of event
     processed = True
     event_types = None
@@ -398,7 +398,7 @@ class Address(Processor):
 
     usage = "(automatic) says who a reply in a channel is for"
     features = ("core", "address")
-    priority = 1500
+    priority = Priority.ADDRESS
     addressed = False
     processed = True
     event_types = None
@@ -484,7 +484,7 @@ class Format(Processor):
 
     usage = "(automatic) fits replies to what each network can carry"
     features = ("core", "format")
-    priority = 1600
+    priority = Priority.FORMAT
     addressed = False
     processed = True
     event_types = None

@@ -29,7 +29,7 @@ from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, utcnow
 from botcore.event import Event
 from botcore.options import FloatOption, IntOption, LinesOption
-from botcore.processor import Processor, handler, match
+from botcore.processor import Priority, Processor, handler, match
 
 #: The longest factoid name, and the name of a factpack.
 MAX_NAME = 255
@@ -192,7 +192,8 @@ class Get(Processor):
 
     usage = "<name> | what is <name> | <name> #<n>"
     features = ("factoid",)
-    priority = 200  # after every plugin's commands: only a fact nobody else handled
+    # After every plugin's commands: only a fact nobody else handled.
+    priority = Priority.FALLBACK
 
     @match(
         r"(?:what\s+(?:is|are)\s+|what's\s+|wtf\s+(?:is|are)\s+)?(?P<name>.+?)"
@@ -295,7 +296,7 @@ class Alias(Ownership, Processor):
 
     usage = "<alias> is the same as <name>"
     features = ("factoid",)
-    priority = 790
+    priority = Priority.LEARN - 10  # before Set: "a is the same as b" is no new fact
 
     @match(r"(?P<alias>.+?)\s+(?:is|are)\s+the\s+same\s+as\s+(?P<name>.+)\Z", simple=False)
     def alias(self, event: Event, alias: str, name: str) -> None:
@@ -351,7 +352,7 @@ class Set(Ownership, Processor):
 
     usage = "<name> is|are [also] <value> | no, <name> is <value>"
     features = ("factoid",)
-    priority = 800  # after the commands and after recall
+    priority = Priority.LEARN  # after the commands and after recall
 
     max_value = IntOption("The longest value a fact may have, in characters.", 1000, min=1)
 
@@ -524,7 +525,7 @@ class Append(Ownership, Processor):
 
     usage = "<name> [#<n>] += <text>"
     features = ("factoid",)
-    priority = 700
+    priority = Priority.LEARN - 100  # before Set: "a += b is c" is no new fact
 
     max_value = IntOption("The longest value a fact may have, in characters.", 1000, min=1)
 
@@ -555,7 +556,7 @@ class Modify(Ownership, Processor):
 
     usage = "<name> [#<n>] ~= s/<old>/<new>/[g][i][r]"
     features = ("factoid",)
-    priority = 700
+    priority = Priority.LEARN - 100  # before Set: "a ~= s/b is/c is/" is no new fact
 
     max_value = IntOption("The longest value a fact may have, in characters.", 1000, min=1)
     regex_timeout = FloatOption(
@@ -639,7 +640,7 @@ class Static(Processor):
 
     usage = "hi | hello | thanks | ..."
     features = ("greetings",)
-    priority = 150
+    priority = Priority.FALLBACK - 50  # a greeting, before a fact of the same name
 
     greetings = LinesOption(
         "Regular expressions (one per line, matching the whole message, case-blind) that "

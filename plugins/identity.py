@@ -15,7 +15,7 @@ from botcore.accounts.models import Account, AccountError, Identity
 from botcore.accounts.secrets import REDACTED, find_secret
 from botcore.event import Event, EventType
 from botcore.options import FloatOption
-from botcore.processor import Processor, authorise, handler, match
+from botcore.processor import Priority, Processor, authorise, handler, match
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -136,7 +136,7 @@ class Secrets(Processor):
         "link token <token>"
     )
     features = ("accounts", "auth")
-    priority = -1700  # before Strip (-1600): nothing earlier sees the text
+    priority = Priority.SECRETS  # before Strip: nothing earlier sees the text
     addressed = False
     processed = True
     event_types = EventType.TEXT
@@ -318,7 +318,7 @@ class Identify(Processor):
 
     usage = "(automatic) works out who sent each event"
     features = ("accounts",)
-    priority = -1580  # after Strip, before Ignore, Addressed and RateLimit
+    priority = Priority.IDENTIFY  # after Strip, before Ignore, Addressed and RateLimit
     addressed = False
     processed = True
     event_types = None

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, bindparam, delete, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.db.engine import mark_written
 from botcore.db.models import Base
-from botcore.db.types import CIText, UTCDateTime, ci_key, utcnow
+from botcore.db.types import CIText, UTCDateTime, utcnow
+from botcore.db.upsert import Upsert
 from botcore.event import Event
 from botcore.options import BoolOption, IntOption, ListOption
-from botcore.processor import Processor, authorise, handler, match
+from botcore.processor import Priority, Processor, authorise, handler, match
 
 #: The longest subject and reason stored.
 MAX_SUBJECT = 255
@@ -56,26 +54,14 @@ _votes = KarmaVote.__table__
 _ID = select(_karma.c.id).where(_karma.c.subject == bindparam("p_subject"))
 
 
-@cache
-def _upsert(dialect: str) -> Any:
-    """One statement that creates the subject or adds to its value: two votes for the same
-    new subject at once cannot lose one (the database serialises them on the unique key)."""
-    values = {
-        "subject": bindparam("p_subject", type_=_karma.c.subject.type),
-        "value": bindparam("p_change", type_=Integer()),
-        "created": bindparam("p_now", type_=_karma.c.created.type),
-        "updated": bindparam("p_now", type_=_karma.c.updated.type),
-    }
-    if dialect in ("mysql", "mariadb"):
-        insert = mysql.insert(_karma).values(values)
-        return insert.on_duplicate_key_update(
-            value=_karma.c.value + insert.inserted.value, updated=insert.inserted.updated
-        )
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_karma).values(values)
-    return insert.on_conflict_do_update(
-        index_elements=[ci_key(_karma.c.subject)],
-        set_={"value": _karma.c.value + insert.excluded.value, "updated": insert.excluded.updated},
-    )
+# Creates the subject or adds to its value in one statement: two votes for the same new
+# subject at once cannot lose one (the database serialises them on the unique key).
+_VOTE = Upsert(
+    _karma,
+    key=("subject",),
+    columns=("subject", "value", "created", "updated"),
+    update=lambda new: {"value": _karma.c.value + new.value, "updated": new.updated},
+)
 
 
 def change_karma(
@@ -83,10 +69,9 @@ def change_karma(
 ) -> int:
     """Add ``change`` to ``subject``'s karma (creating it at 0 first) and record the vote;
     return the new value. Worker thread; the caller's transaction commits it."""
-    connection = session.connection()
     now = utcnow()
-    parameters = {"p_subject": subject, "p_change": change, "p_now": now}
-    connection.execute(_upsert(connection.dialect.name), parameters)
+    _VOTE.execute(session, {"subject": subject, "value": change, "created": now, "updated": now})
+    connection = session.connection()
     karma_id, value = connection.execute(
         select(_karma.c.id, _karma.c.value).where(_karma.c.subject == subject)
     ).one()
@@ -95,7 +80,6 @@ def change_karma(
             karma_id=karma_id, voter=voter[:255], change=change, reason=reason, time=now
         )
     )
-    mark_written(session)
     return value
 
 
@@ -111,7 +95,7 @@ class Set(Processor):
     usage = "<subject>(++|--|==) [(<reason>)]"
     features = ("karma",)
     addressed = False
-    priority = -100  # before factoids, which would read "foo++" otherwise
+    priority = Priority.EARLY  # before the factoids (FALLBACK), which would read "foo++"
 
     increase = ListOption("Tokens that add one to the karma of what precedes them.", ["++"])
     decrease = ListOption("Tokens that take one from the karma of what precedes them.", ["--"])

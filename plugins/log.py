@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from botcore.event import Event, EventType, Response
 from botcore.options import BoolOption, IntOption, Option
-from botcore.processor import Processor, handler
+from botcore.processor import Priority, Processor, handler
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f]")
 
@@ -92,7 +92,7 @@ class Log(Processor):
     features = ("log",)
     # After every other processor: replies are final (after Format) and secrets have been
     # scrubbed from message.raw by the processors that do that.
-    priority = 10000
+    priority = Priority.LAST
     addressed = False
     processed = True
     event_types = None

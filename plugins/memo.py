@@ -24,7 +24,7 @@ from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
-from botcore.processor import Processor, handler, match
+from botcore.processor import Priority, Processor, handler, match
 
 #: The longest memo text accepted.
 MAX_MEMO = 1000
@@ -169,7 +169,7 @@ class Deliver(_MemoProcessor):
     features = ("memo",)
     addressed = False
     processed = True
-    priority = 900  # after the commands, so 'my messages' can look before delivery
+    priority = Priority.LATE  # after the commands, so 'my messages' can look before delivery
     #: Checked only with recvmemo_required; named here so permission listings know it.
     permission = "recvmemo"
     event_types = (EventType.MESSAGE, EventType.ACTION)

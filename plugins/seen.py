@@ -10,17 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botcore.accounts import models as accounts
 from botcore.accounts.models import Identity
-from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime
+from botcore.db.upsert import Upsert
 from botcore.event import Event, EventType
 from botcore.humanize import ago
-from botcore.processor import Processor, handler, match
+from botcore.processor import Priority, Processor, handler, match
 
 #: The most of a message kept (and repeated) per sighting.
 MAX_TEXT = 400
@@ -68,6 +67,15 @@ def _sighting_of(event: Event) -> dict[str, Any] | None:
     return None
 
 
+# One statement per sighting, whether the identity was seen before or not (and when two
+# conversations record the same new identity at once, one inserts and the other updates).
+_RECORD = Upsert(
+    Sighting.__table__,
+    key=("identity_id",),
+    columns=("identity_id", "source", "nick", "channel", "kind", "text", "time"),
+)
+
+
 class Record(Processor):
     """Records each sighting of each identity."""
 
@@ -75,7 +83,7 @@ class Record(Processor):
     features = ("seen",)
     addressed = False
     processed = True
-    priority = 1400
+    priority = Priority.RECORD  # after the "seen" command has answered from the last one
     event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE)
 
     @handler
@@ -89,21 +97,8 @@ class Record(Processor):
         identity = event.identity
         if identity is None:
             identity = self.bot.auth.identity_of(session, event.source, event.sender.id)[0]
-        values.update(source=event.source, time=event.time)
-        row = session.scalars(select(Sighting).where(Sighting.identity_id == identity)).first()
-        if row is None:
-            try:
-                with session.begin_nested():
-                    session.add(Sighting(identity_id=identity, **values))
-            except IntegrityError:
-                # Another conversation recorded this identity first: update theirs.
-                row = session.scalars(
-                    select(Sighting).where(Sighting.identity_id == identity)
-                ).one()
-        if row is not None:
-            for key, value in values.items():
-                setattr(row, key, value)
-        mark_written(session)
+        values.update(identity_id=identity, source=event.source, time=event.time)
+        _RECORD.execute(session, values)
 
 
 class Seen(Processor):

@@ -32,7 +32,7 @@ from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
-from botcore.processor import Processor, handler, match
+from botcore.processor import Priority, Processor, handler, match
 
 #: A URL in running text: a scheme and ``://``, or a bare ``www.`` host.
 URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
@@ -89,7 +89,7 @@ class UrlGrab(Processor):
     usage = "(automatic) remembers URLs said in channels; says their titles if configured"
     features = ("urlgrab", "url")
     addressed = False
-    priority = -900  # before commands mark the event processed; after Ignore
+    priority = Priority.WATCH  # before commands mark the event processed; after Ignore
     event_types = (EventType.MESSAGE, EventType.ACTION)
 
     fetch_titles = BoolOption(

@@ -1,10 +1,12 @@
 """Shared test doubles: a thread pool the test drives by hand, a source that records what
-it is asked to send, and a real SQLite database in the test's temporary folder."""
+it is asked to send, a real SQLite database in the test's temporary folder, and threads
+that race."""
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -128,3 +130,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def at_once(count: int, race: Callable[[int, Callable[[], None]], None]) -> list[BaseException]:
+    """Run ``race(number, start)`` in ``count`` threads (numbered from 0) and wait for them;
+    ``start()`` returns in all of them at the same moment, once every one has called it.
+    Returns what the threads raised (nothing when all went well)."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def thd(number: int) -> None:
+        try:
+            race(number, lambda: barrier.wait(timeout=30))
+        except BaseException as e:  # reported to the caller: a thread must not die silently
+            errors.append(e)
+
+    threads = [threading.Thread(target=thd, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Integer, UniqueConstraint, and_, bindparam, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
-from botcore.db.types import CIText, UTCDateTime, ci_key, utcnow
+from botcore.db.types import CIText, UTCDateTime, utcnow
+from botcore.db.upsert import Upsert
 
 #: The longest plugin name and key `PluginStore` accepts.
 MAX_PLUGIN = 64
@@ -53,22 +52,12 @@ _DELETE = _table.delete().where(_match)
 _KEYS = select(_table.c.key).where(_table.c.plugin == bindparam("p_plugin"))
 
 
-@cache
-def _upsert(dialect: str) -> Any:
-    values = {
-        name: bindparam(f"p_{name}", type_=_table.c[name].type)
-        for name in ("plugin", "key", "value", "created", "updated")
-    }
-    if dialect in ("mysql", "mariadb"):
-        insert = mysql.insert(_table).values(values)
-        return insert.on_duplicate_key_update(
-            value=insert.inserted.value, updated=insert.inserted.updated
-        )
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_table).values(values)
-    return insert.on_conflict_do_update(
-        index_elements=[ci_key(_table.c.plugin), ci_key(_table.c.key)],
-        set_={"value": insert.excluded.value, "updated": insert.excluded.updated},
-    )
+_SET = Upsert(
+    _table,
+    key=("plugin", "key"),
+    columns=("plugin", "key", "value", "created", "updated"),
+    update=lambda new: {"value": new.value, "updated": new.updated},
+)
 
 
 class PluginStore:
@@ -96,19 +85,11 @@ class PluginStore:
             json.dumps(value)
         except (TypeError, ValueError) as e:
             raise ValueError(f"cannot store {key!r}: {e}") from None
-        connection = self.session.connection()
         now = utcnow()
-        connection.execute(
-            _upsert(connection.dialect.name),
-            {
-                "p_plugin": self.plugin,
-                "p_key": key,
-                "p_value": value,
-                "p_created": now,
-                "p_updated": now,
-            },
+        _SET.execute(
+            self.session,
+            {"plugin": self.plugin, "key": key, "value": value, "created": now, "updated": now},
         )
-        mark_written(self.session)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; whether it was there."""

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from botcore.dispatch.chain import Chain
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
-from botcore.processor import Processor
+from botcore.processor import Priority, Processor
 
 if TYPE_CHECKING:
     from botcore.config import Config
@@ -80,9 +80,11 @@ class Plugins(Service):
 
     def _build(self, name: str, module: Any) -> list[Processor]:
         """The plugin's processors, instantiated and set up; on failure those set up
-        already are shut down again."""
+        already are shut down again. A priority outside the bands fails the plugin."""
         config = self._config().section(f"plugin:{name}")
         processors = self.reloader.processors(name, self.context, config, module)
+        for processor in processors:
+            Priority.check(processor)
         ready: list[Processor] = []
         try:
             for processor in processors:

@@ -376,6 +376,14 @@ class ValuesTests(ConfigFiles):
             config.section("plugin:echo"), {"addressed": False, "priority": 5, "processed": True}
         )
 
+    def test_priority_override_in_bands(self):
+        """A plugin section's priority outside the bands (-2000..2000) is a config error."""
+        [error] = self.bot_errors(self.write("[plugin:echo]\npriority = 5000\n"))
+        self.assertEqual(
+            (error.section, error.key, error.message),
+            ("plugin:echo", "priority", "expected a number <= 2000, found '5000'"),
+        )
+
 
 class LocalOverrideTests(ConfigFiles):
     """The optional NAME.local.ini override file."""

@@ -1,5 +1,5 @@
 """Tests for botcore.processor: @match selectors, @handler, @authorise, @periodic, config
-overrides and the cheap accepts() checks."""
+overrides, the cheap accepts() checks and the priority bands."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from botcore.accounts.permissions import Permissions
 from botcore.event import Event, EventType, Message, Sender
 from botcore.options import FloatOption, Option
 from botcore.processor import (
+    Priority,
     Processor,
+    ProcessorOverrides,
     authorise,
     compile_selector,
     handler,
@@ -482,3 +484,59 @@ class PeriodicTests(SynchronousTestCase):
         self.assertEqual(Ticking("t", None, {"every": 5.0}).periodic_tasks()[1][1], 5.0)
         ticking = Ticking("t", None, {"every": 0.0})
         self.assertEqual(ticking.periodic_tasks(), [(ticking.fixed, 10.0, 10.0)])
+
+
+class PriorityTests(SynchronousTestCase):
+    """The priority bands and the named slots in them."""
+
+    def test_bands(self):
+        """pre, work and post follow each other without a gap, from -2000 to 2000."""
+        pre, work, post = Priority.BANDS
+        self.assertEqual((pre.low, pre.high), (-2000, -1000))
+        self.assertEqual((work.low, work.high), (-999, 999))
+        self.assertEqual((post.low, post.high), (1000, 2000))
+        self.assertEqual((Priority.LOWEST, Priority.HIGHEST), (-2000, 2000))
+        self.assertEqual(str(work), "work -999..999")
+
+    def test_band_of(self):
+        """band_of names the band of a priority, None outside them (and for what is not
+        an integer)."""
+        self.assertIs(Priority.band_of(-2000), Priority.PRE)
+        self.assertIs(Priority.band_of(-1000), Priority.PRE)
+        self.assertIs(Priority.band_of(-999), Priority.WORK)
+        self.assertIs(Priority.band_of(999), Priority.WORK)
+        self.assertIs(Priority.band_of(1000), Priority.POST)
+        self.assertIs(Priority.band_of(2000), Priority.POST)
+        for outside in (-2001, 2001, 10000, 1.5, None, "0", True):
+            self.assertIsNone(Priority.band_of(outside), outside)
+
+    def test_slots(self):
+        """The named slots are in their bands and in the order the chain needs."""
+        pre = ["SECRETS", "STRIP", "IDENTIFY", "IGNORE", "ADDRESSED", "RATELIMIT"]
+        work = ["WATCH", "EARLY", "COMMANDS", "FALLBACK", "LEARN", "LATE"]
+        post = ["COMPLAIN", "RECORD", "ADDRESS", "FORMAT", "LAST"]
+        for band, names in ((Priority.PRE, pre), (Priority.WORK, work), (Priority.POST, post)):
+            for name in names:
+                self.assertIs(Priority.band_of(getattr(Priority, name)), band, name)
+        values = [getattr(Priority, name) for name in pre + work + post]
+        self.assertEqual(values, sorted(set(values)))
+        self.assertEqual(Processor.priority, Priority.COMMANDS)
+
+    def test_check(self):
+        """check() accepts a priority in a band and refuses any other with an error that
+        names the processor, its priority and the bands."""
+        Priority.check(Configured("p", None, {"priority": Priority.LAST}))
+        with self.assertRaises(ValueError) as caught:
+            Priority.check(Configured("myplugin", None, {"priority": 2001}))
+        self.assertEqual(
+            str(caught.exception),
+            "processor myplugin.Configured has priority 2001, outside the bands "
+            "(pre -2000..-1000, work -999..999, post 1000..2000)",
+        )
+
+    def test_override_bounded(self):
+        """The plugin section's priority override is bounded by the bands."""
+        option = ProcessorOverrides.priority
+        self.assertEqual(option.parse("-2000"), -2000)
+        self.assertRaises(ValueError, option.parse, "2001")
+        self.assertRaises(ValueError, option.parse, "-2001")

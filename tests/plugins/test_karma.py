@@ -4,14 +4,13 @@ votes that race for a new subject; on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.testing import PluginTestCase, backend_variants, fresh_database
 from plugins.karma import Karma, KarmaVote, change_karma
+from tests.fakes import at_once
 
 
 class KarmaTests(PluginTestCase):
@@ -117,6 +116,30 @@ class KarmaTests(PluginTestCase):
 backend_variants(KarmaTests, globals())
 
 
+class WithFactoidTests(PluginTestCase):
+    """Karma beside the factoid plugin, whose processors run after karma's votes."""
+
+    load = ["karma", "factoid"]
+    public = True
+    plugin_config = {"auth": {"grants": {"test:admin": "+karmaadmin"}}}
+
+    def test_vote_is_no_fact(self):
+        """foo++ is a vote, even addressed to the bot and with a fact named foo++."""
+        self.assertSucceeds("botcore: foo++ is a fact")
+        self.assertEqual(self.responses("botcore: foo++"), ["user: foo now has karma of 1"])
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has karma of 1"])
+
+    def test_forget_karma(self):
+        """forget karma for foo forgets the karma, not a fact."""
+        self.say("foo++")
+        self.assertResponseMatches(
+            "botcore: forget karma for foo",
+            r"^admin: (Okay|Sure|Done|Righto|Alrighty|Yessir)$",
+            sender="admin",
+        )
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has no karma"])
+
+
 class PrivateTests(PluginTestCase):
     """Karma said privately: votes are refused by default, questions answered."""
 
@@ -186,24 +209,14 @@ class RaceTestsMixin:
 
         migrate.upgrade(engine)
         factory = make_session_factory(engine)
-        barrier = threading.Barrier(20)
-        errors = []
 
-        def vote(number):
-            try:
-                with factory() as session:
-                    barrier.wait(timeout=30)
-                    change_karma(session, "Race", 1, f"test:voter{number}")
-                    session.commit()
-            except Exception as e:  # reported below, the thread must not die silently
-                errors.append(e)
+        def vote(number, start):
+            with factory() as session:
+                start()
+                change_karma(session, "Race", 1, f"test:voter{number}")
+                session.commit()
 
-        threads = [threading.Thread(target=vote, args=(n,)) for n in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        self.assertEqual(errors, [])
+        self.assertEqual(at_once(20, vote), [])
         with factory() as session:
             self.assertEqual(session.scalars(select(Karma.value)).all(), [20])
             self.assertEqual(len(session.scalars(select(KarmaVote.id)).all()), 20)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import event as sa_event
+
 from botcore.event import Event, EventType, Message, Sender
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
 
@@ -141,3 +143,30 @@ class IdentifySeenTests(AccountSeenTests):
     """With the identity plugin's Identify setting event.identity and event.account."""
 
     load = ["seen", "identity"]
+
+
+class RecordTests(PluginTestCase):
+    """How a sighting is written."""
+
+    load = ["seen"]
+    public = True
+
+    def test_one_statement(self):
+        """Each sighting, the first of an identity or a later one, is one statement on
+        the sightings table: an upsert, not a select followed by an insert or update."""
+        statements: list[str] = []
+
+        def executed(connection, cursor, statement, *args):
+            if "sightings" in statement:
+                statements.append(statement.split()[0])
+
+        engine = self.bot.databases["main"].engine
+        sa_event.listen(engine, "before_cursor_execute", executed)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
+        self.say("hello", sender="bob")
+        self.say("again", sender="bob")
+        self.assertEqual(statements, ["INSERT", "INSERT"])
+        self.assertResponseMatches("botcore: seen bob", "saying 'again'")
+
+
+backend_variants(RecordTests, globals())

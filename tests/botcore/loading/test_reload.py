@@ -115,7 +115,8 @@ class ReloadCase(SynchronousTestCase):
     def write_counter(self, name: str, version: int) -> None:
         self.write(f"{name}.py", COUNTER.replace("@VERSION@", str(version)))
 
-    def make_bot(self, load: list[str], threadpool: Any = None) -> Bot:
+    def make_bot(self, load: list[str], threadpool: Any = None, failing: bool = False) -> Bot:
+        """A started bot loading ``load``; each must load unless ``failing``."""
         ini = self.folder / "bot.ini"
         ini.write_text(
             "[bot]\nautoload = no\nload = " + ", ".join(load) + "\n"
@@ -134,7 +135,8 @@ class ReloadCase(SynchronousTestCase):
         self.source.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
         self.addCleanup(self._stop, bot)
-        self.assertEqual(bot.plugins.failed, {})
+        if not failing:
+            self.assertEqual(bot.plugins.failed, {})
         return bot
 
     def _stop(self, bot: Bot) -> None:
@@ -265,6 +267,48 @@ class PluginReloadTests(ReloadCase):
         self.assertNotIn(other, bot.plugins.loaded)
         self.assertNotIn(f"{PACKAGE}.{other}", sys.modules)
         self.assertEqual(self.ask("count a"), ["v1 a"])
+
+
+class PriorityBandTests(ReloadCase):
+    """A processor's priority must be in the bands (pre, work, post) for it to load."""
+
+    BANDS = "(pre -2000..-1000, work -999..999, post 1000..2000)"
+
+    def write_priority(self, name: str, priority: int) -> None:
+        """Plugin ``name``: the counter at ``priority`` (which is its version too)."""
+        head = "class Counter(Processor):\n"
+        text = COUNTER.replace("@VERSION@", str(priority))
+        self.write(f"{name}.py", text.replace(head, f"{head}    priority = {priority}\n"))
+
+    def test_refused_at_startup(self):
+        """At startup a plugin whose processor is outside the bands is not loaded, and
+        says which processor and why; the bot runs its other plugins."""
+        bad, good = self.plugin_name("bad"), self.plugin_name("good")
+        self.write_priority(bad, 5000)
+        self.write_counter(good, 1)
+        bot = self.make_bot([bad, good], failing=True)
+        why = f"processor {bad}.Counter has priority 5000, outside the bands {self.BANDS}"
+        self.assertEqual(bot.plugins.failed, {bad: f"ValueError: {why}"})
+        self.assertNotIn(bad, bot.plugins.loaded)
+        self.assertEqual(self.ask("count a"), ["v1 a"])
+        self.flushLoggedErrors(ValueError)
+
+    def test_refused_at_reload(self):
+        """A reload to a priority outside the bands fails with a PluginLoadError naming
+        the processor; the old version keeps answering."""
+        name = self.plugin_name("counter")
+        self.write_priority(name, 1999)
+        bot = self.make_bot([name])
+        self.write_priority(name, -2001)
+        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        self.assertEqual(
+            (error.type, error.message),
+            (
+                "ValueError",
+                f"processor {name}.Counter has priority -2001, outside the bands {self.BANDS}",
+            ),
+        )
+        self.assertEqual(self.ask("count a"), ["v1999 a"])
 
 
 class PackagePluginTests(ReloadCase):
