@@ -241,6 +241,11 @@ class AddressedTests(PluginTestCase):
         self.assertAddressed("bot:foo", "bot", "foo")
         self.assertAddressed("bot -- foo", "bot", "foo")
 
+    def test_punctuation_forms(self):
+        """'bot> x', 'bot! x', 'bot; x', 'bot -> x' address the bot too."""
+        for separator in (">", "!", ";", " ->", "?", "."):
+            self.assertAddressed(f"bot{separator} foo", "bot", "foo")
+
     def test_suffix_forms(self):
         """'x, bot' addresses the bot, whatever the space around the comma."""
         self.assertAddressed("foo, bot", "bot", "foo")
