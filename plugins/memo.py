@@ -25,6 +25,7 @@ from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
 from botcore.processor import Processor, handler, match
+from botcore.source import names_on
 
 #: The longest memo text accepted.
 MAX_MEMO = 1000
@@ -131,7 +132,7 @@ class Tell(_MemoProcessor):
         if len(text) > MAX_MEMO:
             event.addresponse("That's too long for a memo (at most %d characters)", (MAX_MEMO,))
             return
-        if who.casefold() in {name.casefold() for name in self.bot.names}:
+        if who.casefold() in {name.casefold() for name in names_on(self.bot, source)}:
             event.addresponse("I can't leave a memo for myself")
             return
         session = event.session

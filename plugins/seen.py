@@ -21,6 +21,7 @@ from botcore.db.types import CIText, UTCDateTime
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.processor import Processor, handler, match
+from botcore.source import names_on
 
 #: The most of a message kept (and repeated) per sighting.
 MAX_TEXT = 400
@@ -114,10 +115,10 @@ class Seen(Processor):
 
     @match(r"^(?:have\s+you\s+)?seen\s+(\S+?)(?:\s+on\s+(\S+))?$", simple=False)
     def seen(self, event: Event, who: str, source: str | None) -> None:
-        if who.casefold() in {name.casefold() for name in self.bot.names}:
+        where = source or event.source
+        if who.casefold() in {name.casefold() for name in names_on(self.bot, where)}:
             event.addresponse("I'm right here")
             return
-        where = source or event.source
         session = event.session
         identities = set(
             session.scalars(
