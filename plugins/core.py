@@ -1,7 +1,9 @@
-"""The core processors every bot runs: they work out whether a message is meant for the bot,
-drop what should be ignored, complain about what nobody understood, and shape the replies.
+"""The core processors every bot runs: they work out who sent an event and whether a message
+is meant for the bot, drop what should be ignored, complain about what nobody understood,
+and shape the replies.
 
-Pre-processing: Strip (-1600), Ignore (-1550), Addressed (-1500), RateLimit (-1000).
+Pre-processing: Strip (-1600), Identify (-1580), Ignore (-1550), Addressed (-1500),
+RateLimit (-1000).
 Post-processing: Complain (950), Address (1500), Format (1600)."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from botcore.accounts.identify import identify
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
@@ -51,6 +54,25 @@ class Strip(Processor):
             return
         message.deaddressed = message.raw
         message.stripped = message.clean = _strip(message.raw)
+
+
+class Identify(Processor):
+    """Works out who sent each event (`botcore.accounts.identify`): its identity, created on
+    first sight, its account, and whether the sender is authenticated. Here, in the core
+    plugin, before Ignore, Addressed and everything else, so every later processor can
+    read ``event.identity``, ``event.account`` and ``event.authenticated``."""
+
+    usage = "(automatic) works out who sent each event"
+    features = ("core", "accounts")
+    priority = -1580  # after Strip, before Ignore, Addressed and RateLimit
+    addressed = False
+    processed = True
+    event_types = None
+
+    @handler
+    def handle_identify(self, event: Event) -> None:
+        if self.bot is not None:
+            identify(self.bot, event)
 
 
 class Ignore(Processor):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from botcore.accounts import models as accounts
+from botcore.accounts.identify import identify
 from botcore.accounts.models import Account, AccountError, Identity
 from botcore.accounts.secrets import Secret, take_secret
 from botcore.event import Event, EventType
@@ -31,39 +32,6 @@ def _now(bot: IBotContext | None) -> float:
     import time
 
     return bot.seconds() if bot is not None else time.monotonic()
-
-
-def identify_event(bot: IBotContext, event: Event) -> None:
-    """Set the event's identity and account (creating the identity on first sight) and
-    whether its sender is authenticated: remembered for this connection, vouched for by
-    the source, or matching a hostmask credential. Worker thread; idempotent."""
-    sender = event.sender
-    if sender is None or event._session_factory is None or event.identity is not None:
-        return
-    try:
-        event.identity, event.account = bot.auth.identity_of(
-            event.session, event.source, sender.id
-        )
-    except AccountError:
-        return  # an id too long to store: the sender stays anonymous
-    if event.account is None:
-        return
-    if not event.authenticated and bot.auth.remembered(event, _now(bot)):
-        event.authenticated = True
-        return
-    source = bot.get_source(event.source)
-    verify = getattr(source, "verified_identity", None)
-    vouched = verify(event) if verify is not None else None
-    if vouched is not None and vouched.casefold() == sender.id.casefold():
-        event.authenticated = True
-        return
-    # A hostmask credential proves itself on every message; remembered like a password.
-    mask = event.data.get("mask")
-    if isinstance(mask, str) and accounts.check_credentials(
-        event.session, event.account, event.source, "hostmask", mask
-    ):
-        event.authenticated = True
-        bot.auth.remember(event, event.account, _now(bot))
 
 
 def known_permissions(bot: IBotContext | None) -> set[str]:
@@ -152,7 +120,7 @@ class Secrets(Processor):
     def carry_out(self, event: Event, found: Secret) -> None:
         """Run one secret-carrying command (a `SECRET_COMMANDS` entry). Worker thread."""
         assert self.bot is not None
-        identify_event(self.bot, event)
+        identify(self.bot, event)  # Secrets runs before the core's Identify
         arguments, secret = found.arguments, found.secret
         if found.command == "link token":
             self.link_token(event, secret)
@@ -279,24 +247,6 @@ class Secrets(Processor):
         auth.invalidate(session)
         event.account = account.id
         event.addresponse(f"Linked: you are {account.username} here too")
-
-
-class Identify(Processor):
-    """Sets each event's identity and account, creating the identity on first sight, and
-    whether the sender is authenticated (this connection authenticated earlier, or the
-    network vouches for them)."""
-
-    usage = "(automatic) works out who sent each event"
-    features = ("accounts",)
-    priority = -1580  # after Strip, before Ignore, Addressed and RateLimit
-    addressed = False
-    processed = True
-    event_types = None
-
-    @handler
-    def identify(self, event: Event) -> None:
-        if self.bot is not None:
-            identify_event(self.bot, event)
 
 
 class Accounts(Processor):

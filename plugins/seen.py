@@ -81,15 +81,15 @@ class Record(Processor):
 
     @handler
     def record(self, event: Event) -> None:
-        if event.sender is None:
+        # The core's Identify has run: no identity means an anonymous sender (no sender,
+        # or an id too long to store), of whom nothing can be kept.
+        identity = event.identity
+        if event.sender is None or identity is None:
             return
         values = _sighting_of(event)
         if values is None:
             return
         session = event.session
-        identity = event.identity
-        if identity is None:
-            identity = self.bot.auth.identity_of(session, event.source, event.sender.id)[0]
         values.update(source=event.source, time=event.time)
         row = session.scalars(select(Sighting).where(Sighting.identity_id == identity)).first()
         if row is None:

@@ -59,7 +59,7 @@ class GrabbedURL(Base):
     channel: Mapped[str] = mapped_column(CIText(255))
     sender_id: Mapped[str] = mapped_column(String(255))
     nick: Mapped[str] = mapped_column(CIText(255))
-    #: The sender's identity (accounts), when the Identify processor knew it.
+    #: The sender's identity (accounts); None for an anonymous sender (an id too long).
     identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     url: Mapped[str] = mapped_column(CIText(2048))
     title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
