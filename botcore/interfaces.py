@@ -28,6 +28,15 @@ class ISource(IService):
     def truncation_point(response=None) -> int | None:
         """The most UTF-8 bytes of text one message may carry, or None for no limit."""
 
+    def names() -> tuple[str, ...]:
+        """Every name the bot answers to here, each once (compared case-blind): its current
+        nick on this source first, then the configured ``[bot] name`` and ``[bot] names``.
+        Any thread."""
+
+    def is_channel(target) -> bool:
+        """Whether ``target`` is a channel on this source rather than a person (IRC: by the
+        server's CHANTYPES). Any thread."""
+
     def verified_identity(event) -> str | None:
         """The identity of the event's sender that the network itself vouches for (an
         IRC services account, an XMPP bare JID, a trusted console's nick), or None. Must
@@ -104,7 +113,10 @@ class IBotContext(Interface):
     called from any thread unless it says otherwise."""
 
     name = Attribute("The bot's name: people address it by this.")
-    names = Attribute("Every name the bot answers to when addressed (its name first).")
+    names = Attribute(
+        "The configured names: ``[bot] name`` first, then ``[bot] names``. What the bot "
+        "answers to on one source (its nick there too) is that source's `ISource.names`."
+    )
     version = Attribute("botcore's version.")
     reactor = Attribute("The reactor sources connect and time with. Reactor thread only.")
     config = Attribute("The bot's whole validated configuration (`botcore.config.Config`).")

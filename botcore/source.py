@@ -3,6 +3,7 @@ the replies back. Everything here runs on the reactor thread."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.application.service import Service
@@ -70,6 +71,20 @@ class Source(Service):
         """Deliver one reply to the network."""
         raise NotImplementedError
 
+    def names(self) -> tuple[str, ...]:
+        """Every name the bot answers to here, each once (compared case-blind): its current
+        nick on this source first, then the configured ``[bot] name`` and ``names``. Any
+        thread: it reads only values the reactor thread replaces whole."""
+        names = [self.nick] if self.nick else []
+        if self.bot is not None:
+            names.extend(self.bot.names)
+        return unique_names(names)
+
+    def is_channel(self, target: str) -> bool:
+        """Whether ``target`` is a channel here rather than a person. The base knows no
+        channels: sources that have them say what theirs look like. Any thread."""
+        return False
+
     def verified_identity(self, event: Event) -> str | None:
         """The sender's identity as the network vouches for it, or None (the default:
         this source vouches for nobody). Any thread: reads only the event and settings."""
@@ -111,3 +126,31 @@ class Source(Service):
                 self.send(response)
             except Exception:
                 self.log.failure("sending a reply on {source} failed", source=self.name)
+
+
+def unique_names(names: Iterable[str | None]) -> tuple[str, ...]:
+    """The names, each once (the first spelling of those equal but for case), empty ones
+    left out."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            unique.append(name)
+    return tuple(unique)
+
+
+def names_on(bot: IBotContext | None, source: str | None) -> tuple[str, ...]:
+    """The names the bot answers to on the source called ``source``: its `Source.names`,
+    or, when no such source is running, the configured names. Any thread."""
+    if bot is None:
+        return ()
+    found = bot.get_source(source)
+    return found.names() if found is not None else unique_names(bot.names)
+
+
+def is_channel_on(bot: IBotContext | None, source: str | None, target: str) -> bool:
+    """Whether ``target`` is a channel on the source called ``source``, as that source
+    says; False when no such source is running. Any thread."""
+    found = bot.get_source(source) if bot is not None else None
+    return found is not None and found.is_channel(target)

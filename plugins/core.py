@@ -1,12 +1,13 @@
-"""The core processors every bot runs: they work out whether a message is meant for the bot,
-drop what should be ignored, complain about what nobody understood, and shape the replies.
+"""The core processors every bot runs: they work out who sent an event and whether a message
+is meant for the bot, drop what should be ignored, complain about what nobody understood,
+and shape the replies.
 
-Pre-processing: Strip (-1600), Ignore (-1550), Addressed (-1500), RateLimit (-1000).
+Pre-processing: Strip (-1600), Identify (-1580), Ignore (-1550), Addressed (-1500),
+RateLimit (-1000).
 Post-processing: Complain (950), Address (1500), Format (1600)."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -15,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from botcore.accounts.identify import identify
+from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
 from botcore.processor import Priority, Processor, handler
+from botcore.source import names_on
 
 if TYPE_CHECKING:
     from botcore.interfaces import ISource
@@ -50,6 +54,25 @@ class Strip(Processor):
             return
         message.deaddressed = message.raw
         message.stripped = message.clean = _strip(message.raw)
+
+
+class Identify(Processor):
+    """Works out who sent each event (`botcore.accounts.identify`): its identity, created on
+    first sight, its account, and whether the sender is authenticated. Here, in the core
+    plugin, before Ignore, Addressed and everything else, so every later processor can
+    read ``event.identity``, ``event.account`` and ``event.authenticated``."""
+
+    usage = "(automatic) works out who sent each event"
+    features = ("core", "accounts")
+    priority = Priority.IDENTIFY  # after Strip, before Ignore, Addressed and RateLimit
+    addressed = False
+    processed = True
+    event_types = None
+
+    @handler
+    def handle_identify(self, event: Event) -> None:
+        if self.bot is not None:
+            identify(self.bot, event)
 
 
 class Ignore(Processor):
@@ -97,72 +120,12 @@ class Ignore(Processor):
             )
 
 
-_VERBS = (
-    "is",
-    "has",
-    "was",
-    "might",
-    "may",
-    "would",
-    "will",
-    "isn't",
-    "hasn't",
-    "wasn't",
-    "wouldn't",
-    "won't",
-    "can",
-    "can't",
-    "did",
-    "didn't",
-    "said",
-    "says",
-    "should",
-    "shouldn't",
-    "does",
-    "doesn't",
-)
-
-
-class _AddressPatterns:
-    """The compiled addressing patterns for one set of names."""
-
-    def __init__(self, names: tuple[str, ...], verbs: tuple[str, ...]) -> None:
-        # Longest first, so "botcore" is tried before "bot".
-        ordered = sorted(names, key=len, reverse=True)
-        self.lowered = tuple({name.lower() for name in ordered})
-        alternatives = "|".join(re.escape(name) for name in ordered)
-        flags = re.IGNORECASE | re.DOTALL
-        self.patterns = (
-            # "bot: x", "bot, x", "bot x", "bot:x"
-            re.compile(
-                rf"^\s*(?P<nick>{alternatives})"
-                rf"(?:\s*[:;.?>!,-]+\s+|\s+|\s*[,:]\s*)(?P<body>.*)$",
-                flags,
-            ),
-            # "x, bot" -- unless the message is addressed to somebody else ("alice: x, bot").
-            re.compile(
-                rf"^(?:\S+:.*|(?P<body>.*),\s*(?P<nick>{alternatives}))[\s?!.]*$",
-                flags,
-            ),
-        )
-        verb_words = "|".join(re.escape(verb) for verb in verbs)
-        self.statement = (
-            re.compile(rf"^\s*(?:{alternatives})\s+(?:{verb_words})(?:\s|$)", flags)
-            if verbs
-            else None
-        )
-
-    def mentioned(self, text: str) -> bool:
-        """The cheap test before any regex: does any name occur in the text at all?"""
-        lowered = text.lower()
-        return any(name in lowered for name in self.lowered)
-
-
 class Addressed(Processor):
-    """Works out whether a message is meant for the bot: ``bot: x``, ``bot, x``, ``bot x``
-    and ``x, bot`` are, unless a verb follows the name (``bot is cool`` is a remark about
-    the bot). Names are the bot's ``[bot] name`` and ``names`` plus its current nick on the
-    source. Sets ``event.addressed`` to the name used and removes it from ``clean`` and
+    """Works out whether a message is meant for the bot: ``bot: x``, ``bot, x``, ``bot> x``,
+    ``bot x`` and ``x, bot`` are (every form `botcore.addressing` knows), unless a verb
+    follows the name (``bot is cool`` is a remark about the bot). Names are the source's
+    `names()`: the bot's nick there, its ``[bot] name`` and ``names``. Sets
+    ``event.addressed`` to the name used and removes it from ``clean`` and
     ``deaddressed``. Private messages are always addressed."""
 
     usage = "(automatic) notices when people talk to the bot: 'bot: ...', '..., bot'"
@@ -174,36 +137,15 @@ class Addressed(Processor):
     verbs = ListOption(
         "Words that, right after the bot's name, make a message a remark about the bot "
         'rather than a command ("bot is cool").',
-        list(_VERBS),
+        list(VERBS),
     )
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._patterns: dict[tuple[str, ...], _AddressPatterns] = {}
-        self._verbs: tuple[str, ...] = _VERBS
+        self._verbs: tuple[str, ...] = VERBS
 
     def setup(self) -> None:
         self._verbs = tuple(self.verbs)
-        self._patterns = {}
-
-    def names(self, event: Event) -> tuple[str, ...]:
-        """Every name the bot answers to on the event's source."""
-        if self.bot is None:
-            return ()
-        names = list(self.bot.names)
-        source = self.bot.get_source(event.source)
-        nick = getattr(source, "nick", None)
-        if nick:
-            names.append(nick)
-        return tuple(dict.fromkeys(name for name in names if name))
-
-    def patterns(self, names: tuple[str, ...]) -> _AddressPatterns:
-        found = self._patterns.get(names)
-        if found is None:
-            if len(self._patterns) > 64:  # nicks come and go; don't grow without bound
-                self._patterns = {}
-            found = self._patterns[names] = _AddressPatterns(names, self._verbs)
-        return found
 
     @handler
     def handle_addressed(self, event: Event) -> None:
@@ -212,27 +154,17 @@ class Addressed(Processor):
             return
         if not event.public and not event.addressed:
             event.addressed = True
-        names = self.names(event)
+        names = names_on(self.bot, event.source)
         if not names:
             return
-        patterns = self.patterns(names)
-        text = message.stripped
-        if not patterns.mentioned(text):
+        parser = address_parser(names, self._verbs)
+        found = parser.parse(message.stripped)
+        if found is None:
             return
-        if patterns.statement is not None and patterns.statement.match(text):
-            return
-        for pattern in patterns.patterns:
-            found = pattern.match(text)
-            if found is None or found.group("nick") is None:
-                continue
-            event.addressed = found.group("nick")
-            message.clean = found.group("body").strip()
-            raw = pattern.match(message.raw)
-            if raw is not None and raw.group("nick") is not None:
-                message.deaddressed = raw.group("body")
-            else:
-                message.deaddressed = message.clean
-            return
+        event.addressed = found.name
+        message.clean = found.body.strip()
+        raw = parser.parse(message.raw, statements=False)
+        message.deaddressed = raw.body if raw is not None else message.clean
 
 
 class RateLimit(Processor):

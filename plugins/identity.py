@@ -4,18 +4,19 @@ and (admins) grant permissions."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
 from botcore.accounts import models as accounts
+from botcore.accounts.identify import identify
 from botcore.accounts.models import Account, AccountError, Identity
-from botcore.accounts.secrets import REDACTED, find_secret
+from botcore.accounts.secrets import Secret, take_secret
 from botcore.event import Event, EventType
 from botcore.options import FloatOption
 from botcore.processor import Priority, Processor, authorise, handler, match
+from botcore.source import names_on
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -26,61 +27,11 @@ if TYPE_CHECKING:
 #: Permissions every bot knows of, whatever plugins are loaded.
 CORE_PERMISSIONS = ("admin",)
 
-# The secret-carrying commands, matched on the scrubbed text (the secret already replaced
-# by the placeholder), with any "bot: " address in front removed.
-_SECRET = re.escape(REDACTED)
-_AUTH = re.compile(rf"^auth\s+{_SECRET}$", re.I)
-_AUTHENTICATE = re.compile(
-    rf"^authenticate\s+(?P<user>\S+)(?:\s+on\s+(?P<source>\S+))?\s+using\s+(?P<method>\S+)"
-    rf"\s+{_SECRET}$",
-    re.I,
-)
-_SET_PASSWORD = re.compile(
-    rf"^set\s+(?:my\s+)?password(?:\s+on\s+(?P<source>\S+))?(?:\s+to)?\s+{_SECRET}$", re.I
-)
-_CREATE = re.compile(
-    rf"^create\s+account\s+(?P<user>\S+)\s+(?:with\s+)?password\s+{_SECRET}$", re.I
-)
-_LINK_TOKEN = re.compile(rf"^link\s+token\s+{_SECRET}$", re.I)
-
 
 def _now(bot: IBotContext | None) -> float:
     import time
 
     return bot.seconds() if bot is not None else time.monotonic()
-
-
-def identify_event(bot: IBotContext, event: Event) -> None:
-    """Set the event's identity and account (creating the identity on first sight) and
-    whether its sender is authenticated: remembered for this connection, vouched for by
-    the source, or matching a hostmask credential. Worker thread; idempotent."""
-    sender = event.sender
-    if sender is None or event._session_factory is None or event.identity is not None:
-        return
-    try:
-        event.identity, event.account = bot.auth.identity_of(
-            event.session, event.source, sender.id
-        )
-    except AccountError:
-        return  # an id too long to store: the sender stays anonymous
-    if event.account is None:
-        return
-    if not event.authenticated and bot.auth.remembered(event, _now(bot)):
-        event.authenticated = True
-        return
-    source = bot.get_source(event.source)
-    verify = getattr(source, "verified_identity", None)
-    vouched = verify(event) if verify is not None else None
-    if vouched is not None and vouched.casefold() == sender.id.casefold():
-        event.authenticated = True
-        return
-    # A hostmask credential proves itself on every message; remembered like a password.
-    mask = event.data.get("mask")
-    if isinstance(mask, str) and accounts.check_credentials(
-        event.session, event.account, event.source, "hostmask", mask
-    ):
-        event.authenticated = True
-        bot.auth.remember(event, event.account, _now(bot))
 
 
 def known_permissions(bot: IBotContext | None) -> set[str]:
@@ -125,8 +76,9 @@ def account_asked_about(event: Event, name: str | None) -> Account | None:
 class Secrets(Processor):
     """Takes the secret out of commands that carry one (``auth <password>``, ``authenticate
     ... using password <password>``, ``set password <password>``, ``create account <name>
-    password <password>``, ``link token <token>``) before any other processor or log sees
-    it, and carries them out. In public the secret is only removed, with a warning."""
+    password <password>``, ``link token <token>``: `botcore.accounts.secrets` declares
+    them) before any other processor or log sees it, however the bot is addressed, and
+    carries them out. In public the secret is only removed, with a warning."""
 
     usage = (
         "auth <password>\n"
@@ -144,56 +96,42 @@ class Secrets(Processor):
     log = Logger()
 
     @handler
-    def take_secret(self, event: Event) -> None:
+    def handle_secret(self, event: Event) -> None:
         message = event.message
         if message is None:
             return
-        raw = message.raw
-        prefix, body = self._split_address(event, raw)
-        found = find_secret(body, anywhere=False)
+        found = take_secret(message.raw, names_on(self.bot, event.source))
         if found is None:
             return
-        scrubbed, secret = found
-        message.raw = message.deaddressed = message.clean = message.stripped = prefix + scrubbed
+        message.raw = message.deaddressed = message.clean = message.stripped = found.scrubbed
         event.processed = True
         if event.public:
-            if prefix:
+            if found.addressed is not None:
                 event.addresponse(
                     "Don't tell me secrets in public! Say it to me privately, and "
                     "change that password now: everyone here has seen it."
                 )
             return
         try:
-            self.carry_out(event, scrubbed.strip(), secret)
+            self.carry_out(event, found)
         except AccountError as e:
             event.addresponse(str(e))
 
-    def _split_address(self, event: Event, text: str) -> tuple[str, str]:
-        """(``bot: `` or whatever names the bot in front, the rest of the text)."""
-        names = list(self.bot.names) if self.bot is not None else []
-        source = self.bot.get_source(event.source) if self.bot is not None else None
-        if getattr(source, "nick", None):
-            names.append(source.nick)
-        for name in sorted(names, key=len, reverse=True):
-            found = re.match(rf"^\s*{re.escape(name)}(?:\s*[:,;]\s*|\s+)", text, re.I)
-            if found:
-                return text[: found.end()], text[found.end() :]
-        return "", text
-
-    def carry_out(self, event: Event, command: str, secret: str) -> None:
-        """Run one secret-carrying command. Worker thread."""
+    def carry_out(self, event: Event, found: Secret) -> None:
+        """Run one secret-carrying command (a `SECRET_COMMANDS` entry). Worker thread."""
         assert self.bot is not None
-        identify_event(self.bot, event)
-        if _LINK_TOKEN.match(command):
+        identify(self.bot, event)  # Secrets runs before the core's Identify
+        arguments, secret = found.arguments, found.secret
+        if found.command == "link token":
             self.link_token(event, secret)
-        elif _AUTH.match(command):
+        elif found.command == "auth":
             if event.account is None:
                 event.addresponse("You don't have an account (create account NAME first)")
                 return
             self.authenticate(event, event.account, event.source, "password", secret)
-        elif found := _AUTHENTICATE.match(command):
+        elif found.command == "authenticate":
             session = event.session
-            account = account_named(session, event.source, found.group("user"))
+            account = account_named(session, event.source, str(arguments["user"]))
             if account is None or account.id != event.account:
                 self._failed(event)
                 event.addresponse("I can't authenticate you as that account from here")
@@ -201,14 +139,14 @@ class Secrets(Processor):
             self.authenticate(
                 event,
                 account.id,
-                found.group("source") or event.source,
-                found.group("method").lower(),
+                arguments["source"] or event.source,
+                str(arguments["method"]).lower(),
                 secret,
             )
-        elif found := _SET_PASSWORD.match(command):
-            self.set_password(event, found.group("source"), secret)
-        elif found := _CREATE.match(command):
-            account = Accounts.create(self.bot, event, found.group("user"))
+        elif found.command == "set password":
+            self.set_password(event, arguments["source"], secret)
+        elif found.command == "create account":
+            account = Accounts.create(self.bot, event, str(arguments["user"]))
             if account is not None:
                 accounts.add_credential(event.session, account.id, "password", secret)
         else:
@@ -309,24 +247,6 @@ class Secrets(Processor):
         auth.invalidate(session)
         event.account = account.id
         event.addresponse(f"Linked: you are {account.username} here too")
-
-
-class Identify(Processor):
-    """Sets each event's identity and account, creating the identity on first sight, and
-    whether the sender is authenticated (this connection authenticated earlier, or the
-    network vouches for them)."""
-
-    usage = "(automatic) works out who sent each event"
-    features = ("accounts",)
-    priority = Priority.IDENTIFY  # after Strip, before Ignore, Addressed and RateLimit
-    addressed = False
-    processed = True
-    event_types = None
-
-    @handler
-    def identify(self, event: Event) -> None:
-        if self.bot is not None:
-            identify_event(self.bot, event)
 
 
 class Accounts(Processor):

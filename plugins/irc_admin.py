@@ -11,8 +11,8 @@ from botcore.event import Event
 from botcore.interfaces import IChannelSource
 from botcore.processor import Processor, authorise, match
 
-#: What a channel name may look like here: no spaces, commas or control characters.
-_CHANNEL = re.compile(r"^[#&!+][^\s,\x00-\x1f]*$")
+#: What no channel name may hold, whatever the source: spaces, commas, control characters.
+_BAD_CHANNEL = re.compile(r"[\s,\x00-\x1f]")
 _ON_SOURCE = re.compile(r"^on\s+(?P<source>\S+)(?:\s+(?P<rest>.*))?$", re.DOTALL)
 
 
@@ -40,12 +40,10 @@ class ChannelAdmin(Processor):
     )
     @authorise(fallthrough=False)
     def join(self, event: Event, channel: str, key: str | None, source: str | None) -> None:
-        if not self._is_channel(event, channel):
-            return
-        self._on(event, source, lambda target: target.join(channel, key))
+        self._on(event, source, lambda target: target.join(channel, key), channel)
 
     @match(
-        r"^(?:part|leave)(?:\s+(?P<channel>[#&!+]\S*))?(?:\s+on\s+(?P<source>\S+))?$",
+        r"^(?:part|leave)(?:\s+(?!on(?:\s|$))(?P<channel>\S+))?(?:\s+on\s+(?P<source>\S+))?$",
         version="deaddressed",
         simple=False,
     )
@@ -56,9 +54,7 @@ class ChannelAdmin(Processor):
                 event.addresponse("Which channel shall I leave?")
                 return
             channel = event.channel
-        if not self._is_channel(event, channel):
-            return
-        self._on(event, source, lambda target: target.part(channel))
+        self._on(event, source, lambda target: target.part(channel), channel)
 
     @match(
         r"^change\s+(?:your\s+)?nick\s+to\s+(?P<nick>\S+)(?:\s+on\s+(?P<source>\S+))?$",
@@ -85,9 +81,12 @@ class ChannelAdmin(Processor):
         if not text:
             event.addresponse("What shall I do?" if method == "do" else "What shall I say?")
             return
-        if method == "topic" and not self._is_channel(event, channel):
-            return
-        self._on(event, source, lambda target: getattr(target, method)(channel, text))
+        self._on(
+            event,
+            source,
+            lambda target: getattr(target, method)(channel, text),
+            channel if method == "topic" else None,
+        )
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -98,15 +97,16 @@ class ChannelAdmin(Processor):
             return found.group("source"), found.group("rest") or ""
         return None, rest
 
-    def _is_channel(self, event: Event, channel: str) -> bool:
-        if _CHANNEL.match(channel):
-            return True
-        event.addresponse("%s is not a channel name", channel)
-        return False
-
-    def _on(self, event: Event, name: str | None, action: Callable[[Any], None]) -> None:
+    def _on(
+        self,
+        event: Event,
+        name: str | None,
+        action: Callable[[Any], None],
+        channel: str | None = None,
+    ) -> None:
         """Run ``action(source)`` on the reactor thread for the named (or event's) source,
-        and acknowledge; explain instead when that source cannot do it."""
+        and acknowledge; explain instead when that source cannot do it, or when
+        ``channel`` is given and is no channel there (as the source says)."""
         name = name or event.source
         source = self.bot.get_source(name) if self.bot is not None else None
         if source is None:
@@ -114,6 +114,11 @@ class ChannelAdmin(Processor):
             return
         if not IChannelSource.providedBy(source):
             event.addresponse("%s has no channels for me to manage", name)
+            return
+        if channel is not None and (
+            _BAD_CHANNEL.search(channel) or not source.is_channel(channel)
+        ):
+            event.addresponse("%s is not a channel name", channel)
             return
         if source.state != "connected":
             event.addresponse("I'm not connected to %s right now", name)

@@ -14,6 +14,7 @@ from typing import IO, Any
 from botcore.event import Event, EventType, Response
 from botcore.options import BoolOption, IntOption, Option
 from botcore.processor import Priority, Processor, handler
+from botcore.source import is_channel_on, names_on
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f]")
 
@@ -147,8 +148,9 @@ class Log(Processor):
         return Path(relative)
 
     def bot_nick(self, source: str) -> str:
-        found = self.bot.get_source(source) if self.bot is not None else None
-        return getattr(found, "nick", None) or (self.bot.name if self.bot else "bot")
+        """What the bot is called on ``source`` (its nick there), for its own lines."""
+        names = names_on(self.bot, source)
+        return names[0] if names else "bot"
 
     def write(self, source: str, channel: str, public: bool, text: str, when: datetime) -> None:
         if not public and not self.private:
@@ -212,9 +214,9 @@ class Log(Processor):
         else:
             line = f"<{nick}> {response.text}"
         # A reply is public when it goes to the event's public channel; one to anywhere
-        # else is public only when the target looks like a channel (it is a guess).
+        # else is public when its source says the target is a channel there.
         if source == event.source and response.target == event.channel:
             public = event.public
         else:
-            public = response.target.startswith(("#", "&", "!", "+"))
+            public = is_channel_on(self.bot, source, response.target)
         self.write(source, response.target, public, line, now)

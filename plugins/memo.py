@@ -17,7 +17,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, or_, sel
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.accounts import models as accounts
-from botcore.accounts.models import Account, Identity
+from botcore.accounts.models import Account
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime
@@ -25,6 +25,7 @@ from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
 from botcore.processor import Priority, Processor, handler, match
+from botcore.source import names_on
 
 #: The longest memo text accepted.
 MAX_MEMO = 1000
@@ -61,21 +62,11 @@ class Memo(Base):
 
 def for_sender(event: Event) -> Any:
     """The condition selecting memos addressed to the event's sender: by nick on this
-    source, or to the account of their identity (the Identify processor's finding if it
-    ran, else the identity row of the sender's id)."""
-    sender = event.sender
-    by_nick = and_(Memo.to_source == event.source, Memo.to_nick == sender.nick)
+    source, or to the account of their identity (as the core's Identify found it)."""
+    by_nick = and_(Memo.to_source == event.source, Memo.to_nick == event.sender.nick)
     if event.account is not None:
         return or_(by_nick, Memo.to_account_id == event.account)
-    if event.identity is not None:
-        accounts_ = select(Identity.account_id).where(Identity.id == event.identity)
-    else:
-        accounts_ = select(Identity.account_id).where(
-            Identity.source == event.source,
-            Identity.identity == sender.id,
-            Identity.account_id.is_not(None),
-        )
-    return or_(by_nick, Memo.to_account_id.in_(accounts_.scalar_subquery()))
+    return by_nick
 
 
 class _MemoProcessor(Processor):
@@ -131,7 +122,7 @@ class Tell(_MemoProcessor):
         if len(text) > MAX_MEMO:
             event.addresponse("That's too long for a memo (at most %d characters)", (MAX_MEMO,))
             return
-        if who.casefold() in {name.casefold() for name in self.bot.names}:
+        if who.casefold() in {name.casefold() for name in names_on(self.bot, source)}:
             event.addresponse("I can't leave a memo for myself")
             return
         session = event.session

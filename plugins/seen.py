@@ -20,6 +20,7 @@ from botcore.db.upsert import Upsert
 from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.processor import Priority, Processor, handler, match
+from botcore.source import names_on
 
 #: The most of a message kept (and repeated) per sighting.
 MAX_TEXT = 400
@@ -88,15 +89,15 @@ class Record(Processor):
 
     @handler
     def record(self, event: Event) -> None:
-        if event.sender is None:
+        # The core's Identify has run: no identity means an anonymous sender (no sender,
+        # or an id too long to store), of whom nothing can be kept.
+        identity = event.identity
+        if event.sender is None or identity is None:
             return
         values = _sighting_of(event)
         if values is None:
             return
         session = event.session
-        identity = event.identity
-        if identity is None:
-            identity = self.bot.auth.identity_of(session, event.source, event.sender.id)[0]
         values.update(identity_id=identity, source=event.source, time=event.time)
         _RECORD.execute(session, values)
 
@@ -109,10 +110,10 @@ class Seen(Processor):
 
     @match(r"^(?:have\s+you\s+)?seen\s+(\S+?)(?:\s+on\s+(\S+))?$", simple=False)
     def seen(self, event: Event, who: str, source: str | None) -> None:
-        if who.casefold() in {name.casefold() for name in self.bot.names}:
+        where = source or event.source
+        if who.casefold() in {name.casefold() for name in names_on(self.bot, where)}:
             event.addresponse("I'm right here")
             return
-        where = source or event.source
         session = event.session
         identities = set(
             session.scalars(

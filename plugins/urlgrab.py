@@ -33,6 +33,7 @@ from botcore.event import Event, EventType
 from botcore.humanize import ago
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.processor import Priority, Processor, handler, match
+from botcore.source import is_channel_on
 
 #: A URL in running text: a scheme and ``://``, or a bare ``www.`` host.
 URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
@@ -42,7 +43,6 @@ MAX_URLS_PER_MESSAGE = 5
 #: At most this many title fetches run at once; URLs beyond get no title.
 MAX_FETCHES = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_CHANNEL = r"[#&!+]\S+"
 
 
 class GrabbedURL(Base):
@@ -59,7 +59,7 @@ class GrabbedURL(Base):
     channel: Mapped[str] = mapped_column(CIText(255))
     sender_id: Mapped[str] = mapped_column(String(255))
     nick: Mapped[str] = mapped_column(CIText(255))
-    #: The sender's identity (accounts), when the Identify processor knew it.
+    #: The sender's identity (accounts); None for an anonymous sender (an id too long).
     identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     url: Mapped[str] = mapped_column(CIText(2048))
     title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
@@ -236,8 +236,13 @@ class UrlQuery(Processor):
     list_limit = IntOption("URLs listed at most by 'urls from' and 'search urls'.", 5, min=1)
 
     def _channel(self, event: Event, channel: str | None) -> str | None:
-        """The conversation asked about: a named channel, else the one asked in."""
-        return channel or event.channel
+        """The conversation asked about: a named channel, else the one asked in; None when
+        the name is no channel on the event's source. (A private conversation is keyed
+        by the correspondent, never a channel: what is said in private can only be asked
+        about in private.)"""
+        if channel is None:
+            return event.channel
+        return channel if is_channel_on(self.bot, event.source, channel) else None
 
     def _describe(self, row: GrabbedURL) -> str:
         now = self.bot.now()
@@ -245,7 +250,7 @@ class UrlQuery(Processor):
         title = f" ({row.title})" if row.title else ""
         return f"{row.url}{title} from {row.nick} {said}"
 
-    @match(rf"^last\s+url(?:\s+in\s+({_CHANNEL}))?$", simple=False)
+    @match(r"^last\s+url(?:\s+in\s+(\S+))?$", simple=False)
     def last(self, event: Event, channel: str | None) -> None:
         channel = self._channel(event, channel)
         if channel is None:
@@ -262,7 +267,7 @@ class UrlQuery(Processor):
             return
         event.addresponse(self._describe(row))
 
-    @match(rf"^urls\s+(?:from|by)\s+(\S+?)(?:\s+in\s+({_CHANNEL}))?$", simple=False)
+    @match(r"^urls\s+(?:from|by)\s+(\S+?)(?:\s+in\s+(\S+))?$", simple=False)
     def urls_from(self, event: Event, who: str, channel: str | None) -> None:
         channel = self._channel(event, channel)
         if channel is None:
@@ -274,8 +279,13 @@ class UrlQuery(Processor):
             f"I haven't seen any URL from {who} in {channel}",
         )
 
-    @match(rf"^search\s+urls?\s+for\s+(.+?)(?:\s+in\s+({_CHANNEL}))?$", simple=False)
-    def search(self, event: Event, text: str, channel: str | None) -> None:
+    @match(
+        r"^search\s+urls?\s+for\s+(?P<whole>(?P<text>.+?)(?:\s+in\s+(?P<channel>\S+))?)$",
+        simple=False,
+    )
+    def search(self, event: Event, whole: str, text: str, channel: str | None) -> None:
+        if channel is not None and not is_channel_on(self.bot, event.source, channel):
+            text, channel = whole, None  # "in <no channel>" is part of what is looked for
         channel = self._channel(event, channel)
         if channel is None:
             return

@@ -202,16 +202,15 @@ class TelnetSource(Source):
             return "a nick cannot contain control characters"
         if len(nick) > self.max_nick:
             return f"a nick is at most {self.max_nick} characters"
-        if nick.casefold() in {n.casefold() for n in self.bot_names()}:
+        if nick.casefold() in {n.casefold() for n in self.names()}:
             return "that is my name"
         if nick.casefold() in self.by_nick:
             return f"the nick {nick} is in use"
         return None
 
-    def bot_names(self) -> list[str]:
-        if self.bot is None:
-            return [self.nick or self.name]
-        return list(getattr(self.bot, "names", [self.bot.name]))
+    def is_channel(self, target: str) -> bool:
+        """Never: the console has no channels, every conversation is with one person."""
+        return False
 
     def joined(self, console: Console) -> None:
         self.by_nick[console.nick.casefold()] = console

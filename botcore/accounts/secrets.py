@@ -1,30 +1,83 @@
-"""Secrets said in chat (``auth``, ``identify``, ``password`` commands): found and
-replaced by a placeholder before any other processor, log line or table sees them."""
+"""Secrets said in chat (``auth``, ``authenticate``, ``set password`` commands...): the one
+declaration of the commands that carry a secret, used both to replace the secret by a
+placeholder before any other processor, log line or table sees it and to carry the
+command out. Any thread."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    pass
-
+from botcore.addressing import parse_address
 
 #: What stands in for a secret in text that was scrubbed.
 REDACTED = "[secret]"
 
-# The commands that carry a secret, anywhere in a line (after an optional "bot: "): the
-# secret is the rest of the line after the part these match.
-_SECRET_COMMANDS = re.compile(
-    r"(?P<command>(?:^|(?<=\s)|(?<=[:,]))(?:"
-    r"auth"
-    r"|authenticate\s+\S+(?:\s+on\s+\S+)?\s+using\s+\S+"
-    r"|set\s+(?:my\s+)?password(?:\s+on\s+\S+)?(?:\s+to)?"
-    r"|create\s+account\s+\S+\s+(?:with\s+)?password"
-    r"|link\s+token"
-    r"))\s+(?P<secret>\S.*?)\s*$",
-    re.IGNORECASE | re.DOTALL,
+_FLAGS = re.IGNORECASE | re.DOTALL
+
+
+@dataclass(frozen=True)
+class SecretCommand:
+    """A command that carries a secret: its name, and a regex of the words before the
+    secret (the secret is the rest of the line), whose named groups are the command's
+    arguments."""
+
+    name: str
+    words: str
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", re.compile(self.words, _FLAGS))
+
+
+#: Every command that carries a secret, in the order they are tried.
+SECRET_COMMANDS = (
+    SecretCommand("auth", r"auth"),
+    SecretCommand(
+        "authenticate",
+        r"authenticate\s+(?P<user>\S+)(?:\s+on\s+(?P<source>\S+))?\s+using\s+(?P<method>\S+)",
+    ),
+    SecretCommand(
+        "set password", r"set\s+(?:my\s+)?password(?:\s+on\s+(?P<source>\S+))?(?:\s+to)?"
+    ),
+    SecretCommand("create account", r"create\s+account\s+(?P<user>\S+)\s+(?:with\s+)?password"),
+    SecretCommand("link token", r"link\s+token"),
 )
+
+
+def _unnamed(regex: str) -> str:
+    # One regex finds any of the commands; Python's re refuses a group name used twice
+    # (several commands take a source), so there their groups are left unnamed.
+    return re.sub(r"\(\?P<\w+>", "(?:", regex)
+
+
+# A command anywhere in a line (with ``anywhere``) or at its start: group cN tells which.
+_FIND = re.compile(
+    r"(?P<command>(?:^|(?<=\s)|(?<=[:,]))(?:"
+    + "|".join(f"(?P<c{i}>{_unnamed(c.words)})" for i, c in enumerate(SECRET_COMMANDS))
+    + r"))\s+(?P<secret>\S.*?)\s*$",
+    _FLAGS,
+)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret-carrying command found in a text: the text with the secret replaced by
+    `REDACTED`, the command (a `SecretCommand` name) and its arguments, the bot's name the
+    text was addressed with (or None), and the secret itself (never in the repr)."""
+
+    scrubbed: str
+    command: str
+    arguments: dict[str, str | None]
+    addressed: str | None
+    secret: str = field(repr=False)
+
+
+def _find(text: str, anywhere: bool) -> re.Match[str] | None:
+    if anywhere:
+        return _FIND.search(text)
+    return _FIND.match(text, len(text) - len(text.lstrip()))
 
 
 def find_secret(text: str, anywhere: bool = True) -> tuple[str, str] | None:
@@ -32,14 +85,39 @@ def find_secret(text: str, anywhere: bool = True) -> tuple[str, str] | None:
     else None. The scrubbed text keeps the command with `REDACTED` for the secret. With
     ``anywhere`` (for logs: better too much removed than too little) the command may start
     after any space, colon or comma; otherwise only at the start of the text."""
-    if anywhere:
-        found = _SECRET_COMMANDS.search(text)
-    else:
-        found = _SECRET_COMMANDS.match(text, len(text) - len(text.lstrip()))
+    found = _find(text, anywhere)
     if found is None:
         return None
     start, end = found.span("secret")
     return text[:start] + REDACTED + text[end:], found.group("secret")
+
+
+def take_secret(text: str, names: Iterable[str]) -> Secret | None:
+    """The secret-carrying command ``text`` says to the bot known by ``names``: at the
+    start of the text, or of what follows (or precedes) the bot's name in any form of
+    address `botcore.addressing` knows (``bot> auth x`` as much as ``auth x, bot``). None
+    when the text is no such command."""
+    address = parse_address(text, names, verbs=())
+    body = address.body if address is not None else text
+    found = _find(body, anywhere=False)
+    if found is None and address is not None:
+        # A bot called "auth" is addressed by "auth hunter2": the whole text is the command.
+        address, body = None, text
+        found = _find(body, anywhere=False)
+    if found is None:
+        return None
+    start, end = found.span("secret")
+    scrubbed = body[:start] + REDACTED + body[end:]
+    index = next(i for i in range(len(SECRET_COMMANDS)) if found.group(f"c{i}") is not None)
+    command = SECRET_COMMANDS[index]
+    words = command.pattern.fullmatch(found.group("command"))
+    return Secret(
+        scrubbed=address.replace_body(scrubbed) if address is not None else scrubbed,
+        command=command.name,
+        arguments=words.groupdict() if words is not None else {},
+        addressed=address.name if address is not None else None,
+        secret=found.group("secret"),
+    )
 
 
 def scrub(text: str) -> str:

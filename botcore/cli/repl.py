@@ -107,6 +107,10 @@ class ConsoleSource(Source):
         super().stopService()
         self.set_state("stopped")
 
+    def is_channel(self, target: str) -> bool:
+        """Channels are named as on IRC: ``#botcore``, ``&local``. Any thread."""
+        return bool(target) and target[0] in "#&"
+
     def send(self, response: Response) -> None:
         """Print one reply: ``> text``, ``* bot text`` for actions. Reactor thread."""
         text = response.text

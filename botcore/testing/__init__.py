@@ -72,7 +72,9 @@ class MemorySource(Source):
     """A source with no network: replies are recorded in ``sent`` instead of going out.
 
     Its nick is the bot's name; it supports actions, notices and multi-line messages unless
-    told otherwise, and has no truncation point unless given one. Reactor thread."""
+    told otherwise, and has no truncation point unless given one. Its channels are the
+    targets that start with one of ``chantypes`` (``#`` or ``&``, as on IRC, unless told
+    otherwise). Reactor thread."""
 
     type = "memory"
     supports = frozenset({"action", "notice", "multiline"})
@@ -85,11 +87,13 @@ class MemorySource(Source):
         *,
         supports: Iterable[str] | None = None,
         truncation: int | None = None,
+        chantypes: str = "#&",
     ) -> None:
         super().__init__(name, bot, config)
         if supports is not None:
             self.supports = frozenset(supports)
         self.truncation = truncation
+        self.chantypes = chantypes
         self.nick = bot.name if bot is not None else None
         self.sent: list[Response] = []
 
@@ -103,6 +107,9 @@ class MemorySource(Source):
 
     def truncation_point(self, response: Response | None = None) -> int | None:
         return self.truncation
+
+    def is_channel(self, target: str) -> bool:
+        return bool(target) and target[0] in self.chantypes
 
     def send(self, response: Response) -> None:
         self.sent.append(response)

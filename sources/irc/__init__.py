@@ -19,7 +19,7 @@ from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source
-from sources.irc.protocol import IRCProtocol
+from sources.irc.protocol import DEFAULT_CHANTYPES, IRCProtocol
 from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
 
 if TYPE_CHECKING:
@@ -258,6 +258,9 @@ class IRCSource(Source):
         self._configured: list[tuple[str, str | None]] = []
         self._nick_override: str | None = None
         self._stopping = False
+        #: What channel names start with on the network, as its server last said
+        #: (ISUPPORT CHANTYPES); replaced whole on the reactor thread, read from any.
+        self.chantypes = DEFAULT_CHANTYPES
 
     # -- configuration -------------------------------------------------------------------
 
@@ -377,6 +380,8 @@ class IRCSource(Source):
     def connection_made(self, protocol: IRCProtocol) -> None:
         """A TCP (or TLS) connection is up and registration starts."""
         self.protocol = protocol
+        # Another server of the network may say otherwise: until it does, the defaults.
+        self.chantypes = protocol.chantypes()
         self.connections += 1
         self.log.info("{source}: connected to {server}", source=self.name, server=protocol.server)
 
@@ -519,6 +524,11 @@ class IRCSource(Source):
             self.log.info("{source}: not connected; topic not set", source=self.name)
             return
         protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
+
+    def is_channel(self, target: str) -> bool:
+        """Whether ``target`` starts like a channel name on this network: with one of the
+        server's CHANTYPES (``#`` or ``&`` until a server has said). Any thread."""
+        return bool(target) and target[0] in self.chantypes
 
     def verified_identity(self, event: Event) -> str | None:
         """The services account the server vouched for (account-tag or account-notify),

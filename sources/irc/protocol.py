@@ -88,6 +88,10 @@ class Channel:
     _names: dict[str, list[str]] | None = None
 
 
+#: What channel names start with on a server that does not say (RFC 1459's ``#`` and ``&``).
+DEFAULT_CHANTYPES = "#&"
+
+
 class IRCProtocol(irc.IRCClient):
     """The wire side of `sources.irc.IRCSource`, one instance per connection.
 
@@ -506,6 +510,7 @@ class IRCProtocol(irc.IRCClient):
         mapping = self.supported.getFeature("CASEMAPPING")
         if mapping:
             self.casemapping = str(mapping[0]).lower()
+        self.source.chantypes = self.chantypes()
 
     def _learn_own(self, mask: Mask) -> None:
         if mask.user:
@@ -599,9 +604,13 @@ class IRCProtocol(irc.IRCClient):
     def is_me(self, nick: str) -> bool:
         return self.fold(nick) == self.fold(self.nickname)
 
+    def chantypes(self) -> str:
+        """The characters channel names start with on this server: ISUPPORT's CHANTYPES,
+        or `DEFAULT_CHANTYPES` when the server did not say."""
+        return "".join(self.supported.getFeature("CHANTYPES") or ()) or DEFAULT_CHANTYPES
+
     def is_channel(self, target: str) -> bool:
-        types = self.supported.getFeature("CHANTYPES") or ("#", "&")
-        return bool(target) and target[0] in types
+        return bool(target) and target[0] in self.chantypes()
 
     def _prefixes(self) -> dict[str, tuple[str, int]]:
         return self.supported.getFeature("PREFIX") or {}

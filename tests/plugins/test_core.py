@@ -241,6 +241,11 @@ class AddressedTests(PluginTestCase):
         self.assertAddressed("bot:foo", "bot", "foo")
         self.assertAddressed("bot -- foo", "bot", "foo")
 
+    def test_punctuation_forms(self):
+        """'bot> x', 'bot! x', 'bot; x', 'bot -> x' address the bot too."""
+        for separator in (">", "!", ";", " ->", "?", "."):
+            self.assertAddressed(f"bot{separator} foo", "bot", "foo")
+
     def test_suffix_forms(self):
         """'x, bot' addresses the bot, whatever the space around the comma."""
         self.assertAddressed("foo, bot", "bot", "foo")
@@ -319,6 +324,49 @@ class AddressedVerbsTests(PluginTestCase):
         """Only the configured verbs make a remark."""
         self.assertNoResponse("botcore likes ping")
         self.assertResponseMatches("botcore is", phrases(Complain.nonsense.default))
+
+
+# -- Identify -------------------------------------------------------------------------
+
+
+class IdentifyTests(PluginTestCase):
+    """The core identifies every sender, without the identity plugin."""
+
+    load = ("basic",)
+
+    def test_identity_created_and_account_found(self):
+        """A new sender gets an identity row; a linked one also their account."""
+        event = self.say("ping")
+        self.assertIsNotNone(event.identity)
+        self.assertIsNone(event.account)
+        account = self.link_account("bob", ("test", "bob"))
+        event = self.say("ping", sender="bob")
+        self.assertEqual(event.account, account)
+        self.assertFalse(event.authenticated)
+
+    def test_vouched_for(self):
+        """A sender the source vouches for is authenticated."""
+        self.link_account("bob", ("test", "bob"))
+        self.source.verified_identity = lambda event: event.sender.id
+        self.assertTrue(self.say("ping", sender="bob").authenticated)
+
+    def test_every_event_type(self):
+        """State changes are identified too, not only messages."""
+        event = self.say(self.make_event(None, type=EventType.STATE, data={"kind": "join"}))
+        self.assertIsNotNone(event.identity)
+
+    def test_id_too_long(self):
+        """A sender whose id is too long to store stays anonymous, without an error."""
+        long = "x" * 300
+        event = self.say("ping", sender=Sender(long, long, long))
+        self.assertIsNone(event.identity)
+        self.assertEqual([str(reply.text) for reply in self.replies], ["pong"])
+
+    def test_before_the_other_pre_processors(self):
+        """Identify runs after Strip and before Ignore, Addressed and RateLimit."""
+        order = [type(p).__name__ for p in self.bot.dispatcher.chain]
+        core = [n for n in order if n in ("Strip", "Identify", "Ignore", "Addressed", "RateLimit")]
+        self.assertEqual(core, ["Strip", "Identify", "Ignore", "Addressed", "RateLimit"])
 
 
 # -- Ignore ---------------------------------------------------------------------------

@@ -216,9 +216,11 @@ class FactoidTests(PluginTestCase):
 
     def test_account_is_author(self):
         """With an account, the author is the account, whatever the nick."""
-        self.say("python is a language", account=7)
-        self.assertResponseMatches("python += !", OK, sender="othernick", account=7)
-        self.assertResponseMatches("python += !", "^You can only", account=8)
+        self.link_account("alice", ("test", "user"), ("test", "othernick"))
+        self.link_account("eve", ("test", "eve"))
+        self.say("python is a language")
+        self.assertResponseMatches("python += !", OK, sender="othernick")
+        self.assertResponseMatches("python += !", "^You can only", sender="eve")
 
     def test_substitutions(self):
         """$who, $channel, $source, $date and $time are filled in."""

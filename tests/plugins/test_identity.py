@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.logger import formatEvent, globalLogPublisher
 
 from botcore.accounts import models as accounts
@@ -312,6 +314,125 @@ class SecretTests(IdentityTestCase):
             self.assertTrue(
                 accounts.check_credentials(session, carol.id, "x", "password", SECRET + "x")
             )
+
+
+#: Every form of address Addressed accepts, with the bot's name, its other name (``[bot]
+#: names``) and its current nick on the source, each carrying ``auth SECRET``.
+ADDRESSED_AUTH = (
+    f"botcore: auth {SECRET}",
+    f"botcore, auth {SECRET}",
+    f"botcore> auth {SECRET}",
+    f"botcore auth {SECRET}",
+    f"auth {SECRET}, botcore",
+    f"botcore:auth {SECRET}",
+    f"botcore,auth {SECRET}",
+    f"botcore; auth {SECRET}",
+    f"botcore. auth {SECRET}",
+    f"botcore? auth {SECRET}",
+    f"botcore! auth {SECRET}",
+    f"botcore - auth {SECRET}",
+    f"botcore -> auth {SECRET}",
+    f"botcore:: auth {SECRET}",
+    f"  BOTCORE:   auth {SECRET}  ",
+    f"auth {SECRET},botcore",
+    f"auth {SECRET}, botcore?!",
+    f"bc> auth {SECRET}",
+    f"auth {SECRET}, bc",
+    f"robo> auth {SECRET}",
+    f"robo auth {SECRET}",
+)
+
+
+class AddressedSecretTests(IdentityTestCase):
+    """However the bot is addressed, a secret said to it reaches no later processor, log
+    line, seen's table or conversation log (the leak was ``botcore> auth x``)."""
+
+    load = ("identity", "seen", "log")
+    public = True
+    plugin_config: ClassVar = {"bot": {"names": "bc"}}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.source.nick = "robo"  # its nick on the source is a name too
+        self.logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            self.logged.append(formatEvent(event))
+            self.logged.append(repr(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def stored(self) -> list[str]:
+        """Everything seen's table and the log plugin's files hold."""
+        from sqlalchemy import select
+
+        from plugins.seen import Sighting
+
+        with self.session() as session:
+            texts = [repr(row) for row in session.execute(select(Sighting.__table__))]
+        texts += [path.read_text() for path in (self.directory / "logs").rglob("*.log")]
+        return texts
+
+    def addressed_command(self, text: str) -> bool:
+        """Whether Addressed takes ``text`` as said to the bot with the command first in
+        what is said: tried on the same text with harmless words for "auth SECRET"
+        (Secrets takes the real one out of the chain before Addressed runs)."""
+        probe = self.say(self.make_event(text.replace(f"auth {SECRET}", "hello there")))
+        return bool(probe.addressed) and probe.message.clean.startswith("hello there")
+
+    def assertNoSecret(self, events: list[Event]) -> None:
+        for text in self.logged + Spy.seen + self.stored() + [repr(event) for event in events]:
+            self.assertNotIn(SECRET, text)
+
+    def test_every_form_in_public(self) -> None:
+        """Said in a channel, each form is addressed (Addressed accepts it), scrubbed and
+        warned about, and seen does not repeat it."""
+        events = []
+        for text in ADDRESSED_AUTH:
+            self.assertTrue(self.addressed_command(text), text)
+            event = self.make_event(text)
+            self.assertResponseMatches(event, "in public")
+            self.assertNotIn(SECRET, event.message.raw, text)
+            events.append(event)
+        self.assertResponseMatches("botcore: seen user", r"saying '.*\[secret\]", sender="bob")
+        self.assertTrue(self.stored())
+        self.assertNoSecret(events)
+
+    def test_every_form_in_private(self) -> None:
+        """Said in private, each form is carried out (the password checked), and the
+        secret is kept out of everything."""
+        self.make_account("alice", "user", SECRET)
+        events = []
+        for text in ADDRESSED_AUTH:
+            event = self.make_event(text, public=False)
+            self.assertResponseMatches(event, "^You are now authenticated$")
+            self.assertTrue(event.authenticated, text)
+            events.append(event)
+        self.assertTrue(self.stored())
+        self.assertNoSecret(events)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        before=st.text(" \t", max_size=2),
+        name=st.sampled_from(["botcore", "BotCore", "bc", "robo"]),
+        separator=st.text(":;.?>!,- \t", max_size=4),
+        after=st.text(" \t?!.,", max_size=3),
+        trailing=st.booleans(),
+    )
+    def test_any_separator(
+        self, before: str, name: str, separator: str, after: str, trailing: bool
+    ) -> None:
+        """Whatever separates the name from the command: when Addressed takes the message
+        as a command said to the bot, the secret is gone from it."""
+        text = (
+            f"{before}auth {SECRET}{separator}{name}{after}"
+            if trailing
+            else f"{before}{name}{separator}auth {SECRET}{after}"
+        )
+        event = self.say(self.make_event(text))
+        if self.addressed_command(text):
+            self.assertNotIn(SECRET, event.message.raw, text)
 
 
 class NotACommandTests(IdentityTestCase):

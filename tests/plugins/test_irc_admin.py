@@ -137,6 +137,16 @@ class CommandTests(AdminTestCase):
         self.assertResponseMatches("TOPIC in alice on libera hi", "not a channel name")
         self.assertEqual(self.irc.calls, [])
 
+    def test_channels_as_the_source_says(self) -> None:
+        """What a channel is, is the target source's word (IRC: its server's CHANTYPES)."""
+        self.irc.chantypes = "#!"
+        self.ok("join !safe on libera")
+        self.ok("part !safe on libera")
+        self.assertResponseMatches("join &local on libera", "&local is not a channel name")
+        self.assertResponseMatches("part &local on libera", "&local is not a channel name")
+        self.assertResponseMatches("topic in &local on libera hi", "not a channel name")
+        self.assertEqual(self.irc.calls, [("join", ("!safe", None)), ("part", ("!safe",))])
+
     def test_calls_on_reactor_thread(self) -> None:
         """The source is called from inside reactor.callFromThread, never directly."""
         depth = []

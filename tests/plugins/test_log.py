@@ -10,7 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import EventType, Sender
-from botcore.processor import Processor, handler
+from botcore.processor import Processor, handler, match
 from botcore.testing import PluginTestCase
 from plugins.log import LogFiles, safe_part
 
@@ -29,6 +29,17 @@ class Secret(Processor):
     def scrub(self, event):
         if event.message is not None and "hunter2" in event.message.raw:
             event.message.raw = event.message.raw.replace("hunter2", "********")
+
+
+class Relay(Processor):
+    """'relay TARGET TEXT' makes the bot say TEXT to TARGET on the same source."""
+
+    usage = "relay <target> <text>"
+    features = ("relay",)
+
+    @match(r"^relay\s+(\S+)\s+(.+)$", simple=False)
+    def relay(self, event, target, text):
+        event.addresponse(text, target=target, address=False)
 
 
 class LogTestCase(PluginTestCase):
@@ -139,6 +150,28 @@ class PrivateTests(LogTestCase):
         self.assertTrue(self.log_file(".._.._x").exists())
         self.assertEqual(safe_part(".."), "_")
         self.assertEqual(safe_part("a/b"), "a_b")
+
+
+class ElsewhereTests(LogTestCase):
+    """Replies to other conversations than the event's, and the bot's nick in its lines."""
+
+    extra_processors = [Secret, Relay]
+
+    def test_channel_as_the_source_says(self):
+        """A reply to another target is public when the source says it is a channel
+        there, and private otherwise (whatever it looks like)."""
+        self.source.chantypes = "+"
+        self.say("relay +modeless hi all")
+        self.say("relay #looks-like-one psst")
+        self.assertEqual(self.lines("+modeless"), ["[00:00:00] <botcore> hi all"])
+        self.assertEqual(stat.S_IMODE(self.log_file("+modeless").stat().st_mode), 0o644)
+        self.assertEqual(stat.S_IMODE(self.log_file("#looks-like-one").stat().st_mode), 0o600)
+
+    def test_bot_nick_on_the_source(self):
+        """The bot's own lines carry its nick on the source."""
+        self.source.nick = "robo"
+        self.say("ping")
+        self.assertEqual(self.lines("user")[-1], "[00:00:00] <robo> pong")
 
 
 class OptionsTests(LogTestCase):

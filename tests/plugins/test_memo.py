@@ -158,6 +158,14 @@ class MemoTests(MemoTestCase):
         self.assertResponseMatches(f"botcore: tell bob {'x' * 1001}", "too long")
         self.assertNoResponse("hi", sender="bob")
 
+    def test_not_for_the_bot_by_its_nick(self):
+        """The bot's nick on the source the memo is for is the bot too (another source's
+        nick is somebody else's there)."""
+        irc = self.other_source("irc")
+        irc.nick = "robo"
+        self.assertResponseMatches("botcore: tell robo on irc hi", "can't leave a memo for myself")
+        self.assertEqual(self.tell("tell robo hi"), ["alice: Okay, I'll tell robo"])
+
     def test_tell_me(self):
         """'tell me ...' is not a memo (left for other plugins)."""
         self.assertFails("botcore: tell me a joke")

@@ -79,6 +79,18 @@ class SeenTests(PluginTestCase):
         """Asked about itself, the bot says it is here."""
         self.assertResponseMatches("botcore: seen botcore", "I'm right here")
 
+    def test_bot_by_its_nick(self):
+        """The bot's nick on the source asked about is the bot too."""
+        self.source.nick = "robo"
+        self.assertResponseMatches("robo: seen ROBO", "I'm right here")
+        self.assertResponseMatches("robo: seen robo on elsewhere", "I haven't seen robo")
+
+    def test_anonymous_sender(self):
+        """A sender whose id is too long to identify leaves no sighting and no error."""
+        long = "b" * 300
+        self.assertNoResponse("hello", sender=Sender(long, long, long))
+        self.assertResponseMatches(f"botcore: seen {long}", "I haven't seen")
+
     def test_not_addressed(self):
         """seen not addressed to the bot is not answered (but is a sighting)."""
         self.assertNoResponse("seen bob", sender="alice")

@@ -171,6 +171,21 @@ class PrivateTests(PluginTestCase):
         )
         self.assertResponseMatches("urls from user in #test", "haven't seen any URL")
 
+    def test_channels_as_the_source_says(self):
+        """A channel is named as the source names channels: other names are no channel,
+        and a correspondent's private conversation cannot be asked about by its name."""
+        self.source.chantypes = "+"
+        self.say("http://a.example/modeless", public=True, channel="+modeless")
+        self.say("http://a.example/private", sender="alice")
+        self.assertResponseMatches("last url in +modeless", r"a\.example/modeless from user")
+        self.assertResponseMatches("urls from user in +modeless", "a.example/modeless")
+        self.assertResponseMatches("last url in #test", "^(Huh|Sorry|Excuse|\\*blink|What)")
+        self.assertNotIn("private", " ".join(self.responses("last url in alice")))
+        self.assertNotIn("private", " ".join(self.responses("urls from alice in alice")))
+        self.assertResponseMatches(
+            "search urls for example in alice", "No URL in user matches 'example in alice'"
+        )
+
 
 # -- titles, over real HTTP on loopback -----------------------------------------------------
 

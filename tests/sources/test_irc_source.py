@@ -278,6 +278,47 @@ class SendingTests(ServiceTestCase):
         self.assertEqual(source.nick, "botcore")
 
 
+class FactsTests(ServiceTestCase):
+    """What the source says about the network: the bot's names and what a channel is."""
+
+    def isupport(self, index: int, *features: str) -> None:
+        protocol = self.connected[index][1]
+        line = f":srv 005 bot {' '.join(features)} :are supported by this server\r\n"
+        protocol.dataReceived(line.encode())
+
+    def test_channels_from_isupport(self) -> None:
+        """Channels start with # or & until the server's CHANTYPES says otherwise; the
+        last server's word holds while reconnecting, and a new connection starts from the
+        defaults again."""
+        source = self.make(reconnect_delay=1.0)
+        self.assertTrue(source.is_channel("#chan"))
+        self.assertTrue(source.is_channel("&local"))
+        self.assertFalse(source.is_channel("!safe"))
+        self.assertFalse(source.is_channel("alice"))
+        self.assertFalse(source.is_channel(""))
+        source.startService()
+        self.welcome()
+        self.isupport(0, "CHANTYPES=#!", "NICKLEN=30")
+        self.assertTrue(source.is_channel("!safe"))
+        self.assertFalse(source.is_channel("&local"))
+        self.assertTrue(source.protocol.is_channel("!safe"))
+        self.connected[0][2].loseConnection()
+        self.assertTrue(source.is_channel("!safe"))
+        self.clock.advance(1.0)
+        self.assertFalse(source.is_channel("!safe"))
+        self.assertTrue(source.is_channel("&local"))
+        self.stop()
+
+    def test_names_follow_the_nick(self) -> None:
+        """The bot's names here start with the nick the server gave it."""
+        source = self.make()
+        self.assertEqual(source.names(), ("bot",))
+        source.startService()
+        self.welcome(nick="bot_")
+        self.assertEqual(source.names(), ("bot_",))
+        self.stop()
+
+
 class OptionTests(SynchronousTestCase):
     def write(self, source: str) -> Path:
         path = Path(self.mktemp())
@@ -361,6 +402,12 @@ class BotRoundTripTests(PluginTestCase):
         """A private message is addressed; the answer goes back to the sender."""
         self.receive(":alice!a@h PRIVMSG ircbot :ping")
         self.assertEqual(self.sent(), ["PRIVMSG alice :pong"])
+
+    def test_addressed_by_bot_name(self) -> None:
+        """The bot's configured name addresses it too, beside its nick on the network."""
+        self.assertEqual(self.irc.names(), ("ircbot", "botcore"))
+        self.receive(":alice!a@h PRIVMSG #chan :botcore> echo hello")
+        self.assertEqual(self.sent(), ["PRIVMSG #chan :hello"])
 
     def test_not_addressed(self) -> None:
         """Channel chatter not addressed to the bot gets no answer."""

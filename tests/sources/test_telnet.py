@@ -172,6 +172,13 @@ class HandshakeTests(TelnetTestCase):
         self.assertIsNone(self.source.truncation_point())
         self.assertEqual(self.source.nick, "botcore")
 
+    def test_names_and_no_channels(self) -> None:
+        """The console answers to the bot's names and has no channels: every target is a
+        person, however it is spelled."""
+        self.assertEqual(self.source.names(), ("botcore", "bc"))
+        for target in ("#chan", "&local", "alice", ""):
+            self.assertFalse(self.source.is_channel(target), target)
+
 
 class MessageTests(TelnetTestCase):
     """Lines in, events to the dispatcher, replies out."""
