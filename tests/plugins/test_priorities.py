@@ -54,8 +54,8 @@ class BundledPriorityTests(SynchronousTestCase):
         Addressed and RateLimit."""
         pre = [name for name, p in self.priority.items() if p in Priority.PRE]
         self.assertEqual(min(pre, key=self.priority.__getitem__), "identity.Secrets")
-        self.assertBefore("core.Strip", "identity.Identify")
-        self.assertBefore("identity.Identify", "core.Ignore", "core.Addressed", "core.RateLimit")
+        self.assertBefore("core.Strip", "core.Identify")
+        self.assertBefore("core.Identify", "core.Ignore", "core.Addressed", "core.RateLimit")
 
     def test_between_plugins(self):
         """urlgrab sees messages before any command; karma's votes and the admin commands
