@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from botcore.accounts.identify import identify
+from botcore.accounts.secrets import TAKEN_SECRET, take_secret
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
@@ -54,6 +55,40 @@ class Strip(Processor):
             return
         message.deaddressed = message.raw
         message.stripped = message.clean = _strip(message.raw)
+
+
+class Secrets(Processor):
+    """Takes the secret out of every command that carries one (`botcore.accounts.secrets`
+    declares them: ``auth <password>``, ``set password ...``, ``link token ...``), however
+    the bot is addressed, before any other processor, log line or table sees it. In
+    private the command is left for the processor that carries it out (the identity
+    plugin's) in ``event.extra[TAKEN_SECRET]``; in public the secret is only removed, and
+    the sender warned when they were talking to the bot."""
+
+    usage = "(automatic) takes passwords and tokens out of what was said"
+    features = ("core", "accounts")
+    priority = Priority.SECRETS  # first: nothing earlier sees the text
+    addressed = False
+    processed = True
+    event_types = EventType.TEXT
+
+    @handler
+    def handle_secret(self, event: Event) -> None:
+        message = event.message
+        if message is None:
+            return
+        found = take_secret(message.raw, names_on(self.bot, event.source))
+        if found is None:
+            return
+        message.raw = message.deaddressed = message.clean = message.stripped = found.scrubbed
+        event.processed = True
+        if not event.public:
+            event.extra[TAKEN_SECRET] = found
+        elif found.addressed is not None:
+            event.addresponse(
+                "Don't tell me secrets in public! Say it to me privately, and "
+                "change that password now: everyone here has seen it."
+            )
 
 
 class Identify(Processor):

@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from botcore.accounts import models as accounts
-from botcore.accounts.identify import identify
 from botcore.accounts.models import Account, AccountError, Identity
-from botcore.accounts.secrets import Secret, take_secret
+from botcore.accounts.secrets import TAKEN_SECRET, Secret
 from botcore.event import Event, EventType
 from botcore.options import FloatOption
 from botcore.processor import Priority, Processor, authorise, handler, match
-from botcore.source import names_on
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -73,12 +71,12 @@ def account_asked_about(event: Event, name: str | None) -> Account | None:
     return account
 
 
-class Secrets(Processor):
-    """Takes the secret out of commands that carry one (``auth <password>``, ``authenticate
+class SecretCommands(Processor):
+    """Carries out the commands that carry a secret (``auth <password>``, ``authenticate
     ... using password <password>``, ``set password <password>``, ``create account <name>
     password <password>``, ``link token <token>``: `botcore.accounts.secrets` declares
-    them) before any other processor or log sees it, however the bot is addressed, and
-    carries them out. In public the secret is only removed, with a warning."""
+    them). The core's Secrets processor has taken the secret out of the message before any
+    other processor saw it, and left it here only for a private message."""
 
     usage = (
         "auth <password>\n"
@@ -88,29 +86,18 @@ class Secrets(Processor):
         "link token <token>"
     )
     features = ("accounts", "auth")
-    priority = Priority.SECRETS  # before Strip: nothing earlier sees the text
+    # Right after the core's Identify (the sender's account is known), before Ignore.
+    priority = Priority.IDENTIFY + 1
     addressed = False
-    processed = True
+    processed = True  # the core's Secrets marked it processed
     event_types = EventType.TEXT
 
     log = Logger()
 
     @handler
     def handle_secret(self, event: Event) -> None:
-        message = event.message
-        if message is None:
-            return
-        found = take_secret(message.raw, names_on(self.bot, event.source))
+        found = event.extra.pop(TAKEN_SECRET, None)
         if found is None:
-            return
-        message.raw = message.deaddressed = message.clean = message.stripped = found.scrubbed
-        event.processed = True
-        if event.public:
-            if found.addressed is not None:
-                event.addresponse(
-                    "Don't tell me secrets in public! Say it to me privately, and "
-                    "change that password now: everyone here has seen it."
-                )
             return
         try:
             self.carry_out(event, found)
@@ -120,7 +107,6 @@ class Secrets(Processor):
     def carry_out(self, event: Event, found: Secret) -> None:
         """Run one secret-carrying command (a `SECRET_COMMANDS` entry). Worker thread."""
         assert self.bot is not None
-        identify(self.bot, event)  # Secrets runs before the core's Identify
         arguments, secret = found.arguments, found.secret
         if found.command == "link token":
             self.link_token(event, secret)

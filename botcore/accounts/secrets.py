@@ -13,6 +13,9 @@ from botcore.addressing import parse_address
 
 #: What stands in for a secret in text that was scrubbed.
 REDACTED = "[secret]"
+#: The key of ``event.extra`` under which the core's Secrets processor leaves the `Secret`
+#: taken out of a private message, for the processor that carries the command out.
+TAKEN_SECRET = "botcore.secret"
 
 _FLAGS = re.IGNORECASE | re.DOTALL
 

@@ -126,6 +126,18 @@ class PublicTests(LogTestCase):
         self.assertNotIn("hunter2", text)
         self.assertIn("identify ********", text)
 
+    def test_secret_commands_scrubbed_by_the_core(self):
+        """Without the identity plugin, the core still takes a password out of 'auth' and
+        'set password' before the log sees it, in public and in private."""
+        self.assertNotIn("identity", self.bot.plugins.loaded)
+        self.say("botcore: auth hunter2")
+        self.say("botcore> set password hunter3")
+        self.say("auth hunter4", public=False)
+        text = self.log_file("#test").read_text() + self.log_file("user").read_text()
+        for secret in ("hunter2", "hunter3", "hunter4"):
+            self.assertNotIn(secret, text)
+        self.assertIn("auth [secret]", text)
+
     def test_last_in_chain(self):
         """The log processor runs after every other one, Format included."""
         chain = list(self.bot.dispatcher.chain)

@@ -53,8 +53,9 @@ class BundledPriorityTests(SynchronousTestCase):
         """Secrets go first; the sender is identified after Strip and before Ignore,
         Addressed and RateLimit."""
         pre = [name for name, p in self.priority.items() if p in Priority.PRE]
-        self.assertEqual(min(pre, key=self.priority.__getitem__), "identity.Secrets")
+        self.assertEqual(min(pre, key=self.priority.__getitem__), "core.Secrets")
         self.assertBefore("core.Strip", "core.Identify")
+        self.assertBefore("core.Identify", "identity.SecretCommands", "core.Ignore")
         self.assertBefore("core.Identify", "core.Ignore", "core.Addressed", "core.RateLimit")
 
     def test_between_plugins(self):
