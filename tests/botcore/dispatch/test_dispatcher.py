@@ -549,6 +549,25 @@ class CallLaterTests(DispatcherTestCase):
         self.reactor.advance(2)
         self.assertEqual([r.text for r in self.sources["irc"].sent], ["later tea"])
 
+    def test_cancel_from_worker_thread(self):
+        """A call cancelled from a worker thread does not run, even if its time comes
+        before the reactor has dropped its timer; the timer is dropped on the reactor."""
+        reactor_calls = []
+        call = self.dispatcher_.call_later(2, self.later, message("x"))
+        self.reactor.callFromThread = lambda f, *a, **kw: reactor_calls.append((f, a, kw))
+        worker = threading.Thread(target=call.cancel)
+        worker.start()
+        worker.join()
+        self.assertFalse(call.active())
+        self.assertEqual(len(reactor_calls), 1)
+        self.reactor.advance(2)
+        self.assertEqual(self.calls, [])
+        del self.reactor.callFromThread
+        for function, args, kw in reactor_calls:
+            function(*args, **kw)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertTrue(self.dispatcher_.idle)
+
     def test_cancelled_at_stop(self):
         """Pending calls are cancelled when the dispatcher stops."""
         self.dispatcher_.call_later(5, self.later, message("x"))
@@ -671,6 +690,34 @@ class PeriodicTests(DispatcherTestCase):
         self.reactor.advance(10)
         self.assertEqual(old.ticks, [])
         self.assertEqual(len(new.ticks), 2)
+
+    def test_runs_in_a_queue_of_its_own(self):
+        """A tick neither waits for an event of the bot's own conversation (lifecycle
+        events) nor for another periodic handler's run."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Ticker("t")], pool)
+        dispatcher.dispatch(Event(source="botcore", type=EventType.LIFECYCLE))
+        self.reactor.advance(1)  # b
+        self.reactor.advance(9)  # a
+        self.assertEqual(
+            [job.args[0].type for job in pool.jobs],
+            [EventType.LIFECYCLE, EventType.PERIODIC, EventType.PERIODIC],
+        )
+        pool.run_all()
+        self.assertTrue(dispatcher.idle)
+
+    def test_holds_the_chain(self):
+        """A periodic run still going keeps its chain in use after a swap, so the old
+        processors are not shut down under it."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Ticker("t")], pool)
+        old = dispatcher.chain
+        self.reactor.advance(1)
+        dispatcher.set_chain([])
+        released = old.released()
+        self.assertNoResult(released)
+        pool.run_all()
+        self.successResultOf(released)
 
     def test_drain_waits_for_periodic(self):
         """A periodic run in progress counts as in flight when draining."""
