@@ -116,10 +116,8 @@ class Bot(MultiService):
 
     def dispatch(self, event: Event) -> Deferred[Event]:
         """Publish ``event``: run it through the chain and send its replies, wherever
-        they go. Reactor thread; fires with the processed event."""
-        d = self.dispatcher.dispatch(event)
-        d.addCallback(lambda processed: (self.dispatcher.route(processed), processed)[1])
-        return d
+        they go. Reactor thread; fires with the processed event once they are sent."""
+        return self.dispatcher.dispatch(event)
 
     def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
         """Run ``function(*args, **kw)`` on the reactor thread. Any thread."""
@@ -286,7 +284,6 @@ class Bot(MultiService):
             source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
         )
         d = self.dispatcher.dispatch(event)
-        d.addCallback(self.dispatcher.route)
         d.addErrback(lambda f: self.log.failure("lifecycle event failed", f))
         return d
 

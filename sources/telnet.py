@@ -98,6 +98,9 @@ class TelnetSource(Source):
         self.listening_on: str | None = None
         self.consoles: set[Console] = set()
         self.by_nick: dict[str, Console] = {}
+        #: Connections that left while their events were still being processed, by nick
+        #: (casefolded): replies to those events must not reach a newcomer of that nick.
+        self.departed: dict[str, list[Console]] = {}
         self._ids = itertools.count(1)
 
     def setup(self) -> None:
@@ -228,6 +231,8 @@ class TelnetSource(Source):
         if console.nick is not None and self.by_nick.get(console.nick.casefold()) is console:
             del self.by_nick[console.nick.casefold()]
             self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
+            if console.waiting:
+                self.departed.setdefault(console.nick.casefold(), []).append(console)
 
     def verified_identity(self, event: Event) -> str | None:
         """On a ``trusted`` console, the sender's nick (whoever can connect is trusted)."""
@@ -253,43 +258,55 @@ class TelnetSource(Source):
             message=Message(text),
             authenticated=bool(self.trusted),
         )
-        return self.dispatch(event)
+        console.waiting.append(event)
+        d = self.dispatch(event)
+        d.addBoth(self._answered, console, event)
+        return d
+
+    def _answered(self, result: Any, console: Console, event: Event) -> Any:
+        # The event's replies have been sent (or it was refused).
+        console.waiting.remove(event)
+        if not console.waiting and console.nick is not None:
+            key = console.nick.casefold()
+            departed = self.departed.get(key)
+            if departed is not None and console in departed:
+                departed.remove(console)
+                if not departed:
+                    del self.departed[key]
+        return result
 
     # -- replies ------------------------------------------------------------------
-
-    def respond(self, event: Event) -> None:
-        """Send the event's replies, except those meant for its sender when the sender
-        has left (or someone else has taken the nick) meanwhile."""
-        sender = event.sender
-        gone = sender is not None and not self._still_here(sender)
-        for response in event.responses:
-            if response.source != self.name:
-                continue
-            if gone and response.target == event.channel:
-                self.log.debug(
-                    "source {source}: dropped a reply to {nick}, who has left",
-                    source=self.name,
-                    nick=response.target,
-                )
-                continue
-            try:
-                self.send(response)
-            except Exception:
-                self.log.failure("sending a reply on {source} failed", source=self.name)
 
     def _still_here(self, sender: Sender) -> bool:
         console = self.console_for(sender.id)
         return console is not None and console.connection_id == sender.connection
 
+    def _for_departed(self, response: Response, nick: str) -> bool:
+        """Whether ``response`` answers an event of someone called ``nick`` who has left
+        (a newcomer may have taken the nick meanwhile)."""
+        for console in self.departed.get(nick.casefold(), ()):
+            for event in console.waiting:
+                if any(reply is response for reply in event.responses):
+                    return True
+        return False
+
     def send(self, response: Response) -> None:
-        """Write a reply to the person it is for; a reply to someone not connected is
-        dropped (with a debug log)."""
+        """Write a reply to the person it is for. A reply to someone not connected is
+        dropped (with a debug log), and so is a reply to someone who has left since
+        they spoke, even when someone else has taken their nick meanwhile."""
         console = self.console_for(response.target)
         if console is None:
             self.log.debug(
                 "source {source}: dropped a reply to {target}, who is not connected",
                 source=self.name,
                 target=response.target,
+            )
+            return
+        if self.departed and self._for_departed(response, response.target):
+            self.log.debug(
+                "source {source}: dropped a reply to {nick}, who has left",
+                source=self.name,
+                nick=response.target,
             )
             return
         for line in format_reply(response, self.nick or self.name):
@@ -326,7 +343,8 @@ class Console(Protocol):
         self.connection_id = connection_id
         self.nick: str | None = None
         self.peer = "?"
-        self.pending = 0
+        #: The events of this connection still being processed, oldest first.
+        self.waiting: list[Event] = []
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
@@ -411,15 +429,10 @@ class Console(Protocol):
             return
         elif text == "/quit":
             self.close("bye.")
-        elif self.pending >= self.source.max_pending:
+        elif len(self.waiting) >= self.source.max_pending:
             self.send_line("error: too many messages waiting for an answer; line ignored.")
         else:
-            self.pending += 1
-            self.source.message(self, text).addBoth(self._answered)
-
-    def _answered(self, result: Any) -> Any:
-        self.pending -= 1
-        return None
+            self.source.message(self, text)
 
     def _choose_nick(self, nick: str) -> None:
         problem = self.source.check_nick(nick)

@@ -1,4 +1,5 @@
-"""The dispatcher: runs each event through the processor chain on its own thread pool.
+"""The dispatcher: runs each event through the processor chain on its own thread pool and
+sends its replies, wherever they go.
 
 Events of one conversation are processed one after another in arrival order, and their
 replies leave in that order; different conversations run in parallel."""
@@ -74,10 +75,11 @@ class ScheduledCall:
 
 
 class Dispatcher(Service):
-    """Runs events through the chain. Reactor thread, except where a method says otherwise.
+    """Runs events through the chain and sends their replies. Reactor thread, except where
+    a method says otherwise.
 
     Every run of the chain is a work item (`_Work`) and takes one path: queued behind the
-    others of its conversation, run in the pool, finished, its replies routed.
+    others of its conversation, run in the pool, finished, its replies routed (`route`).
     Events from sources and from `dispatch` callers, ``call_later`` work and periodic
     ticks differ only in what starts them.
 
@@ -217,11 +219,8 @@ class Dispatcher(Service):
     # -- what starts work -----------------------------------------------------
 
     def dispatch(self, event: Event) -> Deferred[Event]:
-        """Queue an event; the Deferred fires with it once every processor has run.
-
-        Replies for the event's own source are left for the caller (the source) to send;
-        replies for other sources are sent here. Reactor thread.
-        """
+        """Queue an event; its replies are sent (`route`) once every processor has run,
+        then the Deferred fires with it. Reactor thread."""
         if not self._accepting:
             return fail(DispatcherStopped(f"not accepting events; dropped {event.type} event"))
         d: Deferred[Event] = Deferred()
@@ -334,9 +333,7 @@ class Dispatcher(Service):
                 self._on_fatal(result)
         else:
             # Before the next event of the conversation starts: its replies leave in order.
-            # A periodic tick's replies all go from here (its Deferred is the task's).
-            own = work.deferred is not None and work.key == work.event.conversation
-            self.route(result, own_source=own)
+            self.route(result)
             if work.deferred is not None:
                 work.deferred.callback(result)
         queue = self._queues[work.key]
@@ -346,12 +343,11 @@ class Dispatcher(Service):
             del self._queues[work.key]
             self._check_drained()
 
-    def route(self, event: Event, own_source: bool = False) -> None:
-        """Send the event's replies to their sources, except (with ``own_source``) those
-        for the source the event came from. Unknown sources are logged. Reactor thread."""
+    def route(self, event: Event) -> None:
+        """Send the event's replies, in order, each to the source it names (the event's
+        own or another); a reply for an unknown source is logged and dropped, and a send
+        that fails is logged without stopping the others. Reactor thread."""
         for response in event.responses:
-            if own_source and response.source == event.source:
-                continue
             source = self._get_source(response.source)
             if source is None:
                 self.log.warn(

@@ -394,6 +394,42 @@ class ContextTests(BotTestCase):
         self.assertTrue(bot.auth.authorise(message("x"), "op"))
         self.assertFalse(bot.auth.authorise(message("x", source="two"), "op"))
 
+    def test_dispatch_sends_each_reply_once(self):
+        """bot.dispatch (publishing an event) sends every reply, to the event's own
+        source and to others, once each and in order."""
+
+        class Relay(Processor):
+            @match("relay")
+            def relay(self, event):
+                event.addresponse("here")
+                event.addresponse("there", source="two", target="#d")
+
+        bot = self.bot(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\n[source:two]\ntype = fake\n"
+        )
+        self.successResultOf(bot.startService())
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot)])
+        event = self.successResultOf(bot.dispatch(message("relay")))
+        self.assertEqual([r.text for r in event.responses], ["here", "there"])
+        self.assertEqual([r.text for r in bot.get_source("one").sent], ["here"])
+        self.assertEqual([r.text for r in bot.get_source("two").sent], ["there"])
+
+    def test_lifecycle_replies_sent_once(self):
+        """A reply to a lifecycle event is sent once."""
+
+        class Announce(Processor):
+            event_types = (EventType.LIFECYCLE,)
+            addressed = False
+
+            def process(self, event):
+                event.addresponse(event.data["state"], source="one", target="#log")
+
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot)])
+        self.successResultOf(bot.stopService())
+        self.assertEqual([r.text for r in bot.get_source("one").sent], ["stopping", "stopped"])
+
     def test_call_later(self):
         """bot.call_later runs through the dispatcher on the bot's clock."""
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")

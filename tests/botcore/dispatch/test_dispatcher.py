@@ -415,21 +415,26 @@ class FatalTests(DispatcherTestCase):
 class RoutingTests(DispatcherTestCase):
     """Where replies go."""
 
-    def test_own_source_left_to_caller(self):
-        """Replies for the event's own source are left to the Deferred's caller; replies for
-        other sources are sent through the sources lookup."""
+    def test_every_reply_routed_in_order(self):
+        """The dispatcher sends every reply itself, in the order they were added, whether
+        it is for the event's own source or another; the Deferred fires after."""
+        sent = []
 
         def reply(event):
             event.addresponse("here")
             event.addresponse("there", source="xmpp", target="room@muc")
+            event.addresponse("here again")
 
         dispatcher = self.dispatcher([Step("r", [], 0, reply)])
-        event = self.successResultOf(dispatcher.dispatch(message("x")))
-        self.assertEqual(self.sources["irc"].sent, [])
+        for source in self.sources.values():
+            source.send = lambda response, name=source.name: sent.append((name, response.text))
+        d = dispatcher.dispatch(message("x"))
+        d.addCallback(lambda event: sent.append(("fired", None)))
+        self.successResultOf(d)
         self.assertEqual(
-            self.sources["xmpp"].sent, [Response("there", target="room@muc", source="xmpp")]
+            sent,
+            [("irc", "here"), ("xmpp", "there"), ("irc", "here again"), ("fired", None)],
         )
-        self.assertEqual([r.text for r in event.responses], ["here", "there"])
 
     def test_source_dispatch_sends_own(self):
         """Source.dispatch sends the replies for its own source once processed."""
@@ -466,6 +471,49 @@ class RoutingTests(DispatcherTestCase):
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual([r.text for r in self.sources["xmpp"].sent], ["b"])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class SourceDispatchTests(DispatcherTestCase):
+    """Source.dispatch: an event in, its replies out through the dispatcher, a Deferred
+    that never fails."""
+
+    def test_fires_after_replies(self):
+        """The Deferred fires with the event once its replies have been sent."""
+        self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
+        source = self.sources["irc"]
+        seen = []
+
+        def fired(processed):
+            seen.append([r.text for r in source.sent])
+            return processed
+
+        event = message("x")
+        self.assertIs(self.successResultOf(source.dispatch(event).addCallback(fired)), event)
+        self.assertEqual(seen, [["hi"]])
+
+    def test_stopping_bot_rejects(self):
+        """While the bot stops, the source is told through rejected(); the Deferred
+        still fires with the event."""
+        dispatcher = self.dispatcher([Step("r", [])])
+        self.successResultOf(dispatcher.stopService())
+        source = self.sources["irc"]
+        told = []
+        source.rejected = lambda event, reason: told.append((event.message.raw, reason))
+        event = message("x")
+        self.assertIs(self.successResultOf(source.dispatch(event)), event)
+        self.assertEqual(told, [("x", "the bot is shutting down")])
+
+    def test_aborted_event_does_not_fail(self):
+        """An event whose chain aborted is logged; the source's Deferred fires with it."""
+
+        def die(event):
+            raise SystemExit(1)
+
+        self.dispatcher([Step("dies", [], 0, die)])
+        event = message("x")
+        self.assertIs(self.successResultOf(self.sources["irc"].dispatch(event)), event)
+        self.assertEqual(self.sources["irc"].sent, [])
+        self.flushLoggedErrors(SystemExit)
 
 
 class CallLaterTests(DispatcherTestCase):
