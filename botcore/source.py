@@ -67,8 +67,8 @@ class Source(Service):
         return None
 
     def send(self, response: Response) -> None:
-        """Deliver one reply to the network. The dispatcher calls this for every reply
-        meant for this source, in order."""
+        """Deliver one reply to the network; its ``text`` is a str. The dispatcher calls
+        this for every reply meant for this source, in order."""
         raise NotImplementedError
 
     def verified_identity(self, event: Event) -> str | None:

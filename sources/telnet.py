@@ -322,11 +322,7 @@ class TelnetSource(Source):
 
 def format_reply(response: Response, nick: str) -> list[str]:
     """The lines a reply is written as: one per line of text, actions as ``* nick text``."""
-    text = response.text
-    if isinstance(text, bool):
-        # An acknowledgement the core's formatter did not turn into words.
-        text = "okay" if text else "sorry, I couldn't do that"
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = response.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if response.action:
         return [f"* {nick} {line}" for line in lines]
     return lines

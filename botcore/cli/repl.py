@@ -109,13 +109,10 @@ class ConsoleSource(Source):
 
     def send(self, response: Response) -> None:
         """Print one reply: ``> text``, ``* bot text`` for actions. Reactor thread."""
-        text = response.text
-        if isinstance(text, bool):
-            text = "(ok)" if text else "(failed)"
         where = ""
         if response.target not in (None, self.conversation):
             where = f"[{response.target}] "
-        for line in str(text).splitlines() or [""]:
+        for line in response.text.splitlines() or [""]:
             if response.action:
                 self.out.write(f"{where}* {self.nick} {line}\n")
             elif response.notice:

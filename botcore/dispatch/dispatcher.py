@@ -32,11 +32,17 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
 
     from botcore.db.service import Database
+    from botcore.event import Response
     from botcore.interfaces import ISource
     from botcore.processor import Processor
 
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+#: What `Dispatcher.route` sends for a True or False reply no processor worded (the core
+#: Address processor words them, in its configured phrases).
+ACKNOWLEDGED = "Okay"
+REFUSED = "No"
 
 
 @dataclass(slots=True)
@@ -346,8 +352,11 @@ class Dispatcher(Service):
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's
         own or another); a reply for an unknown source is logged and dropped, and a send
-        that fails is logged without stopping the others. Reactor thread."""
-        for response in event.responses:
+        that fails is logged without stopping the others. Sources are only given text: an
+        acknowledgement left as True/False (the chain had no core Address to word it) is
+        worded here, with a warning. Reactor thread."""
+        responses = event.responses
+        for index, response in enumerate(responses):
             source = self._get_source(response.source)
             if source is None:
                 self.log.warn(
@@ -356,10 +365,26 @@ class Dispatcher(Service):
                     id=event.id,
                 )
                 continue
+            if not isinstance(response.text, str):
+                # In the event too, so that what was sent is what the event says.
+                response = responses[index] = self._worded(response, event)
             try:
                 source.send(response)
             except Exception:
                 self.log.failure("source {source} failed to send a reply", source=source.name)
+
+    def _worded(self, response: Response, event: Event) -> Response:
+        text = response.text
+        words = (ACKNOWLEDGED if text else REFUSED) if isinstance(text, bool) else str(text)
+        self.log.warn(
+            "a reply of {type} event {id} was {text!r}, not text (is the core Address "
+            "processor in the chain, before Format?); sent as {words!r}",
+            type=event.type,
+            id=event.id,
+            text=text,
+            words=words,
+        )
+        return response.replace(text=words)
 
     # -- worker thread --------------------------------------------------------
 

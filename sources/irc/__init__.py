@@ -456,11 +456,8 @@ class IRCSource(Source):
                 target=target,
             )
             return
-        text = response.text
-        if isinstance(text, bool):
-            text = "Okay" if text else "No"
         command = "NOTICE" if response.notice else "PRIVMSG"
-        self._message(command, target, str(text), action=response.action)
+        self._message(command, target, response.text, action=response.action)
 
     def _message(self, command: str, target: str, text: str, action: bool = False) -> None:
         protocol = self.protocol

@@ -232,9 +232,10 @@ class MessageTests(TelnetTestCase):
         )
 
     def test_acknowledgement(self) -> None:
-        """A bare True reply is written as words, not ``True``."""
+        """A bare True reply (no core Address in this chain to word it) reaches the
+        console as a word from the dispatcher, not as ``True``."""
         console, transport = self.connect("alice")
-        self.assertEqual(self.say(console, transport, "ack"), ["okay"])
+        self.assertEqual(self.say(console, transport, "ack"), ["Okay"])
 
     def test_several_users(self) -> None:
         """Replies go to the person who spoke, not to everyone."""

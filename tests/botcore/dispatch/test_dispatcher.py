@@ -436,6 +436,30 @@ class RoutingTests(DispatcherTestCase):
             [("irc", "here"), ("xmpp", "there"), ("irc", "here again"), ("fired", None)],
         )
 
+    def test_unworded_acknowledgement(self):
+        """A True or False reply that reaches routing (no core Address in the chain) is
+        sent as a word, never as a bool, with a warning; the event holds what was sent."""
+
+        def reply(event):
+            event.addresponse(True)
+            event.addresponse(False, source="xmpp", target="room")
+
+        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        sent = self.sources["irc"].sent + self.sources["xmpp"].sent
+        self.assertEqual([r.text for r in sent], ["Okay", "No"])
+        self.assertEqual([type(r.text) for r in sent], [str, str])
+        self.assertEqual([r.text for r in event.responses], ["Okay", "No"])
+        warnings = [t for t in self.logged_texts() if "not text" in t]
+        self.assertEqual(len(warnings), 2, self.logged_texts())
+        self.assertIn("Address", warnings[0])
+
+    def test_other_text_made_a_string(self):
+        """A reply whose text is neither a string nor a bool is sent as its str()."""
+        dispatcher = self.dispatcher([Step("r", [], 0, lambda e: e.addresponse(42))])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([r.text for r in self.sources["irc"].sent], ["42"])
+
     def test_source_dispatch_sends_own(self):
         """Source.dispatch sends the replies for its own source once processed."""
         self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
