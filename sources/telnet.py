@@ -4,7 +4,7 @@ in private, one line per message. Handy for development and for a bot with no ne
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.internet.endpoints import serverFromString
@@ -281,10 +281,10 @@ class TelnetSource(Source):
         console = self.console_for(sender.id)
         return console is not None and console.connection_id == sender.connection
 
-    def _for_departed(self, response: Response, nick: str) -> bool:
-        """Whether ``response`` answers an event of someone called ``nick`` who has left
-        (a newcomer may have taken the nick meanwhile)."""
-        for console in self.departed.get(nick.casefold(), ()):
+    def _for_departed(self, response: Response) -> bool:
+        """Whether ``response`` answers an event of someone called as its target who has
+        left (a newcomer may have taken the nick meanwhile)."""
+        for console in self.departed.get((response.target or "").casefold(), ()):
             for event in console.waiting:
                 if any(reply is response for reply in event.responses):
                     return True
@@ -302,7 +302,7 @@ class TelnetSource(Source):
                 target=response.target,
             )
             return
-        if self.departed and self._for_departed(response, response.target):
+        if self.departed and self._for_departed(response):
             self.log.debug(
                 "source {source}: dropped a reply to {nick}, who has left",
                 source=self.name,
@@ -322,7 +322,8 @@ class TelnetSource(Source):
 
 def format_reply(response: Response, nick: str) -> list[str]:
     """The lines a reply is written as: one per line of text, actions as ``* nick text``."""
-    lines = response.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # Text: the dispatcher words acknowledgements before a source sees them.
+    lines = cast(str, response.text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if response.action:
         return [f"* {nick} {line}" for line in lines]
     return lines

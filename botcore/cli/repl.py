@@ -25,7 +25,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import (
@@ -112,7 +112,8 @@ class ConsoleSource(Source):
         where = ""
         if response.target not in (None, self.conversation):
             where = f"[{response.target}] "
-        for line in response.text.splitlines() or [""]:
+        # Text: the dispatcher words acknowledgements before a source sees them.
+        for line in cast(str, response.text).splitlines() or [""]:
             if response.action:
                 self.out.write(f"{where}* {self.nick} {line}\n")
             elif response.notice:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, fail, succeed
@@ -457,7 +457,8 @@ class IRCSource(Source):
             )
             return
         command = "NOTICE" if response.notice else "PRIVMSG"
-        self._message(command, target, response.text, action=response.action)
+        # Text: the dispatcher words acknowledgements before a source sees them.
+        self._message(command, target, cast(str, response.text), action=response.action)
 
     def _message(self, command: str, target: str, text: str, action: bool = False) -> None:
         protocol = self.protocol
