@@ -107,7 +107,7 @@ class Dispatcher(Service):
         reactor: Any = None,
         threadpool: Any = None,
         database: Database | None = None,
-        sources: Callable[[str], ISource | None] | None = None,
+        sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
     ) -> None:
         if reactor is None:
@@ -124,7 +124,7 @@ class Dispatcher(Service):
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         self._accepting = False
-        self._drain_waiters: list[Deferred[None]] = []
+        self._drain_waiters: list[Deferred[bool]] = []
         self._scheduled: dict[ScheduledCall, IDelayedCall] = {}
         self._periodic: list[_PeriodicTask] = []
         self._done: list[tuple[Deferred[Any], bool, Any]] = []
@@ -149,9 +149,7 @@ class Dispatcher(Service):
         self._stop_periodic()
         for scheduled in list(self._scheduled):
             scheduled.cancel()
-        d = self.drain(self.shutdown_timeout)
-        d.addCallback(self._stop_pool)
-        return d
+        return self.drain(self.shutdown_timeout).addCallback(self._stop_pool)
 
     def _stop_pool(self, drained: bool) -> None:
         if not drained:
@@ -432,8 +430,7 @@ class Dispatcher(Service):
                     commit_if_changed(event.session)
                 return
             except Exception as error:
-                kind = database.classify(error) if database is not None else None
-                if kind is None:
+                if database is None or (kind := database.classify(error)) is None:
                     if attempt:
                         message = "{who} failed on event {id} (retried)"
                     elif committing:
