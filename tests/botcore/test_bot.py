@@ -163,6 +163,22 @@ class ChildrenTests(BotTestCase):
         self.assertIsNone(bot.get_source("two"))
         self.assertIsNone(bot.get_source(None))
 
+    def test_config_reload_keeps_hand_added_source(self):
+        """A config reload unloads a source whose section went, never one added by hand
+        (not built from the config), which goes on being given its replies."""
+        from tests.botcore.fixtures_sources.fake import FakeSource
+
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        hand = FakeSource("hand", bot)
+        hand.setServiceParent(bot.sources)
+        self.successResultOf(bot.startService())
+        self.write("[bot]\nnoload = broken\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertIsNone(bot.get_source("one"))
+        self.assertIs(bot.get_source("hand"), hand)
+        self.successResultOf(bot.dispatch(message("hello", source="hand")))
+        self.assertEqual([r.text for r in hand.sent], ["hi"])
+
     def test_sources_set_up(self):
         """Sources are built from their section and set up when added."""
         bot = self.bot("[source:one]\ntype = fake\nport = 7000\n")
