@@ -98,9 +98,11 @@ class TelnetSource(Source):
         self.listening_on: str | None = None
         self.consoles: set[Console] = set()
         self.by_nick: dict[str, Console] = {}
-        #: Connections that left while their events were still being processed, by nick
-        #: (casefolded): replies to those events must not reach a newcomer of that nick.
-        self.departed: dict[str, list[Console]] = {}
+        #: The events of each connection (by id) still being processed, oldest first.
+        self.waiting: dict[str, list[Event]] = {}
+        #: Connections (ids) that left while their events were still being processed,
+        #: by nick (casefolded): their replies must not reach a newcomer with that nick.
+        self.departed: dict[str, list[str]] = {}
         self._ids = itertools.count(1)
 
     def setup(self) -> None:
@@ -231,8 +233,9 @@ class TelnetSource(Source):
         if console.nick is not None and self.by_nick.get(console.nick.casefold()) is console:
             del self.by_nick[console.nick.casefold()]
             self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
-            if console.waiting:
-                self.departed.setdefault(console.nick.casefold(), []).append(console)
+            if console.connection_id in self.waiting:
+                key = console.nick.casefold()
+                self.departed.setdefault(key, []).append(console.connection_id)
 
     def verified_identity(self, event: Event) -> str | None:
         """On a ``trusted`` console, the sender's nick (whoever can connect is trusted)."""
@@ -258,21 +261,22 @@ class TelnetSource(Source):
             message=Message(text),
             authenticated=bool(self.trusted),
         )
-        console.waiting.append(event)
+        self.waiting.setdefault(console.connection_id, []).append(event)
         d = self.dispatch(event)
-        d.addBoth(self._answered, console, event)
+        d.addBoth(self._answered, console.connection_id, nick, event)
         return d
 
-    def _answered(self, result: Any, console: Console, event: Event) -> Any:
+    def _answered(self, result: Any, connection: str, nick: str, event: Event) -> Any:
         # The event's replies have been sent (or it was refused).
-        console.waiting.remove(event)
-        if not console.waiting and console.nick is not None:
-            key = console.nick.casefold()
-            departed = self.departed.get(key)
-            if departed is not None and console in departed:
-                departed.remove(console)
+        waiting = self.waiting[connection]
+        waiting.remove(event)
+        if not waiting:
+            del self.waiting[connection]
+            departed = self.departed.get(nick.casefold())
+            if departed is not None and connection in departed:
+                departed.remove(connection)
                 if not departed:
-                    del self.departed[key]
+                    del self.departed[nick.casefold()]
         return result
 
     # -- replies ------------------------------------------------------------------
@@ -284,8 +288,8 @@ class TelnetSource(Source):
     def _for_departed(self, response: Response) -> bool:
         """Whether ``response`` answers an event of someone called as its target who has
         left (a newcomer may have taken the nick meanwhile)."""
-        for console in self.departed.get((response.target or "").casefold(), ()):
-            for event in console.waiting:
+        for connection in self.departed.get((response.target or "").casefold(), ()):
+            for event in self.waiting[connection]:
                 if any(reply is response for reply in event.responses):
                     return True
         return False
@@ -340,8 +344,6 @@ class Console(Protocol):
         self.connection_id = connection_id
         self.nick: str | None = None
         self.peer = "?"
-        #: The events of this connection still being processed, oldest first.
-        self.waiting: list[Event] = []
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
@@ -426,7 +428,7 @@ class Console(Protocol):
             return
         elif text == "/quit":
             self.close("bye.")
-        elif len(self.waiting) >= self.source.max_pending:
+        elif len(self.source.waiting.get(self.connection_id, ())) >= self.source.max_pending:
             self.send_line("error: too many messages waiting for an answer; line ignored.")
         else:
             self.source.message(self, text)

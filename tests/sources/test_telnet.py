@@ -373,8 +373,7 @@ class PendingTests(TelnetTestCase):
         newcomer.dataReceived(b"wave\n")
         self.pool.run_all()
         self.assertEqual(self.lines(wire), ["* botcore waves"])
-        self.assertEqual(self.source.departed, {})
-        self.assertEqual(newcomer.waiting, [])
+        self.assertEqual((self.source.waiting, self.source.departed), ({}, {}))
 
     def test_departed_reply_to_someone_else(self) -> None:
         """A reply that someone who left asked to be sent to another person still goes."""
