@@ -84,6 +84,10 @@ class Bot(MultiService):
         self.plugins.setServiceParent(self)
         self.sources = Sources()
         self.sources.setServiceParent(self)
+        #: Names of the sources built from [source:NAME] sections: a config reload may
+        #: unload those, never one added by hand (botcore-plugin's console, a test's
+        #: source), which the dispatcher must go on finding to give it its replies.
+        self._configured_sources: set[str] = set()
         self.watcher: PluginWatcher | None = None
         if config.section("bot").get("autoreload", False):
             # Development: reload plugins whose files change (botcore.loading.watch).
@@ -116,10 +120,8 @@ class Bot(MultiService):
 
     def dispatch(self, event: Event) -> Deferred[Event]:
         """Publish ``event``: run it through the chain and send its replies, wherever
-        they go. Reactor thread; fires with the processed event."""
-        d = self.dispatcher.dispatch(event)
-        d.addCallback(lambda processed: (self.dispatcher.route(processed), processed)[1])
-        return d
+        they go. Reactor thread; fires with the processed event once they are sent."""
+        return self.dispatcher.dispatch(event)
 
     def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
         """Run ``function(*args, **kw)`` on the reactor thread. Any thread."""
@@ -148,6 +150,7 @@ class Bot(MultiService):
         source = cls(name, self, section)
         source.setup()
         source.setServiceParent(self.sources)
+        self._configured_sources.add(name)
         return source
 
     # -- sources at runtime (reactor thread) ------------------------------------
@@ -180,6 +183,7 @@ class Bot(MultiService):
             files = swap.files()
             swap.rollback()
             raise PluginLoadError(f"source {name}", e, files) from e
+        self._configured_sources.add(name)
         return source, swap
 
     async def load_source(self, name: str) -> ISource:
@@ -286,7 +290,6 @@ class Bot(MultiService):
             source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
         )
         d = self.dispatcher.dispatch(event)
-        d.addCallback(self.dispatcher.route)
         d.addErrback(lambda f: self.log.failure("lifecycle event failed", f))
         return d
 
@@ -396,7 +399,7 @@ class Bot(MultiService):
         for source in list(self.sources):
             section = new.sections.get(f"source:{source.name}")
             if section is None or not section.get("enabled", True):
-                if self.sources.running:
+                if self.sources.running and source.name in self._configured_sources:
                     self._in_background(self.unload_source(source.name), "unload", source.name)
                 continue
             if section == old.sections.get(f"source:{source.name}"):

@@ -68,7 +68,8 @@ class Source(Service):
         return None
 
     def send(self, response: Response) -> None:
-        """Deliver one reply to the network."""
+        """Deliver one reply to the network; its ``text`` is a str. The dispatcher calls
+        this for every reply meant for this source, in order."""
         raise NotImplementedError
 
     def names(self) -> tuple[str, ...]:
@@ -91,17 +92,14 @@ class Source(Service):
         return None
 
     def dispatch(self, event: Event) -> Deferred[Event]:
-        """Hand an event to the dispatcher and send its replies for this source when it has
-        been processed. The Deferred never fails: errors are logged (and, for a stopping
-        bot, told to the caller through `rejected`)."""
+        """Hand an event to the dispatcher, which runs it through the chain and sends its
+        replies (to this source or any other, through `send`). The Deferred fires with the
+        event once its replies have been sent, and never fails: errors are logged (and,
+        for a stopping bot, told to the sender through `rejected`)."""
         assert self.bot is not None, "a source needs a bot to dispatch to"
         d = self.bot.dispatcher.dispatch(event)
-        d.addCallbacks(self._processed, self._failed, errbackArgs=(event,))
+        d.addErrback(self._failed, event)
         return d
-
-    def _processed(self, event: Event) -> Event:
-        self.respond(event)
-        return event
 
     def _failed(self, failure: Failure, event: Event) -> Event:
         if failure.check(DispatcherStopped):
@@ -115,17 +113,6 @@ class Source(Service):
     def rejected(self, event: Event, reason: str) -> None:
         """Tell the sender their event was not processed (override where possible)."""
         self.log.info("event {id} not processed: {reason}", id=event.id, reason=reason)
-
-    def respond(self, event: Event) -> None:
-        """Send the replies meant for this source, in order; one failing send is logged and
-        does not stop the others."""
-        for response in event.responses:
-            if response.source != self.name:
-                continue
-            try:
-                self.send(response)
-            except Exception:
-                self.log.failure("sending a reply on {source} failed", source=self.name)
 
 
 def unique_names(names: Iterable[str | None]) -> tuple[str, ...]:

@@ -361,7 +361,12 @@ class Complain(Processor):
 class Address(Processor):
     """Turns True/False replies into an acknowledgement or a refusal, and prefixes public
     replies to the sender's conversation with ``nick: `` (not actions or notices, not
-    replies made with ``address=False``)."""
+    replies made with ``address=False``).
+
+    This is the one place acknowledgements are worded: it runs for every event that can
+    carry replies (delayed and periodic ones too), before Format, so that sources are
+    only given text. (Should one reach the dispatcher unworded, it is sent as a plain
+    word, with a warning.)"""
 
     usage = "(automatic) says who a reply in a channel is for"
     features = ("core", "address")
@@ -470,6 +475,10 @@ class Format(Processor):
         source: ISource | None = self.bot.get_source(response.source) if self.bot else None
         if source is None:
             return [response]  # the dispatcher logs and drops replies to unknown sources
+        if isinstance(response.text, bool):
+            # Address (before us) words acknowledgements; without it, never "True": the
+            # dispatcher words it plainly and warns.
+            return [response]
         supports = source.supports
         limit = source.truncation_point(response)
         text = response.text if isinstance(response.text, str) else str(response.text)

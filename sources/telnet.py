@@ -4,7 +4,7 @@ in private, one line per message. Handy for development and for a bot with no ne
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.internet.endpoints import serverFromString
@@ -98,6 +98,11 @@ class TelnetSource(Source):
         self.listening_on: str | None = None
         self.consoles: set[Console] = set()
         self.by_nick: dict[str, Console] = {}
+        #: The events of each connection (by id) still being processed, oldest first.
+        self.waiting: dict[str, list[Event]] = {}
+        #: Connections (ids) that left while their events were still being processed,
+        #: by nick (casefolded): their replies must not reach a newcomer with that nick.
+        self.departed: dict[str, list[str]] = {}
         self._ids = itertools.count(1)
 
     def setup(self) -> None:
@@ -227,6 +232,9 @@ class TelnetSource(Source):
         if console.nick is not None and self.by_nick.get(console.nick.casefold()) is console:
             del self.by_nick[console.nick.casefold()]
             self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
+            if console.connection_id in self.waiting:
+                key = console.nick.casefold()
+                self.departed.setdefault(key, []).append(console.connection_id)
 
     def verified_identity(self, event: Event) -> str | None:
         """On a ``trusted`` console, the sender's nick (whoever can connect is trusted)."""
@@ -252,43 +260,56 @@ class TelnetSource(Source):
             message=Message(text),
             authenticated=bool(self.trusted),
         )
-        return self.dispatch(event)
+        self.waiting.setdefault(console.connection_id, []).append(event)
+        d = self.dispatch(event)
+        d.addBoth(self._answered, console.connection_id, nick, event)
+        return d
+
+    def _answered(self, result: Any, connection: str, nick: str, event: Event) -> Any:
+        # The event's replies have been sent (or it was refused).
+        waiting = self.waiting[connection]
+        waiting.remove(event)
+        if not waiting:
+            del self.waiting[connection]
+            departed = self.departed.get(nick.casefold())
+            if departed is not None and connection in departed:
+                departed.remove(connection)
+                if not departed:
+                    del self.departed[nick.casefold()]
+        return result
 
     # -- replies ------------------------------------------------------------------
-
-    def respond(self, event: Event) -> None:
-        """Send the event's replies, except those meant for its sender when the sender
-        has left (or someone else has taken the nick) meanwhile."""
-        sender = event.sender
-        gone = sender is not None and not self._still_here(sender)
-        for response in event.responses:
-            if response.source != self.name:
-                continue
-            if gone and response.target == event.channel:
-                self.log.debug(
-                    "source {source}: dropped a reply to {nick}, who has left",
-                    source=self.name,
-                    nick=response.target,
-                )
-                continue
-            try:
-                self.send(response)
-            except Exception:
-                self.log.failure("sending a reply on {source} failed", source=self.name)
 
     def _still_here(self, sender: Sender) -> bool:
         console = self.console_for(sender.id)
         return console is not None and console.connection_id == sender.connection
 
+    def _for_departed(self, response: Response) -> bool:
+        """Whether ``response`` answers an event of someone called as its target who has
+        left (a newcomer may have taken the nick meanwhile)."""
+        for connection in self.departed.get((response.target or "").casefold(), ()):
+            for event in self.waiting[connection]:
+                if any(reply is response for reply in event.responses):
+                    return True
+        return False
+
     def send(self, response: Response) -> None:
-        """Write a reply to the person it is for; a reply to someone not connected is
-        dropped (with a debug log)."""
+        """Write a reply to the person it is for. A reply to someone not connected is
+        dropped (with a debug log), and so is a reply to someone who has left since
+        they spoke, even when someone else has taken their nick meanwhile."""
         console = self.console_for(response.target)
         if console is None:
             self.log.debug(
                 "source {source}: dropped a reply to {target}, who is not connected",
                 source=self.name,
                 target=response.target,
+            )
+            return
+        if self.departed and self._for_departed(response):
+            self.log.debug(
+                "source {source}: dropped a reply to {nick}, who has left",
+                source=self.name,
+                nick=response.target,
             )
             return
         for line in format_reply(response, self.nick or self.name):
@@ -304,11 +325,8 @@ class TelnetSource(Source):
 
 def format_reply(response: Response, nick: str) -> list[str]:
     """The lines a reply is written as: one per line of text, actions as ``* nick text``."""
-    text = response.text
-    if isinstance(text, bool):
-        # An acknowledgement the core's formatter did not turn into words.
-        text = "okay" if text else "sorry, I couldn't do that"
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # Text: the dispatcher words acknowledgements before a source sees them.
+    lines = cast(str, response.text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if response.action:
         return [f"* {nick} {line}" for line in lines]
     return lines
@@ -325,7 +343,6 @@ class Console(Protocol):
         self.connection_id = connection_id
         self.nick: str | None = None
         self.peer = "?"
-        self.pending = 0
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
@@ -410,15 +427,10 @@ class Console(Protocol):
             return
         elif text == "/quit":
             self.close("bye.")
-        elif self.pending >= self.source.max_pending:
+        elif len(self.source.waiting.get(self.connection_id, ())) >= self.source.max_pending:
             self.send_line("error: too many messages waiting for an answer; line ignored.")
         else:
-            self.pending += 1
-            self.source.message(self, text).addBoth(self._answered)
-
-    def _answered(self, result: Any) -> Any:
-        self.pending -= 1
-        return None
+            self.source.message(self, text)
 
     def _choose_nick(self, nick: str) -> None:
         problem = self.source.check_nick(nick)

@@ -25,7 +25,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import (
@@ -113,13 +113,11 @@ class ConsoleSource(Source):
 
     def send(self, response: Response) -> None:
         """Print one reply: ``> text``, ``* bot text`` for actions. Reactor thread."""
-        text = response.text
-        if isinstance(text, bool):
-            text = "(ok)" if text else "(failed)"
         where = ""
         if response.target not in (None, self.conversation):
             where = f"[{response.target}] "
-        for line in str(text).splitlines() or [""]:
+        # Text: the dispatcher words acknowledgements before a source sees them.
+        for line in cast(str, response.text).splitlines() or [""]:
             if response.action:
                 self.out.write(f"{where}* {self.nick} {line}\n")
             elif response.notice:

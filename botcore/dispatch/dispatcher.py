@@ -1,4 +1,5 @@
-"""The dispatcher: runs each event through the processor chain on its own thread pool.
+"""The dispatcher: runs each event through the processor chain on its own thread pool and
+sends its replies, wherever they go.
 
 Events of one conversation are processed one after another in arrival order, and their
 replies leave in that order; different conversations run in parallel."""
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,26 +32,39 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
 
     from botcore.db.service import Database
+    from botcore.event import Response
     from botcore.interfaces import ISource
     from botcore.processor import Processor
 
 
-@dataclass
+_Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+#: What `Dispatcher.route` sends for a True or False reply no processor worded (the core
+#: Address processor words them, in its configured phrases).
+ACKNOWLEDGED = "Okay"
+REFUSED = "No"
+
+
+@dataclass(slots=True)
 class _Work:
+    """One run of the chain, whatever asked for it: an event handed to `Dispatcher.dispatch`
+    (``deferred`` fires with it), a `Dispatcher.call_later` or a periodic tick (``call``
+    runs first). ``key`` is the queue it waits in: the event's conversation, or the
+    periodic task's own."""
+
     event: Event
-    deferred: Deferred[Event] | None
-    call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = None
+    key: Hashable
+    deferred: Deferred[Event] | None = None
+    call: _Call | None = None
 
 
 @implementer(IScheduledCall)
 class ScheduledCall:
-    """A cancellable `Dispatcher.call_later`; safe to cancel from any thread."""
+    """A cancellable `Dispatcher.call_later`; safe to cancel from any thread. Only the
+    caller's handle: the dispatcher keeps its timer and runs its work."""
 
-    def __init__(self, dispatcher: Dispatcher, delay: float, work: _Work) -> None:
-        self._dispatcher = dispatcher
-        self._delay = delay
-        self._work = work
-        self._timer: IDelayedCall | None = None
+    def __init__(self, on_cancel: Callable[[ScheduledCall], None]) -> None:
+        self._on_cancel = on_cancel
         self.cancelled = False
         self.called = False
 
@@ -63,37 +77,17 @@ class ScheduledCall:
         if not self.active():
             return
         self.cancelled = True
-        self._dispatcher._on_reactor(self._cancel_timer)
-
-    def _schedule(self) -> None:
-        if self.cancelled:
-            return
-        if not self._dispatcher._accepting:
-            # Stopped: there is no pool to run it in any more.
-            self.cancelled = True
-            self._dispatcher.log.warn(
-                "dropped a call_later of {function} scheduled while the dispatcher is stopped",
-                function=getattr(self._work.call[0], "__qualname__", self._work.call[0]),
-            )
-            return
-        self._timer = self._dispatcher.reactor.callLater(self._delay, self._fire)
-        self._dispatcher._scheduled.add(self)
-
-    def _cancel_timer(self) -> None:
-        self._dispatcher._scheduled.discard(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-
-    def _fire(self) -> None:
-        self._dispatcher._scheduled.discard(self)
-        if self.cancelled:
-            return
-        self.called = True
-        self._dispatcher._enqueue(self._work)
+        self._on_cancel(self)
 
 
 class Dispatcher(Service):
-    """Runs events through the chain. Reactor thread, except where a method says otherwise.
+    """Runs events through the chain and sends their replies. Reactor thread, except where
+    a method says otherwise.
+
+    Every run of the chain is a work item (`_Work`) and takes one path: queued behind the
+    others of its conversation, run in the pool, finished, its replies routed (`route`).
+    Events from sources and from `dispatch` callers, ``call_later`` work and periodic
+    ticks differ only in what starts them.
 
     ``sources(name)`` returns the source of that name (or None) for routing replies;
     ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
@@ -113,7 +107,7 @@ class Dispatcher(Service):
         reactor: Any = None,
         threadpool: Any = None,
         database: Database | None = None,
-        sources: Callable[[str], ISource | None] | None = None,
+        sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
     ) -> None:
         if reactor is None:
@@ -127,11 +121,11 @@ class Dispatcher(Service):
         self._own_pool = threadpool is None
         self.threadpool = threadpool
         self.chain = Chain()
-        self._queues: dict[tuple[str, str | None], deque[_Work]] = {}
+        self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         self._accepting = False
-        self._drain_waiters: list[Deferred[None]] = []
-        self._scheduled: set[ScheduledCall] = set()
+        self._drain_waiters: list[Deferred[bool]] = []
+        self._scheduled: dict[ScheduledCall, IDelayedCall] = {}
         self._periodic: list[_PeriodicTask] = []
         self._done: list[tuple[Deferred[Any], bool, Any]] = []
         self._done_lock = threading.Lock()
@@ -155,9 +149,7 @@ class Dispatcher(Service):
         self._stop_periodic()
         for scheduled in list(self._scheduled):
             scheduled.cancel()
-        d = self.drain(self.shutdown_timeout)
-        d.addCallback(self._stop_pool)
-        return d
+        return self.drain(self.shutdown_timeout).addCallback(self._stop_pool)
 
     def _stop_pool(self, drained: bool) -> None:
         if not drained:
@@ -228,18 +220,15 @@ class Dispatcher(Service):
             self._start_periodic()
         return chain
 
-    # -- dispatching ----------------------------------------------------------
+    # -- what starts work -----------------------------------------------------
 
     def dispatch(self, event: Event) -> Deferred[Event]:
-        """Queue an event; the Deferred fires with it once every processor has run.
-
-        Replies for the event's own source are left for the caller (the source) to send;
-        replies for other sources are sent here. Reactor thread.
-        """
+        """Queue an event; its replies are sent (`route`) once every processor has run,
+        then the Deferred fires with it. Reactor thread."""
         if not self._accepting:
             return fail(DispatcherStopped(f"not accepting events; dropped {event.type} event"))
         d: Deferred[Event] = Deferred()
-        self._enqueue(_Work(event, d))
+        self._enqueue(_Work(event, event.conversation, d))
         return d
 
     def call_later(
@@ -248,10 +237,43 @@ class Dispatcher(Service):
         """After ``delay`` seconds, run ``function(delayed_event, *args, **kw)`` in the pool,
         then the chain on that ``delayed`` event; its replies go to the same conversation.
         Any thread; returns a cancellable handle."""
-        work = _Work(event.derive(EventType.DELAYED), None, (function, args, kw))
-        scheduled = ScheduledCall(self, delay, work)
-        self._on_reactor(scheduled._schedule)
+        delayed = event.derive(EventType.DELAYED)
+        work = _Work(delayed, delayed.conversation, call=(function, args, kw))
+        scheduled = ScheduledCall(self._cancel_scheduled)
+        self._on_reactor(lambda: self._schedule(scheduled, delay, work))
         return scheduled
+
+    def _schedule(self, scheduled: ScheduledCall, delay: float, work: _Work) -> None:
+        if scheduled.cancelled:
+            return
+        if not self._accepting:
+            # Stopped: there is no pool to run it in any more.
+            scheduled.cancelled = True
+            function = work.call[0] if work.call is not None else None
+            self.log.warn(
+                "dropped a call_later of {function} scheduled while the dispatcher is stopped",
+                function=getattr(function, "__qualname__", function),
+            )
+            return
+        self._scheduled[scheduled] = self.reactor.callLater(
+            delay, self._fire_scheduled, scheduled, work
+        )
+
+    def _cancel_scheduled(self, scheduled: ScheduledCall) -> None:
+        # Any thread: the timer is the reactor's.
+        self._on_reactor(lambda: self._drop_timer(scheduled))
+
+    def _drop_timer(self, scheduled: ScheduledCall) -> None:
+        timer = self._scheduled.pop(scheduled, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _fire_scheduled(self, scheduled: ScheduledCall, work: _Work) -> None:
+        self._scheduled.pop(scheduled, None)
+        if scheduled.cancelled:  # cancelled from a thread, the timer not yet dropped
+            return
+        scheduled.called = True
+        self._enqueue(work)
 
     def _on_reactor(self, function: Callable[[], None]) -> None:
         if threadable.isInIOThread():
@@ -259,20 +281,22 @@ class Dispatcher(Service):
         else:
             self.reactor.callFromThread(function)
 
+    # -- the one path: enqueue, run in the pool, finish, route ----------------
+
     def _enqueue(self, work: _Work) -> None:
-        key = work.event.conversation
-        queue = self._queues.get(key)
+        queue = self._queues.get(work.key)
         if queue is not None:
             queue.append(work)
             return
-        self._queues[key] = deque()
-        self._start(key, work)
+        self._queues[work.key] = deque()
+        self._start(work)
 
-    def _start(self, key: tuple[str, str | None], work: _Work) -> None:
+    def _start(self, work: _Work) -> None:
         self._inflight += 1
+        # The lease lets a reload shut the old processors down once nothing uses them.
         chain = self.chain._use()
         d = self._in_pool(self.thd_process, work.event, chain, work.call)
-        d.addBoth(self._finished, key, work)
+        d.addBoth(self._finished, work)
         d.addBoth(chain._done_with)
 
     def _in_pool(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
@@ -301,31 +325,36 @@ class Dispatcher(Service):
             else:
                 d.errback(result)
 
-    def _finished(self, result: Event | Failure, key: tuple[str, str | None], work: _Work) -> None:
+    def _finished(self, result: Event | Failure, work: _Work) -> None:
         self._inflight -= 1
         if isinstance(result, Failure):
-            self.log.failure("event {id} aborted", result, id=work.event.id)
+            self.log.failure(
+                "{type} event {id} aborted", result, type=work.event.type, id=work.event.id
+            )
             if work.deferred is not None:
                 work.deferred.errback(result)
             if self._on_fatal is not None and result.check(SystemExit, KeyboardInterrupt):
                 self._on_fatal(result)
         else:
-            self.route(result, own_source=work.deferred is not None)
+            # Before the next event of the conversation starts: its replies leave in order.
+            self.route(result)
             if work.deferred is not None:
                 work.deferred.callback(result)
-        queue = self._queues[key]
+        queue = self._queues[work.key]
         if queue:
-            self._start(key, queue.popleft())
+            self._start(queue.popleft())
         else:
-            del self._queues[key]
+            del self._queues[work.key]
             self._check_drained()
 
-    def route(self, event: Event, own_source: bool = False) -> None:
-        """Send the event's replies to their sources, except (with ``own_source``) those
-        for the source the event came from. Unknown sources are logged. Reactor thread."""
-        for response in event.responses:
-            if own_source and response.source == event.source:
-                continue
+    def route(self, event: Event) -> None:
+        """Send the event's replies, in order, each to the source it names (the event's
+        own or another); a reply for an unknown source is logged and dropped, and a send
+        that fails is logged without stopping the others. Sources are only given text: an
+        acknowledgement left as True/False (the chain had no core Address to word it) is
+        worded here, with a warning. Reactor thread."""
+        responses = event.responses
+        for index, response in enumerate(responses):
             source = self._get_source(response.source)
             if source is None:
                 self.log.warn(
@@ -334,19 +363,30 @@ class Dispatcher(Service):
                     id=event.id,
                 )
                 continue
+            if not isinstance(response.text, str):
+                # In the event too, so that what was sent is what the event says.
+                response = responses[index] = self._worded(response, event)
             try:
                 source.send(response)
             except Exception:
                 self.log.failure("source {source} failed to send a reply", source=source.name)
 
+    def _worded(self, response: Response, event: Event) -> Response:
+        text = response.text
+        words = (ACKNOWLEDGED if text else REFUSED) if isinstance(text, bool) else str(text)
+        self.log.warn(
+            "a reply of {type} event {id} was {text!r}, not text (is the core Address "
+            "processor in the chain, before Format?); sent as {words!r}",
+            type=event.type,
+            id=event.id,
+            text=text,
+            words=words,
+        )
+        return response.replace(text=words)
+
     # -- worker thread --------------------------------------------------------
 
-    def thd_process(
-        self,
-        event: Event,
-        chain: Chain,
-        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = None,
-    ) -> Event:
+    def thd_process(self, event: Event, chain: Chain, call: _Call | None = None) -> Event:
         """Run ``call`` (if any) then every processor of ``chain`` that accepts the event,
         committing the session after each one that changed something. Worker thread."""
         if self.database is not None and event._session_factory is None:
@@ -372,62 +412,49 @@ class Dispatcher(Service):
         kw: dict[str, Any],
         who: Any,
     ) -> None:
-        mark = (len(event.responses), event.processed)
-        try:
-            function(event, *args, **kw)
-        except Exception as error:
-            if not self._thd_retry(event, function, args, kw, who, error, mark):
-                self._thd_fail(event, "{who} failed on event {id}", who)
-            return
-        if event.has_session:
-            try:
-                commit_if_changed(event.session)
-            except Exception as error:
-                if not self._thd_retry(event, function, args, kw, who, error, mark):
-                    self._thd_fail(event, "commit after {who} failed on event {id}", who)
-
-    def _thd_retry(
-        self,
-        event: Event,
-        function: Callable[..., Any],
-        args: tuple[Any, ...],
-        kw: dict[str, Any],
-        who: Any,
-        error: Exception,
-        mark: tuple[int, bool],
-    ) -> bool:
-        """If ``error`` is a database failure worth retrying (dropped connection, restarted
-        server, deadlock; see `Database.classify`), run the step again on a fresh session,
-        with the event's replies reset to ``mark``, waiting the database's backoff between
-        tries; when it keeps failing, give up with a ``database`` complaint. Returns False,
-        doing nothing, for any other error. Worker thread."""
+        """Run one step and commit what it changed. A database failure worth retrying
+        (dropped connection, restarted server, deadlock; see `Database.classify`) runs the
+        step again on a fresh session, with the event's replies reset to what they were
+        before it, waiting the database's backoff between tries; when it keeps failing,
+        the step gives up with a ``database`` complaint. Any other error is logged and
+        complained about, and the step's uncommitted changes are undone. Worker thread."""
+        replies, processed = len(event.responses), event.processed
         database = self.database
-        kind = database.classify(error) if database is not None else None
-        if kind is None:
-            return False
         attempt = 0
         while True:
-            self._thd_discard_session(event)
-            del event.responses[mark[0] :]
-            event.processed = mark[1]
-            delay = database.retry_delay_for(kind, attempt)
-            if delay is None:
-                database.gave_up(kind, error, f"{who} on event {event.id}")
-                event.complain = "database"
-                return True
-            database.sleep(delay)
-            attempt += 1
+            committing = False
             try:
                 function(event, *args, **kw)
                 if event.has_session:
+                    committing = True
                     commit_if_changed(event.session)
-                return True
-            except Exception as again:
-                kind = database.classify(again)
-                if kind is None:
-                    self._thd_fail(event, "{who} failed on event {id} (retried)", who)
-                    return True
-                error = again
+                return
+            except Exception as error:
+                if database is None or (kind := database.classify(error)) is None:
+                    if attempt:
+                        message = "{who} failed on event {id} (retried)"
+                    elif committing:
+                        message = "commit after {who} failed on event {id}"
+                    else:
+                        message = "{who} failed on event {id}"
+                    self._thd_fail(event, message, who)
+                    return
+                delay = database.retry_delay_for(kind, attempt)
+                if delay is None:
+                    self._thd_undo(event, replies, processed)
+                    database.gave_up(kind, error, f"{who} on event {event.id}")
+                    event.complain = "database"
+                    return
+            self._thd_undo(event, replies, processed)
+            database.sleep(delay)
+            attempt += 1
+
+    def _thd_undo(self, event: Event, replies: int, processed: bool) -> None:
+        # Before a step is tried again (or given up on): a fresh session, and none of
+        # what the failed try said.
+        self._thd_discard_session(event)
+        del event.responses[replies:]
+        event.processed = processed
 
     def _thd_fail(self, event: Event, message: str, who: Any) -> None:
         """Log the exception being handled, complain to the user and undo the step's
@@ -455,7 +482,7 @@ class Dispatcher(Service):
     def _start_periodic(self) -> None:
         for processor in self.chain:
             for method, interval, delay in processor.periodic_tasks():
-                task = _PeriodicTask(self, processor, method, interval)
+                task = _PeriodicTask(processor, method, interval, self.reactor, self._enqueue)
                 task.start(delay)
                 self._periodic.append(task)
 
@@ -466,28 +493,33 @@ class Dispatcher(Service):
 
 
 class _PeriodicTask:
-    """One ``@periodic`` method on the reactor clock; a run still going is not overlapped."""
+    """One ``@periodic`` method on the reactor clock. Each tick is a work item handed to
+    ``submit``, in a queue of the task's own (so the task's runs do not wait for each
+    other's conversation, or others'); a tick while the previous run is still going is
+    skipped rather than queued."""
 
     log = Logger()
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
         processor: Processor,
         method: Callable[[Event], None],
         interval: float,
+        clock: Any,
+        submit: Callable[[_Work], None],
     ) -> None:
-        self.dispatcher = dispatcher
         self.processor = processor
         self.method = method
         self.interval = interval
+        self.clock = clock
+        self._submit = submit
         self.loop = LoopingCall(self.tick)
-        self.loop.clock = dispatcher.reactor
+        self.loop.clock = clock
         self._delayed: IDelayedCall | None = None
         self.running = False
 
     def start(self, delay: float) -> None:
-        self._delayed = self.dispatcher.reactor.callLater(delay, self._begin)
+        self._delayed = self.clock.callLater(delay, self._begin)
 
     def _begin(self) -> None:
         self._delayed = None
@@ -510,24 +542,10 @@ class _PeriodicTask:
             type=EventType.PERIODIC,
             data={"plugin": self.processor.name, "task": self.method.__name__},
         )
-        call = (self.method, (), {})
-        dispatcher = self.dispatcher
-        dispatcher._inflight += 1
-        chain = dispatcher.chain._use()
-        d = dispatcher._in_pool(dispatcher.thd_process, event, chain, call)
-        d.addCallback(dispatcher.route)
-        d.addErrback(self._aborted)
-        d.addBoth(self._done)
-        d.addBoth(chain._done_with)
-
-    def _aborted(self, failure: Failure) -> None:
-        self.log.failure("periodic {m} aborted", failure, m=self.method)
-        # As for events: SystemExit in a periodic handler is not swallowed.
-        on_fatal = self.dispatcher._on_fatal
-        if on_fatal is not None and failure.check(SystemExit, KeyboardInterrupt):
-            on_fatal(failure)
+        done: Deferred[Event] = Deferred()
+        done.addBoth(self._done)
+        self._submit(_Work(event, self, done, (self.method, (), {})))
 
     def _done(self, _: Any) -> None:
+        # A failure has been logged (and a fatal one acted on) by the dispatcher.
         self.running = False
-        self.dispatcher._inflight -= 1
-        self.dispatcher._check_drained()

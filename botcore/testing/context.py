@@ -73,15 +73,9 @@ class StubContext:
         return {name: list(processors) for name, processors in self.plugins.items()}
 
     def dispatch(self, event: Event) -> Deferred[Event]:
-        dispatcher = self.dispatcher
-        if dispatcher is None:
+        if self.dispatcher is None:
             return fail(DispatcherStopped("this test context has no dispatcher"))
-
-        def routed(processed: Event) -> Event:
-            dispatcher.route(processed)
-            return processed
-
-        return dispatcher.dispatch(event).addCallback(routed)
+        return self.dispatcher.dispatch(event)
 
     def call_later(
         self, delay: float, function: Callable[..., Any], event: Event, *args: Any, **kw: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, fail, succeed
@@ -461,11 +461,9 @@ class IRCSource(Source):
                 target=target,
             )
             return
-        text = response.text
-        if isinstance(text, bool):
-            text = "Okay" if text else "No"
         command = "NOTICE" if response.notice else "PRIVMSG"
-        self._message(command, target, str(text), action=response.action)
+        # Text: the dispatcher words acknowledgements before a source sees them.
+        self._message(command, target, cast(str, response.text), action=response.action)
 
     def _message(self, command: str, target: str, text: str, action: bool = False) -> None:
         protocol = self.protocol

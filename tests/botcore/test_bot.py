@@ -163,6 +163,22 @@ class ChildrenTests(BotTestCase):
         self.assertIsNone(bot.get_source("two"))
         self.assertIsNone(bot.get_source(None))
 
+    def test_config_reload_keeps_hand_added_source(self):
+        """A config reload unloads a source whose section went, never one added by hand
+        (not built from the config), which goes on being given its replies."""
+        from tests.botcore.fixtures_sources.fake import FakeSource
+
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        hand = FakeSource("hand", bot)
+        hand.setServiceParent(bot.sources)
+        self.successResultOf(bot.startService())
+        self.write("[bot]\nnoload = broken\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertIsNone(bot.get_source("one"))
+        self.assertIs(bot.get_source("hand"), hand)
+        self.successResultOf(bot.dispatch(message("hello", source="hand")))
+        self.assertEqual([r.text for r in hand.sent], ["hi"])
+
     def test_sources_set_up(self):
         """Sources are built from their section and set up when added."""
         bot = self.bot("[source:one]\ntype = fake\nport = 7000\n")
@@ -393,6 +409,42 @@ class ContextTests(BotTestCase):
         bot = self.bot("[source:one]\ntype = fake\npermissions = +op\n")
         self.assertTrue(bot.auth.authorise(message("x"), "op"))
         self.assertFalse(bot.auth.authorise(message("x", source="two"), "op"))
+
+    def test_dispatch_sends_each_reply_once(self):
+        """bot.dispatch (publishing an event) sends every reply, to the event's own
+        source and to others, once each and in order."""
+
+        class Relay(Processor):
+            @match("relay")
+            def relay(self, event):
+                event.addresponse("here")
+                event.addresponse("there", source="two", target="#d")
+
+        bot = self.bot(
+            "[bot]\nnoload = broken\n[source:one]\ntype = fake\n[source:two]\ntype = fake\n"
+        )
+        self.successResultOf(bot.startService())
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot)])
+        event = self.successResultOf(bot.dispatch(message("relay")))
+        self.assertEqual([r.text for r in event.responses], ["here", "there"])
+        self.assertEqual([r.text for r in bot.get_source("one").sent], ["here"])
+        self.assertEqual([r.text for r in bot.get_source("two").sent], ["there"])
+
+    def test_lifecycle_replies_sent_once(self):
+        """A reply to a lifecycle event is sent once."""
+
+        class Announce(Processor):
+            event_types = (EventType.LIFECYCLE,)
+            addressed = False
+
+            def process(self, event):
+                event.addresponse(event.data["state"], source="one", target="#log")
+
+        bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
+        self.successResultOf(bot.startService())
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot)])
+        self.successResultOf(bot.stopService())
+        self.assertEqual([r.text for r in bot.get_source("one").sent], ["stopping", "stopped"])
 
     def test_call_later(self):
         """bot.call_later runs through the dispatcher on the bot's clock."""

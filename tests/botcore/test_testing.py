@@ -34,6 +34,15 @@ class Later(Processor):
         event.addresponse("once")
         event.addresponse("twice")
 
+    @match("relay")
+    def relay(self, event: Event) -> None:
+        event.addresponse("here")
+        event.addresponse("there", source="other", target="#x")
+
+    @match("ack")
+    def ack(self, event: Event) -> None:
+        event.addresponse(True)
+
 
 def run_case(case_class: type[PluginTestCase], method: str = "test_it") -> TestResult:
     """Run one test of a PluginTestCase subclass and return its result."""
@@ -248,6 +257,23 @@ class ConversationTests(PluginTestCase):
         self.assertEqual(event.complain, "nonsense")
         self.assertFails("ping", public=True)
         self.assertRaises(self.failureException, self.assertFails, "ping")
+
+    def test_replies_routed_by_the_dispatcher(self):
+        """Replies reach the test source through the dispatcher like any other source's:
+        one for a second source of the bot goes there, once; ``replies`` holds only the
+        test source's."""
+        other = MemorySource("other", self.bot)
+        other.setServiceParent(self.bot.sources)
+        self.assertEqual(self.responses("relay"), ["here"])
+        self.assertEqual([r.text for r in other.sent], ["there"])
+
+    def test_acknowledgement_worded(self):
+        """A True reply reaches the test source as one of the core's words."""
+        from plugins.core import Address
+
+        (reply,) = self.responses("ack")
+        self.assertIn(reply, Address.acknowledgements.default)
+        self.assertIsInstance(self.replies[0].text, str)
 
     def test_advance(self):
         """advance() moves the clock and returns the delayed replies it delivered."""

@@ -150,6 +150,11 @@ class Replies(Processor):
     def reply_later(self, event: Event) -> None:
         event.addresponse("done, later")
 
+    @match("yes later")
+    def yes_later(self, event: Event) -> None:
+        self.bot.call_later(5, lambda delayed: delayed.addresponse(True), event)
+        event.processed = True
+
 
 class Ticker(Processor):
     """Every minute, an action in #test."""
@@ -157,6 +162,14 @@ class Ticker(Processor):
     @periodic(interval=60)
     def tick(self, event: Event) -> None:
         event.addresponse("ticks", source="test", target="#test", action=True)
+
+
+class Acker(Processor):
+    """Every minute, an acknowledgement in #test."""
+
+    @periodic(interval=60)
+    def tick(self, event: Event) -> None:
+        event.addresponse(True, source="test", target="#test")
 
 
 # -- Strip ----------------------------------------------------------------------------
@@ -638,6 +651,31 @@ class AddressTests(PluginTestCase):
         self.assertNoResponse("botcore: later")
         self.assertEqual(self.advance(5), ["user: done, later"])
 
+    def test_delayed_acknowledgement(self):
+        """A True reply of a delayed call is worded too (and addressed)."""
+        self.assertNoResponse("botcore: yes later")
+        self.advance(5)
+        self.assertEqual(len(self.replies), 1)
+        self.assertRegex(self.replies[0].text, phrases(ACKNOWLEDGEMENTS))
+        self.assertTrue(self.replies[0].text.startswith("user: "))
+
+    def test_periodic_acknowledgement(self):
+        """A True reply of a periodic task is worded too."""
+        self.bot.dispatcher.set_chain([*self.bot.dispatcher.chain, Acker("testing", self.bot)])
+        self.advance(60)
+        self.assertEqual(len(self.replies), 1)
+        self.assertIn(self.replies[0].text, ACKNOWLEDGEMENTS)
+
+    def test_source_only_gets_text(self):
+        """Every reply the source is given is a str, whatever the processor added."""
+        for text in ("botcore: yes", "botcore: no", "botcore: wave", "botcore: ping"):
+            self.say(text)
+            self.assertEqual([type(r.text) for r in self.replies], [str], text)
+
+    def test_before_format(self):
+        """Address runs before Format, so Format only meets worded replies."""
+        self.assertLess(Address.priority, Format.priority)
+
 
 class AddressPhrasesTests(PluginTestCase):
     """Acknowledgements and refusals are configurable."""
@@ -702,6 +740,27 @@ class FormatTests(PluginTestCase):
         event.addresponse("hello\nthere", source="nowhere", action=True)
         self.processor("Format").process(event)
         self.assertEqual(event.responses, [Response("hello\nthere", None, "nowhere", True)])
+
+
+class FormatWithoutAddressTests(PluginTestCase):
+    """Format with no Address before it (the core plugin not loaded)."""
+
+    load = ()
+    load_core = False
+    extra_processors = (Replies, Format)
+
+    def test_never_true(self):
+        """A True or False reply is not printed as "True"/"False" by Format: it is left
+        for the dispatcher, which words it plainly (and warns)."""
+        self.assertEqual(self.responses("yes"), ["Okay"])
+        self.assertEqual(self.responses("no"), ["No"])
+
+    def test_left_as_is(self):
+        """Format passes an unworded acknowledgement on untouched."""
+        event = self.make_event("x")
+        event.addresponse(True)
+        self.processor("Format").process(event)
+        self.assertIs(event.responses[0].text, True)
 
 
 class FormatMultilineTests(PluginTestCase):

@@ -212,8 +212,8 @@ class SendingTests(ServiceTestCase):
         self.assertEqual(self.connected, [])
 
     def test_reply_routing(self) -> None:
-        """send() turns replies into PRIVMSG, NOTICE or ACTION; True/False become words;
-        a reply without a valid target is dropped."""
+        """send() turns replies into PRIVMSG, NOTICE or ACTION; a reply without a valid
+        target is dropped."""
         source = self.make()
         source.startService()
         self.welcome()
@@ -221,13 +221,13 @@ class SendingTests(ServiceTestCase):
         transport.clear()
         source.send(Response("hello", target="#chan", source="irc"))
         source.send(Response("waves", target="#chan", source="irc", action=True))
-        source.send(Response(True, target="alice", source="irc"))
+        source.send(Response("psst", target="alice", source="irc", notice=True))
         source.send(Response("x", target=None, source="irc"))
         source.send(Response("x", target="bad target", source="irc"))
         self.assertEqual(
             transport.value(),
             b"PRIVMSG #chan :hello\r\nPRIVMSG #chan :\x01ACTION waves\x01\r\n"
-            b"PRIVMSG alice :Okay\r\n",
+            b"NOTICE alice :psst\r\n",
         )
         self.stop()
 

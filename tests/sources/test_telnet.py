@@ -51,6 +51,10 @@ class Talk(Processor):
     def ack(self, event: Event) -> None:
         event.addresponse(True)
 
+    @match("greet bob")
+    def greet_bob(self, event: Event) -> None:
+        event.addresponse(f"{event.sender.nick} says hi", target="bob")
+
 
 @dataclass
 class FakeBot:
@@ -235,9 +239,10 @@ class MessageTests(TelnetTestCase):
         )
 
     def test_acknowledgement(self) -> None:
-        """A bare True reply is written as words, not ``True``."""
+        """A bare True reply (no core Address in this chain to word it) reaches the
+        console as a word from the dispatcher, not as ``True``."""
         console, transport = self.connect("alice")
-        self.assertEqual(self.say(console, transport, "ack"), ["okay"])
+        self.assertEqual(self.say(console, transport, "ack"), ["Okay"])
 
     def test_several_users(self) -> None:
         """Replies go to the person who spoke, not to everyone."""
@@ -364,6 +369,28 @@ class PendingTests(TelnetTestCase):
         _, newcomer = self.connect("alice")
         self.pool.run_all()
         self.assertEqual(self.lines(newcomer), [])
+
+    def test_newcomer_gets_own_replies(self) -> None:
+        """Someone who takes the nick of a person who left gets the replies to their own
+        lines, and nothing is kept of the departed once their events are done."""
+        console, _ = self.connect("alice")
+        console.dataReceived(b"ping\n")
+        console.connectionLost(None)
+        newcomer, wire = self.connect("alice")
+        newcomer.dataReceived(b"wave\n")
+        self.pool.run_all()
+        self.assertEqual(self.lines(wire), ["* botcore waves"])
+        self.assertEqual((self.source.waiting, self.source.departed), ({}, {}))
+
+    def test_departed_reply_to_someone_else(self) -> None:
+        """A reply that someone who left asked to be sent to another person still goes."""
+        _, bob_wire = self.connect("bob")
+        console, _ = self.connect("alice")
+        console.dataReceived(b"greet bob\n")
+        console.connectionLost(None)
+        self.connect("alice")
+        self.pool.run_all()
+        self.assertEqual(self.lines(bob_wire), ["alice says hi"])
 
     def test_replies_in_order(self) -> None:
         """Replies leave in the order the lines came in."""

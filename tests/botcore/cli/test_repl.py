@@ -68,6 +68,22 @@ class PrivateTests(ConsoleTestCase):
         _, out, _ = self.run_console(["basic"], "\n   \nping\n")
         self.assertEqual(out, ["> pong"])
 
+    def test_acknowledgement(self):
+        """A plugin's True reply prints as one of the core's acknowledgements."""
+        from plugins.core import Address
+
+        _, out, err = self.run_console(["factoid"], "coffee is hot\n")
+        self.assertEqual(len(out), 1, out)
+        self.assertIn(out[0].removeprefix("> "), Address.acknowledgements.default)
+        self.assertEqual(err, "")
+
+    def test_acknowledgement_without_core(self):
+        """With --no-core a True reply still prints as a word, and a warning on stderr
+        says the core Address processor is missing."""
+        _, out, err = self.run_console(["--no-core", "factoid"], "coffee is hot\n")
+        self.assertEqual(out, ["> Okay"])
+        self.assertIn("Address", err)
+
     def test_without_core(self):
         """With --no-core a private message still reaches the plugin, which answers."""
         code, out, _ = self.run_console(["--no-core", "basic"], "ping\n")
@@ -217,12 +233,6 @@ class OutputTests(SynchronousTestCase):
         """A reply for another conversation is labelled with its target."""
         self.console.source.send(Response("hello", target="#other"))
         self.assertEqual(self.out.getvalue(), "[#other] > hello\n")
-
-    def test_acknowledgement(self):
-        """A bare True or False (no core to word it) still prints something readable."""
-        self.console.source.send(Response(True, target="alice"))
-        self.console.source.send(Response(False, target="alice"))
-        self.assertEqual(self.out.getvalue(), "> (ok)\n> (failed)\n")
 
 
 class BuildConfigTests(SynchronousTestCase):

@@ -415,21 +415,50 @@ class FatalTests(DispatcherTestCase):
 class RoutingTests(DispatcherTestCase):
     """Where replies go."""
 
-    def test_own_source_left_to_caller(self):
-        """Replies for the event's own source are left to the Deferred's caller; replies for
-        other sources are sent through the sources lookup."""
+    def test_every_reply_routed_in_order(self):
+        """The dispatcher sends every reply itself, in the order they were added, whether
+        it is for the event's own source or another; the Deferred fires after."""
+        sent = []
 
         def reply(event):
             event.addresponse("here")
             event.addresponse("there", source="xmpp", target="room@muc")
+            event.addresponse("here again")
+
+        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        for source in self.sources.values():
+            source.send = lambda response, name=source.name: sent.append((name, response.text))
+        d = dispatcher.dispatch(message("x"))
+        d.addCallback(lambda event: sent.append(("fired", None)))
+        self.successResultOf(d)
+        self.assertEqual(
+            sent,
+            [("irc", "here"), ("xmpp", "there"), ("irc", "here again"), ("fired", None)],
+        )
+
+    def test_unworded_acknowledgement(self):
+        """A True or False reply that reaches routing (no core Address in the chain) is
+        sent as a word, never as a bool, with a warning; the event holds what was sent."""
+
+        def reply(event):
+            event.addresponse(True)
+            event.addresponse(False, source="xmpp", target="room")
 
         dispatcher = self.dispatcher([Step("r", [], 0, reply)])
         event = self.successResultOf(dispatcher.dispatch(message("x")))
-        self.assertEqual(self.sources["irc"].sent, [])
-        self.assertEqual(
-            self.sources["xmpp"].sent, [Response("there", target="room@muc", source="xmpp")]
-        )
-        self.assertEqual([r.text for r in event.responses], ["here", "there"])
+        sent = self.sources["irc"].sent + self.sources["xmpp"].sent
+        self.assertEqual([r.text for r in sent], ["Okay", "No"])
+        self.assertEqual([type(r.text) for r in sent], [str, str])
+        self.assertEqual([r.text for r in event.responses], ["Okay", "No"])
+        warnings = [t for t in self.logged_texts() if "not text" in t]
+        self.assertEqual(len(warnings), 2, self.logged_texts())
+        self.assertIn("Address", warnings[0])
+
+    def test_other_text_made_a_string(self):
+        """A reply whose text is neither a string nor a bool is sent as its str()."""
+        dispatcher = self.dispatcher([Step("r", [], 0, lambda e: e.addresponse(42))])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([r.text for r in self.sources["irc"].sent], ["42"])
 
     def test_source_dispatch_sends_own(self):
         """Source.dispatch sends the replies for its own source once processed."""
@@ -466,6 +495,49 @@ class RoutingTests(DispatcherTestCase):
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual([r.text for r in self.sources["xmpp"].sent], ["b"])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class SourceDispatchTests(DispatcherTestCase):
+    """Source.dispatch: an event in, its replies out through the dispatcher, a Deferred
+    that never fails."""
+
+    def test_fires_after_replies(self):
+        """The Deferred fires with the event once its replies have been sent."""
+        self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
+        source = self.sources["irc"]
+        seen = []
+
+        def fired(processed):
+            seen.append([r.text for r in source.sent])
+            return processed
+
+        event = message("x")
+        self.assertIs(self.successResultOf(source.dispatch(event).addCallback(fired)), event)
+        self.assertEqual(seen, [["hi"]])
+
+    def test_stopping_bot_rejects(self):
+        """While the bot stops, the source is told through rejected(); the Deferred
+        still fires with the event."""
+        dispatcher = self.dispatcher([Step("r", [])])
+        self.successResultOf(dispatcher.stopService())
+        source = self.sources["irc"]
+        told = []
+        source.rejected = lambda event, reason: told.append((event.message.raw, reason))
+        event = message("x")
+        self.assertIs(self.successResultOf(source.dispatch(event)), event)
+        self.assertEqual(told, [("x", "the bot is shutting down")])
+
+    def test_aborted_event_does_not_fail(self):
+        """An event whose chain aborted is logged; the source's Deferred fires with it."""
+
+        def die(event):
+            raise SystemExit(1)
+
+        self.dispatcher([Step("dies", [], 0, die)])
+        event = message("x")
+        self.assertIs(self.successResultOf(self.sources["irc"].dispatch(event)), event)
+        self.assertEqual(self.sources["irc"].sent, [])
+        self.flushLoggedErrors(SystemExit)
 
 
 class CallLaterTests(DispatcherTestCase):
@@ -548,6 +620,25 @@ class CallLaterTests(DispatcherTestCase):
             function(*args, **kw)
         self.reactor.advance(2)
         self.assertEqual([r.text for r in self.sources["irc"].sent], ["later tea"])
+
+    def test_cancel_from_worker_thread(self):
+        """A call cancelled from a worker thread does not run, even if its time comes
+        before the reactor has dropped its timer; the timer is dropped on the reactor."""
+        reactor_calls = []
+        call = self.dispatcher_.call_later(2, self.later, message("x"))
+        self.reactor.callFromThread = lambda f, *a, **kw: reactor_calls.append((f, a, kw))
+        worker = threading.Thread(target=call.cancel)
+        worker.start()
+        worker.join()
+        self.assertFalse(call.active())
+        self.assertEqual(len(reactor_calls), 1)
+        self.reactor.advance(2)
+        self.assertEqual(self.calls, [])
+        del self.reactor.callFromThread
+        for function, args, kw in reactor_calls:
+            function(*args, **kw)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertTrue(self.dispatcher_.idle)
 
     def test_cancelled_at_stop(self):
         """Pending calls are cancelled when the dispatcher stops."""
@@ -671,6 +762,34 @@ class PeriodicTests(DispatcherTestCase):
         self.reactor.advance(10)
         self.assertEqual(old.ticks, [])
         self.assertEqual(len(new.ticks), 2)
+
+    def test_runs_in_a_queue_of_its_own(self):
+        """A tick neither waits for an event of the bot's own conversation (lifecycle
+        events) nor for another periodic handler's run."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Ticker("t")], pool)
+        dispatcher.dispatch(Event(source="botcore", type=EventType.LIFECYCLE))
+        self.reactor.advance(1)  # b
+        self.reactor.advance(9)  # a
+        self.assertEqual(
+            [job.args[0].type for job in pool.jobs],
+            [EventType.LIFECYCLE, EventType.PERIODIC, EventType.PERIODIC],
+        )
+        pool.run_all()
+        self.assertTrue(dispatcher.idle)
+
+    def test_holds_the_chain(self):
+        """A periodic run still going keeps its chain in use after a swap, so the old
+        processors are not shut down under it."""
+        pool = ManualThreadPool()
+        dispatcher = self.dispatcher([Ticker("t")], pool)
+        old = dispatcher.chain
+        self.reactor.advance(1)
+        dispatcher.set_chain([])
+        released = old.released()
+        self.assertNoResult(released)
+        pool.run_all()
+        self.successResultOf(released)
 
     def test_drain_waits_for_periodic(self):
         """A periodic run in progress counts as in flight when draining."""
