@@ -20,7 +20,7 @@ from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event, EventType, Lifecycle
-from botcore.interfaces import IBotControl, ISource
+from botcore.interfaces import IBotContext, IBotControl, ISource
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
 from botcore.loading.sources import Sources
@@ -28,6 +28,74 @@ from botcore.loading.watch import PluginWatcher
 from botcore.options import Option
 from botcore.processor import Processor
 from botcore.settings import read_config, section_resolver
+
+
+@implementer(IBotContext)
+class BotContext:
+    """What plugins' processors and sources get of the bot (`IBotContext`): a view of the
+    root that offers only that, so that the administrative operations stay with the admin
+    plugins (which get the `Bot` itself, as `IBotControl`). Reads through to the bot, so a
+    config reload's new settings and permissions are seen at once."""
+
+    __slots__ = ("_bot",)
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    @property
+    def name(self) -> str:
+        return self._bot.name
+
+    @property
+    def names(self) -> list[str]:
+        return self._bot.names
+
+    @property
+    def version(self) -> str:
+        return self._bot.version
+
+    @property
+    def reactor(self) -> Any:
+        return self._bot.reactor
+
+    @property
+    def config(self) -> Config:
+        return self._bot.config
+
+    @property
+    def auth(self) -> Permissions:
+        return self._bot.auth
+
+    @property
+    def state(self) -> str:
+        return self._bot.state
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self._bot.started_at
+
+    def get_source(self, name: str | None) -> ISource | None:
+        return self._bot.get_source(name)
+
+    def dispatch(self, event: Event) -> Deferred[Event]:
+        return self._bot.dispatch(event)
+
+    def call_later(
+        self, delay: float, function: Any, event: Event, *args: Any, **kw: Any
+    ) -> ScheduledCall:
+        return self._bot.call_later(delay, function, event, *args, **kw)
+
+    def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
+        self._bot.call_from_thread(function, *args, **kw)
+
+    def loaded(self) -> dict[str, list[Processor]]:
+        return self._bot.loaded()
+
+    def seconds(self) -> float:
+        return self._bot.seconds()
+
+    def now(self) -> datetime:
+        return self._bot.now()
 
 
 @implementer(IBotControl)
@@ -80,7 +148,10 @@ class Bot(MultiService):
             on_fatal=self._fatal,
         )
         self.dispatcher.setServiceParent(self)
-        self.plugins = Plugins(self, self.reloader, self.dispatcher, lambda: self.config)
+        self.context = BotContext(self)
+        self.plugins = Plugins(
+            self.context, self.reloader, self.dispatcher, lambda: self.config, control=self
+        )
         self.plugins.setServiceParent(self)
         self.sources = Sources()
         self.sources.setServiceParent(self)
@@ -147,7 +218,7 @@ class Bot(MultiService):
     def add_source(self, name: str, section: dict[str, Any]) -> ISource:
         """Instantiate a source from its config section and add it to the tree."""
         cls = self.reloader.source_class(section["type"])
-        source = cls(name, self, section)
+        source = cls(name, self.context, section)
         source.setup()
         source.setServiceParent(self.sources)
         self._configured_sources.add(name)
@@ -177,7 +248,7 @@ class Bot(MultiService):
         swap = self.reloader.reimport_source(section["type"])
         try:
             cls = self.reloader.source_class(section["type"], swap.module)
-            source = cls(name, self, section)
+            source = cls(name, self.context, section)
             source.setup()
         except Exception as e:
             files = swap.files()

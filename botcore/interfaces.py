@@ -83,6 +83,7 @@ class IProcessor(Interface):
     processed = Attribute("Also run for events already processed.")
     autoload = Attribute("Loaded by default when its plugin is loaded.")
     permission = Attribute("The permission @authorise handlers check, or None.")
+    control = Attribute("Whether its bot is the administrative IBotControl (admin plugins).")
     usage = Attribute("How to use it, one line per command.")
     features = Attribute("Feature names (for help).")
     config = Attribute("The parsed values of the plugin's config section.")

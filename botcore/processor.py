@@ -345,6 +345,10 @@ class Processor:
     processed: bool = False
     priority: int = Priority.COMMANDS
     autoload: bool = True
+    #: Whether the processor's ``bot`` is the administrative `IBotControl` (load, unload
+    #: and reload plugins and sources, reload the config, stop) rather than only the
+    #: `IBotContext` every processor gets: the admin plugins' processors set this.
+    control: ClassVar[bool] = False
     permission: str | None = None
     usage: str = ""
     features: tuple[str, ...] = ()
@@ -381,9 +385,7 @@ class Processor:
         cls._handler_specs = tuple(handlers.values())
         cls._periodic_specs = tuple(periodics.values())
 
-    def __init__(
-        self, name: str, bot: IBotContext | None = None, config: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, name: str, bot: IBotContext, config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.bot = bot
         self.config = dict(config or {})
@@ -477,7 +479,7 @@ class Processor:
 
     def authorised(self, event: Event, permission: str | None) -> bool:
         """Whether the event's sender holds ``permission`` (a direct check for plugins)."""
-        if permission is None or self.bot is None:
+        if permission is None:
             return False
         return self.bot.auth.authorise(event, permission)
 

@@ -43,9 +43,7 @@ class Source(Service):
 
     log = Logger()
 
-    def __init__(
-        self, name: str, bot: IBotContext | None, config: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, name: str, bot: IBotContext, config: dict[str, Any] | None = None) -> None:
         self.setName(name)
         self.bot = bot
         self.config = dict(config or {})
@@ -76,10 +74,7 @@ class Source(Service):
         """Every name the bot answers to here, each once (compared case-blind): its current
         nick on this source first, then the configured ``[bot] name`` and ``names``. Any
         thread: it reads only values the reactor thread replaces whole."""
-        names = [self.nick] if self.nick else []
-        if self.bot is not None:
-            names.extend(self.bot.names)
-        return unique_names(names)
+        return unique_names([self.nick, *self.bot.names])
 
     def is_channel(self, target: str) -> bool:
         """Whether ``target`` is a channel here rather than a person. The base knows no
@@ -96,8 +91,7 @@ class Source(Service):
         replies (to this source or any other, through `send`). The Deferred fires with the
         event once its replies have been sent, and never fails: errors are logged (and,
         for a stopping bot, told to the sender through `rejected`)."""
-        assert self.bot is not None, "a source needs a bot to dispatch to"
-        d = self.bot.dispatcher.dispatch(event)
+        d = self.bot.dispatch(event)
         d.addErrback(self._failed, event)
         return d
 
@@ -127,17 +121,15 @@ def unique_names(names: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(unique)
 
 
-def names_on(bot: IBotContext | None, source: str | None) -> tuple[str, ...]:
+def names_on(bot: IBotContext, source: str | None) -> tuple[str, ...]:
     """The names the bot answers to on the source called ``source``: its `Source.names`,
     or, when no such source is running, the configured names. Any thread."""
-    if bot is None:
-        return ()
     found = bot.get_source(source)
     return found.names() if found is not None else unique_names(bot.names)
 
 
-def is_channel_on(bot: IBotContext | None, source: str | None, target: str) -> bool:
+def is_channel_on(bot: IBotContext, source: str | None, target: str) -> bool:
     """Whether ``target`` is a channel on the source called ``source``, as that source
     says; False when no such source is running. Any thread."""
-    found = bot.get_source(source) if bot is not None else None
+    found = bot.get_source(source)
     return found is not None and found.is_channel(target)

@@ -14,6 +14,7 @@ from twisted.internet.threads import blockingCallFromThread
 from botcore.config import ConfigErrors, UnknownSection, default_local_path
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event
+from botcore.interfaces import IBotControl
 from botcore.processor import Priority, Processor, authorise, match
 
 _SECTION_KEY = re.compile(r"^(?P<section>[A-Za-z][\w:.-]*?)\.(?P<key>[A-Za-z_]\w*)$")
@@ -80,6 +81,9 @@ class Admin(Processor):
     )
     features = ("admin",)
     priority = Priority.EARLY
+    # Its bot is the administrative interface, not only the context other plugins get.
+    control = True
+    bot: IBotControl
 
     # -- on the reactor ---------------------------------------------------------------
 

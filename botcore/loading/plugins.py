@@ -18,7 +18,7 @@ from botcore.processor import Priority, Processor
 if TYPE_CHECKING:
     from botcore.config import Config
     from botcore.dispatch.dispatcher import Dispatcher
-    from botcore.interfaces import IBotContext
+    from botcore.interfaces import IBotContext, IBotControl
     from botcore.loading.reloader import Reloader
 
 
@@ -43,17 +43,20 @@ class Plugins(Service):
         reloader: Reloader,
         dispatcher: Dispatcher,
         config: Callable[[], Config],
+        control: IBotControl | None = None,
     ) -> None:
-        """``context`` is what the processors are given; ``config`` returns the bot's
+        """``context`` is what the processors are given as their bot, ``control`` what
+        those that ask for the administrative operations get; ``config`` returns the bot's
         current configuration (a reload replaces it)."""
         self.setName("plugins")
         self.context = context
+        self.control = control
         self.reloader = reloader
         self.dispatcher = dispatcher
         self._config = config
         self.loaded: dict[str, list[Processor]] = {}
         self.failed: dict[str, str] = {}
-        #: Plugin -> when (the context's seconds()) its current version was loaded, and how often.
+        #: Plugin -> when (``context.seconds()``) its current version was loaded, how often.
         self.versions: dict[str, tuple[float, int]] = {}
         #: Chains swapped out while events were still running with them.
         self._retired: list[Chain] = []
@@ -82,7 +85,7 @@ class Plugins(Service):
         """The plugin's processors, instantiated and set up; on failure those set up
         already are shut down again. A priority outside the bands fails the plugin."""
         config = self._config().section(f"plugin:{name}")
-        processors = self.reloader.processors(name, self.context, config, module)
+        processors = self.reloader.processors(name, self.context, config, module, self.control)
         for processor in processors:
             Priority.check(processor)
         ready: list[Processor] = []

@@ -30,7 +30,7 @@ from botcore.options import BoolOption, ListOption, Option, options_of
 from botcore.processor import Processor, ProcessorOverrides
 
 if TYPE_CHECKING:
-    from botcore.interfaces import IBotContext
+    from botcore.interfaces import IBotContext, IBotControl
     from botcore.source import Source
 
 PLUGIN_ENTRY_POINTS = "botcore.plugins"
@@ -341,19 +341,29 @@ class Reloader:
     def processors(
         self,
         name: str,
-        bot: IBotContext | None,
+        context: IBotContext,
         config: dict[str, Any],
         module: ModuleType | None = None,
+        control: IBotControl | None = None,
     ) -> list[Processor]:
         """Instantiate the processors of plugin NAME (of ``module``, by default the one
-        imported) that the load rules allow."""
+        imported) that the load rules allow. Each gets ``context`` as its bot, or
+        ``control`` if its class asks for the administrative operations (``control =
+        True``) and one is given; otherwise such a processor is refused."""
         module = module or self.plugin_module(name)
         whole = self._whole_plugin(name) or not self._named(name)
         found = []
         for cls in self.processor_classes(module):
             qualified = f"{name}.{cls.__name__}"
             if qualified in self.load or (whole and cls.autoload and qualified not in self.noload):
-                found.append(cls(name, bot, config))
+                if cls.control:
+                    if control is None:
+                        raise ValueError(
+                            f"{qualified} needs the administrative interface, not given here"
+                        )
+                    found.append(cls(name, control, config))
+                else:
+                    found.append(cls(name, context, config))
         return found
 
     # -- sources --------------------------------------------------------------
