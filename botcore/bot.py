@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
@@ -20,7 +20,7 @@ from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event, EventType, Lifecycle
-from botcore.interfaces import IBotContext, IBotControl, ISource
+from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
 from botcore.loading.sources import Sources
@@ -55,7 +55,7 @@ class BotContext:
         return self._bot.version
 
     @property
-    def reactor(self) -> Any:
+    def reactor(self) -> Reactor:
         return self._bot.reactor
 
     @property
@@ -113,14 +113,18 @@ class Bot(MultiService):
         self,
         config: Config,
         *,
-        reactor: Any = None,
+        reactor: Reactor | None = None,
         threadpool: Any = None,
         reloader: Reloader | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
-            from twisted.internet import reactor
-        self.reactor = reactor
+            # The root is the one place the global reactor is resolved; everything else
+            # is handed this one.
+            from twisted.internet import reactor as global_reactor
+
+            reactor = cast(Reactor, global_reactor)
+        self.reactor: Reactor = reactor
         self.config = config
         self.version = botcore.__version__
         self.reloader = reloader or Reloader()
@@ -172,7 +176,7 @@ class Bot(MultiService):
     # -- context for plugins and sources ----------------------------------------
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self.config.section("bot").get("name", "botcore")
 
     @name.setter
@@ -200,11 +204,13 @@ class Bot(MultiService):
 
     def section_options(self, section: str, values: Mapping[str, str]) -> dict[str, Option]:
         """The options ``[section]`` may hold (`UnknownSection` for one it may not)."""
-        return section_resolver(self.reloader)(section, values)
+        return dict(section_resolver(self.reloader)(section, values))
 
     def stop(self) -> None:
         """Stop the reactor, and so the bot (its services stop first). Any thread."""
-        self.reactor.callFromThread(self.reactor.stop)
+        # The running reactor's own stop (a test's reactor may have one too).
+        reactor: Any = self.reactor
+        reactor.callFromThread(reactor.stop)
 
     def get_source(self, name: str | None) -> ISource | None:
         """The running source called ``name``, or None."""
@@ -393,12 +399,14 @@ class Bot(MultiService):
         ensureDeferred(self._stop_children()).addBoth(lambda _: self._stop_reactor())
 
     def _stop_reactor(self) -> None:
-        if getattr(self.reactor, "running", False):
-            self.reactor.stop()
-        elif hasattr(self.reactor, "callWhenRunning"):
+        # The global reactor, or a test's: whatever of running/stop/callWhenRunning it has.
+        reactor: Any = self.reactor
+        if getattr(reactor, "running", False):
+            reactor.stop()
+        elif hasattr(reactor, "callWhenRunning"):
             # twistd starts the services before it runs the reactor, so a start that
             # fails at once (a port in use) must stop the reactor once it runs.
-            self.reactor.callWhenRunning(self.reactor.stop)
+            reactor.callWhenRunning(reactor.stop)
 
     def stopService(self) -> Deferred[None]:
         """Drain in-flight events (bounded), then stop sources, plugins, dispatcher and
@@ -533,4 +541,5 @@ def _local_of(config: Config) -> str | None:
 def _one_line(failure: Failure) -> str:
     message = failure.getErrorMessage().strip().splitlines()
     text = message[0] if message else ""
-    return f"{failure.type.__name__}: {text}" if text else failure.type.__name__
+    kind = failure.type.__name__ if failure.type is not None else "error"
+    return f"{kind}: {text}" if text else kind

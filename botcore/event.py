@@ -175,6 +175,7 @@ class Event:
         if fields and not Response.FIELDS.issuperset(fields):
             unknown = set(fields) - Response.FIELDS
             raise TypeError(f"unknown response field(s): {', '.join(sorted(unknown))}")
+        reply: Response
         if isinstance(response, Response):
             reply = response.replace(**fields) if fields else response
             if reply.source is None:
@@ -182,15 +183,16 @@ class Event:
             if reply.target is None and reply.source == self.source:
                 reply = reply.replace(target=self.channel)
         else:
-            if params is not None and isinstance(response, str):
-                response = response % params
+            text = (
+                response % params if params is not None and isinstance(response, str) else response
+            )
             # Where it goes is filled in before the reply is built: one object, not three.
             source = fields.get("source")
             if source is None:
                 source = fields["source"] = self.source
             if fields.get("target") is None and source == self.source:
                 fields["target"] = self.channel
-            reply = Response(response, **fields)
+            reply = Response(text, **fields)
         self.responses.append(reply)
         if processed:
             self.processed = True

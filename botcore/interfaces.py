@@ -5,8 +5,28 @@ Implementations declare them with ``@implementer`` and tests check them with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
 from twisted.application.service import IService
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
+
+
+class Reactor(Protocol):
+    """What the core uses of a reactor: its clock and the hand-off from worker threads.
+    The global reactor fits, and in tests `botcore.testing.InlineReactor` (a `Clock` that
+    runs ``callFromThread`` at once). Only the root service resolves the global one."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> IDelayedCall: ...
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
 
 
 class ISource(IService):
@@ -119,7 +139,10 @@ class IBotContext(Interface):
         "answers to on one source (its nick there too) is that source's `ISource.names`."
     )
     version = Attribute("botcore's version.")
-    reactor = Attribute("The reactor sources connect and time with. Reactor thread only.")
+    reactor = Attribute(
+        "The reactor (a `Reactor`; the global one in a running bot) sources connect and "
+        "time with. Reactor thread only, but for ``callFromThread``."
+    )
     config = Attribute("The bot's whole validated configuration (`botcore.config.Config`).")
     state = Attribute("The lifecycle state (`botcore.event.Lifecycle`).")
     started_at = Attribute("When the bot finished starting (aware UTC datetime), or None.")

@@ -119,7 +119,9 @@ class ProcessControl(Service):
     ) -> None:
         self.setName("process")
         self.bot = bot
-        self.reactor = reactor if reactor is not None else bot.reactor
+        # The process-level hooks (callWhenRunning, stop, signals) of the reactor the bot
+        # runs on: the global one under twistd.
+        self.reactor: Any = reactor if reactor is not None else bot.reactor
         self.publisher = publisher if publisher is not None else globalLogPublisher
         self._set_signal = set_signal
         self._get_signal = get_signal

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -211,11 +211,9 @@ def delete_account(session: Session, account: Account) -> None:
     """Delete the account, its attributes, credentials and permissions; its identities
     stay, unlinked."""
     for model in (Attribute, Credential, Permission):
-        session.execute(model.__table__.delete().where(model.account_id == account.id))
+        session.execute(delete(model).where(model.account_id == account.id))
     session.execute(
-        Identity.__table__.update()
-        .where(Identity.account_id == account.id)
-        .values(account_id=None)
+        update(Identity).where(Identity.account_id == account.id).values(account_id=None)
     )
     session.delete(account)
     session.flush()

@@ -108,7 +108,7 @@ class Permissions:
         self._source_permissions = source_permissions or (lambda name: [])
         self._global = parse_grants(self.permissions)
         self._senders = {key: parse_grants([value]) for key, value in self.grants.items()}
-        self.state = previous.state if previous is not None else AuthState()
+        self.state: AuthState = previous.state if previous is not None else AuthState()
         # A reload (SIGHUP) also picks up accounts changed outside the bot (botcore-setup).
         self._clear()
 

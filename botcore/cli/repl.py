@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from botcore.bot import Bot
 from botcore.config import Config, ConfigErrors
 from botcore.errors import PluginNotFound
-from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.event import Event, EventType, Lifecycle, Message, Response, Sender
 from botcore.loading.reloader import Reloader
 from botcore.settings import read_config
 from botcore.source import Source
@@ -200,7 +200,7 @@ class Console:
             # As the core's Addressed would: a private message is meant for the bot (this
             # way plugins answer in private with --no-core too).
             addressed=not self.public,
-            message=text,
+            message=Message(text),
         )
 
     def command(self, line: str) -> bool:
@@ -343,7 +343,13 @@ def _run_reactor(console: Console, lines: Iterator[str], reactor: Any, stdin: IO
     def read() -> None:
         try:
             for line in lines:
-                if not blockingCallFromThread(reactor, console.handle_line, line):
+                # mypy cannot solve Twisted's "f returns _R or Deferred[_R]" for a Deferred.
+                go_on: bool = blockingCallFromThread(
+                    reactor,
+                    console.handle_line,  # type: ignore[arg-type]
+                    line,
+                )
+                if not go_on:
                     break
         except Exception:
             traceback.print_exc()

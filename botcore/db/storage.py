@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, UniqueConstraint, and_, bindparam, select
+from sqlalchemy import JSON, Integer, UniqueConstraint, and_, bindparam, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.db.engine import mark_written
@@ -48,7 +48,7 @@ _table = PluginData.__table__
 _match = and_(_table.c.plugin == bindparam("p_plugin"), _table.c.key == bindparam("p_key"))
 _GET = select(_table.c.value).where(_match)
 _HAS = select(_table.c.id).where(_match)
-_DELETE = _table.delete().where(_match)
+_DELETE = delete(PluginData).where(_match)
 _KEYS = select(_table.c.key).where(_table.c.plugin == bindparam("p_plugin"))
 
 

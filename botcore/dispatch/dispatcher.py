@@ -25,7 +25,7 @@ from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, EventType
-from botcore.interfaces import IScheduledCall
+from botcore.interfaces import IScheduledCall, Reactor
 from botcore.options import FloatOption, IntOption
 
 if TYPE_CHECKING:
@@ -104,14 +104,12 @@ class Dispatcher(Service):
         self,
         config: dict[str, Any] | None = None,
         *,
-        reactor: Any = None,
+        reactor: Reactor,
         threadpool: Any = None,
         database: Database | None = None,
         sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
         self.setName("dispatcher")
         self.config = dict(config or {})
         self.reactor = reactor
@@ -184,7 +182,13 @@ class Dispatcher(Service):
         self._drain_waiters.append(d)
         if timeout is not None:
             timer = self.reactor.callLater(timeout, self._drain_timeout, d, timeout)
-            d.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])
+
+            def stop_timer(drained: bool) -> bool:
+                if timer.active():
+                    timer.cancel()
+                return drained
+
+            d.addCallback(stop_timer)
         return d
 
     @property
@@ -396,7 +400,7 @@ class Dispatcher(Service):
                 function, args, kw = call
                 self._thd_run(event, function, args, kw, getattr(function, "__qualname__", "call"))
             for step in chain.steps(event.type):
-                if type(step) is MatchRun:
+                if isinstance(step, MatchRun):
                     step.run(event, lambda p: self._thd_run(event, p.process, (), {}, p))
                 elif step.accepts(event):
                     self._thd_run(event, step.process, (), {}, step)

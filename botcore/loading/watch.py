@@ -17,6 +17,7 @@ from twisted.python.filepath import FilePath
 from botcore.errors import PluginLoadError, PluginNotFound
 
 if TYPE_CHECKING:
+    from botcore.interfaces import Reactor
     from botcore.loading.plugins import Plugins
 
 
@@ -32,7 +33,7 @@ class PluginWatcher(Service):
         self,
         plugins: Plugins,
         *,
-        reactor: Any,
+        reactor: Reactor,
         interval: float = 1.0,
         delay: float = 0.3,
         inotify: bool | None = None,
@@ -72,7 +73,7 @@ class PluginWatcher(Service):
             self._watch_directories()
         else:
             self._loop = LoopingCall(self.poll)
-            self._loop.clock = self.reactor
+            self._loop.clock = self.reactor  # type: ignore[assignment]  # it has callLater
             self._loop.start(self.interval, now=False)
         self.log.info(
             "autoreload: watching {count} file(s) by {how}",
