@@ -24,12 +24,15 @@ def identify(bot: IBotContext, event: Event) -> None:
     sender = event.sender
     if sender is None or event._session_factory is None or event.identity is not None:
         return
-    try:
-        event.identity, event.account = bot.auth.identity_of(
-            event.session, event.source, sender.id
-        )
-    except AccountError:
-        return  # an id too long to store: the sender stays anonymous
+    # A sender seen before is known without the database, so an event that no later
+    # processor needs a session for opens none.
+    found = bot.auth.known_identity(event.source, sender.id)
+    if found is None:
+        try:
+            found = bot.auth.identity_of(event.session, event.source, sender.id)
+        except AccountError:
+            return  # an id too long to store: the sender stays anonymous
+    event.identity, event.account = found
     if event.account is None:
         return
     now = bot.seconds()

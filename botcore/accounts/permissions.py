@@ -145,15 +145,20 @@ class Permissions:
 
     # -- caches (worker threads) ------------------------------------------------------
 
+    def known_identity(self, source: str, identity: str) -> tuple[int, int | None] | None:
+        """(identity id, account id) of a sender seen before, from the cache alone (no
+        database), or None. Any thread."""
+        with self.state.lock:
+            return self.state.identities.get((source.casefold(), identity.casefold()))
+
     def identity_of(self, session: Session, source: str, identity: str) -> tuple[int, int | None]:
         """(identity id, account id) of a sender, creating the identity on first sight."""
         from botcore.accounts import models as accounts
 
-        key = (source.casefold(), identity.casefold())
-        with self.state.lock:
-            found = self.state.identities.get(key)
+        found = self.known_identity(source, identity)
         if found is not None:
             return found
+        key = (source.casefold(), identity.casefold())
         row = accounts.find_identity(session, source, identity)
         if row is None:
             # Not cached yet: the new row exists only once the session commits.
