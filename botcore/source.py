@@ -46,6 +46,7 @@ class Source(Service):
     def __init__(self, name: str, bot: IBotContext, config: dict[str, Any] | None = None) -> None:
         self.setName(name)
         self.bot = bot
+        self._names: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None
         self.config = dict(config or {})
         self.nick: str | None = None
         self.state = "stopped"
@@ -74,7 +75,13 @@ class Source(Service):
         """Every name the bot answers to here, each once (compared case-blind): its current
         nick on this source first, then the configured ``[bot] name`` and ``names``. Any
         thread: it reads only values the reactor thread replaces whole."""
-        return unique_names([self.nick, *self.bot.names])
+        given = (self.nick, *self.bot.names)
+        # Asked twice for every message (secrets, addressing): worked out again only when
+        # the nick or the configured names change. One tuple, replaced whole.
+        last = self._names
+        if last is None or last[0] != given:
+            last = self._names = (given, unique_names(given))
+        return last[1]
 
     def is_channel(self, target: str) -> bool:
         """Whether ``target`` is a channel here rather than a person. The base knows no

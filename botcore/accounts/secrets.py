@@ -64,6 +64,11 @@ _FIND = re.compile(
 )
 
 
+# Every command above has one of these words, matched with the same flags: a text
+# without any cannot hold a secret command, and most texts are told so by this alone.
+_MAYBE = re.compile(r"auth|password|token", _FLAGS)
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret-carrying command found in a text: the text with the secret replaced by
@@ -78,6 +83,8 @@ class Secret:
 
 
 def _find(text: str, anywhere: bool) -> re.Match[str] | None:
+    if _MAYBE.search(text) is None:
+        return None
     if anywhere:
         return _FIND.search(text)
     return _FIND.match(text, len(text) - len(text.lstrip()))
@@ -100,6 +107,8 @@ def take_secret(text: str, names: Iterable[str]) -> Secret | None:
     start of the text, or of what follows (or precedes) the bot's name in any form of
     address `botcore.addressing` knows (``bot> auth x`` as much as ``auth x, bot``). None
     when the text is no such command."""
+    if _MAYBE.search(text) is None:
+        return None
     address = parse_address(text, names, verbs=())
     body = address.body if address is not None else text
     found = _find(body, anywhere=False)
