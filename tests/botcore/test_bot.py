@@ -14,8 +14,7 @@ from botcore.event import Event, EventType, Lifecycle, Response, Sender
 from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool
 
 PLUGINS = "tests.botcore.fixtures_plugins"
 SOURCES = "tests.botcore.fixtures_sources"

@@ -10,8 +10,8 @@ from zope.interface.verify import verifyClass, verifyObject
 from botcore.interfaces import IProcessor, ISource
 from botcore.processor import Processor, match
 from botcore.source import Source
+from botcore.testing import MemorySource
 from tests.botcore.fixtures_sources.fake import FakeSource
-from tests.fakes import RecordingSource
 
 
 class Hello(Processor):
@@ -35,9 +35,9 @@ class InterfaceTests(SynchronousTestCase):
         self.assertTrue(IService.providedBy(source))
         self.assertEqual((source.name, source.type, source.state), ("fake", "fake", "stopped"))
 
-    def test_recording_source(self):
+    def test_memory_source(self):
         """The shared test source provides ISource."""
-        self.assertTrue(verifyObject(ISource, RecordingSource()))
+        self.assertTrue(verifyObject(ISource, MemorySource()))
 
     def test_source_base(self):
         """The Source base class declares ISource; its send is left to subclasses."""

@@ -22,9 +22,8 @@ from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
 from botcore.processor import Processor, match
-from botcore.testing import InlineReactor, InlineThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool
 from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
-from tests.fakes import ManualThreadPool
 
 
 class Talk(Processor):

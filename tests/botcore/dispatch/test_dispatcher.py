@@ -7,19 +7,45 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, select
 from sqlalchemy import text as sql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.db.service import Database
 from botcore.dispatch.chain import Chain
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, EventType, Response, Sender
 from botcore.options import FloatOption
 from botcore.processor import Processor, handler, periodic
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool, Note, RecordingSource, note_texts, sqlite_database
+from botcore.testing import (
+    InlineReactor,
+    InlineThreadPool,
+    ManualThreadPool,
+    MemorySource,
+    sqlite_database,
+)
+
+
+class NoteBase(DeclarativeBase):
+    """Tables for these tests only, kept out of the core's metadata (and its migrations)."""
+
+
+class Note(NoteBase):
+    """A row a test processor writes."""
+
+    __tablename__ = "test_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+
+
+def note_texts(database: Database) -> list[str]:
+    """Every committed `Note`'s text, in insertion order (read in a fresh session)."""
+    with database.session_factory() as session:
+        return list(session.scalars(select(Note.text).order_by(Note.id)))
 
 
 class Step(Processor):
@@ -66,8 +92,8 @@ class DispatcherTestCase(SynchronousTestCase):
 
     def dispatcher(self, processors=(), pool=None, **config) -> Dispatcher:
         self.reactor = InlineReactor()
-        self.database = sqlite_database(self)
-        self.sources = {"irc": RecordingSource("irc"), "xmpp": RecordingSource("xmpp")}
+        self.database = sqlite_database(self, metadata=NoteBase.metadata)
+        self.sources = {"irc": MemorySource("irc"), "xmpp": MemorySource("xmpp")}
         self.fatal = []
         self.logged = []
         dispatcher = Dispatcher(
@@ -489,7 +515,7 @@ class RoutingTests(DispatcherTestCase):
             event.addresponse("b", source="xmpp")
 
         dispatcher = self.dispatcher([Step("r", [], 0, reply)])
-        broken = RecordingSource("irc2")
+        broken = MemorySource("irc2")
         broken.send = lambda response: 1 / 0
         self.sources["irc2"] = broken
         self.successResultOf(dispatcher.dispatch(message("x")))

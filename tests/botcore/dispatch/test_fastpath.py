@@ -28,8 +28,7 @@ from botcore.processor import (
     handler,
     match,
 )
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool
 
 # Characters that match each other case-blind in Python's re (IGNORECASE | UNICODE) beyond
 # plain upper/lower: the dotted and dotless i, the Kelvin sign, the long s, the micro sign.

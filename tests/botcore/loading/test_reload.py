@@ -22,8 +22,7 @@ from botcore.event import Event, EventType, Message, Sender
 from botcore.loading.reloader import Reloader
 from botcore.loading.watch import PluginWatcher
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool, RecordingSource
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, MemorySource
 
 PACKAGE = "tests.botcore.fixtures_plugins"
 
@@ -131,7 +130,7 @@ class ReloadCase(SynchronousTestCase):
         self.clock = InlineReactor()
         self.pool = threadpool or InlineThreadPool()
         bot = Bot(config, reactor=self.clock, threadpool=self.pool, reloader=reloader)
-        self.source = RecordingSource("test", bot)
+        self.source = MemorySource("test", bot)
         self.source.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
         self.addCleanup(self._stop, bot)
