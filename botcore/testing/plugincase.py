@@ -105,14 +105,18 @@ class PluginTestCase(SynchronousTestCase):
         self._configure_test_source()
         self.source = MemorySource(
             self.source_name,
-            self.bot,
+            self.bot.context,
             dict(self.config.section(f"source:{self.source_name}")),
             supports=self.source_supports,
             truncation=self.source_truncation,
         )
         self.source.setServiceParent(self.bot.sources)
         if self.extra_processors:
-            extra = [cls("testing", self.bot, {}) for cls in self.extra_processors]
+            # Each gets the bot a loaded plugin's processor would (see Reloader.processors).
+            extra = [
+                cls("testing", self.bot if cls.control else self.bot.context, {})
+                for cls in self.extra_processors
+            ]
             for processor in extra:
                 processor.setup()
             self.bot.plugins.loaded["testing"] = extra

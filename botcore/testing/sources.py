@@ -18,15 +18,16 @@ class MemorySource(Source):
     Its nick is the bot's name; it supports actions, notices and multi-line messages unless
     told otherwise, and has no truncation point unless given one. Its channels are the
     targets that start with one of ``chantypes`` (``#`` or ``&``, as on IRC, unless told
-    otherwise). Reactor thread."""
+    otherwise). Like every source it needs its bot: a `Bot`'s context, or a
+    `botcore.testing.StubContext` in a unit test. Reactor thread."""
 
     type = "memory"
     supports = frozenset({"action", "notice", "multiline"})
 
     def __init__(
         self,
-        name: str = "test",
-        bot: IBotContext | None = None,
+        name: str,
+        bot: IBotContext,
         config: dict[str, Any] | None = None,
         *,
         supports: Iterable[str] | None = None,
@@ -38,7 +39,7 @@ class MemorySource(Source):
             self.supports = frozenset(supports)
         self.truncation = truncation
         self.chantypes = chantypes
-        self.nick = bot.name if bot is not None else None
+        self.nick = bot.name
         self.sent: list[Response] = []
 
     def startService(self) -> None:

@@ -168,7 +168,7 @@ class ChildrenTests(BotTestCase):
         from tests.botcore.fixtures_sources.fake import FakeSource
 
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
-        hand = FakeSource("hand", bot)
+        hand = FakeSource("hand", bot.context)
         hand.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
         self.write("[bot]\nnoload = broken\n")
@@ -179,10 +179,12 @@ class ChildrenTests(BotTestCase):
         self.assertEqual([r.text for r in hand.sent], ["hi"])
 
     def test_sources_set_up(self):
-        """Sources are built from their section and set up when added."""
+        """Sources are built from their section and set up when added; their bot is the
+        bot's context, not the bot."""
         bot = self.bot("[source:one]\ntype = fake\nport = 7000\n")
         source = bot.get_source("one")
-        self.assertEqual((source.port, source.setups, source.bot), (7000, 1, bot))
+        self.assertEqual((source.port, source.setups), (7000, 1))
+        self.assertIs(source.bot, bot.context)
 
     def test_source_start_fails(self):
         """A source whose start fails makes the bot 'failed' with exit code 1, logged in one
@@ -260,7 +262,7 @@ class PluginTests(BotTestCase):
             def die(self, event):
                 raise SystemExit(0)
 
-        bot.dispatcher.set_chain([*bot.plugins.processors(), Dies("dies", bot)])
+        bot.dispatcher.set_chain([*bot.plugins.processors(), Dies("dies", bot.context)])
         bot.get_source("one").dispatch(message("die"))
         self.assertEqual(bot.exit_code, 1)
         self.assertIn("a processor asked the bot to exit: SystemExit: 0", self.logged_texts())
@@ -423,7 +425,7 @@ class ContextTests(BotTestCase):
             "[bot]\nnoload = broken\n[source:one]\ntype = fake\n[source:two]\ntype = fake\n"
         )
         self.successResultOf(bot.startService())
-        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot)])
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot.context)])
         event = self.successResultOf(bot.dispatch(message("relay")))
         self.assertEqual([r.text for r in event.responses], ["here", "there"])
         self.assertEqual([r.text for r in bot.get_source("one").sent], ["here"])
@@ -441,7 +443,7 @@ class ContextTests(BotTestCase):
 
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
         self.successResultOf(bot.startService())
-        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot)])
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot.context)])
         self.successResultOf(bot.stopService())
         self.assertEqual([r.text for r in bot.get_source("one").sent], ["stopping", "stopped"])
 

@@ -22,7 +22,7 @@ class MemoTestCase(PluginTestCase):
 
     def other_source(self, name: str = "irc") -> MemorySource:
         """A second source on the bot, as for a bot on two networks."""
-        source = MemorySource(name, self.bot, {})
+        source = MemorySource(name, self.bot.context, {})
         source.setServiceParent(self.bot.sources)
         return source
 
@@ -48,7 +48,9 @@ class MemoTestCase(PluginTestCase):
         self.bot = Bot(self.config, reactor=self.clock, threadpool=self.threadpool)
         self._configure_test_source()
         self.source = MemorySource(
-            self.source_name, self.bot, dict(self.config.section(f"source:{self.source_name}"))
+            self.source_name,
+            self.bot.context,
+            dict(self.config.section(f"source:{self.source_name}")),
         )
         self.source.setServiceParent(self.bot.sources)
         self.successResultOf(self.bot.startService())

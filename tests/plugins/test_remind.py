@@ -205,7 +205,7 @@ class RestartTests(PluginTestCase):
         self.bot = Bot(
             read_config(self.directory / "bot.ini"), reactor=clock, threadpool=InlineThreadPool()
         )
-        self.source = MemorySource("test", self.bot, {})
+        self.source = MemorySource("test", self.bot.context, {})
         self.source.setServiceParent(self.bot.sources)
         self.successResultOf(self.bot.startService())
         return self.source
@@ -245,7 +245,7 @@ class ReloadTests(PluginTestCase):
         self.say("remind me in 10 minutes to stretch")
         old = self.processor("Remind")
         old.shutdown()
-        new = Remind("remind", self.bot, {})
+        new = Remind("remind", self.bot.context, {})
         new.setup()
         self.bot.plugins.loaded["remind"] = [new]
         self.bot.dispatcher.set_chain(self.bot.plugins.processors())

@@ -3,10 +3,12 @@ processors that are not autoloaded, and what an unknown plugin or source says.""
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.errors import PluginNotFound
 from botcore.loading.reloader import Reloader
+from botcore.testing import StubContext
 from tests.botcore.fixtures_plugins import echo, greet
 from tests.botcore.fixtures_sources.fake import FakeSource
 
@@ -19,10 +21,15 @@ def reloader(**config) -> Reloader:
     return Reloader(config, plugin_package=PLUGINS, source_package=SOURCES)
 
 
+def context() -> StubContext:
+    """A bot for the processors the reloader builds."""
+    return StubContext(reactor=Clock())
+
+
 def loaded(reloader: Reloader) -> dict[str, list[str]]:
     """Plugin -> names of the processors the rules load."""
     return {
-        name: [type(p).__name__ for p in reloader.processors(name, None, {})]
+        name: [type(p).__name__ for p in reloader.processors(name, context(), {})]
         for name in reloader.wanted_plugins()
     }
 
@@ -88,12 +95,14 @@ class LoadRuleTests(SynchronousTestCase):
         """A plugin load names that does not exist is wanted, and fails when loaded."""
         rules = reloader(autoload=False, load=["karma"])
         self.assertEqual(rules.wanted_plugins(), ["karma"])
-        self.assertRaises(PluginNotFound, rules.processors, "karma", None, {})
+        self.assertRaises(PluginNotFound, rules.processors, "karma", context(), {})
 
     def test_processors_get_config(self):
         """Processors are built with their plugin name, bot and section."""
-        [processor] = reloader().processors("greet", None, {"greeting": "yo"})
+        bot = context()
+        [processor] = reloader().processors("greet", bot, {"greeting": "yo"})
         self.assertEqual((processor.name, processor.greeting), ("greet", "yo"))
+        self.assertIs(processor.bot, bot)
 
     def test_processor_classes(self):
         """A plugin's processors are the classes it defines, in definition order."""
