@@ -8,9 +8,11 @@ from pathlib import Path
 
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from botcore.bot import Bot
 from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.interfaces import IBotContext, IBotControl
 from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
 from botcore.settings import read_config
@@ -399,6 +401,38 @@ class ReloadTests(BotTestCase):
 
 class ContextTests(BotTestCase):
     """What plugins reach through the bot."""
+
+    def test_context_provides_interface(self):
+        """The context plugins and sources are given provides IBotContext, and only that:
+        none of the administrative operations."""
+        bot = self.bot("[source:one]\ntype = fake\n")
+        self.assertTrue(verifyObject(IBotContext, bot.context))
+        self.assertFalse(IBotControl.providedBy(bot.context))
+        for name in ("plugins", "reload_config", "load_source", "stop"):
+            self.assertFalse(hasattr(bot.context, name), name)
+
+    def test_bot_provides_control(self):
+        """The bot itself provides IBotControl (for the admin plugins)."""
+        bot = self.bot("[source:one]\ntype = fake\n")
+        self.assertTrue(verifyObject(IBotControl, bot))
+
+    def test_processors_get_context(self):
+        """The fixture plugins' processors (none asks for control) are given the bot's
+        context, whatever the plugin."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        processors = bot.plugins.processors()
+        self.assertEqual(len(processors), 4)
+        for processor in processors:
+            self.assertIs(processor.bot, bot.context, processor)
+
+    def test_context_reads_through(self):
+        """The context reads through to the bot: a reloaded config's names are seen."""
+        bot = self.bot("[bot]\nname = robo\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        self.write("[bot]\nname = robbie\nnoload = broken\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual((bot.context.name, bot.context.config), ("robbie", bot.config))
 
     def test_names(self):
         """The bot's name and other names come from [bot]."""
