@@ -101,6 +101,20 @@ class PluginTestCase(SynchronousTestCase):
         self.config = read_config(self.write_config())
         self.clock = InlineReactor()
         self.threadpool = InlineThreadPool()
+        self._start_bot()
+        self.replies: list[Response] = []
+
+    def restart(self) -> None:
+        """Stop the bot and start a new one on the same configuration file, database and
+        clock, as after a restart of the process: ``self.bot`` and ``self.source`` are the
+        new ones (sources added by the test are gone)."""
+        self._stop_bot()
+        self.config = read_config(self.directory / "bot.ini")
+        self._start_bot()
+
+    def _start_bot(self) -> None:
+        """Build and start the test bot of ``self.config``, with its test source and the
+        extra processors; fail the test if it or a plugin did not start."""
         self.bot = Bot(self.config, reactor=self.clock, threadpool=self.threadpool)
         self._configure_test_source()
         self.source = MemorySource(
@@ -138,7 +152,6 @@ class PluginTestCase(SynchronousTestCase):
             self._stop_bot()
             self.flushLoggedErrors()
             self.fail("the test bot did not start: " + "; ".join(problems))
-        self.replies: list[Response] = []
 
     def tearDown(self) -> None:
         self._stop_bot()

@@ -337,6 +337,38 @@ class LimitedSourceTests(PluginTestCase):
         self.assertEqual(self.responses("echo 0123456789abc"), ["0123456\N{HORIZONTAL ELLIPSIS}"])
 
 
+class Tally(Processor):
+    """Counts 'count' messages in the database (state that outlives the bot)."""
+
+    @match("count")
+    def count(self, event):
+        from botcore.db.storage import PluginStore
+
+        store = PluginStore(event.session, "testing")
+        store.set("count", store.get("count", 0) + 1)
+        event.addresponse(str(store.get("count")))
+
+
+class RestartTests(PluginTestCase):
+    """restart(): a new bot on the same configuration, database and clock."""
+
+    extra_processors = (Tally,)
+
+    def test_restart(self):
+        """The new bot and test source replace the old ones, running on the same clock;
+        what was stored is still there."""
+        self.assertEqual(self.responses("count"), ["1"])
+        old_bot, old_source = self.bot, self.source
+        self.clock.advance(60)
+        self.restart()
+        self.assertEqual(old_bot.state, Lifecycle.STOPPED)
+        self.assertIsNot(self.bot, old_bot)
+        self.assertIsNot(self.source, old_source)
+        self.assertIs(self.bot.reactor, self.clock)
+        self.assertEqual(self.bot.state, Lifecycle.RUNNING)
+        self.assertEqual(self.responses("count"), ["2"])
+
+
 class TearDownTests(SynchronousTestCase):
     """tearDown stops the bot cleanly."""
 

@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Bot
-from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
+from botcore.testing import PluginTestCase
 from plugins.remind import (
     ReminderError,
     next_at,
@@ -195,20 +193,6 @@ class RestartTests(PluginTestCase):
     """Reminders survive a restart of the bot."""
 
     load = ["remind"]
-
-    def restart(self) -> MemorySource:
-        """Stop the bot and start a new one on the same configuration and database."""
-        self.successResultOf(self.bot.stopService())
-        clock = InlineReactor()
-        clock.advance(self.clock.seconds())
-        self.clock = clock
-        self.bot = Bot(
-            read_config(self.directory / "bot.ini"), reactor=clock, threadpool=InlineThreadPool()
-        )
-        self.source = MemorySource("test", self.bot.context, {})
-        self.source.setServiceParent(self.bot.sources)
-        self.successResultOf(self.bot.startService())
-        return self.source
 
     def test_restart(self):
         """A reminder set before a restart is delivered by the new bot, on time."""
