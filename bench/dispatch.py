@@ -24,6 +24,7 @@ from botcore.event import Event
 from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
 from botcore.settings import read_config
+from botcore.testing import StubContext
 
 SYNTHETIC = "benchsynthetic"
 
@@ -264,9 +265,10 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int) -> dict[st
     plugins = [p for p in args.plugins.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="botcore-bench-") as tmp:
         config = read_config(write_config(Path(tmp), plugins, args.threads))
-        base = sum(
-            len(Reloader(config.section("bot")).processors(name, None, {})) for name in plugins
-        )
+        # Only counted: a stub context is enough of a bot for them.
+        context = StubContext(reactor=reactor)
+        reloader = Reloader(config.section("bot"))
+        base = sum(len(reloader.processors(name, context, {})) for name in plugins)
         synthetic = max(0, size - base)
         bot, source = await start_bot(
             config, reactor, BenchReloader(config.section("bot"), synthetic)

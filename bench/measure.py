@@ -20,6 +20,7 @@ from botcore.source import Source
 if TYPE_CHECKING:
     from botcore.bot import Bot
     from botcore.config import Config
+    from botcore.interfaces import IBotContext
     from botcore.loading.reloader import Reloader
 
 #: The bot's name (and nick) in the benchmarks that run a whole bot.
@@ -123,7 +124,7 @@ class BenchSource(Source):
     type = "bench"
     supports = frozenset({"action", "notice", "multiline"})
 
-    def __init__(self, name: str, bot: Bot) -> None:
+    def __init__(self, name: str, bot: IBotContext) -> None:
         super().__init__(name, bot, {})
         self.nick = BOT_NAME
         self.sent = 0
@@ -140,7 +141,7 @@ async def start_bot(
     from botcore.bot import Bot
 
     bot = Bot(config, reactor=reactor, reloader=reloader)
-    source = BenchSource("bench", bot)
+    source = BenchSource("bench", bot.context)
     source.setServiceParent(bot.sources)
     await bot.startService()
     problems = [f"plugin {name}: {why}" for name, why in bot.plugins.failed.items()]

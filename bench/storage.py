@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from measure import Load, Problems, message, percentile, react
+from measure import BenchSource, Load, Problems, message, percentile, react
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +26,7 @@ from botcore.db.storage import PluginData, PluginStore
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event
 from botcore.processor import Processor, match
+from botcore.testing import StubContext
 
 USAGE = """\
 Karma-style upserts through the real dispatcher and thread pool: one committed write per
@@ -88,8 +89,17 @@ async def run_backend(reactor: Any, args: argparse.Namespace, backend: str) -> d
         url, drop = postgres_database(args.postgres)
     database = Database("main", {"url": url, "auto_upgrade": True, "pool_size": args.threads})
     database.startService()
-    dispatcher = Dispatcher({"threads": args.threads}, reactor=reactor, database=database)
-    dispatcher.set_chain([Karma("karma")])
+    # The replies go to a source that counts them (the dispatcher routes every reply).
+    context = StubContext(reactor=reactor)
+    context.add_source(BenchSource("bench", context))
+    dispatcher = Dispatcher(
+        {"threads": args.threads},
+        reactor=reactor,
+        database=database,
+        sources=context.get_source,
+    )
+    context.dispatcher = dispatcher
+    dispatcher.set_chain([Karma("karma", context)])
     dispatcher.startService()
     voters = [voter(conversation, args.subjects) for conversation in range(args.conversations)]
     try:

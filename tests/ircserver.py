@@ -16,8 +16,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import LineOnlyReceiver
 
-from botcore.testing import in_ci
-from tests.fakes import free_port
+from botcore.testing import free_port, in_ci
 
 #: How long any one wait on the server or a client may take before the test fails.
 WAIT = 15.0

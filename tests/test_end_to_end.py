@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.fakes import free_port
+from botcore.testing import free_port
 
 #: Seconds any one step (start, a reply, the exit) may take before the test fails.
 TIMEOUT = 30.0

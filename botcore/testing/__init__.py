@@ -1,508 +1,61 @@
-"""Test support for botcore and for plugin authors: an inline thread pool, a clock that
-also runs ``callFromThread``, and (see `PluginTestCase`) a conversation-style harness."""
+"""Test support for botcore and for plugin authors: one home for every fake.
+
+* `PluginTestCase` (`botcore.testing.plugincase`): a real bot, run inline, to test plugins
+  as a conversation.
+* `StubContext` (`botcore.testing.context`): the bot a unit test gives one processor or
+  source (every processor and source needs one), checked against `IBotContext`.
+* `MemorySource` (`botcore.testing.sources`): a source with no network that keeps what
+  it is asked to send.
+* `InlineThreadPool`, `ManualThreadPool`, `InlineReactor`, `at_once`
+  (`botcore.testing.threads`): work that crosses threads, run at once or when the test
+  says, and threads that race.
+* `fresh_database`, `sqlite_database`, `backend_variants`, `backend_classes`
+  (`botcore.testing.databases`): fresh databases on SQLite, PostgreSQL and MariaDB.
+* `free_port` (`botcore.testing.network`): a loopback port for a real server.
+"""
 
 from __future__ import annotations
 
-import configparser
-import os
-import re
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, ClassVar
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
-from twisted.internet.task import Clock
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
-
-from botcore.bot import Bot
-from botcore.db.faults import first_line
-from botcore.event import Event, EventType, Lifecycle, Message, Response, Sender
-from botcore.options import options_of
-from botcore.processor import Processor
-from botcore.settings import read_config
-from botcore.source import Source
-
-
-class InlineThreadPool:
-    """A thread pool that runs work at once, in the calling thread: deterministic tests of
-    code that normally runs in the dispatcher's pool."""
-
-    def __init__(self) -> None:
-        self.started = False
-
-    def start(self) -> None:
-        self.started = True
-
-    def stop(self) -> None:
-        self.started = False
-
-    def callInThreadWithCallback(
-        self,
-        onResult: Callable[[bool, Any], None],
-        function: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> None:
-        try:
-            result = function(*args, **kw)
-        except BaseException:
-            onResult(False, Failure())
-        else:
-            onResult(True, result)
-
-
-class InlineReactor(Clock):
-    """A `Clock` whose ``callFromThread`` runs the call at once."""
-
-    running = False
-
-    def callFromThread(self, function: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        function(*args, **kw)
-
-    def stop(self) -> None:
-        self.running = False
-
-
-class MemorySource(Source):
-    """A source with no network: replies are recorded in ``sent`` instead of going out.
-
-    Its nick is the bot's name; it supports actions, notices and multi-line messages unless
-    told otherwise, and has no truncation point unless given one. Its channels are the
-    targets that start with one of ``chantypes`` (``#`` or ``&``, as on IRC, unless told
-    otherwise). Reactor thread."""
-
-    type = "memory"
-    supports = frozenset({"action", "notice", "multiline"})
-
-    def __init__(
-        self,
-        name: str = "test",
-        bot: Bot | None = None,
-        config: dict[str, Any] | None = None,
-        *,
-        supports: Iterable[str] | None = None,
-        truncation: int | None = None,
-        chantypes: str = "#&",
-    ) -> None:
-        super().__init__(name, bot, config)
-        if supports is not None:
-            self.supports = frozenset(supports)
-        self.truncation = truncation
-        self.chantypes = chantypes
-        self.nick = bot.name if bot is not None else None
-        self.sent: list[Response] = []
-
-    def startService(self) -> None:
-        super().startService()
-        self.set_state("connected")
-
-    def stopService(self) -> None:
-        super().stopService()
-        self.set_state("stopped")
-
-    def truncation_point(self, response: Response | None = None) -> int | None:
-        return self.truncation
-
-    def is_channel(self, target: str) -> bool:
-        return bool(target) and target[0] in self.chantypes
-
-    def send(self, response: Response) -> None:
-        self.sent.append(response)
-
-
-# -- fresh databases on every backend ------------------------------------------------------
-
-SQLITE = "sqlite"
-POSTGRESQL = "postgresql"
-MYSQL = "mysql"
-BACKENDS = (SQLITE, POSTGRESQL, MYSQL)
-
-#: The environment variables naming an admin URL of each server backend.
-ENVIRONMENT = {
-    POSTGRESQL: "BOTCORE_TEST_POSTGRES_URL",
-    MYSQL: "BOTCORE_TEST_MYSQL_URL",
-}
-
-
-def in_ci() -> bool:
-    """Whether the tests run under CI (``CI=true``), where a missing server fails."""
-    return os.environ.get("CI") == "true"
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test for a missing server, or fail it under CI."""
-    if in_ci():
-        raise AssertionError(f"{reason} (CI=true: a missing server is a failure)")
-    raise SkipTest(reason)
-
-
-def server_url(backend: str) -> URL:
-    """The configured admin URL of a server backend (skips or fails when unset)."""
-    variable = ENVIRONMENT[backend]
-    value = os.environ.get(variable)
-    if not value:
-        unavailable(f"{variable} is not set")
-    return make_url(value)
-
-
-def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
-    """The URL of an empty database for this test only: a SQLite file in the test's
-    folder, or a database of its own on the server named by ``BOTCORE_TEST_POSTGRES_URL``
-    / ``BOTCORE_TEST_MYSQL_URL``, dropped by a cleanup at the end of the test. A server
-    that is not configured or not reachable skips the test (fails it under CI=true)."""
-    if backend == SQLITE:
-        folder = Path(testcase.mktemp()).absolute()
-        folder.mkdir(parents=True)
-        return f"sqlite:///{folder / 'test.sqlite'}"
-    if backend not in ENVIRONMENT:
-        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
-    admin = server_url(backend)
-    name = f"botcore_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            if backend == POSTGRESQL:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    except Exception as e:
-        engine.dispose()
-        message = first_line(e)
-        unavailable(f"{backend} server at {admin.render_as_string()} unreachable: {message}")
-
-    def drop() -> None:
-        with engine.connect() as connection:
-            if backend == POSTGRESQL:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        engine.dispose()
-
-    testcase.addCleanup(drop)
-    return admin.set(database=name).render_as_string(hide_password=False)
-
-
-def backend_variants(cls: type, namespace: dict[str, Any]) -> None:
-    """Define ``PostgreSQL<Name>`` and ``MariaDB<Name>`` in ``namespace``: subclasses of
-    the `PluginTestCase` ``cls`` (which runs on SQLite) that run its tests on a fresh
-    database of that server (skipped when unconfigured, failing under CI=true)."""
-    for prefix, backend in (("PostgreSQL", POSTGRESQL), ("MariaDB", MYSQL)):
-        name = f"{prefix}{cls.__name__}"
-        namespace[name] = type(
-            name,
-            (cls,),
-            {"backend": backend, "__module__": namespace["__name__"], "__doc__": cls.__doc__},
-        )
-
-
-def _ini_value(value: Any) -> str:
-    """A Python value as INI text: yes/no for booleans, one line per item for sequences."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return "\n".join(f"{k} = {v}" for k, v in value.items())
-    if isinstance(value, Iterable):
-        return "\n".join(str(item) for item in value)
-    return str(value)
-
-
-class PluginTestCase(SynchronousTestCase):
-    """A real bot, run inline, to test plugins as a conversation::
-
-        class PingTests(PluginTestCase):
-            load = ["basic"]
-
-            def test_ping(self):
-                self.assertResponseMatches("ping", "^pong$")
-
-    Each test gets a `Bot` built from a validated configuration (``plugin_config``), a
-    fresh SQLite database in its temporary folder, an `InlineReactor` clock (``self.clock``,
-    moved with `advance`), an `InlineThreadPool`, and a `MemorySource` called ``test``
-    (``self.source``) whose nick is the bot's name. Events are dispatched through the real
-    dispatcher and chain and are done when the call returns.
-
-    Class attributes:
-
-    * ``load``: the plugins to load; the ``core`` plugin is loaded too unless
-      ``load_core = False``. ``plugin.Processor`` entries load processors that are not
-      autoloaded.
-    * ``plugin_config``: INI sections as ``{"plugin:NAME": {"key": "raw value"}, "bot":
-      {...}}``; values are the text you would write in the file (booleans, numbers and
-      lists are converted). ``"source:test"`` sets the test source's ``permissions``.
-    * ``public``: events are said in channel ``channel`` (``#test``) by default, where they
-      are addressed only when they start (or end) with the bot's name, as on a real
-      network; otherwise they are private, and always addressed.
-    * ``rate_limit``: the core RateLimit is off unless this is True or ``plugin_config``
-      sets ``limit_time``, so tests may say many things quickly.
-    * ``extra_processors``: processor classes defined in the test module, loaded as plugin
-      ``testing`` beside the configured ones (their options keep their defaults).
-    * ``source_supports``, ``source_truncation``: what the test source can carry.
-    * ``backend``: ``"sqlite"`` (the default), ``"postgresql"`` or ``"mysql"``: the bot's
-      database is a fresh one on that server (see `fresh_database`), migrated at startup;
-      `backend_variants` makes the PostgreSQL and MariaDB copies of a test class.
-
-    Replies are those the source was asked to send, after the post-processors: in public,
-    addressed replies start with ``user: ``.
-    """
-
-    load: ClassVar[Sequence[str]] = ("basic",)
-    load_core: ClassVar[bool] = True
-    plugin_config: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    public: ClassVar[bool] = False
-    rate_limit: ClassVar[bool] = False
-    extra_processors: ClassVar[Sequence[type[Processor]]] = ()
-    username: ClassVar[str] = "user"
-    channel: ClassVar[str] = "#test"
-    source_name: ClassVar[str] = "test"
-    source_supports: ClassVar[Iterable[str]] = MemorySource.supports
-    source_truncation: ClassVar[int | None] = None
-    backend: ClassVar[str] = SQLITE
-
-    bot: Bot
-    clock: InlineReactor
-    threadpool: InlineThreadPool
-    source: MemorySource
-
-    # -- fixtures -----------------------------------------------------------------
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.directory = Path(self.mktemp())
-        self.directory.mkdir(parents=True)
-        self.config = read_config(self.write_config())
-        self.clock = InlineReactor()
-        self.threadpool = InlineThreadPool()
-        self.bot = Bot(self.config, reactor=self.clock, threadpool=self.threadpool)
-        self._configure_test_source()
-        self.source = MemorySource(
-            self.source_name,
-            self.bot,
-            dict(self.config.section(f"source:{self.source_name}")),
-            supports=self.source_supports,
-            truncation=self.source_truncation,
-        )
-        self.source.setServiceParent(self.bot.sources)
-        if self.extra_processors:
-            extra = [cls("testing", self.bot, {}) for cls in self.extra_processors]
-            for processor in extra:
-                processor.setup()
-            self.bot.plugins.loaded["testing"] = extra
-        critical: list[str] = []
-
-        def observe(event: dict[str, Any]) -> None:
-            if event.get("log_level") == LogLevel.critical:
-                critical.append(formatEvent(event))
-
-        globalLogPublisher.addObserver(observe)
-        try:
-            self.successResultOf(self.bot.startService())
-        finally:
-            globalLogPublisher.removeObserver(observe)
-        problems = [f"plugin {name}: {why}" for name, why in self.bot.plugins.failed.items()]
-        if self.bot.state != Lifecycle.RUNNING:
-            problems[:0] = critical[:1] or [f"the bot is {self.bot.state}, not running"]
-        if problems:
-            self._stop_bot()
-            self.flushLoggedErrors()
-            self.fail("the test bot did not start: " + "; ".join(problems))
-        self.replies: list[Response] = []
-
-    def tearDown(self) -> None:
-        self._stop_bot()
-        super().tearDown()
-
-    def _stop_bot(self) -> None:
-        if self.bot.running:
-            self.successResultOf(self.bot.stopService())
-        # Leave the clock as clean as the bot: nothing may fire after the test.
-        for call in self.clock.getDelayedCalls():
-            if call.active():
-                call.cancel()
-
-    def plugins(self) -> list[str]:
-        """The plugins the test bot loads."""
-        names = ["core"] if self.load_core else []
-        names += [name for name in self.load if name not in names]
-        extra = self.plugin_config.get("bot", {}).get("load")
-        if extra:
-            names += [n for n in re.split(r"[,\s]+", _ini_value(extra)) if n and n not in names]
-        return names
-
-    def write_config(self) -> Path:
-        """Write the test bot's INI file into the test's folder and return its path."""
-        sections: dict[str, dict[str, str]] = {
-            name: {key: _ini_value(value) for key, value in values.items()}
-            for name, values in self.plugin_config.items()
-            if name != f"source:{self.source_name}"
-        }
-        bot = sections.setdefault("bot", {})
-        bot["autoload"] = "no"
-        bot["load"] = "\n".join(self.plugins())
-        if self.backend == SQLITE:
-            url = f"sqlite:///{self.directory.absolute() / 'bot.sqlite'}"
-            sections.setdefault("database:main", {"url": url})
-        elif "database:main" not in sections:
-            # A new server database is not set up at startup unless told to.
-            url = fresh_database(self, self.backend)
-            sections["database:main"] = {"url": url, "auto_upgrade": "yes"}
-        if self.load_core and not self.rate_limit:
-            core = sections.setdefault("plugin:core", {})
-            core.setdefault("limit_time", "0")
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str  # keep keys' case
-        parser.read_dict(sections)
-        path = self.directory / "bot.ini"
-        with open(path, "w", encoding="utf-8") as handle:
-            parser.write(handle)
-        return path
-
-    def _configure_test_source(self) -> None:
-        # The test source is not built from config (it is no sources/ module), so its
-        # section is parsed here and put where Permissions looks for it.
-        raw = self.plugin_config.get(f"source:{self.source_name}", {})
-        options = options_of(MemorySource)
-        values: dict[str, Any] = {name: option.default for name, option in options.items()}
-        for key, value in raw.items():
-            if key not in options:
-                known = ", ".join(sorted(options))
-                raise ValueError(f"[source:{self.source_name}] {key}: unknown key ({known})")
-            values[key] = options[key].parse(_ini_value(value))
-        self.config.sections[f"source:{self.source_name}"] = values
-
-    # -- talking to the bot -----------------------------------------------------------
-
-    def make_event(
-        self,
-        text: str | None,
-        public: bool | None = None,
-        sender: str | Sender | None = None,
-        channel: str | None = None,
-        addressed: bool | str | None = None,
-        **fields: Any,
-    ) -> Event:
-        """An event as the test source would make it: ``text`` said by ``sender`` (default
-        ``user``) in ``channel`` (public) or privately. Private events are addressed;
-        public ones are left for the Addressed processor unless ``addressed`` is given.
-        Other keyword arguments set `Event` fields (``type``, ``authenticated``, ...)."""
-        public = self.public if public is None else public
-        if not isinstance(sender, Sender):
-            nick = sender or self.username
-            sender = Sender(f"{self.source_name}:{nick}", nick, nick)
-        if channel is None:
-            channel = self.channel if public else sender.nick
-        if addressed is None:
-            addressed = not public
-        fields.setdefault("type", EventType.MESSAGE)
-        fields.setdefault("time", datetime.fromtimestamp(self.clock.seconds(), UTC))
-        return Event(
-            source=self.source.name,
-            sender=sender,
-            channel=channel,
-            public=public,
-            addressed=addressed,
-            message=Message(text) if text is not None else None,
-            **fields,
-        )
-
-    def say(self, text: str | Event, **kw: Any) -> Event:
-        """Dispatch ``text`` (or a ready event) and return the processed event; the replies
-        sent meanwhile are in ``self.replies``."""
-        event = text if isinstance(text, Event) else self.make_event(text, **kw)
-        start = len(self.source.sent)
-        event = self.successResultOf(self.source.dispatch(event))
-        self.replies = self.source.sent[start:]
-        return event
-
-    def responses(self, text: str | Event, **kw: Any) -> list[str]:
-        """The texts of the replies to ``text``, in the order they were sent."""
-        self.say(text, **kw)
-        return [str(reply.text) for reply in self.replies]
-
-    def advance(self, seconds: float) -> list[str]:
-        """Move the clock on; return the texts of replies sent meanwhile (delayed calls,
-        periodic tasks)."""
-        start = len(self.source.sent)
-        self.clock.advance(seconds)
-        self.replies = self.source.sent[start:]
-        return [str(reply.text) for reply in self.replies]
-
-    def link_account(self, username: str, *identities: tuple[str, str]) -> int:
-        """Create account ``username`` with these ``(source, identity)`` pairs linked to
-        it, committed; returns the account's id (for plugins that follow a person)."""
-        from botcore.accounts import models as accounts
-
-        session = self.bot.databases["main"].session_factory()
-        try:
-            account = accounts.create_account(session, username)
-            session.flush()
-            for source, name in identities:
-                accounts.link(session, accounts.identify(session, source, name), account)
-            session.commit()
-            return account.id
-        finally:
-            session.close()
-
-    def processor(self, name: str | type[Processor]) -> Processor:
-        """The loaded processor of that class (or class name)."""
-        for processor in self.bot.dispatcher.chain:
-            if processor.__class__ is name or processor.__class__.__name__ == name:
-                return processor
-        raise LookupError(f"no processor {name!r} is loaded")
-
-    # -- assertions ---------------------------------------------------------------------
-
-    def assertResponseMatches(
-        self, text: str | Event, regex: str | re.Pattern[str], flags: int = 0, **kw: Any
-    ) -> re.Match[str]:
-        """Fail unless a reply to ``text`` (or all replies joined by new lines) matches
-        ``regex`` (`re.search`; ``flags`` such as ``re.I`` apply). Returns the match."""
-        replies = self.responses(text, **kw)
-        pattern = re.compile(regex, flags) if isinstance(regex, str) else regex
-        candidates = list(replies)
-        if len(replies) > 1:
-            candidates.append("\n".join(replies))
-        for candidate in candidates:
-            found = pattern.search(candidate)
-            if found is not None:
-                return found
-        self.fail(f"{_said(text)} got {replies!r}, none matching {pattern.pattern!r}")
-
-    def assertNoResponse(self, text: str | Event, **kw: Any) -> Event:
-        """Fail if the bot replies to ``text``."""
-        event = self.say(text, **kw)
-        if self.replies:
-            texts = [str(reply.text) for reply in self.replies]
-            self.fail(f"{_said(text)} expected no reply, got {texts!r}")
-        return event
-
-    def assertSucceeds(self, text: str | Event, **kw: Any) -> Event:
-        """Fail unless a processor handled ``text`` and nothing complained about it."""
-        event = self.say(text, **kw)
-        if not event.processed or event.complain is not None:
-            texts = [str(reply.text) for reply in self.replies]
-            self.fail(
-                f"{_said(text)} expected to succeed, but processed={event.processed}, "
-                f"complaint={event.complain!r}, replies={texts!r}"
-            )
-        return event
-
-    def assertFails(self, text: str | Event, **kw: Any) -> Event:
-        """Fail unless ``text`` drew a complaint or no processor handled it."""
-        event = self.say(text, **kw)
-        if event.processed and event.complain is None:
-            texts = [str(reply.text) for reply in self.replies]
-            self.fail(f"{_said(text)} expected to fail, but it succeeded with {texts!r}")
-        return event
-
-
-def _said(text: str | Event) -> str:
-    if isinstance(text, Event):
-        return f"event {text.message.raw if text.message else text.type!r}"
-    return repr(text)
+from botcore.testing.context import StubContext
+from botcore.testing.databases import (
+    BACKENDS,
+    ENVIRONMENT,
+    MYSQL,
+    POSTGRESQL,
+    SQLITE,
+    backend_classes,
+    backend_variants,
+    fresh_database,
+    in_ci,
+    server_url,
+    sqlite_database,
+    unavailable,
+)
+from botcore.testing.network import free_port
+from botcore.testing.plugincase import PluginTestCase
+from botcore.testing.sources import MemorySource
+from botcore.testing.threads import InlineReactor, InlineThreadPool, Job, ManualThreadPool, at_once
+
+__all__ = [
+    "BACKENDS",
+    "ENVIRONMENT",
+    "MYSQL",
+    "POSTGRESQL",
+    "SQLITE",
+    "InlineReactor",
+    "InlineThreadPool",
+    "Job",
+    "ManualThreadPool",
+    "MemorySource",
+    "PluginTestCase",
+    "StubContext",
+    "at_once",
+    "backend_classes",
+    "backend_variants",
+    "free_port",
+    "fresh_database",
+    "in_ci",
+    "server_url",
+    "sqlite_database",
+    "unavailable",
+]

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from botcore.bot import Bot
 from botcore.event import Event, EventType, Lifecycle, Response, Sender
+from botcore.interfaces import IBotContext, IBotControl
 from botcore.loading.reloader import Reloader
 from botcore.processor import Processor, match
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool
 
 PLUGINS = "tests.botcore.fixtures_plugins"
 SOURCES = "tests.botcore.fixtures_sources"
@@ -169,7 +170,7 @@ class ChildrenTests(BotTestCase):
         from tests.botcore.fixtures_sources.fake import FakeSource
 
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
-        hand = FakeSource("hand", bot)
+        hand = FakeSource("hand", bot.context)
         hand.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
         self.write("[bot]\nnoload = broken\n")
@@ -180,10 +181,12 @@ class ChildrenTests(BotTestCase):
         self.assertEqual([r.text for r in hand.sent], ["hi"])
 
     def test_sources_set_up(self):
-        """Sources are built from their section and set up when added."""
+        """Sources are built from their section and set up when added; their bot is the
+        bot's context, not the bot."""
         bot = self.bot("[source:one]\ntype = fake\nport = 7000\n")
         source = bot.get_source("one")
-        self.assertEqual((source.port, source.setups, source.bot), (7000, 1, bot))
+        self.assertEqual((source.port, source.setups), (7000, 1))
+        self.assertIs(source.bot, bot.context)
 
     def test_source_start_fails(self):
         """A source whose start fails makes the bot 'failed' with exit code 1, logged in one
@@ -261,7 +264,7 @@ class PluginTests(BotTestCase):
             def die(self, event):
                 raise SystemExit(0)
 
-        bot.dispatcher.set_chain([*bot.plugins.processors(), Dies("dies", bot)])
+        bot.dispatcher.set_chain([*bot.plugins.processors(), Dies("dies", bot.context)])
         bot.get_source("one").dispatch(message("die"))
         self.assertEqual(bot.exit_code, 1)
         self.assertIn("a processor asked the bot to exit: SystemExit: 0", self.logged_texts())
@@ -399,6 +402,38 @@ class ReloadTests(BotTestCase):
 class ContextTests(BotTestCase):
     """What plugins reach through the bot."""
 
+    def test_context_provides_interface(self):
+        """The context plugins and sources are given provides IBotContext, and only that:
+        none of the administrative operations."""
+        bot = self.bot("[source:one]\ntype = fake\n")
+        self.assertTrue(verifyObject(IBotContext, bot.context))
+        self.assertFalse(IBotControl.providedBy(bot.context))
+        for name in ("plugins", "reload_config", "load_source", "stop"):
+            self.assertFalse(hasattr(bot.context, name), name)
+
+    def test_bot_provides_control(self):
+        """The bot itself provides IBotControl (for the admin plugins)."""
+        bot = self.bot("[source:one]\ntype = fake\n")
+        self.assertTrue(verifyObject(IBotControl, bot))
+
+    def test_processors_get_context(self):
+        """The fixture plugins' processors (none asks for control) are given the bot's
+        context, whatever the plugin."""
+        bot = self.bot("[bot]\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        processors = bot.plugins.processors()
+        self.assertEqual(len(processors), 4)
+        for processor in processors:
+            self.assertIs(processor.bot, bot.context, processor)
+
+    def test_context_reads_through(self):
+        """The context reads through to the bot: a reloaded config's names are seen."""
+        bot = self.bot("[bot]\nname = robo\nnoload = broken\n")
+        self.successResultOf(bot.startService())
+        self.write("[bot]\nname = robbie\nnoload = broken\n")
+        self.assertEqual(bot.reload_config(), [])
+        self.assertEqual((bot.context.name, bot.context.config), ("robbie", bot.config))
+
     def test_names(self):
         """The bot's name and other names come from [bot]."""
         bot = self.bot("[bot]\nname = robo\nnames = rob, r2\n")
@@ -424,7 +459,7 @@ class ContextTests(BotTestCase):
             "[bot]\nnoload = broken\n[source:one]\ntype = fake\n[source:two]\ntype = fake\n"
         )
         self.successResultOf(bot.startService())
-        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot)])
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Relay("relay", bot.context)])
         event = self.successResultOf(bot.dispatch(message("relay")))
         self.assertEqual([r.text for r in event.responses], ["here", "there"])
         self.assertEqual([r.text for r in bot.get_source("one").sent], ["here"])
@@ -442,7 +477,7 @@ class ContextTests(BotTestCase):
 
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
         self.successResultOf(bot.startService())
-        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot)])
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Announce("announce", bot.context)])
         self.successResultOf(bot.stopService())
         self.assertEqual([r.text for r in bot.get_source("one").sent], ["stopping", "stopped"])
 

@@ -3,8 +3,7 @@ overrides, the cheap accepts() checks and the priority bands."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.accounts.permissions import Permissions
@@ -20,6 +19,7 @@ from botcore.processor import (
     match,
     periodic,
 )
+from botcore.testing import StubContext
 
 
 def message(text: str, **kw) -> Event:
@@ -27,6 +27,12 @@ def message(text: str, **kw) -> Event:
     kw.setdefault("sender", Sender("irc", "alice", "alice"))
     kw.setdefault("channel", "#c")
     return Event(source="irc", type=EventType.MESSAGE, message=text, **kw)
+
+
+def stub_bot(**auth_config) -> StubContext:
+    """A bot for one processor: a stub context on a clock whose Permissions are built
+    from ``auth_config`` (an ``[auth]`` section)."""
+    return StubContext(reactor=Clock(), auth=Permissions(auth_config))
 
 
 def groups(selector: str, text: str, simple: bool = True):
@@ -150,7 +156,7 @@ class HandlerTests(SynchronousTestCase):
 
     def test_positional_groups(self):
         """Unnamed groups become positional arguments."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         event = message("hello bob")
         greeter.process(event)
         self.assertEqual(greeter.calls, [("hello", "bob")])
@@ -158,25 +164,25 @@ class HandlerTests(SynchronousTestCase):
 
     def test_named_groups(self):
         """Named groups become keyword arguments."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         greeter.process(message("1 plus 2"))
         self.assertEqual(greeter.calls, [("plus", "1", "2")])
 
     def test_mixed_groups(self):
         """Named and unnamed groups together: keywords and positionals, none lost."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         greeter.process(message("set colour to dark red"))
         self.assertEqual(greeter.calls, [("set", "colour", "dark red")])
 
     def test_no_match(self):
         """A message matching no selector calls nothing."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         greeter.process(message("goodbye"))
         self.assertEqual(greeter.calls, [])
 
     def test_version(self):
         """version= selects the message variant the selector is matched against."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         event = message("x")
         event.message = Message("bot: RAW ONLY", clean="hello clean", deaddressed="raw only")
         greeter.process(event)
@@ -191,7 +197,7 @@ class HandlerTests(SynchronousTestCase):
 
     def test_no_message(self):
         """@match handlers are skipped for events without a message."""
-        greeter = Greeter("greet")
+        greeter = Greeter("greet", stub_bot())
         greeter.process(Event(source="irc", type=EventType.MESSAGE))
         self.assertEqual(greeter.calls, [])
 
@@ -217,7 +223,7 @@ class HandlerTests(SynchronousTestCase):
             def last(self, event):
                 self.seen.append(("last", event.type))
 
-        both = Both("both")
+        both = Both("both", stub_bot())
         both.process(Event(source="s", type=EventType.STATE))
         both.process(message("ping"))
         self.assertEqual(
@@ -238,7 +244,7 @@ class HandlerTests(SynchronousTestCase):
             def hello(self, event, who):
                 raise AssertionError("not a handler any more")
 
-        quiet = Quiet("quiet")
+        quiet = Quiet("quiet", stub_bot())
         quiet.process(message("hello bob"))
         quiet.process(message("1 plus 1"))
         self.assertEqual(quiet.calls, [("plus", "1", "1")])
@@ -251,16 +257,11 @@ class HandlerTests(SynchronousTestCase):
             def hello(self, event, who):
                 self.calls.append(("loud", who))
 
-        loud = Loud("loud")
+        loud = Loud("loud", stub_bot())
         loud.process(message("hello bob"))
         loud.process(message("hello! bob"))
         loud.process(message("2 plus 2"))
         self.assertEqual(loud.calls, [("loud", "bob"), ("plus", "2", "2")])
-
-
-def bot_with(**auth_config):
-    """Just enough of a bot for @authorise: its Permissions."""
-    return SimpleNamespace(auth=Permissions(auth_config))
 
 
 class Admin(Processor):
@@ -296,7 +297,7 @@ class AuthoriseTests(SynchronousTestCase):
 
     def test_allowed(self):
         """A sender with the permission runs the handler, and no complaint is made."""
-        admin = Admin("admin", bot_with(permissions=["+admin"]))
+        admin = Admin("admin", stub_bot(permissions=["+admin"]))
         event = message("restart")
         admin.process(event)
         self.assertEqual(admin.ran, ["restart", "audit"])
@@ -304,7 +305,7 @@ class AuthoriseTests(SynchronousTestCase):
 
     def test_refused_fallthrough(self):
         """A refusal complains 'notauthed' but leaves the event to later processors."""
-        admin = Admin("admin", bot_with())
+        admin = Admin("admin", stub_bot())
         event = message("restart")
         admin.process(event)
         self.assertEqual(admin.ran, [])
@@ -313,7 +314,7 @@ class AuthoriseTests(SynchronousTestCase):
 
     def test_refused_no_fallthrough(self):
         """With fallthrough=False a refusal also marks the event processed."""
-        admin = Admin("admin", bot_with())
+        admin = Admin("admin", stub_bot())
         event = message("shutdown")
         admin.process(event)
         self.assertEqual(admin.ran, [])
@@ -322,28 +323,21 @@ class AuthoriseTests(SynchronousTestCase):
 
     def test_own_permission(self):
         """permission= on the decorator is checked instead of the processor's."""
-        admin = Admin("admin", bot_with(permissions=["+admin"]))
+        admin = Admin("admin", stub_bot(permissions=["+admin"]))
         event = message("kick bob")
         admin.process(event)
         self.assertEqual((admin.ran, event.complain), (["audit"], "notauthed"))
-        admin = Admin("admin", bot_with(permissions=["+ops"]))
+        admin = Admin("admin", stub_bot(permissions=["+ops"]))
         admin.process(message("kick bob"))
         self.assertEqual(admin.ran, ["kick bob"])
 
     def test_needs_authentication(self):
         """A plain 'perm' grant needs an authenticated sender."""
-        admin = Admin("admin", bot_with(permissions=["admin"]))
+        admin = Admin("admin", stub_bot(permissions=["admin"]))
         admin.process(message("restart"))
         self.assertEqual(admin.ran, [])
         admin.process(message("restart", authenticated=True))
         self.assertEqual(admin.ran, ["restart", "audit"])
-
-    def test_without_bot(self):
-        """A processor without a bot authorises nobody."""
-        admin = Admin("admin")
-        event = message("restart")
-        admin.process(event)
-        self.assertEqual((admin.ran, event.complain), ([], "notauthed"))
 
     def test_no_permission_set(self):
         """A processor without a permission refuses its @authorise handlers."""
@@ -355,12 +349,12 @@ class AuthoriseTests(SynchronousTestCase):
                 raise AssertionError("must not run")
 
         event = message("go")
-        Careless("c", bot_with(permissions=["+admin"])).process(event)
+        Careless("c", stub_bot(permissions=["+admin"])).process(event)
         self.assertEqual(event.complain, "notauthed")
 
     def test_authorised(self):
         """authorised() checks a permission directly."""
-        admin = Admin("admin", bot_with(permissions=["+admin", "-ops"]))
+        admin = Admin("admin", stub_bot(permissions=["+admin", "-ops"]))
         self.assertTrue(admin.authorised(message("x"), "admin"))
         self.assertFalse(admin.authorised(message("x"), "ops"))
         self.assertFalse(admin.authorised(message("x"), None))
@@ -379,7 +373,9 @@ class OverrideTests(SynchronousTestCase):
 
     def test_overrides(self):
         """addressed, priority and processed from the plugin section replace the class's."""
-        processor = Configured("p", None, {"addressed": False, "priority": -5, "processed": True})
+        processor = Configured(
+            "p", stub_bot(), {"addressed": False, "priority": -5, "processed": True}
+        )
         self.assertEqual(
             (processor.addressed, processor.priority, processor.processed), (False, -5, True)
         )
@@ -389,7 +385,7 @@ class OverrideTests(SynchronousTestCase):
 
     def test_absent_overrides(self):
         """Without overrides (or with None values) the class's settings stay."""
-        processor = Configured("p", None, {"priority": None})
+        processor = Configured("p", stub_bot(), {"priority": None})
         self.assertEqual(
             (processor.addressed, processor.priority, processor.processed), (True, 100, False)
         )
@@ -397,15 +393,15 @@ class OverrideTests(SynchronousTestCase):
     def test_reapplied(self):
         """apply_overrides follows a new config, restoring the class's value for a removed
         override."""
-        processor = Configured("p", None, {"priority": -5, "addressed": False})
+        processor = Configured("p", stub_bot(), {"priority": -5, "addressed": False})
         processor.config = {"priority": 7}
         processor.apply_overrides()
         self.assertEqual((processor.priority, processor.addressed), (7, True))
 
     def test_options_read_config(self):
         """A processor's options read its plugin section."""
-        self.assertEqual(Configured("p", None, {"greeting": "yo"}).greeting, "yo")
-        self.assertEqual(Configured("p").greeting, "hi")
+        self.assertEqual(Configured("p", stub_bot(), {"greeting": "yo"}).greeting, "yo")
+        self.assertEqual(Configured("p", stub_bot()).greeting, "hi")
 
     def test_options(self):
         """options() lists the processor's own options."""
@@ -414,7 +410,7 @@ class OverrideTests(SynchronousTestCase):
     def test_config_is_copied(self):
         """The processor keeps its own copy of the section."""
         section = {"greeting": "yo"}
-        processor = Configured("p", None, section)
+        processor = Configured("p", stub_bot(), section)
         section["greeting"] = "changed"
         self.assertEqual(processor.greeting, "yo")
 
@@ -424,23 +420,27 @@ class AcceptsTests(SynchronousTestCase):
 
     def test_type(self):
         """Only the processor's event types are accepted; None means every type."""
-        self.assertTrue(Processor("p").accepts(message("x")))
-        self.assertFalse(Processor("p").accepts(Event(source="s", type=EventType.STATE)))
+        self.assertTrue(Processor("p", stub_bot()).accepts(message("x")))
+        self.assertFalse(
+            Processor("p", stub_bot()).accepts(Event(source="s", type=EventType.STATE))
+        )
 
         class Everything(Processor):
             event_types = None
             addressed = False
 
-        self.assertTrue(Everything("p").accepts(Event(source="s", type=EventType.STATE)))
+        self.assertTrue(
+            Everything("p", stub_bot()).accepts(Event(source="s", type=EventType.STATE))
+        )
 
     def test_event_types_frozen(self):
         """An instance's event_types is a frozenset."""
-        self.assertEqual(Processor("p").event_types, frozenset({EventType.MESSAGE}))
+        self.assertEqual(Processor("p", stub_bot()).event_types, frozenset({EventType.MESSAGE}))
 
     def test_addressed(self):
         """An addressed processor ignores unaddressed events; an unaddressed one takes both."""
-        self.assertFalse(Processor("p").accepts(message("x", addressed=False)))
-        loose = Processor("p", None, {"addressed": False})
+        self.assertFalse(Processor("p", stub_bot()).accepts(message("x", addressed=False)))
+        loose = Processor("p", stub_bot(), {"addressed": False})
         self.assertTrue(loose.accepts(message("x", addressed=False)))
         self.assertTrue(loose.accepts(message("x")))
 
@@ -448,8 +448,8 @@ class AcceptsTests(SynchronousTestCase):
         """Processed events are skipped unless the processor asks for them."""
         event = message("x")
         event.processed = True
-        self.assertFalse(Processor("p").accepts(event))
-        self.assertTrue(Processor("p", None, {"processed": True}).accepts(event))
+        self.assertFalse(Processor("p", stub_bot()).accepts(event))
+        self.assertTrue(Processor("p", stub_bot(), {"processed": True}).accepts(event))
 
 
 class Ticking(Processor):
@@ -473,7 +473,7 @@ class PeriodicTests(SynchronousTestCase):
 
     def test_tasks(self):
         """periodic_tasks gives method, interval and first delay (default: one interval)."""
-        ticking = Ticking("t")
+        ticking = Ticking("t", stub_bot())
         self.assertEqual(
             ticking.periodic_tasks(),
             [(ticking.fixed, 10.0, 10.0), (ticking.configured, 30.0, 0.0)],
@@ -481,8 +481,8 @@ class PeriodicTests(SynchronousTestCase):
 
     def test_config_key(self):
         """A config_key interval is read from the plugin section; 0 disables the task."""
-        self.assertEqual(Ticking("t", None, {"every": 5.0}).periodic_tasks()[1][1], 5.0)
-        ticking = Ticking("t", None, {"every": 0.0})
+        self.assertEqual(Ticking("t", stub_bot(), {"every": 5.0}).periodic_tasks()[1][1], 5.0)
+        ticking = Ticking("t", stub_bot(), {"every": 0.0})
         self.assertEqual(ticking.periodic_tasks(), [(ticking.fixed, 10.0, 10.0)])
 
 
@@ -525,9 +525,9 @@ class PriorityTests(SynchronousTestCase):
     def test_check(self):
         """check() accepts a priority in a band and refuses any other with an error that
         names the processor, its priority and the bands."""
-        Priority.check(Configured("p", None, {"priority": Priority.LAST}))
+        Priority.check(Configured("p", stub_bot(), {"priority": Priority.LAST}))
         with self.assertRaises(ValueError) as caught:
-            Priority.check(Configured("myplugin", None, {"priority": 2001}))
+            Priority.check(Configured("myplugin", stub_bot(), {"priority": 2001}))
         self.assertEqual(
             str(caught.exception),
             "processor myplugin.Configured has priority 2001, outside the bands "

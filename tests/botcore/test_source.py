@@ -4,26 +4,18 @@ targets are channels (botcore.source, and the test and console sources built on 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.cli.repl import ConsoleSource
 from botcore.source import Source, is_channel_on, names_on, unique_names
-from botcore.testing import MemorySource, PluginTestCase
+from botcore.testing import MemorySource, PluginTestCase, StubContext
 
 
-@dataclass
-class NamedBot:
-    """Just what a source asks of its bot for names: the configured names, and sources."""
-
-    name: str = "botcore"
-    names: list[str] = field(default_factory=lambda: ["botcore", "bc", "BotCore"])
-    sources: dict[str, Any] = field(default_factory=dict)
-
-    def get_source(self, name: str | None) -> Any:
-        return self.sources.get(name) if name is not None else None
+def named_bot() -> StubContext:
+    """A bot configured with the names botcore, bc and BotCore."""
+    return StubContext(reactor=Clock(), names=["bc", "BotCore"])
 
 
 class NamesTests(SynchronousTestCase):
@@ -32,29 +24,21 @@ class NamesTests(SynchronousTestCase):
     def test_nick_first(self) -> None:
         """The nick on the source comes first, then [bot] name and names; names equal but
         for case count once (the first spelling)."""
-        source = Source("irc", NamedBot())
+        source = Source("irc", named_bot())
         self.assertEqual(source.names(), ("botcore", "bc"))
         source.nick = "robo"
         self.assertEqual(source.names(), ("robo", "botcore", "bc"))
         source.nick = "BOTCORE"
         self.assertEqual(source.names(), ("BOTCORE", "bc"))
 
-    def test_no_bot(self) -> None:
-        """A source without a bot answers to its nick alone."""
-        source = Source("irc", None)
-        self.assertEqual(source.names(), ())
-        source.nick = "robo"
-        self.assertEqual(source.names(), ("robo",))
-
     def test_names_on(self) -> None:
         """names_on asks the named source; for one not running, the configured names."""
-        bot = NamedBot()
+        bot = named_bot()
         source = Source("irc", bot)
         source.nick = "robo"
-        bot.sources["irc"] = source
+        bot.add_source(source)
         self.assertEqual(names_on(bot, "irc"), ("robo", "botcore", "bc"))
         self.assertEqual(names_on(bot, "gone"), ("botcore", "bc"))
-        self.assertEqual(names_on(None, "irc"), ())
 
     def test_unique_names(self) -> None:
         """Empty names are left out; the first spelling stays."""
@@ -66,16 +50,17 @@ class ChannelTests(SynchronousTestCase):
 
     def test_base_has_no_channels(self) -> None:
         """The base source knows no channels."""
-        self.assertFalse(Source("s", None).is_channel("#python"))
+        self.assertFalse(Source("s", named_bot()).is_channel("#python"))
 
     def test_memory_source(self) -> None:
         """The test source's channels start with # or &, or with the chantypes given."""
-        source = MemorySource("test")
+        bot = named_bot()
+        source = MemorySource("test", bot)
         self.assertTrue(source.is_channel("#test"))
         self.assertTrue(source.is_channel("&local"))
         self.assertFalse(source.is_channel("user"))
         self.assertFalse(source.is_channel(""))
-        plus = MemorySource("test", chantypes="+")
+        plus = MemorySource("test", bot, chantypes="+")
         self.assertTrue(plus.is_channel("+modeless"))
         self.assertFalse(plus.is_channel("#test"))
 
@@ -96,12 +81,11 @@ class ChannelTests(SynchronousTestCase):
 
     def test_is_channel_on(self) -> None:
         """is_channel_on asks the named source; a source not running has no channels."""
-        bot = NamedBot()
-        bot.sources["test"] = MemorySource("test")
+        bot = named_bot()
+        bot.add_source(MemorySource("test", bot))
         self.assertTrue(is_channel_on(bot, "test", "#x"))
         self.assertFalse(is_channel_on(bot, "test", "x"))
         self.assertFalse(is_channel_on(bot, "gone", "#x"))
-        self.assertFalse(is_channel_on(None, "test", "#x"))
 
 
 class BotSourceTests(PluginTestCase):

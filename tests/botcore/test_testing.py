@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.trial.reporter import TestResult
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -17,6 +18,7 @@ from botcore.testing import (
     InlineThreadPool,
     MemorySource,
     PluginTestCase,
+    StubContext,
     backend_variants,
 )
 
@@ -51,10 +53,16 @@ def run_case(case_class: type[PluginTestCase], method: str = "test_it") -> TestR
     return result
 
 
+class Operator(Processor):
+    """Asks for the administrative interface (as the admin plugin's processors do)."""
+
+    control = True
+
+
 class SetUpTests(PluginTestCase):
     """What setUp builds."""
 
-    extra_processors = (Later,)
+    extra_processors = (Later, Operator)
 
     def test_running_bot(self):
         """A real bot is running with the core and the requested plugins loaded."""
@@ -83,6 +91,13 @@ class SetUpTests(PluginTestCase):
         self.assertEqual(self.source.nick, self.bot.name)
         self.assertEqual(self.source.supports, frozenset({"action", "notice", "multiline"}))
         self.assertEqual(self.source.state, "connected")
+        self.assertIs(self.source.bot, self.bot.context)
+
+    def test_extra_processors_bot(self):
+        """extra_processors get the bot a loaded plugin's would: the bot's context, or the
+        bot itself for one that asks for control."""
+        self.assertIs(self.processor(Later).bot, self.bot.context)
+        self.assertIs(self.processor(Operator).bot, self.bot)
 
     def test_config_file(self):
         """The configuration was written to an INI file and read back the real way."""
@@ -262,7 +277,7 @@ class ConversationTests(PluginTestCase):
         """Replies reach the test source through the dispatcher like any other source's:
         one for a second source of the bot goes there, once; ``replies`` holds only the
         test source's."""
-        other = MemorySource("other", self.bot)
+        other = MemorySource("other", self.bot.context)
         other.setServiceParent(self.bot.sources)
         self.assertEqual(self.responses("relay"), ["here"])
         self.assertEqual([r.text for r in other.sent], ["there"])
@@ -322,6 +337,38 @@ class LimitedSourceTests(PluginTestCase):
         self.assertEqual(self.responses("echo 0123456789abc"), ["0123456\N{HORIZONTAL ELLIPSIS}"])
 
 
+class Tally(Processor):
+    """Counts 'count' messages in the database (state that outlives the bot)."""
+
+    @match("count")
+    def count(self, event):
+        from botcore.db.storage import PluginStore
+
+        store = PluginStore(event.session, "testing")
+        store.set("count", store.get("count", 0) + 1)
+        event.addresponse(str(store.get("count")))
+
+
+class RestartTests(PluginTestCase):
+    """restart(): a new bot on the same configuration, database and clock."""
+
+    extra_processors = (Tally,)
+
+    def test_restart(self):
+        """The new bot and test source replace the old ones, running on the same clock;
+        what was stored is still there."""
+        self.assertEqual(self.responses("count"), ["1"])
+        old_bot, old_source = self.bot, self.source
+        self.clock.advance(60)
+        self.restart()
+        self.assertEqual(old_bot.state, Lifecycle.STOPPED)
+        self.assertIsNot(self.bot, old_bot)
+        self.assertIsNot(self.source, old_source)
+        self.assertIs(self.bot.reactor, self.clock)
+        self.assertEqual(self.bot.state, Lifecycle.RUNNING)
+        self.assertEqual(self.responses("count"), ["2"])
+
+
 class TearDownTests(SynchronousTestCase):
     """tearDown stops the bot cleanly."""
 
@@ -349,22 +396,24 @@ class TearDownTests(SynchronousTestCase):
 class MemorySourceTests(SynchronousTestCase):
     """The in-memory source."""
 
+    def setUp(self):
+        self.context = StubContext(reactor=Clock(), name="robbie")
+
     def test_records(self):
         """send() records replies instead of sending them."""
-        source = MemorySource("mem")
+        source = MemorySource("mem", self.context)
         source.send(Response("hi"))
         self.assertEqual(source.sent, [Response("hi")])
 
     def test_defaults(self):
-        """Without a bot it has no nick; by default it has no truncation point."""
-        source = MemorySource()
-        self.assertEqual(source.name, "test")
-        self.assertIsNone(source.nick)
+        """Its nick is its bot's name; by default it has no truncation point."""
+        source = MemorySource("mem", self.context)
+        self.assertEqual((source.name, source.nick, source.bot), ("mem", "robbie", self.context))
         self.assertIsNone(source.truncation_point(Response("x")))
 
     def test_options(self):
         """supports and truncation can be given."""
-        source = MemorySource("mem", supports=["action"], truncation=400)
+        source = MemorySource("mem", self.context, supports=["action"], truncation=400)
         self.assertEqual(source.supports, frozenset({"action"}))
         self.assertEqual(source.truncation_point(), 400)
 

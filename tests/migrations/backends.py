@@ -1,9 +1,6 @@
-"""Fresh databases for storage tests: a SQLite file always, and a PostgreSQL or MariaDB
-database of its own on the servers named by BOTCORE_TEST_POSTGRES_URL and
-BOTCORE_TEST_MYSQL_URL, created for one test and dropped after it.
-
-A server that is not configured or not reachable skips the test, except under CI=true,
-where it fails."""
+"""What the storage and migration tests share beyond botcore.testing's fresh databases:
+the core's head revision, and a throwaway PostgreSQL cluster of the test's own (to stop
+and restart under a running bot)."""
 
 from __future__ import annotations
 
@@ -15,22 +12,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-# The fresh databases live in botcore.testing (PluginTestCase uses them too); they are
-# imported here under their old names for the storage and migration tests.
-from botcore.testing import (  # noqa: F401
-    BACKENDS,
-    ENVIRONMENT,
-    MYSQL,
-    POSTGRESQL,
-    SQLITE,
-    fresh_database,
-    in_ci,
-    server_url,
-    unavailable,
-)
-from tests.fakes import free_port
+from botcore.testing import free_port, unavailable
 
 
 def core_head() -> str:
@@ -38,20 +21,6 @@ def core_head() -> str:
     from botcore.db import migrate
 
     return migrate.script_directory().get_revision("botcore@head").revision
-
-
-def backend_classes(mixin: type, namespace: dict[str, Any], stem: str) -> None:
-    """Define ``SQLite<stem>``, ``PostgreSQL<stem>`` and ``MariaDB<stem>`` test classes in
-    ``namespace``, each running ``mixin``'s tests on that backend."""
-    from twisted.trial.unittest import SynchronousTestCase
-
-    for prefix, backend in (("SQLite", SQLITE), ("PostgreSQL", POSTGRESQL), ("MariaDB", MYSQL)):
-        name = f"{prefix}{stem}"
-        namespace[name] = type(
-            name,
-            (mixin, SynchronousTestCase),
-            {"backend": backend, "__module__": namespace["__name__"], "__doc__": mixin.__doc__},
-        )
 
 
 # -- a throwaway PostgreSQL cluster ----------------------------------------------------------

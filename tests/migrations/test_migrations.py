@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.db import migrate
 from botcore.db.engine import make_engine
 from botcore.loading.reloader import Reloader
-from tests.migrations.backends import backend_classes, core_head, fresh_database
+from botcore.testing import backend_classes, fresh_database
+from tests.migrations.backends import core_head
 
 
 class MigrationTestsMixin:

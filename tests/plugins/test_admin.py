@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from botcore.db.models import forget_models
+from botcore.interfaces import IBotControl
 from botcore.testing import PluginTestCase
 from plugins.admin import set_ini_value
 
@@ -81,6 +83,39 @@ class AdminCase(PluginTestCase):
     @property
     def local(self) -> Path:
         return self.directory / "bot.local.ini"
+
+
+class BotGivenTests(AdminCase):
+    """Which bot each processor is given: the admin plugin's the administrative Bot,
+    every other plugin's only the bot's context."""
+
+    def assertContext(self, plugin: str) -> None:
+        processors = self.bot.plugins.loaded[plugin]
+        self.assertTrue(processors, plugin)
+        for processor in processors:
+            self.assertIs(processor.bot, self.bot.context, processor)
+            for name in ("plugins", "reload_config", "load_source"):
+                self.assertFalse(hasattr(processor.bot, name), (processor, name))
+
+    def test_admin_gets_the_bot(self):
+        """The admin plugin's Admin processor is given the Bot, as IBotControl."""
+        admin = self.processor("Admin")
+        self.assertIs(admin.bot, self.bot)
+        self.assertTrue(verifyObject(IBotControl, admin.bot))
+
+    def test_others_get_the_context(self):
+        """The core plugin's processors and a plugin from the folder are given the
+        context, which has no plugins, reload_config or load_source."""
+        self.assertContext("core")
+        self.assertContext(self.extra)
+
+    def test_loaded_from_chat(self):
+        """A plugin loaded or reloaded from chat is given the context too."""
+        self.assertResponseMatches("load plugin basic", r"^Loaded plugin basic")
+        self.assertContext("basic")
+        self.write_plugin(2)
+        self.assertEqual(self.responses(f"reload {self.extra}"), [f"Reloaded plugin {self.extra}"])
+        self.assertContext(self.extra)
 
 
 class RefusedTests(AdminCase):

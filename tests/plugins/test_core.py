@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
+from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import LinesOption
 from botcore.processor import Processor, authorise, match, periodic
-from botcore.testing import PluginTestCase
+from botcore.testing import PluginTestCase, StubContext
 from plugins.core import (
     ELLIPSIS,
     Address,
@@ -180,7 +181,7 @@ class StripTests(SynchronousTestCase):
 
     def stripped_message(self, text: str) -> Message:
         event = Event(source="s", type=EventType.MESSAGE, message=text)
-        processor = Strip("core")
+        processor = Strip("core", StubContext(reactor=Clock()))
         self.assertTrue(processor.accepts(event))
         processor.process(event)
         return event.message
@@ -204,7 +205,7 @@ class StripTests(SynchronousTestCase):
 
     def test_text_types_only(self):
         """Strip handles messages, actions and notices, not other event types."""
-        processor = Strip("core")
+        processor = Strip("core", StubContext(reactor=Clock()))
         for kind in (EventType.MESSAGE, EventType.ACTION, EventType.NOTICE):
             self.assertTrue(processor.accepts(Event(source="s", type=kind, message="x")))
         for kind in (EventType.STATE, EventType.DELAYED, EventType.PERIODIC):
@@ -661,7 +662,9 @@ class AddressTests(PluginTestCase):
 
     def test_periodic_acknowledgement(self):
         """A True reply of a periodic task is worded too."""
-        self.bot.dispatcher.set_chain([*self.bot.dispatcher.chain, Acker("testing", self.bot)])
+        self.bot.dispatcher.set_chain(
+            [*self.bot.dispatcher.chain, Acker("testing", self.bot.context)]
+        )
         self.advance(60)
         self.assertEqual(len(self.replies), 1)
         self.assertIn(self.replies[0].text, ACKNOWLEDGEMENTS)
@@ -828,7 +831,7 @@ class PostProcessorTypesTests(SynchronousTestCase):
     def test_every_type(self):
         """They accept processed, unaddressed events of any type."""
         for cls in (Complain, Address, Format):
-            processor = cls("core")
+            processor = cls("core", StubContext(reactor=Clock()))
             for kind in (
                 EventType.MESSAGE,
                 EventType.ACTION,

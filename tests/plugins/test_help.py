@@ -100,7 +100,7 @@ class PrivateTests(PluginTestCase):
         """The answers come from the plugins loaded now: a plugin loaded (or unloaded) later
         shows up (or disappears) without any reload of help itself."""
         self.assertNotIn("juggling", self.responses("help")[0])
-        self.bot.plugins.loaded["juggler"] = [Juggle("juggler", self.bot, {})]
+        self.bot.plugins.loaded["juggler"] = [Juggle("juggler", self.bot.context, {})]
         self.assertIn("juggler (juggling)", self.responses("help")[0])
         self.assertResponseMatches("help juggling", r"Juggles things.*Usage: juggle <things>")
         self.assertResponseMatches("what can you do about juggle", r"I have: juggling")

@@ -50,7 +50,7 @@ class IdentityTestCase(PluginTestCase):
     def setUp(self) -> None:
         super().setUp()
         Spy.seen = []
-        self.other = MemorySource("other", self.bot, {})
+        self.other = MemorySource("other", self.bot.context, {})
         self.other.setServiceParent(self.bot.sources)
 
     def session(self) -> Any:
@@ -476,10 +476,10 @@ class SourceHookTests(IdentityTestCase):
         from sources.telnet import TelnetSource
 
         event = self.make_event("hi", data={"account": "alice"})
-        trusted = TelnetSource("test", None, {"trusted": True})
+        trusted = TelnetSource("test", self.bot.context, {"trusted": True})
         self.assertEqual(trusted.verified_identity(event), "user")
-        self.assertIsNone(TelnetSource("test", None, {}).verified_identity(event))
-        irc = IRCSource("test", None, {"servers": ["tcp:127.0.0.1:6667"]})
+        self.assertIsNone(TelnetSource("test", self.bot.context, {}).verified_identity(event))
+        irc = IRCSource("test", self.bot.context, {"servers": ["tcp:127.0.0.1:6667"]})
         self.assertEqual(irc.verified_identity(event), "alice")
         self.assertIsNone(irc.verified_identity(self.make_event("hi")))
 
@@ -494,7 +494,7 @@ class SourceHookTests(IdentityTestCase):
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-        console = TelnetSource("console", self.bot, {})
+        console = TelnetSource("console", self.bot.context, {})
 
         class Person:
             nick = "user"

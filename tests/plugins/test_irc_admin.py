@@ -50,7 +50,7 @@ class AdminTestCase(PluginTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.irc = ChannelSource("libera", self.bot)
+        self.irc = ChannelSource("libera", self.bot.context)
         self.irc.setServiceParent(self.bot.sources)
 
     def ok(self, text: str, **kw: Any) -> None:

@@ -8,9 +8,8 @@ from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db.engine import make_engine, make_session_factory
-from botcore.testing import PluginTestCase, backend_variants, fresh_database
+from botcore.testing import PluginTestCase, at_once, backend_variants, fresh_database
 from plugins.karma import Karma, KarmaVote, change_karma
-from tests.fakes import at_once
 
 
 class KarmaTests(PluginTestCase):

@@ -7,11 +7,12 @@ import stat
 import threading
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import EventType, Sender
 from botcore.processor import Processor, handler, match
-from botcore.testing import PluginTestCase
+from botcore.testing import PluginTestCase, StubContext
 from plugins.log import LogFiles, safe_part
 
 DAY = 86400
@@ -228,7 +229,7 @@ class BadOptionTests(SynchronousTestCase):
         """A mode that is not octal is a ValueError naming the option."""
         from plugins.log import Log
 
-        log = Log("log", None, {"public_mode": "rw-r--r--"})
+        log = Log("log", StubContext(reactor=Clock()), {"public_mode": "rw-r--r--"})
         error = self.assertRaises(ValueError, log.setup)
         self.assertIn("public_mode", str(error))
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botcore.bot import Bot
 from botcore.event import Event, EventType, Message, Sender
-from botcore.settings import read_config
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
 
 
@@ -22,7 +20,7 @@ class MemoTestCase(PluginTestCase):
 
     def other_source(self, name: str = "irc") -> MemorySource:
         """A second source on the bot, as for a bot on two networks."""
-        source = MemorySource(name, self.bot, {})
+        source = MemorySource(name, self.bot.context, {})
         source.setServiceParent(self.bot.sources)
         return source
 
@@ -40,18 +38,6 @@ class MemoTestCase(PluginTestCase):
         start = len(source.sent)
         self.successResultOf(source.dispatch(event))
         return [(str(reply.target), str(reply.text)) for reply in source.sent[start:]]
-
-    def restart(self) -> None:
-        """Stop the bot and start a new one on the same configuration and database."""
-        self._stop_bot()
-        self.config = read_config(self.directory / "bot.ini")
-        self.bot = Bot(self.config, reactor=self.clock, threadpool=self.threadpool)
-        self._configure_test_source()
-        self.source = MemorySource(
-            self.source_name, self.bot, dict(self.config.section(f"source:{self.source_name}"))
-        )
-        self.source.setServiceParent(self.bot.sources)
-        self.successResultOf(self.bot.startService())
 
 
 class MemoTests(MemoTestCase):

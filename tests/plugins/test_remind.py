@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bot import Bot
-from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, PluginTestCase
+from botcore.testing import PluginTestCase
 from plugins.remind import (
     ReminderError,
     next_at,
@@ -196,20 +194,6 @@ class RestartTests(PluginTestCase):
 
     load = ["remind"]
 
-    def restart(self) -> MemorySource:
-        """Stop the bot and start a new one on the same configuration and database."""
-        self.successResultOf(self.bot.stopService())
-        clock = InlineReactor()
-        clock.advance(self.clock.seconds())
-        self.clock = clock
-        self.bot = Bot(
-            read_config(self.directory / "bot.ini"), reactor=clock, threadpool=InlineThreadPool()
-        )
-        self.source = MemorySource("test", self.bot, {})
-        self.source.setServiceParent(self.bot.sources)
-        self.successResultOf(self.bot.startService())
-        return self.source
-
     def test_restart(self):
         """A reminder set before a restart is delivered by the new bot, on time."""
         self.say("remind me in 10 minutes to stretch")
@@ -245,7 +229,7 @@ class ReloadTests(PluginTestCase):
         self.say("remind me in 10 minutes to stretch")
         old = self.processor("Remind")
         old.shutdown()
-        new = Remind("remind", self.bot, {})
+        new = Remind("remind", self.bot.context, {})
         new.setup()
         self.bot.plugins.loaded["remind"] = [new]
         self.bot.dispatcher.set_chain(self.bot.plugins.processors())

@@ -105,7 +105,7 @@ class AccountSeenTests(PluginTestCase):
 
     def setUp(self):
         super().setUp()
-        self.irc = MemorySource("irc", self.bot, {})
+        self.irc = MemorySource("irc", self.bot.context, {})
         self.irc.setServiceParent(self.bot.sources)
 
     def say_on_irc(self, text: str, nick: str) -> None:

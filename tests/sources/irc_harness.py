@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from botcore.event import Event
+from botcore.testing import StubContext
 from sources.irc import IRCSource
 from sources.irc.protocol import IRCProtocol
 
@@ -43,8 +44,12 @@ class RecordingIRCSource(IRCSource):
 
 
 def make_source(clock: Clock | None = None, **options: Any) -> RecordingIRCSource:
-    """A set-up recording source on ``clock`` with BASE options plus ``options``."""
-    source = RecordingIRCSource("irc", None, {**BASE, **options}, reactor=clock or Clock())
+    """A set-up recording source on ``clock`` with BASE options plus ``options``; its bot
+    is a stub context on the same clock."""
+    clock = clock or Clock()
+    source = RecordingIRCSource(
+        "irc", StubContext(reactor=clock), {**BASE, **options}, reactor=clock
+    )
     source.setup()
     return source
 

@@ -16,7 +16,7 @@ from botcore.config import ConfigErrors
 from botcore.event import Response
 from botcore.interfaces import IChannelSource
 from botcore.settings import read_config
-from botcore.testing import PluginTestCase
+from botcore.testing import PluginTestCase, StubContext
 from sources.irc import IRCSource
 from sources.irc.wire import text_budget
 from tests.sources.irc_harness import BASE, RecordingIRCSource, ScriptedEndpoint
@@ -36,7 +36,7 @@ class ServiceTestCase(SynchronousTestCase):
     def make(self, jitter: float = 1.0, **options: Any) -> RecordingIRCSource:
         source = RecordingIRCSource(
             "irc",
-            None,
+            StubContext(reactor=self.clock),
             {**BASE, "servers": [A, B], **options},
             reactor=self.clock,
             endpoint_factory=lambda server: ScriptedEndpoint(server, self.plan, self.connected),
@@ -273,9 +273,10 @@ class SendingTests(ServiceTestCase):
 
     def test_nick_defaults_to_bot_name(self) -> None:
         """Without a nick option the bot's name is the nick."""
-        source = IRCSource("irc", None, {"servers": [A]}, reactor=self.clock)
+        bot = StubContext(reactor=self.clock, name="robbie")
+        source = IRCSource("irc", bot, {"servers": [A]}, reactor=self.clock)
         source.setup()
-        self.assertEqual(source.nick, "botcore")
+        self.assertEqual(source.nick, "robbie")
 
 
 class FactsTests(ServiceTestCase):
@@ -310,12 +311,13 @@ class FactsTests(ServiceTestCase):
         self.stop()
 
     def test_names_follow_the_nick(self) -> None:
-        """The bot's names here start with the nick the server gave it."""
+        """The bot's names here start with the nick the server gave it, then come its
+        configured names."""
         source = self.make()
-        self.assertEqual(source.names(), ("bot",))
+        self.assertEqual(source.names(), ("bot", "botcore"))
         source.startService()
         self.welcome(nick="bot_")
-        self.assertEqual(source.names(), ("bot_",))
+        self.assertEqual(source.names(), ("bot_", "botcore"))
         self.stop()
 
 
@@ -375,7 +377,7 @@ class BotRoundTripTests(PluginTestCase):
         self.connected: list[tuple[str, Any, Any]] = []
         self.irc = IRCSource(
             "irc",
-            self.bot,
+            self.bot.context,
             {**BASE, "nick": "ircbot", "channels": ["#chan"]},
             endpoint_factory=lambda server: ScriptedEndpoint(server, {}, self.connected),
         )

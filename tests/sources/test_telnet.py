@@ -3,7 +3,6 @@ to lines, bad input, disconnects, and listening."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from twisted.internet.address import IPv4Address
@@ -22,9 +21,8 @@ from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
 from botcore.processor import Processor, match
-from botcore.testing import InlineReactor, InlineThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
 from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
-from tests.fakes import ManualThreadPool
 
 
 class Talk(Processor):
@@ -56,16 +54,6 @@ class Talk(Processor):
         event.addresponse(f"{event.sender.nick} says hi", target="bob")
 
 
-@dataclass
-class FakeBot:
-    """The part of the bot a source talks to: its names, dispatcher and reactor."""
-
-    dispatcher: Dispatcher
-    reactor: Any
-    name: str = "botcore"
-    names: list[str] = field(default_factory=lambda: ["botcore", "bc"])
-
-
 class TelnetTestCase(SynchronousTestCase):
     """A telnet source with a real dispatcher running `Talk` inline."""
 
@@ -75,19 +63,18 @@ class TelnetTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = InlineReactor()
         self.pool = self.pool_class()
+        self.bot = StubContext(reactor=self.clock, names=["bc"])
         self.dispatcher = Dispatcher(
-            {},
-            reactor=self.clock,
-            threadpool=self.pool,
-            sources=lambda name: self.source if name == "console" else None,
+            {}, reactor=self.clock, threadpool=self.pool, sources=self.bot.get_source
         )
-        self.talk = Talk("testing", None, {})
+        self.bot.dispatcher = self.dispatcher
+        self.talk = Talk("testing", self.bot, {})
         self.dispatcher.set_chain([self.talk])
         self.dispatcher.startService()
         self.addCleanup(self._stop_dispatcher)
-        self.bot = FakeBot(self.dispatcher, self.clock)
         self.source = TelnetSource("console", self.bot, dict(self.config))
         self.source.setup()
+        self.bot.add_source(self.source)
         self.ports = 40000
 
     def _stop_dispatcher(self) -> None:

@@ -18,7 +18,7 @@ from botcore.db import migrate
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.event import Event, EventType, Sender
 from botcore.options import options_of
-from tests.migrations.backends import backend_classes, fresh_database
+from botcore.testing import backend_classes, fresh_database
 
 TABLES = ("accounts", "identities", "account_attributes", "credentials", "permissions")
 

@@ -35,16 +35,16 @@ from botcore.db.engine import make_engine, make_session_factory
 from botcore.db.models import MYSQL_TABLE_OPTIONS, Base
 from botcore.db.storage import PluginStore
 from botcore.db.types import CIText, UTCDateTime
-from tests.migrations.backends import (
+from botcore.testing import (
     MYSQL,
     POSTGRESQL,
     SQLITE,
     backend_classes,
-    core_head,
     free_port,
     fresh_database,
     in_ci,
 )
+from tests.migrations.backends import core_head
 
 
 def write_config(folder: Path, url: str, name: str = "bot.ini", extra: str = "") -> Path:

@@ -36,16 +36,17 @@ from botcore.db.models import MYSQL_TABLE_OPTIONS, Base, forget_models
 from botcore.db.service import Database, DatabaseUnavailable, SchemaNotCurrent
 from botcore.event import Lifecycle
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.migrations.backends import (
+from botcore.testing import (
     MYSQL,
     POSTGRESQL,
     SQLITE,
+    InlineReactor,
+    InlineThreadPool,
     backend_classes,
-    core_head,
     free_port,
     fresh_database,
 )
+from tests.migrations.backends import core_head
 
 
 def capture_log(testcase: SynchronousTestCase) -> list[str]:

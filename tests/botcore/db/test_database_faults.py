@@ -25,7 +25,7 @@ from botcore.db.storage import PluginData, PluginStore
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, EventType, Sender
 from botcore.processor import Processor, handler
-from botcore.testing import InlineReactor, InlineThreadPool, PluginTestCase
+from botcore.testing import InlineReactor, InlineThreadPool, PluginTestCase, StubContext
 from tests.migrations.backends import PostgresCluster
 
 
@@ -120,8 +120,8 @@ class Writer(Processor):
 
     addressed = False
 
-    def __init__(self, failures=()):
-        super().__init__("faults")
+    def __init__(self, bot, failures=()):
+        super().__init__("faults", bot)
         self.failures = list(failures)
         self.runs = 0
         self.sessions = []
@@ -156,6 +156,7 @@ class DispatcherRetryTests(SynchronousTestCase):
         folder = Path(self.mktemp()).absolute()
         folder.mkdir(parents=True)
         self.sleeps: list[float] = []
+        self.context = StubContext(reactor=InlineReactor())
         self.database = Database(
             "main", {"url": f"sqlite:///{folder / 'bot.sqlite'}"}, sleep=self.sleeps.append
         )
@@ -185,7 +186,7 @@ class DispatcherRetryTests(SynchronousTestCase):
     def test_transient_failure_retried(self) -> None:
         """A dropped connection is retried after the backoff; the reply is given once and
         the row committed once."""
-        writer = Writer([dropped, dropped])
+        writer = Writer(self.context, [dropped, dropped])
         (event,) = self.run_events(writer, "one")
         self.assertEqual([r.text for r in event.responses], ["saved one"])
         self.assertIsNone(event.complain)
@@ -196,14 +197,14 @@ class DispatcherRetryTests(SynchronousTestCase):
 
     def test_retry_uses_fresh_session(self) -> None:
         """Each try gets a new session, the failed one being closed."""
-        writer = Writer([dropped])
+        writer = Writer(self.context, [dropped])
         self.run_events(writer, "one")
         first, second = writer.sessions
         self.assertIsNot(first, second)
 
     def test_commit_failure_retried(self) -> None:
         """A connection lost at commit runs the step again: one reply, one row."""
-        writer = Writer()
+        writer = Writer(self.context)
         failures = [dropped()]
 
         def fail_commit(session):
@@ -220,7 +221,7 @@ class DispatcherRetryTests(SynchronousTestCase):
         """While the database stays down every event still finishes, with a "database"
         complaint and none of the failed step's replies; only the first event waits for
         the backoff; the outage is logged once, and its end once."""
-        writer = Writer([dropped] * 7)
+        writer = Writer(self.context, [dropped] * 7)
         events = self.run_events(writer, "one", "two", "three")
         for event in events:
             self.assertEqual(event.complain, "database")
@@ -245,7 +246,7 @@ class DispatcherRetryTests(SynchronousTestCase):
     def test_conflict_logged_each_time(self) -> None:
         """A deadlock that does not clear is retried for every event (it is not an
         outage) and logged for each."""
-        writer = Writer([deadlock] * 8)
+        writer = Writer(self.context, [deadlock] * 8)
         events = self.run_events(writer, "one", "two")
         self.assertEqual([e.complain for e in events], ["database", "database"])
         self.assertEqual(self.sleeps, [0.2, 0.4, 0.8] * 2)
@@ -255,7 +256,7 @@ class DispatcherRetryTests(SynchronousTestCase):
 
     def test_other_errors_not_retried(self) -> None:
         """A bug in a processor is not retried: one try, an "exception" complaint."""
-        writer = Writer([ValueError])
+        writer = Writer(self.context, [ValueError])
         (event,) = self.run_events(writer, "one")
         self.assertEqual(writer.runs, 1)
         self.assertEqual(self.sleeps, [])
@@ -266,9 +267,6 @@ class DispatcherRetryTests(SynchronousTestCase):
 
 class Broken(Processor):
     """Fails as if the database were down."""
-
-    def __init__(self, name, bot=None, config=None):
-        super().__init__(name, bot, config)
 
     @handler
     def fail(self, event):
@@ -311,6 +309,7 @@ class PostgreSQLOutageTests(TestCase):
         self.addCleanup(self.cluster.destroy)
         self.cluster.init()
         self.cluster.start()
+        self.context = StubContext(reactor=global_reactor)
         self.database = Database(
             "main",
             {
@@ -338,7 +337,7 @@ class PostgreSQLOutageTests(TestCase):
                     event.addresponse(f"complaint: {event.complain}")
 
         self.dispatcher = Dispatcher({"threads": 4}, database=self.database)
-        self.dispatcher.set_chain([Writer(), Complainer("complain")])
+        self.dispatcher.set_chain([Writer(self.context), Complainer("complain", self.context)])
         self.dispatcher.startService()
         self.addCleanup(self.dispatcher.stopService)
 

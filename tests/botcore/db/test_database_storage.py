@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from botcore.db import migrate
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.db.storage import MAX_KEY, PluginData, PluginStore
-from tests.migrations.backends import backend_classes, fresh_database
+from botcore.testing import backend_classes, fresh_database
 
 
 class PluginStoreMixin:

@@ -13,8 +13,7 @@ from botcore.db import migrate
 from botcore.db.engine import has_changes, make_engine, make_session_factory
 from botcore.db.types import CIText, index_by_key
 from botcore.db.upsert import Upsert
-from tests.fakes import at_once
-from tests.migrations.backends import backend_classes, fresh_database
+from botcore.testing import at_once, backend_classes, fresh_database
 
 metadata = MetaData()
 counters = Table(

@@ -5,21 +5,47 @@ fatal errors, routing, delayed and periodic work, shutdown and chain swaps."""
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, select
 from sqlalchemy import text as sql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.db.service import Database
 from botcore.dispatch.chain import Chain
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, EventType, Response, Sender
 from botcore.options import FloatOption
 from botcore.processor import Processor, handler, periodic
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool, Note, RecordingSource, note_texts, sqlite_database
+from botcore.testing import (
+    InlineReactor,
+    InlineThreadPool,
+    ManualThreadPool,
+    MemorySource,
+    StubContext,
+    sqlite_database,
+)
+
+
+class NoteBase(DeclarativeBase):
+    """Tables for these tests only, kept out of the core's metadata (and its migrations)."""
+
+
+class Note(NoteBase):
+    """A row a test processor writes."""
+
+    __tablename__ = "test_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+
+
+def note_texts(database: Database) -> list[str]:
+    """Every committed `Note`'s text, in insertion order (read in a fresh session)."""
+    with database.session_factory() as session:
+        return list(session.scalars(select(Note.text).order_by(Note.id)))
 
 
 class Step(Processor):
@@ -29,8 +55,8 @@ class Step(Processor):
     addressed = False
     processed = True
 
-    def __init__(self, label, seen, priority=0, action=None, event_types=None):
-        super().__init__(label)
+    def __init__(self, label, bot, seen, priority=0, action=None, event_types=None):
+        super().__init__(label, bot)
         self.label = label
         self.seen = seen
         self.priority = priority
@@ -62,12 +88,22 @@ def message(text: str, channel: str | None = "#a", source: str = "irc") -> Event
 
 class DispatcherTestCase(SynchronousTestCase):
     """Builds a started dispatcher on a clock, with sources 'irc' and 'xmpp' and a real
-    SQLite database."""
+    SQLite database; ``self.context`` is the processors' and sources' bot, publishing
+    through the dispatcher built last."""
+
+    def setUp(self):
+        self.reactor = InlineReactor()
+        self.context = StubContext(reactor=self.reactor)
+        for name in ("irc", "xmpp"):
+            self.context.add_source(MemorySource(name, self.context))
+        self.sources = self.context.sources
+
+    def step(self, label, seen, priority=0, action=None, event_types=None) -> Step:
+        """A `Step` on this test's context."""
+        return Step(label, self.context, seen, priority, action, event_types)
 
     def dispatcher(self, processors=(), pool=None, **config) -> Dispatcher:
-        self.reactor = InlineReactor()
-        self.database = sqlite_database(self)
-        self.sources = {"irc": RecordingSource("irc"), "xmpp": RecordingSource("xmpp")}
+        self.database = sqlite_database(self, metadata=NoteBase.metadata)
         self.fatal = []
         self.logged = []
         dispatcher = Dispatcher(
@@ -75,7 +111,7 @@ class DispatcherTestCase(SynchronousTestCase):
             reactor=self.reactor,
             threadpool=pool if pool is not None else InlineThreadPool(),
             database=self.database,
-            sources=self.sources.get,
+            sources=self.context.get_source,
             on_fatal=self.fatal.append,
         )
         globalLogPublisher.addObserver(self.logged.append)
@@ -83,8 +119,7 @@ class DispatcherTestCase(SynchronousTestCase):
         dispatcher.set_chain(processors)
         dispatcher.startService()
         self.addCleanup(self.stop, dispatcher)
-        for source in self.sources.values():
-            source.bot = SimpleNamespace(dispatcher=dispatcher)
+        self.context.dispatcher = dispatcher
         return dispatcher
 
     def stop(self, dispatcher):
@@ -106,11 +141,11 @@ class ChainTests(DispatcherTestCase):
         seen = []
         dispatcher = self.dispatcher(
             [
-                Step("a", seen, 5),
-                Step("b", seen, -1000),
-                Step("c", seen, 5),
-                Step("d", seen, 0),
-                Step("e", seen, 5),
+                self.step("a", seen, 5),
+                self.step("b", seen, -1000),
+                self.step("c", seen, 5),
+                self.step("d", seen, 0),
+                self.step("e", seen, 5),
             ]
         )
         self.successResultOf(dispatcher.dispatch(message("hi")))
@@ -121,9 +156,9 @@ class ChainTests(DispatcherTestCase):
         seen = []
         dispatcher = self.dispatcher(
             [
-                Step("messages", seen, event_types=[EventType.MESSAGE]),
-                Step("states", seen, event_types=[EventType.STATE]),
-                Step("all", seen),
+                self.step("messages", seen, event_types=[EventType.MESSAGE]),
+                self.step("states", seen, event_types=[EventType.STATE]),
+                self.step("all", seen),
             ]
         )
         self.successResultOf(dispatcher.dispatch(Event(source="irc", type=EventType.STATE)))
@@ -138,9 +173,9 @@ class ChainTests(DispatcherTestCase):
 
         dispatcher = self.dispatcher(
             [
-                Step("first", seen, 0, lambda e: e.addresponse("done")),
-                Strict("strict", seen, 1),
-                Step("late", seen, 2),
+                self.step("first", seen, 0, lambda e: e.addresponse("done")),
+                Strict("strict", self.context, seen, 1),
+                self.step("late", seen, 2),
             ]
         )
         self.successResultOf(dispatcher.dispatch(message("x")))
@@ -149,7 +184,7 @@ class ChainTests(DispatcherTestCase):
     def test_chain_object(self):
         """A Chain sorts by priority, indexes by type and can be set directly."""
         seen = []
-        chain = Chain([Step("b", seen, 2), Step("a", seen, 1)])
+        chain = Chain([self.step("b", seen, 2), self.step("a", seen, 1)])
         self.assertEqual([p.label for p in chain], ["a", "b"])
         self.assertEqual(len(chain), 2)
         dispatcher = self.dispatcher()
@@ -158,7 +193,7 @@ class ChainTests(DispatcherTestCase):
 
     def test_fires_with_event(self):
         """dispatch's Deferred fires with the processed event."""
-        dispatcher = self.dispatcher([Step("a", [], 0, lambda e: e.addresponse("hi"))])
+        dispatcher = self.dispatcher([self.step("a", [], 0, lambda e: e.addresponse("hi"))])
         event = message("x")
         self.assertIs(self.successResultOf(dispatcher.dispatch(event)), event)
         self.assertEqual(event.responses, [Response("hi", target="#a", source="irc")])
@@ -169,10 +204,11 @@ class OrderingTests(DispatcherTestCase):
     step by step with a hand-run thread pool."""
 
     def setUp(self):
+        super().setUp()
         self.pool = ManualThreadPool()
         self.seen = []
         self.dispatcher_ = self.dispatcher(
-            [Step("echo", self.seen, 0, lambda e: e.addresponse(describe(e)))], self.pool
+            [self.step("echo", self.seen, 0, lambda e: e.addresponse(describe(e)))], self.pool
         )
 
     def queued(self):
@@ -260,7 +296,7 @@ class DatabaseTests(DispatcherTestCase):
             raise ValueError("after the check")
 
         dispatcher = self.dispatcher(
-            [Step("one", [], 1, self.add("one")), Step("two", [], 2, check)]
+            [self.step("one", [], 1, self.add("one")), self.step("two", [], 2, check)]
         )
         event = self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual(visible, ["one"])
@@ -280,9 +316,9 @@ class DatabaseTests(DispatcherTestCase):
 
         dispatcher = self.dispatcher(
             [
-                Step("one", seen, 1, self.add("one")),
-                Step("two", seen, 2, add_then_fail),
-                Step("three", seen, 3, self.add("three")),
+                self.step("one", seen, 1, self.add("one")),
+                self.step("two", seen, 2, add_then_fail),
+                self.step("three", seen, 3, self.add("three")),
             ]
         )
         event = self.successResultOf(dispatcher.dispatch(message("x")))
@@ -301,9 +337,9 @@ class DatabaseTests(DispatcherTestCase):
 
         dispatcher = self.dispatcher(
             [
-                Step("one", [], 1, lambda e: e.session.add(Note(id=1, text="first"))),
-                Step("two", [], 2, duplicate),
-                Step("three", [], 3, self.add("three")),
+                self.step("one", [], 1, lambda e: e.session.add(Note(id=1, text="first"))),
+                self.step("two", [], 2, duplicate),
+                self.step("three", [], 3, self.add("three")),
             ]
         )
         event = self.successResultOf(dispatcher.dispatch(message("x")))
@@ -319,13 +355,13 @@ class DatabaseTests(DispatcherTestCase):
         def raw(event):
             event.session.execute(sql("INSERT INTO test_notes (text) VALUES ('raw')"))
 
-        dispatcher = self.dispatcher([Step("raw", [], 0, raw)])
+        dispatcher = self.dispatcher([self.step("raw", [], 0, raw)])
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual(note_texts(self.database), ["raw"])
 
     def test_session_is_lazy(self):
         """No session is opened for an event no processor asks one for."""
-        dispatcher = self.dispatcher([Step("plain", [], 0, lambda e: e.addresponse("x"))])
+        dispatcher = self.dispatcher([self.step("plain", [], 0, lambda e: e.addresponse("x"))])
         opened = []
         factory = self.database.session_factory
 
@@ -336,7 +372,9 @@ class DatabaseTests(DispatcherTestCase):
         self.database.session_factory = counting
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual(opened, [])
-        dispatcher.set_chain([Step("reader", [], 0, lambda e: e.session.scalars(select(Note)))])
+        dispatcher.set_chain(
+            [self.step("reader", [], 0, lambda e: e.session.scalars(select(Note)))]
+        )
         self.successResultOf(dispatcher.dispatch(message("y")))
         self.assertEqual(opened, [True])
 
@@ -348,7 +386,7 @@ class DatabaseTests(DispatcherTestCase):
             sessions.append(event.session)
             event.session.add(Note(text="x"))
 
-        dispatcher = self.dispatcher([Step("writer", [], 0, use)])
+        dispatcher = self.dispatcher([self.step("writer", [], 0, use)])
         event = self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertFalse(event.has_session)
         self.assertFalse(sessions[0].in_transaction())
@@ -364,7 +402,9 @@ class FatalTests(DispatcherTestCase):
         def die(event):
             raise exception
 
-        dispatcher = self.dispatcher([Step("dies", seen, 1, die), Step("after", seen, 2)])
+        dispatcher = self.dispatcher(
+            [self.step("dies", seen, 1, die), self.step("after", seen, 2)]
+        )
         failure = self.failureResultOf(dispatcher.dispatch(message("x")), type(exception))
         self.assertEqual([label for label, _ in seen], ["dies"])
         self.assertEqual(len(self.fatal), 1)
@@ -389,7 +429,7 @@ class FatalTests(DispatcherTestCase):
             if describe(event) == "die":
                 raise SystemExit(1)
 
-        dispatcher = self.dispatcher([Step("s", seen, 0, maybe_die)], pool)
+        dispatcher = self.dispatcher([self.step("s", seen, 0, maybe_die)], pool)
         first = dispatcher.dispatch(message("die"))
         second = dispatcher.dispatch(message("live"))
         pool.run_all()
@@ -405,7 +445,7 @@ class FatalTests(DispatcherTestCase):
             def tick(self, event):
                 raise SystemExit(2)
 
-        self.dispatcher([Dies("dies")])
+        self.dispatcher([Dies("dies", self.context)])
         self.reactor.advance(10)
         self.assertEqual(len(self.fatal), 1)
         self.assertIsInstance(self.fatal[0].value, SystemExit)
@@ -425,7 +465,7 @@ class RoutingTests(DispatcherTestCase):
             event.addresponse("there", source="xmpp", target="room@muc")
             event.addresponse("here again")
 
-        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        dispatcher = self.dispatcher([self.step("r", [], 0, reply)])
         for source in self.sources.values():
             source.send = lambda response, name=source.name: sent.append((name, response.text))
         d = dispatcher.dispatch(message("x"))
@@ -444,7 +484,7 @@ class RoutingTests(DispatcherTestCase):
             event.addresponse(True)
             event.addresponse(False, source="xmpp", target="room")
 
-        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        dispatcher = self.dispatcher([self.step("r", [], 0, reply)])
         event = self.successResultOf(dispatcher.dispatch(message("x")))
         sent = self.sources["irc"].sent + self.sources["xmpp"].sent
         self.assertEqual([r.text for r in sent], ["Okay", "No"])
@@ -456,13 +496,13 @@ class RoutingTests(DispatcherTestCase):
 
     def test_other_text_made_a_string(self):
         """A reply whose text is neither a string nor a bool is sent as its str()."""
-        dispatcher = self.dispatcher([Step("r", [], 0, lambda e: e.addresponse(42))])
+        dispatcher = self.dispatcher([self.step("r", [], 0, lambda e: e.addresponse(42))])
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual([r.text for r in self.sources["irc"].sent], ["42"])
 
     def test_source_dispatch_sends_own(self):
         """Source.dispatch sends the replies for its own source once processed."""
-        self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
+        self.dispatcher([self.step("r", [], 0, lambda e: e.addresponse("hi"))])
         self.sources["irc"].dispatch(message("x"))
         self.assertEqual(self.sources["irc"].sent, [Response("hi", target="#a", source="irc")])
 
@@ -473,7 +513,7 @@ class RoutingTests(DispatcherTestCase):
             event.addresponse("lost", source="nowhere")
             event.addresponse("found", source="xmpp")
 
-        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
+        dispatcher = self.dispatcher([self.step("r", [], 0, reply)])
         self.successResultOf(dispatcher.dispatch(message("x")))
         self.assertEqual([r.text for r in self.sources["xmpp"].sent], ["found"])
         self.assertTrue(
@@ -488,8 +528,8 @@ class RoutingTests(DispatcherTestCase):
             event.addresponse("a", source="irc2")
             event.addresponse("b", source="xmpp")
 
-        dispatcher = self.dispatcher([Step("r", [], 0, reply)])
-        broken = RecordingSource("irc2")
+        dispatcher = self.dispatcher([self.step("r", [], 0, reply)])
+        broken = MemorySource("irc2", self.context)
         broken.send = lambda response: 1 / 0
         self.sources["irc2"] = broken
         self.successResultOf(dispatcher.dispatch(message("x")))
@@ -503,7 +543,7 @@ class SourceDispatchTests(DispatcherTestCase):
 
     def test_fires_after_replies(self):
         """The Deferred fires with the event once its replies have been sent."""
-        self.dispatcher([Step("r", [], 0, lambda e: e.addresponse("hi"))])
+        self.dispatcher([self.step("r", [], 0, lambda e: e.addresponse("hi"))])
         source = self.sources["irc"]
         seen = []
 
@@ -518,7 +558,7 @@ class SourceDispatchTests(DispatcherTestCase):
     def test_stopping_bot_rejects(self):
         """While the bot stops, the source is told through rejected(); the Deferred
         still fires with the event."""
-        dispatcher = self.dispatcher([Step("r", [])])
+        dispatcher = self.dispatcher([self.step("r", [])])
         self.successResultOf(dispatcher.stopService())
         source = self.sources["irc"]
         told = []
@@ -533,7 +573,7 @@ class SourceDispatchTests(DispatcherTestCase):
         def die(event):
             raise SystemExit(1)
 
-        self.dispatcher([Step("dies", [], 0, die)])
+        self.dispatcher([self.step("dies", [], 0, die)])
         event = message("x")
         self.assertIs(self.successResultOf(self.sources["irc"].dispatch(event)), event)
         self.assertEqual(self.sources["irc"].sent, [])
@@ -544,10 +584,11 @@ class CallLaterTests(DispatcherTestCase):
     """call_later: delayed work through the chain, in the same conversation."""
 
     def setUp(self):
+        super().setUp()
         self.seen = []
         self.calls = []
         self.dispatcher_ = self.dispatcher(
-            [Step("chain", self.seen, 0, event_types=[EventType.DELAYED])]
+            [self.step("chain", self.seen, 0, event_types=[EventType.DELAYED])]
         )
 
     def later(self, event, *args, **kw):
@@ -595,7 +636,7 @@ class CallLaterTests(DispatcherTestCase):
         """A delayed event waits behind an event of its conversation still running."""
         pool = ManualThreadPool()
         seen = []
-        dispatcher = self.dispatcher([Step("s", seen, 0)], pool)
+        dispatcher = self.dispatcher([self.step("s", seen, 0)], pool)
         dispatcher.dispatch(message("first"))
         dispatcher.call_later(1, lambda event: seen.append(("call", "delayed")), message("x"))
         self.reactor.advance(1)
@@ -697,7 +738,7 @@ class PeriodicTests(DispatcherTestCase):
 
     def test_interval(self):
         """A periodic handler first runs one interval after start, then every interval."""
-        ticker = Ticker("t")
+        ticker = Ticker("t", self.context)
         self.dispatcher([ticker])
         self.reactor.advance(9)
         self.assertEqual(ticker.ticks, [("b", "periodic")])
@@ -708,7 +749,7 @@ class PeriodicTests(DispatcherTestCase):
     def test_config_key_and_initial_delay(self):
         """config_key reads the interval from the plugin section; initial_delay sets the
         first run."""
-        ticker = Ticker("t", None, {"every": 3.0})
+        ticker = Ticker("t", self.context, {"every": 3.0})
         self.dispatcher([ticker])
         for _ in range(8):
             self.reactor.advance(1)
@@ -716,7 +757,7 @@ class PeriodicTests(DispatcherTestCase):
 
     def test_replies_routed(self):
         """A periodic event's replies go to the sources they name."""
-        self.dispatcher([Ticker("t")])
+        self.dispatcher([Ticker("t", self.context)])
         self.reactor.advance(10)
         self.assertEqual(
             self.sources["xmpp"].sent, [Response("tick", target="room", source="xmpp")]
@@ -725,14 +766,19 @@ class PeriodicTests(DispatcherTestCase):
     def test_chain_sees_periodic_event(self):
         """After the handler, the chain runs on the periodic event."""
         seen = []
-        self.dispatcher([Ticker("t"), Step("all", seen, 5, event_types=[EventType.PERIODIC])])
+        self.dispatcher(
+            [
+                Ticker("t", self.context),
+                self.step("all", seen, 5, event_types=[EventType.PERIODIC]),
+            ]
+        )
         self.reactor.advance(1)
         self.assertEqual(seen, [("all", "periodic")])
 
     def test_no_overlap(self):
         """A run still going is not overlapped: the ticks meanwhile are skipped."""
         pool = ManualThreadPool()
-        ticker = Ticker("t", None, {"every": 0.0})
+        ticker = Ticker("t", self.context, {"every": 0.0})
         self.dispatcher([ticker], pool)
         self.reactor.advance(10)
         self.assertEqual(len(pool.jobs), 1)
@@ -748,7 +794,7 @@ class PeriodicTests(DispatcherTestCase):
 
     def test_stopped_with_dispatcher(self):
         """Stopping the dispatcher stops its periodic handlers."""
-        ticker = Ticker("t")
+        ticker = Ticker("t", self.context)
         dispatcher = self.dispatcher([ticker])
         self.successResultOf(dispatcher.stopService())
         self.reactor.advance(100)
@@ -756,7 +802,7 @@ class PeriodicTests(DispatcherTestCase):
 
     def test_restarted_with_chain(self):
         """A new chain replaces the old chain's periodic handlers."""
-        old, new = Ticker("old"), Ticker("new")
+        old, new = Ticker("old", self.context), Ticker("new", self.context)
         dispatcher = self.dispatcher([old])
         dispatcher.set_chain([new])
         self.reactor.advance(10)
@@ -767,7 +813,7 @@ class PeriodicTests(DispatcherTestCase):
         """A tick neither waits for an event of the bot's own conversation (lifecycle
         events) nor for another periodic handler's run."""
         pool = ManualThreadPool()
-        dispatcher = self.dispatcher([Ticker("t")], pool)
+        dispatcher = self.dispatcher([Ticker("t", self.context)], pool)
         dispatcher.dispatch(Event(source="botcore", type=EventType.LIFECYCLE))
         self.reactor.advance(1)  # b
         self.reactor.advance(9)  # a
@@ -782,7 +828,7 @@ class PeriodicTests(DispatcherTestCase):
         """A periodic run still going keeps its chain in use after a swap, so the old
         processors are not shut down under it."""
         pool = ManualThreadPool()
-        dispatcher = self.dispatcher([Ticker("t")], pool)
+        dispatcher = self.dispatcher([Ticker("t", self.context)], pool)
         old = dispatcher.chain
         self.reactor.advance(1)
         dispatcher.set_chain([])
@@ -794,7 +840,7 @@ class PeriodicTests(DispatcherTestCase):
     def test_drain_waits_for_periodic(self):
         """A periodic run in progress counts as in flight when draining."""
         pool = ManualThreadPool()
-        dispatcher = self.dispatcher([Ticker("t", None, {"every": 0.0})], pool)
+        dispatcher = self.dispatcher([Ticker("t", self.context, {"every": 0.0})], pool)
         self.reactor.advance(10)
         drained = dispatcher.drain()
         self.assertNoResult(drained)
@@ -807,7 +853,7 @@ class StopTests(DispatcherTestCase):
 
     def test_refuses_new_events(self):
         """After stopService, dispatch fails with DispatcherStopped."""
-        dispatcher = self.dispatcher([Step("s", [])])
+        dispatcher = self.dispatcher([self.step("s", [])])
         self.successResultOf(dispatcher.stopService())
         self.failureResultOf(dispatcher.dispatch(message("x")), DispatcherStopped)
 
@@ -821,7 +867,7 @@ class StopTests(DispatcherTestCase):
         the pool is stopped."""
         pool = ManualThreadPool()
         seen = []
-        dispatcher = self.dispatcher([Step("s", seen)], pool)
+        dispatcher = self.dispatcher([self.step("s", seen)], pool)
         first = dispatcher.dispatch(message("1"))
         second = dispatcher.dispatch(message("2"))
         stopped = dispatcher.stopService()
@@ -840,7 +886,7 @@ class StopTests(DispatcherTestCase):
     def test_timeout(self):
         """After shutdown_timeout seconds stopService gives up waiting (and says so)."""
         pool = ManualThreadPool()
-        dispatcher = self.dispatcher([Step("s", [])], pool, shutdown_timeout=5.0)
+        dispatcher = self.dispatcher([self.step("s", [])], pool, shutdown_timeout=5.0)
         stuck = dispatcher.dispatch(message("stuck"))
         stopped = dispatcher.stopService()
         self.reactor.advance(4.9)
@@ -861,7 +907,7 @@ class StopTests(DispatcherTestCase):
         """Events still queued when the timeout gives up fail with DispatcherStopped
         instead of waiting forever for a pool that has stopped."""
         pool = ManualThreadPool()
-        dispatcher = self.dispatcher([Step("s", [])], pool, shutdown_timeout=5.0)
+        dispatcher = self.dispatcher([self.step("s", [])], pool, shutdown_timeout=5.0)
         stuck = dispatcher.dispatch(message("stuck"))
         queued = dispatcher.dispatch(message("queued"))
         stopped = dispatcher.stopService()
@@ -889,9 +935,11 @@ class ChainSwapTests(DispatcherTestCase):
         after the swap use the new chain."""
         pool = ManualThreadPool()
         seen = []
-        dispatcher = self.dispatcher([Step("old-1", seen, 1), Step("old-2", seen, 2)], pool)
+        dispatcher = self.dispatcher(
+            [self.step("old-1", seen, 1), self.step("old-2", seen, 2)], pool
+        )
         running = dispatcher.dispatch(message("running"))
-        dispatcher.set_chain([Step("new-1", seen, 1), Step("new-2", seen, 2)])
+        dispatcher.set_chain([self.step("new-1", seen, 1), self.step("new-2", seen, 2)])
         later = dispatcher.dispatch(message("later", "#b"))
         pool.run_all()
         self.successResultOf(running)
@@ -912,9 +960,11 @@ class ChainSwapTests(DispatcherTestCase):
         holder = {}
 
         def swap(event):
-            holder["dispatcher"].set_chain([Step("new", seen, 0)])
+            holder["dispatcher"].set_chain([self.step("new", seen, 0)])
 
-        holder["dispatcher"] = self.dispatcher([Step("swap", seen, 1, swap), Step("old", seen, 2)])
+        holder["dispatcher"] = self.dispatcher(
+            [self.step("swap", seen, 1, swap), self.step("old", seen, 2)]
+        )
         self.successResultOf(holder["dispatcher"].dispatch(message("x")))
         self.successResultOf(holder["dispatcher"].dispatch(message("y")))
         self.assertEqual(seen, [("swap", "x"), ("old", "x"), ("new", "y")])

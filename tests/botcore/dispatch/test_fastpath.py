@@ -8,7 +8,7 @@ import string
 import threading
 import time
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,8 +28,10 @@ from botcore.processor import (
     handler,
     match,
 )
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
+
+if TYPE_CHECKING:
+    from botcore.interfaces import IBotContext
 
 # Characters that match each other case-blind in Python's re (IGNORECASE | UNICODE) beyond
 # plain upper/lower: the dotted and dotless i, the Kelvin sign, the long s, the micro sign.
@@ -421,6 +423,13 @@ class FirstCharactersPropertyTests(SynchronousTestCase):
 # -- processors and chains -----------------------------------------------------------------
 
 
+class ContextCase(SynchronousTestCase):
+    """The processors' bot is ``self.context``, a stub (these tests never use it)."""
+
+    def setUp(self) -> None:
+        self.context = StubContext(reactor=InlineReactor())
+
+
 class Hello(Processor):
     @match("hello {any}")
     def hello(self, event, rest):
@@ -465,7 +474,7 @@ class Nothing(Processor):
     pass
 
 
-class MatchStartsTests(SynchronousTestCase):
+class MatchStartsTests(ContextCase):
     """HandlerSpec.first and Processor.match_starts."""
 
     def test_handler_spec_first(self):
@@ -476,29 +485,34 @@ class MatchStartsTests(SynchronousTestCase):
 
     def test_match_only(self):
         """A match-only processor gives (version, first) per handler."""
-        self.assertEqual(Hello("h").match_starts(), (("clean", frozenset("h")),))
-        self.assertEqual(Raw("r").match_starts(), (("raw", frozenset("klm")),))
-        self.assertEqual(Anything("a").match_starts(), (("clean", None),))
-        self.assertEqual(Nothing("n").match_starts(), ())
+        self.assertEqual(Hello("h", self.context).match_starts(), (("clean", frozenset("h")),))
+        self.assertEqual(Raw("r", self.context).match_starts(), (("raw", frozenset("klm")),))
+        self.assertEqual(Anything("a", self.context).match_starts(), (("clean", None),))
+        self.assertEqual(Nothing("n", self.context).match_starts(), ())
 
     def test_not_match_only(self):
         """@handler, an own process or accepts (class or instance) rule a processor out."""
         for cls in (Always, Mixed, OwnProcess, OwnAccepts):
-            self.assertIsNone(cls(cls.__name__).match_starts(), cls)
-        instance = Hello("h")
+            self.assertIsNone(cls(cls.__name__, self.context).match_starts(), cls)
+        instance = Hello("h", self.context)
         instance.process = lambda event: None
         self.assertIsNone(instance.match_starts())
-        instance = Hello("h")
+        instance = Hello("h", self.context)
         instance.accepts = lambda event: True
         self.assertIsNone(instance.match_starts())
 
 
-class ChainStepsTests(SynchronousTestCase):
+class ChainStepsTests(ContextCase):
     """Chain.steps groups match-only processors and MatchRun skips those that cannot match."""
 
     def test_grouping(self):
         """Runs of match-only processors become MatchRuns; others stay as they are."""
-        a, b, c, d = Hello("a"), Raw("b"), Always("c"), Anything("d")
+        a, b, c, d = (
+            Hello("a", self.context),
+            Raw("b", self.context),
+            Always("c", self.context),
+            Anything("d", self.context),
+        )
         steps = Chain([a, b, c, d]).steps(EventType.MESSAGE)
         self.assertEqual([type(s) for s in steps], [MatchRun, Always, MatchRun])
         self.assertEqual(steps[0].processors, (a, b))
@@ -508,7 +522,9 @@ class ChainStepsTests(SynchronousTestCase):
 
     def test_candidates(self):
         """Only processors whose handlers could match the first character are candidates."""
-        run = Chain([Hello("a"), Raw("b"), Anything("c")]).steps(EventType.MESSAGE)[0]
+        run = Chain(
+            [Hello("a", self.context), Raw("b", self.context), Anything("c", self.context)]
+        ).steps(EventType.MESSAGE)[0]
         self.assertEqual(run.candidates(Message("hello you")), (0, 2))
         self.assertEqual(run.candidates(Message("HELLO you")), (0, 2))
         self.assertEqual(run.candidates(Message("look", clean="hello")), (0, 1, 2))
@@ -517,13 +533,15 @@ class ChainStepsTests(SynchronousTestCase):
 
     def test_non_ascii_tries_everyone(self):
         """A message starting beyond ASCII meets every processor of the run."""
-        run = Chain([Hello("a"), Raw("b")]).steps(EventType.MESSAGE)[0]
+        run = Chain([Hello("a", self.context), Raw("b", self.context)]).steps(EventType.MESSAGE)[0]
         for text in ("\u017ftart", "\u212aick", "İnfo", "éclair", "ßig"):
             self.assertEqual(run.candidates(Message(text)), (0, 1), text)
 
     def test_empty_message(self):
         """An empty message meets only processors that tell nothing."""
-        run = Chain([Hello("a"), Anything("b")]).steps(EventType.MESSAGE)[0]
+        run = Chain([Hello("a", self.context), Anything("b", self.context)]).steps(
+            EventType.MESSAGE
+        )[0]
         self.assertEqual(run.candidates(Message("")), (1,))
 
     def test_folded_commands_still_answer(self):
@@ -545,7 +563,9 @@ class ChainStepsTests(SynchronousTestCase):
                 event.addresponse("info")
 
         dispatcher = Dispatcher(reactor=InlineReactor(), threadpool=InlineThreadPool())
-        dispatcher.set_chain([Hello("h"), Commands("c"), Raw("r")])
+        dispatcher.set_chain(
+            [Hello("h", self.context), Commands("c", self.context), Raw("r", self.context)]
+        )
         dispatcher.startService()
         self.addCleanup(dispatcher.stopService)
         for text, reply in (
@@ -664,7 +684,7 @@ def _method(label: str, ops: list[tuple]):
     return method
 
 
-def build(index: int, spec: dict) -> Processor:
+def build(index: int, spec: dict, bot: IBotContext) -> Processor:
     namespace: dict[str, Any] = {
         "priority": spec["priority"],
         "addressed": spec["addressed"],
@@ -684,7 +704,7 @@ def build(index: int, spec: dict) -> Processor:
         namespace = {k: v for k, v in namespace.items() if not k.startswith("m")}
     if spec["kind"] == "accepts":
         namespace["accepts"] = lambda self, event: Processor.accepts(self, event)
-    return type(f"Generated{index}", (Processor,), namespace)(f"p{index}")
+    return type(f"Generated{index}", (Processor,), namespace)(f"p{index}", bot)
 
 
 def naive(processors: list[Processor], event: Event) -> Event:
@@ -710,7 +730,7 @@ def outcome(event: Event) -> tuple:
     )
 
 
-class ChainEquivalenceTests(SynchronousTestCase):
+class ChainEquivalenceTests(ContextCase):
     """The dispatcher's steps give exactly what running every processor would."""
 
     @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -723,7 +743,7 @@ class ChainEquivalenceTests(SynchronousTestCase):
     )
     def test_same_as_naive(self, specs, raw, clean, addressed, type):
         """Random chains and messages: same replies, order, processed, complain as naive."""
-        processors = [build(index, spec) for index, spec in enumerate(specs)]
+        processors = [build(index, spec, self.context) for index, spec in enumerate(specs)]
 
         def fresh() -> Event:
             event = message_event(None, addressed, type)
@@ -770,6 +790,7 @@ class ChainEquivalenceTests(SynchronousTestCase):
                         "handlers": [spec],
                         "ops": [],
                     },
+                    self.context,
                 )
             )
         dispatcher = Dispatcher(reactor=InlineReactor(), threadpool=InlineThreadPool())
@@ -794,9 +815,9 @@ class ChainEquivalenceTests(SynchronousTestCase):
             def beta(self, event):
                 event.addresponse("beta", processed=False)
 
-        early, late = Beta("early"), Beta("late")
+        early, late = Beta("early", self.context), Beta("late", self.context)
         late.priority = 2
-        processors = [early, Rewrite("r"), late]
+        processors = [early, Rewrite("r", self.context), late]
         dispatcher = Dispatcher(reactor=InlineReactor(), threadpool=InlineThreadPool())
         event = dispatcher.thd_process(message_event("alpha"), Chain(processors))
         self.assertEqual([r.text for r in event.responses], ["rewrote", "beta"])
@@ -1014,8 +1035,8 @@ class QueueingReactor(Clock):
 class Echo(Processor):
     addressed = False
 
-    def __init__(self, name, seen, gates=None):
-        super().__init__(name)
+    def __init__(self, name, bot, seen, gates=None):
+        super().__init__(name, bot)
         self.seen = seen
         self.gates = gates or {}
 
@@ -1028,14 +1049,14 @@ class Echo(Processor):
         event.addresponse(text)
 
 
-class BatchedWakeupTests(SynchronousTestCase):
+class BatchedWakeupTests(ContextCase):
     """Finished events wake the reactor once per batch and fire in finishing order."""
 
     def test_one_wakeup_per_batch(self):
         """Events finished before the reactor runs: one wake-up, fired in finishing order."""
         reactor, pool, seen = QueueingReactor(), ManualThreadPool(), []
         dispatcher = Dispatcher(reactor=reactor, threadpool=pool)
-        dispatcher.set_chain([Echo("e", seen)])
+        dispatcher.set_chain([Echo("e", self.context, seen)])
         dispatcher.startService()
         fired = []
         for channel in ("#1", "#2", "#3"):
@@ -1059,7 +1080,7 @@ class BatchedWakeupTests(SynchronousTestCase):
         """With the real pool, every event finishes, each conversation in arrival order."""
         reactor, seen = QueueingReactor(), []
         dispatcher = Dispatcher({"threads": 3}, reactor=reactor)
-        dispatcher.set_chain([Echo("e", seen)])
+        dispatcher.set_chain([Echo("e", self.context, seen)])
         dispatcher.startService()
         fired = []
         for n in range(30):
@@ -1084,7 +1105,7 @@ class BatchedWakeupTests(SynchronousTestCase):
         other_done = threading.Event()
         gates = {"slow": lambda: other_done.wait(WAIT / 2)}
         dispatcher = Dispatcher({"threads": 2}, reactor=reactor)
-        dispatcher.set_chain([Echo("e", seen, gates)])
+        dispatcher.set_chain([Echo("e", self.context, seen, gates)])
         dispatcher.startService()
         warm = dispatcher.dispatch(message_event("say warm"))
         reactor.pump(until=lambda: warm.called)

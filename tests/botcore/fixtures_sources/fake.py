@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from botcore.options import IntOption, Option
-from botcore.source import Source
+from botcore.testing import MemorySource
 
 
-class FakeSource(Source):
-    """Records replies and setup calls."""
+class FakeSource(MemorySource):
+    """Records replies (in ``sent``) and setup calls; has options to configure."""
 
     type = "fake"
     supports = frozenset({"action"})
@@ -17,19 +17,7 @@ class FakeSource(Source):
 
     def __init__(self, name, bot, config=None):
         super().__init__(name, bot, config)
-        self.sent = []
         self.setups = 0
 
     def setup(self) -> None:
         self.setups += 1
-
-    def startService(self) -> None:
-        super().startService()
-        self.set_state("connected")
-
-    def stopService(self) -> None:
-        super().stopService()
-        self.set_state("stopped")
-
-    def send(self, response) -> None:
-        self.sent.append(response)

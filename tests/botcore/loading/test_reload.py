@@ -22,8 +22,7 @@ from botcore.event import Event, EventType, Message, Sender
 from botcore.loading.reloader import Reloader
 from botcore.loading.watch import PluginWatcher
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool
-from tests.fakes import ManualThreadPool, RecordingSource
+from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, MemorySource
 
 PACKAGE = "tests.botcore.fixtures_plugins"
 
@@ -131,7 +130,7 @@ class ReloadCase(SynchronousTestCase):
         self.clock = InlineReactor()
         self.pool = threadpool or InlineThreadPool()
         bot = Bot(config, reactor=self.clock, threadpool=self.pool, reloader=reloader)
-        self.source = RecordingSource("test", bot)
+        self.source = MemorySource("test", bot.context)
         self.source.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
         self.addCleanup(self._stop, bot)
@@ -381,9 +380,6 @@ class @MODEL@(Base):
 
 
 class Remember(Processor):
-    def setup(self):
-        @MODEL@.__table__.create(self.bot.databases["main"].engine, checkfirst=True)
-
     @match("remember {any}")
     def remember(self, event, text):
         event.session.add(@MODEL@(text=PREFIX + text))
@@ -408,11 +404,18 @@ class TablePluginTests(ReloadCase):
         )
         self.write(f"{name}.py", text)
 
+    def create_table(self, bot: Bot, name: str) -> None:
+        """Create the plugin's table in the bot's database, as its migration would."""
+        from botcore.db.models import Base
+
+        Base.metadata.tables[f"test_{name}"].create(bot.databases["main"].engine)
+
     def test_reload_with_tables(self):
         """After reloads, the new model reads and writes the same table."""
         name = self.plugin_name("memo")
         self.write_tables(name, "a:")
         bot = self.make_bot([name])
+        self.create_table(bot, name)
         self.assertEqual(self.ask("remember x"), ["ok"])
         self.write_tables(name, "b:")
         bot.plugins.reload_plugin(name)
@@ -425,6 +428,7 @@ class TablePluginTests(ReloadCase):
         name = self.plugin_name("memo")
         self.write_tables(name, "a:")
         bot = self.make_bot([name])
+        self.create_table(bot, name)
         self.ask("remember x")
         self.write_tables(name, "b:", tail="raise ImportError('later failure')\n")
         self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)

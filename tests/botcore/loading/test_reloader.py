@@ -3,10 +3,15 @@ processors that are not autoloaded, and what an unknown plugin or source says.""
 
 from __future__ import annotations
 
+from types import ModuleType
+
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.errors import PluginNotFound
 from botcore.loading.reloader import Reloader
+from botcore.processor import Processor
+from botcore.testing import StubContext
 from tests.botcore.fixtures_plugins import echo, greet
 from tests.botcore.fixtures_sources.fake import FakeSource
 
@@ -19,12 +24,33 @@ def reloader(**config) -> Reloader:
     return Reloader(config, plugin_package=PLUGINS, source_package=SOURCES)
 
 
+def context() -> StubContext:
+    """A bot for the processors the reloader builds."""
+    return StubContext(reactor=Clock())
+
+
 def loaded(reloader: Reloader) -> dict[str, list[str]]:
     """Plugin -> names of the processors the rules load."""
     return {
-        name: [type(p).__name__ for p in reloader.processors(name, None, {})]
+        name: [type(p).__name__ for p in reloader.processors(name, context(), {})]
         for name in reloader.wanted_plugins()
     }
+
+
+def operator_plugin() -> ModuleType:
+    """A plugin module with a processor that asks for the administrative interface (as
+    the admin plugin's do) and one that does not."""
+    module = ModuleType("tests.botcore.loading.operator")
+
+    class Operate(Processor):
+        __module__ = module.__name__
+        control = True
+
+    class Chat(Processor):
+        __module__ = module.__name__
+
+    module.Operate, module.Chat = Operate, Chat
+    return module
 
 
 class LoadRuleTests(SynchronousTestCase):
@@ -88,12 +114,30 @@ class LoadRuleTests(SynchronousTestCase):
         """A plugin load names that does not exist is wanted, and fails when loaded."""
         rules = reloader(autoload=False, load=["karma"])
         self.assertEqual(rules.wanted_plugins(), ["karma"])
-        self.assertRaises(PluginNotFound, rules.processors, "karma", None, {})
+        self.assertRaises(PluginNotFound, rules.processors, "karma", context(), {})
 
     def test_processors_get_config(self):
         """Processors are built with their plugin name, bot and section."""
-        [processor] = reloader().processors("greet", None, {"greeting": "yo"})
+        bot = context()
+        [processor] = reloader().processors("greet", bot, {"greeting": "yo"})
         self.assertEqual((processor.name, processor.greeting), ("greet", "yo"))
+        self.assertIs(processor.bot, bot)
+
+    def test_control_given_to_those_that_ask(self):
+        """A processor with control = True is given the control object as its bot; the
+        plugin's others get the context."""
+        bot, control = context(), object()
+        operate, chat = reloader().processors("ops", bot, {}, operator_plugin(), control)
+        self.assertEqual((type(operate).__name__, type(chat).__name__), ("Operate", "Chat"))
+        self.assertIs(operate.bot, control)
+        self.assertIs(chat.bot, bot)
+
+    def test_control_refused_without_control(self):
+        """Without a control object, a processor with control = True is refused with a
+        ValueError that names it."""
+        with self.assertRaises(ValueError) as raised:
+            reloader().processors("ops", context(), {}, operator_plugin())
+        self.assertIn("ops.Operate", str(raised.exception))
 
     def test_processor_classes(self):
         """A plugin's processors are the classes it defines, in definition order."""

@@ -1,32 +1,22 @@
-"""Shared test doubles: a thread pool the test drives by hand, a source that records what
-it is asked to send, a real SQLite database in the test's temporary folder, and threads
-that race."""
+"""Work that normally crosses threads, made deterministic for tests: thread pools that
+run work at once or when the test says, a clock whose ``callFromThread`` runs at once, and
+real threads that race."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-
-from botcore.db.service import Database
-from botcore.source import Source
-
-if TYPE_CHECKING:
-    from twisted.trial.unittest import SynchronousTestCase
-
-    from botcore.event import Response
 
 
 @dataclass
 class Job:
-    """One piece of work handed to a `ManualThreadPool`."""
+    """One piece of work handed to a thread pool: ``run`` calls it and hands the outcome
+    to ``on_result`` as ``callInThreadWithCallback`` would."""
 
     on_result: Callable[[bool, Any], None]
     function: Callable[..., Any]
@@ -40,6 +30,29 @@ class Job:
             self.on_result(False, Failure())
         else:
             self.on_result(True, result)
+
+
+class InlineThreadPool:
+    """A thread pool that runs work at once, in the calling thread: deterministic tests of
+    code that normally runs in the dispatcher's pool."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.started = False
+
+    def callInThreadWithCallback(
+        self,
+        onResult: Callable[[bool, Any], None],
+        function: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> None:
+        Job(onResult, function, args, kw).run()
 
 
 class ManualThreadPool:
@@ -78,58 +91,16 @@ class ManualThreadPool:
             self.run(0)
 
 
-class RecordingSource(Source):
-    """A source that keeps every response it is asked to send."""
+class InlineReactor(Clock):
+    """A `Clock` whose ``callFromThread`` runs the call at once."""
 
-    type = "recording"
-    supports = frozenset({"action", "notice", "multiline"})
+    running = False
 
-    def __init__(self, name: str = "recording", bot: Any = None, config: Any = None) -> None:
-        super().__init__(name, bot, config)
-        self.sent: list[Response] = []
+    def callFromThread(self, function: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        function(*args, **kw)
 
-    def send(self, response: Response) -> None:
-        self.sent.append(response)
-
-
-class FakeBase(DeclarativeBase):
-    """Tables for tests only, kept out of the core's metadata (and its migrations)."""
-
-
-class Note(FakeBase):
-    """A row a test processor writes."""
-
-    __tablename__ = "test_notes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    text: Mapped[str] = mapped_column(String(100))
-
-
-def sqlite_database(testcase: SynchronousTestCase, name: str = "main") -> Database:
-    """A started `Database` on a fresh SQLite file, with the test tables; stopped at the
-    end of the test."""
-    folder = os.path.abspath(testcase.mktemp())
-    os.makedirs(folder)
-    database = Database(name, {"url": f"sqlite:///{folder}/test.sqlite"})
-    database.startService()
-    testcase.addCleanup(database.stopService)
-    FakeBase.metadata.create_all(database.engine)
-    return database
-
-
-def note_texts(database: Database) -> list[str]:
-    """Every committed `Note`'s text, in insertion order (read in a fresh session)."""
-    from sqlalchemy import select
-
-    with database.session_factory() as session:
-        return list(session.scalars(select(Note.text).order_by(Note.id)))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    def stop(self) -> None:
+        self.running = False
 
 
 def at_once(count: int, race: Callable[[int, Callable[[], None]], None]) -> list[BaseException]:

@@ -1,0 +1,60 @@
+"""A source with no network for tests: it keeps the replies it is asked to send."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from botcore.source import Source
+
+if TYPE_CHECKING:
+    from botcore.event import Response
+    from botcore.interfaces import IBotContext
+
+
+class MemorySource(Source):
+    """A source with no network: replies are recorded in ``sent`` instead of going out.
+
+    Its nick is the bot's name; it supports actions, notices and multi-line messages unless
+    told otherwise, and has no truncation point unless given one. Its channels are the
+    targets that start with one of ``chantypes`` (``#`` or ``&``, as on IRC, unless told
+    otherwise). Like every source it needs its bot: a `Bot`'s context, or a
+    `botcore.testing.StubContext` in a unit test. Reactor thread."""
+
+    type = "memory"
+    supports = frozenset({"action", "notice", "multiline"})
+
+    def __init__(
+        self,
+        name: str,
+        bot: IBotContext,
+        config: dict[str, Any] | None = None,
+        *,
+        supports: Iterable[str] | None = None,
+        truncation: int | None = None,
+        chantypes: str = "#&",
+    ) -> None:
+        super().__init__(name, bot, config)
+        if supports is not None:
+            self.supports = frozenset(supports)
+        self.truncation = truncation
+        self.chantypes = chantypes
+        self.nick = bot.name
+        self.sent: list[Response] = []
+
+    def startService(self) -> None:
+        super().startService()
+        self.set_state("connected")
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.set_state("stopped")
+
+    def truncation_point(self, response: Response | None = None) -> int | None:
+        return self.truncation
+
+    def is_channel(self, target: str) -> bool:
+        return bool(target) and target[0] in self.chantypes
+
+    def send(self, response: Response) -> None:
+        self.sent.append(response)
