@@ -41,8 +41,7 @@ class Version(Processor):
 
     @match("version")
     def version(self, event: Event) -> None:
-        version = self.bot.version if self.bot is not None else "(unknown version)"
-        event.addresponse(f"botcore {version}")
+        event.addresponse(f"botcore {self.bot.version}")
 
 
 class Uptime(Processor):
@@ -53,7 +52,7 @@ class Uptime(Processor):
 
     @match("uptime")
     def uptime(self, event: Event) -> None:
-        started = self.bot.started_at if self.bot is not None else None
+        started = self.bot.started_at
         if started is None:
             event.addresponse("I'm still starting up")
             return

@@ -9,10 +9,9 @@ Post-processing: Complain (950), Address (1500), Format (1600)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from random import choice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -23,9 +22,6 @@ from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
 from botcore.processor import Priority, Processor, handler
 from botcore.source import names_on
-
-if TYPE_CHECKING:
-    from botcore.interfaces import ISource
 
 _NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
@@ -106,8 +102,7 @@ class Identify(Processor):
 
     @handler
     def handle_identify(self, event: Event) -> None:
-        if self.bot is not None:
-            identify(self.bot, event)
+        identify(self.bot, event)
 
 
 class Ignore(Processor):
@@ -150,9 +145,7 @@ class Ignore(Processor):
     def handle_ignore(self, event: Event) -> None:
         if self.ignored(event):
             event.processed = True
-            self.log.debug(
-                "ignoring {nick} on {source}", nick=event.sender.nick, source=event.source
-            )
+            self.log.debug("ignoring {nick} on {source}", nick=event.who.nick, source=event.source)
 
 
 class Addressed(Processor):
@@ -234,16 +227,13 @@ class RateLimit(Processor):
             self._warned = {}
             self._next_sweep = 0.0
 
-    def _now(self) -> float:
-        return self.bot.seconds() if self.bot is not None else time.monotonic()
-
     def over_limit(self, event: Event) -> tuple[bool, bool]:
         """Count the event; return (over the limit, first time in this window)."""
         window = self.limit_time
         if event.sender is None or not window or window <= 0:
             return False, False
         limit = self.limit_messages
-        now = self._now()
+        now = self.bot.seconds()
         key = (event.source, event.sender.id)
         with self._lock:
             recent = self._recent.get(key)
@@ -279,7 +269,7 @@ class RateLimit(Processor):
             self.log.info(
                 "rate limit: ignoring {nick} on {source} for now "
                 "(more than {count} messages in {seconds}s)",
-                nick=event.sender.nick,
+                nick=event.who.nick,
                 source=event.source,
                 count=self.limit_messages,
                 seconds=self.limit_time,
@@ -472,7 +462,7 @@ class Format(Processor):
 
     def format_response(self, response: Response) -> list[Response]:
         """The replies one response becomes on its destination source."""
-        source: ISource | None = self.bot.get_source(response.source) if self.bot else None
+        source = self.bot.get_source(response.source)
         if source is None:
             return [response]  # the dispatcher logs and drops replies to unknown sources
         if isinstance(response.text, bool):

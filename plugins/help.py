@@ -104,8 +104,6 @@ class Help(Processor):
 
     def plugins(self) -> dict[str, list[Processor]]:
         """The loaded plugins' processors, by plugin name."""
-        if self.bot is None:
-            return {}
         return {name: list(processors) for name, processors in self.bot.loaded().items()}
 
     def description(self, plugin: str) -> str:

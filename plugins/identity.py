@@ -26,17 +26,9 @@ if TYPE_CHECKING:
 CORE_PERMISSIONS = ("admin",)
 
 
-def _now(bot: IBotContext | None) -> float:
-    import time
-
-    return bot.seconds() if bot is not None else time.monotonic()
-
-
-def known_permissions(bot: IBotContext | None) -> set[str]:
+def known_permissions(bot: IBotContext) -> set[str]:
     """The permission names the loaded processors check, and the core's."""
     names = set(CORE_PERMISSIONS)
-    if bot is None:
-        return names
     for processor in (p for processors in bot.loaded().values() for p in processors):
         if processor.permission:
             names.add(processor.permission.lower())
@@ -58,14 +50,21 @@ def account_named(session: Session, source: str, name: str) -> Account | None:
     return None
 
 
+def own_account(event: Event) -> Account | None:
+    """The sender's account, as the core's Identify found it: None when they have none (or
+    it was deleted since)."""
+    if event.account is None:
+        return None
+    return event.session.get(Account, event.account)
+
+
 def account_asked_about(event: Event, name: str | None) -> Account | None:
     """The account ``name`` (an account or an identity on the event's source), or the
     sender's own when ``name`` is None; says so to the sender when there is none."""
-    session = event.session
     if name is None:
-        account = session.get(Account, event.account) if event.account else None
+        account = own_account(event)
     else:
-        account = account_named(session, event.source, name)
+        account = account_named(event.session, event.source, name)
     if account is None:
         event.addresponse("No such account" if name else "You don't have an account")
     return account
@@ -106,7 +105,6 @@ class SecretCommands(Processor):
 
     def carry_out(self, event: Event, found: Secret) -> None:
         """Run one secret-carrying command (a `SECRET_COMMANDS` entry). Worker thread."""
-        assert self.bot is not None
         arguments, secret = found.arguments, found.secret
         if found.command == "link token":
             self.link_token(event, secret)
@@ -139,7 +137,7 @@ class SecretCommands(Processor):
             event.addresponse("Huh? (I took the secret out of that, just in case)")
 
     def _failed(self, event: Event) -> None:
-        self.bot.auth.failed((event.source, event.sender.id), _now(self.bot))
+        self.bot.auth.failed((event.source, event.who.id), self.bot.seconds())
 
     def authenticate(
         self, event: Event, account_id: int, source: str, method: str, secret: str
@@ -147,16 +145,15 @@ class SecretCommands(Processor):
         """Check a credential of the sender's account and, when it holds, remember the
         connection as authenticated."""
         auth = self.bot.auth
-        now = _now(self.bot)
-        key = (event.source, event.sender.id)
+        now = self.bot.seconds()
+        key = (event.source, event.who.id)
         if not auth.attempts_left(key, now):
             event.addresponse("Too many failed attempts; try again later")
             return
         if method == "network":
             vouched = self.bot.get_source(event.source)
-            verify = getattr(vouched, "verified_identity", None)
-            identity = verify(event) if verify is not None else None
-            ok = identity is not None and identity.casefold() == event.sender.id.casefold()
+            identity = vouched.verified_identity(event) if vouched is not None else None
+            ok = identity is not None and identity.casefold() == event.who.id.casefold()
         elif method == "hostmask":
             mask = event.data.get("mask")
             ok = isinstance(mask, str) and accounts.check_credentials(
@@ -172,7 +169,7 @@ class SecretCommands(Processor):
             self.log.info(
                 "failed {method} authentication by {id} on {source}",
                 method=method,
-                id=event.sender.id,
+                id=event.who.id,
                 source=event.source,
             )
             event.addresponse("Sorry, that didn't work")
@@ -181,7 +178,7 @@ class SecretCommands(Processor):
         event.authenticated = True
         self.log.info(
             "{id} on {source} authenticated by {method}",
-            id=event.sender.id,
+            id=event.who.id,
             source=event.source,
             method=method,
         )
@@ -204,8 +201,8 @@ class SecretCommands(Processor):
         """Finish ``I am ... on ...``: the token came back from the identity it was sent
         to, so link that identity to the account that asked."""
         auth = self.bot.auth
-        now = _now(self.bot)
-        key = (event.source, event.sender.id)
+        now = self.bot.seconds()
+        key = (event.source, event.who.id)
         if not auth.attempts_left(key, now):
             event.addresponse("Too many failed attempts; try again later")
             return
@@ -214,7 +211,7 @@ class SecretCommands(Processor):
             if pending is not None and (
                 pending[3] <= now
                 or pending[1].casefold() != event.source.casefold()
-                or pending[2].casefold() != event.sender.id.casefold()
+                or pending[2].casefold() != event.who.id.casefold()
             ):
                 pending = None
             if pending is not None:
@@ -270,8 +267,9 @@ class Accounts(Processor):
         account = accounts.create_account(session, name)
         if event.account is None and event.identity is not None:
             identity = session.get(Identity, event.identity)
-            accounts.link(session, identity, account)
-            event.account = account.id
+            if identity is not None:  # always: identities are never deleted
+                accounts.link(session, identity, account)
+                event.account = account.id
         bot.auth.invalidate(session)
         event.addresponse(f"Created account {account.username}")
         return account
@@ -326,7 +324,8 @@ class Accounts(Processor):
 
     @match(r"^i\s+am\s+(\S+)\s+on\s+(\S+)$", simple=False)
     def i_am(self, event: Event, identity: str, source_name: str) -> None:
-        if event.account is None:
+        account = own_account(event)
+        if account is None:
             event.addresponse("You don't have an account (create account NAME first)")
             return
         source = self.bot.get_source(source_name)
@@ -336,15 +335,14 @@ class Accounts(Processor):
         token = secrets.token_urlsafe(12)
         state = self.bot.auth.state
         with state.lock:
-            now = _now(self.bot)
+            now = self.bot.seconds()
             for key in [k for k, v in state.tokens.items() if v[3] <= now]:
                 del state.tokens[key]
-            state.tokens[token] = (event.account, source.name, identity, now + self.token_lifetime)
-        username = event.session.get(Account, event.account).username
+            state.tokens[token] = (account.id, source.name, identity, now + self.token_lifetime)
         target = identity.split("!", 1)[0]
         event.addresponse(
-            f"{event.sender.nick} on {event.source} says you are account {username}. If that "
-            f"is you, tell me privately: link token {token}",
+            f"{event.who.nick} on {event.source} says you are account {account.username}. "
+            f"If that is you, tell me privately: link token {token}",
             source=source.name,
             target=target,
             address=False,
@@ -423,16 +421,16 @@ class Accounts(Processor):
 
     @match(r"^who\s+am\s+i$", simple=False)
     def whoami(self, event: Event) -> None:
-        if event.account is None:
-            event.addresponse(f"You are {event.sender.id} on {event.source}, with no account")
+        account = own_account(event)
+        if account is None:
+            event.addresponse(f"You are {event.who.id} on {event.source}, with no account")
             return
-        session = event.session
-        username = session.get(Account, event.account).username
         linked = ", ".join(
-            f"{i.identity} on {i.source}" for i in accounts.identities_of(session, event.account)
+            f"{i.identity} on {i.source}"
+            for i in accounts.identities_of(event.session, account.id)
         )
         state = "authenticated" if event.authenticated else "not authenticated"
-        event.addresponse(f"You are {username} ({state}); identities: {linked}")
+        event.addresponse(f"You are {account.username} ({state}); identities: {linked}")
 
     @match(r"^(?:logout|log\s+out|deauthenticate)$", simple=False)
     def logout(self, event: Event) -> None:
@@ -479,7 +477,7 @@ class Grants(Processor):
         self.bot.auth.invalidate(session)
         self.log.info(
             "{who} set permission {permission} of {account} to {value}",
-            who=event.sender.id if event.sender else "?",
+            who=event.who.id,
             permission=permission.lower(),
             account=account.username,
             value=value or "(removed)",

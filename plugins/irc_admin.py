@@ -93,7 +93,7 @@ class ChannelAdmin(Processor):
     def _split_source(self, rest: str) -> tuple[str | None, str]:
         """``on NAME text`` names a source when NAME is one; otherwise it is all text."""
         found = _ON_SOURCE.match(rest.strip())
-        if found and self.bot is not None and self.bot.get_source(found.group("source")):
+        if found and self.bot.get_source(found.group("source")):
             return found.group("source"), found.group("rest") or ""
         return None, rest
 
@@ -108,7 +108,7 @@ class ChannelAdmin(Processor):
         and acknowledge; explain instead when that source cannot do it, or when
         ``channel`` is given and is no channel there (as the source says)."""
         name = name or event.source
-        source = self.bot.get_source(name) if self.bot is not None else None
+        source = self.bot.get_source(name)
         if source is None:
             event.addresponse("I have no source called %s", name)
             return

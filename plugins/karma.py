@@ -49,8 +49,10 @@ class KarmaVote(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-_karma = Karma.__table__
-_votes = KarmaVote.__table__
+# The tables behind the models, for the Core statements below: from the metadata, since a
+# model's __table__ is typed as any FromClause (which has no insert or delete).
+_karma = Base.metadata.tables[Karma.__tablename__]
+_votes = Base.metadata.tables[KarmaVote.__tablename__]
 _ID = select(_karma.c.id).where(_karma.c.subject == bindparam("p_subject"))
 
 

@@ -143,9 +143,7 @@ class Log(Processor):
             month=f"{when:%m}",
             day=f"{when:%d}",
         )
-        if self.bot is not None and getattr(self.bot, "config", None) is not None:
-            return self.bot.config.relative_path(relative)
-        return Path(relative)
+        return self.bot.config.relative_path(relative)
 
     def bot_nick(self, source: str) -> str:
         """What the bot is called on ``source`` (its nick there), for its own lines."""

@@ -11,7 +11,7 @@ the database, so they survive restarts."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -26,6 +26,9 @@ from botcore.humanize import ago
 from botcore.options import BoolOption, IntOption
 from botcore.processor import Priority, Processor, handler, match
 from botcore.source import names_on
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
 
 #: The longest memo text accepted.
 MAX_MEMO = 1000
@@ -60,10 +63,10 @@ class Memo(Base):
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-def for_sender(event: Event) -> Any:
+def for_sender(event: Event) -> ColumnElement[bool]:
     """The condition selecting memos addressed to the event's sender: by nick on this
     source, or to the account of their identity (as the core's Identify found it)."""
-    by_nick = and_(Memo.to_source == event.source, Memo.to_nick == event.sender.nick)
+    by_nick = and_(Memo.to_source == event.source, Memo.to_nick == event.who.nick)
     if event.account is not None:
         return or_(by_nick, Memo.to_account_id == event.account)
     return by_nick
@@ -128,7 +131,7 @@ class Tell(_MemoProcessor):
         session = event.session
         memo = Memo(
             from_source=event.source,
-            from_nick=event.sender.nick,
+            from_nick=event.who.nick,
             from_identity_id=event.identity,
             memo=text,
             private=how.lower() in ("pm", "privmsg", "msg"),

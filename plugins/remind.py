@@ -163,7 +163,7 @@ class Remind(Processor):
             raise ValueError(f"unknown timezone {self.timezone!r}") from None
         # Loaded into a bot that is already running (a plugin reload): no lifecycle event
         # will come, so load the waiting reminders now, in the pool.
-        if self.bot is not None and self.bot.state == Lifecycle.RUNNING and not self._loaded:
+        if self.bot.state == Lifecycle.RUNNING and not self._loaded:
             self._loaded = True
             self.bot.call_later(0, self._thd_reschedule_all, Event("botcore", "remind"))
 

@@ -17,7 +17,7 @@ from botcore.accounts.models import Identity
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime
 from botcore.db.upsert import Upsert
-from botcore.event import Event, EventType
+from botcore.event import Event, EventType, Sender
 from botcore.humanize import ago
 from botcore.processor import Priority, Processor, handler, match
 from botcore.source import names_on
@@ -46,9 +46,9 @@ class Sighting(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-def _sighting_of(event: Event) -> dict[str, Any] | None:
-    """What the event shows of its sender, as Sighting columns (None: nothing to record)."""
-    sender = event.sender
+def _sighting_of(event: Event, sender: Sender) -> dict[str, Any] | None:
+    """What the event shows of its ``sender``, as Sighting columns (None: nothing to
+    record)."""
     channel = event.channel if event.public else None
     if event.type in (EventType.MESSAGE, EventType.ACTION):
         if event.message is None:
@@ -94,7 +94,7 @@ class Record(Processor):
         identity = event.identity
         if event.sender is None or identity is None:
             return
-        values = _sighting_of(event)
+        values = _sighting_of(event, event.sender)
         if values is None:
             return
         session = event.session

@@ -14,14 +14,14 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Index, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
+from twisted.internet.interfaces import IPushProducer, IResolutionReceiver, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -34,6 +34,11 @@ from botcore.humanize import ago
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.processor import Priority, Processor, handler, match
 from botcore.source import is_channel_on
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+_T = TypeVar("_T")
 
 #: A URL in running text: a scheme and ``://``, or a bare ``www.`` host.
 URL_PATTERN = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
@@ -162,10 +167,9 @@ class UrlGrab(Processor):
         if not self.fetch_titles or (not event.public and not self.title_private):
             return
         ids = [row.id for row in rows]
-        reactor = self.bot.reactor
         for url, row_id in zip(urls, ids, strict=True):
             if url.lower().startswith(("http://", "https://")):
-                reactor.callFromThread(self.start_fetch, event, url, row_id)
+                self.bot.call_from_thread(self.start_fetch, event, url, row_id)
 
     def start_fetch(self, event: Event, url: str, row_id: int | None) -> defer.Deferred:
         """Fetch ``url``'s title; once found, say it in the event's conversation through the
@@ -196,7 +200,7 @@ class UrlGrab(Processor):
                 self.bot.call_later(0, self.say_title, event, row_id, title)
             return title
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Failure) -> None:
             if failure.check(Refused):
                 self.log.info("not fetching {url}: {why}", url=url, why=failure.value)
             elif failure.check(defer.CancelledError, defer.TimeoutError):
@@ -207,8 +211,12 @@ class UrlGrab(Processor):
                 )
             return None
 
+        def untrack(result: _T) -> _T:
+            self.fetches.discard(d)
+            return result
+
         d.addCallbacks(done, failed)
-        d.addBoth(lambda result: (self.fetches.discard(d), result)[1])
+        d.addBoth(untrack)
         return d
 
     def say_title(self, event: Event, row_id: int | None, title: str) -> None:
@@ -477,9 +485,13 @@ async def fetch_title(
         reactor, CheckedEndpoints(reactor, allowed, timeout), pool=pool
     )
     client = HTTPClient(RedirectAgent(agent, redirectLimit=redirects))
+    headers: dict[bytes | str, bytes | str] = {
+        "User-Agent": user_agent,
+        "Accept": "text/html,application/xhtml+xml",
+    }
     response = await client.get(
         url,
-        headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml"},
+        headers=headers,
         allow_redirects=False,
         unbuffered=True,
         reactor=reactor,
@@ -508,7 +520,9 @@ class BodyReader(Protocol):
 
     def _stop(self, _: Any = None) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()
+            # deliverBody connects the reader to the response's IPushProducer, not to an
+            # ITransport: stopping it drops the connection.
+            IPushProducer(self.transport).stopProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self.done.called:

@@ -4,6 +4,7 @@ in private, one line per message. Handy for development and for a bot with no ne
 from __future__ import annotations
 
 import itertools
+import typing
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
@@ -17,7 +18,7 @@ from botcore.options import BoolOption, IntOption, Option
 from botcore.source import Source
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IListeningPort
+    from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
     from twisted.python.failure import Failure
 
     from botcore.interfaces import IBotContext
@@ -30,6 +31,30 @@ class ListenFailed(Exception):
 class _EndpointCheckReactor:
     """A stand-in reactor for checking an endpoint string's syntax: building a server
     endpoint does no I/O, so any object will do."""
+
+
+@typing.runtime_checkable
+class StreamTransport(typing.Protocol):
+    """What a console uses of its connection's transport: `ITransport`'s writing, closing
+    and peer, with ``disconnecting`` and ``abortConnection``, which every stream transport
+    Twisted has (TCP, TLS, UNIX sockets, StringTransport) though ITransport lacks them."""
+
+    disconnecting: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def getPeer(self) -> IAddress: ...
+
+
+def stream_of(transport: object) -> StreamTransport:
+    """``transport`` as the `StreamTransport` it is; a TypeError for anything else."""
+    if not isinstance(transport, StreamTransport):
+        raise TypeError(f"the telnet console needs a stream transport, not {transport!r}")
+    return transport
 
 
 class EndpointOption(Option):
@@ -84,16 +109,21 @@ class TelnetSource(Source):
 
     log = Logger()
 
+    #: The source's name (Service's may be None; Source's never is).
+    name: str
+
     def __init__(
         self,
         name: str,
-        bot: IBotContext | None,
+        bot: IBotContext,
         config: dict[str, Any] | None = None,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(name, bot, config)
-        self._reactor = reactor
+        #: The reactor the console listens and times with: the bot's unless a test gives
+        #: another.
+        self.reactor: IReactorTime = reactor if reactor is not None else bot.reactor
         self.port: IListeningPort | None = None
         self.listening_on: str | None = None
         self.consoles: set[Console] = set()
@@ -106,7 +136,7 @@ class TelnetSource(Source):
         self._ids = itertools.count(1)
 
     def setup(self) -> None:
-        self.nick = self.bot.name if self.bot is not None else self.name
+        self.nick = self.bot.name
         if self.port is not None and self.endpoint != self.listening_on:
             self.log.warn(
                 "source {source}: the new endpoint {endpoint} takes effect when the bot "
@@ -115,17 +145,6 @@ class TelnetSource(Source):
                 endpoint=self.endpoint,
                 old=self.listening_on,
             )
-
-    @property
-    def reactor(self) -> Any:
-        if self._reactor is None:
-            if self.bot is not None and getattr(self.bot, "reactor", None) is not None:
-                self._reactor = self.bot.reactor
-            else:
-                from twisted.internet import reactor
-
-                self._reactor = reactor
-        return self._reactor
 
     # -- service ------------------------------------------------------------------
 
@@ -153,7 +172,7 @@ class TelnetSource(Source):
 
     def _listen_failed(self, failure: Failure) -> None:
         self.set_state("failed")
-        reason = failure.getErrorMessage().strip() or failure.type.__name__
+        reason = failure.getErrorMessage().strip() or type(failure.value).__name__
         raise ListenFailed(f"source {self.name}: cannot listen on {self.endpoint}: {reason}")
 
     def stopService(self) -> Deferred[None]:
@@ -173,8 +192,7 @@ class TelnetSource(Source):
         if consoles:
             timer = self.reactor.callLater(self.close_timeout, self._abort, consoles)
             d.addBoth(lambda result: timer.cancel() if timer.active() else None)
-        d.addBoth(lambda _: self.set_state("stopped"))
-        return d
+        return d.addBoth(lambda _: self.set_state("stopped"))
 
     def _abort(self, consoles: list[Console]) -> None:
         for console in consoles:
@@ -184,7 +202,7 @@ class TelnetSource(Source):
                     source=self.name,
                     connection=console.connection_id,
                 )
-                console.transport.abortConnection()
+                console.stream.abortConnection()
 
     # -- people -------------------------------------------------------------------
 
@@ -218,11 +236,13 @@ class TelnetSource(Source):
         return False
 
     def joined(self, console: Console) -> None:
-        self.by_nick[console.nick.casefold()] = console
+        nick = console.nick
+        assert nick is not None
+        self.by_nick[nick.casefold()] = console
         self.log.info(
             "source {source}: {nick} joined ({connection} from {peer})",
             source=self.name,
-            nick=console.nick,
+            nick=nick,
             connection=console.connection_id,
             peer=console.peer,
         )
@@ -338,6 +358,9 @@ class Console(Protocol):
     Lines end with ``\\n`` or ``\\r\\n``; a line longer than the source's ``max_line`` is
     refused with an error and the rest of it discarded."""
 
+    #: The connection's transport as what the console uses of it (from connectionMade on).
+    stream: StreamTransport
+
     def __init__(self, source: TelnetSource, connection_id: str) -> None:
         self.source = source
         self.connection_id = connection_id
@@ -352,7 +375,8 @@ class Console(Protocol):
     # -- wire -----------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()
+        self.stream = stream_of(self.transport)
+        peer = self.stream.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(peer)
         self.source.consoles.add(self)
@@ -370,7 +394,7 @@ class Console(Protocol):
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
         for line in lines:
-            if self.transport.disconnecting:
+            if self.stream.disconnecting:
                 return
             if self._discarding:
                 # The end of an over-long line already refused.
@@ -383,7 +407,7 @@ class Console(Protocol):
                 continue
             self._overlong = 0
             self._line_received(line)
-        if self.transport.disconnecting:
+        if self.stream.disconnecting:
             return
         # + 1: the buffered part of a line may already hold the "\r" of its "\r\n".
         if len(self._buffer) > limit + 1:
@@ -393,12 +417,12 @@ class Console(Protocol):
                 self._line_too_long()
 
     def send_line(self, text: str) -> None:
-        self.transport.write(text.encode("utf-8", "replace") + b"\r\n")
+        self.stream.write(text.encode("utf-8", "replace") + b"\r\n")
 
     def close(self, goodbye: str | None = None) -> None:
         if goodbye:
             self.send_line(goodbye)
-        self.transport.loseConnection()
+        self.stream.loseConnection()
 
     # -- lines ----------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.application.internet import ClientService
 from twisted.internet.defer import Deferred, fail, succeed
@@ -23,11 +23,13 @@ from sources.irc.protocol import DEFAULT_CHANTYPES, IRCProtocol
 from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IAddress, IProtocol
+    from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
 
     from botcore.interfaces import IBotContext
 
 __all__ = ["IRCProtocol", "IRCSource"]
+
+_T = TypeVar("_T")
 
 #: A reply's target when truncation_point() is asked without one (a long channel name).
 _TYPICAL_TARGET = "#" + "x" * 30
@@ -141,7 +143,7 @@ class _ProtocolFactory(Factory):
     def __init__(self, source: IRCSource) -> None:
         self.source = source
 
-    def buildProtocol(self, addr: IAddress) -> IRCProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> IRCProtocol:
         protocol = IRCProtocol(self.source, self.source.rotation.current)
         protocol.factory = self
         return protocol
@@ -229,24 +231,25 @@ class IRCSource(Source):
     quit_message = Option("Sent with QUIT when the bot leaves the network.", "botcore")
     source_url = Option("The answer to CTCP SOURCE: where the bot's code can be found.", "")
 
+    #: The source's name (Service's may be None; Source's never is).
+    name: str
+
     def __init__(
         self,
         name: str,
-        bot: IBotContext | None,
+        bot: IBotContext,
         config: dict[str, Any] | None = None,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         endpoint_factory: Callable[[str], IStreamClientEndpoint] | None = None,
         jitter: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(name, bot, config)
-        if reactor is None:
-            reactor = getattr(bot, "reactor", None)
-        if reactor is None:
-            from twisted.internet import reactor
-        self.reactor = reactor
+        #: The reactor the source connects and times with: the bot's unless a test gives
+        #: another.
+        self.reactor: IReactorTime = reactor if reactor is not None else bot.reactor
         self._make_endpoint = endpoint_factory or (
-            lambda server: clientFromString(reactor, server)
+            lambda server: clientFromString(self.reactor, server)
         )
         self._jitter = jitter or random.Random().random
         self.protocol: IRCProtocol | None = None
@@ -276,7 +279,7 @@ class IRCSource(Source):
         for name, key in configured:
             if self._key(name) not in previous:
                 self.join(name, key)
-        if self.protocol is not None and self.protocol.queue is not None:
+        if self.protocol is not None:
             bucket = self.protocol.queue.bucket
             bucket.burst, bucket.rate = float(self.flood_burst), self.flood_rate
             self.protocol.queue.limit = self.queue_limit
@@ -290,16 +293,11 @@ class IRCSource(Source):
     @property
     def wanted_nick(self) -> str:
         """The nick the bot wants here: set by command, configured, or the bot's name."""
-        return (
-            self._nick_override
-            or self.configured_nick
-            or (getattr(self.bot, "name", None) if self.bot is not None else None)
-            or "botcore"
-        )
+        return self._nick_override or self.configured_nick or self.bot.name or "botcore"
 
     @property
     def version(self) -> str:
-        return getattr(self.bot, "version", None) or "unknown"
+        return self.bot.version or "unknown"
 
     @staticmethod
     def _key(channel: str) -> str:
@@ -346,13 +344,19 @@ class IRCSource(Source):
             return succeed(None)
         d = service.stopService()
         timer = self.reactor.callLater(5.0, self._abort, protocol)
-        d.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+
+        def cancel_abort(result: _T) -> _T:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        d.addBoth(cancel_abort)
         d.addCallback(lambda _: self.set_state("stopped"))
         return d
 
     def _abort(self, protocol: IRCProtocol | None) -> None:
-        if protocol is not None and protocol.transport is not None:
-            protocol.transport.abortConnection()
+        if protocol is not None:
+            protocol.abort()
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before the next connection attempt: ``reconnect_delay`` doubled
@@ -430,7 +434,7 @@ class IRCSource(Source):
 
     def emit(self, event: Event) -> None:
         """Hand an event to the dispatcher (its replies come back through `send`)."""
-        if self.bot is None or not self.running:
+        if not self.running:
             return
         self.dispatch(event)
 

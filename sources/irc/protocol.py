@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import sys
+import typing
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,8 +13,9 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from twisted.copyright import version as twisted_version
-from twisted.internet import error as net_error
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -34,7 +36,7 @@ from sources.irc.wire import (
 )
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
     from sources.irc import IRCSource
 
@@ -92,6 +94,24 @@ class Channel:
 DEFAULT_CHANTYPES = "#&"
 
 
+@typing.runtime_checkable
+class StreamTransport(typing.Protocol):
+    """What the protocol uses of its connection's transport: `ITransport`'s ``write`` and
+    ``abortConnection``, which every stream transport Twisted has (TCP, TLS, UNIX sockets,
+    StringTransport) though only ITCPTransport declares it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+
+def stream_of(transport: object) -> StreamTransport:
+    """``transport`` as the `StreamTransport` it is; a TypeError for anything else."""
+    if not isinstance(transport, StreamTransport):
+        raise TypeError(f"an IRC connection needs a stream transport, not {transport!r}")
+    return transport
+
+
 class IRCProtocol(irc.IRCClient):
     """The wire side of `sources.irc.IRCSource`, one instance per connection.
 
@@ -102,18 +122,25 @@ class IRCProtocol(irc.IRCClient):
 
     log = Logger()
     # Keepalive is ours: clock-injected, with a PONG timeout (IRCClient's has neither).
-    heartbeatInterval = None
+    heartbeatInterval = None  # type: ignore[assignment]  # IRCClient documents None: "off"
     performLogin = 0
+    #: The user name (ident) sent when registering.
+    username: str
+
+    #: The connection's transport as what the protocol uses of it, and the queue of what
+    #: is sent through it: both from connectionMade on.
+    stream: StreamTransport
+    queue: OutgoingQueue
 
     def __init__(self, source: IRCSource, server: str) -> None:
         self.source = source
         self.server = server
-        self.clock = source.reactor
+        self.clock: IReactorTime = source.reactor
         self.nickname = source.wanted_nick
         self.username = source.username
         self.realname = source.realname
         self.password = source.server_password or None
-        self.versionName = "botcore"
+        self.versionName = "botcore"  # type: ignore[assignment]  # IRCClient: "str, or None"
         self.registered = False
         self.connected_at: float | None = None
         self.casemapping = "rfc1459"
@@ -139,23 +166,24 @@ class IRCProtocol(irc.IRCClient):
         self._whois: dict[str, tuple[list[Deferred[str | None]], list[str], IDelayedCall]] = {}
         # CTCP answers are few and far between, so a CTCP flood cannot fill the queue.
         self._ctcp = TokenBucket(self.clock, burst=3, rate=0.2)
-        self.queue: OutgoingQueue | None = None
         self.lost_reason: str | None = None
 
     # -- connection ---------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        self.stream = stream_of(self.transport)
         self.supported = irc.ServerSupportedFeatures()
         self._queue = []
         self.queue = OutgoingQueue(
-            self.transport.write,
+            self.stream.write,
             self.clock,
             burst=self.source.flood_burst,
             rate=self.source.flood_rate,
             limit=self.source.queue_limit,
         )
-        with suppress(Exception):  # not every transport is a TCP socket
-            self.transport.setTcpNoDelay(True)
+        if ITCPTransport.providedBy(self.transport):  # not every transport is a TCP socket
+            with suppress(Exception):
+                self.transport.setTcpNoDelay(True)
         self._register_deadline = self.clock.callLater(
             self.source.connect_timeout, self._registration_timed_out
         )
@@ -166,7 +194,7 @@ class IRCProtocol(irc.IRCClient):
         self.send_raw("NICK", self.nickname)
         self.send_raw("USER", self.username, "0", "*", trailing=self.realname)
 
-    def connectionLost(self, reason: Failure = net_error.ConnectionDone) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         for timer in (self._pong_deadline, self._register_deadline, *self._rejoins.values()):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -178,7 +206,7 @@ class IRCProtocol(irc.IRCClient):
             if loop is not None and loop.running:
                 loop.stop()
         self._keepalive = self._regain = None
-        dropped = self.queue.clear() if self.queue is not None else 0
+        dropped = self.queue.clear()
         if dropped:
             self.log.info(
                 "{source}: {count} queued line(s) not sent before the connection closed",
@@ -191,8 +219,12 @@ class IRCProtocol(irc.IRCClient):
     def drop(self, why: str) -> None:
         """Close the connection at once (the source reconnects)."""
         self.lost_reason = why
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the connection at once, if it was made."""
         if self.transport is not None:
-            self.transport.abortConnection()
+            self.stream.abortConnection()
 
     def _registration_timed_out(self) -> None:
         self._register_deadline = None
