@@ -33,7 +33,8 @@ class Source(Service):
     and implement `send` (and usually `startService`/`stopService`)."""
 
     type: ClassVar[str] = ""
-    supports: ClassVar[frozenset[str]] = frozenset()
+    #: What the network offers (a class default; an instance may have its own).
+    supports: frozenset[str] = frozenset()
 
     permissions = ListOption(
         "Permissions everyone on this source has: +perm, -perm, or perm (once authenticated).",

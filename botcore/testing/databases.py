@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -42,7 +42,7 @@ def in_ci() -> bool:
     return os.environ.get("CI") == "true"
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip the test for a missing server, or fail it under CI."""
     if in_ci():
         raise AssertionError(f"{reason} (CI=true: a missing server is a failure)")
@@ -105,6 +105,7 @@ def sqlite_database(
     database.startService()
     testcase.addCleanup(database.stopService)
     if metadata is not None:
+        assert database.engine is not None  # made by startService
         metadata.create_all(database.engine)
     return database
 

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.bot import Bot
@@ -140,11 +140,12 @@ class PluginTestCase(SynchronousTestCase):
             if event.get("log_level") == LogLevel.critical:
                 critical.append(formatEvent(event))
 
-        globalLogPublisher.addObserver(observe)
+        observer = cast(ILogObserver, observe)  # a plain callable is one (Twisted says so)
+        globalLogPublisher.addObserver(observer)
         try:
             self.successResultOf(self.bot.startService())
         finally:
-            globalLogPublisher.removeObserver(observe)
+            globalLogPublisher.removeObserver(observer)
         problems = [f"plugin {name}: {why}" for name, why in self.bot.plugins.failed.items()]
         if self.bot.state != Lifecycle.RUNNING:
             problems[:0] = critical[:1] or [f"the bot is {self.bot.state}, not running"]
@@ -195,7 +196,7 @@ class PluginTestCase(SynchronousTestCase):
             core = sections.setdefault("plugin:core", {})
             core.setdefault("limit_time", "0")
         parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str  # keep keys' case
+        parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep keys' case
         parser.read_dict(sections)
         path = self.directory / "bot.ini"
         with open(path, "w", encoding="utf-8") as handle:
@@ -241,7 +242,7 @@ class PluginTestCase(SynchronousTestCase):
         fields.setdefault("type", EventType.MESSAGE)
         fields.setdefault("time", datetime.fromtimestamp(self.clock.seconds(), UTC))
         return Event(
-            source=self.source.name,
+            source=self.source_name,
             sender=sender,
             channel=channel,
             public=public,
@@ -277,7 +278,9 @@ class PluginTestCase(SynchronousTestCase):
         it, committed; returns the account's id (for plugins that follow a person)."""
         from botcore.accounts import models as accounts
 
-        session = self.bot.databases["main"].session_factory()
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None  # the bot has started
+        session = sessions()
         try:
             account = accounts.create_account(session, username)
             session.flush()

@@ -112,7 +112,11 @@ def at_once(count: int, race: Callable[[int, Callable[[], None]], None]) -> list
 
     def thd(number: int) -> None:
         try:
-            race(number, lambda: barrier.wait(timeout=30))
+
+            def start() -> None:
+                barrier.wait(timeout=30)
+
+            race(number, start)
         except BaseException as e:  # reported to the caller: a thread must not die silently
             errors.append(e)
 
