@@ -336,7 +336,9 @@ class PostgreSQLOutageTests(TestCase):
                 if event.complain and not event.responses:
                     event.addresponse(f"complaint: {event.complain}")
 
-        self.dispatcher = Dispatcher({"threads": 4}, database=self.database)
+        self.dispatcher = Dispatcher(
+            {"threads": 4}, reactor=global_reactor, database=self.database
+        )
         self.dispatcher.set_chain([Writer(self.context), Complainer("complain", self.context)])
         self.dispatcher.startService()
         self.addCleanup(self.dispatcher.stopService)
