@@ -421,7 +421,8 @@ class Dispatcher(Service):
         step again on a fresh session, with the event's replies reset to what they were
         before it, waiting the database's backoff between tries; when it keeps failing,
         the step gives up with a ``database`` complaint. Any other error is logged and
-        complained about, and the step's uncommitted changes are undone. Worker thread."""
+        complained about, and the step's uncommitted changes and its replies are undone.
+        Worker thread."""
         replies, processed = len(event.responses), event.processed
         database = self.database
         attempt = 0
@@ -441,6 +442,9 @@ class Dispatcher(Service):
                         message = "commit after {who} failed on event {id}"
                     else:
                         message = "{who} failed on event {id}"
+                    # What it said went with what it did: the user gets the complaint, not
+                    # a "done" for a change that was rolled back.
+                    del event.responses[replies:]
                     self._thd_fail(event, message, who)
                     return
                 delay = database.retry_delay_for(kind, attempt)

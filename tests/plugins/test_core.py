@@ -62,6 +62,11 @@ class Fetch(Processor):
     def fetch(self, event: Event) -> None:
         event.complain = "network"
 
+    @match("answered")
+    def answered(self, event: Event) -> None:
+        event.addresponse("an answer")
+        event.complain = "network"
+
     @match("partly")
     def partly(self, event: Event) -> None:
         event.addresponse("half an answer")
@@ -550,7 +555,11 @@ class ComplainTests(PluginTestCase):
 
     def test_not_when_answered(self):
         """No complaint is added to an event that already has a reply."""
-        self.assertEqual(self.responses("partly"), ["half an answer"])
+        self.assertEqual(self.responses("answered"), ["an answer"])
+
+    def test_failed_reply_becomes_a_complaint(self):
+        """A reply added by a processor that then raised is not sent: the complaint is."""
+        self.assertResponseMatches("partly", phrases(Complain.exception.default))
         self.flushLoggedErrors(ValueError)
 
     def test_processed_without_reply(self):

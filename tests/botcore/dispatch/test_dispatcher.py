@@ -328,6 +328,33 @@ class DatabaseTests(DispatcherTestCase):
         [failure] = self.flushLoggedErrors(RuntimeError)
         self.assertEqual(str(failure.value), "processor two broke")
 
+    def test_failed_step_replies_dropped(self):
+        """The replies of a processor that raises, or whose commit fails, are dropped with
+        its changes; the replies of the processors around it stay."""
+
+        def reply_then_fail(event):
+            event.addresponse("beer is back to zero")
+            raise RuntimeError("after the reply")
+
+        def reply_then_duplicate(event):
+            event.addresponse("noted again")
+            event.session.add(Note(id=1, text="again"))
+
+        dispatcher = self.dispatcher(
+            [
+                self.step("one", [], 1, lambda e: e.session.add(Note(id=1, text="first"))),
+                self.step("two", [], 2, reply_then_fail),
+                self.step("three", [], 3, reply_then_duplicate),
+                self.step("four", [], 4, lambda e: e.addresponse("still here")),
+            ]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([r.text for r in event.responses], ["still here"])
+        self.assertEqual(event.complain, "exception")
+        from sqlalchemy.exc import IntegrityError
+
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError, IntegrityError)), 2)
+
     def test_failed_commit(self):
         """A commit that fails (a constraint) is rolled back and complained about; the next
         processors still run with a usable session."""

@@ -713,9 +713,11 @@ def naive(processors: list[Processor], event: Event) -> Event:
         if processor.event_types is not None and event.type not in processor.event_types:
             continue
         if processor.accepts(event):
+            replies = len(event.responses)
             try:
                 processor.process(event)
             except Exception:
+                del event.responses[replies:]  # a failed processor's replies go with it
                 event.complain = "exception"
     return event
 
