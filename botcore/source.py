@@ -117,6 +117,24 @@ class Source(Service):
         self.log.info("event {id} not processed: {reason}", id=event.id, reason=reason)
 
 
+class LocalSource(Source):
+    """A source with no connection to make (the terminal, a test's memory): connected
+    while it runs. Its channels are named as on IRC (``chantypes``)."""
+
+    chantypes = "#&"
+
+    def startService(self) -> None:
+        super().startService()
+        self.set_state("connected")
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.set_state("stopped")
+
+    def is_channel(self, target: str) -> bool:
+        return bool(target) and target[0] in self.chantypes
+
+
 def unique_names(names: Iterable[str | None]) -> tuple[str, ...]:
     """The names, each once (the first spelling of those equal but for case), empty ones
     left out."""

@@ -43,7 +43,7 @@ from botcore.errors import PluginNotFound
 from botcore.event import Event, EventType, Lifecycle, Message, Response, Sender
 from botcore.loading.reloader import Reloader
 from botcore.settings import read_config
-from botcore.source import Source
+from botcore.source import LocalSource
 
 PROG = "botcore-plugin"
 SOURCE_NAME = "console"
@@ -86,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class ConsoleSource(Source):
+class ConsoleSource(LocalSource):
     """A source whose network is the terminal: replies are written to ``out``."""
 
     type = "console"
@@ -98,18 +98,6 @@ class ConsoleSource(Source):
         self.nick = bot.name
         #: The conversation the console is in: replies to it need no label.
         self.conversation: str | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        self.set_state("connected")
-
-    def stopService(self) -> None:
-        super().stopService()
-        self.set_state("stopped")
-
-    def is_channel(self, target: str) -> bool:
-        """Channels are named as on IRC: ``#botcore``, ``&local``. Any thread."""
-        return bool(target) and target[0] in "#&"
 
     def send(self, response: Response) -> None:
         """Print one reply: ``> text``, ``* bot text`` for actions. Reactor thread."""

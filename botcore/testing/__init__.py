@@ -9,7 +9,7 @@
 * `InlineThreadPool`, `ManualThreadPool`, `InlineReactor`, `at_once`
   (`botcore.testing.threads`): work that crosses threads, run at once or when the test
   says, and threads that race.
-* `fresh_database`, `sqlite_database`, `backend_variants`, `backend_classes`
+* `fresh_database`, `fresh_engine`, `sqlite_database`, `backend_variants`, `backend_classes`
   (`botcore.testing.databases`): fresh databases on SQLite, PostgreSQL and MariaDB.
 * `free_port` (`botcore.testing.network`): a loopback port for a real server.
 """
@@ -26,6 +26,7 @@ from botcore.testing.databases import (
     backend_classes,
     backend_variants,
     fresh_database,
+    fresh_engine,
     in_ci,
     server_url,
     sqlite_database,
@@ -54,6 +55,7 @@ __all__ = [
     "backend_variants",
     "free_port",
     "fresh_database",
+    "fresh_engine",
     "in_ci",
     "server_url",
     "sqlite_database",

@@ -16,11 +16,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from botcore.db import migrate
+from botcore.db.engine import make_engine
 from botcore.db.faults import first_line
 from botcore.db.service import Database
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
+    from sqlalchemy.engine import Engine
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -93,6 +96,16 @@ def fresh_database(testcase: SynchronousTestCase, backend: str) -> str:
 
     testcase.addCleanup(drop)
     return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_engine(testcase: SynchronousTestCase, backend: str, *, migrated: bool = False) -> Engine:
+    """A botcore engine on a fresh database of ``backend`` (`fresh_database`), disposed of
+    at the end of the test; with ``migrated``, brought to the core's head first."""
+    engine = make_engine(fresh_database(testcase, backend))
+    testcase.addCleanup(engine.dispose)
+    if migrated:
+        migrate.upgrade(engine)
+    return engine
 
 
 def sqlite_database(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from botcore.source import Source
+from botcore.source import LocalSource
 
 if TYPE_CHECKING:
     from botcore.event import Response
     from botcore.interfaces import IBotContext
 
 
-class MemorySource(Source):
+class MemorySource(LocalSource):
     """A source with no network: replies are recorded in ``sent`` instead of going out.
 
     Its nick is the bot's name; it supports actions, notices and multi-line messages unless
@@ -42,19 +42,8 @@ class MemorySource(Source):
         self.nick = bot.name
         self.sent: list[Response] = []
 
-    def startService(self) -> None:
-        super().startService()
-        self.set_state("connected")
-
-    def stopService(self) -> None:
-        super().stopService()
-        self.set_state("stopped")
-
     def truncation_point(self, response: Response | None = None) -> int | None:
         return self.truncation
-
-    def is_channel(self, target: str) -> bool:
-        return bool(target) and target[0] in self.chantypes
 
     def send(self, response: Response) -> None:
         self.sent.append(response)

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.db import migrate
 from botcore.db.engine import make_engine
 from botcore.loading.reloader import Reloader
-from botcore.testing import backend_classes, fresh_database
+from botcore.testing import backend_classes, fresh_database, fresh_engine
 from tests.migrations.backends import core_head
 
 
@@ -25,8 +25,7 @@ class MigrationTestsMixin:
     backend: str
 
     def setUp(self) -> None:
-        self.engine = make_engine(fresh_database(self, self.backend))
-        self.addCleanup(self.engine.dispose)
+        self.engine = fresh_engine(self, self.backend)
 
     def tables(self) -> set[str]:
         return set(inspect(self.engine).get_table_names())

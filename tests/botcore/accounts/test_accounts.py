@@ -15,10 +15,10 @@ from botcore.accounts.models import Account, AccountError, Identity
 from botcore.accounts.permissions import Permissions
 from botcore.accounts.secrets import find_secret, scrub
 from botcore.db import migrate
-from botcore.db.engine import make_engine, make_session_factory
+from botcore.db.engine import make_session_factory
 from botcore.event import Event, EventType, Sender
 from botcore.options import options_of
-from botcore.testing import backend_classes, fresh_database
+from botcore.testing import backend_classes, fresh_engine
 
 TABLES = ("accounts", "identities", "account_attributes", "credentials", "permissions")
 
@@ -29,9 +29,7 @@ class AccountStorageMixin:
     backend: str
 
     def setUp(self) -> None:
-        self.engine = make_engine(fresh_database(self, self.backend))
-        self.addCleanup(self.engine.dispose)
-        migrate.upgrade(self.engine)
+        self.engine = fresh_engine(self, self.backend, migrated=True)
         self.sessions = make_session_factory(self.engine)
 
     def test_migration_matches_models(self) -> None:

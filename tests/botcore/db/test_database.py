@@ -45,6 +45,7 @@ from botcore.testing import (
     backend_classes,
     free_port,
     fresh_database,
+    fresh_engine,
 )
 from tests.migrations.backends import core_head
 
@@ -132,8 +133,7 @@ class SessionSettingsMixin:
     backend: str
 
     def setUp(self) -> None:
-        self.engine = make_engine(fresh_database(self, self.backend))
-        self.addCleanup(self.engine.dispose)
+        self.engine = fresh_engine(self, self.backend)
 
     def test_session_settings(self) -> None:
         """PostgreSQL: time zone UTC. MariaDB: ANSI_QUOTES, +00:00, InnoDB, utf8mb4."""
@@ -192,8 +192,7 @@ class TypesMixin:
     backend: str
 
     def setUp(self) -> None:
-        self.engine = make_engine(fresh_database(self, self.backend))
-        self.addCleanup(self.engine.dispose)
+        self.engine = fresh_engine(self, self.backend)
         with self.engine.begin() as connection:
             types.create_collation(connection)
             PROBE.create_all(connection)

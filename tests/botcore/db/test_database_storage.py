@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from botcore.db import migrate
-from botcore.db.engine import make_engine, make_session_factory
+from botcore.db.engine import make_session_factory
 from botcore.db.storage import MAX_KEY, PluginData, PluginStore
-from botcore.testing import backend_classes, fresh_database
+from botcore.testing import backend_classes, fresh_engine
 
 
 class PluginStoreMixin:
@@ -20,9 +19,7 @@ class PluginStoreMixin:
     backend: str
 
     def setUp(self) -> None:
-        self.engine = make_engine(fresh_database(self, self.backend))
-        self.addCleanup(self.engine.dispose)
-        migrate.upgrade(self.engine)
+        self.engine = fresh_engine(self, self.backend, migrated=True)
         self.sessions = make_session_factory(self.engine)
 
     def session(self) -> Session:
