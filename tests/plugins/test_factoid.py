@@ -246,7 +246,7 @@ class FactoidTests(PluginTestCase):
         self.assertEqual(
             self.responses("PY is the same as python"), ["I already know stuff about PY"]
         )
-        find = self.patch(factoid, "find_factoid", lambda session, name: None)
+        find = self.patch(factoid, "find_factoid", lambda session, name, budget=0: None)
         self.assertEqual(
             self.responses("Python is a snake"), ["I already know stuff about Python"]
         )
