@@ -7,8 +7,10 @@ edits, ``search for snake`` finds and ``literal python`` shows the stored values
 Values starting with ``<reply>`` are said as they are, ``<action>`` ones acted out;
 ``$who``, ``$channel``, ``$source``, ``$date``, ``$time`` are filled in, and a name with
 ``$arg`` in it (``$arg is cool``) matches any words there, given as ``$1``, ``$2``... and
-``$args``. Only a fact's author (or someone with ``factoidadmin``) may change or forget it.
-Greetings and thanks are answered too, and ``botcore-factpack`` imports facts from JSON."""
+``$args`` (at most four ``$arg`` in a name). Only a fact's author (or someone with
+``factoidadmin``) may change or forget it. Facts are public: one taught in private can be
+asked by anyone, and the bot says so. Greetings and thanks are answered too, and
+``botcore-factpack`` imports facts from JSON."""
 
 from __future__ import annotations
 
