@@ -53,7 +53,9 @@ class Factoid(Base):
 
 
 class FactoidName(Base):
-    """A name of a fact, unique ignoring case; ``wild`` when it holds ``$arg``."""
+    """A name of a fact, unique ignoring case; ``wild`` when it holds ``$arg``, and then
+    ``wild_key`` its `wild_key` (both worked out from the name when it is made), the index
+    recall finds the wildcard names that might match a message by."""
 
     __tablename__ = "factoid_names"
 
@@ -66,6 +68,14 @@ class FactoidName(Base):
     author: Mapped[str] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     factpack: Mapped[str | None] = mapped_column(String(MAX_FACTPACK), nullable=True)
+    wild_key: Mapped[str | None] = mapped_column(String(MAX_NAME), nullable=True, index=True)
+
+    def __init__(self, **kw: Any) -> None:
+        name = kw.get("name", "")
+        kw.setdefault("wild", _WILDCARD in name.lower())
+        if kw["wild"]:
+            kw.setdefault("wild_key", wild_key(name))
+        super().__init__(**kw)
 
 
 class FactoidValue(Base):
@@ -163,7 +173,7 @@ def wild_key(name: str) -> str | None:
     has none (every word touches a ``$arg``). Recall tries a name only on a message that
     holds its key, so a message is not searched by every wildcard name."""
     words = [word.casefold() for word in name.split() if _WILDCARD not in word.lower()]
-    return max(words, key=len, default=None)
+    return max((word for word in words if len(word) <= MAX_NAME), key=len, default=None)
 
 
 def find_factoid(
@@ -178,12 +188,16 @@ def find_factoid(
     ).scalar_one_or_none()
     if found is not None:
         return found, []
-    wild = session.execute(
-        select(FactoidName.name, FactoidName.factoid_id).where(FactoidName.wild.is_(True))
-    ).all()
-    words = set(text.casefold().split())
-    candidates = [row for row in wild if wild_key(row[0]) in words or wild_key(row[0]) is None]
     deadline = time.monotonic() + budget
+    words = sorted({word for word in text.casefold().split() if len(word) <= MAX_NAME})
+    keyed = [FactoidName.wild_key.is_(None)]
+    # In slices: a long message must not make one statement with thousands of parameters.
+    keyed += [FactoidName.wild_key.in_(words[i : i + 500]) for i in range(0, len(words), 500)]
+    candidates = session.execute(
+        select(FactoidName.name, FactoidName.factoid_id).where(
+            FactoidName.wild.is_(True), or_(*keyed)
+        )
+    ).all()
     for name, factoid_id in sorted(candidates, key=lambda row: -len(row[0])):
         left = deadline - time.monotonic()
         try:
@@ -419,7 +433,6 @@ class Alias(Ownership, Processor):
             FactoidName(
                 factoid_id=found[0],
                 name=alias,
-                wild=_WILDCARD in alias.lower(),
                 author=author_of(event),
             )
         )
@@ -512,11 +525,7 @@ class Set(Ownership, Processor):
             factoid = Factoid()
             session.add(factoid)
             session.flush()
-            session.add(
-                FactoidName(
-                    factoid_id=factoid.id, name=name, wild=_WILDCARD in name.lower(), author=me
-                )
-            )
+            session.add(FactoidName(factoid_id=factoid.id, name=name, author=me))
             session.add(FactoidValue(factoid_id=factoid.id, verb=verb, value=value, author=me))
             if _flush_new_name(session, event, name):
                 acknowledge(event, name)
@@ -889,7 +898,6 @@ def import_factpack(session: Session, name: str, facts: list[tuple[list[str], li
                 FactoidName(
                     factoid_id=factoid.id,
                     name=alias,
-                    wild=_WILDCARD in alias.lower(),
                     author=author,
                     factpack=name,
                 )

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,7 +25,7 @@ from botcore.db import migrate
 from botcore.db.engine import make_session_factory
 from botcore.db.service import Database
 from botcore.settings import read_config
-from botcore.testing import PluginTestCase, backend_variants
+from botcore.testing import SQLITE, PluginTestCase, backend_variants, fresh_engine
 from plugins import factoid
 from plugins.factoid import (
     Factoid,
@@ -417,6 +418,39 @@ class WildcardIndexTests(PluginTestCase):
             self.assertIsNotNone(find_factoid(session, "x is cool"))
             self.assertIsNone(find_factoid(session, "x is cool", budget=0))
             self.assertIsNotNone(find_factoid(session, "python", budget=0))
+
+
+class WildKeyMigrationTests(SynchronousTestCase):
+    """Revision 0013 gives the wildcard names stored before it their keys."""
+
+    def test_existing_names_keyed(self):
+        """Wildcard names get their key (or none); other names none."""
+        engine = fresh_engine(self, SQLITE)
+        migrate.upgrade(engine, "0009")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO factoids (id, created) VALUES (1, '2020-01-01')")
+            )
+            for number, (name, wild) in enumerate(
+                [("$arg is COOL", True), ("$arg" * 12 + "!", True), ("python", False)], 1
+            ):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO factoid_names (id, factoid_id, name, wild, author, created)"
+                        " VALUES (:id, 1, :name, :wild, 'x:y', '2020-01-01')"
+                    ),
+                    {"id": number, "name": name, "wild": wild},
+                )
+        migrate.upgrade(engine)
+        with make_session_factory(engine)() as session:
+            keys = session.execute(
+                select(FactoidName.name, FactoidName.wild_key).order_by(FactoidName.id)
+            ).all()
+            self.assertEqual(
+                [tuple(row) for row in keys],
+                [("$arg is COOL", "cool"), ("$arg" * 12 + "!", None), ("python", None)],
+            )
+            self.assertEqual(find_factoid(session, "ice is cool"), (1, ["ice"]))
 
 
 class GreetingsConfigTests(SynchronousTestCase):
