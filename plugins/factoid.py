@@ -7,13 +7,16 @@ edits, ``search for snake`` finds and ``literal python`` shows the stored values
 Values starting with ``<reply>`` are said as they are, ``<action>`` ones acted out;
 ``$who``, ``$channel``, ``$source``, ``$date``, ``$time`` are filled in, and a name with
 ``$arg`` in it (``$arg is cool``) matches any words there, given as ``$1``, ``$2``... and
-``$args``. Only a fact's author (or someone with ``factoidadmin``) may change or forget it.
-Greetings and thanks are answered too, and ``botcore-factpack`` imports facts from JSON."""
+``$args`` (at most four ``$arg`` in a name). Only a fact's author (or someone with
+``factoidadmin``) may change or forget it. Facts are public: one taught in private can be
+asked by anyone, and the bot says so. Greetings and thanks are answered too, and
+``botcore-factpack`` imports facts from JSON."""
 
 from __future__ import annotations
 
 import random
 import re
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -50,7 +53,9 @@ class Factoid(Base):
 
 
 class FactoidName(Base):
-    """A name of a fact, unique ignoring case; ``wild`` when it holds ``$arg``."""
+    """A name of a fact, unique ignoring case; ``wild`` when it holds ``$arg``, and then
+    ``wild_key`` its `wild_key` (both worked out from the name when it is made), the index
+    recall finds the wildcard names that might match a message by."""
 
     __tablename__ = "factoid_names"
 
@@ -63,6 +68,14 @@ class FactoidName(Base):
     author: Mapped[str] = mapped_column(String(255))
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     factpack: Mapped[str | None] = mapped_column(String(MAX_FACTPACK), nullable=True)
+    wild_key: Mapped[str | None] = mapped_column(String(MAX_NAME), nullable=True, index=True)
+
+    def __init__(self, **kw: Any) -> None:
+        name = kw.get("name", "")
+        kw.setdefault("wild", _WILDCARD in name.lower())
+        if kw["wild"]:
+            kw.setdefault("wild_key", wild_key(name))
+        super().__init__(**kw)
 
 
 class FactoidValue(Base):
@@ -96,12 +109,52 @@ def normalise_name(name: str) -> str:
     return " ".join(name.split())
 
 
+#: The most ``$arg`` wildcards a name may hold. Each is one more search of a message.
+MAX_WILDCARDS = 4
+#: Seconds recall may spend, for one message, trying the wildcard names that might match.
+WILD_BUDGET = 0.5
+
+
+def wildcards_in(name: str) -> int:
+    """How many ``$arg`` wildcards ``name`` holds."""
+    return name.lower().count(_WILDCARD)
+
+
 @lru_cache(maxsize=1024)
-def wild_pattern(name: str) -> re.Pattern[str]:
-    """The regex a wildcard name matches texts with: each ``$arg`` is one or more
-    characters (a group), the rest literal and case-blind."""
-    parts = [re.escape(part) for part in re.split(re.escape(_WILDCARD), name, flags=re.I)]
-    return re.compile("(.+?)".join(parts), re.IGNORECASE | re.DOTALL)
+def _wild_parts(name: str) -> tuple[tuple[str, regex.Pattern[str]], ...]:
+    """The literal texts between a wildcard name's ``$arg``s (the first and last may be
+    empty), each with a case-blind search for exactly that text."""
+    parts = re.split(re.escape(_WILDCARD), name, flags=re.IGNORECASE)
+    return tuple((part, regex.compile(regex.escape(part), regex.IGNORECASE)) for part in parts)
+
+
+def wild_match(name: str, text: str, timeout: float = WILD_BUDGET) -> list[str] | None:
+    """The arguments when the wildcard name ``name`` matches all of ``text`` (each
+    ``$arg`` one or more characters, the rest literal and case-blind), else None.
+
+    No regular expression with wildcards is run, so nothing backtracks: the first literal
+    must start the text and the last end it, and each one between is found by a search
+    from left to right. The leftmost place of a literal is always right (the ``$arg``
+    after it takes up the slack), and gives the arguments a lazy ``(.+?)`` would, so the
+    work is at most (literals x text length). Each search gets ``timeout`` seconds
+    (`TimeoutError`), a bound that never binds for literal searches."""
+    (_, first), *middle, (last_text, last) = _wild_parts(name)
+    found = first.match(text, timeout=timeout)
+    if found is None:
+        return None
+    position, args = found.end(), []
+    for _, literal in middle:
+        found = literal.search(text, position + 1, timeout=timeout)
+        if found is None:
+            return None
+        args.append(text[position : found.start()])
+        position = found.end()
+    # The last literal's case-blind match is as long as itself (simple case folding).
+    start = len(text) - len(last_text)
+    if start <= position or last.fullmatch(text, start, timeout=timeout) is None:
+        return None
+    args.append(text[position:start])
+    return args
 
 
 def author_of(event: Event) -> str:
@@ -113,21 +166,48 @@ def author_of(event: Event) -> str:
     return f"{event.source}:{sender_id}"
 
 
-def find_factoid(session: Session, text: str) -> tuple[int, list[str]] | None:
+@lru_cache(maxsize=4096)
+def wild_key(name: str) -> str | None:
+    """The longest word of a wildcard name's literal text, case-folded, that every text
+    the name matches holds as a whole word (between spaces or at an end); None when it
+    has none (every word touches a ``$arg``). Recall tries a name only on a message that
+    holds its key, so a message is not searched by every wildcard name."""
+    words = [word.casefold() for word in name.split() if _WILDCARD not in word.lower()]
+    return max((word for word in words if len(word) <= MAX_NAME), key=len, default=None)
+
+
+def find_factoid(
+    session: Session, text: str, budget: float = WILD_BUDGET
+) -> tuple[int, list[str]] | None:
     """(factoid id, wildcard arguments) for the name ``text``: a name equal to it
-    (ignoring case), else the first wildcard name (longest first) that matches it."""
+    (ignoring case), else the first wildcard name (longest first) that matches it. The
+    wildcard names tried are those whose key word ``text`` holds (or that have none), for
+    at most ``budget`` seconds in all."""
     found = session.execute(
         select(FactoidName.factoid_id).where(FactoidName.name == text)
     ).scalar_one_or_none()
     if found is not None:
         return found, []
-    wild = session.execute(
-        select(FactoidName.name, FactoidName.factoid_id).where(FactoidName.wild.is_(True))
+    deadline = time.monotonic() + budget
+    words = sorted({word for word in text.casefold().split() if len(word) <= MAX_NAME})
+    keyed = [FactoidName.wild_key.is_(None)]
+    # In slices: a long message must not make one statement with thousands of parameters.
+    keyed += [FactoidName.wild_key.in_(words[i : i + 500]) for i in range(0, len(words), 500)]
+    candidates = session.execute(
+        select(FactoidName.name, FactoidName.factoid_id).where(
+            FactoidName.wild.is_(True), or_(*keyed)
+        )
     ).all()
-    for name, factoid_id in sorted(wild, key=lambda row: -len(row[0])):
-        matched = wild_pattern(name).fullmatch(text)
-        if matched is not None:
-            return factoid_id, list(matched.groups())
+    for name, factoid_id in sorted(candidates, key=lambda row: -len(row[0])):
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            args = wild_match(name, text, left)
+        except TimeoutError:
+            return None  # as if nothing matched: the message was not worth more time
+        if args is not None:
+            return factoid_id, args
     return None
 
 
@@ -174,6 +254,26 @@ def display(value: FactoidValue) -> str:
     return f"{value.verb} {value.value}"
 
 
+def acknowledge(event: Event, name: str) -> None:
+    """Say a fact was taught or changed; in private, also say plainly that it is public
+    (facts are the bot's common knowledge, as in Ibid: whoever asks is told)."""
+    event.addresponse(True)
+    if not event.public:
+        event.addresponse(
+            "Note that facts are public: anyone can ask me about %s, here or in a channel",
+            name,
+            address=False,
+        )
+
+
+def too_wild(event: Event, name: str, limit: int) -> bool:
+    """Whether ``name`` has more ``$arg`` wildcards than ``limit``, after saying so."""
+    if wildcards_in(name) <= limit:
+        return False
+    event.addresponse("That name has too many $arg wildcards (at most %d)", limit)
+    return True
+
+
 class Ownership:
     """The ownership check every changing processor shares."""
 
@@ -195,6 +295,14 @@ class Get(Processor):
     # After every plugin's commands: only a fact nobody else handled.
     priority = Priority.FALLBACK
 
+    wildcard_time = FloatOption(
+        "Seconds recall may spend, for one message, trying the wildcard names that might "
+        "match it.",
+        WILD_BUDGET,
+        min=0.01,
+        max=5,
+    )
+
     @match(
         r"(?:what\s+(?:is|are)\s+|what's\s+|wtf\s+(?:is|are)\s+)?(?P<name>.+?)"
         r"(?:\s+#(?P<number>\d+))?\Z",
@@ -203,11 +311,11 @@ class Get(Processor):
     def recall(self, event: Event, name: str, number: str | None) -> None:
         name = normalise_name(name)
         session = event.session
-        found = find_factoid(session, name)
+        found = find_factoid(session, name, self.wildcard_time)
         if found is None and number:
             # Perhaps the name itself ends with "#n".
             name, number = f"{name} #{number}", None
-            found = find_factoid(session, name)
+            found = find_factoid(session, name, self.wildcard_time)
         if found is None:
             return
         factoid_id, args = found
@@ -298,6 +406,10 @@ class Alias(Ownership, Processor):
     features = ("factoid",)
     priority = Priority.LEARN - 10  # before Set: "a is the same as b" is no new fact
 
+    max_wildcards = IntOption(
+        "The most $arg wildcards a fact's name may hold.", MAX_WILDCARDS, min=1, max=8
+    )
+
     @match(r"(?P<alias>.+?)\s+(?:is|are)\s+the\s+same\s+as\s+(?P<name>.+)\Z", simple=False)
     def alias(self, event: Event, alias: str, name: str) -> None:
         alias, name = normalise_name(alias), normalise_name(name)
@@ -315,16 +427,17 @@ class Alias(Ownership, Processor):
         if len(alias) > MAX_NAME:
             event.addresponse("That name is too long (at most %d characters)", MAX_NAME)
             return
+        if too_wild(event, alias, self.max_wildcards):
+            return
         session.add(
             FactoidName(
                 factoid_id=found[0],
                 name=alias,
-                wild=_WILDCARD in alias.lower(),
                 author=author_of(event),
             )
         )
         if _flush_new_name(session, event, alias):
-            event.addresponse(True)
+            acknowledge(event, alias)
 
 
 def _flush_new_name(session: Session, event: Event, name: str) -> bool:
@@ -355,6 +468,9 @@ class Set(Ownership, Processor):
     priority = Priority.LEARN  # after the commands and after recall
 
     max_value = IntOption("The longest value a fact may have, in characters.", 1000, min=1)
+    max_wildcards = IntOption(
+        "The most $arg wildcards a fact's name may hold.", MAX_WILDCARDS, min=1, max=8
+    )
 
     _PATTERNS = (
         re.compile(
@@ -391,6 +507,8 @@ class Set(Ownership, Processor):
         if len(name) > MAX_NAME:
             event.addresponse("That name is too long (at most %d characters)", MAX_NAME)
             return
+        if too_wild(event, name, self.max_wildcards):
+            return
         if len(value) > self.max_value:
             event.addresponse("That's too long (at most %d characters)", self.max_value)
             return
@@ -407,14 +525,10 @@ class Set(Ownership, Processor):
             factoid = Factoid()
             session.add(factoid)
             session.flush()
-            session.add(
-                FactoidName(
-                    factoid_id=factoid.id, name=name, wild=_WILDCARD in name.lower(), author=me
-                )
-            )
+            session.add(FactoidName(factoid_id=factoid.id, name=name, author=me))
             session.add(FactoidValue(factoid_id=factoid.id, verb=verb, value=value, author=me))
             if _flush_new_name(session, event, name):
-                event.addresponse(True)
+                acknowledge(event, name)
             return
         factoid_id = existing[0]
         if found.group("no"):
@@ -428,7 +542,7 @@ class Set(Ownership, Processor):
             event.addresponse("I already know stuff about %s", name)
             return
         session.add(FactoidValue(factoid_id=factoid_id, verb=verb, value=value, author=me))
-        event.addresponse(True)
+        acknowledge(event, name)
 
 
 class Forget(Ownership, Processor):
@@ -546,7 +660,7 @@ class Append(Ownership, Processor):
             event.addresponse("That would be too long (at most %d characters)", self.max_value)
             return
         value.value = new
-        event.addresponse(True)
+        acknowledge(event, normalise_name(name))
 
 
 class Modify(Ownership, Processor):
@@ -613,7 +727,7 @@ class Modify(Ownership, Processor):
             event.addresponse("That would be too long (at most %d characters)", self.max_value)
             return
         value.value = result
-        event.addresponse(True)
+        acknowledge(event, normalise_name(name))
 
 
 def _split_unescaped(text: str, sep: str) -> list[str]:
@@ -635,6 +749,36 @@ def _split_unescaped(text: str, sep: str) -> list[str]:
 # -- greetings and thanks -----------------------------------------------------------------
 
 
+class PatternsOption(LinesOption):
+    """Regular expressions, one per line, matched case-blind against a whole message;
+    each is compiled when the configuration is read, so a bad one is a configuration
+    error, not a plugin that fails to start."""
+
+    kind = "regular expressions, one per line"
+
+    def parse(self, raw: str) -> list[str]:
+        patterns = super().parse(raw)
+        for pattern in patterns:
+            try:
+                regex.compile(pattern, regex.IGNORECASE)
+            except regex.error as e:
+                raise ValueError(f"expected regular expressions, found {pattern!r}: {e}") from None
+        try:
+            regex.compile(_alternatives(patterns), regex.IGNORECASE)
+        except regex.error as e:
+            raise ValueError(f"expected regular expressions that go together: {e}") from None
+        return patterns
+
+
+def _alternatives(patterns: Sequence[str]) -> str:
+    return "|".join(f"(?:{pattern})" for pattern in patterns)
+
+
+#: Seconds a greeting or thanks pattern may take on one message (they are the
+#: configuration's, not the users', but a slip must not hold the bot).
+PATTERN_TIMEOUT = 0.1
+
+
 class Static(Processor):
     """Answers greetings and thanks addressed to the bot, by configurable patterns."""
 
@@ -642,7 +786,7 @@ class Static(Processor):
     features = ("greetings",)
     priority = Priority.FALLBACK - 50  # a greeting, before a fact of the same name
 
-    greetings = LinesOption(
+    greetings = PatternsOption(
         "Regular expressions (one per line, matching the whole message, case-blind) that "
         "are greetings.",
         [r"(?:hi|hello|hey|hiya|howdy|good\s+(?:morning|afternoon|evening|day))(?:\s+there)?"],
@@ -651,7 +795,7 @@ class Static(Processor):
         "Answers to a greeting, one chosen at random ($who is the sender's nick).",
         ["Hi $who", "Hello $who", "Hey $who"],
     )
-    thanks = LinesOption(
+    thanks = PatternsOption(
         "Regular expressions (one per line, matching the whole message, case-blind) that "
         "are thanks.",
         [r"(?:thanks|thank\s+you|thanks\s+a\s+lot|thx|ta|cheers)"],
@@ -663,7 +807,7 @@ class Static(Processor):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._answers: list[tuple[re.Pattern[str], list[str]]] = []
+        self._answers: list[tuple[regex.Pattern[str], list[str]]] = []
 
     def setup(self) -> None:
         answers = []
@@ -671,8 +815,9 @@ class Static(Processor):
             (self.greetings, self.greeting_replies),
             (self.thanks, self.thanks_replies),
         ):
-            alternatives = "|".join(f"(?:{pattern})" for pattern in patterns)
-            answers.append((re.compile(alternatives, re.IGNORECASE), list(replies)))
+            answers.append(
+                (regex.compile(_alternatives(patterns), regex.IGNORECASE), list(replies))
+            )
         self._answers = answers
 
     @handler
@@ -681,7 +826,11 @@ class Static(Processor):
             return
         text = event.message.clean.strip()
         for pattern, replies in self._answers:
-            if pattern.fullmatch(text):
+            try:
+                found = pattern.fullmatch(text, timeout=PATTERN_TIMEOUT)
+            except TimeoutError:
+                found = None
+            if found:
                 event.addresponse(substitute(random.choice(replies), event, []))
                 return
 
@@ -724,6 +873,10 @@ def parse_factpack(data: Any) -> list[tuple[list[str], list[str]]]:
         too_long = [name for name in names if len(name) > MAX_NAME]
         if too_long:
             raise FactpackError(f"factoid {number}: name longer than {MAX_NAME} characters")
+        if any(wildcards_in(name) > MAX_WILDCARDS for name in names):
+            raise FactpackError(
+                f"factoid {number}: a name with more than {MAX_WILDCARDS} $arg wildcards"
+            )
         facts.append((names, [value.strip() for value in values]))
     return facts
 
@@ -745,7 +898,6 @@ def import_factpack(session: Session, name: str, facts: list[tuple[list[str], li
                 FactoidName(
                     factoid_id=factoid.id,
                     name=alias,
-                    wild=_WILDCARD in alias.lower(),
                     author=author,
                     factpack=name,
                 )

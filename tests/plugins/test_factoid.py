@@ -7,24 +7,36 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import random
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.cli import factpack
+from botcore.config import ConfigErrors
 from botcore.db import migrate
 from botcore.db.engine import make_session_factory
 from botcore.db.service import Database
 from botcore.settings import read_config
-from botcore.testing import PluginTestCase, backend_variants
+from botcore.testing import SQLITE, PluginTestCase, backend_variants, fresh_engine
 from plugins import factoid
 from plugins.factoid import (
+    Factoid,
     FactoidName,
+    FactoidValue,
     FactpackError,
     _split_unescaped,
+    find_factoid,
     parse_factpack,
+    wild_key,
+    wild_match,
 )
 
 OK = r"^(Okay|Sure|Done|Righto|Alrighty|Yessir)$"
@@ -237,6 +249,33 @@ class FactoidTests(PluginTestCase):
             "thanks", "^(No problem|You're welcome|My pleasure|Any time, user)$"
         )
 
+    def test_private_teaching_is_said_public(self):
+        """What is taught in private is a public fact, and the bot says so plainly."""
+        self.assertEqual(
+            self.responses("python is a language")[1:],
+            ["Note that facts are public: anyone can ask me about python, here or in a channel"],
+        )
+        for text in ("python is also a snake", "py is the same as python", "python #1 += !"):
+            self.assertIn("Note that facts are public", self.responses(text)[-1])
+        self.assertEqual(
+            self.responses("botcore: python #1", public=True, sender="bob"),
+            ["python is a language !"],
+        )
+
+    def test_too_many_wildcards_refused(self):
+        """A name with more $arg wildcards than max_wildcards is refused when taught."""
+        self.assertEqual(
+            self.responses("$arg$arg$arg$arg$arg! is boom"),
+            ["That name has too many $arg wildcards (at most 4)"],
+        )
+        self.say("x is y")
+        self.assertEqual(
+            self.responses("$arg $arg $arg $arg $arg is the same as x"),
+            ["That name has too many $arg wildcards (at most 4)"],
+        )
+        self.assertResponseMatches("$arg and $arg and $arg and $arg is <reply>four", OK)
+        self.assertEqual(self.responses("a and b and c and d"), ["four"])
+
     def test_taught_meanwhile(self):
         """A name taught by somebody else between the check and the write (a race) is
         refused by the unique key and answered, not turned into an error."""
@@ -246,7 +285,7 @@ class FactoidTests(PluginTestCase):
         self.assertEqual(
             self.responses("PY is the same as python"), ["I already know stuff about PY"]
         )
-        find = self.patch(factoid, "find_factoid", lambda session, name: None)
+        find = self.patch(factoid, "find_factoid", lambda session, name, budget=0: None)
         self.assertEqual(
             self.responses("Python is a snake"), ["I already know stuff about Python"]
         )
@@ -261,6 +300,177 @@ class FactoidTests(PluginTestCase):
 
 
 backend_variants(FactoidTests, globals())
+
+
+class HostileWildcardConversation(PluginTestCase):
+    """A wildcard name built to backtrack, taught (refused) and stored as if taught before
+    the limits: later messages are answered at once. Run only by `HostileWildcardTests`,
+    in a child process with a deadline, since a regression would hang this process."""
+
+    load = ["factoid", "calc"]
+    skip = (
+        None
+        if os.environ.get("BOTCORE_TEST_HOSTILE_CHILD")
+        else "run by HostileWildcardTests in a child process with a deadline"
+    )
+    HOSTILE = "$arg" * 12 + "!"
+
+    def store(self, name: str, value: str) -> None:
+        """Store a fact directly, as a bot before the limits would have."""
+        with self.bot.databases["main"].session_factory() as session:
+            fact = Factoid()
+            session.add(fact)
+            session.flush()
+            session.add(FactoidName(factoid_id=fact.id, name=name, wild=True, author="x:y"))
+            session.add(FactoidValue(factoid_id=fact.id, value=value, author="x:y"))
+            session.commit()
+
+    def test_hostile_wildcards(self):
+        """The taught name is refused; stored ones match (or not) at once."""
+        self.assertResponseMatches(self.HOSTILE + " is boom", "too many \\$arg wildcards")
+        self.store(self.HOSTILE, "<reply>boom")
+        self.store("$arg" * 12 + "z", "<reply>boom")
+        self.store("$arg is $arg is $arg is $arg is $arg is $arg is $arg?", "<reply>bang")
+        started = time.monotonic()
+        self.assertFails("a" * 40)
+        self.assertFails("a" * 39 + "?")
+        self.assertEqual(self.responses("calc 1 + 1"), ["1 + 1 = 2"])
+        self.assertEqual(self.responses("a" * 39 + "z"), ["boom"])
+        self.assertLess(time.monotonic() - started, 5.0)
+
+
+class HostileWildcardTests(SynchronousTestCase):
+    """Hostile wildcard names cannot hold the bot, tested with a deadline."""
+
+    def test_conversation_bounded(self):
+        """HostileWildcardConversation passes in a child process within its deadline."""
+        env = dict(os.environ, BOTCORE_TEST_HOSTILE_CHILD="1")
+        root = Path(__file__).resolve().parents[2]
+        temp = os.path.abspath(self.mktemp())
+        command = [sys.executable, "-m", "twisted.trial", "--temp-directory", temp]
+        command.append("tests.plugins.test_factoid.HostileWildcardConversation")
+        try:
+            done = subprocess.run(
+                command, cwd=root, env=env, capture_output=True, text=True, timeout=120
+            )
+        except subprocess.TimeoutExpired:
+            self.fail("a message against hostile wildcard names did not return in 120 s")
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:] + done.stderr[-3000:])
+        self.assertIn("PASSED (successes=1)", done.stdout)
+
+    def test_wild_match_is_linear(self):
+        """Matching a hostile name against long texts takes no time (no backtracking)."""
+        started = time.monotonic()
+        for text in ("a" * 40, "a" * 2000, "a!" * 1000 + "?"):
+            self.assertIsNone(wild_match("$arg" * 12 + "!", text))
+            self.assertIsNone(wild_match("$arg is " * 8 + "$arg?", "x is " * 400))
+        self.assertEqual(wild_match("$arg" * 3 + "!", "abcd!"), ["a", "b", "cd"])
+        self.assertLess(time.monotonic() - started, 1.0)
+
+    def test_same_arguments_as_lazy_regex(self):
+        """On small texts, the arguments are those the old lazy (.+?) regex gave."""
+        chance = random.Random(12)
+        for _ in range(3000):
+            name = "".join(chance.choice(["$arg", "a", "b", " ", "A"]) for _ in range(5))
+            if "$arg" not in name:
+                continue
+            text = "".join(chance.choice("abAB ") for _ in range(chance.randint(0, 9)))
+            parts = [re.escape(part) for part in re.split(re.escape("$arg"), name)]
+            old = re.compile("(.+?)".join(parts), re.IGNORECASE | re.DOTALL).fullmatch(text)
+            expected = None if old is None else list(old.groups())
+            self.assertEqual(wild_match(name, text), expected, (name, text))
+
+    def test_keys(self):
+        """A name's key is its longest literal word that touches no $arg."""
+        self.assertEqual(wild_key("$arg is Cool"), "cool")
+        self.assertEqual(wild_key("tell me about $arg"), "about")
+        self.assertIsNone(wild_key("$arg$arg!"))
+        self.assertIsNone(wild_key("x$arg y$arg"))
+
+
+class WildcardIndexTests(PluginTestCase):
+    """Recall tries only the wildcard names whose key word the message holds."""
+
+    load = ["factoid"]
+
+    def test_only_candidates_tried(self):
+        """A message is matched against the names it could match, not every one."""
+        for text in ("$arg is cool", "$arg loves $arg", "$arg!", "tell me about $arg"):
+            self.say(text + " is <reply>yes")
+        tried: list[str] = []
+
+        def spy(name, text, timeout=0.5):
+            tried.append(name)
+            return wild_match(name, text, timeout)
+
+        self.patch(factoid, "wild_match", spy)
+        self.assertFails("nothing here")
+        self.assertEqual(tried, ["$arg!"])
+        del tried[:]
+        self.assertEqual(self.responses("python is COOL"), ["yes"])
+        self.assertEqual(sorted(tried), ["$arg is cool"])
+
+    def test_budget(self):
+        """With no time left, wildcard names are not tried; equal names still are."""
+        self.say("$arg is cool is <reply>yes")
+        self.say("python is <reply>a language")
+        with self.bot.databases["main"].session_factory() as session:
+            self.assertIsNotNone(find_factoid(session, "x is cool"))
+            self.assertIsNone(find_factoid(session, "x is cool", budget=0))
+            self.assertIsNotNone(find_factoid(session, "python", budget=0))
+
+
+class WildKeyMigrationTests(SynchronousTestCase):
+    """Revision 0013 gives the wildcard names stored before it their keys."""
+
+    def test_existing_names_keyed(self):
+        """Wildcard names get their key (or none); other names none."""
+        engine = fresh_engine(self, SQLITE)
+        migrate.upgrade(engine, "0009")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO factoids (id, created) VALUES (1, '2020-01-01')")
+            )
+            for number, (name, wild) in enumerate(
+                [("$arg is COOL", True), ("$arg" * 12 + "!", True), ("python", False)], 1
+            ):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO factoid_names (id, factoid_id, name, wild, author, created)"
+                        " VALUES (:id, 1, :name, :wild, 'x:y', '2020-01-01')"
+                    ),
+                    {"id": number, "name": name, "wild": wild},
+                )
+        migrate.upgrade(engine)
+        with make_session_factory(engine)() as session:
+            keys = session.execute(
+                select(FactoidName.name, FactoidName.wild_key).order_by(FactoidName.id)
+            ).all()
+            self.assertEqual(
+                [tuple(row) for row in keys],
+                [("$arg is COOL", "cool"), ("$arg" * 12 + "!", None), ("python", None)],
+            )
+            self.assertEqual(find_factoid(session, "ice is cool"), (1, ["ice"]))
+
+
+class GreetingsConfigTests(SynchronousTestCase):
+    """Bad greetings and thanks patterns are configuration errors, found by --check."""
+
+    def test_bad_patterns_reported(self):
+        """Each bad pattern is an error of its key; good ones pass."""
+        path = Path(self.mktemp())
+        path.write_text(
+            "[plugin:factoid]\ngreetings = hi\n    (unclosed\nthanks = [oops\n",
+            encoding="utf-8",
+        )
+        with self.assertRaises(ConfigErrors) as raised:
+            read_config(path, environ={})
+        keys = [(error.section, error.key) for error in raised.exception.errors]
+        self.assertEqual(keys, [("plugin:factoid", "greetings"), ("plugin:factoid", "thanks")])
+        self.assertIn("'(unclosed'", str(raised.exception))
+        path.write_text("[plugin:factoid]\ngreetings = yo+\n    hi\n", encoding="utf-8")
+        config = read_config(path, environ={})
+        self.assertEqual(config.section("plugin:factoid")["greetings"], ["yo+", "hi"])
 
 
 class PublicTests(PluginTestCase):
