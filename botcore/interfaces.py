@@ -38,6 +38,10 @@ class ISource(IService):
     nick = Attribute("The bot's current nick on this source, or None.")
     state = Attribute("'stopped', 'connecting', 'connected', 'failed' or 'reconnecting'.")
     config = Attribute("The parsed values of the source's config section.")
+    stop_reason = Attribute(
+        "Why the source is stopping while the bot runs on ('reloaded', 'unloaded', "
+        "'disconnected'), set by the bot before it stops the source alone; else None."
+    )
 
     def setup() -> None:
         """(Re)read options from ``config``; called at load and on config reload."""

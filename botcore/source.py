@@ -51,6 +51,16 @@ class Source(Service):
         self.config = dict(config or {})
         self.nick: str | None = None
         self.state = "stopped"
+        #: Why the source is stopping while the bot runs on: "reloaded", "unloaded" or
+        #: "disconnected", set by the bot just before it stops this source alone; None
+        #: when the whole bot stops. A source may tell its users.
+        self.stop_reason: str | None = None
+
+    def startService(self) -> Deferred[None] | None:
+        """Start (a subclass may return a Deferred that fires once it has started)."""
+        super().startService()
+        self.stop_reason = None
+        return None
 
     def setup(self) -> None:
         """(Re)read options from ``config``; called at load and on config reload."""

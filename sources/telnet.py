@@ -33,11 +33,12 @@ class _EndpointCheckReactor:
     endpoint does no I/O, so any object will do."""
 
 
-@typing.runtime_checkable
 class StreamTransport(typing.Protocol):
     """What a console uses of its connection's transport: `ITransport`'s writing, closing
-    and peer, with ``disconnecting`` and ``abortConnection``, which every stream transport
-    Twisted has (TCP, TLS, UNIX sockets, StringTransport) though ITransport lacks them."""
+    and peer, with ``disconnecting`` and ``abortConnection``, and the producer methods
+    (`IConsumer` and `IPushProducer`: the transport says when its write buffer is full,
+    and can stop reading), which every stream transport Twisted has (TCP, TLS, UNIX
+    sockets, StringTransport) though ITransport lacks them."""
 
     disconnecting: bool
 
@@ -49,12 +50,40 @@ class StreamTransport(typing.Protocol):
 
     def getPeer(self) -> IAddress: ...
 
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+#: `StreamTransport`'s members, checked by name: an isinstance check on a runtime
+#: Protocol breaks once zope.interface has looked at the class (the source loader asks
+#: ``implementedBy`` of every class here, which adds ``__provides__`` to its members).
+_STREAM_MEMBERS = (
+    "disconnecting",
+    "write",
+    "loseConnection",
+    "abortConnection",
+    "getPeer",
+    "registerProducer",
+    "unregisterProducer",
+    "pauseProducing",
+    "resumeProducing",
+)
+
 
 def stream_of(transport: object) -> StreamTransport:
     """``transport`` as the `StreamTransport` it is; a TypeError for anything else."""
-    if not isinstance(transport, StreamTransport):
-        raise TypeError(f"the telnet console needs a stream transport, not {transport!r}")
-    return transport
+    missing = [name for name in _STREAM_MEMBERS if not hasattr(transport, name)]
+    if missing:
+        raise TypeError(
+            f"the telnet console needs a stream transport, not {transport!r} "
+            f"(it has no {', '.join(missing)})"
+        )
+    return cast(StreamTransport, transport)
 
 
 class EndpointOption(Option):
@@ -176,15 +205,21 @@ class TelnetSource(Source):
         raise ListenFailed(f"source {self.name}: cannot listen on {self.endpoint}: {reason}")
 
     def stopService(self) -> Deferred[None]:
-        """Say goodbye to everyone, close their connections and stop listening. Fires
+        """Say goodbye to everyone (with why: the bot stops, or only this console, as
+        `stop_reason` says), close their connections and stop listening. Fires
         once every connection is closed: the reactor drops connections still open when
         it shuts down, with whatever they had not yet written, so replies and goodbyes
         would be lost. A connection not closed after ``close_timeout`` is aborted."""
         super().stopService()
         consoles = list(self.consoles)
         waits: list[Deferred[Any]] = [console.closed for console in consoles]
+        if self.stop_reason:
+            # Only this console stops (a reload, say): the bot itself runs on.
+            goodbye = f"this console is being {self.stop_reason}; the bot runs on. Bye."
+        else:
+            goodbye = "the bot is shutting down; bye."
         for console in consoles:
-            console.close("the bot is shutting down; bye.")
+            console.close(goodbye)
         port, self.port = self.port, None
         if port is not None:
             waits.append(maybeDeferred(port.stopListening))

@@ -3,24 +3,29 @@ to lines, bad input, disconnects, and listening."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import (
     MemoryReactor,
     MemoryReactorClock,
     RaisingMemoryReactor,
     StringTransport,
+    StringTransportWithDisconnection,
 )
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from botcore.bot import Bot
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
 from botcore.processor import Processor, match
+from botcore.settings import read_config
 from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
 from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
 
@@ -523,3 +528,73 @@ class EndpointOptionTests(SynchronousTestCase):
             with self.assertRaises(ValueError) as raised:
                 option.parse(text)
             self.assertIn("expected a Twisted server endpoint", str(raised.exception))
+
+
+class _MemoryReactor(MemoryReactorClock):
+    """Listens in memory, with a clock, running ``callFromThread`` inline."""
+
+    def callFromThread(self, function: Any, *args: Any, **kw: Any) -> None:
+        function(*args, **kw)
+
+
+class StopReasonTests(SynchronousTestCase):
+    """A real bot with two consoles: what their users are told when one stops alone."""
+
+    def setUp(self) -> None:
+        folder = Path(self.mktemp()).absolute()
+        folder.mkdir(parents=True)
+        ini = folder / "bot.ini"
+        ini.write_text(
+            f"[bot]\nautoload = no\nload =\n\n"
+            f"[database:main]\nurl = sqlite:///{folder / 'bot.sqlite'}\n\n"
+            "[source:console]\ntype = telnet\nendpoint = tcp:3001:interface=127.0.0.1\n\n"
+            "[source:other]\ntype = telnet\nendpoint = tcp:3002:interface=127.0.0.1\n",
+            encoding="utf-8",
+        )
+        self.reactor = _MemoryReactor()
+        self.bot = Bot(read_config(ini), reactor=self.reactor, threadpool=InlineThreadPool())
+        self.successResultOf(self.bot.startService())
+        self.addCleanup(lambda: self.bot.running and self.successResultOf(self.bot.stopService()))
+
+    def connect(self, name: str) -> StringTransportWithDisconnection:
+        source = self.bot.get_source(name)
+        console = ConsoleFactory(source).buildProtocol(None)
+        transport = StringTransportWithDisconnection(
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40001)
+        )
+        transport.protocol = console
+        console.makeConnection(transport)
+        console.dataReceived(b"alice\r\n")
+        transport.clear()
+        return transport
+
+    def test_reload_says_the_console_is_reloaded(self) -> None:
+        """``reload source console`` tells the console's users that the console is being
+        reloaded (not that the bot shuts down); another console's users hear nothing."""
+        console, other = self.connect("console"), self.connect("other")
+        self.successResultOf(ensureDeferred(self.bot.reload_source("console")))
+        self.assertEqual(
+            console.value().decode().splitlines(),
+            ["this console is being reloaded; the bot runs on. Bye."],
+        )
+        self.assertFalse(console.connected)
+        self.assertEqual(other.value(), b"")
+        self.assertTrue(other.connected)
+        self.assertEqual(self.bot.get_source("console").stop_reason, None)
+
+    def test_unload_and_disconnect_say_so(self) -> None:
+        """Unloading or disconnecting one console says which it is."""
+        transport = self.connect("console")
+        self.successResultOf(ensureDeferred(self.bot.disconnect_source("console")))
+        self.assertIn(b"this console is being disconnected", transport.value())
+        self.successResultOf(ensureDeferred(self.bot.connect_source("console")))
+        transport = self.connect("console")
+        self.successResultOf(ensureDeferred(self.bot.unload_source("console")))
+        self.assertIn(b"this console is being unloaded", transport.value())
+
+    def test_bot_stop_says_the_bot_stops(self) -> None:
+        """When the whole bot stops, every console says the bot is shutting down."""
+        transports = [self.connect("console"), self.connect("other")]
+        self.successResultOf(self.bot.stopService())
+        for transport in transports:
+            self.assertEqual(transport.value(), b"the bot is shutting down; bye.\r\n")
