@@ -49,6 +49,11 @@ class ISource(IService):
     def send(response) -> None:
         """Deliver one `botcore.event.Response` to the network. Reactor thread only."""
 
+    def when_connected():
+        """A Deferred that fires once the source is connected (``state`` 'connected'):
+        at once when it is, else when it next becomes so. Cancel it to stop waiting.
+        Reactor thread only."""
+
     def truncation_point(response=None) -> int | None:
         """The most UTF-8 bytes of text one message may carry, or None for no limit."""
 
