@@ -282,6 +282,7 @@ class Bot(MultiService):
         source = self.get_source(name)
         if source is None:
             raise PluginNotLoaded(f"source {name} is not loaded")
+        source.stop_reason = "unloaded"
         await self.sources.detach(source)
         self.log.info("source {name} unloaded", name=name)
 
@@ -295,6 +296,7 @@ class Bot(MultiService):
             raise PluginNotLoaded(f"source {name} is not loaded")
         previous = self.config.section(f"source:{name}")
         source, swap = self._build_source(name, self._fresh_source_section(name))
+        old.stop_reason = "reloaded"
         await self.sources.detach(old)
         try:
             await self.sources.attach(source)
@@ -322,6 +324,7 @@ class Bot(MultiService):
         if source is None:
             raise PluginNotLoaded(f"source {name} is not loaded")
         if source.running:
+            source.stop_reason = "disconnected"
             await maybeDeferred(source.stopService)
 
     def call_later(

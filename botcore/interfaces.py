@@ -38,12 +38,21 @@ class ISource(IService):
     nick = Attribute("The bot's current nick on this source, or None.")
     state = Attribute("'stopped', 'connecting', 'connected', 'failed' or 'reconnecting'.")
     config = Attribute("The parsed values of the source's config section.")
+    stop_reason = Attribute(
+        "Why the source is stopping while the bot runs on ('reloaded', 'unloaded', "
+        "'disconnected'), set by the bot before it stops the source alone; else None."
+    )
 
     def setup() -> None:
         """(Re)read options from ``config``; called at load and on config reload."""
 
     def send(response) -> None:
         """Deliver one `botcore.event.Response` to the network. Reactor thread only."""
+
+    def when_connected():
+        """A Deferred that fires once the source is connected (``state`` 'connected'):
+        at once when it is, else when it next becomes so. Cancel it to stop waiting.
+        Reactor thread only."""
 
     def truncation_point(response=None) -> int | None:
         """The most UTF-8 bytes of text one message may carry, or None for no limit."""

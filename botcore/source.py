@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -51,17 +51,43 @@ class Source(Service):
         self.config = dict(config or {})
         self.nick: str | None = None
         self.state = "stopped"
+        #: Why the source is stopping while the bot runs on: "reloaded", "unloaded" or
+        #: "disconnected", set by the bot just before it stops this source alone; None
+        #: when the whole bot stops. A source may tell its users.
+        self.stop_reason: str | None = None
+        self._connected_waiters: list[Deferred[None]] = []
+
+    def startService(self) -> Deferred[None] | None:
+        """Start (a subclass may return a Deferred that fires once it has started)."""
+        super().startService()
+        self.stop_reason = None
+        return None
 
     def setup(self) -> None:
         """(Re)read options from ``config``; called at load and on config reload."""
 
     def set_state(self, state: str) -> None:
-        """Record and log a change of connection state."""
+        """Record and log a change of connection state; reaching 'connected' fires what
+        `when_connected` handed out."""
         if state != self.state:
             self.log.info(
                 "source {source}: {old} -> {new}", source=self.name, old=self.state, new=state
             )
             self.state = state
+        if state == "connected" and self._connected_waiters:
+            waiters, self._connected_waiters = self._connected_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def when_connected(self) -> Deferred[None]:
+        """A Deferred that fires (reactor thread) once the source is connected: at once
+        when it is, else when it next becomes so (an IRC source: once registered).
+        Cancel it to stop waiting. Reactor thread only."""
+        if self.state == "connected":
+            return succeed(None)
+        d: Deferred[None] = Deferred(self._connected_waiters.remove)
+        self._connected_waiters.append(d)
+        return d
 
     def truncation_point(self, response: Response | None = None) -> int | None:
         """The most UTF-8 bytes one message may carry; None for no limit."""

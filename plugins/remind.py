@@ -1,6 +1,7 @@
 """Reminders: ``remind me in 10 minutes to stretch``, ``remind alice at 15:30 the meeting``,
 ``remind me every day at 9:00 to drink water``; ``my reminders`` lists yours and ``cancel
-reminder <n>`` drops one. Reminders are kept in the database and survive restarts."""
+reminder <n>`` drops one. Reminders are kept in the database and survive restarts; one
+that falls due while its network is not connected is said as soon as it is."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Boolean, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from botcore.db.models import Base
 from botcore.db.types import UTCDateTime
 from botcore.event import Event, EventType, Lifecycle, Sender
 from botcore.humanize import duration
 from botcore.interfaces import IScheduledCall
-from botcore.options import IntOption, Option
+from botcore.options import FloatOption, IntOption, Option
 from botcore.processor import Processor, handler, match
 
 
@@ -142,17 +146,29 @@ class Remind(Processor):
         "<text> | my reminders | cancel reminder <n>"
     )
     features = ("remind",)
-    event_types = (EventType.MESSAGE, EventType.LIFECYCLE)
+    event_types = (EventType.MESSAGE, EventType.LIFECYCLE, EventType.DELAYED)
 
     timezone = Option("Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC")
     max_reminders = IntOption("The most reminders one person may have waiting.", 20, min=1)
     min_interval = IntOption("The shortest repeat interval, in seconds.", 600, min=1)
     max_days = IntOption("How many days ahead a reminder may be set.", 3650, min=1)
+    source_wait = FloatOption(
+        "Seconds a due reminder waits for its source (network) to connect before it looks "
+        "for the source again; it is said as soon as the source connects, and kept in the "
+        "database until it has been sent.",
+        600.0,
+        min=1,
+    )
+
+    log = Logger()
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._lock = threading.Lock()
         self._calls: dict[int, IScheduledCall] = {}
+        #: Due reminders waiting for their source to connect (reactor thread only).
+        self._waits: dict[int, Deferred[None]] = {}
+        self._shut = False
         self._loaded = False
         self.zone = ZoneInfo("UTC")
 
@@ -168,15 +184,25 @@ class Remind(Processor):
             self.bot.call_later(0, self._thd_reschedule_all, Event("botcore", "remind"))
 
     def shutdown(self) -> None:
+        self._shut = True
         with self._lock:
             calls, self._calls = self._calls, {}
         for call in calls.values():
             call.cancel()
+        self.bot.call_from_thread(self._stop_waiting)
+
+    def _stop_waiting(self) -> None:
+        waits, self._waits = self._waits, {}
+        for d in waits.values():
+            d.cancel()
 
     def accepts(self, event: Event) -> bool:
-        # Lifecycle events are never addressed; everything else is as for any processor.
+        # Lifecycle events are never addressed, nor are the deliveries this processor
+        # dispatches; everything else is as for any processor.
         if event.type == EventType.LIFECYCLE:
             return True
+        if event.type == EventType.DELAYED:
+            return "remind" in event.data
         return super().accepts(event)
 
     def now(self) -> datetime:
@@ -198,7 +224,7 @@ class Remind(Processor):
             channel=reminder.channel,
             public=reminder.public,
         )
-        call = self.bot.call_later(delay, self._thd_deliver, event, reminder.id)
+        call = self.bot.call_later(delay, self._thd_due, event, reminder.id)
         with self._lock:
             old = self._calls.pop(reminder.id, None)
             self._calls[reminder.id] = call
@@ -210,6 +236,12 @@ class Remind(Processor):
             call = self._calls.pop(reminder_id, None)
         if call is not None:
             call.cancel()
+        self.bot.call_from_thread(self._stop_wait, reminder_id)
+
+    def _stop_wait(self, reminder_id: int) -> None:
+        wait = self._waits.pop(reminder_id, None)
+        if wait is not None:
+            wait.cancel()
 
     @handler
     def on_lifecycle(self, event: Event) -> None:
@@ -223,12 +255,100 @@ class Remind(Processor):
         for reminder in event.session.scalars(select(Reminder)):
             self.schedule(reminder)
 
-    def _thd_deliver(self, event: Event, reminder_id: int) -> None:
-        """Say a due reminder in its conversation; repeat or forget it. Worker thread."""
+    # -- delivery ------------------------------------------------------------------------
+    #
+    # A due reminder is said only to a connected source, and forgotten only once it has
+    # been sent: at its time (_thd_due, worker thread) it is handed to the reactor
+    # thread (_deliver), which waits for the source to be connected, then dispatches a
+    # delivery event that this processor answers with the reminder's text
+    # (_thd_say). When the dispatcher has sent the replies and the source is still
+    # connected, the reminder is deleted, or moved to its next time (_thd_sent).
+
+    def _thd_due(self, event: Event, reminder_id: int) -> None:
+        """A reminder's time has come: deliver it once its source is connected. Worker
+        thread."""
         with self._lock:
             self._calls.pop(reminder_id, None)
-        session = event.session
-        reminder = session.get(Reminder, reminder_id)
+        reminder = event.session.get(Reminder, reminder_id)
+        if reminder is None:
+            return  # cancelled meanwhile
+        delivery = Event(
+            source=reminder.source,
+            type=EventType.DELAYED,
+            sender=Sender(reminder.source, reminder.setter_id, reminder.setter),
+            channel=reminder.channel,
+            public=reminder.public,
+            data={"remind": reminder_id},
+        )
+        self.bot.call_from_thread(self._deliver, delivery)
+
+    def _deliver(self, delivery: Event) -> None:
+        """Dispatch ``delivery`` if its source is connected, else wait for it. Reactor
+        thread."""
+        if self._shut:
+            return
+        reminder_id = delivery.data["remind"]
+        source = self.bot.get_source(delivery.source)
+        if source is None or source.state != "connected":
+            self._wait(delivery, source)
+            return
+        # A fresh event each time: a try whose reply was lost must not be said again.
+        d = self.bot.dispatch(delivery.derive(EventType.DELAYED))
+        d.addCallbacks(self._dispatched, self._not_dispatched, (source,), {}, (reminder_id,))
+
+    def _wait(self, delivery: Event, source: Any) -> None:
+        """Deliver when ``source`` connects, or look for the source again after
+        ``source_wait`` seconds (it may have been loaded or reloaded). Reactor thread."""
+        if self._shut:
+            return
+        reminder_id = delivery.data["remind"]
+        if source is None:
+            self.log.info(
+                "reminder #{id} is due but source {source} is not running; it waits",
+                id=reminder_id,
+                source=delivery.source,
+            )
+            wait: Deferred[None] = Deferred()
+        else:
+            wait = source.when_connected()
+        old = self._waits.pop(reminder_id, None)
+        self._waits[reminder_id] = wait
+        if old is not None:
+            old.cancel()
+        wait.addTimeout(self.source_wait, self.bot.reactor)
+
+        def done(result: Any) -> None:
+            if self._waits.get(reminder_id) is not wait:
+                return  # cancelled (reminder cancelled, plugin unloaded) or replaced
+            del self._waits[reminder_id]
+            self._deliver(delivery)
+
+        wait.addBoth(done)
+
+    def _not_dispatched(self, failure: Failure, reminder_id: int) -> None:
+        # The bot is stopping: the reminder stays in the database for the next start.
+        self.log.info(
+            "reminder #{id} not delivered: {why}; kept", id=reminder_id, why=failure.value
+        )
+
+    def _dispatched(self, delivery: Event, source: Any) -> None:
+        """The delivery's replies have been handed to the source: forget the reminder if
+        it said something and the source took it while connected. Reactor thread."""
+        said = any(r.source == delivery.source for r in delivery.responses)
+        if not said:
+            return  # cancelled meanwhile (or another processor took it over)
+        if source.state != "connected" or self.bot.get_source(delivery.source) is not source:
+            # Dropped by a source that lost its connection: it is said again later.
+            self._wait(delivery, self.bot.get_source(delivery.source))
+            return
+        self.bot.call_later(0, self._thd_sent, Event("botcore", "remind"), delivery.data["remind"])
+
+    @handler
+    def _thd_say(self, event: Event) -> None:
+        """Answer a delivery event with its reminder's text. Worker thread."""
+        if event.type != EventType.DELAYED or "remind" not in event.data:
+            return
+        reminder = event.session.get(Reminder, event.data["remind"])
         if reminder is None:
             return  # cancelled meanwhile
         now = self.now()
@@ -239,7 +359,15 @@ class Remind(Processor):
         if (now - reminder.due).total_seconds() > 60:
             text += f" (late: it was due {self.show(reminder.due)})"
         event.addresponse(text, address=False)
+
+    def _thd_sent(self, event: Event, reminder_id: int) -> None:
+        """A reminder was sent: repeat or forget it. Worker thread."""
+        session = event.session
+        reminder = session.get(Reminder, reminder_id)
+        if reminder is None:
+            return
         if reminder.every:
+            now = self.now()
             due = reminder.due
             while due <= now:
                 due = next_repeat(due, reminder.every, self.zone)

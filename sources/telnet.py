@@ -9,16 +9,24 @@ from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from botcore.accounts.secrets import scrub
 from botcore.event import Event, EventType, Message, Response, Sender
-from botcore.options import BoolOption, IntOption, Option
+from botcore.humanize import duration
+from botcore.options import BoolOption, FloatOption, IntOption, Option
 from botcore.source import Source
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
+    from twisted.internet.interfaces import (
+        IAddress,
+        IDelayedCall,
+        IListeningPort,
+        IReactorTime,
+    )
     from twisted.python.failure import Failure
 
     from botcore.interfaces import IBotContext
@@ -33,11 +41,12 @@ class _EndpointCheckReactor:
     endpoint does no I/O, so any object will do."""
 
 
-@typing.runtime_checkable
 class StreamTransport(typing.Protocol):
     """What a console uses of its connection's transport: `ITransport`'s writing, closing
-    and peer, with ``disconnecting`` and ``abortConnection``, which every stream transport
-    Twisted has (TCP, TLS, UNIX sockets, StringTransport) though ITransport lacks them."""
+    and peer, with ``disconnecting`` and ``abortConnection``, and the producer methods
+    (`IConsumer` and `IPushProducer`: the transport says when its write buffer is full,
+    and can stop reading), which every stream transport Twisted has (TCP, TLS, UNIX
+    sockets, StringTransport) though ITransport lacks them."""
 
     disconnecting: bool
 
@@ -49,12 +58,40 @@ class StreamTransport(typing.Protocol):
 
     def getPeer(self) -> IAddress: ...
 
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+#: `StreamTransport`'s members, checked by name: an isinstance check on a runtime
+#: Protocol breaks once zope.interface has looked at the class (the source loader asks
+#: ``implementedBy`` of every class here, which adds ``__provides__`` to its members).
+_STREAM_MEMBERS = (
+    "disconnecting",
+    "write",
+    "loseConnection",
+    "abortConnection",
+    "getPeer",
+    "registerProducer",
+    "unregisterProducer",
+    "pauseProducing",
+    "resumeProducing",
+)
+
 
 def stream_of(transport: object) -> StreamTransport:
     """``transport`` as the `StreamTransport` it is; a TypeError for anything else."""
-    if not isinstance(transport, StreamTransport):
-        raise TypeError(f"the telnet console needs a stream transport, not {transport!r}")
-    return transport
+    missing = [name for name in _STREAM_MEMBERS if not hasattr(transport, name)]
+    if missing:
+        raise TypeError(
+            f"the telnet console needs a stream transport, not {transport!r} "
+            f"(it has no {', '.join(missing)})"
+        )
+    return cast(StreamTransport, transport)
 
 
 class EndpointOption(Option):
@@ -96,6 +133,24 @@ class TelnetSource(Source):
     trusted = BoolOption(
         "Count everyone on the console as authenticated (anyone who can connect is trusted).",
         False,
+    )
+    register_timeout = FloatOption(
+        "Seconds a new connection has to give a nick before it is closed.", 60.0, min=1
+    )
+    idle_timeout = FloatOption(
+        "Seconds without a line from someone after which their connection is closed (0: never).",
+        3600.0,
+        min=0,
+    )
+    max_connections = IntOption("Most connections at once; more are refused.", 32, min=1)
+    max_connections_per_address = IntOption(
+        "Most connections at once from one address; more are refused.", 8, min=1
+    )
+    output_limit = IntOption(
+        "Bytes of replies one connection may have waiting once its socket's buffer is full; "
+        "a client that reads slower than the bot writes is disconnected beyond that.",
+        262144,
+        min=1024,
     )
 
     #: Over-long lines in a row after which a connection is considered a flood and closed.
@@ -176,15 +231,21 @@ class TelnetSource(Source):
         raise ListenFailed(f"source {self.name}: cannot listen on {self.endpoint}: {reason}")
 
     def stopService(self) -> Deferred[None]:
-        """Say goodbye to everyone, close their connections and stop listening. Fires
+        """Say goodbye to everyone (with why: the bot stops, or only this console, as
+        `stop_reason` says), close their connections and stop listening. Fires
         once every connection is closed: the reactor drops connections still open when
         it shuts down, with whatever they had not yet written, so replies and goodbyes
         would be lost. A connection not closed after ``close_timeout`` is aborted."""
         super().stopService()
         consoles = list(self.consoles)
         waits: list[Deferred[Any]] = [console.closed for console in consoles]
+        if self.stop_reason:
+            # Only this console stops (a reload, say): the bot itself runs on.
+            goodbye = f"this console is being {self.stop_reason}; the bot runs on. Bye."
+        else:
+            goodbye = "the bot is shutting down; bye."
         for console in consoles:
-            console.close("the bot is shutting down; bye.")
+            console.close(goodbye)
         port, self.port = self.port, None
         if port is not None:
             waits.append(maybeDeferred(port.stopListening))
@@ -208,6 +269,16 @@ class TelnetSource(Source):
 
     def next_connection_id(self) -> str:
         return f"{self.name}#{next(self._ids)}"
+
+    def refusal(self, console: Console) -> str | None:
+        """Why a new connection must be refused (too many, in all or from its address),
+        or None to accept it."""
+        if len(self.consoles) >= self.max_connections:
+            return "too many connections to the console"
+        same = sum(1 for other in self.consoles if other.address == console.address)
+        if same >= self.max_connections_per_address:
+            return "too many connections from your address"
+        return None
 
     def console_for(self, nick: str | None) -> Console | None:
         """The connection of the person called ``nick``, or None."""
@@ -352,11 +423,18 @@ def format_reply(response: Response, nick: str) -> list[str]:
     return lines
 
 
+@implementer(IPushProducer)
 class Console(Protocol):
     """One telnet connection: asks for a nick, then relays lines to the source.
 
     Lines end with ``\\n`` or ``\\r\\n``; a line longer than the source's ``max_line`` is
-    refused with an error and the rest of it discarded."""
+    refused with an error and the rest of it discarded.
+
+    What it holds is bounded: the console is its transport's producer, so when the
+    transport's write buffer is full (the client does not read) it stops reading from
+    the client, and once more than ``output_limit`` bytes wait on top of that buffer the
+    client is cut off. A connection that gives no nick in ``register_timeout`` seconds,
+    or no line in ``idle_timeout``, is closed."""
 
     #: The connection's transport as what the console uses of it (from connectionMade on).
     stream: StreamTransport
@@ -366,11 +444,21 @@ class Console(Protocol):
         self.connection_id = connection_id
         self.nick: str | None = None
         self.peer = "?"
+        #: Who the connection comes from, for the per-address cap (the host, for TCP).
+        self.address = "?"
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
         self._discarding = False
         self._overlong = 0
+        #: Whether the transport said its write buffer is full (and reading is paused).
+        self._paused = False
+        #: Bytes written since then.
+        self._backlog = 0
+        #: Whether the console has closed (or aborted) the connection itself.
+        self._closing = False
+        self._timer: IDelayedCall | None = None
+        self._registered = False
 
     # -- wire -----------------------------------------------------------------
 
@@ -379,12 +467,32 @@ class Console(Protocol):
         peer = self.stream.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(peer)
+        self.address = str(host) if host is not None else str(peer)
+        refusal = self.source.refusal(self)
+        if refusal is not None:
+            self.source.log.info(
+                "source {source}: refused {peer}: {why}",
+                source=self.source.name,
+                peer=self.peer,
+                why=refusal,
+            )
+            self.close(f"sorry, {refusal}; try again later.")
+            return
+        self.stream.registerProducer(self, True)
+        self._registered = True
         self.source.consoles.add(self)
         name = self.source.nick or self.source.name
         self.send_line(f"Hello, this is {name}'s console.")
         self.send_line("What is your nick?")
+        self._timer = self.source.reactor.callLater(
+            self.source.register_timeout, self._timed_out, "no nick given"
+        )
 
     def connectionLost(self, reason: Any = None) -> None:
+        self._closing = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
         self.source.left(self)
         if not self.closed.called:
             self.closed.callback(None)
@@ -394,7 +502,7 @@ class Console(Protocol):
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
         for line in lines:
-            if self.stream.disconnecting:
+            if self._gone():
                 return
             if self._discarding:
                 # The end of an over-long line already refused.
@@ -407,7 +515,7 @@ class Console(Protocol):
                 continue
             self._overlong = 0
             self._line_received(line)
-        if self.stream.disconnecting:
+        if self._gone():
             return
         # + 1: the buffered part of a line may already hold the "\r" of its "\r\n".
         if len(self._buffer) > limit + 1:
@@ -417,12 +525,101 @@ class Console(Protocol):
                 self._line_too_long()
 
     def send_line(self, text: str) -> None:
-        self.stream.write(text.encode("utf-8", "replace") + b"\r\n")
+        if self._closing:
+            return
+        data = text.encode("utf-8", "replace") + b"\r\n"
+        if self._paused:
+            self._backlog += len(data)
+            if self._backlog > self.source.output_limit:
+                self._cut_off()
+                return
+        self.stream.write(data)
 
     def close(self, goodbye: str | None = None) -> None:
+        """Say ``goodbye`` and close the connection once it is written; a connection
+        whose output is backed up is aborted instead (it would never finish)."""
+        if self._closing:
+            return
         if goodbye:
             self.send_line(goodbye)
-        self.stream.loseConnection()
+            if self._closing:
+                return  # that was too much: cut off
+        self._closing = True
+        self._unregister()
+        if self._paused:
+            self.stream.abortConnection()
+        else:
+            self.stream.loseConnection()
+
+    def _gone(self) -> bool:
+        return self._closing or self.stream.disconnecting
+
+    def _unregister(self) -> None:
+        # A registered producer keeps the transport from closing (loseConnection waits
+        # for it), so it goes first.
+        if self._registered:
+            self._registered = False
+            self.stream.unregisterProducer()
+
+    def _cut_off(self) -> None:
+        self.source.log.info(
+            "source {source}: cutting off {connection} ({peer}): it does not read what "
+            "the bot writes ({count} bytes waiting)",
+            source=self.source.name,
+            connection=self.connection_id,
+            peer=self.peer,
+            count=self._backlog,
+        )
+        self._closing = True
+        self._unregister()
+        self.stream.abortConnection()
+
+    def _timed_out(self, why: str) -> None:
+        self._timer = None
+        self.source.log.info(
+            "source {source}: closing {connection} ({peer}): {why}",
+            source=self.source.name,
+            connection=self.connection_id,
+            peer=self.peer,
+            why=why,
+        )
+        self.close(f"{why}; goodbye.")
+
+    def _heard(self) -> None:
+        """A line came in: the idle timer starts again."""
+        idle = self.source.idle_timeout
+        if self.nick is None:
+            return  # the registration timer runs until a nick is given
+        if self._timer is not None and self._timer.active():
+            if idle > 0:
+                self._timer.reset(idle)
+                return
+            self._timer.cancel()
+            self._timer = None
+        elif idle > 0:
+            self._timer = self.source.reactor.callLater(
+                idle, self._timed_out, f"idle for {duration(idle)}"
+            )
+
+    # -- IPushProducer: the transport's write buffer is full, or has room again ----
+
+    def pauseProducing(self) -> None:
+        # Twisted's transports say so again on every write while the buffer is full.
+        if self._paused:
+            return
+        self._paused = True
+        self._backlog = 0
+        if not self._gone():
+            self.stream.pauseProducing()  # read nothing more until the client reads
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._backlog = 0
+        if not self._gone():
+            self.stream.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._closing = True
 
     # -- lines ----------------------------------------------------------------
 
@@ -445,6 +642,7 @@ class Console(Protocol):
             self.send_line("error: invalid UTF-8; line ignored.")
             return
         text = text.strip()
+        self._heard()
         if self.nick is None:
             self._choose_nick(text)
         elif not text:
@@ -462,6 +660,10 @@ class Console(Protocol):
             self.send_line(f"{problem}; what is your nick?")
             return
         self.nick = nick
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._heard()  # the idle timer from now on
         self.source.joined(self)
         name = self.source.nick or self.source.name
         self.send_line(f"Hi {nick}! Every line you type is a message to {name}; /quit leaves.")

@@ -18,8 +18,9 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from botcore.testing import free_port, in_ci
 
-#: How long any one wait on the server or a client may take before the test fails.
-WAIT = 15.0
+#: How long any one wait on the server or a client may take before the test fails:
+#: generous, so that only wrong behaviour fails, never a loaded machine.
+WAIT = 60.0
 
 _CONFIG = """\
 [Global]

@@ -255,6 +255,7 @@ class IRCSource(Source):
         self.protocol: IRCProtocol | None = None
         self.rotation = ServerRotation([], self._make_endpoint, self._connect_failed)
         self.failures = 0
+        self._failures_before = 0
         self.connections = 0
         self._service: ClientService | None = None
         self._wanted: dict[str, tuple[str, str | None]] = {}
@@ -360,7 +361,8 @@ class IRCSource(Source):
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before the next connection attempt: ``reconnect_delay`` doubled
-        for each failure in a row (a connection that never registered is a failure),
+        for each failure in a row (a connection that never registered, or that was
+        dropped for a ping timeout, is a failure and moves on to the next server),
         capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter)."""
         failures = max(1, self.failures)
         try:
@@ -391,6 +393,9 @@ class IRCSource(Source):
 
     def signed_on(self, protocol: IRCProtocol) -> None:
         """Registration finished: the bot is on the network."""
+        # Kept in case the connection turns out dead (a ping timeout): then it was one
+        # more failure in a row, not a good connection.
+        self._failures_before = self.failures
         self.failures = 0
         self.nick = protocol.nickname
         self.set_state("connected")
@@ -402,6 +407,11 @@ class IRCSource(Source):
             self.protocol = None
         if not protocol.registered:
             self.failures += 1
+            self.rotation.advance()
+        elif protocol.timed_out:
+            # A server that registers the bot and then goes silent must not be
+            # reconnected to at full speed: the backoff goes on from where it was.
+            self.failures = self._failures_before + 1
             self.rotation.advance()
         self.log.info(
             "{source}: disconnected from {server}: {why}",

@@ -51,6 +51,9 @@ WANTED_CAPS = (
 )
 #: Received lines longer than this (bytes, tags included) are dropped.
 MAX_LINE = 16384
+#: The warning logged when a handler raised on a line from the server (tests look for it:
+#: a handler must check what it reads, so this is a bug to fix, not input to shrug off).
+MALFORMED = "{source}: ignored a malformed {command} from the server ({error})"
 #: Largest AUTHENTICATE chunk (IRCv3 SASL).
 SASL_CHUNK = 400
 #: The WHOX query token the protocol uses to learn accounts when it joins a channel.
@@ -167,6 +170,8 @@ class IRCProtocol(irc.IRCClient):
         # CTCP answers are few and far between, so a CTCP flood cannot fill the queue.
         self._ctcp = TokenBucket(self.clock, burst=3, rate=0.2)
         self.lost_reason: str | None = None
+        #: Whether the connection was dropped for not answering a keepalive PING.
+        self.timed_out = False
 
     # -- connection ---------------------------------------------------------------------
 
@@ -244,24 +249,29 @@ class IRCProtocol(irc.IRCClient):
             if self._pong_deadline.active():
                 self._pong_deadline.cancel()
             self._pong_deadline = None
+        if self._discarding:
+            # The rest of a line already dropped as too long: skip it up to its end.
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data = data[end + 1 :]
+            self._discarding = False
         if self._buffer:
             data = self._buffer + data
         lines = data.split(b"\n")
         self._buffer = lines.pop()
-        if len(self._buffer) > MAX_LINE:
-            self._overlong(len(self._buffer))
-            self._buffer = b""
-            self._discarding = True
+        # Complete lines first: they come before the start of a line that turns out too long.
         for raw in lines:
-            if self._discarding:  # the tail of a line already dropped as too long
-                self._discarding = False
-                continue
             if len(raw) > MAX_LINE:
                 self._overlong(len(raw))
                 continue
             self.lineReceived(raw)
             if self.transport is None or getattr(self.transport, "disconnecting", False):
-                break
+                return
+        if len(self._buffer) > MAX_LINE:
+            self._overlong(len(self._buffer))
+            self._buffer = b""
+            self._discarding = True
 
     def _overlong(self, size: int) -> None:
         self.log.warn(
@@ -290,7 +300,7 @@ class IRCProtocol(irc.IRCClient):
                 self.irc_unknown(prefix, command, params)
         except Exception as e:
             self.log.warn(
-                "{source}: ignored a malformed {command} from the server ({error})",
+                MALFORMED,
                 source=self.source.name,
                 command=command,
                 # Scrubbed: the error may quote a message that carried a password.
@@ -507,7 +517,7 @@ class IRCProtocol(irc.IRCClient):
         self.registered = self._registered = True
         self._cap_done = True
         self.hostname = prefix or self.server
-        if params and params[0] and params[0] != "*":
+        if params and params[0] != "*" and self._possible_nick(params[0]):
             self.nickname = params[0]
         self.own.nick = self.nickname
         words = params[-1].split() if params else []
@@ -592,6 +602,7 @@ class IRCProtocol(irc.IRCClient):
 
     def _pong_timed_out(self) -> None:
         self._pong_deadline = None
+        self.timed_out = True
         self.log.warn(
             "{source}: no reply from {server} for {timeout}s after a PING; reconnecting",
             source=self.source.name,
@@ -932,6 +943,16 @@ class IRCProtocol(irc.IRCClient):
             return
         mask = Mask.parse(prefix)
         new = params[-1]
+        if not self._possible_nick(new):
+            # Taken as it is, an empty nick would make the bot deaf to its private
+            # messages (nothing is addressed to ""), so the change is not believed.
+            self.log.warn(
+                "{source}: ignored a NICK change of {nick!r} to the impossible {new!r}",
+                source=self.source.name,
+                nick=mask.nick,
+                new=new,
+            )
+            return
         old_folded, new_folded = self.fold(mask.nick), self.fold(new)
         if self.is_me(mask.nick):
             old = self.nickname
@@ -962,6 +983,16 @@ class IRCProtocol(irc.IRCClient):
         )
         if old_folded == self.fold(self.source.wanted_nick):
             self.regain_now()
+
+    def _possible_nick(self, nick: str) -> bool:
+        """Whether ``nick`` could be someone's nick: not empty, not a channel, none of the
+        characters that separate or end words or masks."""
+        return (
+            bool(nick)
+            and not self.is_channel(nick)
+            and nick[0] not in ":$"
+            and not any(c in nick for c in " ,!@*?\0\r\n")
+        )
 
     def irc_ACCOUNT(self, prefix: str, params: list[str]) -> None:
         if not params or not prefix:
@@ -1146,3 +1177,43 @@ class IRCProtocol(irc.IRCClient):
         channel = self.channels.get(self.fold(params[1])) if len(params) > 2 else None
         if channel is not None:
             channel.topic = params[-1]
+
+    # IRCClient's own handlers for these index their parameters without checking (a bare
+    # "375" raised IndexError); the bot uses none of what they read.
+    def irc_RPL_MOTDSTART(self, prefix: str, params: list[str]) -> None:
+        """The message of the day is not used."""
+
+    def irc_RPL_MOTD(self, prefix: str, params: list[str]) -> None:
+        """The message of the day is not used."""
+
+    def irc_RPL_ENDOFMOTD(self, prefix: str, params: list[str]) -> None:
+        """The message of the day is not used."""
+
+    def irc_RPL_YOURHOST(self, prefix: str, params: list[str]) -> None:
+        """Server details are not used."""
+
+    def irc_RPL_CREATED(self, prefix: str, params: list[str]) -> None:
+        """Server details are not used."""
+
+    def irc_RPL_MYINFO(self, prefix: str, params: list[str]) -> None:
+        """Server details are not used."""
+
+    def irc_RPL_BOUNCE(self, prefix: str, params: list[str]) -> None:
+        """Redirections are not followed: the configured servers are."""
+
+    def irc_RPL_LUSERCLIENT(self, prefix: str, params: list[str]) -> None:
+        """Network statistics are not used."""
+
+    def irc_RPL_LUSEROP(self, prefix: str, params: list[str]) -> None:
+        """Network statistics are not used."""
+
+    def irc_RPL_LUSERCHANNELS(self, prefix: str, params: list[str]) -> None:
+        """Network statistics are not used."""
+
+    def irc_RPL_LUSERME(self, prefix: str, params: list[str]) -> None:
+        """Network statistics are not used."""
+
+    def irc_RPL_NOTOPIC(self, prefix: str, params: list[str]) -> None:
+        channel = self.channels.get(self.fold(params[1])) if len(params) > 1 else None
+        if channel is not None:
+            channel.topic = ""

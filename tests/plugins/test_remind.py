@@ -3,13 +3,19 @@ conversation by the bot's clock, listing and cancelling, and surviving a restart
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.testing import PluginTestCase
+from botcore.event import Response, Sender
+from botcore.source import Source
+from botcore.testing import MemorySource, PluginTestCase
 from plugins.remind import (
+    Reminder,
     ReminderError,
     next_at,
     next_repeat,
@@ -235,3 +241,132 @@ class ReloadTests(PluginTestCase):
         self.bot.dispatcher.set_chain(self.bot.plugins.processors())
         self.assertEqual(self.advance(600), ["user: reminder: stretch"])
         self.assertEqual(self.responses("my reminders"), ["You have no reminders waiting"])
+
+
+class LateSource(MemorySource):
+    """A memory source with a connection to make: 'connecting' once started, connected
+    when the test says; replies it is given while not connected are dropped, as IRC's
+    are. ``lose_on_send`` makes the next send find the connection gone."""
+
+    type = "late"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.dropped: list[Response] = []
+        self.lose_on_send = False
+
+    def startService(self) -> None:
+        Source.startService(self)  # not LocalSource's, which is connected at once
+        self.set_state("connecting")
+
+    def send(self, response: Response) -> None:
+        if self.lose_on_send:
+            self.lose_on_send = False
+            self.set_state("reconnecting")
+        if self.state != "connected":
+            self.dropped.append(response)
+            return
+        super().send(response)
+
+
+class DisconnectedSourceTests(PluginTestCase):
+    """A reminder that falls due while its source is not connected waits for it, and is
+    forgotten only once it has been sent."""
+
+    load = ["remind"]
+    plugin_config = {"plugin:remind": {"source_wait": "300"}}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.late = LateSource("late", self.bot.context, {})
+        self.late.setServiceParent(self.bot.sources)
+        self.addCleanup(lambda: self.late.parent and self.late.disownServiceParent())
+
+    def on_late(self, text: str) -> None:
+        """``user`` says ``text`` on the late source."""
+        event = replace(
+            self.make_event(text), source="late", sender=Sender("late", "user", "user")
+        )
+        self.successResultOf(self.late.dispatch(event))
+
+    def set_reminder(self, text: str) -> None:
+        self.late.set_state("connected")
+        self.on_late(text)
+        self.assertIn("Okay, I'll remind you", str(self.late.sent[-1].text))
+
+    def rows(self) -> list[str]:
+        self.clock.advance(0)  # what was sent is forgotten in a call_later(0)
+        with self.bot.databases["main"].session_factory() as session:
+            return [row.text for row in session.scalars(select(Reminder))]
+
+    def said(self) -> list[str]:
+        return [str(r.text) for r in self.late.sent if "reminder:" in str(r.text)]
+
+    def test_waits_for_the_source(self) -> None:
+        """Due while the source reconnects: nothing is sent (nor dropped), the row stays,
+        through several source_wait periods; once connected it is said, late, once,
+        and only then forgotten."""
+        self.set_reminder("remind me in 10 minutes to stretch")
+        self.late.set_state("reconnecting")
+        self.clock.advance(600)
+        self.clock.advance(3 * 300)
+        self.assertEqual((self.said(), self.late.dropped), ([], []))
+        self.assertEqual(self.rows(), ["stretch"])
+        self.late.set_state("connected")
+        self.assertEqual(
+            self.said(), ["user: reminder: stretch (late: it was due 1970-01-01 00:10 UTC)"]
+        )
+        self.assertEqual(self.rows(), [])
+        self.clock.advance(86400)
+        self.assertEqual(len(self.said()), 1)
+
+    def test_kept_when_the_send_is_lost(self) -> None:
+        """A reminder whose send finds the connection gone (dropped by the source) is
+        kept and said again, once, when the source is back."""
+        self.set_reminder("remind me in 10 minutes to stretch")
+        self.late.lose_on_send = True
+        self.clock.advance(600)
+        self.assertEqual(len(self.late.dropped), 1)
+        self.assertEqual(self.rows(), ["stretch"])
+        self.late.set_state("connected")
+        self.assertEqual(self.said(), ["user: reminder: stretch"])
+        self.assertEqual(self.rows(), [])
+
+    def test_repeating_reminder_waits_too(self) -> None:
+        """A repeating reminder due while disconnected is said on reconnection and then
+        moved to its next time."""
+        self.set_reminder("remind me every 2 hours to look up")
+        self.late.set_state("reconnecting")
+        self.clock.advance(2 * HOUR + 60)
+        self.assertEqual(self.said(), [])
+        self.late.set_state("connected")
+        self.assertEqual(len(self.said()), 1)
+        self.assertEqual(self.rows(), ["look up"])
+        self.clock.advance(2 * HOUR - 60)
+        self.assertEqual(len(self.said()), 2)
+
+    def test_cancelled_while_waiting(self) -> None:
+        """A reminder cancelled while it waits for its source is never said."""
+        self.set_reminder("remind me in 10 minutes to stretch")
+        self.late.set_state("reconnecting")
+        self.clock.advance(600)
+        self.on_late("cancel reminder 1")
+        self.assertEqual(self.rows(), [])
+        self.late.set_state("connected")
+        self.clock.advance(600)
+        self.assertEqual(self.said(), [])
+
+    def test_source_not_running(self) -> None:
+        """Due while its source is not running at all: kept, and said once a source of
+        that name runs and is connected (found again after ``source_wait``)."""
+        self.set_reminder("remind me in 10 minutes to stretch")
+        self.late.disownServiceParent()  # stops it
+        self.clock.advance(600)
+        self.assertEqual(self.rows(), ["stretch"])
+        self.late = LateSource("late", self.bot.context, {})
+        self.late.setServiceParent(self.bot.sources)
+        self.late.set_state("connected")
+        self.assertEqual(self.said(), [])
+        self.clock.advance(300)
+        self.assertEqual(len(self.said()), 1)
+        self.assertEqual(self.rows(), [])

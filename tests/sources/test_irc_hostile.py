@@ -1,18 +1,29 @@
 """Hostile and broken input never crashes or stalls the IRC protocol: invalid UTF-8,
-over-long lines, missing parameters, malformed prefixes, unexpected numerics, and a
-property-based test feeding it random lines."""
+over-long lines, missing parameters, malformed prefixes, unexpected numerics, a
+property-based test feeding it random lines, and a hostile server on loopback (framing
+tricks, an empty NICK, a server that goes silent after registering).
+
+No handler may raise on any of it: `IRCProtocol.handleCommand` turns a handler's exception
+into a warning so the connection survives, and these tests fail on that warning."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from botcore.event import EventType
-from sources.irc.protocol import MAX_LINE
-from tests.sources.irc_harness import Wire, make_source
+from botcore.testing import StubContext
+from sources.irc.protocol import MALFORMED, MAX_LINE, IRCProtocol
+from tests.sources.irc_harness import BASE, RecordingIRCSource, Wire, make_source
 
 COMMANDS = [
     "PRIVMSG", "NOTICE", "JOIN", "PART", "KICK", "QUIT", "NICK", "MODE", "TOPIC", "INVITE",
@@ -49,6 +60,17 @@ structured = st.builds(
 ).map(lambda line: line.encode("utf-8", "surrogateescape"))
 raw = st.binary(max_size=120)
 lines = st.lists(st.one_of(structured, structured, raw), min_size=1, max_size=30)
+
+
+def handler_errors(logged: list[dict]) -> list[str]:
+    """The handler exceptions `IRCProtocol.handleCommand` caught, as logged."""
+    return [formatEvent(e) for e in logged if e.get("log_format") == MALFORMED]
+
+
+def check_no_handler_raised(testcase: SynchronousTestCase, logged: list[dict]) -> None:
+    """Fail when a handler raised or anything logged a traceback."""
+    testcase.assertEqual(handler_errors(logged), [], "a handler raised")
+    testcase.assertFalse([e for e in logged if e.get("log_failure") is not None])
 
 
 def check_alive(testcase: SynchronousTestCase, wire: Wire) -> None:
@@ -98,7 +120,7 @@ class RandomLinesTests(SynchronousTestCase):
         if not registered:
             wire.register()
         check_alive(self, wire)
-        self.assertFalse([e for e in self.logged if e.get("log_failure") is not None])
+        check_no_handler_raised(self, self.logged)
         wire.lose()
         self.logged.clear()
 
@@ -116,6 +138,7 @@ class HostileInputTests(SynchronousTestCase):
 
     def tearDown(self) -> None:
         check_alive(self, self.wire)
+        check_no_handler_raised(self, self.logged)
         self.wire.lose()
 
     def warnings(self) -> list[str]:
@@ -136,6 +159,19 @@ class HostileInputTests(SynchronousTestCase):
         self.assertEqual(event.message.raw, "ok")
         self.assertEqual(len(self.warnings()), 1)
 
+    def test_complete_line_then_start_of_overlong_line(self) -> None:
+        """A complete line followed, in the same read, by the start of an over-long line
+        is delivered; the over-long line is dropped whole, up to its end, so its tail
+        never runs as a command."""
+        self.wire.protocol.dataReceived(
+            b":alice!a@h PRIVMSG #chan :first\r\n:evil!e@h PRIVMSG #chan :"
+            + b"y" * (MAX_LINE + 10)
+        )
+        self.wire.protocol.dataReceived(b"PING :smuggled\r\n:alice!a@h PRIVMSG #chan :next\r\n")
+        self.assertEqual([e.message.raw for e in self.source.take_events()], ["first", "next"])
+        self.assertNotIn("PONG :smuggled", self.wire.sent())
+        self.assertEqual(len(self.warnings()), 1)
+
     def test_overlong_line_across_chunks(self) -> None:
         """An endless line arriving in pieces is dropped without holding it all in memory."""
         self.wire.protocol.dataReceived(b":alice!a@h PRIVMSG #chan :")
@@ -150,8 +186,9 @@ class HostileInputTests(SynchronousTestCase):
         for command in ("PRIVMSG", "NOTICE", "JOIN", "PART", "KICK", "NICK", "MODE", "INVITE",
                         "TOPIC", "CAP", "AUTHENTICATE", "ACCOUNT", "CHGHOST", "PING"):  # fmt: skip
             self.wire.receive(f":alice!a@h {command}")
-        for numeric in ("001", "005", "302", "303", "330", "332", "353", "354", "366", "372",
-                        "375", "376", "396", "433", "474", "900", "904"):  # fmt: skip
+        for numeric in ("001", "002", "003", "004", "005", "010", "251", "252", "254", "255",
+                        "302", "303", "330", "331", "332", "353", "354", "366", "372", "375",
+                        "376", "396", "433", "474", "900", "904"):  # fmt: skip
             self.wire.receive(f":irc.example.net {numeric}")
         self.assertEqual([e for e in self.source.take_events() if e.type != "source"], [])
         self.assertFalse([e for e in self.logged if e.get("log_failure") is not None])
@@ -182,3 +219,185 @@ class HostileInputTests(SynchronousTestCase):
         """Blank lines, lone CRs and NULs are skipped."""
         self.wire.protocol.dataReceived(b"\r\n\n\r\r\n\0\r\n   \r\n")
         self.assertEqual(self.source.take_events(), [])
+
+
+class BrokenHandlerTests(SynchronousTestCase):
+    """The checks above catch a handler that raises, though the protocol survives it."""
+
+    def test_raising_handler_fails_the_check(self) -> None:
+        """An IndexError in irc_INVITE (swallowed by handleCommand into a warning) makes
+        `check_no_handler_raised` fail."""
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+
+        def broken(protocol: IRCProtocol, prefix: str, params: list[str]) -> None:
+            params[5]  # the deliberate bug: no such parameter
+
+        self.patch(IRCProtocol, "irc_INVITE", broken)
+        wire = Wire(make_source(Clock(), channels=["#chan"]))
+        wire.register()
+        wire.receive(":alice!a@h INVITE bot #elsewhere")
+        check_alive(self, wire)  # the connection survives it...
+        with self.assertRaises(self.failureException) as raised:
+            check_no_handler_raised(self, logged)  # ...but the check does not
+        self.assertIn("ignored a malformed INVITE", str(raised.exception))
+        self.assertIn("IndexError", str(raised.exception))
+        wire.lose()
+
+
+class HostileServer(Protocol):
+    """One connection to `HostileServerFactory`: welcomes the bot when it registers,
+    records every line it sends and lets a test wait (bounded) for one."""
+
+    def __init__(self, factory: HostileServerFactory) -> None:
+        self.factory = factory
+        self.lines: list[str] = []
+        self._buffer = b""
+        self._waiters: list[tuple[str, Deferred[str]]] = []
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        waiters, self.factory.waiters = self.factory.waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        *lines, self._buffer = (self._buffer + data).split(b"\r\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            if line.startswith("USER ") and self.factory.welcome:
+                self.write(f":irc.hostile 001 {NICK} :Welcome {NICK}!u@h".encode())
+            for waiter in list(self._waiters):
+                if waiter[0] in line:
+                    self._waiters.remove(waiter)
+                    waiter[1].callback(line)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.callback(None)
+
+    def write(self, *lines: bytes) -> None:
+        """Send these lines, CR LF after each, in one write."""
+        self.transport.write(b"".join(line + b"\r\n" for line in lines))
+
+    def wait_for(self, text: str) -> Deferred[str]:
+        """Fires with the first line from the bot containing ``text``; fails after
+        `WAIT` seconds."""
+        for line in self.lines:
+            if text in line:
+                return succeed(line)
+        d: Deferred[str] = Deferred()
+        self._waiters.append((text, d))
+        return d.addTimeout(WAIT, reactor)
+
+
+class HostileServerFactory(Factory):
+    def __init__(self, welcome: bool = True) -> None:
+        self.welcome = welcome
+        self.connections: list[HostileServer] = []
+        self.waiters: list[Deferred[HostileServer]] = []
+
+    def buildProtocol(self, addr: Any) -> HostileServer:
+        return HostileServer(self)
+
+    def connection(self, index: int) -> Deferred[HostileServer]:
+        """Fires with the ``index``-th connection (from 0) once it is made."""
+        if index < len(self.connections):
+            return succeed(self.connections[index])
+        d: Deferred[HostileServer] = Deferred()
+        self.waiters.append(d)
+        d.addCallback(lambda _: self.connection(index))
+        return d.addTimeout(WAIT, reactor)
+
+
+NICK = "bot"
+#: Bound on any one wait for the bot or the server (generous: only wrong behaviour fails).
+WAIT = 60.0
+
+
+class HostileServerTests(TestCase):
+    """The IRC source over real TCP on loopback against a server that misbehaves."""
+
+    timeout = 2 * WAIT
+
+    def setUp(self) -> None:
+        self.logged: list[dict] = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    async def start(self, factory: HostileServerFactory, **options: Any) -> Any:
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        source = RecordingIRCSource(
+            "irc",
+            StubContext(reactor=reactor),
+            {**BASE, "servers": [f"tcp:127.0.0.1:{port.getHost().port}"], **options},
+            reactor=reactor,  # the real one: real sockets, real time
+            jitter=lambda: 1.0,
+        )
+        source.setup()
+        self.delays: list[float] = []
+        retry_delay = source.retry_delay
+
+        def recorded(attempt: int) -> float:
+            self.delays.append(retry_delay(attempt))
+            return self.delays[-1]
+
+        source.retry_delay = recorded  # type: ignore[method-assign]
+        source.startService()
+        self.addCleanup(source.stopService)
+        return source
+
+    async def test_complete_line_then_start_of_overlong_line(self) -> None:
+        """One read holding a complete line and the start of an over-long one: the line
+        is answered, and the over-long line's tail, sent later, is not run."""
+        factory = HostileServerFactory()
+        await self.start(factory)
+        server = await factory.connection(0)
+        await server.wait_for("USER ")
+        # One write (so, on loopback, one read): a line, then an unfinished over-long one.
+        start = b":evil!e@h PRIVMSG bot :" + b"y" * (MAX_LINE + 100)
+        server.transport.write(b"PING :first\r\n" + start)
+        await server.wait_for("PONG :first")
+        server.write(b"PING :smuggled", b"PING :after")
+        await server.wait_for("PONG :after")
+        self.assertNotIn("PONG :smuggled", server.lines)
+        check_no_handler_raised(self, self.logged)
+
+    async def test_empty_nick_keeps_bot_listening(self) -> None:
+        """After ``:bot!u@h NICK :`` the bot keeps its nick and still hears private
+        messages to it."""
+        factory = HostileServerFactory()
+        source = await self.start(factory)
+        server = await factory.connection(0)
+        await server.wait_for("USER ")
+        server.write(b":bot!u@h NICK :", b"PING :sync")
+        await server.wait_for("PONG :sync")
+        self.assertEqual(source.nick, NICK)
+        server.write(b":alice!a@h PRIVMSG bot :hello", b"PING :sync2")
+        await server.wait_for("PONG :sync2")
+        messages = [e for e in source.take_events() if e.type == EventType.MESSAGE]
+        self.assertEqual([(e.message.raw, e.channel) for e in messages], [("hello", "alice")])
+        check_no_handler_raised(self, self.logged)
+
+    async def test_silent_server_backs_off(self) -> None:
+        """A server that registers the bot and then never answers a PING: each ping
+        time-out counts as a failure in a row, so the waits before reconnecting grow."""
+        factory = HostileServerFactory()
+        source = await self.start(
+            factory,
+            ping_interval=0.1,
+            ping_timeout=0.1,
+            reconnect_delay=0.05,
+            reconnect_max_delay=10.0,
+        )
+        for index in range(3):
+            server = await factory.connection(index)
+            await server.wait_for("PING :botcore")  # registered, and now kept waiting
+            await server.lost
+        await factory.connection(3)
+        self.assertEqual(self.delays, [0.05, 0.1, 0.2])
+        self.assertEqual(source.failures, 3)
+        check_no_handler_raised(self, self.logged)

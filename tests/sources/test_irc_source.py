@@ -137,6 +137,43 @@ class RotationTests(ServiceTestCase):
         self.assertEqual(source.connections, 2)
         self.stop()
 
+    def test_ping_timeouts_back_off(self) -> None:
+        """A server that registers the bot and then never answers its PING: each ping
+        time-out is one more failure in a row, so the waits before reconnecting double
+        (and the next server is tried), as for connections that never register."""
+        source = self.make(reconnect_delay=1.0, ping_interval=10.0, ping_timeout=5.0)
+        source.startService()
+        delays = []
+        for n in range(4):
+            self.welcome()
+            self.clock.advance(10.0)  # silence: the bot sends a PING...
+            self.clock.advance(5.0)  # ...that is never answered
+            self.assertEqual(source.failures, n + 1)
+            [call] = self.clock.getDelayedCalls()
+            delays.append(call.getTime() - self.clock.seconds())
+            self.clock.advance(delays[-1])
+        self.assertEqual(delays, [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual([c[0] for c in self.connected], [A, B, A, B, A])
+        self.stop()
+
+    def test_good_connection_after_timeouts_resets_backoff(self) -> None:
+        """A connection that ends other than by a ping time-out was a good one: the
+        next reconnection is quick again."""
+        source = self.make(reconnect_delay=1.0, ping_interval=10.0, ping_timeout=5.0)
+        source.startService()
+        for _ in range(2):
+            self.welcome()
+            self.clock.advance(10.0)
+            self.clock.advance(5.0)
+            [call] = self.clock.getDelayedCalls()
+            self.clock.advance(call.getTime() - self.clock.seconds())
+        self.welcome()
+        self.connected[-1][2].loseConnection()
+        self.assertEqual(source.failures, 0)
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime() - self.clock.seconds(), 1.0)
+        self.stop()
+
     def test_bad_endpoint_is_a_failure(self) -> None:
         """An endpoint that cannot even be built is logged as a failed attempt."""
         source = self.make()

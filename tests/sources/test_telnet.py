@@ -3,24 +3,33 @@ to lines, bad input, disconnects, and listening."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import (
     MemoryReactor,
     MemoryReactorClock,
     RaisingMemoryReactor,
     StringTransport,
+    StringTransportWithDisconnection,
 )
-from twisted.logger import LogLevel, capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from botcore.bot import Bot
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
 from botcore.processor import Processor, match
+from botcore.settings import read_config
 from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
 from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
 
@@ -523,3 +532,312 @@ class EndpointOptionTests(SynchronousTestCase):
             with self.assertRaises(ValueError) as raised:
                 option.parse(text)
             self.assertIn("expected a Twisted server endpoint", str(raised.exception))
+
+
+class _MemoryReactor(MemoryReactorClock):
+    """Listens in memory, with a clock, running ``callFromThread`` inline."""
+
+    def callFromThread(self, function: Any, *args: Any, **kw: Any) -> None:
+        function(*args, **kw)
+
+
+class StopReasonTests(SynchronousTestCase):
+    """A real bot with two consoles: what their users are told when one stops alone."""
+
+    def setUp(self) -> None:
+        folder = Path(self.mktemp()).absolute()
+        folder.mkdir(parents=True)
+        ini = folder / "bot.ini"
+        ini.write_text(
+            f"[bot]\nautoload = no\nload =\n\n"
+            f"[database:main]\nurl = sqlite:///{folder / 'bot.sqlite'}\n\n"
+            "[source:console]\ntype = telnet\nendpoint = tcp:3001:interface=127.0.0.1\n\n"
+            "[source:other]\ntype = telnet\nendpoint = tcp:3002:interface=127.0.0.1\n",
+            encoding="utf-8",
+        )
+        self.reactor = _MemoryReactor()
+        self.bot = Bot(read_config(ini), reactor=self.reactor, threadpool=InlineThreadPool())
+        self.successResultOf(self.bot.startService())
+        self.addCleanup(lambda: self.bot.running and self.successResultOf(self.bot.stopService()))
+
+    def connect(self, name: str) -> StringTransportWithDisconnection:
+        source = self.bot.get_source(name)
+        console = ConsoleFactory(source).buildProtocol(None)
+        transport = StringTransportWithDisconnection(
+            peerAddress=IPv4Address("TCP", "127.0.0.1", 40001)
+        )
+        transport.protocol = console
+        console.makeConnection(transport)
+        console.dataReceived(b"alice\r\n")
+        transport.clear()
+        return transport
+
+    def test_reload_says_the_console_is_reloaded(self) -> None:
+        """``reload source console`` tells the console's users that the console is being
+        reloaded (not that the bot shuts down); another console's users hear nothing."""
+        console, other = self.connect("console"), self.connect("other")
+        self.successResultOf(ensureDeferred(self.bot.reload_source("console")))
+        self.assertEqual(
+            console.value().decode().splitlines(),
+            ["this console is being reloaded; the bot runs on. Bye."],
+        )
+        self.assertFalse(console.connected)
+        self.assertEqual(other.value(), b"")
+        self.assertTrue(other.connected)
+        self.assertEqual(self.bot.get_source("console").stop_reason, None)
+
+    def test_unload_and_disconnect_say_so(self) -> None:
+        """Unloading or disconnecting one console says which it is."""
+        transport = self.connect("console")
+        self.successResultOf(ensureDeferred(self.bot.disconnect_source("console")))
+        self.assertIn(b"this console is being disconnected", transport.value())
+        self.successResultOf(ensureDeferred(self.bot.connect_source("console")))
+        transport = self.connect("console")
+        self.successResultOf(ensureDeferred(self.bot.unload_source("console")))
+        self.assertIn(b"this console is being unloaded", transport.value())
+
+    def test_bot_stop_says_the_bot_stops(self) -> None:
+        """When the whole bot stops, every console says the bot is shutting down."""
+        transports = [self.connect("console"), self.connect("other")]
+        self.successResultOf(self.bot.stopService())
+        for transport in transports:
+            self.assertEqual(transport.value(), b"the bot is shutting down; bye.\r\n")
+
+
+class LimitsTests(TelnetTestCase):
+    """Timeouts, connection caps and the bound on what waits to be written, on a clock."""
+
+    config: ClassVar[dict[str, Any]] = {
+        "max_line": 64,
+        "register_timeout": 60.0,
+        "idle_timeout": 600.0,
+        "max_connections": 4,
+        "max_connections_per_address": 2,
+        "output_limit": 1024,
+    }
+
+    def connect_from(self, host: str) -> tuple[Console, StringTransport]:
+        self.ports += 1
+        peer = IPv4Address("TCP", host, self.ports)
+        console = ConsoleFactory(self.source).buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        console.makeConnection(transport)
+        return console, transport
+
+    def test_registration_timeout(self) -> None:
+        """A connection that gives no nick within ``register_timeout`` is told so and
+        closed; empty lines and refused nicks do not extend it."""
+        console, transport = self.connect()
+        self.clock.advance(59)
+        console.dataReceived(b"\r\n" * 3 + b"al ice\r\n")
+        self.assertFalse(transport.disconnecting)
+        transport.clear()
+        self.clock.advance(1)
+        self.assertEqual(self.lines(transport), ["no nick given; goodbye."])
+        self.assertTrue(transport.disconnecting)
+        console.connectionLost(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nick_stops_registration_timer(self) -> None:
+        """Once a nick is given the registration timeout no longer applies."""
+        _, transport = self.connect("alice")
+        self.clock.advance(120)
+        self.assertFalse(transport.disconnecting)
+
+    def test_idle_timeout(self) -> None:
+        """Someone who sends no line for ``idle_timeout`` seconds is closed; every line
+        they send starts the wait again."""
+        console, transport = self.connect("alice")
+        self.clock.advance(599)
+        self.assertEqual(self.say(console, transport, "ping"), ["pong"])
+        self.clock.advance(599)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual(self.lines(transport), ["idle for 10 minutes; goodbye."])
+        self.assertTrue(transport.disconnecting)
+        console.connectionLost(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_idle_timeout_off(self) -> None:
+        """``idle_timeout = 0`` never closes an idle connection."""
+        self.source.config["idle_timeout"] = 0.0
+        _, transport = self.connect("alice")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.advance(10**6)
+        self.assertFalse(transport.disconnecting)
+
+    def test_cap_per_address(self) -> None:
+        """A third connection from one address is refused with why; another address is
+        still accepted, and a place freed is taken again."""
+        first, _ = self.connect_from("10.0.0.1")
+        self.connect_from("10.0.0.1")
+        refused, transport = self.connect_from("10.0.0.1")
+        self.assertEqual(
+            transport.value(),
+            b"sorry, too many connections from your address; try again later.\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        refused.connectionLost(None)
+        _, other = self.connect_from("10.0.0.2")
+        self.assertFalse(other.disconnecting)
+        first.connectionLost(None)
+        _, again = self.connect_from("10.0.0.1")
+        self.assertFalse(again.disconnecting)
+
+    def test_cap_in_all(self) -> None:
+        """Beyond ``max_connections`` connections, from any addresses, more are refused."""
+        for n in range(4):
+            self.connect_from(f"10.0.0.{n}")
+        _, transport = self.connect_from("10.0.1.1")
+        self.assertIn(b"too many connections to the console", transport.value())
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.source.consoles), 4)
+
+    def test_full_transport_stops_reading(self) -> None:
+        """When the transport says its buffer is full the console stops reading from the
+        client, and reads again once it has room."""
+        console, transport = self.connect("alice")
+        self.assertIs(transport.producer, console)
+        self.assertTrue(transport.streaming)
+        console.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        console.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_backed_up_output_cuts_the_client_off(self) -> None:
+        """A client whose output backs up beyond ``output_limit`` once the transport is
+        full is aborted (not closed politely: it would never finish); up to the limit
+        it is kept."""
+        console, transport = self.connect()
+        for _ in range(20):  # about 40 bytes each: within 1024
+            console.pauseProducing()  # as Twisted's transports do, on every full write
+            console.dataReceived(b"\r\n")
+        self.assertFalse(transport.disconnecting)
+        for _ in range(10):
+            console.pauseProducing()
+            console.dataReceived(b"\r\n")
+        self.assertTrue(transport.disconnected)  # StringTransport's mark of an abort
+        self.assertLessEqual(len(transport.value()), 1024 + 200)
+        self.assertIsNone(transport.producer)
+
+    def test_catching_up_resets_the_count(self) -> None:
+        """A client that reads again (the transport resumes) starts with a clean slate."""
+        console, transport = self.connect("alice")
+        for _ in range(5):
+            console.pauseProducing()
+            for _ in range(20):
+                self.source.send(Response("x" * 40, target="alice", source="console"))
+            console.resumeProducing()
+        self.assertFalse(transport.disconnecting)
+
+    def test_close_while_backed_up_aborts(self) -> None:
+        """A timeout on a client whose output is backed up aborts the connection."""
+        console, transport = self.connect()
+        console.pauseProducing()
+        self.clock.advance(60)
+        self.assertTrue(transport.disconnected)
+
+
+#: Bound on any one wait over real TCP (generous: only wrong behaviour fails the test).
+WAIT = 60.0
+
+
+class NeverReads(Protocol):
+    """A hostile client: never reads a byte, and sends empty lines (each answered with
+    a prompt for a nick) as fast as its socket takes them."""
+
+    def __init__(self) -> None:
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.pauseProducing()  # never read
+        self.transport.write(b"\n" * (8 * 1024 * 1024))
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.callback(None)
+
+
+class Polite(LineOnlyReceiver):
+    """A client that reads: lets a test wait for a line."""
+
+    delimiter = b"\r\n"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._waiting: list[tuple[str, Deferred[str]]] = []
+
+    def lineReceived(self, line: bytes) -> None:
+        text = line.decode("utf-8")
+        self.lines.append(text)
+        for waiter in list(self._waiting):
+            if waiter[0] in text:
+                self._waiting.remove(waiter)
+                waiter[1].callback(text)
+
+    def wait_for(self, text: str) -> Deferred[str]:
+        for line in self.lines:
+            if text in line:
+                self.lines.remove(line)
+                return succeed(line)
+        d: Deferred[str] = Deferred()
+        self._waiting.append((text, d))
+        return d.addTimeout(WAIT, reactor)
+
+
+class HostileClientTests(TestCase):
+    """The console over real loopback TCP with a client that never reads."""
+
+    timeout = 3 * WAIT
+
+    async def start(self) -> TelnetSource:
+        bot = StubContext(reactor=reactor, names=["bc"])
+        dispatcher = Dispatcher(
+            {}, reactor=reactor, threadpool=InlineThreadPool(), sources=bot.get_source
+        )
+        bot.dispatcher = dispatcher
+        dispatcher.set_chain([Talk("testing", bot, {})])
+        dispatcher.startService()
+        self.addCleanup(dispatcher.stopService)
+        source = TelnetSource("console", bot, {"endpoint": "tcp:0:interface=127.0.0.1"})
+        source.setup()
+        bot.add_source(source)
+        await source.startService()
+        self.addCleanup(source.stopService)
+        self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", source.port.getHost().port)
+        return source
+
+    async def polite(self, nick: str) -> Polite:
+        client = await self.endpoint.connect(Factory.forProtocol(Polite))
+        self.addCleanup(client.transport.loseConnection)
+        await client.wait_for("What is your nick?")
+        client.sendLine(nick.encode())
+        await client.wait_for(f"Hi {nick}!")
+        return client
+
+    async def test_client_that_never_reads(self) -> None:
+        """A client that floods empty lines and never reads is cut off once what waits
+        for it passes the bound (bounded memory: the transport holds at most its own
+        buffer plus ``output_limit``), and the other clients are served throughout."""
+        source = await self.start()
+        alice = await self.polite("alice")
+        buffered: list[int] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if "cutting off" in event.get("log_format", ""):
+                # The hostile console's transport, at the moment it is cut off.
+                [hostile] = [c for c in source.consoles if c.nick is None]
+                transport: Any = hostile.transport
+                waiting = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+                buffered.append(waiting)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        hostile = await self.endpoint.connect(Factory.forProtocol(NeverReads))
+        self.addCleanup(hostile.transport.abortConnection)
+        await hostile.lost.addTimeout(WAIT, reactor)
+        [waiting] = buffered
+        self.assertLessEqual(waiting, 65536 + source.output_limit + 100)
+        alice.sendLine(b"ping")
+        await alice.wait_for("pong")
+        await self.polite("bob")
+        self.assertEqual(len(source.consoles), 2)
