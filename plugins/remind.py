@@ -18,7 +18,7 @@ from botcore.db.types import UTCDateTime
 from botcore.event import Event, EventType, Lifecycle, Sender
 from botcore.humanize import duration
 from botcore.interfaces import IScheduledCall
-from botcore.options import IntOption, Option
+from botcore.options import IntOption, TimezoneOption
 from botcore.processor import Processor, handler, match
 
 
@@ -144,7 +144,9 @@ class Remind(Processor):
     features = ("remind",)
     event_types = (EventType.MESSAGE, EventType.LIFECYCLE)
 
-    timezone = Option("Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC")
+    timezone = TimezoneOption(
+        "Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC"
+    )
     max_reminders = IntOption("The most reminders one person may have waiting.", 20, min=1)
     min_interval = IntOption("The shortest repeat interval, in seconds.", 600, min=1)
     max_days = IntOption("How many days ahead a reminder may be set.", 3650, min=1)
