@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+#: What stands in for a secret in text that was scrubbed (chat, logs, error messages).
+REDACTED = "[secret]"
+
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
@@ -65,6 +68,16 @@ class Option:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}={self.default!r}>"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (as written, or as ``repr`` shows it) replaced by
+    `REDACTED`: for messages that might quote a secret value."""
+    if not secret:
+        return text
+    for form in (secret, repr(secret)[1:-1]):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 class _NumberOption(Option):
