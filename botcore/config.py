@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botcore.options import Option
+from botcore.options import Option, redact
 
-_ENV = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``$${`` is a literal ``${`` (how values set from chat are written); else ``${ENV:...}``.
+_ENV = re.compile(r"\$(\$)\{|\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECTION_KEY = re.compile(r"^(?P<section>[A-Za-z][\w:.-]*?)\.(?P<key>[A-Za-z_]\w*)$")
 
 
 @dataclass(frozen=True)
@@ -159,10 +161,13 @@ def _describe_parse_error(error: configparser.Error) -> list[tuple[str | None, s
 
 
 def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${ENV:NAME}`` (or ``${ENV:NAME:-default}``) with the environment's value."""
+    """Replace ``${ENV:NAME}`` (or ``${ENV:NAME:-default}``) with the environment's value;
+    ``$${`` stands for a literal ``${`` (see `escape_env`)."""
 
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1) is not None:
+            return "${"
+        name, default = match.group(2), match.group(3)
         if name in environ:
             return environ[name]
         if default is not None:
@@ -170,6 +175,19 @@ def expand_env(text: str, environ: Mapping[str, str]) -> str:
         raise ValueError(f"environment variable {name} is not set")
 
     return _ENV.sub(replace, text)
+
+
+def escape_env(text: str) -> str:
+    """``text`` written so that `expand_env` gives it back as it is: nothing in it is
+    expanded (for values set from chat, which must never read the environment)."""
+    return text.replace("${", "$${")
+
+
+def split_option_path(path: str) -> tuple[str, str] | None:
+    """``section.key`` (``bot.name``, ``plugin:core.limit_time``) as ``(section, key)``;
+    None when it is not one."""
+    found = _SECTION_KEY.match(path)
+    return None if found is None else (found.group("section"), found.group("key"))
 
 
 SectionResolver = Callable[[str, Mapping[str, str]], Mapping[str, Option]]
@@ -183,6 +201,8 @@ class Config:
     files: list[Path]
     sections: dict[str, dict[str, Any]]
     secrets: frozenset[tuple[str, str]] = frozenset()
+    #: The secret options of every section the config was checked against, set or not.
+    secret_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     #: The override file named explicitly (``local=``); None when it is looked for beside
     #: the main file, as it is again on every reload.
     local: Path | None = None
@@ -200,6 +220,16 @@ class Config:
         """The NAMEs of every ``[kind:NAME]`` section, in file order."""
         prefix = kind + ":"
         return [s[len(prefix) :] for s in self.sections if s.startswith(prefix)]
+
+    def is_secret_option(self, path: str) -> bool:
+        """Whether the option ``section.key`` holds a secret (its value is never shown or
+        logged). An option of a section the config has not seen, or a path that is none,
+        counts as one: better hidden for nothing than shown once. Any thread."""
+        found = split_option_path(path)
+        if found is None or found[0] not in self.secret_keys:
+            return True
+        section, key = found
+        return key in self.secret_keys[section] or (section, key) in self.secrets
 
     def relative_path(self, value: str | os.PathLike[str]) -> Path:
         """A path from the config, made absolute against the main file's folder."""
@@ -245,6 +275,7 @@ def load_config(
     raw = read_files(files, errors)
     sections: dict[str, dict[str, Any]] = {}
     secrets: set[tuple[str, str]] = set()
+    secret_keys: dict[str, frozenset[str]] = {}
     names = list(raw.sections) + [s for s in implicit_sections if s not in raw.sections]
     for section in names:
         values = raw.sections.get(section, {})
@@ -261,6 +292,7 @@ def load_config(
             where = values[e.key].file if e.key in values else file
             errors.add(where, section, e.key, str(e))
             continue
+        secret_keys[section] = frozenset(name for name, o in options.items() if o.secret)
         parsed: dict[str, Any] = {}
         for key, text in expanded.items():
             option = options.get(key)
@@ -271,7 +303,9 @@ def load_config(
             try:
                 parsed[key] = option.parse(text)
             except ValueError as e:
-                errors.add(values[key].file, section, key, str(e))
+                # The error may quote the value: never a secret's (it is logged).
+                message = redact(str(e), text) if option.secret else str(e)
+                errors.add(values[key].file, section, key, message)
         for name, option in options.items():
             if name in values:
                 if option.secret:
@@ -288,5 +322,6 @@ def load_config(
         files=files,
         sections=sections,
         secrets=frozenset(secrets),
+        secret_keys=secret_keys,
         local=Path(local).absolute() if local is not None else None,
     )

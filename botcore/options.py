@@ -6,8 +6,13 @@ the config loader validates INI values against them and the instance reads them 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: What stands in for a secret in text that was scrubbed (chat, logs, error messages).
+REDACTED = "[secret]"
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -56,8 +61,23 @@ class Option:
         """Render a value the way it would be written in the INI file."""
         return "" if value is None else str(value)
 
+    def display(self, value: Any) -> str | None:
+        """The value as it may be shown in chat and logs: None for a secret option's (it
+        is never shown); `format` for any other."""
+        return None if self.secret else self.format(value)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}={self.default!r}>"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (as written, or as ``repr`` shows it) replaced by
+    `REDACTED`: for messages that might quote a secret value."""
+    if not secret:
+        return text
+    for form in (secret, repr(secret)[1:-1]):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 class _NumberOption(Option):
@@ -148,6 +168,66 @@ class ChoiceOption(Option):
             if word == choice.lower():
                 return choice
         raise ValueError(f"expected one of {', '.join(self.choices)}, found {raw!r}")
+
+
+class ModeOption(Option):
+    """A file mode in octal (``0640``), 0 to 0777; the value is the number."""
+
+    kind = "octal file mode"
+
+    def parse(self, raw: str) -> int:
+        try:
+            mode = int(raw.strip(), 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f"expected an octal file mode such as 0640, found {raw!r}")
+        return mode
+
+    def format(self, value: Any) -> str:
+        return "" if value is None else f"{value:04o}"
+
+
+class TimezoneOption(Option):
+    """An IANA time zone name (``Europe/Paris``, ``UTC``), checked against the system's
+    time zone database; the value is the name."""
+
+    kind = "time zone"
+
+    def parse(self, raw: str) -> str:
+        name = raw.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"expected a time zone such as Europe/Paris, found {raw!r}") from None
+        return name
+
+
+class TemplateOption(Option):
+    """A ``str.format`` template that may use only the named ``fields`` (``{source}``)."""
+
+    kind = "template"
+
+    def __init__(
+        self, help: str, default: Any = None, *, fields: Iterable[str], **kw: Any
+    ) -> None:
+        super().__init__(help, default, **kw)
+        self.fields = tuple(fields)
+
+    def parse(self, raw: str) -> str:
+        allowed = ", ".join(f"{{{field}}}" for field in self.fields)
+        try:
+            parts = list(string.Formatter().parse(raw))
+        except ValueError as e:
+            raise ValueError(f"expected a template with fields {allowed}: {e}") from None
+        for _, field, spec, conversion in parts:
+            if field is None:
+                continue
+            if field not in self.fields or spec or conversion:
+                shown = "{" + (field or "") + ("!" + conversion if conversion else "")
+                shown += (":" + spec if spec else "") + "}"
+                raise ValueError(f"expected only the fields {allowed}, found {shown} in {raw!r}")
+        return raw
 
 
 _SPLIT = re.compile(r"[,\n]")

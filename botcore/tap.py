@@ -23,6 +23,7 @@ from twisted.logger import (
     globalLogPublisher,
 )
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from botcore.bot import Bot
 from botcore.config import Config, ConfigErrors
@@ -84,13 +85,54 @@ class Options(usage.Options):
             raise SystemExit(0)
 
 
+class StartFailed(Exception):
+    """The daemonised bot failed to start: twistd tells its launcher (which exits 1)."""
+
+
+class TwistdBot(Bot):
+    """The bot as twistd runs it. twistd starts the service tree before it runs the
+    reactor and, when it daemonises, tells the launching process that all went well right
+    after: so a start that failed then (a port in use, a database that cannot be reached:
+    both are found while starting, before the reactor runs) is raised here, which twistd
+    passes to the launcher as its error and exit status 1. In the foreground (``-n``) the
+    failure is one log line and the exit status 1, as for any other failure."""
+
+    #: Whether twistd daemonises (then a failed start is raised as `StartFailed`).
+    daemon = False
+
+    def __init__(self, config: Config, *, reactor: Any = None) -> None:
+        super().__init__(config, reactor=reactor)
+        self.start_failure: str | None = None
+
+    def startService(self) -> Any:
+        d = super().startService()
+        if self.daemon and self.start_failure is not None:
+            raise StartFailed(self.start_failure)
+        return d
+
+    def _start_failed(self, failure: Failure) -> None:
+        message = failure.getErrorMessage().strip().splitlines()
+        self.start_failure = message[0] if message else str(failure.type)
+        super()._start_failed(failure)
+
+
+def daemonises(options: usage.Options) -> bool:
+    """Whether the twistd these are the options of will daemonise (no ``-n``, no
+    ``--debug``); False when not run by twistd."""
+    parent = options.parent
+    if parent is None:
+        return False
+    return not (parent.get("nodaemon") or parent.get("debug"))
+
+
 def makeService(options: Options, reactor: Any = None) -> Bot:
     """Build the bot's service tree from parsed options. Does no I/O: everything that
     touches the network, the database or the process happens when twistd starts it."""
     config = options.config
     if config is None:
         config = read_config(options["config"], local=options["local"])
-    bot = Bot(config, reactor=reactor)
+    bot = TwistdBot(config, reactor=reactor)
+    bot.daemon = daemonises(options)
     ProcessControl(bot, reactor=reactor).setServiceParent(bot)
     return bot
 

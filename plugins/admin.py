@@ -4,6 +4,7 @@ and disconnect sources, read and change the configuration, and shut the bot down
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,24 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.threads import blockingCallFromThread
 
-from botcore.config import ConfigErrors, UnknownSection, default_local_path
+from botcore.accounts.secrets import TAKEN_CONFIG_SECRET, Secret
+from botcore.config import (
+    ConfigErrors,
+    UnknownSection,
+    default_local_path,
+    escape_env,
+    split_option_path,
+)
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
-from botcore.event import Event
+from botcore.event import Event, EventType
 from botcore.interfaces import IBotControl
-from botcore.processor import Priority, Processor, authorise, match
+from botcore.options import Option, redact
+from botcore.processor import Priority, Processor, authorise, handler, match
 
-_SECTION_KEY = re.compile(r"^(?P<section>[A-Za-z][\w:.-]*?)\.(?P<key>[A-Za-z_]\w*)$")
+_SAY_SECTION_KEY = "Say it as section.key, e.g. bot.name or plugin:core.limit_time"
+# What a value set from chat may not hold: anything that would end or break its line in
+# the INI file (or in a log).
+_UNWRITABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _HEADER = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*(?:[#;].*)?$")
 
 
@@ -64,23 +76,11 @@ def set_ini_value(text: str, section: str, key: str, value: str) -> str:
     return "".join(lines)
 
 
-class Admin(Processor):
-    """Plugins, sources, configuration and shutdown, from chat. Each command needs its
-    permission: ``plugins``, ``sources``, ``config`` or ``admin``. Where a plugin and a
-    source could share a name, say ``plugin NAME`` or ``source NAME``."""
+class ControlProcessor(Processor):
+    """What the admin plugin's processors share: the administrative bot, work on the
+    reactor, and reading and changing the configuration."""
 
-    usage = (
-        "list plugins\n"
-        "load|unload|reload [plugin] <plugin>\n"
-        "list sources\n"
-        "load|unload|reload|connect|disconnect [source] <source>\n"
-        "reread config\n"
-        "get config <section>.<key>\n"
-        "set config <section>.<key> to <value>\n"
-        "die | shutdown"
-    )
-    features = ("admin",)
-    priority = Priority.EARLY
+    abstract = True
     # Its bot is the administrative interface, not only the context other plugins get.
     control = True
     bot: IBotControl
@@ -98,6 +98,114 @@ class Admin(Processor):
             return result
 
         return blockingCallFromThread(self.bot.reactor, call)
+
+    # -- configuration ----------------------------------------------------------------
+
+    def _option(self, section: str, key: str) -> Option:
+        """The option ``key`` of ``section`` (ValueError with a plain message if none)."""
+        config = self.bot.config
+        values = {"type": str(config.section(section).get("type", ""))}
+        try:
+            options = self.bot.section_options(section, values)
+        except UnknownSection as e:
+            raise ValueError(f"[{section}]: {e}") from None
+        if key not in options:
+            known = ", ".join(sorted(options)) or "none"
+            raise ValueError(f"[{section}] has no option {key} (it has: {known})")
+        return options[key]
+
+    def _is_secret(self, section: str, key: str, option: Option) -> bool:
+        return option.secret or (section, key) in self.bot.config.secrets
+
+    def _shown(self, section: str, key: str, option: Option, value: Any) -> str | None:
+        """How ``value`` of the option may be shown: None for a secret (a database URL
+        shows, with its password masked)."""
+        if option.secret:
+            return option.display(value)
+        if (section, key) in self.bot.config.secrets:
+            return None
+        return _format(option, value)
+
+    def set_value(self, event: Event, path: str, value: str) -> None:
+        """``set config <path> to <value>``: check the value, write it to the local
+        override file (never expanded: ``${ENV:...}`` stays as it is), reload, and put
+        the file back if the config would not load. ``""`` sets an empty value. A
+        secret's value is in no reply. Worker thread."""
+        found = split_option_path(path)
+        if found is None:
+            event.addresponse(_SAY_SECTION_KEY)
+            return
+        section, key = found
+        value = value.strip()
+        if value in ('""', "''"):
+            value = ""
+        try:
+            option = self._option(section, key)
+        except ValueError as e:
+            event.addresponse(str(e))
+            return
+        secret = self._is_secret(section, key, option)
+
+        def hidden(text: str) -> str:
+            return redact(text, value) if secret else text
+
+        if any(unicodedata.category(char) in _UNWRITABLE for char in value):
+            event.addresponse(
+                "I can't set %s.%s: a value cannot hold line breaks or control characters",
+                (section, key),
+            )
+            return
+        try:
+            option.parse(value)
+        except ValueError as e:
+            event.addresponse("I can't set %s.%s: %s", (section, key, hidden(str(e))))
+            return
+        local = self.local_file()
+        old = local.read_text(encoding="utf-8") if local.exists() else None
+        text = set_ini_value(old or "", section, key, escape_env(value))
+        local.write_text(text, encoding="utf-8")
+        problems = self._on_reactor(self.bot.reload_config)
+        config_errors = [p for p in problems if "not loaded" not in p]
+        if config_errors:
+            if old is None:
+                local.unlink()
+            else:
+                local.write_text(old, encoding="utf-8")
+            self._on_reactor(self.bot.reload_config)
+            event.addresponse(
+                "I put it back: the config would not load: %s", hidden("; ".join(config_errors))
+            )
+            return
+        shown = self._shown(section, key, option, option.parse(value)) if secret else value
+        if shown is None:
+            shown = "(secret)"
+        elif shown == "":
+            shown = '"" (empty)'
+        event.addresponse("Set %s.%s to %s in %s", (section, key, shown, local.name))
+
+    def local_file(self) -> Path:
+        """The local override file changes are written to (never the main config)."""
+        config = self.bot.config
+        return config.local if config.local is not None else default_local_path(config.path)
+
+
+class Admin(ControlProcessor):
+    """Plugins, sources, configuration and shutdown, from chat. Each command needs its
+    permission: ``plugins``, ``sources``, ``config`` or ``admin``. Where a plugin and a
+    source could share a name, say ``plugin NAME`` or ``source NAME``."""
+
+    usage = (
+        "list plugins\n"
+        "load|unload|reload [plugin] <plugin>\n"
+        "list sources\n"
+        "load|unload|reload|connect|disconnect [source] <source>\n"
+        "reread config\n"
+        "get config <section>.<key>\n"
+        "set config <section>.<key> to <value>\n"
+        "die | shutdown"
+    )
+    features = ("admin",)
+    priority = Priority.EARLY
 
     # -- plugins ----------------------------------------------------------------------
 
@@ -222,79 +330,31 @@ class Admin(Processor):
                 + "; ".join(problems)
             )
 
-    def _option(self, section: str, key: str) -> Any:
-        """The option ``key`` of ``section`` (ValueError with a plain message if none)."""
-        config = self.bot.config
-        values = {"type": str(config.section(section).get("type", ""))}
-        try:
-            options = self.bot.section_options(section, values)
-        except UnknownSection as e:
-            raise ValueError(f"[{section}]: {e}") from None
-        if key not in options:
-            known = ", ".join(sorted(options)) or "none"
-            raise ValueError(f"[{section}] has no option {key} (it has: {known})")
-        return options[key]
-
-    def _is_secret(self, section: str, key: str, option: Any) -> bool:
-        return bool(option.secret) or (section, key) in self.bot.config.secrets
-
     @match(r"^get\s+config\s+(?P<path>\S+)$", version="deaddressed", simple=False)
     @authorise(fallthrough=False, permission="config")
     def get_config(self, event: Event, path: str) -> None:
-        found = _SECTION_KEY.match(path)
+        found = split_option_path(path)
         if found is None:
-            event.addresponse("Say it as section.key, e.g. bot.name or plugin:core.limit_time")
+            event.addresponse(_SAY_SECTION_KEY)
             return
-        section, key = found.group("section"), found.group("key")
+        section, key = found
         try:
             option = self._option(section, key)
         except ValueError as e:
             event.addresponse(str(e))
             return
         value = self.bot.config.section(section).get(key, option.default)
-        if self._is_secret(section, key, option):
+        shown = self._shown(section, key, option, value)
+        if shown is None:
             event.addresponse("%s.%s is set (secret: not shown)", (section, key))
             return
-        event.addresponse("%s.%s = %s", (section, key, _format(option, value)))
+        event.addresponse("%s.%s = %s", (section, key, shown or "(empty)"))
 
     @match(r"^set\s+config\s+(?P<path>\S+)\s+to\s+(?P<value>.*)$", version="deaddressed",
            simple=False)  # fmt: skip
     @authorise(fallthrough=False, permission="config")
     def set_config(self, event: Event, path: str, value: str) -> None:
-        found = _SECTION_KEY.match(path)
-        if found is None:
-            event.addresponse("Say it as section.key, e.g. bot.name or plugin:core.limit_time")
-            return
-        section, key = found.group("section"), found.group("key")
-        value = value.strip()
-        try:
-            option = self._option(section, key)
-            option.parse(value)
-        except ValueError as e:
-            event.addresponse("I can't set %s.%s: %s", (section, key, str(e)))
-            return
-        local = self.local_file()
-        old = local.read_text(encoding="utf-8") if local.exists() else None
-        local.write_text(set_ini_value(old or "", section, key, value), encoding="utf-8")
-        problems = self._on_reactor(self.bot.reload_config)
-        config_errors = [p for p in problems if "not loaded" not in p]
-        if config_errors:
-            if old is None:
-                local.unlink()
-            else:
-                local.write_text(old, encoding="utf-8")
-            self._on_reactor(self.bot.reload_config)
-            event.addresponse(
-                "I put it back: the config would not load: %s", "; ".join(config_errors)
-            )
-            return
-        shown = "(secret)" if self._is_secret(section, key, option) else value
-        event.addresponse("Set %s.%s to %s in %s", (section, key, shown, local.name))
-
-    def local_file(self) -> Path:
-        """The local override file changes are written to (never the main config)."""
-        config = self.bot.config
-        return config.local if config.local is not None else default_local_path(config.path)
+        self.set_value(event, path, value)
 
     # -- the bot ----------------------------------------------------------------------
 
@@ -307,7 +367,31 @@ class Admin(Processor):
         self.bot.stop()
 
 
-def _format(option: Any, value: Any) -> str:
+class SecretConfig(ControlProcessor):
+    """Carries out ``set config <section>.<key> to <value>`` for an option that holds a
+    secret (a password, a database URL): the core's Secrets processor took the value out
+    of the message before any other processor, log line or table saw it, and left it
+    here only for a private message."""
+
+    usage = "set config <section>.<key> to <secret value> (in private)"
+    features = ("admin",)
+    priority = Priority.EARLY
+    addressed = False
+    processed = True  # the core's Secrets marked it processed
+    event_types = EventType.TEXT
+
+    @handler
+    def handle_secret(self, event: Event) -> None:
+        found: Secret | None = event.extra.pop(TAKEN_CONFIG_SECRET, None)
+        if found is None:
+            return
+        if not self.authorised(event, "config"):
+            event.complain = "notauthed"
+            return
+        self.set_value(event, str(found.arguments.get("option") or ""), found.secret)
+
+
+def _format(option: Option, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):

@@ -16,7 +16,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from botcore.accounts.identify import identify
-from botcore.accounts.secrets import TAKEN_SECRET, take_secret
+from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
 from botcore.options import FloatOption, IntOption, LinesOption, ListOption
@@ -58,7 +58,8 @@ class Secrets(Processor):
     declares them: ``auth <password>``, ``set password ...``, ``link token ...``), however
     the bot is addressed, before any other processor, log line or table sees it. In
     private the command is left for the processor that carries it out (the identity
-    plugin's) in ``event.extra[TAKEN_SECRET]``; in public the secret is only removed, and
+    plugin's, or the admin plugin's for ``set config`` of a secret option) in
+    ``event.extra[Secret.key]``; in public the secret is only removed, and
     the sender warned when they were talking to the bot."""
 
     usage = "(automatic) takes passwords and tokens out of what was said"
@@ -73,13 +74,14 @@ class Secrets(Processor):
         message = event.message
         if message is None:
             return
-        found = take_secret(message.raw, names_on(self.bot, event.source))
+        names = names_on(self.bot, event.source)
+        found = take_secret(message.raw, names, self.bot.config.is_secret_option)
         if found is None:
             return
         message.raw = message.deaddressed = message.clean = message.stripped = found.scrubbed
         event.processed = True
         if not event.public:
-            event.extra[TAKEN_SECRET] = found
+            event.extra[found.key] = found
         elif found.addressed is not None:
             event.addresponse(
                 "Don't tell me secrets in public! Say it to me privately, and "

@@ -85,13 +85,40 @@ class Feature:
 
 def _plain(text: str | None) -> str:
     """Docstring text as one line for chat: no ``literal`` markup, spaces collapsed."""
-    return " ".join((text or "").replace("``", "'").split())
+    return " ".join((text or "").replace("``", "'").replace("`", "'").split())
+
+
+_ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf")
+_OPEN, _CLOSE = "([{", ")]}"
 
 
 def _first_sentence(text: str | None) -> str:
+    """The first sentence of a docstring, for chat: it ends at a full stop (or ``!``,
+    ``?``) followed by a space and a capital letter, or by nothing, outside brackets; an
+    ellipsis (``...``), an abbreviation (``e.g.``) or a dot in a name
+    (``botcore.accounts``) ends none."""
     words = _plain(text)
-    end = words.find(". ")
-    return words if end < 0 else words[: end + 1]
+    depth = 0
+    for index, char in enumerate(words):
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth = max(0, depth - 1)
+        elif char in ".!?" and depth == 0 and _ends_sentence(words, index):
+            return words[: index + 1]
+    return words
+
+
+def _ends_sentence(words: str, index: int) -> bool:
+    rest = words[index + 1 :]
+    if rest and not (rest[0] == " " and rest[1:2].isupper()):
+        return False
+    if words[index] != ".":
+        return True
+    if words[index - 1 : index] == "." or rest.startswith(" ."):
+        return False  # an ellipsis
+    head = words[:index].rsplit(" ", 1)[-1].lower().lstrip("('\"")
+    return head not in _ABBREVIATIONS
 
 
 class Help(Processor):
@@ -147,17 +174,21 @@ class Help(Processor):
 
     @match(r"^\s*(?:help|commands|what\s+can\s+you\s+do)\s*$", simple=False)
     def list_categories(self, event: Event) -> None:
-        parts = []
+        parts, automatic = [], []
         for plugin, features in sorted(self.features_by_plugin().items()):
             names = sorted(name for name, feature in features.items() if not feature.automatic)
             if names:
                 parts.append(f"{plugin} ({', '.join(names)})")
-        if not parts:
-            event.addresponse("I can't do anything yet: no plugins with commands are loaded")
+            elif features:
+                # A plugin without commands (the conversation log) works all the same.
+                automatic.append(plugin)
+        if not parts and not automatic:
+            event.addresponse("I can't do anything yet: no plugins are loaded")
             return
-        event.addresponse(
-            "I can help you with: %s. Ask me 'help <feature>' for more", "; ".join(parts)
-        )
+        text = f"I can help you with: {'; '.join(parts)}." if parts else "I have no commands."
+        if automatic:
+            text += f" Working by themselves: {', '.join(automatic)}."
+        event.addresponse(text + " Ask me 'help <feature or plugin>' for more")
 
     @match(r"^\s*help\s+(?:(?:me\s+)?(?:with|on|about)\s+)?(.+?)\s*$", simple=False)
     def help_on(self, event: Event, topic: str) -> None:

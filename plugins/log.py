@@ -1,41 +1,79 @@
 """Keeps logs of the conversations the bot sees: messages, actions, notices, joins, parts,
-quits, nick changes and the bot's own replies, one file per source, channel and day."""
+quits, nick changes and the bot's own replies, one file per source, channel and day.
+
+What is written cannot forge a line or a file: every line break and control character in
+logged text is escaped (``\\u2028``, ``\\x00``), names are bounded path components, and
+each source gets at most ``max_conversations`` files a day (the rest share one overflow
+file), however many channels and strangers a network makes up."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from twisted.logger import Logger
+
 from botcore.event import Event, EventType, Response
-from botcore.options import BoolOption, IntOption, Option
+from botcore.options import BoolOption, IntOption, ModeOption, Option, TemplateOption
 from botcore.processor import Priority, Processor, handler
 from botcore.source import is_channel_on, names_on
 
-_UNSAFE = re.compile(r"[/\\\x00-\x1f]")
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: The longest path component made of a name, in UTF-8 bytes (file systems allow 255).
+MAX_PART = 100
+#: Where a source's conversations beyond ``max_conversations`` a day are logged: a name
+#: no IRC nick or channel can have (they cannot hold a comma).
+OVERFLOW = ",overflow"
+
+# What is escaped in logged text: control characters (NUL, ESC, CR, LF...), format
+# characters (bidirectional overrides, zero-width spaces...), line and paragraph separators
+# and lone surrogates. Zero-width (non-)joiners stay: words and emoji are made with them.
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_KEPT = frozenset({"\u200c", "\u200d"})
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that could break, forge or hide a log line written as
+    a Python-style escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char in _KEPT or unicodedata.category(char) not in _ESCAPED:
+            out.append(char)
+        else:
+            out.append(repr(char)[1:-1] if char in "\t\n\r" else _escape(ord(char)))
+    return "".join(out)
+
+
+def _escape(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def safe_part(text: str) -> str:
     """A name usable as one path component: no separators or control characters, not
-    ``.`` or ``..``, not empty."""
+    ``.`` or ``..``, not empty, at most `MAX_PART` bytes (a longer name is cut and ends
+    with a hash of the whole, so distinct names stay distinct)."""
     text = _UNSAFE.sub("_", text)
     if text in ("", ".", ".."):
         return "_"
-    return text
-
-
-def _mode(raw: str, name: str) -> int:
-    try:
-        mode = int(str(raw), 8)
-    except ValueError:
-        raise ValueError(f"{name} must be an octal file mode such as 0640, not {raw!r}") from None
-    if not 0 <= mode <= 0o777:
-        raise ValueError(f"{name} must be an octal file mode such as 0640, not {raw!r}")
-    return mode
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PART:
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        head = encoded[: MAX_PART - len(digest) - 1].decode("utf-8", "ignore")
+        text = f"{head}~{digest}"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class LogFiles:
@@ -98,30 +136,48 @@ class Log(Processor):
     processed = True
     event_types = None
 
-    path = Option(
+    path = TemplateOption(
         "Log file path template, relative to the config file's folder; fields: {source}, "
         "{channel}, {year}, {month}, {day}.",
         "logs/{source}/{channel}/{year}-{month}-{day}.log",
+        fields=("source", "channel", "year", "month", "day"),
     )
-    public_mode = Option("File mode (octal) of logs of public channels.", "0644")
-    private_mode = Option("File mode (octal) of logs of private conversations.", "0600")
+    public_mode = ModeOption("File mode (octal) of logs of public channels.", 0o644)
+    private_mode = ModeOption("File mode (octal) of logs of private conversations.", 0o600)
     private = BoolOption("Also log private conversations.", True)
     max_open = IntOption("The most log files kept open at once.", 64, min=1)
+    max_conversations = IntOption(
+        "The most channels and private conversations of one source logged to files of "
+        "their own each day (so a flood of strangers cannot make a folder each); the lines "
+        "of the others go to that day's file of the conversation ',overflow', each naming "
+        "its channel or nick.",
+        500,
+        min=1,
+    )
     timestamp = Option("strftime format of each line's time (UTC).", "%H:%M:%S")
+
+    log = Logger()
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.files = LogFiles(64)
-        self._public_mode = 0o644
-        self._private_mode = 0o600
+        self._lock = threading.Lock()
+        #: The day (YYYY-MM-DD) the counts are of, and each source's conversations then.
+        self._day = ""
+        self._conversations: dict[str, set[str]] = {}
+        self._unwritable: set[Path] = set()
+        self._public_mode, self._private_mode = 0o644, 0o600
 
     def setup(self) -> None:
-        self._public_mode = _mode(self.public_mode, "public_mode")
-        self._private_mode = _mode(self.private_mode, "private_mode")
-        try:
-            self.path.format(source="s", channel="c", year="y", month="m", day="d")
-        except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"bad path template {self.path!r}: {error}") from None
+        # The options are validated with the config; values given by hand are here.
+        parsed = {}
+        for option in (type(self).public_mode, type(self).private_mode, type(self).path):
+            value = getattr(self, option.name)
+            try:
+                parsed[option.name] = option.parse(value) if isinstance(value, str) else value
+            except ValueError as e:
+                raise ValueError(f"{option.name}: {e}") from None
+        self._public_mode, self._private_mode = parsed["public_mode"], parsed["private_mode"]
         # New settings (path, modes) apply to files opened from now on.
         self.files.close()
         self.files = LogFiles(self.max_open)
@@ -145,18 +201,50 @@ class Log(Processor):
         )
         return self.bot.config.relative_path(relative)
 
+    def conversation_for(self, source: str, channel: str, when: datetime) -> str:
+        """The conversation ``channel``'s lines are logged as: itself, or `OVERFLOW` when
+        ``source`` has had its ``max_conversations`` others that day. Any thread."""
+        day, part = f"{when:%Y-%m-%d}", safe_part(channel)
+        with self._lock:
+            if day != self._day:
+                self._day, self._conversations = day, {}
+                self._unwritable.clear()
+            seen = self._conversations.setdefault(source, set())
+            if part in seen:
+                return channel
+            if len(seen) >= self.max_conversations:
+                return OVERFLOW
+            seen.add(part)
+            return channel
+
     def bot_nick(self, source: str) -> str:
         """What the bot is called on ``source`` (its nick there), for its own lines."""
         names = names_on(self.bot, source)
         return names[0] if names else "bot"
 
-    def write(self, source: str, channel: str, public: bool, text: str, when: datetime) -> None:
+    def write(
+        self, source: str, channel: str, public: bool, lines: str | list[str], when: datetime
+    ) -> None:
+        """Log ``lines`` (each one line, however many line breaks it holds) to the file of
+        ``channel`` on ``source``."""
         if not public and not self.private:
             return
-        stamp = when.strftime(self.timestamp)
-        lines = [f"[{stamp}] {line}" for line in text.splitlines() or [""]]
+        if isinstance(lines, str):
+            lines = [lines]
+        stamp = printable(when.strftime(self.timestamp))
+        conversation = self.conversation_for(source, channel, when)
+        prefix = f"[{stamp}] " if conversation == channel else f"[{stamp}] ({channel}) "
+        texts = [printable(prefix + line) for line in lines]
         mode = self._public_mode if public else self._private_mode
-        self.files.write(self.file_for(source, channel, when), lines, mode)
+        path = self.file_for(source, conversation, when)
+        try:
+            self.files.write(path, texts, mode)
+        except OSError as e:
+            with self._lock:
+                told = path in self._unwritable
+                self._unwritable.add(path)
+            if not told:
+                self.log.error("cannot write the log {path}: {error}", path=str(path), error=e)
 
     # -- what ---------------------------------------------------------------------------
 
@@ -205,16 +293,17 @@ class Log(Processor):
             return
         source = response.source or event.source
         nick = self.bot_nick(source)
+        # The bot's own line breaks are lines of their own, each with the bot's nick.
         if response.action:
-            line = f"* {nick} {response.text}"
+            lines = [f"* {nick} {text}" for text in response.text.split("\n")]
         elif response.notice:
-            line = f"-{nick}- {response.text}"
+            lines = [f"-{nick}- {text}" for text in response.text.split("\n")]
         else:
-            line = f"<{nick}> {response.text}"
+            lines = [f"<{nick}> {text}" for text in response.text.split("\n")]
         # A reply is public when it goes to the event's public channel; one to anywhere
         # else is public when its source says the target is a channel there.
         if source == event.source and response.target == event.channel:
             public = event.public
         else:
             public = is_channel_on(self.bot, source, response.target)
-        self.write(source, response.target, public, line, now)
+        self.write(source, response.target, public, lines, now)

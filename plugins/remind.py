@@ -22,7 +22,7 @@ from botcore.db.types import UTCDateTime
 from botcore.event import Event, EventType, Lifecycle, Sender
 from botcore.humanize import duration
 from botcore.interfaces import IScheduledCall
-from botcore.options import FloatOption, IntOption, Option
+from botcore.options import FloatOption, IntOption, TimezoneOption
 from botcore.processor import Processor, handler, match
 
 
@@ -148,7 +148,9 @@ class Remind(Processor):
     features = ("remind",)
     event_types = (EventType.MESSAGE, EventType.LIFECYCLE, EventType.DELAYED)
 
-    timezone = Option("Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC")
+    timezone = TimezoneOption(
+        "Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC"
+    )
     max_reminders = IntOption("The most reminders one person may have waiting.", 20, min=1)
     min_interval = IntOption("The shortest repeat interval, in seconds.", 600, min=1)
     max_days = IntOption("How many days ahead a reminder may be set.", 3650, min=1)

@@ -37,13 +37,38 @@ _MYSQL_INIT = (
 )
 
 
+class DatabaseUrlOption(Option):
+    """A database URL: a secret (its password is never shown or logged), shown with the
+    password masked."""
+
+    kind = "database URL"
+
+    def parse(self, raw: str) -> str:
+        try:
+            make_url(raw.strip())
+        except Exception:
+            # Not quoted: the text may hold a password.
+            raise ValueError(
+                "expected a SQLAlchemy URL such as sqlite:///bot.sqlite or "
+                "postgresql+psycopg://user@host/db"
+            ) from None
+        return raw.strip()
+
+    def display(self, value: Any) -> str | None:
+        try:
+            return describe_url(str(value))
+        except Exception:
+            return None
+
+
 class EngineSettings:
     """The keys of a ``[database:NAME]`` section that shape the engine and its pool."""
 
-    url = Option(
+    url = DatabaseUrlOption(
         "SQLAlchemy URL (sqlite:///bot.sqlite, postgresql+psycopg://user@host/db, "
         "mysql+pymysql://user@host/db); a relative SQLite path is relative to the config file.",
         "sqlite:///botcore.sqlite",
+        secret=True,
     )
     echo = BoolOption("Log every SQL statement (debugging).", False)
     echo_pool = BoolOption("Log connection pool checkouts and returns (debugging).", False)

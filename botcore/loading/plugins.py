@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from botcore.dispatch.chain import Chain
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
@@ -73,8 +74,11 @@ class Plugins(Service):
         try:
             processors = self._build(name, None)
         except Exception as e:
-            self.log.failure("plugin {name} failed to load", name=name)
-            self.failed[name] = f"{type(e).__name__}: {e}"
+            # One clear line; the traceback only for who asks for debug output.
+            why = _one_line(e)
+            self.log.error("plugin {name} failed to load: {why}", name=name, why=why)
+            self.log.debug("plugin {name} load failure", name=name, log_failure=Failure(e))
+            self.failed[name] = why
             return []
         self.loaded[name] = processors
         self.versions[name] = (self.context.seconds(), 1)
@@ -208,3 +212,10 @@ def _hand_over(old: list[Processor], new: list[Processor]) -> None:
         state = previous.export_state()
         if state is not None:
             processor.import_state(state)
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: first line of the message``: what a failed plugin is reported as."""
+    lines = str(error).strip().splitlines()
+    kind = type(error).__name__
+    return f"{kind}: {lines[0]}" if lines else kind

@@ -14,8 +14,10 @@ from botcore.config import (
     ConfigErrors,
     UnknownSection,
     default_local_path,
+    escape_env,
     expand_env,
     load_config,
+    split_option_path,
 )
 from botcore.loading.reloader import Reloader
 from botcore.options import BoolOption, IntOption, Option, options_of
@@ -351,6 +353,42 @@ class ValuesTests(ConfigFiles):
         """Keys of secret options that are set are remembered (to hide them when shown)."""
         config = load_config(self.write("[bot]\ntoken = s3cret\n"), resolve, environ={})
         self.assertEqual(config.secrets, frozenset({("bot", "token")}))
+
+    def test_escaped_never_expanded(self):
+        """``$${`` is a literal ``${``: escape_env makes any text come back unexpanded
+        (values set from chat), however many dollars and braces it holds."""
+        environ = {"HOME": "/root", "X": "x"}
+        self.assertEqual(expand_env("$${ENV:HOME} ${ENV:X}", environ), "${ENV:HOME} x")
+        for text in ("${ENV:HOME}", "$${ENV:HOME}", "$$${ENV:X:-d}", "a$b${c", "${", "$", ""):
+            self.assertEqual(expand_env(escape_env(text), environ), text)
+
+    def test_secret_keys(self):
+        """is_secret_option: the secret options of every section checked, set or not; any
+        option of a section the config has not seen (or no option) counts as secret."""
+        config = load_config(self.write("[bot]\nname = b\n"), resolve, environ={})
+        self.assertFalse(config.is_secret_option("bot.name"))
+        self.assertTrue(config.is_secret_option("bot.token"))
+        self.assertTrue(config.is_secret_option("source:irc.account_password"))
+        self.assertTrue(config.is_secret_option("nonsense"))
+        self.assertEqual(
+            split_option_path("plugin:core.limit_time"), ("plugin:core", "limit_time")
+        )
+        self.assertIsNone(split_option_path("bot"))
+
+    def test_secret_value_not_in_errors(self):
+        """A secret option's bad value is not quoted in its error (errors are logged)."""
+
+        class WithPin(BotOptions):
+            pin = IntOption("A secret number.", 0, secret=True)
+
+        def resolver(section, values):
+            return options_of(WithPin)
+
+        errors = self.errors(self.write("[bot]\npin = hunter2\nthreads = x\n"), resolver)
+        self.assertEqual(
+            [str(e.message) for e in errors],
+            ["expected an integer, found '[secret]'", "expected an integer, found 'x'"],
+        )
 
     def test_names_and_paths(self):
         """names(kind) lists [kind:NAME] sections in order; paths are relative to the file."""

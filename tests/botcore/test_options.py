@@ -12,7 +12,10 @@ from botcore.options import (
     FloatOption,
     IntOption,
     ListOption,
+    ModeOption,
     Option,
+    TemplateOption,
+    TimezoneOption,
     defaults_of,
     options_of,
 )
@@ -101,6 +104,47 @@ class ParseTests(SynchronousTestCase):
         option = ChoiceOption("help", "info", choices=("debug", "info"))
         self.assertEqual(option.parse(" DEBUG "), "debug")
         self.assertRefused(option, "loud", "expected one of debug, info, found 'loud'")
+
+
+class CheckedValueTests(SynchronousTestCase):
+    """Options whose values would otherwise only fail when the plugin starts (issue 12,
+    item 17): time zones, file modes, path templates."""
+
+    def assertRefused(self, option, raw, message):
+        with self.assertRaises(ValueError) as raised:
+            option.parse(raw)
+        self.assertIn(message, str(raised.exception))
+
+    def test_timezone(self):
+        """A zone of the system's database is kept by name; others are refused."""
+        option = TimezoneOption("zone", "UTC")
+        self.assertEqual(option.parse(" Europe/Paris "), "Europe/Paris")
+        self.assertEqual(option.parse("UTC"), "UTC")
+        for raw in ("Mars/Olympus", "", "../../etc/passwd", "Europe/Paris\x00"):
+            self.assertRefused(option, raw, "expected a time zone such as Europe/Paris")
+
+    def test_mode(self):
+        """An octal mode 0..0777 is the number; 999, 01000, -1 and words are refused."""
+        option = ModeOption("mode", 0o644)
+        self.assertEqual(option.parse("0640"), 0o640)
+        self.assertEqual(option.parse("600"), 0o600)
+        self.assertEqual(option.format(0o644), "0644")
+        for raw in ("999", "01000", "-1", "rw-r--r--", ""):
+            self.assertRefused(option, raw, "expected an octal file mode")
+
+    def test_template(self):
+        """Only the named fields, without conversions or format specs."""
+        option = TemplateOption("path", "x", fields=("source", "day"))
+        self.assertEqual(option.parse("logs/{source}/{day}.log"), "logs/{source}/{day}.log")
+        self.assertEqual(option.parse("plain"), "plain")
+        self.assertRefused(option, "{nick}", "expected only the fields {source}, {day}")
+        self.assertRefused(option, "{}", "found {}")
+        self.assertRefused(option, "{0}", "found {0}")
+        self.assertRefused(option, "{source.__class__}", "found {source.__class__}")
+        self.assertRefused(option, "{day:>99999}", "found {day:>99999}")
+        self.assertRefused(option, "{day!r}", "found {day!r}")
+        self.assertRefused(option, "{source", "expected a template")
+        self.assertRefused(option, "}", "expected a template")
 
 
 class Declared:

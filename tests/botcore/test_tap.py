@@ -4,8 +4,13 @@ glue: log level, signals and exit status."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ from botcore.options import Option, options_of
 from botcore.settings import BotSection, LoggingSection, read_config
 from botcore.source import SourceSection
 from botcore.tap import Options, ProcessControl, makeService
-from botcore.testing import InlineReactor
+from botcore.testing import InlineReactor, free_port
 
 GOOD = """\
 [bot]
@@ -159,6 +164,26 @@ class OptionsTests(SynchronousTestCase):
             options.parseOptions(["-c", path, "--check"])
         self.assertEqual(raised.exception.code, 1)
         self.assertIn("configuration errors", stderr.getvalue())
+
+    def test_check_plugin_values(self) -> None:
+        """``--check`` reports plugin values that used to pass it and then kill the plugin
+        at start (issue 12, item 17): remind's time zone, log's mode and path template."""
+        path = self.files.write(
+            "bot.ini",
+            GOOD.format(level="info")
+            + "[plugin:remind]\ntimezone = Mars/Olympus\n"
+            + "[plugin:log]\npublic_mode = 999\npath = logs/{nick}.log\n",
+        )
+        stderr = io.StringIO()
+        options = Options(stderr=stderr, environ={})
+        with self.assertRaises(SystemExit) as raised:
+            options.parseOptions(["-c", path, "--check"])
+        self.assertEqual(raised.exception.code, 1)
+        errors = stderr.getvalue()
+        self.assertIn("3 configuration errors", errors)
+        self.assertIn("[plugin:remind] timezone: expected a time zone", errors)
+        self.assertIn("[plugin:log] public_mode: expected an octal file mode", errors)
+        self.assertIn("[plugin:log] path: expected only the fields", errors)
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -442,3 +467,116 @@ class ExampleConfigTests(SynchronousTestCase):
         for name in self.config.names("source"):
             if name != "console":
                 self.assertFalse(self.config.section(f"source:{name}")["enabled"], name)
+
+
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.exit(run())"
+#: Bound on a twistd launch (its start included) on a loaded machine.
+LAUNCH_TIMEOUT = 120.0
+
+BROKEN_PLUGIN = """\
+from botcore.processor import Processor
+
+
+class Broken(Processor):
+    usage = "(automatic) cannot start"
+
+    def setup(self):
+        raise RuntimeError("broken on purpose")
+"""
+
+
+class DaemonTests(SynchronousTestCase):
+    """The real ``twistd botcore`` without ``-n``: the launcher's exit status tells whether
+    the daemon started (a port in use or an unreachable database: status 1 and the reason;
+    a good config: status 0 and a running daemon)."""
+
+    def setUp(self) -> None:
+        self.files = ConfigFiles(self)
+        self.folder = self.files.folder
+        (self.folder / "plugins").mkdir()
+        (self.folder / "plugins" / "broken.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
+
+    def config(self, port: int, url: str = "sqlite:///bot.sqlite") -> str:
+        return self.files.write(
+            "bot.ini",
+            "[bot]\nname = tapbot\nplugin_dirs = plugins\n"
+            f"[database:main]\nurl = {url}\nconnect_timeout = 5\n"
+            "[source:console]\ntype = telnet\n"
+            f"endpoint = tcp:{port}:interface=127.0.0.1\n",
+        )
+
+    def launch(self, config: str) -> subprocess.CompletedProcess[str]:
+        twistd = [sys.executable, "-c", TWISTD, "--pidfile", "bot.pid", "--logfile", "bot.log"]
+        return subprocess.run(
+            [*twistd, "botcore", "-c", config],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=LAUNCH_TIMEOUT,
+        )
+
+    def logfile(self) -> str:
+        path = self.folder / "bot.log"
+        return path.read_text("utf-8", "replace") if path.exists() else ""
+
+    def test_port_in_use(self) -> None:
+        """The console's port is taken: the launcher exits 1 and says why; the log has
+        the one line; no pid file is left."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = self.launch(self.config(port))
+        self.assertEqual(result.returncode, 1, (result.stdout, result.stderr, self.logfile()))
+        self.assertIn("An error has occurred", result.stderr)
+        self.assertIn(f"cannot listen on tcp:{port}", result.stderr)
+        self.assertIn("Address already in use", self.logfile())
+        self.assertFalse((self.folder / "bot.pid").exists())
+
+    def test_database_unreachable(self) -> None:
+        """A database nobody listens for: the launcher exits 1 and names it."""
+        url = f"postgresql+psycopg://botcore:pw@127.0.0.1:{free_port()}/botcore"
+        result = self.launch(self.config(free_port(), url))
+        self.assertEqual(result.returncode, 1, (result.stdout, result.stderr, self.logfile()))
+        self.assertIn("An error has occurred", result.stderr)
+        self.assertIn("database main", result.stderr)
+        self.assertNotIn("pw@", result.stderr + self.logfile())
+
+    def test_good_config_daemonises(self) -> None:
+        """A good config: the launcher exits 0, the daemon listens and writes its pid;
+        the plugin that fails at start is one error line, not a traceback; SIGTERM stops
+        the daemon."""
+        port = free_port()
+        result = self.launch(self.config(port))
+        log = self.logfile()
+        self.assertEqual(result.returncode, 0, (result.stdout, result.stderr, log))
+        pid = int((self.folder / "bot.pid").read_text().strip())
+        self.addCleanup(_kill, pid, signal.SIGKILL)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as console:
+            console.settimeout(30)
+            self.assertIn(b"nick", console.recv(1024))
+        log = self.logfile()
+        failed = [line for line in log.splitlines() if "failed to load" in line]
+        self.assertEqual(len(failed), 1, log)
+        self.assertIn("plugin broken failed to load: RuntimeError: broken on purpose", failed[0])
+        self.assertNotIn("Traceback", log)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while _alive(pid):
+            self.assertLess(time.monotonic(), deadline, "the daemon did not stop")
+            time.sleep(0.1)
+        self.assertFalse((self.folder / "bot.pid").exists())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill(pid: int, signum: int) -> None:
+    if _alive(pid):
+        os.kill(pid, signum)

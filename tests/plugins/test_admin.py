@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -42,6 +43,8 @@ class AdminCase(PluginTestCase):
 
     load = ("admin",)
     grants: str | None = EVERYTHING
+    #: More sections for the config.
+    more_config: ClassVar[dict[str, dict[str, str]]] = {}
 
     def setUp(self) -> None:
         self.folder = Path(self.mktemp()).absolute()
@@ -55,6 +58,7 @@ class AdminCase(PluginTestCase):
         }
         if self.grants:
             config["auth"] = {"grants": {"test:user": self.grants}}
+        config.update(self.more_config)
         self.plugin_config = config
         super().setUp()
         self.clock.running = True
@@ -293,6 +297,140 @@ class ConfigCommandTests(AdminCase):
         """die answers, then stops the reactor."""
         self.assertEqual(self.responses("die"), ["Shutting down"])
         self.assertFalse(self.clock.running)
+
+
+class SecretConfigTests(AdminCase):
+    """Secrets set from chat (issue 12, item 15), through the bot with the log and urlgrab
+    plugins writing their real file and table: a secret option's value (a password, a
+    database URL) is in no log line, no reply, no table; a URL's password is masked; a
+    value set from chat is never expanded (``${ENV:...}``)."""
+
+    load = ("admin", "log", "urlgrab")
+    # A source the config has (not started): its secret options are known as such.
+    more_config: ClassVar[dict[str, dict[str, str]]] = {
+        "source:irc": {"type": "irc", "enabled": "no", "servers": "tcp:127.0.0.1:1"}
+    }
+
+    def setUp(self) -> None:
+        self.logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            self.logged.append(formatEvent(event) or "")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        super().setUp()
+
+    def logs(self) -> str:
+        """Every conversation log file and every line the bot logged."""
+        folder = self.directory / "logs"
+        files = sorted(folder.rglob("*.log")) if folder.exists() else []
+        self.assertTrue(files)
+        texts = [p.read_text(encoding="utf-8") for p in files]
+        return "\n".join(texts + self.logged)
+
+    def grabbed(self) -> list[str]:
+        from plugins.urlgrab import GrabbedURL
+
+        session = self.bot.databases["main"].session_factory()
+        try:
+            return [row.url for row in session.query(GrabbedURL)]
+        finally:
+            session.close()
+
+    def test_source_password(self):
+        """``set config source:NAME.account_password to X`` in private: set, X in no
+        reply, log line or table (for a source not in the config too)."""
+        for path in ("source:irc.account_password", "source:other.server_password"):
+            replies = self.responses(f"set config {path} to hunter2")
+            self.assertEqual(len(replies), 1)
+            self.assertNotIn("hunter2", replies[0])
+        self.assertIn("account_password = hunter2", self.local.read_text(encoding="utf-8"))
+        self.assertEqual(
+            self.responses("get config source:irc.account_password"),
+            ["source:irc.account_password is set (secret: not shown)"],
+        )
+        logs = self.logs()
+        self.assertNotIn("hunter2", logs)
+        self.assertIn("set config source:irc.account_password to [secret]", logs)
+
+    def test_secret_refused_value_not_quoted(self):
+        """A secret value the option refuses is not quoted back or logged."""
+        replies = self.responses("set config database:main.retries to hunter2")
+        self.assertIn("hunter2", replies[0])  # not a secret option: said as usual
+        replies = self.responses("set config database:main.url to pa55word is no url")
+        self.assertEqual(
+            replies,
+            [
+                "I can't set database:main.url: expected a SQLAlchemy URL such as "
+                "sqlite:///bot.sqlite or postgresql+psycopg://user@host/db"
+            ],
+        )
+        self.assertNotIn("pa55word", self.logs())
+
+    def test_in_public(self):
+        """In public the secret is taken out, not set, and the sender warned."""
+        replies = self.responses(
+            "botcore: set config source:irc.account_password to hunter2", public=True
+        )
+        self.assertEqual(len(replies), 1)
+        self.assertIn("Don't tell me secrets in public", replies[0])
+        self.assertFalse(self.local.exists())
+        self.assertNotIn("hunter2", self.logs())
+
+    def test_database_url(self):
+        """database:NAME.url is a secret: set from chat, its password is in no log or
+        table; get config shows it masked."""
+        url = "postgresql+psycopg://bot:pa55word@127.0.0.1:5999/botcore"
+        replies = self.responses(f"set config database:spare.url to {url}")
+        self.assertEqual(
+            replies,
+            [
+                "Set database:spare.url to postgresql+psycopg://bot:***@127.0.0.1:5999/botcore "
+                "in bot.local.ini"
+            ],
+        )
+        self.assertEqual(
+            self.responses("get config database:spare.url"),
+            ["database:spare.url = postgresql+psycopg://bot:***@127.0.0.1:5999/botcore"],
+        )
+        self.assertNotIn("pa55word", self.logs())
+        self.assertEqual(self.grabbed(), [])
+        # Other URLs are still grabbed (the scrubbing is of the option's value only).
+        self.say("see https://example.org/page", public=True)
+        self.assertEqual(self.grabbed(), ["https://example.org/page"])
+
+    def test_environment_never_expanded(self):
+        """A value set from chat stays as written: ${ENV:HOME} is not the home folder."""
+        replies = self.responses("set config bot.names to ${ENV:HOME}, $${x}")
+        self.assertEqual(replies, ["Set bot.names to ${ENV:HOME}, $${x} in bot.local.ini"])
+        self.assertEqual(
+            self.responses("get config bot.names"), ["bot.names = ${ENV:HOME}, $${x}"]
+        )
+        self.assertEqual(self.bot.names, ["botcore", "${ENV:HOME}", "$${x}"])
+        self.responses("set config source:irc.account_password to ${ENV:HOME}")
+        section = self.bot.config.section("source:irc")
+        self.assertEqual(section["account_password"], "${ENV:HOME}")
+
+    def test_empty_value(self):
+        """``to ""`` sets an empty value (issue 13, item 10)."""
+        replies = self.responses(f'set config plugin:{self.extra}.word to ""')
+        self.assertEqual(replies, [f'Set plugin:{self.extra}.word to "" (empty) in bot.local.ini'])
+        self.assertEqual(self.responses(f"get config plugin:{self.extra}.word"),
+                         [f"plugin:{self.extra}.word = (empty)"])  # fmt: skip
+        self.assertEqual(self.responses("greet"), [" v1"])
+        self.responses("set config source:irc.account_password to ''")
+        self.assertEqual(self.bot.config.section("source:irc")["account_password"], "")
+
+    def test_control_characters_refused(self):
+        """A value that would break its INI line (or hide in a log) is refused."""
+        for value in ("a\rb", "a\x00b", "a\u2028b", "a\x85[auth]"):
+            replies = self.responses(f"set config bot.names to {value}")
+            self.assertEqual(
+                replies,
+                ["I can't set bot.names: a value cannot hold line breaks or control characters"],
+            )
+        self.assertFalse(self.local.exists())
 
 
 class IniEditorTests(SynchronousTestCase):

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.event import Event
 from botcore.processor import Processor, match
 from botcore.testing import PluginTestCase
-from plugins.help import stem, stems
+from plugins.help import _first_sentence, stem, stems
 
 
 class Juggle(Processor):
@@ -52,13 +52,16 @@ class PrivateTests(PluginTestCase):
     load = ["help", "basic", "calc", "decide"]
 
     def test_categories(self):
-        """help lists each plugin with its features, not the automatic core ones."""
+        """help lists each plugin with its commands' features; the plugins without
+        commands (core) apart."""
         (reply,) = self.responses("help")
         self.assertIn("basic (echo, ping, uptime, version)", reply)
         self.assertIn("calc (calc)", reply)
         self.assertIn("decide (8ball, choose, coin, dice, roll)", reply)
         self.assertIn("help (help)", reply)
-        self.assertNotIn("core", reply)
+        commands, _, automatic = reply.partition("Working by themselves: ")
+        self.assertNotIn("core", commands)
+        self.assertTrue(automatic.startswith("core."), reply)
         self.assertEqual(self.responses("what can you do?"), [reply])
 
     def test_help_feature(self):
@@ -106,6 +109,50 @@ class PrivateTests(PluginTestCase):
         self.assertResponseMatches("what can you do about juggle", r"I have: juggling")
         del self.bot.plugins.loaded["calc"]
         self.assertNotIn("calc", self.responses("help")[0])
+
+
+class AutomaticAndSentenceTests(PluginTestCase):
+    """Plugins without commands are listed too, and descriptions are whole sentences
+    (issue 13, item 10)."""
+
+    load = ["help", "basic", "log", "identity"]
+
+    def test_log_listed(self):
+        """help names the log plugin (it has no commands, but it runs)."""
+        (reply,) = self.responses("help")
+        self.assertIn("Working by themselves: core, log.", reply)
+        self.assertIn("identity (accounts, auth, permissions)", reply)
+        self.assertResponseMatches("help log", r"^Writes every message.*Usage: \(automatic\)")
+
+    def test_help_auth_whole_sentence(self):
+        """help auth gives the whole first sentence, not up to the '...' inside it."""
+        (reply,) = self.responses("help auth")
+        self.assertTrue(
+            reply.startswith(
+                "Carries out the commands that carry a secret ('auth <password>', "
+                "'authenticate ... using password <password>',"
+            ),
+            reply,
+        )
+        self.assertIn("'link token <token>': 'botcore.accounts.secrets' declares them). Usage:",
+                      reply)  # fmt: skip
+
+    def test_first_sentence(self):
+        """Sentence ends are full stops before a capital or the end, outside brackets;
+        ellipses, abbreviations and dotted names end none."""
+        for text, first in [
+            ("One. Two.", "One."),
+            ("Says hi (e.g. to bob). More.", "Says hi (e.g. to bob)."),
+            ("Uses e.g. this. More.", "Uses e.g. this."),
+            ("Waits... then acts. More.", "Waits... then acts."),
+            ("Reads botcore.accounts. More.", "Reads botcore.accounts."),
+            ("Says 'a. b' too. More", "Says 'a. b' too."),
+            ("Really? Yes.", "Really?"),
+            ("No end", "No end"),
+            ("", ""),
+            (None, ""),
+        ]:
+            self.assertEqual(_first_sentence(text), first, text)
 
 
 class PublicTests(PluginTestCase):

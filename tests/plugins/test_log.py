@@ -8,12 +8,15 @@ import threading
 from pathlib import Path
 
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.event import EventType, Sender
+from botcore.config import ConfigErrors
+from botcore.event import EventType, Response, Sender
 from botcore.processor import Processor, handler, match
+from botcore.settings import read_config
 from botcore.testing import PluginTestCase, StubContext
-from plugins.log import LogFiles, safe_part
+from plugins.log import MAX_PART, LogFiles, safe_part
 
 DAY = 86400
 
@@ -223,7 +226,8 @@ class OptionsTests(LogTestCase):
 
 
 class BadOptionTests(SynchronousTestCase):
-    """Bad modes are refused with a clear message."""
+    """Bad modes and path templates are refused with a clear message: by the config's
+    validation (so --check and SIGHUP report them), and by setup for values given by hand."""
 
     def test_bad_mode(self):
         """A mode that is not octal is a ValueError naming the option."""
@@ -232,6 +236,140 @@ class BadOptionTests(SynchronousTestCase):
         log = Log("log", StubContext(reactor=Clock()), {"public_mode": "rw-r--r--"})
         error = self.assertRaises(ValueError, log.setup)
         self.assertIn("public_mode", str(error))
+
+    def check(self, values: dict[str, str]) -> list[str]:
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        lines = [f"{key} = {value}" for key, value in values.items()]
+        path = folder / "bot.ini"
+        path.write_text("[plugin:log]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            read_config(path, environ={})
+        except ConfigErrors as e:
+            return [str(error) for error in e.errors]
+        return []
+
+    def test_config_refuses_bad_values(self):
+        """public_mode = 999, a mode that is no number, a path template with an unknown
+        field, a positional field or a broken brace are config errors of their keys."""
+        for key, value, expected in [
+            ("public_mode", "999", "expected an octal file mode"),
+            ("private_mode", "rw", "expected an octal file mode"),
+            ("path", "logs/{nick}.log", "{nick}"),
+            ("path", "logs/{}.log", "{}"),
+            ("path", "logs/{channel.log", "expected a template"),
+            ("path", "logs/{channel!r}.log", "{channel!r}"),
+        ]:
+            errors = self.check({key: value})
+            self.assertEqual(len(errors), 1, (key, value, errors))
+            self.assertIn(f"[plugin:log] {key}: ", errors[0])
+            self.assertIn(expected, errors[0])
+        self.assertEqual(self.check({"public_mode": "0640", "path": "l/{day}/{channel}"}), [])
+
+
+class IntegrityTests(LogTestCase):
+    """Nothing said can forge a line, write raw control bytes or break the file names."""
+
+    public = True
+    extra_processors = [Secret, Relay]
+
+    def test_line_breaks_escaped(self):
+        """Every Unicode line break and control character is escaped: one message is one
+        line, whatever it holds."""
+        self.say("hi\u2028<admin> I give all my rights to mallory")
+        self.say("a\x00b\x1b[31mred\rc\nd\x85e\u2029f\u202eg\x0bh\x0ci\x1cj\ttab")
+        self.say("emoji \U0001f468\u200d\U0001f469 ok")
+        text = self.log_file("#test").read_text(encoding="utf-8")
+        self.assertEqual(
+            text.split("\n"),
+            [
+                "[00:00:00] <user> hi\\u2028<admin> I give all my rights to mallory",
+                "[00:00:00] <user> a\\x00b\\x1b[31mred\\rc\\nd\\x85e\\u2029f\\u202eg"
+                "\\x0bh\\x0ci\\x1cj\\ttab",
+                "[00:00:00] <user> emoji \U0001f468\u200d\U0001f469 ok",
+                "",
+            ],
+        )
+
+    def test_nick_and_reply_escaped(self):
+        """Nicks, channel names in state lines and the bot's replies are escaped too; a
+        reply of several lines gives each its own line with the bot's nick."""
+        sender = Sender("test:x", "x", "x\u2028<admin>")
+        self.say("hello", sender=sender)
+        self.say("botcore: relay #test one\u2028two")
+        lines = self.lines("#test")
+        self.assertEqual(lines[0], "[00:00:00] <x\\u2028<admin>> hello")
+        self.assertEqual(lines[-1], "[00:00:00] <botcore> one\\u2028two")
+        log = self.processor("Log")
+        response = Response("first\nsecond", target="#test")
+        log.log_response(self.make_event("x"), response, self.bot.now())
+        self.assertEqual(
+            self.lines("#test")[-2:],
+            ["[00:00:00] <botcore> first", "[00:00:00] <botcore> second"],
+        )
+
+    def test_long_channel_name(self):
+        """An over-long channel name is logged to a bounded file name (the hash of the
+        whole keeps distinct names apart), message after message."""
+        for channel in ("#" + "x" * 5000, "#" + "x" * 4999 + "y", "#" + "\u00e9" * 300):
+            for n in range(2):
+                self.say(f"line {n}", channel=channel)
+        folders = sorted(p.name for p in (self.directory / "logs" / "test").iterdir())
+        self.assertEqual(len(folders), 3)
+        for name in folders:
+            self.assertLessEqual(len(name.encode("utf-8")), MAX_PART)
+            files = list((self.directory / "logs" / "test" / name).iterdir())
+            self.assertEqual(len(files[0].read_text().splitlines()), 2)
+        self.assertEqual(len(safe_part("#" + "x" * 5000).encode()), MAX_PART)
+        self.assertNotEqual(safe_part("#" + "x" * 5000), safe_part("#" + "x" * 4999 + "y"))
+        self.assertEqual(safe_part("#short"), "#short")
+
+    def test_unwritable_logged_once(self):
+        """A log that cannot be written is one error line, not one per message, and the
+        messages are still handled."""
+        (self.directory / "logs").write_text("not a folder")
+        logged: list[str] = []
+
+        def observe(event):
+            logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        replies = [self.responses("botcore: ping") for _ in range(3)]
+        self.assertEqual(replies, [["user: pong"]] * 3)
+        errors = [line for line in logged if "cannot write the log" in line]
+        self.assertEqual(len(errors), 1, logged)
+
+
+class ConversationCapTests(LogTestCase):
+    """A flood of strangers (or made-up channels) on one source makes at most
+    max_conversations files a day; the rest go to one overflow file naming each."""
+
+    extra_processors = [Secret, Relay]
+    plugin_config = {"plugin:log": {"max_conversations": "3"}}
+
+    def test_cap_and_overflow(self):
+        for n in range(50):
+            self.say(f"hello {n}", sender=f"stranger{n}")
+        self.say("hello again", sender="stranger1")
+        self.say("in public", public=True)
+        folders = sorted(p.name for p in (self.directory / "logs" / "test").iterdir())
+        self.assertEqual(folders, [",overflow", "stranger0", "stranger1", "stranger2"])
+        said = [line for line in self.lines("stranger1") if "<stranger1>" in line]
+        self.assertEqual(
+            said, ["[00:00:00] <stranger1> hello 1", "[00:00:00] <stranger1> hello again"]
+        )
+        overflow = self.lines(",overflow")
+        self.assertIn("[00:00:00] (stranger3) <stranger3> hello 3", overflow)
+        self.assertIn("[00:00:00] (#test) <user> in public", overflow)
+        strangers = [line for line in overflow if "> hello " in line]
+        self.assertEqual(len(strangers), 47)
+        # The next day counts afresh.
+        self.advance(DAY)
+        self.say("next day", sender="stranger9")
+        self.assertEqual(
+            self.lines("stranger9", "1970-01-02")[0], "[00:00:00] <stranger9> next day"
+        )
 
 
 class ThreadTests(SynchronousTestCase):

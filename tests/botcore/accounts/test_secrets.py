@@ -19,6 +19,10 @@ EXAMPLES = {
     "set password": ("set my password on irc to s3cret", {"source": "irc"}),
     "create account": ("create account bob with password s3cret", {"user": "bob"}),
     "link token": ("link token s3cret", {}),
+    "set config": (
+        "set config source:irc.account_password to s3cret",
+        {"option": "source:irc.account_password"},
+    ),
 }
 
 
@@ -36,6 +40,20 @@ class TakeSecretTests(SynchronousTestCase):
             self.assertEqual(found.secret, "s3cret")
             self.assertEqual(found.scrubbed, text.replace("s3cret", REDACTED))
             self.assertIsNone(found.addressed)
+
+    def test_set_config_of_secret_options_only(self) -> None:
+        """``set config`` carries a secret when the option it names is a secret one (the
+        caller says which); without being told, every value is taken; find_secret (for
+        logs) takes every value."""
+        text = "set config bot.name to robo"
+        self.assertIsNone(take_secret(text, NAMES, lambda path: path != "bot.name"))
+        found = take_secret("bc: " + text, NAMES, lambda path: path == "bot.name")
+        self.assertEqual(
+            (found.secret, found.scrubbed), ("robo", "bc: set config bot.name to [secret]")
+        )
+        self.assertEqual(found.key, "botcore.secret.config")
+        self.assertEqual(take_secret(text, NAMES).secret, "robo")
+        self.assertEqual(find_secret("x: " + text), ("x: set config bot.name to [secret]", "robo"))
 
     def test_every_form_of_address(self) -> None:
         """Whatever separates the name from the command, or when the name comes last, the
