@@ -5,7 +5,8 @@ Ask ``last url``, ``urls from <who>`` or ``search urls for <text>``: about the c
 ask in, or, in private, about your private conversation with the bot (name a channel to ask
 about it instead: ``last url in #channel``). Addresses said in private are recorded too,
 but only ever shown in that private conversation, and only to the person who said them
-(their identity, or their account once authenticated), not to the next holder of the nick.
+(to their account, authenticated, when they said them authenticated; else to the same
+identity on the same connection), never to the next holder of the nick.
 Titles come only from successful (2xx) HTML pages at public addresses."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hyperlink import EncodedURL
-from sqlalchemy import Index, Integer, String, or_, select
+from sqlalchemy import Index, Integer, String, and_, false, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -29,7 +30,6 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from botcore.accounts import models as accounts
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime
@@ -70,6 +70,10 @@ class GrabbedURL(Base):
     nick: Mapped[str] = mapped_column(CIText(255))
     #: The sender's identity (accounts); None for an anonymous sender (an id too long).
     identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Who may see a URL said in private: the account it was said by when the sender was
+    #: authenticated; otherwise (None) its identity on its ``connection`` only.
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    connection: Mapped[str | None] = mapped_column(String(255), nullable=True)
     url: Mapped[str] = mapped_column(CIText(2048))
     title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -161,6 +165,8 @@ class UrlGrab(Processor):
                 sender_id=event.sender.id[:255],
                 nick=event.sender.nick[:255],
                 identity_id=event.identity,
+                account_id=event.account if event.authenticated else None,
+                connection=(event.sender.connection or "")[:255],
                 url=url[:2048],
                 time=event.time,
             )
@@ -259,15 +265,29 @@ class UrlQuery(Processor):
     def _owned(self, event: Event, channel: str) -> list[Any]:
         """The conditions that keep a private conversation's URLs to the person who said
         them. A private conversation is keyed by the correspondent's nick, which the next
-        holder of the nick inherits: its URLs are shown only to the identity that said
-        them, or to an authenticated sender whose account that identity is linked to. A
-        channel's URLs are everyone's there (no condition)."""
+        holder of the nick inherits (and on the console the nick is the identity): a URL
+        said authenticated is shown only to that account, authenticated; one said
+        unauthenticated only to the same identity on the same connection. A channel's
+        URLs are everyone's there (no condition)."""
         if is_channel_on(self.bot, event.source, channel):
             return []
-        owners = set() if event.identity is None else {event.identity}
+        sender = event.sender
+        conditions = []
+        if event.identity is not None and sender is not None:
+            conditions.append(
+                and_(
+                    GrabbedURL.account_id.is_(None),
+                    GrabbedURL.identity_id == event.identity,
+                    # Rows recorded before connections were: their identity alone.
+                    or_(
+                        GrabbedURL.connection.is_(None),
+                        GrabbedURL.connection == (sender.connection or "")[:255],
+                    ),
+                )
+            )
         if event.account is not None and event.authenticated:
-            owners.update(i.id for i in accounts.identities_of(event.session, event.account))
-        return [GrabbedURL.identity_id.in_(sorted(owners))]
+            conditions.append(GrabbedURL.account_id == event.account)
+        return [or_(*conditions)] if conditions else [false()]
 
     def _describe(self, row: GrabbedURL) -> str:
         now = self.bot.now()

@@ -353,7 +353,7 @@ class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
         """Rows that dangled before the migration are not blamed on it."""
         self.fill()
         self.dangle()
-        migrate.upgrade(self.engine)
+        migrate.upgrade(self.engine, "0009")
         self.assertEqual(migrate.current(self.engine), frozenset({"0009"}))
 
     def test_check_finds_missing_key_index(self) -> None:

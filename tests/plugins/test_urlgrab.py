@@ -228,16 +228,30 @@ class PrivacyTests(PluginTestCase):
         self.assertResponseMatches("search urls for secret", "^No URL", sender=other)
         self.assertResponseMatches("last url", r"^http://secret\.example/alice from", sender=alice)
 
-    def test_own_account_identities(self):
-        """An authenticated sender sees the private URLs said by any identity of their
-        account in this conversation; unauthenticated, only their own identity's."""
+    def test_same_nick_other_connection(self):
+        """On the console the nick is the identity: someone who takes alice's nick on
+        another connection (after she left) does not get the URLs she said there
+        unauthenticated; on her own connection she does."""
+        alice = Sender("console#1", "alice", "alice")
+        later = Sender("console#2", "alice", "alice")
+        self.say("http://secret.example/alice", sender=alice)
+        self.assertResponseMatches("last url", "^I haven't seen any URL here$", sender=later)
+        self.assertResponseMatches("search urls for secret", "^No URL", sender=later)
+        self.assertResponseMatches("last url", r"^http://secret\.example/alice from", sender=alice)
+
+    def test_said_authenticated(self):
+        """A URL said authenticated is the account's: shown to it authenticated, from
+        any of its identities and connections, and to nobody unauthenticated, not even
+        on the same nick and connection."""
         self.link_account("alice", ("test", "alice!a@home.example"), ("test", "alice!a@work"))
         home = Sender("test:alice", "alice!a@home.example", "alice")
         work = Sender("test:alice2", "alice!a@work", "alice")
-        self.say("http://secret.example/home", sender=home)
+        said = self.make_event("http://secret.example/home", sender=home, authenticated=True)
+        self.say(said)
+        self.assertResponseMatches("last url", "haven't seen any URL", sender=home)
         self.assertResponseMatches("last url", "haven't seen any URL", sender=work)
-        event = self.make_event("last url", sender=work, authenticated=True)
-        self.assertResponseMatches(event, r"^http://secret\.example/home from")
+        asked = self.make_event("last url", sender=work, authenticated=True)
+        self.assertResponseMatches(asked, r"^http://secret\.example/home from")
 
 
 # -- titles, over real HTTP on loopback -----------------------------------------------------
