@@ -19,7 +19,7 @@ from botcore.accounts.identify import identify
 from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
-from botcore.options import FloatOption, IntOption, LinesOption, ListOption
+from botcore.options import BoolOption, FloatOption, IntOption, LinesOption, ListOption, Option
 from botcore.processor import Priority, Processor, handler
 from botcore.source import names_on
 
@@ -199,8 +199,9 @@ class Addressed(Processor):
 
 class RateLimit(Processor):
     """Stops one sender from flooding the bot: past ``limit_messages`` addressed messages
-    in ``limit_time`` seconds, further ones are dropped without a reply (logged once per
-    window). The clock is the bot's."""
+    in ``limit_time`` seconds, further ones are dropped unanswered. The sender is told so
+    once per window (``limit_warn``; never in answer to a notice), and it is logged once
+    per window. The clock is the bot's."""
 
     usage = "(automatic) ignores senders who talk to the bot too fast"
     features = ("core", "ratelimit")
@@ -212,6 +213,14 @@ class RateLimit(Processor):
     )
     limit_time = FloatOption(
         "The rate limit's window in seconds (0 turns rate limiting off).", 10.0, min=0
+    )
+    limit_warn = BoolOption(
+        "Tell a sender once per window that they are over the limit (privately).", True
+    )
+    limit_message = Option(
+        "What a sender over the limit is told ({messages} and {seconds} are the limit).",
+        "You're talking to me too fast (more than {messages} messages in {seconds} seconds):"
+        " I'll answer again in a moment",
     )
 
     log = Logger()
@@ -267,15 +276,25 @@ class RateLimit(Processor):
         if not over:
             return
         event.processed = True
-        if first:
-            self.log.info(
-                "rate limit: ignoring {nick} on {source} for now "
-                "(more than {count} messages in {seconds}s)",
-                nick=event.who.nick,
-                source=event.source,
-                count=self.limit_messages,
-                seconds=self.limit_time,
-            )
+        if not first:
+            return
+        self.log.info(
+            "rate limit: ignoring {nick} on {source} for now "
+            "(more than {count} messages in {seconds}s)",
+            nick=event.who.nick,
+            source=event.source,
+            count=self.limit_messages,
+            seconds=self.limit_time,
+        )
+        if self.limit_warn and event.type != EventType.NOTICE and event.sender is not None:
+            event.addresponse(self.warning(), target=event.sender.nick, address=False)
+
+    def warning(self) -> str:
+        """The configured ``limit_message`` with the limit filled in (plain replacement:
+        the text is the operator's, not a format string)."""
+        seconds = self.limit_time
+        text = self.limit_message.replace("{messages}", str(self.limit_messages))
+        return text.replace("{seconds}", f"{seconds:g}")
 
 
 class Complain(Processor):

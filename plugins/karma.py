@@ -1,7 +1,9 @@
 """Karma: say ``foo++``, ``foo--`` or ``foo==`` (optionally with a reason in brackets,
 ``python++ (for list comprehensions)``) to vote on anything; ``karma for foo`` tells its
 score, ``karmaladder`` and ``reverse karmaladder`` the best and worst. Names ignore case;
-nobody can vote on their own nick, and votes count only in public unless configured."""
+nobody can vote on their own nick. Where a network has channels (IRC), votes count only
+when said in one, unless configured; where it has none (the console), every
+conversation is private and votes count there."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, utcnow
 from botcore.db.upsert import Upsert
 from botcore.event import Event
+from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, IntOption, ListOption
 from botcore.processor import Priority, Processor, authorise, handler, match
 
@@ -105,7 +108,9 @@ class Set(Processor):
         "Tokens that record a vote without changing the karma of what precedes them.", ["=="]
     )
     public_only = BoolOption(
-        "Only count votes said in a channel (a private vote is refused with a reason).", True
+        "On sources with channels (IRC), only count votes said in a channel (a private "
+        "vote is refused with a reason); on sources without (the console) votes count.",
+        True,
     )
     reply = BoolOption(
         "Answer every vote with the new score (otherwise only votes addressed to the bot "
@@ -137,6 +142,13 @@ class Set(Processor):
             re.DOTALL,
         )
 
+    def _has_channels(self, source: str) -> bool:
+        """Whether the source has channels, as it says by providing `IChannelSource`: a
+        private vote there could have been said in public. The console has none, so its
+        conversations, all private, are where karma is used. Any thread."""
+        found = self.bot.get_source(source)
+        return found is None or IChannelSource.providedBy(found)
+
     @handler
     def vote(self, event: Event) -> None:
         if event.message is None or self._pattern is None:
@@ -147,7 +159,7 @@ class Set(Processor):
         subject = " ".join((found.group("phrase") or found.group("word")).split())
         if not subject or "\n" in found.group(0).strip():
             return
-        if self.public_only and not event.public:
+        if self.public_only and not event.public and self._has_channels(event.source):
             event.addresponse("Karma can only be changed in public")
             return
         if len(subject) > MAX_SUBJECT:

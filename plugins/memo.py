@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, or_, select
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.accounts import models as accounts
@@ -72,6 +72,12 @@ def for_sender(event: Event) -> ColumnElement[bool]:
     return by_nick
 
 
+def _waiting(session: Session, condition: ColumnElement[bool]) -> int:
+    """How many undelivered memos match ``condition``."""
+    query = select(func.count()).select_from(Memo).where(condition, Memo.delivered.is_(False))
+    return session.scalar(query) or 0
+
+
 class _MemoProcessor(Processor):
     """Shared by the memo processors: permissions and how a memo is described."""
 
@@ -107,6 +113,15 @@ class Tell(_MemoProcessor):
     features = ("memo",)
     permission = "sendmemo"
 
+    max_pending_from = IntOption(
+        "Memos one sender may have waiting undelivered (0: no limit).", 20, min=0
+    )
+    max_pending_to = IntOption(
+        "Memos one recipient (a nick or an account) may have waiting undelivered (0: no limit).",
+        50,
+        min=0,
+    )
+
     @match(r"^\s*(tell|ask|pm|privmsg|msg)\s+(\S+?)[,:]?\s+(.*?)\s*$", "deaddressed", False)
     def tell(self, event: Event, how: str, who: str, text: str) -> None:
         if not text or who.lower() in ("me", "myself", "us"):
@@ -129,6 +144,11 @@ class Tell(_MemoProcessor):
             event.addresponse("I can't leave a memo for myself")
             return
         session = event.session
+        recipient = self._recipient(session, source, who)
+        refusal = self._over_cap(event, session, source, who, recipient)
+        if refusal is not None:
+            event.addresponse(refusal)
+            return
         memo = Memo(
             from_source=event.source,
             from_nick=event.who.nick,
@@ -137,7 +157,6 @@ class Tell(_MemoProcessor):
             private=how.lower() in ("pm", "privmsg", "msg"),
             time=event.time,
         )
-        recipient = self._recipient(session, source, who)
         if isinstance(recipient, Account):
             memo.to_account_id = recipient.id
         else:
@@ -146,6 +165,33 @@ class Tell(_MemoProcessor):
         mark_written(session)
         where = "" if source == event.source else f" on {source}"
         event.addresponse("Okay, I'll tell %s%s", (who, where))
+
+    def _over_cap(
+        self, event: Event, session: Session, source: str, who: str, recipient: Account | None
+    ) -> str | None:
+        """Why a new memo would be one too many (the sender's or the recipient's memos
+        waiting undelivered at their cap), or None. Worker thread."""
+        if self.max_pending_from:
+            if event.identity is not None:
+                mine = Memo.from_identity_id == event.identity
+            else:
+                mine = and_(Memo.from_source == event.source, Memo.from_nick == event.who.nick)
+            if _waiting(session, mine) >= self.max_pending_from:
+                return (
+                    f"You already have {self.max_pending_from} memos waiting to be delivered; "
+                    "I'll take more once some of them are"
+                )
+        if self.max_pending_to:
+            if recipient is not None:
+                theirs = Memo.to_account_id == recipient.id
+            else:
+                theirs = and_(Memo.to_source == source, Memo.to_nick == who)
+            if _waiting(session, theirs) >= self.max_pending_to:
+                return (
+                    f"{who} already has {self.max_pending_to} memos waiting; "
+                    "I'll take more once they have read some"
+                )
+        return None
 
     def _recipient(self, session: Session, source: str, who: str) -> Account | None:
         """The account a memo for ``who`` on ``source`` goes to: the account of that

@@ -3,8 +3,11 @@ on, fetches each page's title in the background and says ``title: ...``.
 
 Ask ``last url``, ``urls from <who>`` or ``search urls for <text>``: about the channel you
 ask in, or, in private, about your private conversation with the bot (name a channel to ask
-about it instead: ``last url in #channel``). Addresses said in private are only ever shown
-in that private conversation."""
+about it instead: ``last url in #channel``). Addresses said in private are recorded too,
+but only ever shown in that private conversation, and only to the person who said them
+(to their account, authenticated, when they said them authenticated; else to the same
+identity on the same connection), never to the next holder of the nick.
+Titles come only from successful (2xx) HTML pages at public addresses."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Index, Integer, String, or_, select
+from hyperlink import EncodedURL
+from sqlalchemy import Index, Integer, String, and_, false, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -66,6 +70,10 @@ class GrabbedURL(Base):
     nick: Mapped[str] = mapped_column(CIText(255))
     #: The sender's identity (accounts); None for an anonymous sender (an id too long).
     identity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Who may see a URL said in private: the account it was said by when the sender was
+    #: authenticated; otherwise (None) its identity on its ``connection`` only.
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    connection: Mapped[str | None] = mapped_column(String(255), nullable=True)
     url: Mapped[str] = mapped_column(CIText(2048))
     title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -157,6 +165,8 @@ class UrlGrab(Processor):
                 sender_id=event.sender.id[:255],
                 nick=event.sender.nick[:255],
                 identity_id=event.identity,
+                account_id=event.account if event.authenticated else None,
+                connection=(event.sender.connection or "")[:255],
                 url=url[:2048],
                 time=event.time,
             )
@@ -252,6 +262,33 @@ class UrlQuery(Processor):
             return event.channel
         return channel if is_channel_on(self.bot, event.source, channel) else None
 
+    def _owned(self, event: Event, channel: str) -> list[Any]:
+        """The conditions that keep a private conversation's URLs to the person who said
+        them. A private conversation is keyed by the correspondent's nick, which the next
+        holder of the nick inherits (and on the console the nick is the identity): a URL
+        said authenticated is shown only to that account, authenticated; one said
+        unauthenticated only to the same identity on the same connection. A channel's
+        URLs are everyone's there (no condition)."""
+        if is_channel_on(self.bot, event.source, channel):
+            return []
+        sender = event.sender
+        conditions = []
+        if event.identity is not None and sender is not None:
+            conditions.append(
+                and_(
+                    GrabbedURL.account_id.is_(None),
+                    GrabbedURL.identity_id == event.identity,
+                    # Rows recorded before connections were: their identity alone.
+                    or_(
+                        GrabbedURL.connection.is_(None),
+                        GrabbedURL.connection == (sender.connection or "")[:255],
+                    ),
+                )
+            )
+        if event.account is not None and event.authenticated:
+            conditions.append(GrabbedURL.account_id == event.account)
+        return [or_(*conditions)] if conditions else [false()]
+
     def _describe(self, row: GrabbedURL) -> str:
         now = self.bot.now()
         said = ago((now - row.time).total_seconds())
@@ -265,7 +302,11 @@ class UrlQuery(Processor):
             return
         row = event.session.scalars(
             select(GrabbedURL)
-            .where(GrabbedURL.source == event.source, GrabbedURL.channel == channel)
+            .where(
+                GrabbedURL.source == event.source,
+                GrabbedURL.channel == channel,
+                *self._owned(event, channel),
+            )
             .order_by(GrabbedURL.time.desc(), GrabbedURL.id.desc())
             .limit(1)
         ).first()
@@ -306,7 +347,12 @@ class UrlQuery(Processor):
     def _list(self, event: Event, conditions: Sequence[Any], channel: str, none: str) -> None:
         rows = event.session.scalars(
             select(GrabbedURL)
-            .where(GrabbedURL.source == event.source, GrabbedURL.channel == channel, *conditions)
+            .where(
+                GrabbedURL.source == event.source,
+                GrabbedURL.channel == channel,
+                *self._owned(event, channel),
+                *conditions,
+            )
             .order_by(GrabbedURL.time.desc(), GrabbedURL.id.desc())
             .limit(self.list_limit)
         ).all()
@@ -471,12 +517,13 @@ async def fetch_title(
     user_agent: str = "botcore-urlgrab",
     timeout: float = 10.0,
 ) -> str | None:
-    """The title of the HTML page at ``url``, or None (not HTML, no title). Fails with
-    `Refused` for a scheme other than http/https or a host that is not public (unless in
-    ``allowed``), at the first request and at every redirect. Reads at most ``max_bytes``
-    of the body. Reactor thread; the caller bounds the time (``Deferred.addTimeout``)."""
-    from treq.client import HTTPClient
+    """The title of the HTML page at ``url``, or None (not a successful HTML page, no
+    title). Fails with `Refused` for a scheme other than http/https or a host that is not
+    public (unless in ``allowed``), at the first request and at every redirect. Reads at
+    most ``max_bytes`` of the body. Reactor thread; the caller bounds the time
+    (``Deferred.addTimeout``)."""
     from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
+    from twisted.web.http_headers import Headers
 
     if not url.lower().startswith(("http://", "https://")):
         raise Refused("only http and https URLs are fetched")
@@ -484,27 +531,42 @@ async def fetch_title(
     agent = Agent.usingEndpointFactory(
         reactor, CheckedEndpoints(reactor, allowed, timeout), pool=pool
     )
-    client = HTTPClient(RedirectAgent(agent, redirectLimit=redirects))
-    headers: dict[bytes | str, bytes | str] = {
-        "User-Agent": user_agent,
-        "Accept": "text/html,application/xhtml+xml",
-    }
-    response = await client.get(
-        url,
-        headers=headers,
-        allow_redirects=False,
-        unbuffered=True,
-        reactor=reactor,
+    headers = Headers(
+        {
+            b"User-Agent": [user_agent.encode("utf-8")],
+            b"Accept": [b"text/html,application/xhtml+xml"],
+        }
     )
-    content_type = (response.headers.getRawHeaders("content-type") or [""])[0]
+    response = await RedirectAgent(agent, redirectLimit=redirects).request(
+        b"GET", request_uri(url), headers
+    )
+    content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
+    content_type = content_type.decode("latin-1")
     is_html = content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
-    if not is_html:
-        response.original.deliverBody(BodyReader(0))  # drops the connection
+    # An error page's title ("404 Not Found") says nothing about what was linked.
+    if not (200 <= response.code < 300 and is_html):
+        response.deliverBody(BodyReader(0))  # drops the connection
         return None
     reader = BodyReader(max_bytes)
-    response.original.deliverBody(reader)
+    response.deliverBody(reader)
     body = await reader.done
     return page_title(body[:max_bytes], content_type)
+
+
+def request_uri(url: str) -> bytes:
+    """``url`` as the ASCII URI sent: the host in IDNA, the path and query percent-encoded,
+    no fragment. An IP literal host (``http://[::1]:8080/``) is kept as it is: IDNA has no
+    spelling for it. Raises `Refused` for a URL that cannot be sent."""
+    try:
+        parsed = EncodedURL.from_text(url).replace(fragment="")
+        host = parsed.host
+        if isIPAddress(host) or isIPv6Address(host):
+            uri = parsed.replace(host="").to_uri().replace(host=host)
+        else:
+            uri = parsed.to_uri()
+        return uri.to_text().encode("ascii")
+    except (ValueError, UnicodeError) as e:
+        raise Refused(f"not a URL that can be fetched: {e}") from None
 
 
 class BodyReader(Protocol):

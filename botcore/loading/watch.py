@@ -131,8 +131,10 @@ class PluginWatcher(Service):
 
     # -- noticing changes -------------------------------------------------------------------
 
-    def _notified(self, _watch: Any, path: FilePath, _mask: int) -> None:
-        file = os.path.abspath(path.path)
+    def _notified(self, _watch: Any, path: FilePath[Any], _mask: int) -> None:
+        # Twisted's inotify hands over bytes paths (FilePath in bytes mode) whatever mode
+        # the watched directory was given in; the files watched are str.
+        file = os.path.abspath(os.fsdecode(path.path))
         name = self.files.get(file)
         if name is None and file.endswith(".py"):
             # A new file in a plugin's package folder.

@@ -1,4 +1,4 @@
-"""Accounts, identities, account attributes, credentials and permission rows (issue 5).
+"""Accounts, identities, account attributes, credentials and permission rows.
 
 Revision ID: 0002
 Revises: 0001

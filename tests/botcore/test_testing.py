@@ -318,9 +318,11 @@ class RateLimitOnTests(PluginTestCase):
     rate_limit = True
 
     def test_on(self):
-        """The sixth quick message goes unanswered."""
+        """The sixth quick message is not answered (its sender is told of the limit,
+        once); the seventh gets nothing."""
         for _ in range(5):
             self.assertResponseMatches("ping", "pong")
+        self.assertResponseMatches("ping", "^You're talking to me too fast")
         self.assertNoResponse("ping")
 
 

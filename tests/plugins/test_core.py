@@ -444,12 +444,46 @@ class RateLimitTests(PluginTestCase):
         self.processor("RateLimit").log = Logger(observer=self.logged.append)
 
     def test_limit(self):
-        """Three messages in ten seconds are answered, the fourth is dropped silently."""
+        """Three messages in ten seconds are answered; the fourth is not, and its sender
+        is told why, once: the fifth gets nothing at all."""
         for _ in range(3):
             self.assertResponseMatches("ping", "^pong$")
+        self.assertEqual(
+            self.responses("ping"),
+            [
+                "You're talking to me too fast (more than 3 messages in 10 seconds): "
+                "I'll answer again in a moment"
+            ],
+        )
+        self.assertTrue(self.say("ping").processed)
         event = self.assertNoResponse("ping")
         self.assertTrue(event.processed)
         self.assertIsNone(event.complain)
+
+    def test_told_once_per_window(self):
+        """The sender is told once per window, privately even when flooding a channel,
+        and again only in a later window."""
+        for _ in range(3):
+            self.say("botcore: ping", public=True)
+        told = []
+        for _ in range(5):
+            self.say("botcore: ping", public=True)
+            told.append([(r.target, str(r.text)[:19]) for r in self.replies])
+        self.assertEqual(told, [[("user", "You're talking to m")], [], [], [], []])
+        self.advance(10)
+        for _ in range(3):
+            self.say("botcore: ping", public=True)
+        self.say("botcore: ping", public=True)
+        [warning] = self.replies
+        self.assertEqual((warning.target, warning.source), ("user", "test"))
+        self.assertIn("too fast", str(warning.text))
+
+    def test_never_answers_a_notice(self):
+        """Going over the limit with a notice is not answered (no reply loops)."""
+        for _ in range(3):
+            self.say("ping")
+        self.assertNoResponse("ping", type=EventType.NOTICE)
+        self.assertNoResponse("ping")
 
     def test_window_passes(self):
         """Once the window has passed the sender is answered again."""
@@ -507,6 +541,38 @@ class RateLimitOffTests(PluginTestCase):
         """Any number of messages are answered."""
         for _ in range(10):
             self.assertResponseMatches("ping", "^pong$")
+
+
+class RateLimitWordingTests(PluginTestCase):
+    """limit_message words the warning; limit_warn = no keeps the limit silent."""
+
+    plugin_config = {
+        "plugin:core": {
+            "limit_messages": "2",
+            "limit_time": "7.5",
+            "limit_message": "Slow down: {messages} per {seconds}s ({other} stays)",
+        }
+    }
+
+    def test_wording(self):
+        """The configured text is said with the limit filled in; other braces stay."""
+        self.say("ping")
+        self.say("ping")
+        self.assertEqual(self.responses("ping"), ["Slow down: 2 per 7.5s ({other} stays)"])
+
+
+class RateLimitSilentTests(PluginTestCase):
+    """limit_warn = no: the limit drops messages without a word."""
+
+    plugin_config = {
+        "plugin:core": {"limit_messages": "2", "limit_time": "10", "limit_warn": "no"}
+    }
+
+    def test_silent(self):
+        """Over the limit nothing is said."""
+        self.say("ping")
+        self.say("ping")
+        self.assertTrue(self.assertNoResponse("ping").processed)
 
 
 # -- Complain -------------------------------------------------------------------------

@@ -6,9 +6,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from botcore.db.engine import make_engine, make_session_factory
-from botcore.testing import PluginTestCase, at_once, backend_variants, fresh_database
+from botcore.event import Event, EventType, Message, Sender
+from botcore.interfaces import IChannelSource
+from botcore.testing import (
+    MemorySource,
+    PluginTestCase,
+    at_once,
+    backend_variants,
+    fresh_database,
+)
 from plugins.karma import Karma, KarmaVote, change_karma
 
 
@@ -139,30 +149,98 @@ class WithFactoidTests(PluginTestCase):
         self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has no karma"])
 
 
-class PrivateTests(PluginTestCase):
-    """Karma said privately: votes are refused by default, questions answered."""
+@implementer(IChannelSource)
+class ChannelSource(MemorySource):
+    """A memory source with channels the bot joins, as IRC is (karma asks only that)."""
+
+    type = "channels"
+
+    def join(self, channel: str, key: str | None = None) -> None: ...
+
+    def part(self, channel: str, message: str | None = None) -> None: ...
+
+    def set_nick(self, nick: str) -> None: ...
+
+    def say(self, target: str, text: str) -> None: ...
+
+    def do(self, target: str, text: str) -> None: ...
+
+    def topic(self, channel: str, text: str) -> None: ...
+
+    def members(self, channel: str) -> dict[str, str]:
+        return {}
+
+
+class _ChannelsCase(PluginTestCase):
+    """The test's memory source (no channels, as the console) and ``libera``, a source
+    with channels."""
 
     load = ["karma"]
 
-    def test_private_vote_refused(self):
-        """A private vote is refused and counts nothing."""
-        self.assertEqual(self.responses("foo++"), ["Karma can only be changed in public"])
-        self.assertEqual(self.responses("karma for foo"), ["foo has no karma"])
+    def setUp(self):
+        super().setUp()
+        self.irc = ChannelSource("libera", self.bot.context)
+        self.irc.setServiceParent(self.bot.sources)
+
+    def on_irc(self, text: str) -> list[str]:
+        """``alice`` says ``text`` privately to the bot on the source with channels."""
+        event = Event(
+            source="libera",
+            type=EventType.MESSAGE,
+            sender=Sender("libera", "alice!a@host", "alice"),
+            channel="alice",
+            public=False,
+            addressed=True,
+            message=Message(text),
+        )
+        start = len(self.irc.sent)
+        self.successResultOf(self.irc.dispatch(event))
+        return [str(r.text) for r in self.irc.sent[start:]]
+
+
+class PrivateTests(_ChannelsCase):
+    """Karma said privately: where the source has channels (IRC), votes are refused by
+    default and questions answered; where it has none (the console), votes count."""
+
+    def test_private_vote_refused_where_channels_exist(self):
+        """On a source with channels a private vote is refused and counts nothing."""
+        self.assertTrue(verifyObject(IChannelSource, self.irc))
+        self.assertEqual(self.on_irc("foo++"), ["Karma can only be changed in public"])
+        self.assertEqual(self.on_irc("karma for foo"), ["foo has no karma"])
+
+    def test_private_vote_counts_without_channels(self):
+        """On a source without channels (the console, this test's memory source) every
+        conversation is private, and a vote there counts."""
+        self.assertFalse(IChannelSource.providedBy(self.source))
+        self.assertEqual(self.responses("foo++"), ["foo now has karma of 1"])
+        self.assertEqual(self.on_irc("karma for foo"), ["foo has karma of 1"])
+
+    def test_console_has_no_channels(self):
+        """The telnet console is a source without channels: karma counts there."""
+        from sources.telnet import TelnetSource
+
+        self.assertFalse(IChannelSource.implementedBy(TelnetSource))
+
+    def test_irc_has_channels(self):
+        """The IRC source is one with channels: karma refuses private votes there."""
+        from sources.irc import IRCSource
+
+        self.assertTrue(IChannelSource.implementedBy(IRCSource))
 
     def test_ladder(self):
         """Questions work in private."""
         self.assertEqual(self.responses("karmaladder"), ["Nobody has any karma yet"])
+        self.assertEqual(self.on_irc("karmaladder"), ["Nobody has any karma yet"])
 
 
-class PrivateAllowedTests(PluginTestCase):
-    """With public_only off, private votes count."""
+class PrivateAllowedTests(_ChannelsCase):
+    """With public_only off, private votes count even where channels exist."""
 
-    load = ["karma"]
     plugin_config = {"plugin:karma": {"public_only": "no"}}
 
     def test_private_vote(self):
-        """A private vote counts and is answered."""
-        self.assertEqual(self.responses("foo++"), ["foo now has karma of 1"])
+        """A private vote on the source with channels counts and is answered."""
+        self.assertEqual(self.on_irc("foo++"), ["foo now has karma of 1"])
 
 
 class TokenTests(PluginTestCase):

@@ -231,7 +231,67 @@ class PermissionTests(MemoTestCase):
         self.assertFails("my messages", sender="carol", public=False)
 
 
-for _case in (MemoTests, AccountMemoTests):
+class CapTests(MemoTestCase):
+    """A sender, and a recipient, have only so many memos waiting undelivered."""
+
+    plugin_config = {"plugin:memo": {"max_pending_from": "3", "max_pending_to": "4"}}
+
+    def test_per_sender(self):
+        """Past max_pending_from undelivered memos the sender is told why and no memo is
+        left; once one is delivered, another may be left."""
+        for who in ("bob", "carol", "dave"):
+            self.assertEqual(self.tell(f"tell {who} hi"), [f"alice: Okay, I'll tell {who}"])
+        refused = self.tell("tell erin hi")
+        self.assertEqual(
+            refused,
+            [
+                "alice: You already have 3 memos waiting to be delivered; "
+                "I'll take more once some of them are"
+            ],
+        )
+        self.assertNoResponse("hello", sender="erin")
+        self.assertResponseMatches("hello", "alice said just now: hi", sender="bob")
+        self.assertEqual(self.tell("tell erin hi"), ["alice: Okay, I'll tell erin"])
+        # Another sender is not held by alice's memos.
+        self.assertEqual(
+            self.tell("tell frank hi", sender="gina"), ["gina: Okay, I'll tell frank"]
+        )
+
+    def test_per_recipient(self):
+        """Past max_pending_to undelivered memos for one recipient, whoever sends, the
+        next is refused; reading them makes room."""
+        for sender in ("alice", "carol", "dave", "erin"):
+            self.tell("tell bob hi", sender=sender)
+        self.assertEqual(
+            self.tell("tell BOB hi", sender="frank"),
+            ["frank: BOB already has 4 memos waiting; I'll take more once they have read some"],
+        )
+        self.say("back", sender="bob")
+        self.assertEqual(self.tell("tell bob hi", sender="frank"), ["frank: Okay, I'll tell bob"])
+
+    def test_per_account(self):
+        """A recipient's cap counts the memos for their account, by any of its nicks."""
+        self.link_account("robert", ("test", "bob"), ("test", "rob"))
+        for sender, who in (("alice", "bob"), ("carol", "rob"), ("dave", "robert"), ("x", "bob")):
+            self.assertEqual(self.tell(f"tell {who} hi", sender=sender)[0][-len(who) :], who)
+        self.assertResponseMatches("botcore: tell rob hi", "rob already has 4 memos", sender="y")
+
+
+class DefaultCapTests(MemoTestCase):
+    """Without configuration both caps are on: 20 per sender, 50 per recipient."""
+
+    def test_defaults(self):
+        """The 21st waiting memo of one sender, and the 51st for one recipient, are
+        refused."""
+        for n in range(20):
+            self.assertEqual(self.tell(f"tell n{n} hi"), [f"alice: Okay, I'll tell n{n}"])
+        self.assertResponseMatches("botcore: tell n20 hi", "already have 20 memos", sender="alice")
+        for n in range(49):  # n0 has alice's already
+            self.tell("tell n0 hi", sender=f"s{n}")
+        self.assertResponseMatches("botcore: tell n0 hi", "n0 already has 50 memos", sender="t")
+
+
+for _case in (MemoTests, AccountMemoTests, CapTests):
     backend_variants(_case, globals())
 
 

@@ -4,11 +4,15 @@ title fetching against a real web server on loopback (refused unless allowed).""
 from __future__ import annotations
 
 from twisted.internet import defer, reactor, task
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IHostnameResolver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.util import Redirect
+from zope.interface import implementer
 
+from botcore.event import Sender
 from botcore.testing import PluginTestCase
 from plugins.urlgrab import MAX_FETCHES, address_allowed, find_urls, page_title, shorten
 
@@ -187,20 +191,87 @@ class PrivateTests(PluginTestCase):
         )
 
 
+class PrivacyTests(PluginTestCase):
+    """What is said to the bot in private is shown only in that private conversation, and
+    only to the person who said it, whoever holds the nick later."""
+
+    load = ["urlgrab"]
+
+    def test_not_shown_in_a_channel_by_name(self):
+        """Asked in a channel about a correspondent by name, the bot shows none of their
+        private URLs: a nick is no channel on the source (its is_channel says so)."""
+        self.say("http://secret.example/alice", sender="alice")
+        for question in (
+            "botcore: last url in alice",
+            "botcore: urls from alice in alice",
+            "botcore: search urls for secret in alice",
+            "botcore: search urls for secret",
+            "botcore: urls from alice",
+        ):
+            for asker in ("bob", "alice"):  # not even alice, where everyone would read it
+                said = " ".join(self.responses(question, public=True, sender=asker))
+                self.assertNotIn("secret.example", said, (question, asker))
+        # The same questions in a channel the source has find what was said there.
+        self.say("http://open.example/alice", public=True, sender="alice")
+        self.assertResponseMatches(
+            "botcore: urls from alice", r"open\.example/alice", public=True, sender="bob"
+        )
+
+    def test_next_holder_of_the_nick(self):
+        """Someone who later holds alice's nick (another identity: another mask on IRC)
+        does not get alice's private URLs; alice herself still does."""
+        alice = Sender("test:alice", "alice!a@home.example", "alice")
+        other = Sender("test:other", "alice!x@elsewhere.example", "alice")
+        self.say("http://secret.example/alice", sender=alice)
+        self.assertResponseMatches("last url", "^I haven't seen any URL here$", sender=other)
+        self.assertResponseMatches("urls from alice", "haven't seen any URL", sender=other)
+        self.assertResponseMatches("search urls for secret", "^No URL", sender=other)
+        self.assertResponseMatches("last url", r"^http://secret\.example/alice from", sender=alice)
+
+    def test_same_nick_other_connection(self):
+        """On the console the nick is the identity: someone who takes alice's nick on
+        another connection (after she left) does not get the URLs she said there
+        unauthenticated; on her own connection she does."""
+        alice = Sender("console#1", "alice", "alice")
+        later = Sender("console#2", "alice", "alice")
+        self.say("http://secret.example/alice", sender=alice)
+        self.assertResponseMatches("last url", "^I haven't seen any URL here$", sender=later)
+        self.assertResponseMatches("search urls for secret", "^No URL", sender=later)
+        self.assertResponseMatches("last url", r"^http://secret\.example/alice from", sender=alice)
+
+    def test_said_authenticated(self):
+        """A URL said authenticated is the account's: shown to it authenticated, from
+        any of its identities and connections, and to nobody unauthenticated, not even
+        on the same nick and connection."""
+        self.link_account("alice", ("test", "alice!a@home.example"), ("test", "alice!a@work"))
+        home = Sender("test:alice", "alice!a@home.example", "alice")
+        work = Sender("test:alice2", "alice!a@work", "alice")
+        said = self.make_event("http://secret.example/home", sender=home, authenticated=True)
+        self.say(said)
+        self.assertResponseMatches("last url", "haven't seen any URL", sender=home)
+        self.assertResponseMatches("last url", "haven't seen any URL", sender=work)
+        asked = self.make_event("last url", sender=work, authenticated=True)
+        self.assertResponseMatches(asked, r"^http://secret\.example/home from")
+
+
 # -- titles, over real HTTP on loopback -----------------------------------------------------
 
 
 class _Page(Resource):
     isLeaf = True
 
-    def __init__(self, body: bytes, content_type: bytes = b"text/html; charset=utf-8"):
+    def __init__(
+        self, body: bytes, content_type: bytes = b"text/html; charset=utf-8", code: int = 200
+    ):
         super().__init__()
         self.body = body
         self.content_type = content_type
+        self.code = code
         self.hits = 0
 
     def render_GET(self, request):
         self.hits += 1
+        request.setResponseCode(self.code)
         request.setHeader(b"content-type", self.content_type)
         return self.body
 
@@ -224,25 +295,32 @@ class _Stalled(Resource):
 class TitleServer:
     """A twisted.web server on 127.0.0.1 with a few pages, counting requests."""
 
-    def __init__(self, testcase: TestCase) -> None:
+    def __init__(self, testcase: TestCase, interface: str = "127.0.0.1") -> None:
         root = Resource()
         self.pages = {
             b"page": _Page("<html><head><title>Hello \u2603 world</title>".encode()),
             b"big": _Page(b"<html>" + b" " * 200000 + b"<title>Too far</title>"),
             b"text": _Page(b"<title>not html</title>", b"text/plain"),
+            b"broken": _Page(b"<title>Internal trouble</title>", code=500),
         }
         for name, page in self.pages.items():
             root.putChild(name, page)
         self.stalled = _Stalled()
         root.putChild(b"stalled", self.stalled)
-        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+        self.root = root
+        self.port = reactor.listenTCP(0, Site(root), interface=interface)
         testcase.addCleanup(self.port.stopListening)
         self.number = self.port.getHost().port
-        root.putChild(b"redirect", Redirect(f"http://127.0.0.1:{self.number}/page".encode()))
+        self.host = f"[{interface}]" if ":" in interface else interface
+        root.putChild(b"redirect", Redirect(self.url("page").encode()))
         root.putChild(b"to-v6", Redirect(f"http://[::1]:{self.number}/page".encode()))
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.number}/{path}"
+    def redirect(self, name: str, to: str) -> None:
+        """Serve a redirect to ``to`` at /``name``."""
+        self.root.putChild(name.encode(), Redirect(to.encode()))
+
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.number}/{path}"
 
     @property
     def hits(self) -> int:
@@ -293,6 +371,19 @@ class TitleTests(_TitleTestCase):
         replies = yield self.said_titles(self.server.url("to-v6"))
         self.assertEqual(replies, [])
         self.assertEqual(self.server.hits, 0)
+
+    @defer.inlineCallbacks
+    def test_error_pages_have_no_title(self):
+        """Only a successful (2xx) HTML page gets a title line: the server's own 404 page
+        ("No Such Resource") and a 500 page with a title are not announced."""
+        replies = yield self.said_titles(
+            f"{self.server.url('missing')} {self.server.url('broken')}"
+        )
+        self.assertEqual(replies, [])
+        self.assertEqual(self.server.pages[b"broken"].hits, 1)
+        self.assertResponseMatches("botcore: urls from user", "/broken from user")
+        replies = yield self.said_titles(self.server.url("page"))  # while a 2xx page does
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
 
     @defer.inlineCallbacks
     def test_size_cap_and_type(self):
@@ -353,7 +444,8 @@ class PrivateTitleTests(_TitleTestCase):
 
     @defer.inlineCallbacks
     def test_private_title(self):
-        """The title goes back to the private correspondent; the URL is not recorded."""
+        """The title goes back to the private correspondent; the URL is not shown in the
+        channel."""
         self.say(self.server.url("page"), public=False)
         yield defer.gatherResults(list(self.grabber.fetches))
         self.assertEqual(self.advance(0), ["title: Hello \u2603 world"])
@@ -375,3 +467,134 @@ class RefusedTests(_TitleTestCase):
         self.assertEqual(replies, [])
         self.assertEqual(self.server.hits, 0)
         self.assertResponseMatches("botcore: urls from user", "localhost.*127.0.0.1")
+
+
+@implementer(IHostnameResolver)
+class _Network:
+    """The real reactor for the test's title fetches, with the test's own DNS and routes:
+    a name resolves to the addresses the test gives (public ones included), and a
+    connection to an address in ``routes`` goes to the loopback server the test names
+    instead. Every other connection is refused here, so nothing ever leaves the machine;
+    ``connects`` records every address a connection was asked for."""
+
+    def __init__(self, answers: dict[str, list[str]], routes: dict[str, str]) -> None:
+        self.answers = answers
+        self.routes = routes
+        self.connects: list[str] = []
+        self.nameResolver = self
+
+    def __getattr__(self, name: str):
+        return getattr(reactor, name)
+
+    def resolveHostName(
+        self, receiver, hostName, portNumber=0, addressTypes=None, transportSemantics="TCP"
+    ):
+        receiver.resolutionBegan(None)
+        for address in self.answers.get(hostName, []):
+            kind = IPv6Address if ":" in address else IPv4Address
+            receiver.addressResolved(kind("TCP", address, portNumber))
+        receiver.resolutionComplete()
+        return receiver
+
+    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
+        self.connects.append(host)
+        if host not in self.routes:
+            raise ConnectionRefusedError(f"the test network has no route to {host}")
+        return reactor.connectTCP(self.routes[host], port, factory, timeout, bindAddress)
+
+
+PUBLIC_V4 = "93.184.216.34"
+PUBLIC_V6 = "2606:4700::1111"
+
+
+class GuardTests(_TitleTestCase):
+    """The SSRF guard with the default configuration (only public addresses): every
+    address a name resolves to must be public, and every redirect is checked again."""
+
+    plugin_config = {"plugin:urlgrab": {"fetch_titles": "yes"}}
+
+    def network(self, answers: dict[str, list[str]], routes: dict[str, str]) -> _Network:
+        network = _Network(answers, routes)
+        self.grabber.http_reactor = network
+        return network
+
+    @defer.inlineCallbacks
+    def test_public_name_fetched(self):
+        """A name whose only address is public is fetched, from the address checked (so
+        the refusals below are the guard's, not a broken test network)."""
+        network = self.network({"public.example": [PUBLIC_V4]}, {PUBLIC_V4: "127.0.0.1"})
+        replies = yield self.said_titles(self.server.url("page", host="public.example"))
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
+        self.assertEqual(network.connects, [PUBLIC_V4])
+
+    @defer.inlineCallbacks
+    def test_mixed_answers_refused(self):
+        """A name resolving to a public and a loopback (or private) address is not
+        fetched, whichever comes first: no connection is made at all."""
+        network = self.network(
+            {
+                "mixed.example": [PUBLIC_V4, "127.0.0.1"],
+                "loopfirst.example": ["127.0.0.1", PUBLIC_V4],
+                "six.example": [PUBLIC_V6, "::1"],
+                "private.example": [PUBLIC_V4, "10.0.0.1"],
+            },
+            {PUBLIC_V4: "127.0.0.1", PUBLIC_V6: "::1"},
+        )
+        urls = [
+            self.server.url("page", host=name)
+            for name in ("mixed.example", "loopfirst.example", "six.example", "private.example")
+        ]
+        replies = yield self.said_titles(" ".join(urls))
+        self.assertEqual(replies, [])
+        self.assertEqual(network.connects, [])
+        self.assertEqual(self.server.hits, 0)
+
+    @defer.inlineCallbacks
+    def test_redirect_to_loopback_refused(self):
+        """A public page redirecting to a loopback URL (by address or by a name that
+        resolves to loopback) is not followed: the loopback server is never asked."""
+        network = self.network(
+            {"public.example": [PUBLIC_V4], "inside.example": ["127.0.0.1"]},
+            {PUBLIC_V4: "127.0.0.1"},
+        )
+        self.server.redirect("to-loopback", self.server.url("page"))
+        self.server.redirect("to-inside", self.server.url("page", host="inside.example"))
+        replies = yield self.said_titles(
+            f"{self.server.url('to-loopback', host='public.example')} "
+            f"{self.server.url('to-inside', host='public.example')}"
+        )
+        self.assertEqual(replies, [])
+        self.assertEqual(network.connects, [PUBLIC_V4, PUBLIC_V4])
+        self.assertEqual(self.server.hits, 0)
+
+    @defer.inlineCallbacks
+    def test_ipv6_literal(self):
+        """An IPv6 literal URL (``http://[...]:port/``) is fetched when its address is
+        public (no codec error), and refused when it is loopback (``[::1]``)."""
+        server6 = TitleServer(self, interface="::1")
+        network = self.network({}, {PUBLIC_V6: "::1"})
+        replies = yield self.said_titles(server6.url("page", host=f"[{PUBLIC_V6}]"))
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
+        self.assertEqual(network.connects, [PUBLIC_V6])
+        replies = yield self.said_titles(server6.url("page"))
+        self.assertEqual(replies, [])
+        self.assertEqual(network.connects, [PUBLIC_V6])
+        self.assertEqual(server6.hits, 1)
+
+
+class LoopbackRedirectTests(_TitleTestCase):
+    """With only 127.0.0.1 allowed, a real loopback server's redirect to another loopback
+    address (a second real server on 127.0.0.2) is refused."""
+
+    plugin_config = {"plugin:urlgrab": {"fetch_titles": "yes", "allowed_networks": "127.0.0.1/32"}}
+
+    @defer.inlineCallbacks
+    def test_redirect_to_other_loopback(self):
+        """The redirect to 127.0.0.2 is not followed; one to 127.0.0.1 is."""
+        other = TitleServer(self, interface="127.0.0.2")
+        self.server.redirect("away", other.url("page"))
+        replies = yield self.said_titles(self.server.url("away"))
+        self.assertEqual(replies, [])
+        self.assertEqual(other.hits, 0)
+        replies = yield self.said_titles(self.server.url("redirect"))
+        self.assertEqual(replies, ["title: Hello \u2603 world"])
