@@ -6,7 +6,7 @@ same connection, never to whoever holds the nick next. Rows from before keep the
 identity as the only owner.
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0009"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
