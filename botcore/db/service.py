@@ -110,6 +110,7 @@ class Database(EngineSettings, Service):
             pool_recycle=self.pool_recycle,
             connect_timeout=self.connect_timeout,
             busy_timeout=self.busy_timeout,
+            statement_timeout=self.statement_timeout,
         )
 
     @property
