@@ -571,8 +571,18 @@ class Dispatcher(Service):
         own or another); a reply for an unknown source is logged and dropped, and a send
         that fails is logged without stopping the others. Sources are only given text: an
         acknowledgement left as True/False (the chain had no core Address to word it) is
-        worded here, with a warning. Reactor thread."""
+        worded here, with a warning. A notice is never answered (bots answering notices
+        answer each other forever): its replies are dropped here, whoever added them.
+        Reactor thread."""
         responses = event.responses
+        if event.type == EventType.NOTICE and responses:
+            self.log.debug(
+                "dropped {count} reply(ies) to notice {id}: notices are not answered",
+                count=len(responses),
+                id=event.id,
+            )
+            del responses[:]
+            return
         for index, response in enumerate(responses):
             source = self._get_source(response.source)
             if source is None:
@@ -659,7 +669,11 @@ class Dispatcher(Service):
                     committing = True
                     commit_if_changed(event.session)
                 return
-            except Exception as error:
+            except (SystemExit, KeyboardInterrupt):
+                raise  # the bot is asked to exit (on_fatal)
+            except BaseException as error:
+                # Any other BaseException (GeneratorExit, a plugin's own) is a failure like
+                # any: the sender gets the complaint, and the chain goes on.
                 if database is None or (kind := database.classify(error)) is None:
                     if attempt:
                         message = "{who} failed on event {id} (retried)"
@@ -692,7 +706,11 @@ class Dispatcher(Service):
     def _thd_fail(self, event: Event, message: str, who: Any) -> None:
         """Log the exception being handled, complain to the user and undo the step's
         uncommitted changes. Worker thread; call from an ``except`` block."""
-        self.log.failure(message, who=who, id=event.id)
+        failure = Failure()
+        cut = _shorten(failure)
+        if cut:
+            message += " (traceback shortened: {cut} frames left out)"
+        self.log.failure(message, failure, who=who, id=event.id, cut=cut)
         event.complain = "exception"
         self._thd_rollback(event)
 
@@ -723,6 +741,21 @@ class Dispatcher(Service):
         tasks, self._periodic = self._periodic, []
         for task in tasks:
             task.stop()
+
+
+#: Frames kept at each end of a logged traceback that is longer than twice this (a
+#: RecursionError's runs to a thousand frames and more).
+TRACEBACK_ENDS = 20
+
+
+def _shorten(failure: Failure) -> int:
+    """Keep the first and last `TRACEBACK_ENDS` frames of ``failure``; how many were cut."""
+    frames = failure.frames
+    cut = len(frames) - 2 * TRACEBACK_ENDS
+    if cut <= 0:
+        return 0
+    failure.frames = frames[:TRACEBACK_ENDS] + frames[-TRACEBACK_ENDS:]
+    return cut
 
 
 class _PeriodicTask:

@@ -465,6 +465,52 @@ class FatalTests(DispatcherTestCase):
         self.successResultOf(second)
         self.flushLoggedErrors(SystemExit)
 
+    def test_other_base_exception_is_a_failure(self):
+        """A BaseException other than SystemExit and KeyboardInterrupt is a handler failure
+        like any: logged, complained about, the chain goes on, the sender is answered and
+        the bot is not stopped."""
+
+        class Odd(BaseException):
+            pass
+
+        seen = []
+
+        def die(event):
+            event.addresponse("half done")
+            raise Odd("odd")
+
+        def complain(event):
+            if event.complain:
+                event.addresponse(f"complaint: {event.complain}")
+
+        dispatcher = self.dispatcher(
+            [self.step("dies", seen, 1, die), self.step("complain", seen, 2, complain)]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([label for label, _ in seen], ["dies", "complain"])
+        self.assertEqual([r.text for r in event.responses], ["complaint: exception"])
+        self.assertEqual(self.fatal, [])
+        self.assertEqual(len(self.flushLoggedErrors(Odd)), 1)
+
+    def test_recursion_error_traceback_shortened(self):
+        """A RecursionError's thousand-frame traceback is logged shortened: its first and
+        last frames, and how many were left out."""
+
+        def recurse(event, depth=0):
+            recurse(event, depth + 1)
+
+        dispatcher = self.dispatcher([self.step("deep", [], 1, recurse)])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        [error] = [e for e in self.logged if e.get("log_failure") is not None]
+        failure = error["log_failure"]
+        self.assertTrue(failure.check(RecursionError))
+        self.assertEqual(len(failure.frames), 40)
+        self.assertGreater(error["cut"], 500)
+        text = formatEvent(error)
+        self.assertIn("traceback shortened", text)
+        self.assertLess(len(failure.getTraceback().splitlines()), 200)
+        self.flushLoggedErrors(RecursionError)
+
     def test_periodic_system_exit(self):
         """SystemExit in a periodic handler also reaches on_fatal."""
 
@@ -502,6 +548,42 @@ class RoutingTests(DispatcherTestCase):
         self.assertEqual(
             sent,
             [("irc", "here"), ("xmpp", "there"), ("irc", "here again"), ("fired", None)],
+        )
+
+    def test_notice_never_answered(self):
+        """A notice gets no reply, whatever added one: a processor's answer, a complaint
+        after a failure, a reply for another source; the event still fires."""
+
+        def answer(event):
+            event.addresponse("answer")
+            event.addresponse("elsewhere", source="xmpp", target="room")
+
+        def fail(event):
+            raise ValueError("boom")
+
+        def complain(event):
+            if event.complain:
+                event.addresponse(f"complaint: {event.complain}")
+
+        dispatcher = self.dispatcher(
+            [
+                self.step("answer", [], 0, answer),
+                self.step("fail", [], 1, fail),
+                self.step("complain", [], 2, complain),
+            ]
+        )
+        notice = message("hello?")
+        notice.type = EventType.NOTICE
+        event = self.successResultOf(dispatcher.dispatch(notice))
+        self.assertEqual(event.responses, [])
+        self.assertEqual(self.sources["irc"].sent, [])
+        self.assertEqual(self.sources["xmpp"].sent, [])
+        self.flushLoggedErrors(ValueError)
+        # A message is answered as ever (the same chain).
+        self.successResultOf(dispatcher.dispatch(message("hello?")))
+        self.flushLoggedErrors(ValueError)
+        self.assertEqual(
+            [r.text for r in self.sources["irc"].sent], ["answer", "complaint: exception"]
         )
 
     def test_unworded_acknowledgement(self):
