@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from botcore.config import config_path
 from botcore.db import migrate
 from botcore.db.engine import EngineSettings, describe_url, make_engine, make_session_factory
-from botcore.db.faults import UNAVAILABLE, classify_error, first_line
+from botcore.db.faults import UNAVAILABLE, DatabaseDown, classify_error, first_line
 from botcore.options import BoolOption, FloatOption, IntOption
 
 if TYPE_CHECKING:
@@ -58,6 +58,13 @@ class Database(EngineSettings, Service):
 
     #: The longest single wait between retries, whatever retry_delay and retries say.
     MAX_RETRY_DELAY = 5.0
+    #: Seconds, doubling, during which an unavailable database is not tried (events fail
+    #: at once) before one event is let through to try it; and the longest such wait.
+    RETRY_OUTAGE_AFTER = 1.0
+    MAX_OUTAGE_WAIT = 10.0
+    #: An outage that starts within this many seconds of the last one's end continues
+    #: its backoff (a database that works for some statements and not others).
+    FLAP_WINDOW = 60.0
 
     log = Logger()
 
@@ -69,6 +76,7 @@ class Database(EngineSettings, Service):
         config_path: str | None = None,
         *,
         sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.setName(f"database:{name}")
         self.database_name = name
@@ -77,10 +85,15 @@ class Database(EngineSettings, Service):
         self.config_path = config_path
         #: How a worker thread waits between retries (replaced in tests).
         self.sleep = sleep or time.sleep
+        #: The health's clock, in seconds (replaced in tests).
+        self.clock = clock or time.monotonic
         self.engine: Engine | None = None
         self.session_factory: sessionmaker[Session] | None = None
         self.unavailable = False
         self._health = threading.Lock()
+        self._outage_wait = self.RETRY_OUTAGE_AFTER
+        self._try_at = 0.0
+        self._recovered_at: float | None = None
 
     @classmethod
     def from_config(cls, name: str, config: Config) -> Database:
@@ -167,6 +180,26 @@ class Database(EngineSettings, Service):
 
     # -- faults (worker threads) ------------------------------------------------------
 
+    def open_session(self) -> Session:
+        """A new session; `DatabaseDown` at once while the database is known to be
+        unavailable, except for one caller now and then (every `RETRY_OUTAGE_AFTER`
+        seconds, doubling up to `MAX_OUTAGE_WAIT` while it stays down) who tries it: so
+        that events do not each wait for a server that does not answer, and the outage
+        is not declared over and begun again with every event. Any thread."""
+        if self.unavailable:
+            with self._health:
+                now = self.clock()
+                if self.unavailable:
+                    if now < self._try_at:
+                        raise DatabaseDown(
+                            f"database {self.database_name} is unavailable (waiting "
+                            "before trying it again)"
+                        )
+                    # This one tries; the next in a while, if it fails too.
+                    self._try_at = now + self._outage_wait
+        assert self.session_factory is not None, "sessions are opened once started"
+        return self.session_factory()
+
     def classify(self, error: BaseException) -> str | None:
         """See `classify_error`. Any thread."""
         return classify_error(error)
@@ -182,15 +215,31 @@ class Database(EngineSettings, Service):
     def gave_up(self, kind: str, error: BaseException, what: str) -> None:
         """Record that ``what`` (a step of an event) failed for good. An outage is logged
         once, when it starts; a conflict is logged each time. Worker thread."""
+        if isinstance(error, DatabaseDown):
+            return  # not tried: the outage is known
         if kind == UNAVAILABLE:
             with self._health:
+                now = self.clock()
                 first, self.unavailable = not self.unavailable, True
+                again = (
+                    first
+                    and self._recovered_at is not None
+                    and now - self._recovered_at < self.FLAP_WINDOW
+                )
+                if first and not again:
+                    self._outage_wait = self.RETRY_OUTAGE_AFTER
+                else:  # tried again and failed again, or back and gone again at once
+                    self._outage_wait = min(self._outage_wait * 2, self.MAX_OUTAGE_WAIT)
+                self._try_at = now + self._outage_wait
+                wait = self._outage_wait
             if first:
                 self.log.error(
-                    "database {name} unavailable: {reason}; replying with a complaint "
-                    "until it is back",
+                    "database {name} unavailable{again}: {reason}; replying with a "
+                    "complaint until it is back (trying it again in {wait:g}s)",
                     name=self.database_name,
+                    again=" again" if again else "",
                     reason=first_line(error),
+                    wait=wait,
                 )
         else:
             self.log.warn(
@@ -206,5 +255,7 @@ class Database(EngineSettings, Service):
         if self.unavailable:
             with self._health:
                 back, self.unavailable = self.unavailable, False
+                if back:
+                    self._recovered_at = self.clock()
             if back:
                 self.log.info("database {name} is available again", name=self.database_name)

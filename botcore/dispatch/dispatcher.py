@@ -622,7 +622,7 @@ class Dispatcher(Service):
         committing the session after each one that changed something (``work.step`` says
         which runs, for the stuck-handler log). Worker thread."""
         if self.database is not None and event._session_factory is None:
-            event._session_factory = self.database.session_factory
+            event._session_factory = self.database.open_session
         run = self._thd_run
         if work is not None:
 
