@@ -3,9 +3,11 @@ and session factory it makes at start, the schema check, and its health (outages
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -23,6 +25,15 @@ from botcore.options import BoolOption, FloatOption, IntOption
 
 if TYPE_CHECKING:
     from botcore.config import Config
+
+
+def _writable(path: Path) -> bool:
+    # Opening for writing, not os.access: it also sees read-only mounts and immutable files.
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        return False
+    return True
 
 
 class SchemaNotCurrent(Exception):
@@ -47,6 +58,11 @@ class Database(EngineSettings, Service):
     auto_upgrade = BoolOption(
         "Upgrade the schema at startup when it is behind (otherwise the bot refuses to "
         "start and names the botcore-db command to run; a new SQLite file is always set up).",
+        False,
+    )
+    create = BoolOption(
+        "Create the SQLite file even though this bot had a database there before and it "
+        "is missing now (deleted or moved; otherwise the bot refuses to start).",
         False,
     )
     retries = IntOption(
@@ -134,12 +150,107 @@ class Database(EngineSettings, Service):
             words += ["--database", self.database_name]
         return " ".join(words)
 
+    #: The file, next to the config file, that lists the SQLite databases this bot
+    #: created (one absolute path a line): how it knows that a missing one existed.
+    CREATED_LIST = ".botcore-databases"
+
     def startService(self) -> None:
         super().startService()
+        created = self.check_sqlite_file()
         self.engine = self.create_engine()
         event.listen(self.engine, "after_cursor_execute", self._statement_done)
         self.session_factory = make_session_factory(self.engine)
         self.prepare_schema()
+        if created is not None:
+            self._record_created(created)  # new or not: a missing one is noticed from now
+
+    # -- the SQLite file ---------------------------------------------------------------
+
+    def sqlite_path(self) -> Path | None:
+        """The absolute path of this database's SQLite file, or None (not SQLite, or in
+        memory)."""
+        url = make_url(self.resolved_url())
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        if url.database.startswith("file:"):
+            return None  # a URI filename: SQLite's own business
+        return Path(url.database)
+
+    def check_sqlite_file(self) -> Path | None:
+        """Refuse to start (`DatabaseUnavailable`, one line) on a SQLite file the bot
+        could not use: one it cannot write, or whose ``-wal``/``-shm`` file it cannot
+        write (SQLite maps ``-shm`` into memory: a read-only one can kill the process), a
+        folder it cannot write (where those are made), a missing folder, or a missing
+        file that this bot created before (listed in `CREATED_LIST`) unless ``create``
+        is set. The path of the file (to be listed once started), or None for a database
+        that is no SQLite file. Reactor thread."""
+        path = self.sqlite_path()
+        if path is None:
+            return None
+        try:
+            return self._check_sqlite_file(path)
+        except OSError as e:  # a folder on the way the bot may not enter, say
+            raise DatabaseUnavailable(
+                f"database {self.database_name} ({path}): {e.strerror or e}: {e.filename}"
+            ) from e
+
+    def _check_sqlite_file(self, path: Path) -> Path:
+        where = f"database {self.database_name} ({path})"
+        folder = path.parent
+        if not folder.is_dir():
+            raise DatabaseUnavailable(f"{where}: its folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DatabaseUnavailable(
+                f"{where}: the bot cannot write its folder {folder} (SQLite makes the "
+                "-wal and -shm files there)"
+            )
+        if not path.exists():
+            if not self.create and str(path) in self._created():
+                raise DatabaseUnavailable(
+                    f"{where}: the file is missing, but this bot had a database there "
+                    f"(listed in {self._created_list()}); restore it, or set create = yes "
+                    f"in [database:{self.database_name}] to start an empty one"
+                )
+            return path
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if file.exists() and not _writable(file):
+                raise DatabaseUnavailable(
+                    f"{where}: the bot cannot write {file}; make it writable by the "
+                    "user the bot runs as (the database file, its -wal and -shm files)"
+                )
+        return path
+
+    def _created_list(self) -> Path | None:
+        if not self.base_directory:
+            return None
+        return Path(self.base_directory) / self.CREATED_LIST
+
+    def _created(self) -> set[str]:
+        listing = self._created_list()
+        if listing is None:
+            return set()
+        try:
+            return set(listing.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            return set()
+        except OSError as e:
+            self.log.warn("cannot read {path}: {error}", path=str(listing), error=e)
+            return set()
+
+    def _record_created(self, path: Path) -> None:
+        listing = self._created_list()
+        if listing is None or str(path) in self._created():
+            return
+        try:
+            with listing.open("a", encoding="utf-8") as out:
+                out.write(f"{path}\n")
+        except OSError as e:
+            self.log.warn(
+                "cannot record the new database in {path}: {error} (a missing database "
+                "file will not be noticed at start)",
+                path=str(listing),
+                error=e,
+            )
 
     def stopService(self) -> None:
         super().stopService()
