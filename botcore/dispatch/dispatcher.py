@@ -25,7 +25,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from botcore.db.engine import commit_if_changed, rollback
+from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+#: The source of the bot's own events (lifecycle, periodic).
+_OWN_SOURCE = "botcore"
 
 #: What `Dispatcher.route` sends for a True or False reply no processor worded (the core
 #: Address processor words them, in its configured phrases).
@@ -184,6 +187,7 @@ class Dispatcher(Service):
         self._done: list[tuple[Deferred[Any], bool, Any]] = []
         self._done_lock = threading.Lock()
         self._done_wake_pending = False
+        self._commits_closed = False
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -195,16 +199,25 @@ class Dispatcher(Service):
         self._accepting = True
         self._start_periodic()
 
-    def stopService(self) -> Deferred[None]:
-        """Accept no new events, let the in-flight ones finish (up to ``shutdown_timeout``),
-        then stop the pool. Fires when done."""
+    def stopService(self, timeout: float | None = None) -> Deferred[None]:
+        """Accept no new events, let the in-flight ones finish (up to ``timeout``, by
+        default ``shutdown_timeout``), then stop the pool. Fires when done."""
         super().stopService()
         self._accepting = False
         self._stop_periodic()
         self._stop_watchdog()
         for scheduled in list(self._scheduled):
             scheduled.cancel()
-        return self.drain(self.shutdown_timeout).addCallback(self._stop_pool)
+        wait = self.shutdown_timeout if timeout is None else timeout
+        return self.drain(wait).addCallback(self._stop_pool)
+
+    def close_commits(self) -> None:
+        """From now on, a source's event (not the bot's own lifecycle and periodic work)
+        commits nothing: its sources are about to close, and its reply could no longer be
+        sent. Events waiting for a worker are told they were not processed. Reactor
+        thread; the bot calls it before it stops the sources."""
+        self._commits_closed = True
+        self._abandon_queued(own=False)
 
     def _stop_pool(self, drained: bool) -> None:
         if not drained:
@@ -219,25 +232,38 @@ class Dispatcher(Service):
             threading.Thread(target=self.threadpool.stop, daemon=True).start()
         self.threadpool = None
 
-    def _abandon_queued(self) -> None:
-        # Events waiting behind a stuck one, or for a worker, would otherwise wait forever
-        # for a pool that is going away: tell their sources they were not processed.
-        ready = [work for queue in self._ready.values() for work in queue]
-        self._ready.clear()
-        waiting = [work for queue in self._queues.values() for work in queue]
+    def _abandon_queued(self, own: bool = True) -> None:
+        """Tell the sources of the events waiting (behind a stuck one, or for a worker)
+        that they were not processed: they would otherwise wait for a pool that is going
+        away. ``own``: the bot's own waiting work too (lifecycle, periodic)."""
+
+        def kept(work: _Work) -> bool:
+            return not own and work.event.source == _OWN_SOURCE
+
+        dropped = [w for queue in self._ready.values() for w in queue if not kept(w)]
+        dropped += [w for queue in self._queues.values() for w in queue if not kept(w)]
+        for source in list(self._ready):
+            self._ready[source] = deque(w for w in self._ready[source] if kept(w))
         running = {work.key for work in self._running}
+        ready = {w.key for queue in self._ready.values() for w in queue}
         for key in list(self._queues):
-            if key in running:
-                self._queues[key].clear()
+            queue = deque(w for w in self._queues[key] if kept(w))
+            if key in running or key in ready:
+                self._queues[key] = queue
+            elif queue:  # its head was dropped: the next one is ready now
+                self._queues[key] = queue
+                self._make_ready(queue.popleft())
             else:
                 del self._queues[key]
-        for work in [*ready, *waiting]:
+        for work in dropped:
             if work.bounded:
                 self._waiting_by[work.event.source] -= 1
             if work.deferred is not None:
                 work.deferred.errback(
                     DispatcherStopped(f"stopped before {work.event.type} event was processed")
                 )
+        self._pump()
+        self._check_drained()
 
     def drain(self, timeout: float | None = None) -> Deferred[bool]:
         """Fire with True once no event is queued or running, or False after ``timeout``
@@ -666,6 +692,9 @@ class Dispatcher(Service):
             try:
                 function(event, *args, **kw)
                 if event.has_session:
+                    if self._commits_closed and event.source != _OWN_SOURCE:
+                        self._thd_refuse_commit(event, replies, who)
+                        return
                     committing = True
                     commit_if_changed(event.session)
                 return
@@ -695,6 +724,16 @@ class Dispatcher(Service):
             self._thd_undo(event, replies, processed)
             database.sleep(delay)
             attempt += 1
+
+    def _thd_refuse_commit(self, event: Event, replies: int, who: Any) -> None:
+        # The bot is stopping and the event's source closing: what the step changed is
+        # thrown away with what it said, rather than committed without a reply.
+        if has_changes(event.session):
+            self.log.info(
+                "{who} on event {id}: not committed, the bot is stopping", who=who, id=event.id
+            )
+        del event.responses[replies:]
+        self._thd_rollback(event)
 
     def _thd_undo(self, event: Event, replies: int, processed: bool) -> None:
         # Before a step is tried again (or given up on): a fresh session, and none of
