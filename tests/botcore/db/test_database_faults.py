@@ -100,6 +100,23 @@ class ClassifyTests(SynchronousTestCase):
         missing = sqlite3.OperationalError("no such table: karma")
         self.assertIsNone(classify_error(wrapped(missing)))
 
+    def test_sqlite_read_only_is_an_outage(self) -> None:
+        """A database file made read-only under the running bot (SQLITE_READONLY) is an
+        outage to wait out, not a bug to complain about (issue 12, item 18)."""
+        folder = Path(self.mktemp()).absolute()
+        folder.mkdir(parents=True)
+        connection = sqlite3.connect(folder / "x.sqlite")
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+        connection.close()
+        reader = sqlite3.connect(f"file:{folder / 'x.sqlite'}?mode=ro", uri=True)
+        self.addCleanup(reader.close)
+        try:
+            reader.execute("INSERT INTO t VALUES (1)")
+        except sqlite3.OperationalError as e:
+            error = e
+        self.assertEqual(classify_error(wrapped(error)), UNAVAILABLE)
+
     def test_invalidated_and_others(self) -> None:
         """Whatever the driver, an invalidated connection is an outage and a pool
         timeout a conflict; errors that are not the database's are not retried."""
