@@ -18,7 +18,7 @@ from botcore.accounts.permissions import Permissions
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
-from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
+from botcore.errors import DispatcherStopped, PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event, EventType, Lifecycle
 from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
@@ -370,8 +370,15 @@ class Bot(MultiService):
             source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
         )
         d = self.dispatcher.dispatch(event)
-        d.addErrback(lambda f: self.log.failure("lifecycle event failed", f))
+        d.addErrback(self._publish_failed, state)
         return d
+
+    def _publish_failed(self, failure: Failure, state: str) -> None:
+        if failure.check(DispatcherStopped):
+            # Stopping, with every worker still busy past the timeout.
+            self.log.warn("lifecycle event {state} not processed: the bot stopped", state=state)
+        else:
+            self.log.failure("lifecycle event failed", failure)
 
     def startService(self) -> Deferred[None]:
         """Start the children one after another; on failure log one line, mark the bot
@@ -424,18 +431,36 @@ class Bot(MultiService):
         d.addBoth(lambda _: self.set_state(final, publish=False))
         return d
 
+    #: Seconds past ``shutdown_timeout`` the processors get to hear of the final state.
+    FINAL_GRACE = 2.0
+
     async def _stop_children(self, final: str | None = None) -> None:
-        if self.dispatcher.running:
-            await self.dispatcher.drain(self.dispatcher.shutdown_timeout)
+        """Stop within ``shutdown_timeout`` (plus `FINAL_GRACE`) in all: the events in
+        flight get the time that is left at each step, not the whole timeout again.
+        Before the sources close, the dispatcher stops taking their commits, so that no
+        event's change is committed after its reply can no longer be sent."""
+        dispatcher = self.dispatcher
+        deadline = self.reactor.seconds() + dispatcher.shutdown_timeout
+
+        def left(grace: float = 0.0) -> float:
+            return max(0.0, deadline + grace - self.reactor.seconds())
+
+        if dispatcher.running:
+            await dispatcher.drain(left())
         for child in reversed(list(self)):
             if not child.running:
                 continue
-            if child is self.plugins and final is not None and self.dispatcher.running:
+            if child is self.sources and dispatcher.running:
+                dispatcher.close_commits()
+            if child is self.plugins and final is not None and dispatcher.running:
                 # The last moment the processors can hear of it (bounded like the drain).
                 self._publish(final, self.state)
-                await self.dispatcher.drain(self.dispatcher.shutdown_timeout)
+                await dispatcher.drain(left(self.FINAL_GRACE))
             try:
-                await maybeDeferred(child.stopService)
+                if child is dispatcher:
+                    await dispatcher.stopService(timeout=left(self.FINAL_GRACE))
+                else:
+                    await maybeDeferred(child.stopService)
             except Exception:
                 self.log.failure("stopping {child} failed", child=child.name)
 

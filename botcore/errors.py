@@ -11,6 +11,11 @@ class DispatcherStopped(Exception):
     """Raised (through the Deferred) for an event dispatched while the bot is stopping."""
 
 
+class DispatcherOverloaded(Exception):
+    """Raised (through the Deferred) for an event dropped because its source has too many
+    events waiting (the dispatcher logs it; nothing is said to the sender)."""
+
+
 class PluginNotLoaded(LookupError):
     """Unload or reload of a plugin (or source) that is not loaded."""
 

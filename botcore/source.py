@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from botcore.errors import DispatcherStopped
+from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.interfaces import ISource
 from botcore.options import BoolOption, ListOption, Option
 
@@ -130,7 +130,9 @@ class Source(Service):
         return d
 
     def _failed(self, failure: Failure, event: Event) -> Event:
-        if failure.check(DispatcherStopped):
+        if failure.check(DispatcherOverloaded):
+            pass  # logged by the dispatcher; answering a flood would feed it
+        elif failure.check(DispatcherStopped):
             self.rejected(event, "the bot is shutting down")
         else:
             self.log.failure(

@@ -83,6 +83,13 @@ class EngineSettings:
     busy_timeout = FloatOption(
         "Seconds an SQLite writer waits for another writer before giving up.", 5.0, min=0
     )
+    statement_timeout = FloatOption(
+        "Seconds one statement may take before it fails (PostgreSQL: the server's "
+        "statement_timeout; PostgreSQL and MariaDB: the bot stops waiting for a server that "
+        "does not answer a few seconds after that, and drops the connection).",
+        30.0,
+        min=1,
+    )
 
 
 def make_engine(
@@ -95,6 +102,7 @@ def make_engine(
     pool_recycle: float = 3600.0,
     connect_timeout: float = 10.0,
     busy_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
 ) -> Engine:
     """An engine with botcore's settings for its backend (no connection is made yet).
 
@@ -103,6 +111,12 @@ def make_engine(
     ``:memory:`` uses one shared connection (tests). PostgreSQL: sessions in UTC,
     connections checked before use. MariaDB/MySQL: InnoDB, utf8mb4, ``ANSI_QUOTES``, time
     zone ``+00:00``, connections checked before use and recycled.
+
+    No wait is unbounded: connecting takes at most ``connect_timeout``; a statement at
+    most ``statement_timeout`` on the server (PostgreSQL, MariaDB), and the client gives
+    up `CLIENT_GRACE` seconds later on a server that stopped answering altogether (a
+    stopped process or a network partition, where no server-side limit can fire): the
+    connection is dropped and the error is an outage (`botcore.db.faults`).
     """
     url = make_url(url)
     backend = url.get_backend_name()
@@ -125,21 +139,58 @@ def make_engine(
             pool_pre_ping=True,
             pool_recycle=pool_recycle,
         )
+        client_timeout = statement_timeout + CLIENT_GRACE
         if backend == "postgresql":
-            connect_args["options"] = "-c timezone=UTC"
+            milliseconds = int(statement_timeout * 1000)
+            connect_args["options"] = f"-c timezone=UTC -c statement_timeout={milliseconds}"
             connect_args["connect_timeout"] = max(1, round(connect_timeout))
             connect_args.setdefault("application_name", "botcore")
         elif backend in ("mysql", "mariadb"):
             connect_args["init_command"] = _MYSQL_INIT
             connect_args["connect_timeout"] = max(1, round(connect_timeout))
+            # Socket timeouts: the client's bound on a silent server (both drivers).
+            connect_args["read_timeout"] = max(1, round(client_timeout))
+            connect_args["write_timeout"] = max(1, round(client_timeout))
             if "charset" not in url.query:
                 connect_args["charset"] = "utf8mb4"
     engine = create_engine(url, connect_args=connect_args, **kw)
+    if backend == "postgresql" and url.get_driver_name() == "psycopg":
+        _bound_psycopg_waits(engine, statement_timeout + CLIENT_GRACE)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_connection_setup(busy_timeout))
         if writer is not None:
             writer.install(engine)
     return engine
+
+
+#: Seconds past ``statement_timeout`` the client waits for a server's answer before it
+#: drops the connection (the server's own timeout should have fired by then).
+CLIENT_GRACE = 5.0
+
+
+def _bound_psycopg_waits(engine: Engine, timeout: float) -> None:
+    """Make every wait of psycopg's connections for the server end after ``timeout``
+    seconds. psycopg waits for a query's answer without limit; its `wait` takes a
+    timeout (as used for cancellation), which is given here to every wait that has none.
+    The connection is closed when it runs out: its state is unknown."""
+    import psycopg
+
+    class BoundedConnection(psycopg.Connection):
+        def wait(self, gen: Any, interval: Any = 0.1, timeout: float | None = None) -> Any:
+            try:
+                return super().wait(gen, interval, timeout if timeout is not None else limit)
+            except psycopg.errors._WaitTimeout:
+                self.pgconn.finish()
+                raise psycopg.OperationalError(
+                    f"the server did not answer within {limit:g} seconds; connection dropped"
+                ) from None
+
+    limit = timeout
+
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return BoundedConnection.connect(*cargs, **cparams)
+
+    event.listen(engine, "do_connect", connect)
 
 
 class _SQLiteWriter:

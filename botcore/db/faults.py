@@ -24,12 +24,21 @@ _PG_CONFLICT_STATES = {"40001", "40P01", "55P03"}
 _MYSQL_UNAVAILABLE_CODES = {1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 _MYSQL_CONFLICT_CODES = {1205, 1213}
 _SQLITE_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
-_SQLITE_UNAVAILABLE_CODES = {10, 13, 14}  # SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: the file or its folder,
+# not the bot, is at fault (a read-only file, a full or vanished disk).
+_SQLITE_UNAVAILABLE_CODES = {8, 10, 13, 14}
+
+
+class DatabaseDown(Exception):
+    """Raised instead of opening a session while the database is known to be unavailable
+    and not yet due to be tried again (`botcore.db.service.Database.open_session`)."""
 
 
 def classify_error(error: BaseException) -> str | None:
     """`UNAVAILABLE`, `CONFLICT`, or None for an error that retrying will not cure
     (a bug, a constraint violation, a missing table)."""
+    if isinstance(error, DatabaseDown):
+        return UNAVAILABLE
     if isinstance(error, sa_exc.TimeoutError):
         return CONFLICT  # the pool stayed exhausted
     if not isinstance(error, sa_exc.DBAPIError):

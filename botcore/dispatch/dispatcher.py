@@ -2,7 +2,12 @@
 sends its replies, wherever they go.
 
 Events of one conversation are processed one after another in arrival order, and their
-replies leave in that order; different conversations run in parallel."""
+replies leave in that order; different conversations run in parallel.
+
+No source and no handler can take the whole bot (`Dispatcher` says how): conversations
+waiting for a worker are served round-robin across sources, one source holds at most
+most of the workers, a source's backlog is bounded, and a run that goes past the handler
+deadline is logged and its worker replaced."""
 
 from __future__ import annotations
 
@@ -20,10 +25,10 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from botcore.db.engine import commit_if_changed, rollback
+from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
-from botcore.errors import DispatcherStopped
+from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.event import Event, EventType
 from botcore.interfaces import IScheduledCall, Reactor
 from botcore.options import FloatOption, IntOption
@@ -39,13 +44,16 @@ if TYPE_CHECKING:
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
+#: The source of the bot's own events (lifecycle, periodic).
+_OWN_SOURCE = "botcore"
+
 #: What `Dispatcher.route` sends for a True or False reply no processor worded (the core
 #: Address processor words them, in its configured phrases).
 ACKNOWLEDGED = "Okay"
 REFUSED = "No"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Work:
     """One run of the chain, whatever asked for it: an event handed to `Dispatcher.dispatch`
     (``deferred`` fires with it), a `Dispatcher.call_later` or a periodic tick (``call``
@@ -56,6 +64,13 @@ class _Work:
     key: Hashable
     deferred: Deferred[Event] | None = None
     call: _Call | None = None
+    #: Counted against its source's backlog bound (an event from `Dispatcher.dispatch`).
+    bounded: bool = False
+    #: When it was handed to the pool (reactor clock), and whether it went past the
+    #: handler deadline; ``step`` is what it is running (set by its worker thread).
+    started: float = 0.0
+    stuck: bool = False
+    step: Any = None
 
 
 @implementer(IScheduledCall)
@@ -89,6 +104,17 @@ class Dispatcher(Service):
     Events from sources and from `dispatch` callers, ``call_later`` work and periodic
     ticks differ only in what starts them.
 
+    Sharing the workers: a conversation holds at most one worker (its events run one
+    after another); conversations whose next event waits for a worker are queued per
+    source and served round-robin across sources, and within a source in the order they
+    became ready; one source holds at most ``threads`` less a quarter of them (the rest
+    are kept for the others); a source with ``max_queued`` events waiting has the next
+    ones dropped (counted in ``dropped``, logged once per backlog). A run still going
+    after ``handler_deadline`` seconds is logged with its event and what it is running,
+    counted in ``stuck_total``, and no longer counts against the workers: the pool gets a
+    replacement thread, up to ``max_threads`` in all, so that handlers blocked forever
+    cannot stop the others.
+
     ``sources(name)`` returns the source of that name (or None) for routing replies;
     ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
     """
@@ -96,6 +122,23 @@ class Dispatcher(Service):
     threads = IntOption("Worker threads that run processors.", 10, min=1, max=500)
     shutdown_timeout = FloatOption(
         "Seconds in-flight events may take to finish when the bot stops.", 10.0, min=0
+    )
+    handler_deadline = FloatOption(
+        "Seconds an event may run before it is logged as stuck and its worker thread "
+        "replaced (up to max_threads).",
+        30.0,
+        min=0.1,
+    )
+    max_threads = IntOption(
+        "Most worker threads, replacements for stuck events included (at least threads).",
+        50,
+        min=1,
+        max=1000,
+    )
+    max_queued = IntOption(
+        "Events of one source that may wait for a worker; more are dropped (and logged).",
+        1000,
+        min=1,
     )
 
     log = Logger()
@@ -121,6 +164,22 @@ class Dispatcher(Service):
         self.chain = Chain()
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
+        #: Conversations' next work waiting for a worker, by source, served round-robin
+        #: (the dict's order is the turn order).
+        self._ready: dict[str, deque[_Work]] = {}
+        #: Runs in the pool not past the deadline, in all and by source.
+        self._active = 0
+        self._active_by: dict[str, int] = {}
+        #: Bounded work waiting (in a conversation or ready), by source.
+        self._waiting_by: dict[str, int] = {}
+        self._running: set[_Work] = set()
+        self._watchdog: IDelayedCall | None = None
+        self._dropping: set[str] = set()
+        #: Events dropped because their source's backlog was full.
+        self.dropped = 0
+        #: Runs that went past the handler deadline (ever), and those still going.
+        self.stuck_total = 0
+        self.stuck = 0
         self._accepting = False
         self._drain_waiters: list[Deferred[bool]] = []
         self._scheduled: dict[ScheduledCall, IDelayedCall] = {}
@@ -128,6 +187,7 @@ class Dispatcher(Service):
         self._done: list[tuple[Deferred[Any], bool, Any]] = []
         self._done_lock = threading.Lock()
         self._done_wake_pending = False
+        self._commits_closed = False
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -139,15 +199,25 @@ class Dispatcher(Service):
         self._accepting = True
         self._start_periodic()
 
-    def stopService(self) -> Deferred[None]:
-        """Accept no new events, let the in-flight ones finish (up to ``shutdown_timeout``),
-        then stop the pool. Fires when done."""
+    def stopService(self, timeout: float | None = None) -> Deferred[None]:
+        """Accept no new events, let the in-flight ones finish (up to ``timeout``, by
+        default ``shutdown_timeout``), then stop the pool. Fires when done."""
         super().stopService()
         self._accepting = False
         self._stop_periodic()
+        self._stop_watchdog()
         for scheduled in list(self._scheduled):
             scheduled.cancel()
-        return self.drain(self.shutdown_timeout).addCallback(self._stop_pool)
+        wait = self.shutdown_timeout if timeout is None else timeout
+        return self.drain(wait).addCallback(self._stop_pool)
+
+    def close_commits(self) -> None:
+        """From now on, a source's event (not the bot's own lifecycle and periodic work)
+        commits nothing: its sources are about to close, and its reply could no longer be
+        sent. Events waiting for a worker are told they were not processed. Reactor
+        thread; the bot calls it before it stops the sources."""
+        self._commits_closed = True
+        self._abandon_queued(own=False)
 
     def _stop_pool(self, drained: bool) -> None:
         if not drained:
@@ -162,16 +232,38 @@ class Dispatcher(Service):
             threading.Thread(target=self.threadpool.stop, daemon=True).start()
         self.threadpool = None
 
-    def _abandon_queued(self) -> None:
-        # Events waiting behind a stuck one would otherwise wait forever for a pool that
-        # is going away: tell their sources they were not processed.
-        for queue in self._queues.values():
-            while queue:
-                work = queue.popleft()
-                if work.deferred is not None:
-                    work.deferred.errback(
-                        DispatcherStopped(f"stopped before {work.event.type} event was processed")
-                    )
+    def _abandon_queued(self, own: bool = True) -> None:
+        """Tell the sources of the events waiting (behind a stuck one, or for a worker)
+        that they were not processed: they would otherwise wait for a pool that is going
+        away. ``own``: the bot's own waiting work too (lifecycle, periodic)."""
+
+        def kept(work: _Work) -> bool:
+            return not own and work.event.source == _OWN_SOURCE
+
+        dropped = [w for queue in self._ready.values() for w in queue if not kept(w)]
+        dropped += [w for queue in self._queues.values() for w in queue if not kept(w)]
+        for source in list(self._ready):
+            self._ready[source] = deque(w for w in self._ready[source] if kept(w))
+        running = {work.key for work in self._running}
+        ready = {w.key for queue in self._ready.values() for w in queue}
+        for key in list(self._queues):
+            queue = deque(w for w in self._queues[key] if kept(w))
+            if key in running or key in ready:
+                self._queues[key] = queue
+            elif queue:  # its head was dropped: the next one is ready now
+                self._queues[key] = queue
+                self._make_ready(queue.popleft())
+            else:
+                del self._queues[key]
+        for work in dropped:
+            if work.bounded:
+                self._waiting_by[work.event.source] -= 1
+            if work.deferred is not None:
+                work.deferred.errback(
+                    DispatcherStopped(f"stopped before {work.event.type} event was processed")
+                )
+        self._pump()
+        self._check_drained()
 
     def drain(self, timeout: float | None = None) -> Deferred[bool]:
         """Fire with True once no event is queued or running, or False after ``timeout``
@@ -195,6 +287,19 @@ class Dispatcher(Service):
     def idle(self) -> bool:
         """No event queued or running."""
         return self._inflight == 0 and not self._queues
+
+    @property
+    def capacity(self) -> int:
+        """Runs (not stuck) the pool is given at once: ``threads``, less the stuck runs
+        that got no replacement thread (those beyond ``max_threads``)."""
+        return self.threads - max(0, self.stuck - self._replacements())
+
+    def _replacements(self) -> int:
+        return max(0, self.max_threads - self.threads)
+
+    def _source_share(self) -> int:
+        # What one source may hold: all but a quarter of the workers (all of fewer than 4).
+        return self.threads - self.threads // 4
 
     def _drain_timeout(self, d: Deferred[bool], timeout: float) -> None:
         if d in self._drain_waiters:
@@ -231,8 +336,27 @@ class Dispatcher(Service):
         then the Deferred fires with it. Reactor thread."""
         if not self._accepting:
             return fail(DispatcherStopped(f"not accepting events; dropped {event.type} event"))
+        source = event.source
+        waiting = self._waiting_by.get(source, 0)
+        if waiting >= self.max_queued:
+            self.dropped += 1
+            if source not in self._dropping:
+                self._dropping.add(source)
+                self.log.warn(
+                    "source {source} has {count} events waiting for a worker; dropping "
+                    "its new events until it catches up ({dropped} dropped in all)",
+                    source=source,
+                    count=waiting,
+                    dropped=self.dropped,
+                )
+            return fail(
+                DispatcherOverloaded(f"source {source} is overloaded; dropped {event.type} event")
+            )
+        if self._dropping and source in self._dropping and waiting < self.max_queued // 2:
+            self._dropping.discard(source)
+        self._waiting_by[source] = waiting + 1
         d: Deferred[Event] = Deferred()
-        self._enqueue(_Work(event, event.conversation, d))
+        self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
 
     def call_later(
@@ -293,15 +417,114 @@ class Dispatcher(Service):
             queue.append(work)
             return
         self._queues[work.key] = deque()
-        self._start(work)
+        self._make_ready(work)
+        self._pump()
+
+    def _make_ready(self, work: _Work) -> None:
+        # The conversation's next work: its turn comes with its source's.
+        ready = self._ready.get(work.event.source)
+        if ready is None:
+            self._ready[work.event.source] = ready = deque()
+        ready.append(work)
+
+    def _pump(self) -> None:
+        """Hand ready work to the pool while it has room: one item per source in turn
+        (a source served goes to the back of the turn order, even with nothing left, so
+        that its next event waits for the others' turns), skipping a source that holds
+        its share."""
+        share = self._source_share()
+        ready = self._ready
+        while self._active < self.capacity:
+            chosen = None
+            for source, queue in list(ready.items()):
+                if not queue:
+                    del ready[source]
+                elif self._active_by.get(source, 0) < share:
+                    chosen = source
+                    break
+            if chosen is None:
+                return  # nothing ready, or every source with work holds its share
+            queue = ready.pop(chosen)
+            work = queue.popleft()
+            ready[chosen] = queue
+            self._start(work)
 
     def _start(self, work: _Work) -> None:
         self._inflight += 1
+        if work.bounded:
+            self._waiting_by[work.event.source] -= 1
+        self._active += 1
+        source = work.event.source
+        self._active_by[source] = self._active_by.get(source, 0) + 1
+        work.started = self.reactor.seconds()
+        self._running.add(work)
+        if self._watchdog is None:
+            self._watchdog = self.reactor.callLater(self.handler_deadline, self._watch)
         # The lease lets a reload shut the old processors down once nothing uses them.
         chain = self.chain._use()
-        d = self._in_pool(self.thd_process, work.event, chain, work.call)
+        d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
         d.addBoth(self._finished, work)
         d.addBoth(chain._done_with)
+
+    # -- the handler deadline ---------------------------------------------------
+
+    def _watch(self) -> None:
+        """Mark the runs past the deadline stuck, and look again when the next one is
+        due. Reactor thread."""
+        self._watchdog = None
+        now = self.reactor.seconds()
+        deadline = self.handler_deadline
+        due = None
+        for work in list(self._running):
+            if work.stuck:
+                continue
+            if now - work.started >= deadline:
+                self._mark_stuck(work, now)
+            else:
+                at = work.started + deadline
+                due = at if due is None else min(due, at)
+        if due is not None:
+            self._watchdog = self.reactor.callLater(max(0.0, due - now), self._watch)
+        self._pump()
+
+    def _mark_stuck(self, work: _Work, now: float) -> None:
+        work.stuck = True
+        self.stuck += 1
+        self.stuck_total += 1
+        self._release(work)
+        replaced = self.stuck <= self._replacements()
+        if replaced:
+            grow = getattr(self.threadpool, "grow", None)
+            if grow is not None:
+                grow()
+        event = work.event
+        self.log.warn(
+            "{type} event {id} from {source} (conversation {conversation!r}) still running "
+            "after {seconds:.0f}s, in {step}; {replaced} ({stuck} stuck now, "
+            "{total} in all)",
+            type=event.type,
+            id=event.id,
+            source=event.source,
+            conversation=work.key,
+            seconds=now - work.started,
+            step=getattr(work.step, "name", None) or work.step or "the dispatcher",
+            replaced="its worker is replaced"
+            if replaced
+            else f"not replaced: max_threads ({self.max_threads}) reached",
+            stuck=self.stuck,
+            total=self.stuck_total,
+        )
+
+    def _release(self, work: _Work) -> None:
+        self._active -= 1
+        self._active_by[work.event.source] -= 1
+        if not self._active_by[work.event.source]:
+            del self._active_by[work.event.source]
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
 
     def _in_pool(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
@@ -331,6 +554,23 @@ class Dispatcher(Service):
 
     def _finished(self, result: Event | Failure, work: _Work) -> None:
         self._inflight -= 1
+        self._running.discard(work)
+        if work.stuck:
+            self.stuck -= 1
+            if self.stuck < self._replacements():  # it had a replacement
+                shrink = getattr(self.threadpool, "shrink", None)
+                if shrink is not None:
+                    shrink()
+            self.log.info(
+                "{type} event {id} finished after {seconds:.0f}s (it was stuck)",
+                type=work.event.type,
+                id=work.event.id,
+                seconds=self.reactor.seconds() - work.started,
+            )
+        else:
+            self._release(work)
+        if not self._running:
+            self._stop_watchdog()
         if isinstance(result, Failure):
             self.log.failure(
                 "{type} event {id} aborted", result, type=work.event.type, id=work.event.id
@@ -344,20 +584,31 @@ class Dispatcher(Service):
             self.route(result)
             if work.deferred is not None:
                 work.deferred.callback(result)
-        queue = self._queues[work.key]
+        queue = self._queues.get(work.key)
         if queue:
-            self._start(queue.popleft())
-        else:
+            self._make_ready(queue.popleft())
+        elif queue is not None:
             del self._queues[work.key]
-            self._check_drained()
+        self._pump()
+        self._check_drained()
 
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's
         own or another); a reply for an unknown source is logged and dropped, and a send
         that fails is logged without stopping the others. Sources are only given text: an
         acknowledgement left as True/False (the chain had no core Address to word it) is
-        worded here, with a warning. Reactor thread."""
+        worded here, with a warning. A notice is never answered (bots answering notices
+        answer each other forever): its replies are dropped here, whoever added them.
+        Reactor thread."""
         responses = event.responses
+        if event.type == EventType.NOTICE and responses:
+            self.log.debug(
+                "dropped {count} reply(ies) to notice {id}: notices are not answered",
+                count=len(responses),
+                id=event.id,
+            )
+            del responses[:]
+            return
         for index, response in enumerate(responses):
             source = self._get_source(response.source)
             if source is None:
@@ -390,20 +641,30 @@ class Dispatcher(Service):
 
     # -- worker thread --------------------------------------------------------
 
-    def thd_process(self, event: Event, chain: Chain, call: _Call | None = None) -> Event:
+    def thd_process(
+        self, event: Event, chain: Chain, call: _Call | None = None, work: _Work | None = None
+    ) -> Event:
         """Run ``call`` (if any) then every processor of ``chain`` that accepts the event,
-        committing the session after each one that changed something. Worker thread."""
+        committing the session after each one that changed something (``work.step`` says
+        which runs, for the stuck-handler log). Worker thread."""
         if self.database is not None and event._session_factory is None:
-            event._session_factory = self.database.session_factory
+            event._session_factory = self.database.open_session
+        run = self._thd_run
+        if work is not None:
+
+            def run(event: Event, function: Any, args: Any, kw: Any, who: Any) -> None:
+                work.step = who
+                self._thd_run(event, function, args, kw, who)
+
         try:
             if call is not None:
                 function, args, kw = call
-                self._thd_run(event, function, args, kw, getattr(function, "__qualname__", "call"))
+                run(event, function, args, kw, getattr(function, "__qualname__", "call"))
             for step in chain.steps(event.type):
                 if isinstance(step, MatchRun):
-                    step.run(event, lambda p: self._thd_run(event, p.process, (), {}, p))
+                    step.run(event, lambda p: run(event, p.process, (), {}, p))
                 elif step.accepts(event):
-                    self._thd_run(event, step.process, (), {}, step)
+                    run(event, step.process, (), {}, step)
         finally:
             self._thd_discard_session(event)
         return event
@@ -431,10 +692,17 @@ class Dispatcher(Service):
             try:
                 function(event, *args, **kw)
                 if event.has_session:
+                    if self._commits_closed and event.source != _OWN_SOURCE:
+                        self._thd_refuse_commit(event, replies, who)
+                        return
                     committing = True
                     commit_if_changed(event.session)
                 return
-            except Exception as error:
+            except (SystemExit, KeyboardInterrupt):
+                raise  # the bot is asked to exit (on_fatal)
+            except BaseException as error:
+                # Any other BaseException (GeneratorExit, a plugin's own) is a failure like
+                # any: the sender gets the complaint, and the chain goes on.
                 if database is None or (kind := database.classify(error)) is None:
                     if attempt:
                         message = "{who} failed on event {id} (retried)"
@@ -457,6 +725,16 @@ class Dispatcher(Service):
             database.sleep(delay)
             attempt += 1
 
+    def _thd_refuse_commit(self, event: Event, replies: int, who: Any) -> None:
+        # The bot is stopping and the event's source closing: what the step changed is
+        # thrown away with what it said, rather than committed without a reply.
+        if has_changes(event.session):
+            self.log.info(
+                "{who} on event {id}: not committed, the bot is stopping", who=who, id=event.id
+            )
+        del event.responses[replies:]
+        self._thd_rollback(event)
+
     def _thd_undo(self, event: Event, replies: int, processed: bool) -> None:
         # Before a step is tried again (or given up on): a fresh session, and none of
         # what the failed try said.
@@ -467,7 +745,11 @@ class Dispatcher(Service):
     def _thd_fail(self, event: Event, message: str, who: Any) -> None:
         """Log the exception being handled, complain to the user and undo the step's
         uncommitted changes. Worker thread; call from an ``except`` block."""
-        self.log.failure(message, who=who, id=event.id)
+        failure = Failure()
+        cut = _shorten(failure)
+        if cut:
+            message += " (traceback shortened: {cut} frames left out)"
+        self.log.failure(message, failure, who=who, id=event.id, cut=cut)
         event.complain = "exception"
         self._thd_rollback(event)
 
@@ -498,6 +780,21 @@ class Dispatcher(Service):
         tasks, self._periodic = self._periodic, []
         for task in tasks:
             task.stop()
+
+
+#: Frames kept at each end of a logged traceback that is longer than twice this (a
+#: RecursionError's runs to a thousand frames and more).
+TRACEBACK_ENDS = 20
+
+
+def _shorten(failure: Failure) -> int:
+    """Keep the first and last `TRACEBACK_ENDS` frames of ``failure``; how many were cut."""
+    frames = failure.frames
+    cut = len(frames) - 2 * TRACEBACK_ENDS
+    if cut <= 0:
+        return 0
+    failure.frames = frames[:TRACEBACK_ENDS] + frames[-TRACEBACK_ENDS:]
+    return cut
 
 
 class _PeriodicTask:

@@ -30,6 +30,18 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._stopped = False
 
+    def grow(self) -> None:
+        """One thread more may run (a replacement for a worker stuck in a call); started
+        when a call finds no free worker."""
+        with self._lock:
+            self.size += 1
+
+    def shrink(self) -> None:
+        """One thread less (the stuck call came back): the next worker to finish a call
+        while there are too many ends."""
+        with self._lock:
+            self.size = max(1, self.size - 1)
+
     def start(self) -> None:
         """Take calls (again, after `stop`, as ThreadPool does)."""
         self._stopped = False
@@ -78,13 +90,19 @@ class WorkerPool:
                 result, ok = Failure(), False
             del function, args, kw
             with lock:  # free once onResult (quick: it hands over to the reactor) returns
-                self._idle += 1
+                retire = len(self._threads) > self.size and not self._stopped
+                if retire:
+                    self._threads.remove(threading.current_thread())
+                else:
+                    self._idle += 1
             try:
                 on_result(ok, result)
             except BaseException:
                 # As ThreadPool: logged, and the worker lives on (or the pool shrinks).
                 self.log.failure("thread pool callback {cb!r} failed", cb=on_result)
             del on_result, result
+            if retire:
+                return
 
     def stop(self) -> None:
         """Let the queued calls finish, then end and join the threads."""

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy import select
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from botcore.bot import Bot
+from botcore.db.storage import PluginData, PluginStore
 from botcore.event import Event, EventType, Lifecycle, Response, Sender
 from botcore.interfaces import IBotContext, IBotControl
 from botcore.loading.reloader import Reloader
@@ -137,9 +139,9 @@ class ChildrenTests(BotTestCase):
             for method in ("startService", "stopService"):
                 original = getattr(child, method)
 
-                def wrapper(original=original, name=child.name, method=method):
+                def wrapper(*args, original=original, name=child.name, method=method, **kw):
                     calls.append((method, name))
-                    return original()
+                    return original(*args, **kw)
 
                 setattr(child, method, wrapper)
         return calls
@@ -290,6 +292,70 @@ class DrainTests(BotTestCase):
         self.successResultOf(stopped)
         self.assertEqual([r.text for r in source.sent], ["hi"])
         self.assertFalse(source.running)
+
+
+class Noter(Processor):
+    """Stores 'note X' and answers 'noted X' (writes to the database)."""
+
+    @match("note {any}")
+    def note(self, event, text):
+        PluginStore(event.session, "noter").set(text, 1)
+        event.addresponse(f"noted {text}")
+
+
+class ShutdownTests(BotTestCase):
+    """Stopping within shutdown_timeout, and no committed change without its reply
+    (issue 12, item 12), on the clock and a hand-run pool."""
+
+    def start(self, timeout=10):
+        self.pool = ManualThreadPool()
+        bot = self.bot(
+            f"[bot]\nnoload = broken\nshutdown_timeout = {timeout}\n[source:one]\ntype = fake\n",
+            self.pool,
+        )
+        started = bot.startService()
+        self.pool.run_all()
+        self.successResultOf(started)
+        bot.dispatcher.set_chain([*bot.dispatcher.chain, Noter("noter", bot.context)])
+        return bot, bot.get_source("one")
+
+    def notes(self, bot):
+        with bot.databases["main"].session_factory() as session:
+            return set(session.scalars(select(PluginData.key).where(PluginData.plugin == "noter")))
+
+    def test_stops_within_the_timeout(self):
+        """Events that never finish: the bot has stopped shutdown_timeout (plus the
+        processors' short grace for the final state) after it was asked, not three
+        times that."""
+        bot, source = self.start(timeout=10)
+        for n in range(3):
+            source.dispatch(message(f"note {n}", "one"))
+        stopped = bot.stopService()
+        self.reactor.advance(10)
+        self.assertFalse(source.running)
+        self.reactor.advance(Bot.FINAL_GRACE)
+        self.successResultOf(stopped)
+        self.assertEqual(bot.state, Lifecycle.STOPPED)
+
+    def test_no_commit_without_reply(self):
+        """An event that finished before the sources closed got its reply; one still
+        running when they closed commits nothing (its reply could not be sent); those
+        still waiting for a worker are not run at all."""
+        bot, source = self.start(timeout=10)
+        channels = []
+        for n in range(3):
+            event = message(f"note {n}", "one")
+            event.channel = f"#c{n}"
+            channels.append(source.dispatch(event))
+        stopped = bot.stopService()
+        self.pool.run(0)  # note 0 finishes in time
+        self.reactor.advance(10)  # time is up: the sources close
+        self.assertFalse(source.running)
+        self.pool.run_all()  # note 1 and 2 finish too late
+        self.reactor.advance(Bot.FINAL_GRACE)
+        self.successResultOf(stopped)
+        self.assertEqual([r.text for r in source.sent], ["noted 0"])
+        self.assertEqual(self.notes(bot), {"0"})
 
 
 class ReloadTests(BotTestCase):

@@ -5,7 +5,11 @@ check at startup, and plugin tables that survive a reload of their module."""
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import botcore.db.storage
 from botcore.bot import Bot
@@ -551,6 +555,111 @@ class StartupTests(SynchronousTestCase):
         self.assertEqual(len(failures), 1)
         self.assertIn(f"run: botcore-db -c {self.config_path} upgrade", failures[0])
         self.assertFalse(bot.databases["main"].running)
+
+
+#: The checkout, for a subprocess that imports this botcore.
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class SQLiteFileTests(SynchronousTestCase):
+    """The SQLite file checks at start (issue 12, item 18)."""
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp()).absolute()
+        self.directory.mkdir(parents=True)
+        self.path = self.directory / "data" / "bot.sqlite"
+        self.path.parent.mkdir()
+
+    def database(self, path: Path | None = None, **config) -> Database:
+        url = f"sqlite:///{path or self.path}"
+        database = Database(
+            "main", {"url": url, **config}, str(self.directory), str(self.directory / "bot.ini")
+        )
+        self.addCleanup(lambda: database.running and database.stopService())
+        return database
+
+    def start_and_stop(self, **config) -> None:
+        database = self.database(**config)
+        database.startService()
+        database.stopService()
+
+    def test_deleted_database_refused(self) -> None:
+        """A database file the bot used before and that is gone (its folder deleted and
+        made again, say) is not silently replaced by an empty one: the bot refuses, in
+        one line, naming create = yes; with it, a new one is made."""
+        self.start_and_stop()
+        for file in self.path.parent.iterdir():
+            file.unlink()
+        error = self.assertRaises(DatabaseUnavailable, self.database().startService)
+        self.assertIn("the file is missing, but this bot had a database there", str(error))
+        self.assertIn("set create = yes in [database:main]", str(error))
+        self.assertNotIn("\n", str(error))
+        self.assertFalse(self.path.exists())
+        self.start_and_stop(create=True)
+        self.assertTrue(self.path.exists())
+        self.start_and_stop()  # there again: no refusal
+
+    def test_new_database_created(self) -> None:
+        """A database never seen before is created, as on a first run."""
+        self.start_and_stop()
+        self.start_and_stop(create=False)
+        other = self.directory / "data" / "other.sqlite"
+        self.database(other).startService()
+        self.assertTrue(other.exists())
+
+    def test_missing_folder_refused(self) -> None:
+        """A database whose folder does not exist: one clear line."""
+        missing = self.directory / "gone" / "bot.sqlite"
+        error = self.assertRaises(DatabaseUnavailable, self.database(missing).startService)
+        self.assertIn(f"its folder {missing.parent} does not exist", str(error))
+
+    def unprivileged(self, code: str) -> subprocess.CompletedProcess:
+        """Run ``code`` with this botcore as an unprivileged user (root passes every
+        permission check): setpriv as nobody, when the tests run as root."""
+        if os.getuid() != 0:
+            command = [sys.executable, "-c", code]
+        elif shutil.which("setpriv") is None:
+            raise SkipTest("running as root without setpriv")
+        else:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            command += [sys.executable, "-c", code]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, cwd=str(ROOT), check=False
+        )
+
+    def test_unwritable_shm_refused(self) -> None:
+        """A -shm (or -wal, or database) file the bot's user cannot write is refused at
+        start with a line that names it, before SQLite maps it."""
+        folder = Path(tempfile.mkdtemp(prefix="botcore-shm-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)
+        self.path = folder / "data" / "bot.sqlite"
+        self.path.parent.mkdir()
+        database = self.database()
+        database.startService()
+        with database.engine.connect() as connection:  # makes the -wal and -shm files
+            connection.execute(text("SELECT 1"))
+            shm = Path(f"{self.path}-shm")
+            self.assertTrue(shm.exists())
+            # Everything open to the other user but the -shm file.
+            os.chmod(self.path.parent, 0o777)
+            for file in self.path.parent.iterdir():
+                os.chmod(file, 0o666)
+            os.chmod(shm, 0o644)
+            code = (
+                "from botcore.db.service import Database, DatabaseUnavailable\n"
+                f"database = Database('main', {{'url': 'sqlite:///{self.path}'}})\n"
+                "try:\n"
+                "    database.startService()\n"
+                "except DatabaseUnavailable as e:\n"
+                "    print('refused:', e)\n"
+                "else:\n"
+                "    print('started')\n"
+            )
+            result = self.unprivileged(code)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("refused:", result.stdout)
+        self.assertIn(f"the bot cannot write {shm}", result.stdout)
 
 
 class ServerStartupMixin:

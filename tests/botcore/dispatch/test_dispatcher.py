@@ -9,13 +9,13 @@ import threading
 from sqlalchemy import Integer, String, select
 from sqlalchemy import text as sql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db.service import Database
 from botcore.dispatch.chain import Chain
 from botcore.dispatch.dispatcher import Dispatcher
-from botcore.errors import DispatcherStopped
+from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.event import Event, EventType, Response, Sender
 from botcore.options import FloatOption
 from botcore.processor import Processor, handler, periodic
@@ -27,6 +27,7 @@ from botcore.testing import (
     StubContext,
     sqlite_database,
 )
+from tests.botcore.dispatch.test_fastpath import WAIT
 
 
 class NoteBase(DeclarativeBase):
@@ -464,6 +465,52 @@ class FatalTests(DispatcherTestCase):
         self.successResultOf(second)
         self.flushLoggedErrors(SystemExit)
 
+    def test_other_base_exception_is_a_failure(self):
+        """A BaseException other than SystemExit and KeyboardInterrupt is a handler failure
+        like any: logged, complained about, the chain goes on, the sender is answered and
+        the bot is not stopped."""
+
+        class Odd(BaseException):
+            pass
+
+        seen = []
+
+        def die(event):
+            event.addresponse("half done")
+            raise Odd("odd")
+
+        def complain(event):
+            if event.complain:
+                event.addresponse(f"complaint: {event.complain}")
+
+        dispatcher = self.dispatcher(
+            [self.step("dies", seen, 1, die), self.step("complain", seen, 2, complain)]
+        )
+        event = self.successResultOf(dispatcher.dispatch(message("x")))
+        self.assertEqual([label for label, _ in seen], ["dies", "complain"])
+        self.assertEqual([r.text for r in event.responses], ["complaint: exception"])
+        self.assertEqual(self.fatal, [])
+        self.assertEqual(len(self.flushLoggedErrors(Odd)), 1)
+
+    def test_recursion_error_traceback_shortened(self):
+        """A RecursionError's thousand-frame traceback is logged shortened: its first and
+        last frames, and how many were left out."""
+
+        def recurse(event, depth=0):
+            recurse(event, depth + 1)
+
+        dispatcher = self.dispatcher([self.step("deep", [], 1, recurse)])
+        self.successResultOf(dispatcher.dispatch(message("x")))
+        [error] = [e for e in self.logged if e.get("log_failure") is not None]
+        failure = error["log_failure"]
+        self.assertTrue(failure.check(RecursionError))
+        self.assertEqual(len(failure.frames), 40)
+        self.assertGreater(error["cut"], 500)
+        text = formatEvent(error)
+        self.assertIn("traceback shortened", text)
+        self.assertLess(len(failure.getTraceback().splitlines()), 200)
+        self.flushLoggedErrors(RecursionError)
+
     def test_periodic_system_exit(self):
         """SystemExit in a periodic handler also reaches on_fatal."""
 
@@ -501,6 +548,42 @@ class RoutingTests(DispatcherTestCase):
         self.assertEqual(
             sent,
             [("irc", "here"), ("xmpp", "there"), ("irc", "here again"), ("fired", None)],
+        )
+
+    def test_notice_never_answered(self):
+        """A notice gets no reply, whatever added one: a processor's answer, a complaint
+        after a failure, a reply for another source; the event still fires."""
+
+        def answer(event):
+            event.addresponse("answer")
+            event.addresponse("elsewhere", source="xmpp", target="room")
+
+        def fail(event):
+            raise ValueError("boom")
+
+        def complain(event):
+            if event.complain:
+                event.addresponse(f"complaint: {event.complain}")
+
+        dispatcher = self.dispatcher(
+            [
+                self.step("answer", [], 0, answer),
+                self.step("fail", [], 1, fail),
+                self.step("complain", [], 2, complain),
+            ]
+        )
+        notice = message("hello?")
+        notice.type = EventType.NOTICE
+        event = self.successResultOf(dispatcher.dispatch(notice))
+        self.assertEqual(event.responses, [])
+        self.assertEqual(self.sources["irc"].sent, [])
+        self.assertEqual(self.sources["xmpp"].sent, [])
+        self.flushLoggedErrors(ValueError)
+        # A message is answered as ever (the same chain).
+        self.successResultOf(dispatcher.dispatch(message("hello?")))
+        self.flushLoggedErrors(ValueError)
+        self.assertEqual(
+            [r.text for r in self.sources["irc"].sent], ["answer", "complaint: exception"]
         )
 
     def test_unworded_acknowledgement(self):
@@ -995,3 +1078,190 @@ class ChainSwapTests(DispatcherTestCase):
         self.successResultOf(holder["dispatcher"].dispatch(message("x")))
         self.successResultOf(holder["dispatcher"].dispatch(message("y")))
         self.assertEqual(seen, [("swap", "x"), ("old", "x"), ("new", "y")])
+
+
+class FairnessTests(DispatcherTestCase):
+    """Sharing the workers across sources and conversations (issue 12, item 10), driven
+    with a hand-run pool: what it holds is what a real pool would run next."""
+
+    def setUp(self):
+        super().setUp()
+        self.pool = ManualThreadPool()
+        self.seen = []
+
+    def flood(self, count, **config):
+        dispatcher = self.dispatcher(
+            [self.step("echo", self.seen, 0, lambda e: e.addresponse(describe(e)))],
+            self.pool,
+            **config,
+        )
+        results = [
+            dispatcher.dispatch(message(f"flood{n}", f"#c{n}", "irc")) for n in range(count)
+        ]
+        return dispatcher, results
+
+    def test_flood_does_not_delay_other_source(self):
+        """A flood from one source in 200 conversations: another source's event is run
+        among the next few, not after the flood; the flooding source holds at most three
+        quarters of the workers while another has work."""
+        dispatcher, _ = self.flood(200, threads=4)
+        self.assertEqual(len(self.pool.jobs), 3)  # irc's share of 4 workers
+        late = dispatcher.dispatch(message("other", "#x", "xmpp"))
+        self.assertEqual(len(self.pool.jobs), 4)
+        self.pool.run_all()
+        self.assertEqual(self.successResultOf(late).responses[0].text, "other")
+        order = [label for _, label in self.seen]
+        self.assertLess(order.index("other"), 4)
+        self.assertEqual(len(order), 201)
+
+    def test_round_robin_across_sources(self):
+        """Two flooding sources take turns."""
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0)], self.pool, threads=1)
+        for n in range(5):
+            dispatcher.dispatch(message(f"a{n}", f"#a{n}", "irc"))
+        for n in range(5):
+            dispatcher.dispatch(message(f"b{n}", f"#b{n}", "xmpp"))
+        self.pool.run_all()
+        order = [label[0] for _, label in self.seen]
+        for end in range(1, len(order) + 1):
+            self.assertLessEqual(abs(order[:end].count("a") - order[:end].count("b")), 2, order)
+
+    def test_round_robin_across_conversations(self):
+        """Within a source, a busy conversation goes to the back of the line after each
+        event: another conversation's event does not wait for its whole backlog."""
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0)], self.pool, threads=1)
+        for n in range(5):
+            dispatcher.dispatch(message(f"busy{n}", "#busy"))
+        dispatcher.dispatch(message("quiet", "#quiet"))
+        self.pool.run_all()
+        order = [label for _, label in self.seen]
+        self.assertEqual(order[:3], ["busy0", "quiet", "busy1"])
+
+    def test_backlog_bounded(self):
+        """A source with max_queued events waiting has its new events dropped: counted,
+        logged once, failed with DispatcherOverloaded; other sources are not affected,
+        and once the backlog is worked off the source's events are taken again."""
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0)], self.pool, max_queued=5)
+        results = [dispatcher.dispatch(message(f"m{n}", "#a")) for n in range(10)]
+        self.assertEqual(dispatcher.dropped, 4)
+        for result in results[6:]:
+            self.failureResultOf(result, DispatcherOverloaded)
+        other = dispatcher.dispatch(message("other", "#a", "xmpp"))
+        warned = [t for t in self.logged_texts() if "dropping its new events" in t]
+        self.assertEqual(len(warned), 1)
+        self.assertIn("source irc has 5 events waiting", warned[0])
+        self.pool.run_all()
+        self.successResultOf(other)
+        self.assertEqual(len(self.seen), 7)
+        again = dispatcher.dispatch(message("again", "#a"))
+        self.pool.run_all()
+        self.successResultOf(again)
+        self.assertEqual(self.seen[-1][1], "again")
+
+    def test_delayed_and_periodic_work_not_bounded(self):
+        """call_later work is not dropped by the backlog bound (it is the bot's own)."""
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0)], self.pool, max_queued=1)
+        dispatcher.dispatch(message("m0", "#a"))
+        dispatcher.dispatch(message("m1", "#a"))
+        for _ in range(3):
+            dispatcher.call_later(0, lambda e: None, message("later", "#a"))
+        self.reactor.advance(0)
+        self.pool.run_all()
+        self.assertEqual([text for _, text in self.seen], ["m0", "m1", "later", "later", "later"])
+        self.assertEqual(dispatcher.dropped, 0)
+
+
+class BlockedHandlerTests(SynchronousTestCase):
+    """Handlers blocked forever on every worker thread (issue 12, item 3): real threads
+    (the dispatcher's WorkerPool) blocked on a threading.Event, the reactor a clock whose
+    calls from the workers the test runs."""
+
+    def setUp(self):
+        from tests.botcore.dispatch.test_fastpath import QueueingReactor
+
+        self.reactor = QueueingReactor()
+        self.context = StubContext(reactor=self.reactor)
+        self.release = threading.Event()
+        self.addCleanup(self.release.set)
+        self.entered = threading.Semaphore(0)
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def dispatcher(self, **config):
+        release, entered = self.release, self.entered
+
+        def act(event):
+            if event.message.raw.startswith("block"):
+                entered.release()
+                release.wait(WAIT)
+            event.addresponse(event.message.raw)
+
+        dispatcher = Dispatcher(config, reactor=self.reactor)
+        dispatcher.set_chain([Step("blocker", self.context, [], 0, act)])
+        dispatcher.startService()
+        self.addCleanup(self.stop, dispatcher)
+        return dispatcher
+
+    def stop(self, dispatcher):
+        self.release.set()
+        stopped = dispatcher.stopService()
+        self.reactor.pump(until=lambda: stopped.called)
+
+    def block(self, dispatcher, count, prefix="#b"):
+        """``count`` events that block, in conversations of their own, of two sources;
+        waits until every one is blocked. Their events and Deferreds."""
+        events = [
+            message(f"block{n}", f"{prefix}{n}", "irc" if n % 2 else "xmpp") for n in range(count)
+        ]
+        blocked = [dispatcher.dispatch(event) for event in events]
+        for _ in range(count):
+            self.assertTrue(self.entered.acquire(timeout=WAIT), "a handler never started")
+        return events, blocked
+
+    def test_blocked_handlers_replaced(self):
+        """Every worker blocked: a new event waits only until the handler deadline, then
+        the stuck runs are logged (with their event and processor), counted, and given
+        replacement threads, and the new event is answered while they are still blocked.
+        The pool shrinks back once they return."""
+        dispatcher = self.dispatcher(threads=4, handler_deadline=5, max_threads=10)
+        events, blocked = self.block(dispatcher, 4)
+        hello = dispatcher.dispatch(message("hello", "#x", "irc"))
+        self.reactor.advance(4)
+        self.assertNoResult(hello)
+        self.reactor.advance(1)
+        self.reactor.pump(until=lambda: hello.called)
+        self.assertEqual(self.successResultOf(hello).responses[0].text, "hello")
+        self.assertFalse(self.release.is_set())
+        self.assertEqual((dispatcher.stuck, dispatcher.stuck_total), (4, 4))
+        texts = [formatEvent(e) for e in self.logged]
+        stuck = [t for t in texts if "still running after 5s" in t]
+        self.assertEqual(len(stuck), 4)
+        self.assertIn("in blocker; its worker is replaced", stuck[0])
+        self.assertEqual(
+            sorted(event.id for event in events),
+            sorted(next(e.id for e in events if e.id in text) for text in stuck),
+        )
+        self.release.set()
+        self.reactor.pump(until=lambda: all(d.called for d in blocked))
+        self.assertEqual(dispatcher.stuck, 0)
+        self.assertEqual(dispatcher.threadpool.size, 4)
+
+    def test_replacements_bounded(self):
+        """No more threads than max_threads: with every replacement blocked too, new
+        events wait (they are not handed to a pool that cannot run them)."""
+        dispatcher = self.dispatcher(threads=2, handler_deadline=5, max_threads=3)
+        self.block(dispatcher, 2)
+        self.reactor.advance(5)
+        self.assertEqual(dispatcher.capacity, 1)
+        self.block(dispatcher, 1, prefix="#more")
+        self.reactor.advance(5)
+        self.assertEqual(dispatcher.capacity, 0)
+        late = dispatcher.dispatch(message("late", "#late"))
+        self.assertNoResult(late)
+        self.assertLessEqual(len(dispatcher.threadpool._threads), 3)
+        texts = [formatEvent(e) for e in self.logged]
+        self.assertTrue(any("not replaced: max_threads (3) reached" in t for t in texts))
+        self.release.set()
+        self.reactor.pump(until=lambda: late.called)
+        self.assertEqual(self.successResultOf(late).responses[0].text, "late")

@@ -1015,17 +1015,18 @@ class QueueingReactor(Clock):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: SimpleQueue[tuple[Any, tuple, dict]] = SimpleQueue()
+        # Not ``calls``: the Clock's own list of delayed calls has that name.
+        self.from_threads: SimpleQueue[tuple[Any, tuple, dict]] = SimpleQueue()
 
     def callFromThread(self, function, *args, **kw) -> None:
-        self.calls.put((function, args, kw))
+        self.from_threads.put((function, args, kw))
 
     def pump(self, until=lambda: False) -> int:
         """Run queued calls, waiting (bounded) for more until ``until()``; how many ran."""
         ran = 0
         while True:
             try:
-                function, args, kw = self.calls.get(timeout=0 if until() else WAIT)
+                function, args, kw = self.from_threads.get(timeout=0 if until() else WAIT)
             except Empty:
                 if until():
                     return ran

@@ -458,6 +458,8 @@ class StreamTests(ReloadCase):
         self.write_counter(name, 0)
         pool = ManualThreadPool()
         bot = self.make_bot([name], threadpool=pool)
+        # The stream is fed faster than it is run: thousands wait at once.
+        bot.dispatcher.max_queued = 10_000
         conversations = [f"person{i}" for i in range(8)]
         total, reloads = 10_000, 50
         version = 0
