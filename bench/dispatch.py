@@ -286,7 +286,8 @@ def prefill(engine: Any, source: str, rows: int, speakers: list[str], now: datet
     """Fill the identities, seen, memo, factoid and karma tables to ``rows`` rows each, as
     a bot that has run for a while has them: identities of people long gone (and of the
     traffic's speakers), their last sightings, delivered memos (and a few waiting for
-    people who never come back), facts ``fact<n>`` and karma of ``thing<n>``."""
+    people who never come back), facts ``fact<n>`` (one in 50 a wildcard name) and karma
+    of ``thing<n>``."""
     if rows <= 0:
         return
     from sqlalchemy import insert, select
@@ -350,8 +351,9 @@ def prefill(engine: Any, source: str, rows: int, speakers: list[str], now: datet
             [
                 {
                     "factoid_id": n + 1,
-                    "name": f"fact{n}",
-                    "wild": False,
+                    # One in 50 a wildcard name ("fact50 $arg" matches "fact50 anything").
+                    "name": f"fact{n} $arg" if n % 50 == 0 else f"fact{n}",
+                    "wild": n % 50 == 0,
                     "author": "bench",
                     "created": earlier,
                 }

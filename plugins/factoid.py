@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import regex
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, delete, func, or_, select
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -53,6 +53,8 @@ class FactoidName(Base):
     """A name of a fact, unique ignoring case; ``wild`` when it holds ``$arg``."""
 
     __tablename__ = "factoid_names"
+    # Every lookup that finds no exact name reads the wildcard names (migration 0016).
+    __table_args__ = (Index("ix_factoid_names_wild", "wild"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     factoid_id: Mapped[int] = mapped_column(

@@ -16,7 +16,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from twisted.logger import Logger
 
@@ -42,7 +42,8 @@ class Sighting(Base):
     __tablename__ = "sightings"
     __table_args__ = (Index("ix_sightings_source_nick", "source", "nick"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: 64-bit where the upsert takes a number per write (PostgreSQL, MariaDB; 0016).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     identity_id: Mapped[int] = mapped_column(
         ForeignKey("identities.id", ondelete="CASCADE"), unique=True
     )
