@@ -23,7 +23,19 @@ from functools import lru_cache
 from typing import Any
 
 import regex
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, delete, func, or_, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -58,6 +70,8 @@ class FactoidName(Base):
     recall finds the wildcard names that might match a message by."""
 
     __tablename__ = "factoid_names"
+    # Every lookup that finds no exact name reads the wildcard names (migration 0016).
+    __table_args__ = (Index("ix_factoid_names_wild", "wild"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     factoid_id: Mapped[int] = mapped_column(
@@ -195,7 +209,7 @@ def find_factoid(
     keyed += [FactoidName.wild_key.in_(words[i : i + 500]) for i in range(0, len(words), 500)]
     candidates = session.execute(
         select(FactoidName.name, FactoidName.factoid_id).where(
-            FactoidName.wild.is_(True), or_(*keyed)
+            FactoidName.wild == true(), or_(*keyed)
         )
     ).all()
     for name, factoid_id in sorted(candidates, key=lambda row: -len(row[0])):

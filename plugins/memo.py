@@ -42,6 +42,7 @@ class Memo(Base):
     __table_args__ = (
         Index("ix_memos_to_source_to_nick_delivered", "to_source", "to_nick", "delivered"),
         Index("ix_memos_to_account_id_delivered", "to_account_id", "delivered"),
+        Index("ix_memos_from_identity_id_delivered", "from_identity_id", "delivered"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -102,6 +102,9 @@ class PluginTestCase(SynchronousTestCase):
         self.clock = InlineReactor()
         self.threadpool = InlineThreadPool()
         self._start_bot()
+        # Trial runs cleanups before tearDown: this one runs before the test database's
+        # (registered earlier) is dropped, so what the plugins write at stop gets written.
+        self.addCleanup(self._stop_bot)
         self.replies: list[Response] = []
 
     def restart(self) -> None:

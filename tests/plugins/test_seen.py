@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from botcore.event import Event, EventType, Message, Sender
@@ -157,28 +158,148 @@ class IdentifySeenTests(AccountSeenTests):
     load = ["seen", "identity"]
 
 
-class RecordTests(PluginTestCase):
-    """How a sighting is written."""
+class StopTests(PluginTestCase):
+    """Sightings outlive a clean stop, an unload and a reload of the plugin."""
 
     load = ["seen"]
     public = True
 
+    def setUp(self):
+        super().setUp()
+        self.statements: list[tuple[str, int]] = []
+        self.watch(self.bot.databases["main"].engine)
+
+    def watch(self, engine) -> None:
+        """Note each statement on the sightings table: (its first word, its rows)."""
+
+        def executed(connection, cursor, statement, parameters, context, executemany):
+            if "sightings" in statement and not statement.startswith("SELECT"):
+                rows = len(parameters) if executemany else 1
+                self.statements.append((statement.split()[0], rows))
+
+        sa_event.listen(engine, "before_cursor_execute", executed)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
+
+    def stored(self) -> dict[str, tuple[str, str | None]]:
+        """The sightings in the database: nick -> (kind, text)."""
+        engine = self.bot.databases["main"].engine
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT nick, kind, text FROM sightings")).all()
+        return {nick: (kind, text) for nick, kind, text in rows}
+
+    def interval(self) -> float:
+        return self.processor("Record").flush_interval
+
+    def test_clean_stop_loses_nothing(self):
+        """Sightings not yet written when the bot stops are written before it stops: the
+        next start answers from them."""
+        self.say("hello", sender="bob")
+        self.say(self.make_event("waves", sender="carol", type=EventType.ACTION))
+        self.restart()
+        self.assertResponseMatches("botcore: seen bob", "saying 'hello'")
+        self.assertResponseMatches("botcore: seen carol", r"doing '\* carol waves'")
+
+    def test_reload_flushes(self):
+        """Reloading the plugin writes what the old version had not written, and the new
+        version goes on from there."""
+        self.say("hello", sender="bob")
+        self.bot.plugins.reload_plugin("seen")
+        self.advance(0)
+        self.assertEqual(self.stored(), {"bob": ("message", "hello")})
+        self.say("back", sender="bob")
+        self.assertResponseMatches("botcore: seen bob", "saying 'back'")
+        self.restart()
+        self.assertResponseMatches("botcore: seen bob", "saying 'back'")
+
+    def identity_of(self, nick: str) -> int:
+        from botcore.accounts import models as accounts
+
+        session = self.bot.databases["main"].session_factory()
+        try:
+            identity = accounts.identify(session, "test", nick).id
+            session.commit()
+            return identity
+        finally:
+            session.close()
+
+    def test_unload_flushes(self):
+        """Unloading the plugin writes what it had not written."""
+        self.say("hello", sender="bob")
+        self.bot.plugins.unload_plugin("seen")
+        self.advance(0)
+        self.assertEqual(self.stored(), {"bob": ("message", "hello")})
+
+
+class RecordTests(StopTests):
+    """How sightings are written: behind, each person's newest in one batch per
+    interval."""
+
+    def test_written_behind(self):
+        """A sighting is not written at once, but seen answers from it; after the flush
+        interval each person's newest is written, everyone's in one statement."""
+        self.say("hello", sender="bob")
+        self.say("again", sender="bob")
+        self.say("hi", sender="carol")
+        self.assertEqual((self.statements, self.stored()), ([], {}))
+        self.assertResponseMatches("botcore: seen bob", "saying 'again'", sender="alice")
+        self.advance(self.interval())
+        self.assertEqual(self.statements, [("INSERT", 3)])  # bob, carol and alice
+        self.assertEqual(self.stored()["bob"], ("message", "again"))
+        self.assertEqual(self.stored()["carol"], ("message", "hi"))
+        self.advance(self.interval())
+        self.assertEqual(len(self.statements), 1, "nothing new, nothing written")
+
+    def test_reload_hands_over(self):
+        """What the old version records after handing over (an event still running with
+        it) is written too, by the new one."""
+        old = self.processor("Record")
+        self.bot.plugins.reload_plugin("seen")
+        self.advance(0)
+        old.record(self.make_event("late", sender="bob", identity=self.identity_of("bob")))
+        self.assertResponseMatches("botcore: seen bob", "saying 'late'")
+        self.advance(self.interval())
+        self.assertEqual(
+            self.stored(), {"bob": ("message", "late"), "user": ("message", "botcore: seen bob")}
+        )
+
+    def test_failed_write_kept(self):
+        """A write that fails keeps the sightings for the next one."""
+        self.say("hello", sender="bob")
+        engine = self.bot.databases["main"].engine
+        fail = [True]
+
+        def refuse(connection, cursor, statement, *args):
+            if fail and "INSERT INTO sightings" in statement:
+                fail.clear()
+                raise RuntimeError("disk full")
+
+        sa_event.listen(engine, "before_cursor_execute", refuse)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", refuse)
+        self.advance(self.interval())
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.stored(), {})
+        self.assertResponseMatches("botcore: seen bob", "saying 'hello'")
+        self.advance(self.interval())
+        self.assertEqual(self.stored()["bob"], ("message", "hello"))
+
+
+class WriteThroughTests(StopTests):
+    """With flush_interval = 0 each sighting is written at once, in one statement."""
+
+    plugin_config = {"plugin:seen": {"flush_interval": "0"}}
+
+    def interval(self) -> float:
+        return 0.0
+
     def test_one_statement(self):
         """Each sighting, the first of an identity or a later one, is one statement on
         the sightings table: an upsert, not a select followed by an insert or update."""
-        statements: list[str] = []
-
-        def executed(connection, cursor, statement, *args):
-            if "sightings" in statement:
-                statements.append(statement.split()[0])
-
-        engine = self.bot.databases["main"].engine
-        sa_event.listen(engine, "before_cursor_execute", executed)
-        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
         self.say("hello", sender="bob")
         self.say("again", sender="bob")
-        self.assertEqual(statements, ["INSERT", "INSERT"])
+        self.assertEqual(self.statements, [("INSERT", 1), ("INSERT", 1)])
         self.assertResponseMatches("botcore: seen bob", "saying 'again'")
 
 
-backend_variants(RecordTests, globals())
+for _case in (RecordTests, WriteThroughTests):
+    backend_variants(_case, globals())
+del _case  # trial would collect it as a test class a second time
