@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import regex
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, delete, func, or_, select
@@ -176,6 +176,8 @@ def display(value: FactoidValue) -> str:
 
 class Ownership:
     """The ownership check every changing processor shares."""
+
+    other_permissions: ClassVar[tuple[str, ...]] = (ADMIN,)
 
     def may_change(self, event: Event, *authors: str) -> bool:
         me = author_of(event)
