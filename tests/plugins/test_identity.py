@@ -114,6 +114,17 @@ class AccountTests(IdentityTestCase):
         self.make_account("Alice", "someone")
         self.assertResponseMatches("create account ALICE", "already an account called")
 
+    def test_lookalike_account_names_refused(self) -> None:
+        """'create account' refuses names that would display as an existing account's or
+        hide invisible characters, saying why."""
+        self.make_account("admin", "root")
+        self.assertResponseMatches("create account \u0430dmin", "mix scripts")
+        self.assertResponseMatches("create account admin\u200b", "U\\+200B")
+        self.assertResponseMatches(
+            "create account adm\u0131n", "looks too much like the account admin"
+        )
+        self.assertIsNone(self.say("who am I").account)
+
     def test_attributes(self) -> None:
         """Attributes are set, shown and removed, by the authenticated owner only."""
         self.say("create account alice")
