@@ -165,12 +165,22 @@ class SecretCommands(Processor):
                 str(arguments["method"]).lower(),
                 secret,
             )
-        elif found.command == "set password":
-            self.set_password(event, arguments.get("user"), arguments["source"], secret)
-        elif found.command == "create account":
-            account = Accounts.create(self.bot, event, str(arguments["user"]))
-            if account is not None:
-                accounts.add_credential(event.session, account.id, "password", secret)
+        elif found.command in ("set password", "create account"):
+            # Hashing takes what checking takes (argon2, 64 MiB): the same slots bound it.
+            auth = self.bot.auth
+            key = auth.connection_key(event)
+            if not auth.start_check(key):
+                event.addresponse("I'm busy checking other passwords; try again in a moment")
+                return
+            try:
+                if found.command == "set password":
+                    self.set_password(event, arguments.get("user"), arguments["source"], secret)
+                else:
+                    account = Accounts.create(self.bot, event, str(arguments["user"]))
+                    if account is not None:
+                        accounts.add_credential(event.session, account.id, "password", secret)
+            finally:
+                auth.end_check(key)
         else:
             event.addresponse("Huh? (I took the secret out of that, just in case)")
 

@@ -213,6 +213,8 @@ class PasswordTests(IdentityTestCase):
         self.assertTrue(auth.start_check(("test", "two")))
         self.assertResponseMatches(f"auth {SECRET}", "busy")
         self.assertFalse(self.say("ping").authenticated)
+        self.assertResponseMatches(f"create account bob password {SECRET}", "busy",
+                                   sender="bobby")  # fmt: skip
         auth.end_check(("test", "two"))
         self.assertResponseMatches(f"auth {SECRET}", "now authenticated")
         auth.end_check(("test", "one"))

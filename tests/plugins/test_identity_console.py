@@ -164,6 +164,22 @@ class ConsoleAttackTests(TestCase):
         leaves the admin's identity where it was; the real admin authenticates after."""
         return ensureDeferred(self._token_attack())  # type: ignore[return-value]
 
+    async def _lockout(self) -> None:
+        self.account("admin", "admin", SECRET, admin="auth")
+        impostor = await self.connect("admin")
+        for _ in range(8):
+            await self.ask(impostor, "auth guess", "")
+        await self.ask(impostor, f"auth {SECRET}", "try again in")
+        impostor.transport.loseConnection()
+        await self.nick_free("admin")
+        real = await self.connect("admin")
+        await self.ask(real, f"auth {SECRET}", "now authenticated")
+
+    def test_impostor_cannot_lock_out_admin(self) -> None:
+        """An impostor's failed attempts under the admin's nick slow the impostor's
+        connection only: the admin, connecting next, authenticates at once."""
+        return ensureDeferred(self._lockout())  # type: ignore[return-value]
+
     async def _first_password(self) -> None:
         self.account("carol", "carol", None)
         mallory = await self.connect("carol")
