@@ -397,6 +397,9 @@ class GrantTests(IdentityTestCase):
         self.say(f"auth {SECRET}")
         self.assertSucceeds("grant factoidadmin to bob")
         self.assertResponseMatches("permissions for bob", "bob: factoidadmin")
+        from botcore.cli.setup import admin_permissions
+
+        self.assertIn("factoidadmin", admin_permissions())  # botcore-setup's admin has it
 
 
 class SecretTests(IdentityTestCase):
