@@ -374,7 +374,8 @@ class Accounts(Processor):
             if identity is not None:  # always: identities are never deleted
                 accounts.link(session, identity, account)
                 event.account = account.id
-                event.authenticated = bot.auth.remember(event, account.id, bot.seconds())
+                remembered = bot.auth.remember(event, account.id, bot.seconds())
+                event.authenticated = remembered or event.authenticated
         bot.auth.invalidate(session)
         event.addresponse(f"Created account {account.username}")
         return account
