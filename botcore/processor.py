@@ -350,11 +350,24 @@ class Processor:
     #: `IBotContext` every processor gets: the admin plugins' processors set this.
     control: ClassVar[bool] = False
     permission: str | None = None
+    #: Permissions the processor's code checks itself (``self.authorised(event, name)``)
+    #: besides ``permission`` and its handlers': declared so they can be granted.
+    other_permissions: ClassVar[tuple[str, ...]] = ()
     usage: str = ""
     features: tuple[str, ...] = ()
 
     _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
     _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
+
+    @classmethod
+    def declared_permissions(cls) -> set[str]:
+        """Every permission the processor checks (lower case): its ``permission``, its
+        handlers', and its ``other_permissions``."""
+        names = {name.lower() for name in cls.other_permissions}
+        if cls.permission:
+            names.add(cls.permission.lower())
+        names.update(spec.permission.lower() for spec in cls._handler_specs if spec.permission)
+        return names
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

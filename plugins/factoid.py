@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import regex
 from sqlalchemy import (
@@ -290,6 +290,8 @@ def too_wild(event: Event, name: str, limit: int) -> bool:
 
 class Ownership:
     """The ownership check every changing processor shares."""
+
+    other_permissions: ClassVar[tuple[str, ...]] = (ADMIN,)
 
     def may_change(self, event: Event, *authors: str) -> bool:
         me = author_of(event)

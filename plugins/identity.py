@@ -4,7 +4,9 @@ and (admins) grant permissions."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from math import ceil
 from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
@@ -27,27 +29,58 @@ CORE_PERMISSIONS = ("admin",)
 
 
 def known_permissions(bot: IBotContext) -> set[str]:
-    """The permission names the loaded processors check, and the core's."""
+    """The permission names the loaded processors declare (`Processor.declared_permissions`),
+    and the core's."""
     names = set(CORE_PERMISSIONS)
     for processor in (p for processors in bot.loaded().values() for p in processors):
-        if processor.permission:
-            names.add(processor.permission.lower())
-        for spec in type(processor)._handler_specs:
-            if spec.permission:
-                names.add(spec.permission.lower())
+        names.update(type(processor).declared_permissions())
     return names
 
 
-def account_named(session: Session, source: str, name: str) -> Account | None:
-    """The account called ``name``, or else the account of the identity ``name`` on
-    ``source``."""
-    account = accounts.find_account(session, name)
-    if account is not None:
+_ACCOUNT_TARGET = re.compile(r"account\s+(\S+)", re.IGNORECASE)
+_IDENTITY_TARGET = re.compile(r"(\S+)\s+on\s+(\S+)", re.IGNORECASE)
+
+
+def account_named(session: Session, source: str, name: str) -> Account:
+    """The account a user meant by ``name``: ``account NAME`` is the account called so,
+    ``IDENTITY on SOURCE`` that identity's account, and a bare name the account called so
+    or the account of the identity ``name`` on ``source``. A bare name that is both an
+    account and an identity on ``source`` not linked to it is ambiguous: someone may have
+    made an account with another person's nick. `AccountError` (a message for the user)
+    when there is no such account or the name is ambiguous."""
+    name = name.strip()
+    found = _ACCOUNT_TARGET.fullmatch(name)
+    if found is not None:
+        account = accounts.find_account(session, found.group(1))
+        if account is None:
+            raise AccountError(f"There is no account called {found.group(1)}")
         return account
+    found = _IDENTITY_TARGET.fullmatch(name)
+    if found is not None:
+        return _account_of_identity(session, found.group(2), found.group(1))
+    account = accounts.find_account(session, name)
     identity = accounts.find_identity(session, source, name)
+    if identity is None or (account is not None and identity.account_id == account.id):
+        if account is None:
+            raise AccountError(f"There is no account called {name}")
+        return account
+    if account is None:
+        return _account_of_identity(session, source, name)
+    raise AccountError(
+        f"{name} is ambiguous: the account {account.username} is not the account of "
+        f"{identity.identity} on {source}. Say 'account {name}' for the account, or "
+        f"'{name} on {source}' for the identity"
+    )
+
+
+def _account_of_identity(session: Session, source: str, name: str) -> Account:
+    identity = accounts.find_identity(session, source, name)
+    account = None
     if identity is not None and identity.account_id is not None:
-        return session.get(Account, identity.account_id)
-    return None
+        account = session.get(Account, identity.account_id)
+    if account is None:
+        raise AccountError(f"{name} on {source} has no account")
+    return account
 
 
 def own_account(event: Event) -> Account | None:
@@ -63,11 +96,14 @@ def account_asked_about(event: Event, name: str | None) -> Account | None:
     sender's own when ``name`` is None; says so to the sender when there is none."""
     if name is None:
         account = own_account(event)
-    else:
-        account = account_named(event.session, event.source, name)
-    if account is None:
-        event.addresponse("No such account" if name else "You don't have an account")
-    return account
+        if account is None:
+            event.addresponse("You don't have an account")
+        return account
+    try:
+        return account_named(event.session, event.source, name)
+    except AccountError as e:
+        event.addresponse(str(e))
+        return None
 
 
 class SecretCommands(Processor):
@@ -80,7 +116,7 @@ class SecretCommands(Processor):
     usage = (
         "auth <password>\n"
         "authenticate <user> [on <source>] using <method> <secret>\n"
-        "set password [on <source>] <password>\n"
+        "set password [for <user>] [on <source>] <password>\n"
         "create account <name> password <password>\n"
         "link token <token>"
     )
@@ -114,10 +150,12 @@ class SecretCommands(Processor):
                 return
             self.authenticate(event, event.account, event.source, "password", secret)
         elif found.command == "authenticate":
-            session = event.session
-            account = account_named(session, event.source, str(arguments["user"]))
+            try:
+                account = account_named(event.session, event.source, str(arguments["user"]))
+            except AccountError:
+                account = None
             if account is None or account.id != event.account:
-                self._failed(event)
+                self.bot.auth.failed(self.bot.auth.connection_key(event), self.bot.seconds())
                 event.addresponse("I can't authenticate you as that account from here")
                 return
             self.authenticate(
@@ -127,54 +165,80 @@ class SecretCommands(Processor):
                 str(arguments["method"]).lower(),
                 secret,
             )
-        elif found.command == "set password":
-            self.set_password(event, arguments["source"], secret)
-        elif found.command == "create account":
-            account = Accounts.create(self.bot, event, str(arguments["user"]))
-            if account is not None:
-                accounts.add_credential(event.session, account.id, "password", secret)
+        elif found.command in ("set password", "create account"):
+            # Hashing takes what checking takes (argon2, 64 MiB): the same slots bound it.
+            auth = self.bot.auth
+            key = auth.connection_key(event)
+            if not auth.start_check(key):
+                event.addresponse("I'm busy checking other passwords; try again in a moment")
+                return
+            try:
+                if found.command == "set password":
+                    self.set_password(event, arguments.get("user"), arguments["source"], secret)
+                else:
+                    account = Accounts.create(self.bot, event, str(arguments["user"]))
+                    if account is not None:
+                        accounts.add_credential(event.session, account.id, "password", secret)
+            finally:
+                auth.end_check(key)
         else:
             event.addresponse("Huh? (I took the secret out of that, just in case)")
 
-    def _failed(self, event: Event) -> None:
-        self.bot.auth.failed((event.source, event.who.id), self.bot.seconds())
+    def _may_attempt(self, event: Event) -> bool:
+        """Whether the sender's connection may make an attempt now (says when not)."""
+        auth = self.bot.auth
+        wait = auth.wait_before_attempt(auth.connection_key(event), self.bot.seconds())
+        if wait > 0:
+            event.addresponse(
+                f"Too many failed attempts from here; try again in {ceil(wait)} seconds"
+            )
+            return False
+        return True
 
     def authenticate(
         self, event: Event, account_id: int, source: str, method: str, secret: str
     ) -> None:
         """Check a credential of the sender's account and, when it holds, remember the
-        connection as authenticated."""
+        connection as authenticated. Failures are counted for the connection that made
+        them, which then waits longer and longer between attempts; one check at a time
+        runs per connection, and ``[auth] max_checks`` in all (a password check takes
+        64 MiB)."""
         auth = self.bot.auth
-        now = self.bot.seconds()
-        key = (event.source, event.who.id)
-        if not auth.attempts_left(key, now):
-            event.addresponse("Too many failed attempts; try again later")
-            return
-        if method == "network":
-            vouched = self.bot.get_source(event.source)
-            identity = vouched.verified_identity(event) if vouched is not None else None
-            ok = identity is not None and identity.casefold() == event.who.id.casefold()
-        elif method == "hostmask":
-            mask = event.data.get("mask")
-            ok = isinstance(mask, str) and accounts.check_credentials(
-                event.session, account_id, source, "hostmask", mask
-            )
-        elif method == "password":
-            ok = accounts.check_credentials(event.session, account_id, source, method, secret)
-        else:
+        key = auth.connection_key(event)
+        if method not in ("network", "hostmask", "password"):
             event.addresponse(f"I don't know the method {method}")
             return
+        if not self._may_attempt(event):
+            return
+        if not auth.start_check(key):
+            event.addresponse("I'm busy checking other passwords; try again in a moment")
+            return
+        try:
+            if method == "network":
+                vouched = self.bot.get_source(event.source)
+                identity = vouched.verified_identity(event) if vouched is not None else None
+                ok = identity is not None and identity.casefold() == event.who.id.casefold()
+            elif method == "hostmask":
+                mask = event.data.get("mask")
+                ok = isinstance(mask, str) and accounts.check_credentials(
+                    event.session, account_id, source, "hostmask", mask
+                )
+            else:
+                ok = accounts.check_credentials(event.session, account_id, source, method, secret)
+        finally:
+            auth.end_check(key)
+        now = self.bot.seconds()
         if not ok:
             auth.failed(key, now)
             self.log.info(
-                "failed {method} authentication by {id} on {source}",
+                "failed {method} authentication by {id} on {source} ({connection})",
                 method=method,
                 id=event.who.id,
                 source=event.source,
+                connection=event.who.connection,
             )
             event.addresponse("Sorry, that didn't work")
             return
-        auth.remember(event, account_id, now)
         event.authenticated = True
         self.log.info(
             "{id} on {source} authenticated by {method}",
@@ -182,29 +246,57 @@ class SecretCommands(Processor):
             source=event.source,
             method=method,
         )
-        event.addresponse("You are now authenticated")
+        if auth.remember(event, account_id, now):
+            event.addresponse("You are now authenticated")
+        else:
+            event.addresponse(
+                "That's right, but only for this message: I can't see when your connection "
+                "ends from here (share a channel with me, or log in to services)"
+            )
 
-    def set_password(self, event: Event, source: str | None, secret: str) -> None:
-        """Set the sender's password: the first one freely, a new one only when
-        authenticated."""
+    def set_password(
+        self, event: Event, user: str | None, source: str | None, secret: str
+    ) -> None:
+        """Set a password: the sender's own once authenticated as that account (an
+        account's creator is, on the connection that created it), or, for an admin,
+        ``for <user>``'s. Nobody sets the first password of an account merely by using
+        a nick linked to it."""
+        session = event.session
+        if user is not None:
+            if not self.bot.auth.authorise(event, "admin"):
+                event.complain = "notauthed"
+                return
+            account = account_named(session, event.source, user)
+            accounts.add_credential(session, account.id, "password", secret, source)
+            self.log.info(
+                "{id} on {source} set the password of {account}",
+                id=event.who.id,
+                source=event.source,
+                account=account.username,
+            )
+            event.addresponse(f"The password of {account.username} is set")
+            return
         if event.account is None:
             event.addresponse("You don't have an account (create account NAME first)")
             return
-        session = event.session
-        if accounts.credentials_of(session, event.account) and not event.authenticated:
-            event.addresponse("You need to authenticate first")
+        if not event.authenticated:
+            event.addresponse(
+                "You need to authenticate first (an account without a password gets "
+                "its first one from its creator's connection, or from an admin)"
+            )
             return
         accounts.add_credential(session, event.account, "password", secret, source)
         event.addresponse("Your password is set")
 
     def link_token(self, event: Event, token: str) -> None:
         """Finish ``I am ... on ...``: the token came back from the identity it was sent
-        to, so link that identity to the account that asked."""
+        to, so link that identity to the account that asked. An identity that already
+        belongs to another account moves only when its sender is authenticated as that
+        account: a token does not prove one owns the nick's account."""
         auth = self.bot.auth
         now = self.bot.seconds()
-        key = (event.source, event.who.id)
-        if not auth.attempts_left(key, now):
-            event.addresponse("Too many failed attempts; try again later")
+        key = auth.connection_key(event)
+        if not self._may_attempt(event):
             return
         with auth.state.lock:
             pending = auth.state.tokens.get(token)
@@ -214,8 +306,6 @@ class SecretCommands(Processor):
                 or pending[2].casefold() != event.who.id.casefold()
             ):
                 pending = None
-            if pending is not None:
-                del auth.state.tokens[token]
         if pending is None:
             auth.failed(key, now)
             event.addresponse("That token is not one I gave you (or it has expired)")
@@ -226,6 +316,18 @@ class SecretCommands(Processor):
         if identity is None or account is None:
             event.addresponse("That account no longer exists")
             return
+        if identity.account_id not in (None, account.id) and not (
+            event.authenticated and event.account == identity.account_id
+        ):
+            current = session.get(Account, identity.account_id)
+            name = current.username if current is not None else "another account"
+            event.addresponse(
+                f"{identity.identity} on {identity.source} belongs to {name}: authenticate "
+                f"as {name} here first (or ask an admin to link it)"
+            )
+            return
+        with auth.state.lock:
+            auth.state.tokens.pop(token, None)
         accounts.link(session, identity, account)
         auth.invalidate(session)
         event.account = account.id
@@ -257,8 +359,10 @@ class Accounts(Processor):
 
     @staticmethod
     def create(bot: IBotContext, event: Event, name: str) -> Account | None:
-        """Create an account: for an unlinked sender, linked to their identity; for an
-        admin, an empty one. None (with a reply) when refused."""
+        """Create an account: for an unlinked sender, linked to their identity, and their
+        connection authenticated as it (so its creator, and nobody who later uses the
+        same nick, can set its first password); for an admin, an empty one. None (with a
+        reply) when refused."""
         session = event.session
         admin = bot.auth.authorise(event, "admin")
         if event.account is not None and not admin:
@@ -270,6 +374,8 @@ class Accounts(Processor):
             if identity is not None:  # always: identities are never deleted
                 accounts.link(session, identity, account)
                 event.account = account.id
+                remembered = bot.auth.remember(event, account.id, bot.seconds())
+                event.authenticated = remembered or event.authenticated
         bot.auth.invalidate(session)
         event.addresponse(f"Created account {account.username}")
         return account
@@ -328,6 +434,9 @@ class Accounts(Processor):
         if account is None:
             event.addresponse("You don't have an account (create account NAME first)")
             return
+        if not event.authenticated:
+            event.addresponse(f"You need to authenticate as {account.username} first")
+            return
         source = self.bot.get_source(source_name)
         if source is None:
             event.addresponse(f"I don't know a source called {source_name}")
@@ -357,9 +466,10 @@ class Accounts(Processor):
     @match(r"^link\s+(?!token\b)(\S+)\s+on\s+(\S+)\s+to\s+(\S+)$", simple=False)
     def link(self, event: Event, identity: str, source: str, name: str) -> None:
         session = event.session
-        account = account_named(session, event.source, name)
-        if account is None:
-            event.addresponse(f"There is no account called {name}")
+        try:
+            account = account_named(session, event.source, name)
+        except AccountError as e:
+            event.addresponse(str(e))
             return
         row = accounts.identify(session, source, identity)
         accounts.link(session, row, account)
@@ -383,6 +493,9 @@ class Accounts(Processor):
         if event.account is None:
             event.addresponse("You don't have an account (create account NAME first)")
             return
+        if not event.authenticated:
+            event.addresponse("You need to authenticate first")
+            return
         try:
             accounts.set_attribute(event.session, event.account, name, value)
         except AccountError as e:
@@ -395,10 +508,16 @@ class Accounts(Processor):
         if event.account is None:
             event.addresponse("You don't have an account")
             return
+        if not event.authenticated:
+            event.addresponse("You need to authenticate first")
+            return
         accounts.set_attribute(event.session, event.account, name, None)
         event.addresponse(True)
 
-    @match(r"^(?:my\s+attributes|attributes(?:\s+of\s+(\S+))?)$", simple=False)
+    @match(
+        r"^(?:my\s+attributes|attributes(?:\s+of\s+(\S+(?:\s+on\s+\S+)?|account\s+\S+))?)$",
+        simple=False,
+    )
     def attributes(self, event: Event, name: str | None = None) -> None:
         session = event.session
         account = account_asked_about(event, name)
@@ -440,10 +559,14 @@ class Accounts(Processor):
 
 class Grants(Processor):
     """Admins grant, revoke and remove permissions (only known ones, and only those they
-    hold themselves); anyone can list an account's permission rows."""
+    hold themselves); anyone can list an account's permission rows. A grant holds once
+    the account's owner has authenticated; ``always`` makes it hold for whoever uses one
+    of the account's identities, authenticated or not. A <user> is ``account NAME``,
+    ``IDENTITY on SOURCE``, or a bare name: an account, or an identity on this source
+    (refused as ambiguous when it is both, for different accounts)."""
 
     usage = (
-        "grant <permission> to <user> [when authenticated]\n"
+        "grant <permission> to <user> [always]\n"
         "revoke <permission> from <user>\n"
         "remove permission <permission> from <user>\n"
         "permissions [for <user>]"
@@ -463,10 +586,11 @@ class Grants(Processor):
             event.complain = "notauthed"
             event.processed = True
             return None
-        account = account_named(event.session, event.source, name)
-        if account is None:
-            event.addresponse(f"There is no account called {name}")
-        return account
+        try:
+            return account_named(event.session, event.source, name)
+        except AccountError as e:
+            event.addresponse(str(e))
+            return None
 
     def _set(self, event: Event, permission: str, name: str, value: str | None) -> None:
         account = self._target(event, permission, name)
@@ -485,21 +609,32 @@ class Grants(Processor):
         event.addresponse(True)
 
     @authorise(fallthrough=False)
-    @match(r"^grant\s+(\S+)\s+to\s+(\S+)(\s+when\s+auth(?:enticated|ed)?)?$", simple=False)
+    @match(
+        r"^grant\s+(\S+)\s+to\s+(\S+(?:\s+on\s+\S+)?|account\s+\S+)"
+        r"(?:\s+(always|when\s+auth(?:enticated|ed)?))?$",
+        simple=False,
+    )
     def grant(self, event: Event, permission: str, name: str, when: str | None) -> None:
-        self._set(event, permission, name, "auth" if when else "yes")
+        always = when is not None and when.lower() == "always"
+        self._set(event, permission, name, "yes" if always else "auth")
 
     @authorise(fallthrough=False)
-    @match(r"^revoke\s+(\S+)\s+from\s+(\S+)$", simple=False)
+    @match(r"^revoke\s+(\S+)\s+from\s+(\S+(?:\s+on\s+\S+)?|account\s+\S+)$", simple=False)
     def revoke(self, event: Event, permission: str, name: str) -> None:
         self._set(event, permission, name, "no")
 
     @authorise(fallthrough=False)
-    @match(r"^remove\s+permission\s+(\S+)\s+from\s+(\S+)$", simple=False)
+    @match(
+        r"^remove\s+permission\s+(\S+)\s+from\s+(\S+(?:\s+on\s+\S+)?|account\s+\S+)$",
+        simple=False,
+    )
     def remove(self, event: Event, permission: str, name: str) -> None:
         self._set(event, permission, name, None)
 
-    @match(r"^permissions(?:\s+(?:for|of)\s+(\S+))?$", simple=False)
+    @match(
+        r"^permissions(?:\s+(?:for|of)\s+(\S+(?:\s+on\s+\S+)?|account\s+\S+))?$",
+        simple=False,
+    )
     def list_permissions(self, event: Event, name: str | None = None) -> None:
         session = event.session
         account = account_asked_about(event, name)

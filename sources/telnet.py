@@ -4,6 +4,7 @@ in private, one line per message. Handy for development and for a bot with no ne
 from __future__ import annotations
 
 import itertools
+import secrets
 import typing
 from typing import TYPE_CHECKING, Any, cast
 
@@ -268,7 +269,9 @@ class TelnetSource(Source):
     # -- people -------------------------------------------------------------------
 
     def next_connection_id(self) -> str:
-        return f"{self.name}#{next(self._ids)}"
+        """A new connection's id, never one an earlier connection had (not after a
+        reload of the source either): authentications are remembered by it."""
+        return f"{self.name}#{next(self._ids)}.{secrets.token_hex(6)}"
 
     def refusal(self, console: Console) -> str | None:
         """Why a new connection must be refused (too many, in all or from its address),

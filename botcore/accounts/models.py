@@ -7,6 +7,7 @@ everything here takes the event's session and leaves committing to the dispatche
 from __future__ import annotations
 
 import fnmatch
+import unicodedata
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, se
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from botcore.accounts import names
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, utcnow
@@ -176,17 +178,35 @@ def unlink(session: Session, identity: Identity) -> None:
 
 
 def find_account(session: Session, username: str) -> Account | None:
-    """The account called ``username`` (ignoring case), or None."""
+    """The account called ``username`` (ignoring case, in NFKC), or None."""
+    username = unicodedata.normalize("NFKC", username)
     return session.scalars(select(Account).where(Account.username == username)).one_or_none()
+
+
+def acceptable_username(session: Session, username: str, account_id: int | None = None) -> str:
+    """``username`` normalised (`botcore.accounts.names.normalise`); `AccountError` when
+    it is not acceptable, taken, or looks like the name of an account other than
+    ``account_id``."""
+    _check("username", username, MAX_NAME)
+    try:
+        username = names.normalise(username)
+    except names.UnclearName as e:
+        raise AccountError(f"I can't use that name: {e}") from None
+    _check("username", username, MAX_NAME)
+    looks = names.skeleton(username)
+    for other_id, other in session.execute(select(Account.id, Account.username)):
+        if other_id == account_id:
+            continue
+        if other.casefold() == username.casefold():
+            raise AccountError(f"there is already an account called {other}")
+        if names.skeleton(other) == looks:
+            raise AccountError(f"{username} looks too much like the account {other}")
+    return username
 
 
 def create_account(session: Session, username: str) -> Account:
     """A new account; `AccountError` when the name is taken or not acceptable."""
-    _check("username", username, MAX_NAME)
-    if any(c.isspace() for c in username):
-        raise AccountError("a username cannot contain spaces")
-    if find_account(session, username) is not None:
-        raise AccountError(f"there is already an account called {username}")
+    username = acceptable_username(session, username)
     account = Account(username=username)
     try:
         with session.begin_nested():
@@ -198,11 +218,9 @@ def create_account(session: Session, username: str) -> Account:
 
 
 def rename_account(session: Session, account: Account, username: str) -> None:
-    """Give ``account`` a new username; `AccountError` when it is taken."""
-    _check("username", username, MAX_NAME)
-    other = find_account(session, username)
-    if other is not None and other.id != account.id:
-        raise AccountError(f"there is already an account called {username}")
+    """Give ``account`` a new username; `AccountError` when it is taken or not
+    acceptable."""
+    username = acceptable_username(session, username, account.id)
     account.username = username
     mark_written(session)
 

@@ -66,8 +66,10 @@ class AuthState:
     permissions: dict[int, dict[str, str]] = field(default_factory=dict)
     #: (source, connection) -> (account id, expiry on the bot's clock).
     connections: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
-    #: (source, identity) folded -> times of recent failed attempts.
+    #: (source, connection) -> times of recent failed attempts made over that connection.
     failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    #: (source, connection) of the credential checks running now (one per connection).
+    checking: set[tuple[str, str]] = field(default_factory=set)
     #: token -> (account id, source, identity, expiry).
     tokens: dict[str, tuple[int, str, str, float]] = field(default_factory=dict)
 
@@ -89,13 +91,26 @@ class Permissions:
         "Seconds a successful authentication lasts on one connection.", 3600.0, min=1
     )
     max_failures = IntOption(
-        "Failed authentication attempts one identity may make within failure_window "
-        "seconds before further attempts are refused unchecked.",
+        "Failed authentication attempts one connection may make within failure_window "
+        "seconds before it must wait between attempts (other connections, the real "
+        "owner's too, are not held up).",
         5,
         min=1,
     )
     failure_window = FloatOption(
         "The window, in seconds, in which failed attempts are counted.", 300.0, min=1
+    )
+    failure_delay = FloatOption(
+        "Seconds a connection past max_failures waits before its next attempt; doubled "
+        "for each further failure, up to failure_window.",
+        10.0,
+        min=0.01,
+    )
+    max_checks = IntOption(
+        "Password checks (argon2, 64 MiB of memory each) that may run at once in all; "
+        "an attempt beyond that is answered 'busy' without checking.",
+        2,
+        min=1,
     )
 
     def __init__(
@@ -199,16 +214,30 @@ class Permissions:
 
     # -- authenticated connections ---------------------------------------------------
 
-    def remember(self, event: Event, account_id: int, now: float) -> None:
+    @staticmethod
+    def followed(event: Event) -> bool:
+        """Whether the source follows the sender's connection, so that an authentication
+        can be remembered for it: not where it cannot see the connection end (an IRC
+        sender who shares no channel with the bot could quit, and someone else come
+        back with the same nick and mask, unseen)."""
+        return event.sender is not None and event.data.get("connection_followed") is not False
+
+    def remember(self, event: Event, account_id: int, now: float) -> bool:
         """Count the event's connection as authenticated for ``account_id`` until
-        ``timeout`` seconds from ``now``."""
-        if event.sender is None:
-            return
+        ``timeout`` seconds from ``now``; False (nothing remembered) when the source
+        does not follow the sender's connection."""
+        if event.sender is None or not self.followed(event):
+            return False
         with self.state.lock:
-            self.state.connections[(event.source, event.sender.connection)] = (
+            connections = self.state.connections
+            if len(connections) > 10000:
+                for key in [k for k, (_, expiry) in connections.items() if expiry <= now]:
+                    del connections[key]
+            connections[(event.source, event.sender.connection)] = (
                 account_id,
                 now + self.timeout,
             )
+        return True
 
     def forget(self, event: Event) -> None:
         """End the authentication of the event's connection."""
@@ -218,7 +247,7 @@ class Permissions:
 
     def remembered(self, event: Event, now: float) -> bool:
         """Whether the event's connection is authenticated for the event's account."""
-        if event.sender is None or event.account is None:
+        if event.sender is None or event.account is None or not self.followed(event):
             return False
         key = (event.source, event.sender.connection)
         with self.state.lock:
@@ -231,27 +260,60 @@ class Permissions:
                 return False
         return account_id == event.account
 
-    # -- failed attempts ----------------------------------------------------------------
+    # -- failed attempts and running checks -------------------------------------------
 
-    def attempts_left(self, key: tuple[str, str], now: float) -> bool:
-        """Whether the identity may try to authenticate now (fewer than ``max_failures``
-        failures in the last ``failure_window`` seconds)."""
-        key = (key[0].casefold(), key[1].casefold())
+    @staticmethod
+    def connection_key(event: Event) -> tuple[str, str]:
+        """What failed attempts are counted by: the connection that made them, never the
+        identity claimed (an impostor's failures must not hold up the real owner)."""
+        return (event.source, event.who.connection)
+
+    def wait_before_attempt(self, key: tuple[str, str], now: float) -> float:
+        """Seconds the connection must wait before its next attempt is checked: 0 while it
+        has failed fewer than ``max_failures`` times in ``failure_window``; then
+        ``failure_delay`` after its last failure, doubled for each failure beyond."""
         with self.state.lock:
             recent = self.state.failures.get(key)
             if recent is None:
-                return True
+                return 0.0
             while recent and now - recent[0] >= self.failure_window:
                 recent.popleft()
             if not recent:
                 del self.state.failures[key]
-                return True
-            return len(recent) < self.max_failures
+                return 0.0
+            beyond = len(recent) - self.max_failures
+            if beyond < 0:
+                return 0.0
+            delay = min(self.failure_delay * 2 ** min(beyond, 32), self.failure_window)
+            return max(0.0, recent[-1] + delay - now)
 
     def failed(self, key: tuple[str, str], now: float) -> None:
-        """Count one failed attempt of the identity."""
-        key = (key[0].casefold(), key[1].casefold())
+        """Count one failed attempt made over the connection."""
         with self.state.lock:
-            if len(self.state.failures) > 10000:
-                self.state.failures.clear()
-            self.state.failures.setdefault(key, deque(maxlen=self.max_failures)).append(now)
+            failures = self.state.failures
+            if len(failures) > 10000:
+                window = self.failure_window
+                for old in [k for k, v in failures.items() if not v or now - v[-1] >= window]:
+                    del failures[old]
+            # Enough to reach the longest delay; older ones no longer change anything.
+            keep = self.max_failures + 32
+            recent = failures.get(key)
+            if recent is None or recent.maxlen != keep:
+                recent = failures[key] = deque(recent or (), maxlen=keep)
+            recent.append(now)
+
+    def start_check(self, key: tuple[str, str]) -> bool:
+        """Claim a slot for one credential check by the connection: False when that
+        connection already has one running or ``max_checks`` are running in all. The
+        caller ends it with `end_check`."""
+        with self.state.lock:
+            checking = self.state.checking
+            if key in checking or len(checking) >= self.max_checks:
+                return False
+            checking.add(key)
+            return True
+
+    def end_check(self, key: tuple[str, str]) -> None:
+        """Give back the slot `start_check` claimed."""
+        with self.state.lock:
+            self.state.checking.discard(key)

@@ -48,7 +48,9 @@ SECRET_COMMANDS = (
         r"authenticate\s+(?P<user>\S+)(?:\s+on\s+(?P<source>\S+))?\s+using\s+(?P<method>\S+)",
     ),
     SecretCommand(
-        "set password", r"set\s+(?:my\s+)?password(?:\s+on\s+(?P<source>\S+))?(?:\s+to)?"
+        "set password",
+        r"set\s+(?:my\s+)?password(?:\s+for\s+(?P<user>\S+))?"
+        r"(?:\s+on\s+(?P<source>\S+))?(?:\s+to)?",
     ),
     SecretCommand("create account", r"create\s+account\s+(?P<user>\S+)\s+(?:with\s+)?password"),
     SecretCommand("link token", r"link\s+token"),

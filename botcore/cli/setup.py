@@ -92,11 +92,7 @@ def admin_permissions() -> list[str]:
             continue  # a broken plugin grants nothing; the bot reports it at start
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Processor):
-                if value.permission:
-                    names.add(value.permission.lower())
-                for spec in value._handler_specs:
-                    if spec.permission:
-                        names.add(spec.permission.lower())
+                names.update(value.declared_permissions())
     return sorted(names)
 
 

@@ -4,6 +4,7 @@ NickServ), keepalive, nick regain, channel membership, CTCP, and events for the 
 from __future__ import annotations
 
 import base64
+import secrets
 import sys
 import typing
 from contextlib import suppress
@@ -71,12 +72,15 @@ _SASL_FAILURES = {
 
 @dataclass
 class User:
-    """Someone the bot can see: their current mask and services account (if known)."""
+    """Someone the bot can see: their current mask and services account (if known), and
+    the session the bot follows them by while they share a channel with it (through nick
+    changes, until they quit or leave its sight, or the bot reconnects)."""
 
     nick: str
     user: str = ""
     host: str = ""
     account: str | None = None
+    session: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)
 
     @property
     def mask(self) -> str:
@@ -672,12 +676,22 @@ class IRCProtocol(irc.IRCClient):
 
     def sender(self, user: User) -> tuple[Sender, dict[str, Any]]:
         """The event sender for ``user`` and the details for ``event.data``: the stable id
-        is the services account when the server vouches for it, otherwise the full mask."""
+        is the services account when the server vouches for it, otherwise the full mask.
+        The sender's connection is the session the bot follows a user in a shared channel
+        by (an authentication lasts for it); for anyone else, whose quit the bot would not
+        see, it is their user@host, for counting failed attempts only
+        (``connection_followed`` False: nothing is remembered for it)."""
         account = self._tags.get("account") or (
             user.account if "account-notify" in self.caps else None
         )
-        sender = Sender(self.source.name, account or user.mask, user.nick)
-        return sender, {"mask": user.mask, "account": account}
+        followed = self.users.get(self.fold(user.nick)) is user
+        if followed:
+            connection = f"{self.source.name}/{user.session}"
+        else:
+            connection = f"{self.source.name}/{user.user}@{user.host}"
+        sender = Sender(connection, account or user.mask, user.nick)
+        details = {"mask": user.mask, "account": account, "connection_followed": followed}
+        return sender, details
 
     def _forget_if_unseen(self, nick: str) -> None:
         folded = self.fold(nick)

@@ -94,11 +94,15 @@ class AccountTests(IdentityTestCase):
             self.assertEqual(accounts.find_identity(session, "test", "USER").id, event.identity)
 
     def test_create_account_links_sender(self) -> None:
-        """'create account NAME' makes an account linked to the sender's identity."""
+        """'create account NAME' makes an account linked to the sender's identity, and
+        its creator's connection is authenticated as it; another connection with the
+        same nick is not."""
         self.assertResponseMatches("create account alice", "Created account alice")
         event = self.say("who am I")
         self.assertIsNotNone(event.account)
-        self.assertIn("alice (not authenticated)", self.replies[0].text)
+        self.assertIn("alice (authenticated)", self.replies[0].text)
+        impostor = Sender("test:elsewhere", "user", "user")
+        self.assertResponseMatches("who am I", r"alice \(not authenticated\)", sender=impostor)
 
     def test_second_account_refused(self) -> None:
         """Someone with an account cannot make another one unless admin."""
@@ -110,10 +114,25 @@ class AccountTests(IdentityTestCase):
         self.make_account("Alice", "someone")
         self.assertResponseMatches("create account ALICE", "already an account called")
 
+    def test_lookalike_account_names_refused(self) -> None:
+        """'create account' refuses names that would display as an existing account's or
+        hide invisible characters, saying why."""
+        self.make_account("admin", "root")
+        self.assertResponseMatches("create account \u0430dmin", "mix scripts")
+        self.assertResponseMatches("create account admin\u200b", "U\\+200B")
+        self.assertResponseMatches(
+            "create account adm\u0131n", "looks too much like the account admin"
+        )
+        self.assertIsNone(self.say("who am I").account)
+
     def test_attributes(self) -> None:
-        """Attributes are set, shown and removed."""
+        """Attributes are set, shown and removed, by the authenticated owner only."""
         self.say("create account alice")
         self.assertSucceeds("set my timezone to Europe/Paris")
+        self.assertResponseMatches("my attributes", "timezone: Europe/Paris")
+        impostor = Sender("test:elsewhere", "user", "user")
+        self.assertResponseMatches("remove my timezone", "authenticate", sender=impostor)
+        self.assertResponseMatches("set my timezone to Mars", "authenticate", sender=impostor)
         self.assertResponseMatches("my attributes", "timezone: Europe/Paris")
         self.assertSucceeds("remove my timezone")
         self.assertResponseMatches("attributes of alice", "no attributes")
@@ -162,23 +181,71 @@ class PasswordTests(IdentityTestCase):
         )
 
     def test_brute_force_slowed(self) -> None:
-        """After max_failures wrong passwords even the right one is refused unchecked,
-        until failure_window has passed."""
+        """After max_failures wrong passwords a connection waits failure_delay before its
+        next attempt is checked (even the right one), doubled for each further failure."""
         self.make_account("alice", "user", SECRET)
         for _ in range(5):
             self.assertResponseMatches("auth nope", "didn't work")
-        self.assertResponseMatches(f"auth {SECRET}", "Too many failed attempts")
-        self.advance(301)
+        self.assertResponseMatches(f"auth {SECRET}", "try again in 10 seconds")
+        self.advance(10)
+        self.assertResponseMatches("auth nope", "didn't work")
+        self.assertResponseMatches(f"auth {SECRET}", "try again in 20 seconds")
+        self.advance(20)
         self.assertResponseMatches(f"auth {SECRET}", "now authenticated")
 
-    def test_set_password_needs_authentication_once_set(self) -> None:
-        """The first password is set freely; changing it needs authentication."""
+    def test_impostor_cannot_lock_out_owner(self) -> None:
+        """Failures are counted for the connection that made them: an impostor using the
+        admin's nick from another connection slows only itself."""
+        self.make_account("admin", "admin", SECRET, admin="auth")
+        impostor = Sender("test:impostor", "admin", "admin")
+        for _ in range(8):
+            self.say("auth nope", sender=impostor)
+        self.assertResponseMatches(f"auth {SECRET}", "try again", sender=impostor)
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated", sender="admin")
+
+    def test_password_checks_bounded(self) -> None:
+        """While max_checks password checks run, another is answered 'busy' unchecked
+        (and not counted as a failure); one connection runs one check at a time."""
+        self.make_account("alice", "user", SECRET)
+        auth = self.bot.context.auth
+        self.assertTrue(auth.start_check(("test", "one")))
+        self.assertFalse(auth.start_check(("test", "one")))
+        self.assertTrue(auth.start_check(("test", "two")))
+        self.assertResponseMatches(f"auth {SECRET}", "busy")
+        self.assertFalse(self.say("ping").authenticated)
+        self.assertResponseMatches(f"create account bob password {SECRET}", "busy",
+                                   sender="bobby")  # fmt: skip
+        auth.end_check(("test", "two"))
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated")
+        auth.end_check(("test", "one"))
+        self.assertEqual(auth.state.checking, set())
+
+    def test_set_password_needs_authentication(self) -> None:
+        """The creator's connection sets the first password; another connection with the
+        same nick sets none, first or later, until it authenticates."""
         self.say("create account alice")
+        impostor = Sender("test:elsewhere", "user", "user")
+        self.assertResponseMatches("set password mine", "authenticate first", sender=impostor)
         self.assertResponseMatches(f"set password {SECRET}", "password is set")
-        self.assertResponseMatches("set password another", "authenticate first")
-        self.say(f"auth {SECRET}")
-        self.assertResponseMatches("set password another", "password is set")
+        self.assertResponseMatches("set password another", "authenticate first", sender=impostor)
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated", sender=impostor)
+        self.assertResponseMatches("set password another", "password is set", sender=impostor)
         self.assertResponseMatches("auth another", "now authenticated")
+
+    def test_passwordless_account_not_taken_by_nick(self) -> None:
+        """Someone using the nick of a password-less account's identity (mallory on the
+        console) cannot give it a first password and take it; an admin can."""
+        self.make_account("carol", "carol")
+        self.make_account("root", "root", SECRET, admin="auth")
+        mallory = Sender("test:mallory-connection", "carol", "carol")
+        self.assertResponseMatches("set password mine", "authenticate first", sender=mallory)
+        self.assertResponseMatches("auth mine", "didn't work", sender=mallory)
+        self.assertResponseMatches("set password for carol x", "boss|listen|yourself|shell",
+                                   sender=mallory)  # fmt: skip
+        self.say(f"auth {SECRET}", sender="root")
+        self.assertResponseMatches(f"set password for carol {SECRET}2", "carol is set",
+                                   sender="root")  # fmt: skip
+        self.assertResponseMatches(f"auth {SECRET}2", "now authenticated", sender="carol")
 
     def test_hostmask(self) -> None:
         """A hostmask credential authenticates a sender whose mask matches."""
@@ -219,6 +286,8 @@ class LinkingTests(IdentityTestCase):
         """'I am bob on other' sends a token there; only bob saying it back links, and then
         permissions and attributes follow bob."""
         self.make_account("alice", "user", SECRET, deploy="yes")
+        self.assertResponseMatches("I am bob on other", "authenticate as alice first")
+        self.say(f"auth {SECRET}")
         self.say("set my colour to blue")
         self.assertResponseMatches("I am bob on other", "sent a token")
         token = self.other.sent[-1].text.rsplit(" ", 1)[1]
@@ -228,6 +297,21 @@ class LinkingTests(IdentityTestCase):
         self.assertEqual(self.say_on_other("deploy"), ["deploying"])
         self.assertIn("colour: blue", self.say_on_other("my attributes")[0])
         self.assertNotIn(token, repr(self.last_event))
+
+    def test_token_does_not_move_anothers_identity(self) -> None:
+        """mallory's 'I am admin on test' plus the token, said by someone using the nick
+        admin without authenticating, does not move the admin's identity; the admin,
+        authenticated, may move it."""
+        self.make_account("admin", "admin", SECRET, admin="auth")
+        self.make_account("mallory", "mallory", "mallory-secret")
+        self.say("auth mallory-secret", sender="mallory")
+        self.assertResponseMatches("I am admin on test", "sent a token", sender="mallory")
+        token = self.source.sent[-2].text.rsplit(" ", 1)[1]
+        nick_thief = Sender("test:mallory-again", "admin", "admin")
+        self.assertResponseMatches(f"link token {token}", "belongs to admin", sender=nick_thief)
+        self.assertResponseMatches("who am I", r"You are admin \(not auth", sender=nick_thief)
+        self.assertResponseMatches(f"auth {SECRET}", "now authenticated", sender="admin")
+        self.assertResponseMatches(f"link token {token}", "you are mallory", sender="admin")
 
     def test_admin_link_and_unlink(self) -> None:
         """Admins link and unlink anyone's identity; others may not."""
@@ -267,13 +351,55 @@ class GrantTests(IdentityTestCase):
         self.say(f"auth {SECRET}")
         bob = Sender("test:bobby", "bobby", "bobby")
         self.assertFails("deploy", sender=bob)
-        self.assertSucceeds("grant deploy to bob")
+        self.assertSucceeds("grant deploy to bob always")
         self.assertResponseMatches("permissions for bob", r"bob: \+deploy")
         self.assertResponseMatches("deploy", "deploying", sender=bob)
         self.assertSucceeds("revoke deploy from bob")
         self.assertFails("deploy", sender=bob)
         self.assertSucceeds("remove permission deploy from bob")
         self.assertResponseMatches("permissions for bob", "no permissions")
+
+    def test_grant_means_once_authenticated(self) -> None:
+        """'grant P to U' holds only once U has authenticated (an impostor with U's nick
+        gets nothing); 'always' is said explicitly."""
+        self.make_account("alice", "user", SECRET, admin="auth", deploy="auth")
+        self.make_account("carol", "carol", "carol-secret")
+        self.say(f"auth {SECRET}")
+        self.assertSucceeds("grant deploy to carol")
+        self.assertResponseMatches("permissions for carol", r"carol: deploy$")
+        self.assertFails("deploy", sender="carol")
+        self.say("auth carol-secret", sender="carol")
+        self.assertResponseMatches("deploy", "deploying", sender="carol")
+        self.assertSucceeds("grant deploy to carol when authenticated")
+        self.assertResponseMatches("permissions for carol", r"carol: deploy$")
+
+    def test_squatted_account_name_is_ambiguous(self) -> None:
+        """mallory's account called carol does not capture a grant meant for the identity
+        carol: the bare name is refused as ambiguous, the explicit forms work."""
+        self.make_account("alice", "user", SECRET, admin="auth", deploy="auth")
+        self.make_account("carol", "mallory")  # mallory made an account called carol
+        self.make_account("caroline", "carol")  # the real carol (identity carol)
+        self.say(f"auth {SECRET}")
+        self.assertResponseMatches("grant deploy to carol", "ambiguous")
+        self.assertResponseMatches("permissions for account carol", "no permissions")
+        self.assertSucceeds("grant deploy to carol on test")
+        self.assertResponseMatches("permissions for account caroline", "caroline: deploy")
+        self.assertResponseMatches("permissions for account carol", "no permissions")
+        self.assertSucceeds("revoke deploy from account carol")
+        self.assertResponseMatches("permissions for account carol", "-deploy")
+
+    def test_factoidadmin_grantable(self) -> None:
+        """A permission a plugin's code checks itself and declares (factoid's
+        factoidadmin) is known, so it can be granted from chat."""
+        self.bot.plugins.load_plugin("factoid")
+        self.make_account("alice", "user", SECRET, admin="auth", factoidadmin="auth")
+        self.make_account("bob", "bobby")
+        self.say(f"auth {SECRET}")
+        self.assertSucceeds("grant factoidadmin to bob")
+        self.assertResponseMatches("permissions for bob", "bob: factoidadmin")
+        from botcore.cli.setup import admin_permissions
+
+        self.assertIn("factoidadmin", admin_permissions())  # botcore-setup's admin has it
 
 
 class SecretTests(IdentityTestCase):

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.event import EventType, Sender
+from botcore.event import EventType
 from tests.sources.irc_harness import Wire, make_source
 
 
@@ -399,7 +399,7 @@ class ChannelTests(WireTestCase):
             [e.data["kind"] for e in events], ["join", "nick", "kick", "part", "quit"]
         )
         join, nick, kick, part, quit = events
-        self.assertEqual(join.sender, Sender("irc", "bob!b@host", "bob"))
+        self.assertEqual((join.sender.id, join.sender.nick), ("bob!b@host", "bob"))
         self.assertEqual((join.channel, join.public), ("#chan", True))
         self.assertEqual(
             (nick.data["old"], nick.data["new"], nick.sender.nick), ("alice", "alicia", "alice")
@@ -494,8 +494,11 @@ class MessageEventTests(WireTestCase):
         self.assertEqual(event.type, EventType.MESSAGE)
         self.assertEqual((event.channel, event.public, event.addressed), ("#Chan", True, False))
         self.assertEqual(event.message.raw, "hello bot")
-        self.assertEqual(event.sender, Sender("irc", "alice!~al@example.org", "alice"))
-        self.assertEqual(event.data, {"mask": "alice!~al@example.org", "account": None})
+        self.assertEqual((event.sender.id, event.sender.nick), ("alice!~al@example.org", "alice"))
+        self.assertEqual(
+            event.data,
+            {"mask": "alice!~al@example.org", "account": None, "connection_followed": True},
+        )
         self.assertEqual(event.source, "irc")
 
     def test_private_message(self) -> None:

@@ -114,6 +114,23 @@ class AccountStorageMixin:
             session.commit()
             self.assertRaises(AccountError, accounts.create_account, session, "aLICE")
 
+    def test_lookalike_names_refused(self) -> None:
+        """Once admin exists, names that display like it (Cyrillic a, dotless i, dotted
+        capital I, fullwidth letters, a zero-width space) are refused, at creation and at
+        renaming; a name is stored in NFKC and found in any compatibility form."""
+        with self.sessions() as session:
+            accounts.create_account(session, "admin")
+            other = accounts.create_account(session, "\uff42\uff4f\uff42")
+            session.commit()
+            self.assertEqual(other.username, "bob")
+            self.assertEqual(accounts.find_account(session, "\uff42ob").id, other.id)
+            for name in ("\u0430dmin", "adm\u0131n", "ADM\u0130N", "admin\u200b", "adrnin"):
+                self.assertRaises(AccountError, accounts.create_account, session, name)
+                self.assertRaises(AccountError, accounts.rename_account, session, other, name)
+            accounts.rename_account(session, other, "bobby")
+            self.assertEqual(other.username, "bobby")
+            session.commit()
+
     def test_resolution_with_account_rows(self) -> None:
         """The account's own row decides before the source and global options."""
         with self.sessions() as session:
