@@ -271,6 +271,15 @@ def serve(requests: Any, answers: Any, max_memory: int) -> None:
     # Ctrl-C at a terminal reaches the whole process group; the parent decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(max_memory)
+    try:
+        _answer_all(requests, answers)
+    except BrokenPipeError:
+        # The parent has gone or given this child up: nobody to answer, nothing to say
+        # (exit at once, or flushing stdout at exit would complain of the pipe again).
+        os._exit(0)
+
+
+def _answer_all(requests: Any, answers: Any) -> None:
     answers.write(b'{"ready": true}\n')
     answers.flush()
     for line in requests:

@@ -196,6 +196,21 @@ class EvaluatorTests(SynchronousTestCase):
         self.assertIsNotNone(first.poll())  # killed (and reaped), not left spinning
         self.assertEqual(evaluator.evaluate("2", LIMITS), "ok 2")
 
+    def test_parent_gone_is_quiet(self):
+        """A real child whose parent stops listening before it is ready exits 0 without
+        a traceback (it would land in the bot's log at every stop)."""
+        command = Evaluator(5.0).command
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert child.stdout is not None and child.stdin is not None
+        child.stdout.close()  # before the child has loaded: its "ready" line finds no one
+        try:
+            _, errors = child.communicate(timeout=60)
+        finally:
+            child.kill()
+        self.assertEqual((child.returncode, errors), (0, b""))
+
     def test_others_answered_meanwhile(self):
         """While one sum is stuck, another is answered by another child."""
         evaluator = self.evaluator(5.0)
