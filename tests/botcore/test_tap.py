@@ -17,7 +17,7 @@ from typing import Any
 from twisted.application.service import IServiceMaker
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import Logger, LogLevel, LogPublisher
+from twisted.logger import Logger, LogLevel, LogPublisher, globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -360,6 +360,25 @@ class ProcessControlTests(SynchronousTestCase):
         del self.seen[:]
         self.emit(LogLevel.info)
         self.assertEqual(self.levels(), [])
+
+    def test_sighup_bad_config_logged_once(self) -> None:
+        """Each error of a refused reload is logged once, by the bot, at error level
+        (issue 13, item 12): through the real signal path, handler to reactor."""
+        self.control.privilegedStartService()
+        Path(self.path).write_text(BAD, encoding="utf-8")
+        errors: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_level") == LogLevel.error:
+                errors.append(str(event.get("error", event.get("log_format"))))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.control._on_signal(signal.SIGHUP, None)
+        self.reactor.run_from_thread()
+        self.assertGreater(len(errors), 1, "BAD holds several errors")
+        self.assertEqual(len(errors), len(set(errors)), errors)
+        self.assertIn("[bot] threads", " ".join(errors))
 
     def test_exit_status_zero(self) -> None:
         """With exit code 0 the process exits normally."""
