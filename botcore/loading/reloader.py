@@ -237,7 +237,8 @@ class Reloader:
         """Import a module tree afresh under its real names: the old modules leave
         ``sys.modules`` while the new ones import; if that fails the old ones are put
         back, their models mapped again, and `PluginLoadError` is raised. The caller
-        either keeps the result or calls its `ModuleSwap.rollback`. Reactor thread."""
+        either keeps the result or calls its `ModuleSwap.rollback`. Any thread, one import
+        at a time (`Plugins` runs plugin imports in its import pool)."""
         old_names = self.module_tree(module_name)
         saved = {name: sys.modules[name] for name in old_names}
         parents: list[tuple[ModuleType, str, Any]] = []
