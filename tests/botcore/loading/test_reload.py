@@ -516,6 +516,7 @@ GATES: dict[str, tuple[threading.Event, threading.Event]] = {}
 SLOW = '''
 """A test plugin whose import waits for the test's gate (when the test set one)."""
 
+from botcore.options import Option
 from botcore.processor import Processor, match
 from tests.botcore.loading.test_reload import GATES
 
@@ -528,6 +529,8 @@ if _gates is not None:
 
 
 class Slow(Processor):
+    greeting = Option("A word.", "hi")
+
     @match("slow")
     def slow(self, event):
         event.addresponse(f"slow v{VERSION}")
@@ -574,7 +577,8 @@ class OffReactorImportTests(ReloadCase):
         ini = self.folder / "bot.ini"
         ini.write_text(
             f"[bot]\nautoload = no\nload = {slow}, {counter}\nplugin_dirs = myplugins\n\n"
-            f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n",
+            f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n\n"
+            f"[plugin:{slow}]\ngreeting = hello\n",
             encoding="utf-8",
         )
         reloader = Reloader(plugin_package=PACKAGE)
@@ -615,6 +619,9 @@ class OffReactorImportTests(ReloadCase):
         self.assertFalse(imported.is_set(), "the import ran on the reactor thread")
         self.assertEqual(ask("count 1"), ["v1 1"])
         self.assertEqual(ask("slow"), ["slow v1"])
+        # A config reload meanwhile checks [plugin:slow] against the running version
+        # (not the half-run new module, not an import on this thread).
+        self.assertEqual(bot.reload_config(), [])
         self.assertFalse(imported.is_set())
         self.assertNoResult(reloaded)
         gate.set()
