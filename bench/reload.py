@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from measure import BOT_NAME, Load, Problems, message, percentile, react, start_bot
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from botcore.bot import Bot
 from botcore.event import Event
@@ -161,26 +163,34 @@ class Reloads:
         self.failures = 0
         self.running = False
         self._version = itertools.count(2)
+        #: Whether each reload schedules the next (`start`), or the caller waits for each.
+        self.chained = False
 
     def start(self) -> None:
         self.running = True
+        self.chained = True
         self.reactor.callLater(0, self._one)
 
     def stop(self) -> None:
         self.running = False
 
-    def _one(self) -> None:
+    def _one(self) -> Deferred[None] | None:
+        """One reload (its import runs off the reactor thread); the next is scheduled
+        once it is done. The Deferred fires then."""
         if not self.running:
-            return
+            return None
         write_plugin(self.folder, next(self._version))
         started = time.perf_counter()
-        try:
-            self.bot.plugins.reload_plugin(PLUGIN)
-        except Exception as e:
-            self.failures += 1
-            print(f"reload failed: {e}", file=sys.stderr)
-        self.times.append(time.perf_counter() - started)
-        self.reactor.callLater(self.interval, self._one)
+
+        def done(result: Any) -> None:
+            if isinstance(result, Failure):
+                self.failures += 1
+                print(f"reload failed: {result.value}", file=sys.stderr)
+            self.times.append(time.perf_counter() - started)
+            if self.chained:
+                self.reactor.callLater(self.interval, self._one)
+
+        return self.bot.plugins.reload_plugin(PLUGIN).addBoth(done)
 
 
 async def run(reactor: Any, args: argparse.Namespace, problems: Problems) -> None:
@@ -193,9 +203,9 @@ async def run(reactor: Any, args: argparse.Namespace, problems: Problems) -> Non
     try:
         # 1. Reload alone.
         idle = Reloads(reactor, bot, folder, 0)
+        idle.running = True
         for _ in range(args.reloads):
-            idle.running = True
-            idle._one()
+            await idle._one()
         idle.stop()
         # 2. Throughput without, then with, continuous reloads (best of --repeat each).
         plain, busy, during = [], [], []

@@ -116,6 +116,7 @@ class Bot(MultiService):
         reactor: Reactor | None = None,
         threadpool: Any = None,
         reloader: Reloader | None = None,
+        import_pool: Any = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -154,7 +155,13 @@ class Bot(MultiService):
         self.dispatcher.setServiceParent(self)
         self.context = BotContext(self)
         self.plugins = Plugins(
-            self.context, self.reloader, self.dispatcher, lambda: self.config, control=self
+            self.context,
+            self.reloader,
+            self.dispatcher,
+            lambda: self.config,
+            control=self,
+            reactor=reactor,
+            import_pool=import_pool,
         )
         self.plugins.setServiceParent(self)
         self.sources = Sources()
@@ -539,13 +546,25 @@ class Bot(MultiService):
                 self.reloader.plugin_location(name)
             except PluginNotFound:
                 continue  # not a plugin the rules speak of (processors added by hand)
-            self.plugins.unload_plugin(name)
+            try:
+                self.plugins.unload_plugin(name)
+            except PluginLoadError as e:
+                problems.append(f"plugin {name} not unloaded: {e}")
+        # Loads import off the reactor thread: a failure known before this returns is
+        # one of its problems, a later one is logged.
+        returned = False
+
+        def failed(failure: Failure, name: str) -> None:
+            problem = f"plugin {name} not loaded: {failure.value}"
+            if returned:
+                self.log.error("config reload: {problem}", problem=problem)
+            else:
+                problems.append(problem)
+
         for name in wanted:
             if name not in self.plugins.loaded:
-                try:
-                    self.plugins.load_plugin(name)
-                except Exception as e:
-                    problems.append(f"plugin {name} not loaded: {e}")
+                self.plugins.load_plugin(name).addErrback(failed, name)
+        returned = True
         return problems
 
     def _in_background(self, coroutine: Any, what: str, name: str) -> None:

@@ -191,7 +191,8 @@ class IBotControl(IBotContext):
     only, unless a method says otherwise."""
 
     plugins = Attribute("The plugins service: ``loaded``, ``failed``, ``versions``, and "
-                        "``load_plugin``/``unload_plugin``/``reload_plugin``.")  # fmt: skip
+                        "``load_plugin``/``unload_plugin``/``reload_plugin`` (load and "
+                        "reload return Deferreds).")  # fmt: skip
 
     def section_options(section, values) -> dict:
         """The options ``[section]`` may hold, given its raw ``values``; raises

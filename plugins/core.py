@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from botcore.accounts.identify import identify
+from botcore.accounts.identify import FirstSightings, identify
 from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
@@ -93,7 +93,9 @@ class Identify(Processor):
     """Works out who sent each event (`botcore.accounts.identify`): its identity, created on
     first sight, its account, and whether the sender is authenticated. Here, in the core
     plugin, before Ignore, Addressed and everything else, so every later processor can
-    read ``event.identity``, ``event.account`` and ``event.authenticated``."""
+    read ``event.identity``, ``event.account`` and ``event.authenticated``. New
+    identities are created within a budget per source (``new_identities``), so a flood
+    of strangers writes a bounded number of rows."""
 
     usage = "(automatic) works out who sent each event"
     features = ("core", "accounts")
@@ -102,9 +104,28 @@ class Identify(Processor):
     processed = True
     event_types = None
 
+    new_identities = IntOption(
+        "New identities (senders never seen before) one source may create within "
+        "new_identities_time seconds; past it, further strangers stay anonymous for that "
+        "event (answered, nothing kept about them), counted and logged (0: no limit).",
+        200,
+        min=0,
+    )
+    new_identities_time = FloatOption("The window of new_identities, in seconds.", 60.0, min=1)
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.first_sightings = FirstSightings()
+
     @handler
     def handle_identify(self, event: Event) -> None:
-        identify(self.bot, event)
+        identify(
+            self.bot,
+            event,
+            self.first_sightings,
+            self.new_identities,
+            self.new_identities_time,
+        )
 
 
 class Ignore(Processor):

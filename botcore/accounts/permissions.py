@@ -166,8 +166,15 @@ class Permissions:
         with self.state.lock:
             return self.state.identities.get((source.casefold(), identity.casefold()))
 
-    def identity_of(self, session: Session, source: str, identity: str) -> tuple[int, int | None]:
-        """(identity id, account id) of a sender, creating the identity on first sight."""
+    def identity_of(
+        self,
+        session: Session,
+        source: str,
+        identity: str,
+        may_create: Callable[[], bool] | None = None,
+    ) -> tuple[int, int | None] | None:
+        """(identity id, account id) of a sender, creating the identity on first sight;
+        None when the sender is new and ``may_create()`` says no new row now."""
         from botcore.accounts import models as accounts
 
         found = self.known_identity(source, identity)
@@ -176,6 +183,8 @@ class Permissions:
         key = (source.casefold(), identity.casefold())
         row = accounts.find_identity(session, source, identity)
         if row is None:
+            if may_create is not None and not may_create():
+                return None
             # Not cached yet: the new row exists only once the session commits.
             row = accounts.identify(session, source, identity)
             return (row.id, row.account_id)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, fail, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from botcore.config import Config
     from botcore.dispatch.dispatcher import Dispatcher
     from botcore.interfaces import IBotContext, IBotControl
-    from botcore.loading.reloader import Reloader
+    from botcore.loading.reloader import ModuleSwap, Reloader
 
 
 class Plugins(Service):
@@ -34,7 +35,13 @@ class Plugins(Service):
     event already running finishes with the old processors, the next one sees only the new.
     The old processors then get ``shutdown()``. If anything fails before the swap, the old
     modules are put back and the old processors keep running; the caller gets a
-    `PluginLoadError` (type, message, file and line). Reactor thread."""
+    `PluginLoadError` (type, message, file and line). Reactor thread.
+
+    While the bot runs, the import (reading and compiling the plugin's code, running its
+    module) happens in ``import_pool`` (the reactor's thread pool), so a slow import
+    stalls no connection; events meanwhile run with the old chain, in order. One import
+    at a time (`load_plugin` and `reload_plugin` queue behind each other), because each
+    swaps modules in ``sys.modules``; `unload_plugin` refuses a plugin being (re)loaded."""
 
     log = Logger()
 
@@ -45,10 +52,14 @@ class Plugins(Service):
         dispatcher: Dispatcher,
         config: Callable[[], Config],
         control: IBotControl | None = None,
+        reactor: Any = None,
+        import_pool: Any = None,
     ) -> None:
         """``context`` is what the processors are given as their bot, ``control`` what
         those that ask for the administrative operations get; ``config`` returns the bot's
-        current configuration (a reload replaces it)."""
+        current configuration (a reload replaces it). Imports at runtime run in
+        ``import_pool`` with results delivered through ``reactor``; without them (tests
+        on a `Clock`), in the calling thread."""
         self.setName("plugins")
         self.context = context
         self.control = control
@@ -61,6 +72,12 @@ class Plugins(Service):
         self.versions: dict[str, tuple[float, int]] = {}
         #: Chains swapped out while events were still running with them.
         self._retired: list[Chain] = []
+        self._reactor = reactor
+        self._import_pool = import_pool
+        #: One import at a time: each swaps module trees in ``sys.modules``.
+        self._importing = DeferredLock()
+        #: Plugins whose (re)load is queued or under way.
+        self._busy: set[str] = set()
 
     def startService(self) -> None:
         super().startService()
@@ -102,53 +119,124 @@ class Plugins(Service):
             raise
         return processors
 
-    def load_plugin(self, name: str) -> list[Processor]:
-        """Load a plugin that is not loaded, its code imported afresh; `PluginLoadError`
-        when it fails (nothing changes then). Reactor thread."""
-        if name in self.loaded:
-            raise PluginLoadError(f"plugin {name}", ValueError(f"plugin {name} is loaded already"))
-        swap = self.reloader.reimport_plugin(name)
-        try:
-            processors = self._build(name, swap.module)
-            if not processors:
-                raise ValueError(f"plugin {name} has no processor to load")
-        except Exception as e:
-            files = swap.files()
-            swap.rollback()
-            raise PluginLoadError(f"plugin {name}", e, files) from e
-        self.loaded[name] = processors
-        self.versions[name] = (self.context.seconds(), 1)
-        self.failed.pop(name, None)
-        self.set_chain()
-        return processors
+    def load_plugin(self, name: str) -> Deferred[list[Processor]]:
+        """Load a plugin that is not loaded, its code imported afresh off the reactor
+        thread; fires with its processors, or fails with `PluginLoadError` (nothing
+        changes then). Reactor thread."""
 
-    def reload_plugin(self, name: str) -> list[Processor]:
-        """Reload a loaded plugin (see the class). Reactor thread."""
-        old = self.loaded.get(name)
-        if old is None:
-            raise PluginNotLoaded(f"plugin {name} is not loaded")
-        swap = self.reloader.reimport_plugin(name)
-        try:
-            new = self._build(name, swap.module)
+        def loaded(swap: ModuleSwap) -> list[Processor]:
             try:
-                _hand_over(old, new)
-            except BaseException:
-                self._shutdown(name, new)
-                raise
-        except Exception as e:
-            files = swap.files()
-            swap.rollback()
-            raise PluginLoadError(f"plugin {name}", e, files) from e
-        self.loaded[name] = new
-        self.versions[name] = (self.context.seconds(), self.versions.get(name, (0, 0))[1] + 1)
-        self.set_chain()
-        self._shutdown_later(name, old)
-        self.log.info("plugin {name} reloaded", name=name)
-        return new
+                processors = self._build(name, swap.module)
+                if not processors:
+                    raise ValueError(f"plugin {name} has no processor to load")
+            except Exception as e:
+                files = swap.files()
+                swap.rollback()
+                raise PluginLoadError(f"plugin {name}", e, files) from e
+            self.loaded[name] = processors
+            self.versions[name] = (self.context.seconds(), 1)
+            self.failed.pop(name, None)
+            self.set_chain()
+            return processors
+
+        def check() -> None:
+            if name in self.loaded:
+                raise PluginLoadError(
+                    f"plugin {name}", ValueError(f"plugin {name} is loaded already")
+                )
+
+        return self._import(name, check, loaded)
+
+    def reload_plugin(self, name: str) -> Deferred[list[Processor]]:
+        """Reload a loaded plugin (see the class), its code imported off the reactor
+        thread; fires with the new processors, or fails with `PluginLoadError` (the old
+        version keeps running) or `PluginNotLoaded`. Reactor thread."""
+
+        def check() -> None:
+            if name not in self.loaded:
+                raise PluginNotLoaded(f"plugin {name} is not loaded")
+
+        def reloaded(swap: ModuleSwap) -> list[Processor]:
+            old = self.loaded[name]
+            try:
+                new = self._build(name, swap.module)
+                try:
+                    _hand_over(old, new)
+                except BaseException:
+                    self._shutdown(name, new)
+                    raise
+            except Exception as e:
+                files = swap.files()
+                swap.rollback()
+                raise PluginLoadError(f"plugin {name}", e, files) from e
+            self.loaded[name] = new
+            self.versions[name] = (
+                self.context.seconds(),
+                self.versions.get(name, (0, 0))[1] + 1,
+            )
+            self.set_chain()
+            self._shutdown_later(name, old)
+            self.log.info("plugin {name} reloaded", name=name)
+            return new
+
+        return self._import(name, check, reloaded)
+
+    def _import(
+        self,
+        name: str,
+        check: Callable[[], None],
+        then: Callable[[ModuleSwap], list[Processor]],
+    ) -> Deferred[list[Processor]]:
+        """Import plugin NAME's tree afresh in the import pool, after the imports queued
+        before it, and hand the result to ``then`` on the reactor thread. ``check`` runs
+        before the import and again once it is this one's turn (the plugin may have been
+        loaded or unloaded meanwhile)."""
+        try:
+            check()
+        except Exception:
+            return fail()
+
+        def run() -> Deferred[Any]:
+            d: Deferred[Any] = maybeDeferred(check)
+            d.addCallback(lambda _: self._off_reactor(self.reloader.reimport_plugin, name))
+            d.addCallback(stopping)
+            d.addCallback(then)
+            return d
+
+        def stopping(swap: ModuleSwap) -> ModuleSwap:
+            # The bot stopped while the import ran: nothing would shut the new ones down.
+            if not self.running:
+                swap.rollback()
+                raise PluginLoadError(f"plugin {name}", RuntimeError("the bot is stopping"))
+            return swap
+
+        self._busy.add(name)
+        done = self._importing.run(run)
+
+        def idle(result: Any) -> Any:
+            self._busy.discard(name)
+            return result
+
+        return done.addBoth(idle)
+
+    def _off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``function(*args)`` in the import pool (by default the reactor's own thread
+        pool: not the dispatcher's workers, which an admin's ``reload`` command waits
+        in); in this thread when there is none (a test's `Clock`)."""
+        pool = self._import_pool
+        if pool is None and hasattr(self._reactor, "getThreadPool"):
+            pool = self._reactor.getThreadPool()
+        if pool is None:
+            return maybeDeferred(function, *args)
+        return deferToThreadPool(self._reactor, pool, function, *args)
 
     def unload_plugin(self, name: str) -> None:
         """Take a plugin out of the chain, shut its processors down and forget its modules
         (and their models). Reactor thread."""
+        if name in self._busy:
+            raise PluginLoadError(
+                f"plugin {name}", ValueError(f"plugin {name} is being loaded; try again")
+            )
         old = self.loaded.pop(name, None)
         if old is None:
             raise PluginNotLoaded(f"plugin {name} is not loaded")

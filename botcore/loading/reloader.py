@@ -122,6 +122,9 @@ class Reloader:
         self.source_package = source_package
         #: What relative ``plugin_dirs`` are relative to (the config file's folder).
         self.base_dir = Path(base_dir) if base_dir is not None else None
+        #: Module name -> its old module while `reimport` (in another thread) imports its
+        #: tree afresh: what `plugin_module` answers meanwhile.
+        self._replaced: dict[str, ModuleType] = {}
 
     # -- discovery --------------------------------------------------------------
 
@@ -196,7 +199,9 @@ class Reloader:
         """Plugin NAME's module (imported if it is not yet); `PluginNotFound` when there
         is no such plugin."""
         module_name, directory = self.plugin_location(name)
-        module = sys.modules.get(module_name)
+        # While a reimport runs, sys.modules holds the half-run new module: the old one
+        # is what is loaded until the new one is swapped in.
+        module = self._replaced.get(module_name) or sys.modules.get(module_name)
         if module is not None:
             return module
         return _import(module_name, directory)
@@ -214,13 +219,18 @@ class Reloader:
         """The loaded modules of a plugin or source: its module, its package's submodules,
         and the private helper modules (``_name``) of the package it lives in that they
         use."""
-        tree = [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]
+        # A copy: another thread may be importing (a reload runs in the import pool).
+        loaded = list(sys.modules)
+        tree = [n for n in loaded if n == module_name or n.startswith(module_name + ".")]
         parent = module_name.rpartition(".")[0]
         if not parent:
             return tree
         helpers = set()
         for name in tree:
-            for value in list(vars(sys.modules[name]).values()):
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            for value in list(vars(module).values()):
                 helper = value.__name__ if isinstance(value, ModuleType) else None
                 helper = helper or getattr(value, "__module__", None)
                 if (
@@ -237,7 +247,8 @@ class Reloader:
         """Import a module tree afresh under its real names: the old modules leave
         ``sys.modules`` while the new ones import; if that fails the old ones are put
         back, their models mapped again, and `PluginLoadError` is raised. The caller
-        either keeps the result or calls its `ModuleSwap.rollback`. Reactor thread."""
+        either keeps the result or calls its `ModuleSwap.rollback`. Any thread, one import
+        at a time (`Plugins` runs plugin imports in its import pool)."""
         old_names = self.module_tree(module_name)
         saved = {name: sys.modules[name] for name in old_names}
         parents: list[tuple[ModuleType, str, Any]] = []
@@ -258,7 +269,24 @@ class Reloader:
             # size: an edit within the same second of the same size would not be seen.
             with contextlib.suppress(OSError, ValueError, NotImplementedError):
                 os.remove(importlib.util.cache_from_source(file))
-        for name in old_names:
+        if module_name in saved:
+            self._replaced[module_name] = saved[module_name]
+        try:
+            return self._import_afresh(module_name, directory, what, saved, parents, models)
+        finally:
+            self._replaced.pop(module_name, None)
+
+    def _import_afresh(
+        self,
+        module_name: str,
+        directory: Path | None,
+        what: str,
+        saved: dict[str, ModuleType],
+        parents: list[tuple[ModuleType, str, Any]],
+        models: list[tuple[type, Any]],
+    ) -> ModuleSwap:
+        old_files = _files(saved.values())
+        for name in saved:
             del sys.modules[name]
         before = set(sys.modules)
         importlib.invalidate_caches()

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from botcore.errors import PluginLoadError, PluginNotFound
+from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from botcore.interfaces import Reactor
     from botcore.loading.plugins import Plugins
 
@@ -161,23 +164,33 @@ class PluginWatcher(Service):
             return
         self._pending[name] = self.reactor.callLater(self.delay, self._reload, name)
 
-    def _reload(self, name: str) -> None:
+    def _reload(self, name: str) -> Deferred[Any] | None:
+        """Reload plugin NAME (its import runs off the reactor thread); the Deferred fires
+        once it is done, failed or not, and the files are watched again."""
         self._pending.pop(name, None)
         if name not in self.plugins.loaded:
-            return
-        try:
-            self.plugins.reload_plugin(name)
-        except PluginLoadError as e:
+            return None
+
+        def reloaded(_: object) -> None:
+            self.log.info("autoreload: plugin {name} reloaded", name=name)
+            self.reloads.append((name, None))
+
+        def failed(failure: Failure) -> None:
+            if not failure.check(PluginLoadError, PluginNotLoaded):
+                self.log.failure("autoreload of plugin {name} failed", failure, name=name)
+                self.reloads.append((name, str(failure.value)))
+                return
             self.log.error(
                 "autoreload of plugin {name} failed, the previous version keeps running: {error}",
                 name=name,
-                error=str(e),
+                error=str(failure.value),
             )
-            self.reloads.append((name, str(e)))
-        else:
-            self.log.info("autoreload: plugin {name} reloaded", name=name)
-            self.reloads.append((name, None))
-        self.refresh()
+            self.reloads.append((name, str(failure.value)))
+
+        d = self.plugins.reload_plugin(name)
+        d.addCallbacks(reloaded, failed)
+        d.addBoth(lambda _: self.refresh())
+        return d
 
 
 def _stamp(file: str) -> tuple[int, int] | None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import func, select
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.accounts.models import Identity
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import LinesOption
 from botcore.processor import Processor, authorise, match, periodic
-from botcore.testing import PluginTestCase, StubContext
+from botcore.testing import MemorySource, PluginTestCase, StubContext
 from plugins.core import (
     ELLIPSIS,
     Address,
@@ -25,6 +27,7 @@ from plugins.core import (
     split_to_fit,
     truncate,
 )
+from plugins.seen import Sighting
 
 ACKNOWLEDGEMENTS = Address.acknowledgements.default
 REFUSALS = Address.refusals.default
@@ -386,6 +389,86 @@ class IdentifyTests(PluginTestCase):
         order = [type(p).__name__ for p in self.bot.dispatcher.chain]
         core = [n for n in order if n in ("Strip", "Identify", "Ignore", "Addressed", "RateLimit")]
         self.assertEqual(core, ["Strip", "Identify", "Ignore", "Addressed", "RateLimit"])
+
+
+class FirstSightingsTests(PluginTestCase):
+    """A flood of strangers on one source creates a bounded number of identity rows
+    (issue 12, item 10), through the real dispatcher, and is still answered."""
+
+    load = ("basic", "seen")
+
+    def count(self, model: type) -> int:
+        """Rows of ``model`` in the bot's database."""
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None
+        with sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+    def flood(self, count: int, prefix: str = "stranger") -> list[Event]:
+        """``count`` messages, each from a different new nick, all answered."""
+        events = []
+        for n in range(count):
+            event = self.say("ping", sender=f"{prefix}{n}")
+            self.assertEqual([str(reply.text) for reply in self.replies], ["pong"])
+            events.append(event)
+        return events
+
+    def test_many_strangers_bounded_rows(self):
+        """400 messages from 400 new nicks create at most 200 identities (and sightings);
+        the rest are answered anonymously and counted."""
+        warnings: list[str] = []
+
+        def observe(event: dict) -> None:
+            if "new senders" in str(event.get("log_format", "")):
+                warnings.append(event["log_format"])
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        events = self.flood(400)
+        self.assertEqual(self.count(Identity), 200)
+        self.assertLessEqual(self.count(Sighting), 200)
+        self.assertEqual(sum(e.identity is None for e in events), 200)
+        identify = self.processor("Identify")
+        self.assertEqual(identify.first_sightings.refused, {"test": 200})
+        self.assertEqual(len(warnings), 1)  # logged once per window, not per stranger
+
+    def test_known_senders_keep_identity(self):
+        """During a flood a sender seen before is still identified; after the window a
+        stranger gets an identity again."""
+        known = self.say("ping", sender="alice").identity
+        self.assertIsNotNone(known)
+        self.flood(250)
+        self.assertEqual(self.say("ping", sender="alice").identity, known)
+        self.assertIsNone(self.say("ping", sender="late").identity)
+        self.clock.advance(60)
+        self.assertIsNotNone(self.say("ping", sender="late").identity)
+
+    def test_other_source_unaffected(self):
+        """The budget is per source: one flooded source leaves another's strangers alone."""
+        self.flood(210)
+        other = MemorySource("other", self.bot.context, {})
+        other.setServiceParent(self.bot.sources)
+        event = Event(
+            source="other",
+            type=EventType.MESSAGE,
+            sender=Sender("other:bob", "bob", "bob"),
+            channel="bob",
+            addressed=True,
+            message=Message("ping"),
+        )
+        self.assertIsNotNone(self.successResultOf(other.dispatch(event)).identity)
+
+
+class FirstSightingsOffTests(PluginTestCase):
+    """``new_identities = 0`` keeps an identity for every new sender."""
+
+    load = ("basic",)
+    plugin_config = {"plugin:core": {"new_identities": "0"}}
+
+    def test_unbounded(self):
+        """With no budget every stranger gets an identity."""
+        for n in range(210):
+            self.assertIsNotNone(self.say("ping", sender=f"s{n}").identity)
 
 
 # -- Ignore ---------------------------------------------------------------------------

@@ -3,15 +3,19 @@ the old version, state hand-over, tables, and 10,000 events through 50 reloads."
 
 from __future__ import annotations
 
+import queue
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.filepath import FilePath
+from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from botcore.bot import Bot
@@ -114,8 +118,15 @@ class ReloadCase(SynchronousTestCase):
     def write_counter(self, name: str, version: int) -> None:
         self.write(f"{name}.py", COUNTER.replace("@VERSION@", str(version)))
 
-    def make_bot(self, load: list[str], threadpool: Any = None, failing: bool = False) -> Bot:
-        """A started bot loading ``load``; each must load unless ``failing``."""
+    def make_bot(
+        self,
+        load: list[str],
+        threadpool: Any = None,
+        failing: bool = False,
+        import_pool: Any = None,
+    ) -> Bot:
+        """A started bot loading ``load``; each must load unless ``failing``. Runtime
+        imports run in ``import_pool`` (by default in the calling thread)."""
         ini = self.folder / "bot.ini"
         ini.write_text(
             "[bot]\nautoload = no\nload = " + ", ".join(load) + "\n"
@@ -129,7 +140,13 @@ class ReloadCase(SynchronousTestCase):
         config = read_config(ini, reloader=reloader)
         self.clock = InlineReactor()
         self.pool = threadpool or InlineThreadPool()
-        bot = Bot(config, reactor=self.clock, threadpool=self.pool, reloader=reloader)
+        bot = Bot(
+            config,
+            reactor=self.clock,
+            threadpool=self.pool,
+            reloader=reloader,
+            import_pool=import_pool,
+        )
         self.source = MemorySource("test", bot.context)
         self.source.setServiceParent(bot.sources)
         self.successResultOf(bot.startService())
@@ -173,7 +190,7 @@ class PluginReloadTests(ReloadCase):
         bot = self.make_bot([name])
         self.assertEqual(self.ask("count a"), ["v1 a"])
         self.write_counter(name, 2)
-        bot.plugins.reload_plugin(name)
+        self.successResultOf(bot.plugins.reload_plugin(name))
         self.assertEqual(self.ask("count b"), ["v2 b"])
         self.assertEqual(self.errors, [])
 
@@ -186,7 +203,7 @@ class PluginReloadTests(ReloadCase):
         self.ask("count b")
         [old] = bot.plugins.loaded[name]
         self.write_counter(name, 2)
-        [new] = bot.plugins.reload_plugin(name)
+        [new] = self.successResultOf(bot.plugins.reload_plugin(name))
         self.assertTrue(old.closed)
         self.assertFalse(new.closed)
         self.assertEqual(new.answered, 2)
@@ -199,7 +216,7 @@ class PluginReloadTests(ReloadCase):
         self.write_counter(name, 1)
         bot = self.make_bot([name])
         path = self.write(f"{name}.py", "import os\n\nraise RuntimeError('half-written')\n")
-        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        error = self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError).value
         self.assertEqual((error.type, error.message), ("RuntimeError", "half-written"))
         self.assertEqual((error.file, error.line), (str(path), 3))
         self.assertIn(f"{path}, line 3", str(error))
@@ -212,7 +229,7 @@ class PluginReloadTests(ReloadCase):
         self.write_counter(name, 1)
         bot = self.make_bot([name])
         self.write(f"{name}.py", "x = 1\ndef broken(:\n")
-        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        error = self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError).value
         self.assertEqual((error.type, error.line), ("SyntaxError", 2))
         self.assertEqual(self.ask("count a"), ["v1 a"])
 
@@ -225,7 +242,7 @@ class PluginReloadTests(ReloadCase):
             "        self.closed = False\n", "        raise ValueError('no token set')\n"
         )
         self.write(f"{name}.py", broken)
-        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        error = self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError).value
         self.assertEqual((error.type, error.message), ("ValueError", "no token set"))
         self.assertTrue(error.file.endswith(f"{name}.py"))
         self.assertEqual(self.ask("count a"), ["v1 a"])
@@ -233,7 +250,7 @@ class PluginReloadTests(ReloadCase):
         self.assertFalse(bot.plugins.loaded[name][0].closed)
         # Fixed, it reloads.
         self.write_counter(name, 3)
-        bot.plugins.reload_plugin(name)
+        self.successResultOf(bot.plugins.reload_plugin(name))
         self.assertEqual(self.ask("count b"), ["v3 b"])
 
     def test_unload_and_load(self):
@@ -247,12 +264,12 @@ class PluginReloadTests(ReloadCase):
         self.assertEqual(self.ask("count a"), [])
         self.assertNotIn(f"{PACKAGE}.{name}", sys.modules)
         self.write_counter(name, 2)
-        bot.plugins.load_plugin(name)
+        self.successResultOf(bot.plugins.load_plugin(name))
         self.assertEqual(self.ask("count b"), ["v2 b"])
-        self.assertRaises(PluginLoadError, bot.plugins.load_plugin, name)
+        self.failureResultOf(bot.plugins.load_plugin(name), PluginLoadError)
         bot.plugins.unload_plugin(name)
         self.assertRaises(PluginNotLoaded, bot.plugins.unload_plugin, name)
-        self.assertRaises(PluginNotLoaded, bot.plugins.reload_plugin, name)
+        self.failureResultOf(bot.plugins.reload_plugin(name), PluginNotLoaded)
 
     def test_load_broken_plugin(self):
         """Loading a plugin that fails to import changes nothing and says why."""
@@ -261,7 +278,7 @@ class PluginReloadTests(ReloadCase):
         other = self.plugin_name("other")
         bot = self.make_bot([name])
         self.write(f"{other}.py", "import no_such_module_anywhere\n")
-        error = self.assertRaises(PluginLoadError, bot.plugins.load_plugin, other)
+        error = self.failureResultOf(bot.plugins.load_plugin(other), PluginLoadError).value
         self.assertEqual(error.type, "ModuleNotFoundError")
         self.assertNotIn(other, bot.plugins.loaded)
         self.assertNotIn(f"{PACKAGE}.{other}", sys.modules)
@@ -299,7 +316,7 @@ class PriorityBandTests(ReloadCase):
         self.write_priority(name, 1999)
         bot = self.make_bot([name])
         self.write_priority(name, -2001)
-        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        error = self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError).value
         self.assertEqual(
             (error.type, error.message),
             (
@@ -342,7 +359,7 @@ class PackagePluginTests(ReloadCase):
         self.assertEqual(self.ask("hello"), ["hi there"])
         self.write_package(name, "hello")
         self.write(f"{name}/deep/words.py", "WORD = 'world'\n")
-        bot.plugins.reload_plugin(name)
+        self.successResultOf(bot.plugins.reload_plugin(name))
         self.assertEqual(self.ask("hello"), ["hello world"])
 
     def test_broken_helper_restores_whole_tree(self):
@@ -352,7 +369,7 @@ class PackagePluginTests(ReloadCase):
         bot = self.make_bot([name])
         before = {n: m for n, m in sys.modules.items() if n.startswith(f"{PACKAGE}.{name}")}
         self.write_package(name, "hello", extra="1 / 0\n")
-        error = self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        error = self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError).value
         self.assertEqual(error.type, "ZeroDivisionError")
         self.assertTrue(error.file.endswith("helpers.py"))
         after = {n: m for n, m in sys.modules.items() if n.startswith(f"{PACKAGE}.{name}")}
@@ -418,7 +435,7 @@ class TablePluginTests(ReloadCase):
         self.create_table(bot, name)
         self.assertEqual(self.ask("remember x"), ["ok"])
         self.write_tables(name, "b:")
-        bot.plugins.reload_plugin(name)
+        self.successResultOf(bot.plugins.reload_plugin(name))
         self.assertEqual(self.ask("remember y"), ["ok"])
         self.assertEqual(self.ask("recall"), ["a:x, b:y"])
         self.assertEqual(self.errors, [])
@@ -431,7 +448,7 @@ class TablePluginTests(ReloadCase):
         self.create_table(bot, name)
         self.ask("remember x")
         self.write_tables(name, "b:", tail="raise ImportError('later failure')\n")
-        self.assertRaises(PluginLoadError, bot.plugins.reload_plugin, name)
+        self.failureResultOf(bot.plugins.reload_plugin(name), PluginLoadError)
         self.assertEqual(self.ask("remember y"), ["ok"])
         self.assertEqual(self.ask("recall"), ["a:x, a:y"])
 
@@ -474,7 +491,7 @@ class StreamTests(ReloadCase):
             if n % (total // reloads) == total // reloads - 1:
                 version += 1
                 self.write_counter(name, version)
-                bot.plugins.reload_plugin(name)
+                self.successResultOf(bot.plugins.reload_plugin(name))
         pool.run_all()
         answers: dict[str, list[int]] = {c: [] for c in conversations}
         versions: dict[int, int] = {}
@@ -491,6 +508,168 @@ class StreamTests(ReloadCase):
         self.assertEqual(versions[total - 1], reloads)
         self.assertEqual(sorted(set(versions.values())), list(range(reloads + 1)))
         self.assertEqual(self.errors, [])
+
+
+#: Plugin name -> (the gate its import waits for, set once its import is past it).
+GATES: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+SLOW = '''
+"""A test plugin whose import waits for the test's gate (when the test set one)."""
+
+from botcore.options import Option
+from botcore.processor import Processor, match
+from tests.botcore.loading.test_reload import GATES
+
+VERSION = @VERSION@
+
+_gates = GATES.get(__name__.rpartition(".")[2])
+if _gates is not None:
+    _gates[0].wait(5)
+    _gates[1].set()
+
+
+class Slow(Processor):
+    greeting = Option("A word.", "hi")
+
+    @match("slow")
+    def slow(self, event):
+        event.addresponse(f"slow v{VERSION}")
+'''
+
+
+class _QueueReactor(InlineReactor):
+    """A clock whose ``callFromThread`` queues, as a real reactor's does: the test runs
+    the queued calls on its own thread (the reactor thread) with `run_until`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_threads: queue.Queue[tuple[Any, tuple[Any, ...], dict[str, Any]]] = queue.Queue()
+
+    def callFromThread(self, function: Any, *args: Any, **kw: Any) -> None:
+        self.from_threads.put((function, args, kw))
+
+    def run_until(self, d: Deferred[Any], timeout: float = 10.0) -> None:
+        """Run queued calls until ``d`` has fired; `queue.Empty` past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        fired: list[bool] = []
+
+        def mark(result: Any) -> Any:
+            fired.append(True)
+            return result
+
+        d.addBoth(mark)
+        while not fired:
+            function, args, kw = self.from_threads.get(
+                timeout=max(0.0, deadline - time.monotonic())
+            )
+            function(*args, **kw)
+
+
+class OffReactorImportTests(ReloadCase):
+    """A plugin's import at reload runs off the reactor thread (issue 12, item 19)."""
+
+    def test_slow_import_leaves_reactor_serving(self):
+        """While a reloaded plugin's import is blocked, the reactor goes on answering
+        events (with the old version); once it finishes, the new version answers."""
+        slow, counter = self.plugin_name("slow"), self.plugin_name("counter")
+        self.write(f"{slow}.py", SLOW.replace("@VERSION@", "1"))
+        self.write_counter(counter, 1)
+        ini = self.folder / "bot.ini"
+        ini.write_text(
+            f"[bot]\nautoload = no\nload = {slow}, {counter}\nplugin_dirs = myplugins\n\n"
+            f"[database:main]\nurl = sqlite:///{self.folder / 'bot.sqlite'}\n\n"
+            f"[plugin:{slow}]\ngreeting = hello\n",
+            encoding="utf-8",
+        )
+        reloader = Reloader(plugin_package=PACKAGE)
+        reactor = _QueueReactor()
+        pool = ThreadPool(1, 1, "imports")
+        pool.start()
+        self.addCleanup(pool.stop)
+        bot = Bot(
+            read_config(ini, reloader=reloader),
+            reactor=reactor,
+            threadpool=InlineThreadPool(),
+            reloader=reloader,
+            import_pool=pool,
+        )
+        self.source = MemorySource("test", bot.context)
+        self.source.setServiceParent(bot.sources)
+        started = bot.startService()
+        reactor.run_until(started)
+        self.assertEqual(bot.plugins.failed, {})
+
+        def stop() -> None:
+            stopped = bot.stopService()
+            reactor.run_until(stopped)
+
+        self.addCleanup(stop)
+
+        def ask(text: str) -> list[str]:
+            start = len(self.source.sent)
+            reactor.run_until(self.source.dispatch(self.event(text)))
+            return [str(r.text) for r in self.source.sent[start:]]
+
+        gate, imported = threading.Event(), threading.Event()
+        GATES[slow] = (gate, imported)
+        self.addCleanup(GATES.pop, slow, None)
+        self.addCleanup(gate.set)
+        self.write(f"{slow}.py", SLOW.replace("@VERSION@", "2"))
+        reloaded = bot.plugins.reload_plugin(slow)
+        self.assertFalse(imported.is_set(), "the import ran on the reactor thread")
+        self.assertEqual(ask("count 1"), ["v1 1"])
+        self.assertEqual(ask("slow"), ["slow v1"])
+        # A config reload meanwhile checks [plugin:slow] against the running version
+        # (not the half-run new module, not an import on this thread).
+        self.assertEqual(bot.reload_config(), [])
+        self.assertFalse(imported.is_set())
+        self.assertNoResult(reloaded)
+        gate.set()
+        reactor.run_until(reloaded)
+        self.assertEqual(len(self.successResultOf(reloaded)), 1)
+        self.assertEqual(ask("slow"), ["slow v2"])
+        self.assertEqual(ask("count 2"), ["v1 2"])
+
+
+class ImportQueueTests(ReloadCase):
+    """Runtime imports run one at a time, in the import pool (issue 12, item 19)."""
+
+    def test_one_import_at_a_time(self):
+        """A second reload waits for the first's import; a plugin being reloaded cannot be
+        unloaded meanwhile; both then answer with their new code."""
+        first, second = self.plugin_name("first"), self.plugin_name("second")
+        self.write_counter(first, 1)
+        self.write_counter(second, 1)
+        imports = ManualThreadPool()
+        bot = self.make_bot([first, second], import_pool=imports)
+        self.write_counter(first, 2)
+        self.write_counter(second, 2)
+        one = bot.plugins.reload_plugin(first)
+        two = bot.plugins.reload_plugin(second)
+        self.assertEqual(len(imports.jobs), 1)  # each swaps modules in sys.modules
+        self.assertRaises(PluginLoadError, bot.plugins.unload_plugin, second)
+        self.assertEqual(self.ask("count a"), ["v1 a"])  # the old ones serve meanwhile
+        imports.run_all()
+        self.successResultOf(one)
+        self.successResultOf(two)
+        self.assertEqual(self.ask("count b"), ["v2 b"])
+        self.assertEqual([sys.modules[f"{PACKAGE}.{n}"].VERSION for n in (first, second)], [2, 2])
+        bot.plugins.unload_plugin(second)
+
+    def test_stopped_while_importing(self):
+        """A reload whose import finishes after the bot stopped fails, and changes
+        nothing."""
+        name = self.plugin_name("counter")
+        self.write_counter(name, 1)
+        imports = ManualThreadPool()
+        bot = self.make_bot([name], import_pool=imports)
+        [old] = bot.plugins.loaded[name]
+        self.write_counter(name, 2)
+        reloaded = bot.plugins.reload_plugin(name)
+        self.successResultOf(bot.stopService())
+        imports.run_all()
+        self.assertIn("stopping", str(self.failureResultOf(reloaded, PluginLoadError).value))
+        self.assertEqual(bot.plugins.loaded[name], [old])
 
 
 class _Reactor(MemoryReactorClock):
@@ -772,7 +951,7 @@ class EntryPointTests(ReloadCase):
         self.assertEqual(reloader.plugin_location("fromdist"), (self.module, None))
         bot = self.make_bot(["fromdist"])
         self.assertEqual(self.ask("dist"), ["from a distribution"])
-        bot.plugins.reload_plugin("fromdist")
+        self.successResultOf(bot.plugins.reload_plugin("fromdist"))
         self.assertEqual(self.ask("dist"), ["from a distribution"])
 
     def test_source_entry_point(self):
