@@ -293,6 +293,7 @@ class DefaultCapTests(MemoTestCase):
 
 for _case in (MemoTests, AccountMemoTests, CapTests):
     backend_variants(_case, globals())
+del _case  # trial would collect it as a test class a second time
 
 
 class IdentifyMemoTests(AccountMemoTests):
