@@ -83,7 +83,7 @@ class AuthenticationOverNgircdTests(IRCIntegrationTestCase):
 
     async def start(self) -> None:
         await self.start_bot()
-        self.bot.plugins.load_plugin("identity")
+        await self.bot.plugins.load_plugin("identity")
 
     async def ask(self, client, text: str, expect: str) -> str:  # type: ignore[no-untyped-def]
         start = len(client.lines)
