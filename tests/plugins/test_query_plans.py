@@ -112,6 +112,8 @@ def prefill(engine: Any, source: str, now: Any) -> None:
                     # One in 50 a wildcard name ("fact50 $arg" matches "fact50 anything").
                     "name": f"fact{n} $arg" if n % 50 == 0 else f"fact{n}",
                     "wild": n % 50 == 0,
+                    # Keyed as FactoidName keys it: recall asks for names by key word.
+                    "wild_key": f"fact{n}" if n % 50 == 0 else None,
                     "author": "x",
                     "created": earlier,
                 }
