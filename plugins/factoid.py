@@ -280,11 +280,24 @@ def acknowledge(event: Event, name: str) -> None:
         )
 
 
+def wild_trouble(name: str, limit: int) -> str | None:
+    """Why ``name`` may not be taught as a wildcard name, or None: more ``$arg`` than
+    ``limit``, or wildcards and no word of its own (``$arg$arg`` would answer every
+    message nothing else handles, for everyone)."""
+    count = wildcards_in(name)
+    if count > limit:
+        return f"too many $arg wildcards (at most {limit})"
+    if count and wild_key(name) is None:
+        return "$arg wildcards but no word of its own (as in 'weather in $arg')"
+    return None
+
+
 def too_wild(event: Event, name: str, limit: int) -> bool:
-    """Whether ``name`` has more ``$arg`` wildcards than ``limit``, after saying so."""
-    if wildcards_in(name) <= limit:
+    """Whether ``name`` may not be taught as a wildcard name, after saying why."""
+    trouble = wild_trouble(name, limit)
+    if trouble is None:
         return False
-    event.addresponse("That name has too many $arg wildcards (at most %d)", limit)
+    event.addresponse("That name has %s", trouble)
     return True
 
 
@@ -889,10 +902,10 @@ def parse_factpack(data: Any) -> list[tuple[list[str], list[str]]]:
         too_long = [name for name in names if len(name) > MAX_NAME]
         if too_long:
             raise FactpackError(f"factoid {number}: name longer than {MAX_NAME} characters")
-        if any(wildcards_in(name) > MAX_WILDCARDS for name in names):
-            raise FactpackError(
-                f"factoid {number}: a name with more than {MAX_WILDCARDS} $arg wildcards"
-            )
+        for name in names:
+            trouble = wild_trouble(name, MAX_WILDCARDS)
+            if trouble is not None:
+                raise FactpackError(f"factoid {number}: the name {name!r} has {trouble}")
         facts.append((names, [value.strip() for value in values]))
     return facts
 

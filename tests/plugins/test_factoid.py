@@ -276,6 +276,20 @@ class FactoidTests(PluginTestCase):
         self.assertResponseMatches("$arg and $arg and $arg and $arg is <reply>four", OK)
         self.assertEqual(self.responses("a and b and c and d"), ["four"])
 
+    def test_wildcards_only_refused(self):
+        """A name of wildcards alone would answer every message nothing else handles, for
+        everyone, and take teaching over ("foo is bar" asked it): refused, so teaching and
+        the unhandled messages stay as they were."""
+        for name in ("$arg$arg$arg$arg", "$arg", "$arg $arg!"):
+            self.assertEqual(
+                self.responses(f"{name} is boom"),
+                ["That name has $arg wildcards but no word of its own (as in 'weather in $arg')"],
+            )
+        self.assertResponseMatches("foo is bar", OK)
+        self.assertEqual(self.responses("foo"), ["foo is bar"])
+        self.assertResponseMatches("weather in $arg is <reply>sunny in $1", OK)
+        self.assertEqual(self.responses("weather in paris"), ["sunny in paris"])
+
     def test_taught_meanwhile(self):
         """A name taught by somebody else between the check and the write (a race) is
         refused by the unique key and answered, not turned into an error."""
@@ -302,6 +316,17 @@ class FactoidTests(PluginTestCase):
 backend_variants(FactoidTests, globals())
 
 
+def store_before_limits(bot, name: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Store a wildcard fact directly, as a bot before the limits on names would have."""
+    with bot.databases["main"].session_factory() as session:
+        fact = Factoid()
+        session.add(fact)
+        session.flush()
+        session.add(FactoidName(factoid_id=fact.id, name=name, wild=True, author="x:y"))
+        session.add(FactoidValue(factoid_id=fact.id, value=value, author="x:y"))
+        session.commit()
+
+
 class HostileWildcardConversation(PluginTestCase):
     """A wildcard name built to backtrack, taught (refused) and stored as if taught before
     the limits: later messages are answered at once. Run only by `HostileWildcardTests`,
@@ -316,14 +341,7 @@ class HostileWildcardConversation(PluginTestCase):
     HOSTILE = "$arg" * 12 + "!"
 
     def store(self, name: str, value: str) -> None:
-        """Store a fact directly, as a bot before the limits would have."""
-        with self.bot.databases["main"].session_factory() as session:
-            fact = Factoid()
-            session.add(fact)
-            session.flush()
-            session.add(FactoidName(factoid_id=fact.id, name=name, wild=True, author="x:y"))
-            session.add(FactoidValue(factoid_id=fact.id, value=value, author="x:y"))
-            session.commit()
+        store_before_limits(self.bot, name, value)
 
     def test_hostile_wildcards(self):
         """The taught name is refused; stored ones match (or not) at once."""
@@ -395,8 +413,10 @@ class WildcardIndexTests(PluginTestCase):
 
     def test_only_candidates_tried(self):
         """A message is matched against the names it could match, not every one."""
-        for text in ("$arg is cool", "$arg loves $arg", "$arg!", "tell me about $arg"):
+        for text in ("$arg is cool", "$arg loves $arg", "tell me about $arg"):
             self.say(text + " is <reply>yes")
+        # A name with no word of its own (refused now, stored before) is always tried.
+        store_before_limits(self.bot, "$arg!", "<reply>yes")
         tried: list[str] = []
 
         def spy(name, text, timeout=0.5):
@@ -518,6 +538,10 @@ class HelpersTests(SynchronousTestCase):
         self.assertEqual(parse_factpack([[["a"], ["is x"]]]), [(["a"], ["is x"])])
         for bad in ({"factoids": 3}, [[["a"], []]], [{"names": [""], "values": ["x"]}], [1]):
             self.assertRaises(FactpackError, parse_factpack, bad)
+        # A factpack is refused the wildcard names chat is refused.
+        for name in ("$arg$arg", "$arg " * 5 + "x"):
+            error = self.assertRaises(FactpackError, parse_factpack, [[[name], ["is x"]]])
+            self.assertIn("$arg wildcards", str(error))
 
 
 class FactpackCommandTests(SynchronousTestCase):
