@@ -103,7 +103,13 @@ class EndpointOption(Option):
     def parse(self, raw: str) -> str:
         text = raw.strip()
         try:
-            serverFromString(_EndpointCheckReactor(), text)
+            endpoint = serverFromString(_EndpointCheckReactor(), text)
+            # TCP endpoints take any integer as their port and fail only when they listen
+            # (after a reload, with the old console gone): check the range here. Twisted
+            # keeps the port in the endpoint's _port; other kinds have none.
+            port = getattr(endpoint, "_port", None)
+            if isinstance(port, int) and not 0 <= port <= 65535:
+                raise ValueError(f"port {port} is not in 0-65535")
         except Exception as e:
             raise ValueError(
                 f"expected a Twisted server endpoint such as tcp:3000:interface=127.0.0.1, "
