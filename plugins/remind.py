@@ -402,7 +402,9 @@ class Remind(Processor):
             return
         reminder = Reminder(
             source=event.source,
-            channel=event.channel or event.who.nick,
+            # In private, the reminder is said to whom it is for (a reminder for alice set
+            # in private with bob is no use in bob's conversation, gone when he has).
+            channel=event.channel if event.public and event.channel else target,
             public=event.public,
             setter_id=event.who.id,
             setter=event.who.nick,

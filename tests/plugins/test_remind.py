@@ -98,6 +98,9 @@ class PrivateTests(PluginTestCase):
         self.assertEqual(
             self.advance(5.5 * HOUR), ["alice: reminder from user: the meeting starts"]
         )
+        # Set in private: said privately to alice, not in the setter's conversation
+        # (found by the second adversarial pass: the setter had gone, and so had it).
+        self.assertEqual(self.replies[0].target, "alice")
 
     def test_every_day(self):
         """remind me every day at 9:00: delivered each day until cancelled."""
