@@ -586,11 +586,7 @@ class Grants(Processor):
             event.complain = "notauthed"
             event.processed = True
             return None
-        try:
-            return account_named(event.session, event.source, name)
-        except AccountError as e:
-            event.addresponse(str(e))
-            return None
+        return account_asked_about(event, name)
 
     def _set(self, event: Event, permission: str, name: str, value: str | None) -> None:
         account = self._target(event, permission, name)

@@ -137,6 +137,18 @@ def next_repeat(due: datetime, every: int, zone: ZoneInfo) -> datetime:
     return due + timedelta(seconds=every)
 
 
+def _delayed(reminder: Reminder, data: dict[str, Any] | None = None) -> Event:
+    """A delayed event in ``reminder``'s conversation, from its setter."""
+    return Event(
+        source=reminder.source,
+        type=EventType.DELAYED,
+        sender=Sender(reminder.source, reminder.setter_id, reminder.setter),
+        channel=reminder.channel,
+        public=reminder.public,
+        data=data or {},
+    )
+
+
 class Remind(Processor):
     """Sets, lists, cancels and delivers reminders."""
 
@@ -219,14 +231,7 @@ class Remind(Processor):
     def schedule(self, reminder: Reminder) -> None:
         """Arrange delivery of ``reminder`` in its conversation at its due time."""
         delay = max((reminder.due - self.now()).total_seconds(), 0.0)
-        event = Event(
-            source=reminder.source,
-            type=EventType.DELAYED,
-            sender=Sender(reminder.source, reminder.setter_id, reminder.setter),
-            channel=reminder.channel,
-            public=reminder.public,
-        )
-        call = self.bot.call_later(delay, self._thd_due, event, reminder.id)
+        call = self.bot.call_later(delay, self._thd_due, _delayed(reminder), reminder.id)
         with self._lock:
             old = self._calls.pop(reminder.id, None)
             self._calls[reminder.id] = call
@@ -274,15 +279,7 @@ class Remind(Processor):
         reminder = event.session.get(Reminder, reminder_id)
         if reminder is None:
             return  # cancelled meanwhile
-        delivery = Event(
-            source=reminder.source,
-            type=EventType.DELAYED,
-            sender=Sender(reminder.source, reminder.setter_id, reminder.setter),
-            channel=reminder.channel,
-            public=reminder.public,
-            data={"remind": reminder_id},
-        )
-        self.bot.call_from_thread(self._deliver, delivery)
+        self.bot.call_from_thread(self._deliver, _delayed(reminder, {"remind": reminder_id}))
 
     def _deliver(self, delivery: Event) -> None:
         """Dispatch ``delivery`` if its source is connected, else wait for it. Reactor
