@@ -36,9 +36,19 @@ class EventType:
     LIFECYCLE = "lifecycle"
     DELAYED = "delayed"
     PERIODIC = "periodic"
+    #: A message changed after it was sent: ``message`` is its new text, ``refers_to``
+    #: the id of the message it replaces.
+    EDIT = "edit"
+    #: A message taken back: ``refers_to`` is its id.
+    DELETE = "delete"
+    #: A reaction to a message: ``reaction`` is its key ("👍"), ``refers_to`` the id of
+    #: the message; ``data["removed"]`` is True when the network says it was taken back.
+    REACTION = "reaction"
 
-    #: Types whose ``message`` carries text typed by a person.
+    #: Types whose ``message`` carries text typed by a person, processed as commands.
     TEXT: ClassVar[frozenset[str]] = frozenset({MESSAGE, ACTION, NOTICE})
+    #: Those and edits: every type whose text must be cleaned (and its secrets taken out).
+    WRITTEN: ClassVar[frozenset[str]] = frozenset({MESSAGE, ACTION, NOTICE, EDIT})
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,21 @@ class Message:
 
 @dataclass
 class Response:
-    """One reply: its text (or True/False for an acknowledgement) and where it goes."""
+    """One reply: its text (or True/False for an acknowledgement) and where it goes.
+
+    ``kind`` says what it does: a ``message`` (the default) says ``text``; an ``edit``
+    replaces the bot's earlier message ``refers_to`` by ``text``; a ``delete`` takes the
+    bot's message ``refers_to`` back (``text`` is ignored); a ``reaction`` reacts to the
+    message ``refers_to`` with the key ``text``. ``refers_to`` may be the network's id of
+    the message or the local ``id`` of the bot's own earlier Response.
+
+    ``reply_to`` is the message a reply answers: None for the default (the message that
+    triggered it, when the destination source's ``reply_to_trigger`` is on and the reply
+    goes back to the event's own conversation), False for none, or a message id.
+    ``thread_id`` is the thread it is posted in (by default the event's, in its own
+    conversation). Where a source cannot carry these, the core's Format step degrades
+    the reply (`botcore.source.Source` options ``reaction_fallback``,
+    ``edit_fallback``), so a source's ``send`` only gets what it ``supports``."""
 
     text: str | bool
     target: str | None = None
@@ -85,10 +109,37 @@ class Response:
     notice: bool = False
     address: bool = True
     conflate: bool = True
+    kind: str = "message"
+    refers_to: str | None = None
+    reply_to: str | bool | None = None
+    thread_id: str | None = None
+    #: A local id, so that a plugin can later edit or delete the reply it made (not part
+    #: of equality: two replies saying the same are equal).
+    id: str = field(default_factory=_new_id, compare=False, repr=False)
 
     FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"text", "target", "source", "action", "notice", "address", "conflate"}
+        {
+            "text",
+            "target",
+            "source",
+            "action",
+            "notice",
+            "address",
+            "conflate",
+            "kind",
+            "refers_to",
+            "reply_to",
+            "thread_id",
+        }
     )
+    #: The kinds of response.
+    KINDS: ClassVar[frozenset[str]] = frozenset({"message", "edit", "delete", "reaction"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown response kind {self.kind!r}")
+        if self.kind in ("edit", "delete") and not self.refers_to:
+            raise ValueError(f"a {self.kind} response needs refers_to (the message's id)")
 
     def replace(self, **changes: Any) -> Response:
         """A copy with some fields changed."""
@@ -107,13 +158,23 @@ class Event:
     addressed: bool | str = False
     message: Message | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=_new_id, compare=False, repr=False)
     responses: list[Response] = field(default_factory=list)
     processed: bool = False
     complain: str | None = None
     identity: int | None = None
     account: int | None = None
     authenticated: bool = False
+    #: The network's id of this message (IRC ``msgid``, XMPP stanza-id, Matrix event id).
+    message_id: str | None = None
+    #: The id of the message this one replies to.
+    reply_to: str | None = None
+    #: The thread it was posted in (the thread root's id), where the network has threads.
+    thread_id: str | None = None
+    #: For edits, deletions and reactions: the id of the message concerned.
+    refers_to: str | None = None
+    #: For a reaction: its key.
+    reaction: str | None = None
     #: Type-specific details (``{"state": "joined"}``, ``{"kind": "part"}``, ...).
     data: dict[str, Any] = field(default_factory=dict)
     #: Scratch space processors use to pass findings down the chain.
@@ -167,7 +228,8 @@ class Event:
         **fields: Any,
     ) -> Response:
         """Attach a reply; ``params`` fill ``%`` placeholders in it; ``fields`` set where it
-        goes (target, source, action, notice, address, conflate).
+        goes and what it is (target, source, action, notice, address, conflate, kind,
+        refers_to, reply_to, thread_id: see `Response`).
 
         Replies go to the conversation the event came from unless told otherwise. Marks
         the event processed unless ``processed=False``. An unknown field is a TypeError.
@@ -198,9 +260,27 @@ class Event:
             self.processed = True
         return reply
 
+    def react(self, key: str, message_id: str | None = None) -> Response:
+        """React with ``key`` to ``message_id`` (default: this event's message). Where
+        the source has no reactions, or the message no id, the source's
+        ``reaction_fallback`` says what happens (nothing, or a short line)."""
+        refers = message_id if message_id is not None else self.message_id
+        return self.addresponse(key, kind="reaction", refers_to=refers, address=False)
+
+    def edit(self, message: str, text: str) -> Response:
+        """Replace the bot's earlier message (a Response's ``id`` or a network id) by
+        ``text``; where the source cannot edit, ``edit_fallback`` says what happens."""
+        return self.addresponse(text, kind="edit", refers_to=message)
+
+    def delete(self, message: str) -> Response:
+        """Take back the bot's earlier message (a Response's ``id`` or a network id);
+        nothing happens where the source cannot."""
+        return self.addresponse("", kind="delete", refers_to=message, address=False)
+
     def derive(self, type: str, **changes: Any) -> Event:
-        """A new event in the same conversation (for delayed calls): same sender and place,
-        a fresh id, no responses, not processed."""
+        """A new event in the same conversation (for delayed calls): same sender and place
+        (and message and thread ids, so a later reply still answers the trigger), a fresh
+        id, no responses, not processed."""
         copied: dict[str, Any] = {
             "source": self.source,
             "sender": self.sender,
@@ -211,6 +291,8 @@ class Event:
             "identity": self.identity,
             "account": self.account,
             "authenticated": self.authenticated,
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
             "data": dict(self.data),
         }
         copied.update(changes)

@@ -34,7 +34,15 @@ class ISource(IService):
 
     name = Attribute("The source's name: NAME of its [source:NAME] section.")
     type = Attribute("The source type, e.g. 'telnet' or 'irc'.")
-    supports = Attribute("A frozenset of features: 'action', 'notice', 'multiline', 'topic'.")
+    supports = Attribute(
+        "A frozenset of what the network carries: 'action', 'notice', 'multiline', "
+        "'topic', and of the message model 'message-ids' (its messages have ids), "
+        "'reply', 'thread', 'react', 'edit', 'delete'. It may change while the source "
+        "runs (an IRC server's capabilities): read it when it matters."
+    )
+    reply_to_trigger = Attribute("Whether replies are marked as replies to their trigger.")
+    reaction_fallback = Attribute("What a reaction becomes where 'react' is not supported.")
+    edit_fallback = Attribute("What an edit becomes where 'edit' is not supported.")
     nick = Attribute("The bot's current nick on this source, or None.")
     state = Attribute("'stopped', 'connecting', 'connected', 'failed' or 'reconnecting'.")
     config = Attribute("The parsed values of the source's config section.")
@@ -47,7 +55,21 @@ class ISource(IService):
         """(Re)read options from ``config``; called at load and on config reload."""
 
     def send(response) -> None:
-        """Deliver one `botcore.event.Response` to the network. Reactor thread only."""
+        """Deliver one `botcore.event.Response` to the network. Reactor thread only.
+        Its ``kind`` and its ``reply_to``/``thread_id``/``refers_to`` (network ids, or
+        None) are only what ``supports`` says: the core degraded the rest."""
+
+    def remember_sent(response, message_id) -> None:
+        """Record that ``response`` went out as the network's message ``message_id``.
+        Reactor thread only."""
+
+    def sent_messages(target) -> list:
+        """The bot's recent messages to ``target`` with their network ids
+        (`botcore.source.SentMessage`), oldest first. Any thread."""
+
+    def network_id(message) -> str:
+        """The network id of the bot's message given by its Response id (else
+        ``message`` unchanged). Any thread."""
 
     def when_connected():
         """A Deferred that fires once the source is connected (``state`` 'connected'):

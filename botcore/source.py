@@ -3,7 +3,10 @@ the replies back. Everything here runs on the reactor thread."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.application.service import Service
@@ -14,11 +17,76 @@ from zope.interface import implementer
 
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.interfaces import ISource
-from botcore.options import BoolOption, ListOption, Option
+from botcore.options import BoolOption, ChoiceOption, IntOption, ListOption, Option
 
 if TYPE_CHECKING:
     from botcore.event import Event, Response
     from botcore.interfaces import IBotContext
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the bot sent, as the network knows it."""
+
+    #: The `botcore.event.Response` id it was sent for.
+    local_id: str
+    #: The network's id of the message.
+    message_id: str
+    #: Where it went (a channel, or a person's nick or address).
+    target: str | None
+    text: str
+    #: When it was sent, in reactor seconds.
+    time: float
+
+
+class SentMessages:
+    """The bot's own recent messages on one source, per conversation, newest last: what
+    a plugin edits, deletes or reacts to later. Bounded: ``per_target`` messages for each
+    of at most ``targets`` conversations (the least recently used is forgotten). Written
+    on the reactor thread, read from any."""
+
+    def __init__(self, per_target: int = 50, targets: int = 1000) -> None:
+        self.per_target = per_target
+        self.targets = targets
+        self._lock = threading.Lock()
+        self._by_target: OrderedDict[str | None, deque[SentMessage]] = OrderedDict()
+        #: Local Response id -> the network id, for what is still remembered.
+        self._ids: dict[str, str] = {}
+
+    def add(self, sent: SentMessage) -> None:
+        """Remember ``sent`` (the first network id of a local id is kept: a reply split
+        into several messages is edited or deleted by its first)."""
+        if self.per_target <= 0:
+            return
+        with self._lock:
+            queue = self._by_target.get(sent.target)
+            if queue is None:
+                queue = self._by_target[sent.target] = deque()
+                while len(self._by_target) > self.targets:
+                    _, dropped = self._by_target.popitem(last=False)
+                    for old in dropped:
+                        self._forget(old)
+            else:
+                self._by_target.move_to_end(sent.target)
+            queue.append(sent)
+            self._ids.setdefault(sent.local_id, sent.message_id)
+            while len(queue) > self.per_target:
+                self._forget(queue.popleft())
+
+    def _forget(self, old: SentMessage) -> None:
+        if self._ids.get(old.local_id) == old.message_id:
+            del self._ids[old.local_id]
+
+    def recent(self, target: str | None) -> list[SentMessage]:
+        """What the bot sent to ``target``, oldest first (a copy)."""
+        with self._lock:
+            return list(self._by_target.get(target, ()))
+
+    def network_id(self, message: str) -> str:
+        """The network id of a message given by its local Response id or its network id
+        (returned unchanged when not a remembered local id)."""
+        with self._lock:
+            return self._ids.get(message, message)
 
 
 class SourceSection:
@@ -41,6 +109,29 @@ class Source(Service):
         [],
     )
     enabled = BoolOption("Start this source with the bot.", True)
+    reply_to_trigger = BoolOption(
+        "Replies are marked as replies to the message that triggered them, where the "
+        "network can show it.",
+        True,
+    )
+    reaction_fallback = ChoiceOption(
+        "What a reaction becomes where the network has none: none (nothing) or text (a "
+        "short line with its key).",
+        "none",
+        choices=("none", "text"),
+    )
+    edit_fallback = ChoiceOption(
+        "What an edit of the bot's message becomes where the network cannot edit: resend "
+        "(sent as a new message) or none (nothing).",
+        "resend",
+        choices=("resend", "none"),
+    )
+    sent_memory = IntOption(
+        "How many of its own messages the bot remembers per conversation here, for "
+        "plugins that edit or delete them (0: none).",
+        50,
+        min=0,
+    )
 
     log = Logger()
 
@@ -56,6 +147,7 @@ class Source(Service):
         #: when the whole bot stops. A source may tell its users.
         self.stop_reason: str | None = None
         self._connected_waiters: list[Deferred[None]] = []
+        self._sent = SentMessages()
 
     def startService(self) -> Deferred[None] | None:
         """Start (a subclass may return a Deferred that fires once it has started)."""
@@ -97,6 +189,26 @@ class Source(Service):
         """Deliver one reply to the network; its ``text`` is a str. The dispatcher calls
         this for every reply meant for this source, in order."""
         raise NotImplementedError
+
+    def remember_sent(self, response: Response, message_id: str) -> None:
+        """Record that ``response`` went out as the network's message ``message_id`` (as
+        soon as the source learns the id: at once, or on the server's echo). Reactor
+        thread."""
+        text = response.text if isinstance(response.text, str) else ""
+        self._sent.per_target = self.sent_memory  # as configured now (a reload may change it)
+        self._sent.add(
+            SentMessage(response.id, message_id, response.target, text, self.bot.seconds())
+        )
+
+    def sent_messages(self, target: str | None) -> list[SentMessage]:
+        """The bot's recent messages to ``target`` here whose network ids are known,
+        oldest first (at most ``sent_memory``). Any thread."""
+        return self._sent.recent(target)
+
+    def network_id(self, message: str) -> str:
+        """The network's id of the bot's message given by its Response ``id`` (or, when
+        that is not remembered, ``message`` itself, taken as a network id). Any thread."""
+        return self._sent.network_id(message)
 
     def names(self) -> tuple[str, ...]:
         """Every name the bot answers to here, each once (compared case-blind): its current

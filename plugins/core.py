@@ -24,6 +24,9 @@ from botcore.processor import Priority, Processor, handler
 from botcore.source import names_on
 
 _NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
+_NOT_WORDED = frozenset({"reaction", "delete"})
+#: The events a reply may be marked as answering (by default).
+_REPLIABLE = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.EDIT, EventType.DELAYED})
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _ELLIPSIS_BYTES = len(ELLIPSIS.encode("utf-8"))
 
@@ -42,7 +45,7 @@ class Strip(Processor):
     features = ("core",)
     priority = Priority.STRIP
     addressed = False
-    event_types = EventType.TEXT
+    event_types = EventType.WRITTEN
 
     @handler
     def handle_strip(self, event: Event) -> None:
@@ -67,7 +70,7 @@ class Secrets(Processor):
     priority = Priority.SECRETS  # first: nothing earlier sees the text
     addressed = False
     processed = True
-    event_types = EventType.TEXT
+    event_types = EventType.WRITTEN  # an edit that adds a password is scrubbed too
 
     @handler
     def handle_secret(self, event: Event) -> None:
@@ -135,7 +138,12 @@ class Ignore(Processor):
     features = ("core", "ignore")
     priority = Priority.IGNORE
     addressed = False
-    event_types = (*EventType.TEXT, EventType.INVITE)
+    event_types = (
+        *EventType.WRITTEN,
+        EventType.INVITE,
+        EventType.REACTION,
+        EventType.DELETE,
+    )
 
     ignore = ListOption(
         "Senders to ignore: a nick or sender id, or SOURCE:nick / SOURCE:id for one source.",
@@ -425,6 +433,9 @@ class Address(Processor):
         changed = []
         for response in event.responses:
             text = response.text
+            if response.kind in _NOT_WORDED:
+                changed.append(response)  # a key or nothing: no acknowledgement, no nick
+                continue
             if text is True:
                 text = choice(self.acknowledgements)
             elif text is False:
@@ -479,12 +490,63 @@ def split_to_fit(text: str, limit: int) -> list[str]:
     return chunks
 
 
+def degrade(response: Response, source: Any, event: Event | None = None) -> Response | None:
+    """``response`` as the source ``source`` can carry it (see `Format`), or None when
+    it becomes nothing. Its reply_to, thread_id and refers_to come out as network ids
+    or None."""
+    supports = source.supports
+    own = (
+        event is not None and response.source == event.source and response.target == event.channel
+    )
+    reply: str | bool | None = response.reply_to
+    if reply is None or reply is True:
+        trigger = event.message_id if event is not None and event.type in _REPLIABLE else None
+        wanted = reply is True or (own and source.reply_to_trigger)
+        reply = trigger if wanted else None
+    elif reply is False:
+        reply = None
+    # Only an id the source can mark as answered: else a plain line, addressed as ever.
+    reply = source.network_id(reply) if reply is not None and "reply" in supports else None
+    thread = response.thread_id
+    if thread is None and own and event is not None:
+        thread = event.thread_id
+    if "thread" not in supports:
+        thread = None
+    kind = response.kind
+    refers = source.network_id(response.refers_to) if response.refers_to else None
+    if kind == "delete" and "delete" not in supports:
+        return None
+    if kind == "edit" and "edit" not in supports:
+        if source.edit_fallback == "none":
+            return None
+        kind, refers = "message", None
+    if kind == "reaction" and ("react" not in supports or refers is None):
+        if source.reaction_fallback == "none":
+            return None
+        kind, refers = "message", None
+    if (
+        kind == response.kind
+        and refers == response.refers_to
+        and reply == response.reply_to
+        and thread == response.thread_id
+    ):
+        return response
+    return response.replace(kind=kind, refers_to=refers, reply_to=reply, thread_id=thread)
+
+
 class Format(Processor):
     """Shapes each reply for the source it goes to: actions become ``*text*`` where the
     source has none; multi-line text is joined with spaces (or, with ``conflate=False``,
     sent as one reply per line) where the source has no multi-line messages; and text is
     cut on a UTF-8 character boundary, with an ellipsis, to the source's
-    ``truncation_point()``."""
+    ``truncation_point()``.
+
+    It is also where the message model meets what the source can carry
+    (`degrade`): a reply answers its trigger where the source marks replies, stays in
+    the trigger's thread where it has threads, and otherwise is a plain line; a
+    reaction, an edit or a deletion the source cannot make becomes what the source's
+    ``reaction_fallback`` and ``edit_fallback`` say (a deletion: nothing); the bot's own
+    messages named by their local Response id are given the network's id."""
 
     usage = "(automatic) fits replies to what each network can carry"
     features = ("core", "format")
@@ -493,17 +555,20 @@ class Format(Processor):
     processed = True
     event_types = None
 
+    log = Logger()
+
     @handler
     def format(self, event: Event) -> None:
         if not event.responses:
             return
         formatted: list[Response] = []
         for response in event.responses:
-            formatted.extend(self.format_response(response))
+            formatted.extend(self.format_response(response, event))
         event.responses = formatted
 
-    def format_response(self, response: Response) -> list[Response]:
-        """The replies one response becomes on its destination source."""
+    def format_response(self, response: Response, event: Event | None = None) -> list[Response]:
+        """The replies one response becomes on its destination source (``event``: the
+        one it answers, for the reply and thread it defaults to)."""
         source = self.bot.get_source(response.source)
         if source is None:
             return [response]  # the dispatcher logs and drops replies to unknown sources
@@ -511,6 +576,19 @@ class Format(Processor):
             # Address (before us) words acknowledgements; without it, never "True": the
             # dispatcher words it plainly and warns.
             return [response]
+        degraded = degrade(response, source, event)
+        if degraded is None:
+            self.log.debug(
+                "dropped a {kind} reply that source {source} cannot make",
+                kind=response.kind,
+                source=source.name,
+            )
+            return []
+        response = degraded
+        if response.kind != "message" and response.kind != "edit":
+            return [response]  # a reaction's key or a deletion: nothing to fit
+        if response.kind == "edit":
+            response = response.replace(conflate=True)  # one message replaces one
         supports = source.supports
         limit = source.truncation_point(response)
         text = response.text if isinstance(response.text, str) else str(response.text)

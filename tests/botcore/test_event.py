@@ -193,3 +193,43 @@ class FakeSession:
 
     def close(self):
         self.closed = True
+
+
+class MessageModelTests(SynchronousTestCase):
+    """Responses that react, edit and delete, and the event helpers that make them."""
+
+    def event(self, **kw):
+        return Event("src", EventType.MESSAGE, channel="#c", message="hi", **kw)
+
+    def test_react_defaults_to_trigger(self):
+        reply = self.event(message_id="m1").react("+1")
+        self.assertEqual((reply.kind, reply.text, reply.refers_to), ("reaction", "+1", "m1"))
+        self.assertFalse(reply.address)
+
+    def test_edit_and_delete(self):
+        event = self.event()
+        first = event.addresponse("draft")
+        edit = event.edit(first.id, "final")
+        deletion = event.delete(first.id)
+        self.assertEqual((edit.kind, edit.refers_to, edit.text), ("edit", first.id, "final"))
+        self.assertEqual((deletion.kind, deletion.refers_to), ("delete", first.id))
+        self.assertNotEqual(first.id, edit.id)
+
+    def test_edit_needs_a_target(self):
+        with self.assertRaises(ValueError):
+            Response("x", kind="edit")
+        with self.assertRaises(ValueError):
+            Response("x", kind="shout")
+
+    def test_unknown_field_still_refused(self):
+        with self.assertRaises(TypeError):
+            self.event().addresponse("x", edits="m1")
+
+    def test_ids_kept_by_derive(self):
+        later = self.event(message_id="m1", thread_id="t1", reply_to="m0").derive("delayed")
+        self.assertEqual((later.message_id, later.thread_id, later.reply_to), ("m1", "t1", None))
+
+    def test_equal_replies_differ_only_in_id(self):
+        one, two = Response("x"), Response("x")
+        self.assertEqual(one, two)
+        self.assertNotEqual(one.id, two.id)

@@ -9,7 +9,15 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.cli.repl import ConsoleSource
-from botcore.source import Source, is_channel_on, names_on, unique_names
+from botcore.event import Response
+from botcore.source import (
+    SentMessage,
+    SentMessages,
+    Source,
+    is_channel_on,
+    names_on,
+    unique_names,
+)
 from botcore.testing import MemorySource, PluginTestCase, StubContext
 
 
@@ -99,3 +107,51 @@ class BotSourceTests(PluginTestCase):
         self.assertEqual(self.source.names(), ("robbie", "rob"))
         self.source.nick = "robbie_"
         self.assertEqual(names_on(self.bot, "test"), ("robbie_", "robbie", "rob"))
+
+
+class SentMessagesTests(SynchronousTestCase):
+    """The bounded memory of what the bot sent, per conversation."""
+
+    def sent(self, local, network, target="#a"):
+        return SentMessage(local, network, target, "text", 0.0)
+
+    def test_per_target_bound(self):
+        """The oldest of a conversation is forgotten, its local id with it."""
+        memory = SentMessages(per_target=2)
+        for n in range(3):
+            memory.add(self.sent(f"l{n}", f"n{n}"))
+        self.assertEqual([m.message_id for m in memory.recent("#a")], ["n1", "n2"])
+        self.assertEqual(memory.network_id("l0"), "l0")
+        self.assertEqual(memory.network_id("l2"), "n2")
+
+    def test_targets_bound(self):
+        """Past ``targets`` conversations, the least recently written is forgotten."""
+        memory = SentMessages(per_target=5, targets=2)
+        memory.add(self.sent("a", "na", "#a"))
+        memory.add(self.sent("b", "nb", "#b"))
+        memory.add(self.sent("a2", "na2", "#a"))  # #a used again: #b is now the oldest
+        memory.add(self.sent("c", "nc", "#c"))
+        self.assertEqual(memory.recent("#b"), [])
+        self.assertEqual(len(memory.recent("#a")), 2)
+        self.assertEqual(memory.network_id("b"), "b")
+
+    def test_split_reply_keeps_first_id(self):
+        """A reply sent as several messages is known by the first."""
+        memory = SentMessages()
+        memory.add(self.sent("l", "first"))
+        memory.add(self.sent("l", "second"))
+        self.assertEqual(memory.network_id("l"), "first")
+
+    def test_zero_remembers_nothing(self):
+        memory = SentMessages(per_target=0)
+        memory.add(self.sent("l", "n"))
+        self.assertEqual((memory.recent("#a"), memory.network_id("l")), ([], "l"))
+
+    def test_source_option(self):
+        """A source remembers as many as its ``sent_memory`` says."""
+        source = MemorySource(
+            "test", StubContext(reactor=Clock()), {"sent_memory": 1}, supports={"message-ids"}
+        )
+        for text in ("one", "two"):
+            source.send(Response(text, target="#a", source="test"))
+        self.assertEqual([m.text for m in source.sent_messages("#a")], ["two"])
