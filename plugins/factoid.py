@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from botcore.accounts.identify import proven_account
 from botcore.db.engine import rollback
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, utcnow
@@ -172,12 +173,24 @@ def wild_match(name: str, text: str, timeout: float = WILD_BUDGET) -> list[str] 
 
 
 def author_of(event: Event) -> str:
-    """Who an event's sender is as an author: their account if they have one, else the
-    source and sender id."""
-    if event.account is not None:
-        return f"account:{event.account}"
+    """Who an event's sender is as an author: their account once they are authenticated
+    as it (a nick linked to an account is not the account), else the source and sender
+    id."""
+    account = proven_account(event)
+    if account is not None:
+        return f"account:{account}"
+    return _identity_author(event)
+
+
+def _identity_author(event: Event) -> str:
     sender_id = event.sender.id if event.sender is not None else "?"
     return f"{event.source}:{sender_id}"
+
+
+def authors_of(event: Event) -> frozenset[str]:
+    """Every author an event's sender may change the facts of: their identity's, and
+    their account's once authenticated as it."""
+    return frozenset({author_of(event), _identity_author(event)})
 
 
 @lru_cache(maxsize=4096)
@@ -307,8 +320,8 @@ class Ownership:
     other_permissions: ClassVar[tuple[str, ...]] = (ADMIN,)
 
     def may_change(self, event: Event, *authors: str) -> bool:
-        me = author_of(event)
-        if all(author == me for author in authors):
+        mine = authors_of(event)
+        if all(author in mine for author in authors):
             return True
         return self.authorised(event, ADMIN)  # type: ignore[attr-defined]
 

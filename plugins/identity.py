@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from botcore.accounts import models as accounts
+from botcore.accounts.identify import proven_account
 from botcore.accounts.models import Account, AccountError, Identity
 from botcore.accounts.secrets import TAKEN_SECRET, Secret
 from botcore.event import Event, EventType
@@ -559,11 +560,12 @@ class Accounts(Processor):
 
 class Grants(Processor):
     """Admins grant, revoke and remove permissions (only known ones, and only those they
-    hold themselves); anyone can list an account's permission rows. A grant holds once
-    the account's owner has authenticated; ``always`` makes it hold for whoever uses one
-    of the account's identities, authenticated or not. A <user> is ``account NAME``,
-    ``IDENTITY on SOURCE``, or a bare name: an account, or an identity on this source
-    (refused as ambiguous when it is both, for different accounts)."""
+        hold themselves); an account's permission rows are listed to the account itself,
+    authenticated, and to admins. A grant holds once
+        the account's owner has authenticated; ``always`` makes it hold for whoever uses one
+        of the account's identities, authenticated or not. A <user> is ``account NAME``,
+        ``IDENTITY on SOURCE``, or a bare name: an account, or an identity on this source
+        (refused as ambiguous when it is both, for different accounts)."""
 
     usage = (
         "grant <permission> to <user> [always]\n"
@@ -635,6 +637,14 @@ class Grants(Processor):
         session = event.session
         account = account_asked_about(event, name)
         if account is None:
+            return
+        # What an account may do is for its owner (authenticated) and admins: a nick
+        # linked to it, or any stranger, learns nothing of it.
+        if account.id != proven_account(event) and not self.authorised(event, "admin"):
+            event.addresponse(
+                f"Only {account.username} (authenticated) and admins may see what "
+                f"{account.username} may do"
+            )
             return
         rows = accounts.permissions_of(session, account.id)
         if not rows:

@@ -17,6 +17,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, func, or
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.accounts import models as accounts
+from botcore.accounts.identify import proven_account
 from botcore.accounts.models import Account
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
@@ -66,10 +67,12 @@ class Memo(Base):
 
 def for_sender(event: Event) -> ColumnElement[bool]:
     """The condition selecting memos addressed to the event's sender: by nick on this
-    source, or to the account of their identity (as the core's Identify found it)."""
+    source, or to their account once they are authenticated as it (holding a nick linked
+    to an account does not show its memos)."""
     by_nick = and_(Memo.to_source == event.source, Memo.to_nick == event.who.nick)
-    if event.account is not None:
-        return or_(by_nick, Memo.to_account_id == event.account)
+    account = proven_account(event)
+    if account is not None:
+        return or_(by_nick, Memo.to_account_id == account)
     return by_nick
 
 

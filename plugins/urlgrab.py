@@ -30,6 +30,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from botcore.accounts.identify import proven_account
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime
@@ -165,7 +166,7 @@ class UrlGrab(Processor):
                 sender_id=event.sender.id[:255],
                 nick=event.sender.nick[:255],
                 identity_id=event.identity,
-                account_id=event.account if event.authenticated else None,
+                account_id=proven_account(event),
                 connection=(event.sender.connection or "")[:255],
                 url=url[:2048],
                 time=event.time,
@@ -285,8 +286,9 @@ class UrlQuery(Processor):
                     ),
                 )
             )
-        if event.account is not None and event.authenticated:
-            conditions.append(GrabbedURL.account_id == event.account)
+        account = proven_account(event)
+        if account is not None:
+            conditions.append(GrabbedURL.account_id == account)
         return [or_(*conditions)] if conditions else [false()]
 
     def _describe(self, row: GrabbedURL) -> str:

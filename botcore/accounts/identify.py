@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     from botcore.interfaces import IBotContext
 
 
+def proven_account(event: Event) -> int | None:
+    """The account the event's sender has shown to be theirs, or None: ``event.account``
+    only when the sender is authenticated (on this connection, or vouched for by the
+    source). ``event.account`` alone is only the account their identity is linked to,
+    which anyone using that nick may claim: whatever belongs to an account (its memos,
+    its facts, its URLs, its permission rows) goes by this. Any thread."""
+    return event.account if event.authenticated else None
+
+
 class FirstSightings:
     """The budget of new identities per source: at most ``limit`` rows created in each
     ``window`` seconds on one source, so a flood of strangers (50,000 nicks) writes a

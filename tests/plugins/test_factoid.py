@@ -227,12 +227,27 @@ class FactoidTests(PluginTestCase):
         self.assertFails("python")
 
     def test_account_is_author(self):
-        """With an account, the author is the account, whatever the nick."""
+        """With an account, authenticated, the author is the account, whatever the nick."""
         self.link_account("alice", ("test", "user"), ("test", "othernick"))
         self.link_account("eve", ("test", "eve"))
-        self.say("python is a language")
-        self.assertResponseMatches("python += !", OK, sender="othernick")
-        self.assertResponseMatches("python += !", "^You can only", sender="eve")
+        self.say("python is a language", authenticated=True)
+        self.assertResponseMatches("python += !", OK, sender="othernick", authenticated=True)
+        self.assertResponseMatches(
+            "python += !", "^You can only", sender="eve", authenticated=True
+        )
+
+    def test_linked_nick_is_not_the_author(self):
+        """Using a nick linked to an account without authenticating as it does not make
+        one the account's author: the account's facts stay its own; what is taught so is
+        the identity's."""
+        self.link_account("alice", ("test", "user"), ("test", "othernick"))
+        self.say("python is a language", authenticated=True)
+        self.assertResponseMatches("python += !", "^You can only", sender="othernick")
+        self.assertResponseMatches("forget python", "^You can only", sender="user")
+        self.say("ruby is a gem", sender="othernick")
+        self.assertResponseMatches("ruby += !", OK, sender="othernick")
+        self.assertResponseMatches("ruby += ?", "^You can only", sender="user")
+        self.assertResponseMatches("ruby += ?", OK, sender="othernick", authenticated=True)
 
     def test_substitutions(self):
         """$who, $channel, $source, $date and $time are filled in."""

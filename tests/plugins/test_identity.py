@@ -335,6 +335,24 @@ class GrantTests(IdentityTestCase):
         self.assertFails("grant admin to alice")
         self.assertResponseMatches("permissions", "no permissions")
 
+    def test_permissions_only_for_owner_and_admins(self) -> None:
+        """An account's permission rows are shown to the account, authenticated, and to
+        admins: not to someone merely using its nick, nor to a stranger."""
+        self.make_account("alice", "user", SECRET, admin="auth", deploy="yes")
+        self.make_account("bob", "bobby", "bob-secret")
+        self.assertResponseMatches("permissions", "^Only alice .* may see", sender="user")
+        self.assertResponseMatches(
+            "permissions for alice", "^Only alice .* may see", sender="bobby"
+        )
+        self.say("auth bob-secret", sender="bobby")
+        self.assertResponseMatches(
+            "permissions for alice", "^Only alice .* may see", sender="bobby"
+        )
+        self.assertResponseMatches("permissions", "no permissions", sender="bobby")
+        self.say(f"auth {SECRET}")
+        self.assertResponseMatches("permissions", r"^alice: admin, \+deploy$")
+        self.assertResponseMatches("permissions for bob", "no permissions")
+
     def test_cannot_grant_what_one_lacks(self) -> None:
         """An admin without 'deploy' cannot grant it; an unknown permission is refused."""
         self.make_account("alice", "user", SECRET, admin="auth")

@@ -24,9 +24,18 @@ class MemoTestCase(PluginTestCase):
         source.setServiceParent(self.bot.sources)
         return source
 
-    def say_on(self, source: MemorySource, text: str, nick: str, public: bool = True) -> list:
-        """``nick`` says ``text`` on ``source``; the replies (with their targets)."""
+    def say_on(
+        self,
+        source: MemorySource,
+        text: str,
+        nick: str,
+        public: bool = True,
+        authenticated: bool = False,
+    ) -> list:
+        """``nick`` says ``text`` on ``source`` (``authenticated`` as their account, or
+        not); the replies (with their targets)."""
         event = Event(
+            authenticated=authenticated,
             source=source.name,
             type=EventType.MESSAGE,
             sender=Sender(f"{source.name}:{nick}", nick, nick),
@@ -188,23 +197,45 @@ class AccountMemoTests(MemoTestCase):
     """Memos for accounts reach whichever linked identity speaks first."""
 
     def test_memo_for_account(self):
-        """A memo for an account name is delivered to any of its identities, once."""
+        """A memo for an account name is delivered to any of its identities, once they
+        are authenticated as it; once."""
         irc = self.other_source("irc")
         self.link_account("robert", ("test", "bob"), ("irc", "rob"))
         self.assertEqual(self.tell("tell robert hello"), ["alice: Okay, I'll tell robert"])
         self.assertEqual(
-            self.say_on(irc, "hi", "rob"), [("#chan", "rob: alice said just now: hello")]
+            self.say_on(irc, "hi", "rob", authenticated=True),
+            [("#chan", "rob: alice said just now: hello")],
         )
-        self.assertNoResponse("hi", sender="bob")
+        self.assertNoResponse("hi", sender="bob", authenticated=True)
 
     def test_memo_for_linked_nick(self):
         """A memo for a nick whose identity is linked goes to the account: another of
-        the person's identities may get it."""
+        the person's identities may get it, authenticated."""
         irc = self.other_source("irc")
         self.link_account("robert", ("test", "bob"), ("irc", "rob"))
         self.tell("tell bob hello")
         self.assertEqual(
-            self.say_on(irc, "hi", "rob", public=False), [("rob", "alice said just now: hello")]
+            self.say_on(irc, "hi", "rob", public=False, authenticated=True),
+            [("rob", "alice said just now: hello")],
+        )
+
+    def test_linked_nick_is_not_the_account(self):
+        """Someone merely using a nick linked to an account (not authenticated as it)
+        gets none of the account's memos, is not told of them and cannot list them; the
+        account's owner, authenticated, still gets them all."""
+        irc = self.other_source("irc")
+        self.link_account("robert", ("test", "bob"), ("irc", "rob"))
+        self.tell("tell robert hello")
+        self.tell("pm bob secret")
+        self.assertEqual(self.say_on(irc, "hi", "rob"), [])
+        self.assertResponseMatches(
+            "botcore: my messages", "^bob: You have no memos$", sender="bob"
+        )
+        self.assertNoResponse("hi", sender="bob")
+        replies = self.say_on(irc, "hi", "rob", public=False, authenticated=True)
+        self.assertEqual(
+            replies,
+            [("rob", "alice said just now: hello"), ("rob", "alice said just now: secret")],
         )
 
 
