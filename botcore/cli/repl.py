@@ -425,24 +425,25 @@ def main(
 
     plugins = list(dict.fromkeys(([] if args.no_core else ["core"]) + args.plugins))
     reloader = Reloader(plugin_package=plugin_package)
-    try:
-        problem = check_plugins(plugins, reloader)
-    except Exception:
-        stderr.write(f"{PROG}: a plugin failed to import:\n")
-        traceback.print_exc(file=stderr)
-        return 1
-    if problem is not None:
-        stderr.write(f"{PROG}: {problem}\n")
-        return 2
-
     observer = _log_observer(stderr, args.verbose)
     globalLogPublisher.addObserver(observer)
     try:
         with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as directory:
+            # The config first: its [bot] plugin_dirs tell the reloader where the named
+            # plugins may be, and its [plugin:NAME] sections are checked against them.
             try:
                 config = build_config(Path(directory), plugins, args.config, reloader)
             except ConfigErrors as e:
                 stderr.write(f"{PROG}: {e}\n")
+                return 2
+            try:
+                problem = check_plugins(plugins, reloader)
+            except Exception:
+                stderr.write(f"{PROG}: a plugin failed to import:\n")
+                traceback.print_exc(file=stderr)
+                return 1
+            if problem is not None:
+                stderr.write(f"{PROG}: {problem}\n")
                 return 2
             console = Console(
                 config,

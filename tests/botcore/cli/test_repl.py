@@ -127,6 +127,41 @@ class PublicTests(ConsoleTestCase):
         )
         self.assertEqual(out, ["> user: pong"])
 
+    def test_plugin_dirs_and_options_from_config(self):
+        """With -c, a plugin found only in that file's [bot] plugin_dirs (relative to the
+        file) is loaded, with the options of its [plugin:NAME] section."""
+        folder = Path(os.path.abspath(self.mktemp()))
+        (folder / "mine").mkdir(parents=True)
+        (folder / "mine" / "tally.py").write_text(
+            "from botcore.options import IntOption\n"
+            "from botcore.processor import Processor, match\n\n\n"
+            "class Tally(Processor):\n"
+            '    """Counts."""\n\n'
+            '    start = IntOption("Where counting starts.", 0)\n\n'
+            '    @match("tally")\n'
+            "    def tally(self, event):\n"
+            '        event.addresponse(f"tally is {self.start}")\n',
+            encoding="utf-8",
+        )
+        path = folder / "bot.ini"
+        path.write_text(
+            "[bot]\nplugin_dirs = mine\n\n[plugin:tally]\nstart = 41\n", encoding="utf-8"
+        )
+        code, out, err = self.run_console(["-c", str(path), "--no-core", "tally"], "tally\n")
+        self.assertEqual((code, out, err), (0, ["> tally is 41"], ""))
+
+    def test_unknown_plugin_with_config(self):
+        """A plugin in neither the config's plugin_dirs nor the bundled plugins is named,
+        with status 2."""
+        folder = Path(os.path.abspath(self.mktemp()))
+        folder.mkdir()
+        path = folder / "bot.ini"
+        path.write_text("[bot]\nplugin_dirs = nowhere\n", encoding="utf-8")
+        code, out, err = self.run_console(["-c", str(path), "--no-core", "nosuch"], "ping\n")
+        self.assertEqual((code, out), (2, []))
+        self.assertIn("nosuch", err)
+        self.assertNotIn("Traceback", err)
+
 
 class CommandTests(ConsoleTestCase):
     """The console's own slash commands and the end of input."""
