@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 import botcore
 from botcore.accounts.permissions import Permissions
+from botcore.bus.catalogue import Catalogue, EventTypeSpec
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
@@ -85,6 +86,10 @@ class BotContext:
     ) -> ScheduledCall:
         return self._bot.call_later(delay, function, event, *args, **kw)
 
+    def declare_event_type(self, spec: EventTypeSpec) -> None:
+        """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
+        self._bot.catalogue.declare(spec)
+
     def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
         self._bot.call_from_thread(function, *args, **kw)
 
@@ -144,6 +149,8 @@ class Bot(MultiService):
         for name in config.names("database") or ["main"]:
             self.databases[name] = Database.from_config(name, config)
             self.databases[name].setServiceParent(self)
+        #: The event types (built-in and plugins'), validated on every publish path.
+        self.catalogue = Catalogue()
         self.dispatcher = Dispatcher(
             config.section("bot"),
             reactor=reactor,
@@ -151,6 +158,7 @@ class Bot(MultiService):
             database=self.databases.get("main"),
             sources=self.get_source,
             on_fatal=self._fatal,
+            catalogue=self.catalogue,
         )
         self.dispatcher.setServiceParent(self)
         self.context = BotContext(self)

@@ -25,6 +25,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from botcore.bus.catalogue import Catalogue, InvalidEvent
 from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
@@ -152,8 +153,11 @@ class Dispatcher(Service):
         database: Database | None = None,
         sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.setName("dispatcher")
+        #: The event types every publish path validates against.
+        self.catalogue = catalogue if catalogue is not None else Catalogue()
         self.config = dict(config or {})
         self.reactor = reactor
         self.database = database
@@ -333,9 +337,14 @@ class Dispatcher(Service):
 
     def dispatch(self, event: Event) -> Deferred[Event]:
         """Queue an event; its replies are sent (`route`) once every processor has run,
-        then the Deferred fires with it. Reactor thread."""
+        then the Deferred fires with it. Reactor thread. An event whose payload does not
+        match its type's schema fails with `InvalidEvent` before any processor sees it."""
         if not self._accepting:
             return fail(DispatcherStopped(f"not accepting events; dropped {event.type} event"))
+        try:
+            self.catalogue.validate(event)
+        except InvalidEvent as error:
+            return fail(error)
         source = event.source
         waiting = self._waiting_by.get(source, 0)
         if waiting >= self.max_queued:
@@ -359,13 +368,20 @@ class Dispatcher(Service):
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
 
+    def publish(self, event: Event) -> Deferred[Event]:
+        """The one entry for events from outside the sources (the HTTP API, a bridge):
+        validated like every other path, then dispatched. Reactor thread."""
+        return self.dispatch(event)
+
     def call_later(
         self, delay: float, function: Callable[..., Any], event: Event, *args: Any, **kw: Any
     ) -> ScheduledCall:
         """After ``delay`` seconds, run ``function(delayed_event, *args, **kw)`` in the pool,
         then the chain on that ``delayed`` event; its replies go to the same conversation.
-        Any thread; returns a cancellable handle."""
+        Any thread; returns a cancellable handle. An invalid delayed event raises
+        `InvalidEvent` here, to the caller, and nothing is scheduled."""
         delayed = event.derive(EventType.DELAYED)
+        self.catalogue.validate(delayed)
         work = _Work(delayed, delayed.conversation, call=(function, args, kw))
         scheduled = ScheduledCall(self._cancel_scheduled)
         self._on_reactor(lambda: self._schedule(scheduled, delay, work))

@@ -924,7 +924,9 @@ class PeriodicTests(DispatcherTestCase):
         events) nor for another periodic handler's run."""
         pool = ManualThreadPool()
         dispatcher = self.dispatcher([Ticker("t", self.context)], pool)
-        dispatcher.dispatch(Event(source="botcore", type=EventType.LIFECYCLE))
+        dispatcher.dispatch(
+            Event(source="botcore", type=EventType.LIFECYCLE, data={"state": "running"})
+        )
         self.reactor.advance(1)  # b
         self.reactor.advance(9)  # a
         self.assertEqual(
