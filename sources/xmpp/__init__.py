@@ -307,6 +307,7 @@ class XMPPSource(Source):
         policy = backoffPolicy(
             initialDelay=self.reconnect_delay,
             maxDelay=self.reconnect_max_delay,
+            factor=2.0,
             jitter=lambda: 0.0,
         )
         return policy(max(0, self.failures - 1)) * (0.5 + 0.5 * self._jitter())
@@ -502,7 +503,7 @@ class XMPPSource(Source):
         """Whether ``target`` is a room's bare JID (one the bot is in or wants). Any thread."""
         if not target or "/" in target:
             return False
-        if target in self._wanted:
+        if target in self._wanted or any(target == room for room, _ in self._configured):
             return True
         connection = self.connection
         return connection is not None and target in connection.rooms
