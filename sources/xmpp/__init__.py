@@ -217,6 +217,10 @@ class XMPPSource(Source):
         self._configured: list[tuple[str, str | None]] = []
         self._nick_override: str | None = None
         self._stopping = False
+        self._login_xs: Any = None
+        self._login_timer: Any = None
+        #: The SASL mechanism the last login used.
+        self.sasl_mechanism: str | None = None
 
     # -- configuration -------------------------------------------------------------------
 
@@ -314,41 +318,55 @@ class XMPPSource(Source):
 
     def _connected(self, xs: Any) -> None:
         self.connections += 1
-        xs._botcore_timeout = self.reactor.callLater(self.connect_timeout, self._login_timeout, xs)
+        self._cancel_login_timer()
+        self._login_xs = xs
+        self._login_timer = self.reactor.callLater(self.connect_timeout, self._login_timeout, xs)
+
+    def _cancel_login_timer(self) -> None:
+        timer, self._login_timer = self._login_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def _login_timeout(self, xs: Any) -> None:
+        self._login_timer = None
         self.log.warn("{source}: login took too long; reconnecting", source=self.name)
         if xs.transport is not None:
             xs.transport.abortConnection()
 
     def _authenticated(self, xs: Any) -> None:
-        timer = getattr(xs, "_botcore_timeout", None)
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._cancel_login_timer()
+        self._login_xs = None
         self.failures = 0
+        self.sasl_mechanism = getattr(xs.authenticator, "sasl_mechanism", None)
         connection = self.connection = XMPPConnection(self, xs, self.reactor)
-        xs._botcore_connection = connection
         connection.start()
-        self.log.info("{source}: logged in as {jid}", source=self.name, jid=connection.jid.full())
+        self.log.info(
+            "{source}: logged in as {jid} ({mechanism})",
+            source=self.name,
+            jid=connection.jid.full(),
+            mechanism=self.sasl_mechanism,
+        )
         self.set_state("connected")
         connection._source_event("connected", jid=connection.jid.full())
         for room, (nick, password) in list(self._wanted.items()):
             connection.join(room, nick or self.room_nick(), password)
 
     def _init_failed(self, failure: Failure) -> None:
-        self.failures += 1
+        """TLS, SASL or binding failed (a bad certificate, a wrong password): close the
+        stream; the next attempt waits for the backoff."""
+        self._cancel_login_timer()
         self.log.warn(
-            "{source}: login failed: {why}", source=self.name, why=failure.getErrorMessage()
+            "{source}: login failed: {why}",
+            source=self.name,
+            why=failure.getErrorMessage() or failure.type.__name__,
         )
-        # The stream is closed by Twisted's authenticator only for some failures.
-        service = self._service
-        if service is not None:
-            service.whenConnected(failAfterFailures=1).addCallbacks(
-                lambda p: p.transport.loseConnection(), lambda _: None
-            )
-        return None
+        xs, self._login_xs = self._login_xs, None
+        if xs is not None and xs.transport is not None:
+            xs.transport.loseConnection()
 
     def _stream_ended(self, reason: Any) -> None:
+        self._cancel_login_timer()
+        self._login_xs = None
         connection, self.connection = self.connection, None
         if connection is None:
             if not self._stopping:

@@ -77,6 +77,7 @@ class BestSASLInitializer(sasl.SASLInitiatingInitializer):
         self.mechanism = choose(
             offered, authenticator.jid.user or "", authenticator.password, self.allowed
         )
+        authenticator.sasl_mechanism = self.mechanism.name
 
     def onSuccess(self, success: Any) -> None:
         if isinstance(self.mechanism, Scram) and not self.mechanism.verified:

@@ -83,7 +83,11 @@ class XMPPIntegrationTestCase(TestCase):
         if self.bot is not None and self.bot.running:
             await self.bot.stopService()
 
-    async def start_bot(self, load: str = "core, basic", **options: str) -> Bot:
+    async def start_bot_unready(self, **options: str) -> Bot:
+        """Start the bot without waiting for it to log in."""
+        return await self.start_bot(wait=False, rooms="", **options)
+
+    async def start_bot(self, load: str = "core, basic", wait: bool = True, **options: str) -> Bot:
         directory = Path(tempfile.mkdtemp(prefix="botcore-xmpp-"))
         self.addCleanup(shutil.rmtree, directory, True)
         source = {
@@ -117,6 +121,8 @@ class XMPPIntegrationTestCase(TestCase):
         self.bot = bot
         await bot.startService()
         first = options.get("rooms", ROOM)
+        if not wait:
+            return bot
         if first:
             await wait_until(lambda: self.joined(first), "the bot to join " + first)
         else:
@@ -160,6 +166,7 @@ class PrivateTests(XMPPIntegrationTestCase):
         reply = await alice.wait_body("id=")
         self.assertEqual(str(child(reply, "body")), f"id=alice@{DOMAIN} nick=alice")
         self.assertIn("Authenticated as bot@localhost", self.server.log_tail(1000))
+        self.assertEqual(self.source.sasl_mechanism, "SCRAM-SHA-1")
 
     async def test_chat_states_and_garbage_ignored(self) -> None:
         """Chat states, bodiless and malformed stanzas get no answer and break nothing."""
@@ -285,6 +292,29 @@ class RoomTests(XMPPIntegrationTestCase):
         await wait_until(lambda: self.joined("other@" + MUC), "the bot to follow the invite")
         event = next(e for e in Watcher.seen if e.type == EventType.INVITE)
         self.assertEqual(event.data["channel"], "other@" + MUC)
+
+
+class LoginTests(XMPPIntegrationTestCase):
+    async def test_untrusted_certificate_refused(self) -> None:
+        """Without the test CA the server's self-signed certificate is refused: the bot
+        never logs in (no password sent) and keeps retrying."""
+        bot = await self.start_bot_unready(ca_file="")
+        await wait_until(lambda: self.source.failures >= 2, "failed attempts")
+        self.assertEqual(self.source.connection, None)
+        self.assertNotIn("Authenticated as bot", self.server.log_tail(1000))
+        self.assertTrue(bot.running)
+
+    async def test_wrong_password_backs_off(self) -> None:
+        """A wrong password fails the login, and the bot retries with backoff."""
+        await self.start_bot_unready(password="not the password")
+        await wait_until(lambda: self.source.failures >= 2, "failed attempts")
+        self.assertIsNone(self.source.connection)
+        self.assertGreater(self.source.retry_delay(0), 0.05)
+
+    async def test_plain_only_inside_tls(self) -> None:
+        """Restricted to PLAIN, the bot still logs in (inside TLS)."""
+        await self.start_bot(rooms="", mechanisms="PLAIN")
+        self.assertEqual(self.source.sasl_mechanism, "PLAIN")
 
 
 class ReconnectTests(XMPPIntegrationTestCase):
