@@ -358,7 +358,7 @@ class XMPPSource(Source):
         self.log.warn(
             "{source}: login failed: {why}",
             source=self.name,
-            why=failure.getErrorMessage() or failure.type.__name__,
+            why=failure.getErrorMessage() or repr(failure.value),
         )
         xs, self._login_xs = self._login_xs, None
         if xs is not None and xs.transport is not None:
