@@ -207,6 +207,22 @@ class RoomTests(XMPPIntegrationTestCase):
         self.assertEqual(seen, [f"number {i:02d}" for i in range(20)])
         self.assertNotIn("from the past", alice.bodies(sender=f"{ROOM}/{NICK}"))
 
+    async def test_factoid_taught_in_room_answered_in_private(self) -> None:
+        """A factoid taught in the room is answered there and in private."""
+        await self.start_bot(load="core, basic, factoid")
+        alice = await self.client("alice")
+        alice.message(ROOM, f"{NICK}: prosody is an XMPP server", kind="groupchat")
+        await alice.wait_for(
+            lambda s: s.getAttribute("from") == f"{ROOM}/{NICK}" and child(s, "body") is not None
+        )
+        alice.message(ROOM, f"{NICK}: prosody?", kind="groupchat")
+        await alice.wait_body("an XMPP server")
+        alice.message(f"bot@{DOMAIN}", "prosody?")
+        reply = await alice.wait_for(
+            lambda s: s.getAttribute("type") == "chat" and "XMPP server" in str(child(s, "body"))
+        )
+        self.assertEqual(reply["to"], f"alice@{DOMAIN}/test")
+
     async def test_long_reply_split_cleanly(self) -> None:
         """A 3,000-character reply arrives whole, in messages within message_length."""
         await self.start_bot(message_length="500", max_messages="10")
