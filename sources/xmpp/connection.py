@@ -197,8 +197,7 @@ class XMPPConnection:
         real = st.parse_jid(item.getAttribute("jid")) if item is not None else None
         role = item.getAttribute("role", "participant") if item is not None else "participant"
         affiliation = item.getAttribute("affiliation", "none") if item is not None else "none"
-        is_self = "110" in codes or (not room.joined and nick == room.nick and kind is None)
-        if is_self:
+        if "110" in codes:
             self._self_presence(room, nick, kind, codes, item)
             return
         known = room.occupants.get(nick)
@@ -340,7 +339,9 @@ class XMPPConnection:
         if sender.userhost() == self.jid.userhost() and sender.resource == self.jid.resource:
             return
         if room is not None:
-            occupant = room.occupants.get(sender.resource or "") or Occupant(sender.resource or "")
+            if not sender.resource:
+                return  # the room's own notices and forms: answering would speak in the room
+            occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
             who = self._occupant_sender(room, occupant, private=sender.full())
             self._text(sender.full(), False, who, text, occupant.jid)
             return
@@ -360,6 +361,8 @@ class XMPPConnection:
         kind = EventType.MESSAGE
         if text.startswith("/me "):
             kind, text = EventType.ACTION, text[4:]
+            if not text.strip():
+                return
         event = Event(
             source=self.source.name,
             type=kind,

@@ -150,6 +150,8 @@ class HostileTests(SourceTestCase):
             "<message from='@@@/'><body>bad jid</body></message>"
             "<message from=''><body>empty</body></message>"
             f"<message from='{ROOM}' type='groupchat'><body>room itself</body></message>"
+            f"<message from='{ROOM}' type='normal'><body>room notice</body></message>"
+            f"<message from='{ROOM}/bob' type='chat'><body>/me  </body></message>"
             f"<presence from='{ROOM}/x' type='bogus'/>"
             f"<presence from='{ROOM}/x'><x xmlns='http://jabber.org/protocol/muc#user'>"
             "<item jid='@@bad'/></x></presence>"
