@@ -156,6 +156,11 @@ class XMPPSource(Source):
         "Rooms to join after every connection, each 'room@service' or 'room@service password'.",
         [],
     )
+    room_services = ListOption(
+        "Domains whose bare JIDs are rooms (default: those of the configured rooms and "
+        "conference.DOMAIN).",
+        [],
+    )
     configured_nick = Option(
         "The bot's nick in rooms (default: the bot's name).", None, name="nick"
     )
@@ -259,6 +264,15 @@ class XMPPSource(Source):
         else:
             trust = ssl.platformTrust()
         return ssl.optionsForClientTLS(hostname, trustRoot=trust)
+
+    def muc_domains(self) -> set[str]:
+        """The domains rooms are on: ``room_services``, else the configured rooms' and
+        conference.DOMAIN. Any thread."""
+        if self.room_services:
+            return {domain.strip().lower() for domain in self.room_services}
+        found = {room.split("@", 1)[-1] for room, _ in self._configured}
+        found.add("conference." + JID(self.jid).host)
+        return found
 
     def wants_room(self, room: str) -> bool:
         return room in self._wanted
@@ -522,6 +536,9 @@ class XMPPSource(Source):
         if not target or "/" in target:
             return False
         if target in self._wanted or any(target == room for room, _ in self._configured):
+            return True
+        found = st.parse_jid(target)
+        if found is not None and found.user and found.host in self.muc_domains():
             return True
         connection = self.connection
         return connection is not None and target in connection.rooms

@@ -223,6 +223,20 @@ class RoomTests(XMPPIntegrationTestCase):
         )
         self.assertEqual(reply["to"], f"alice@{DOMAIN}/test")
 
+    async def test_admin_join_and_say(self) -> None:
+        """irc_admin's join and say work on XMPP rooms."""
+        await self.start_bot(load="core, basic, irc_admin", permissions="+sources")
+        alice = await self.client("alice", room="admin@" + MUC)
+        alice.message(f"bot@{DOMAIN}", "join admin@" + MUC)
+        await wait_until(lambda: self.joined("admin@" + MUC), "the bot to join")
+        alice.message(f"bot@{DOMAIN}", f"say in admin@{MUC} hello room")
+        await alice.wait_for(
+            lambda s: (
+                s.getAttribute("from") == f"admin@{MUC}/{NICK}"
+                and str(child(s, "body")) == "hello room"
+            )
+        )
+
     async def test_long_reply_split_cleanly(self) -> None:
         """A 3,000-character reply arrives whole, in messages within message_length."""
         await self.start_bot(message_length="500", max_messages="10")
