@@ -1,0 +1,362 @@
+"""The XMPP source against a real Prosody started on a free loopback port: STARTTLS with
+the test certificate, SASL SCRAM, echo in private and in a room, replies in order, long
+replies split, occupants, kicks, invites, and reconnection after a server restart."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.trial.unittest import TestCase
+from twisted.words.xish import domish
+
+from botcore.bot import Bot
+from botcore.event import Event, EventType
+from botcore.processor import Processor, handler, match
+from botcore.settings import read_config
+from tests.sources import xmpp_harness
+from tests.sources.xmpp_harness import DOMAIN, MUC, WAIT, ProsodyServer, XMPPClient, child
+
+ROOM = f"test@{MUC}"
+NICK = "testbot"
+LONG_TEXT = " ".join(f"wörd{i:03d}€" for i in range(300))[:3000]
+USERS = {"bot": "botpass", "alice": "alicepass", "bob": "bobpass"}
+
+
+class Testing(Processor):
+    """Test commands: ``long`` answers LONG_TEXT; every state event is remembered."""
+
+    @match("long")
+    def long(self, event: Event) -> None:
+        event.addresponse(LONG_TEXT, address=False)
+
+    @match("whoami")
+    def whoami(self, event: Event) -> None:
+        event.addresponse(f"id={event.who.id} nick={event.who.nick}", address=False)
+
+
+class Watcher(Processor):
+    """Remembers every state, invite and source event (in the test's class list)."""
+
+    event_types = frozenset({EventType.STATE, EventType.INVITE, EventType.SOURCE})
+    addressed = False
+    processed = True
+    seen: ClassVar[list[Event]] = []
+
+    @handler
+    def remember(self, event: Event) -> None:
+        Watcher.seen.append(event)
+
+
+async def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await task.deferLater(reactor, 0.02, lambda: None)
+
+
+class XMPPIntegrationTestCase(TestCase):
+    skip = xmpp_harness.skip_reason()
+    timeout = 4 * WAIT
+
+    def setUp(self) -> None:
+        # A server per test (it starts in about 0.2 s): no room or roster left behind.
+        self.server = ProsodyServer(USERS)
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.clients: list[XMPPClient] = []
+        self.bot: Bot | None = None
+        Watcher.seen = []
+
+    def tearDown(self) -> Deferred[None]:
+        return ensureDeferred(self._teardown())
+
+    async def _teardown(self) -> None:
+        for c in self.clients:
+            c.close()
+        if self.bot is not None and self.bot.running:
+            await self.bot.stopService()
+
+    async def start_bot_unready(self, **options: str) -> Bot:
+        """Start the bot without waiting for it to log in."""
+        return await self.start_bot(wait=False, rooms="", **options)
+
+    async def start_bot(self, load: str = "core, basic", wait: bool = True, **options: str) -> Bot:
+        directory = Path(tempfile.mkdtemp(prefix="botcore-xmpp-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        source = {
+            "type": "xmpp",
+            "jid": f"bot@{DOMAIN}",
+            "password": USERS["bot"],
+            "server": f"tcp:127.0.0.1:{self.server.port}",
+            "ca_file": self.server.ca_file,
+            "nick": NICK,
+            "rooms": ROOM,
+            "reconnect_delay": "0.1",
+            "reconnect_max_delay": "0.5",
+            "rejoin_delay": "0.2",
+            **options,
+        }
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_dict(
+            {
+                "bot": {"name": NICK, "autoload": "no", "load": load},
+                "database:main": {"url": f"sqlite:///{directory / 'bot.sqlite'}"},
+                "plugin:core": {"limit_time": "0"},
+                "source:xmpp": source,
+            }
+        )
+        path = directory / "bot.ini"
+        with open(path, "w", encoding="utf-8") as handle:
+            parser.write(handle)
+        bot = Bot(read_config(path, environ={}))
+        bot.plugins.loaded["testing"] = [Testing("testing", bot, {}), Watcher("testing", bot, {})]
+        self.bot = bot
+        await bot.startService()
+        first = options.get("rooms", ROOM)
+        if not wait:
+            return bot
+        if first:
+            await wait_until(lambda: self.joined(first), "the bot to join " + first)
+        else:
+            await wait_until(lambda: self.source.state == "connected", "the bot to log in")
+        return bot
+
+    @property
+    def source(self) -> Any:
+        assert self.bot is not None
+        return self.bot.get_source("xmpp")
+
+    def joined(self, room: str) -> bool:
+        connection = self.source.connection
+        return (
+            connection is not None and room in connection.rooms and connection.rooms[room].joined
+        )
+
+    async def client(
+        self, user: str, resource: str = "test", room: str | None = ROOM
+    ) -> XMPPClient:
+        c = XMPPClient(self.server, user, USERS[user], resource)
+        self.clients.append(c)
+        await c.connect(reactor)
+        if room:
+            await c.join(room, user)
+        return c
+
+
+class PrivateTests(XMPPIntegrationTestCase):
+    async def test_echo_in_private_back_to_the_full_jid(self) -> None:
+        """A private echo is answered to the full JID (resource) that wrote, over SCRAM."""
+        await self.start_bot(rooms="")
+        alice = await self.client("alice", room=None)
+        other = await self.client("alice", resource="phone", room=None)
+        alice.message(f"bot@{DOMAIN}", "echo just for you")
+        reply = await alice.wait_body("just for you")
+        self.assertEqual(reply["to"], f"alice@{DOMAIN}/test")
+        self.assertEqual(reply["type"], "chat")
+        self.assertEqual(other.bodies(), [])
+        alice.message(f"bot@{DOMAIN}", "whoami")
+        reply = await alice.wait_body("id=")
+        self.assertEqual(str(child(reply, "body")), f"id=alice@{DOMAIN} nick=alice")
+        self.assertIn("Authenticated as bot@localhost", self.server.log_tail(1000))
+        self.assertEqual(self.source.sasl_mechanism, "SCRAM-SHA-1")
+
+    async def test_chat_states_and_garbage_ignored(self) -> None:
+        """Chat states, bodiless and malformed stanzas get no answer and break nothing."""
+        await self.start_bot(rooms="")
+        alice = await self.client("alice", room=None)
+        composing = domish.Element((None, "message"))
+        composing["to"] = f"bot@{DOMAIN}"
+        composing["type"] = "chat"
+        composing.addElement(("http://jabber.org/protocol/chatstates", "composing"))
+        alice.send(composing)
+        alice.send(
+            f"<message to='bot@{DOMAIN}' type='chat'><x xmlns='jabber:x:conference'/></message>"
+        )
+        alice.send(f"<iq to='bot@{DOMAIN}/botcore' type='get' id='q1'><query xmlns='x:y'/></iq>")
+        await alice.wait_for(lambda s: s.name == "iq" and s.getAttribute("id") == "q1")
+        alice.message(f"bot@{DOMAIN}", "echo still here")
+        await alice.wait_body("still here")
+        self.assertEqual(alice.bodies(), ["still here"])
+
+
+class RoomTests(XMPPIntegrationTestCase):
+    async def test_echo_in_room_and_in_order(self) -> None:
+        """In a room the bot answers when addressed; a second occupant sees twenty replies
+        in order; the room's history replay at join is not answered."""
+        alice = await self.client("alice")
+        alice.message(ROOM, f"{NICK}: echo from the past", kind="groupchat")
+        await alice.wait_for(lambda s: "from the past" in str(child(s, "body") or ""))
+        await self.start_bot()
+        bob = await self.client("bob")
+        for i in range(20):
+            alice.message(ROOM, f"{NICK}: echo number {i:02d}", kind="groupchat")
+        await bob.wait_for(
+            lambda s: (
+                s.getAttribute("from") == f"{ROOM}/{NICK}" and str(child(s, "body")) == "number 19"
+            )
+        )
+        seen = [b for b in bob.bodies(sender=f"{ROOM}/{NICK}") if b.startswith("number")]
+        self.assertEqual(seen, [f"number {i:02d}" for i in range(20)])
+        self.assertNotIn("from the past", alice.bodies(sender=f"{ROOM}/{NICK}"))
+
+    async def test_factoid_taught_in_room_answered_in_private(self) -> None:
+        """A factoid taught in the room is answered there and in private."""
+        await self.start_bot(load="core, basic, factoid")
+        alice = await self.client("alice")
+        alice.message(ROOM, f"{NICK}: prosody is an XMPP server", kind="groupchat")
+        await alice.wait_for(
+            lambda s: s.getAttribute("from") == f"{ROOM}/{NICK}" and child(s, "body") is not None
+        )
+        alice.message(ROOM, f"{NICK}: prosody?", kind="groupchat")
+        await alice.wait_body("an XMPP server")
+        alice.message(f"bot@{DOMAIN}", "prosody?")
+        reply = await alice.wait_for(
+            lambda s: s.getAttribute("type") == "chat" and "XMPP server" in str(child(s, "body"))
+        )
+        self.assertEqual(reply["to"], f"alice@{DOMAIN}/test")
+
+    async def test_admin_join_and_say(self) -> None:
+        """irc_admin's join and say work on XMPP rooms."""
+        await self.start_bot(load="core, basic, irc_admin", permissions="+sources")
+        alice = await self.client("alice", room="admin@" + MUC)
+        alice.message(f"bot@{DOMAIN}", "join admin@" + MUC)
+        await wait_until(lambda: self.joined("admin@" + MUC), "the bot to join")
+        alice.message(f"bot@{DOMAIN}", f"say in admin@{MUC} hello room")
+        await alice.wait_for(
+            lambda s: (
+                s.getAttribute("from") == f"admin@{MUC}/{NICK}"
+                and str(child(s, "body")) == "hello room"
+            )
+        )
+
+    async def test_long_reply_split_cleanly(self) -> None:
+        """A 3,000-character reply arrives whole, in messages within message_length."""
+        await self.start_bot(message_length="500", max_messages="10")
+        alice = await self.client("alice")
+        start = len(alice.stanzas)
+        alice.message(ROOM, f"{NICK}: long", kind="groupchat")
+        await alice.wait_for(
+            lambda s: (
+                s.name == "message"
+                and child(s, "body") is not None
+                and str(child(s, "body")).endswith(LONG_TEXT[-20:])
+            ),
+            since=start,
+        )
+        pieces = alice.bodies(start, sender=f"{ROOM}/{NICK}")
+        self.assertGreater(len(pieces), 5)
+        self.assertEqual(" ".join(pieces), LONG_TEXT)
+        self.assertLessEqual(max(len(p.encode()) for p in pieces), 500)
+
+    async def test_occupants_tracked_and_identity(self) -> None:
+        """Joins and parts of others are state events; in a non-anonymous room the bare
+        JID is the sender's id."""
+        await self.start_bot()
+        bob = await self.client("bob")
+        await wait_until(lambda: "bob" in self.source.members(ROOM), "bob in members")
+        await wait_until(
+            lambda: any(e.data.get("kind") == "join" for e in Watcher.seen), "a join event"
+        )
+        join = next(e for e in Watcher.seen if e.data.get("kind") == "join")
+        self.assertEqual(join.channel, ROOM)
+        self.assertEqual(join.who.nick, "bob")
+        bob.message(ROOM, f"{NICK}: whoami", kind="groupchat")
+        reply = await bob.wait_body("id=")
+        # Prosody's default rooms are semi-anonymous to non-moderators, but the bot
+        # joins an existing room as a participant: the nick alone is what it knows,
+        # unless it created the room (then it is owner and sees real JIDs).
+        self.assertIn(
+            str(child(reply, "body")), (f"id={ROOM}/bob nick=bob", f"id=bob@{DOMAIN} nick=bob")
+        )
+        bob.close()
+        await wait_until(
+            lambda: any(e.data.get("kind") == "part" for e in Watcher.seen), "a part event"
+        )
+
+    async def test_nick_conflict_gets_alternate(self) -> None:
+        """With its nick taken in the room the bot joins as nick_."""
+        squatter = await self.client("alice", room=None)
+        await squatter.join(ROOM, NICK)
+        await self.start_bot()
+        self.assertEqual(self.source.connection.rooms[ROOM].nick, NICK + "_")
+
+    async def test_rejoin_after_kick(self) -> None:
+        """Kicked by a moderator, the bot rejoins after rejoin_delay."""
+        owner = await self.client("alice", room=None)
+        await owner.join("kick@" + MUC, "alice")
+        await self.start_bot(rooms="kick@" + MUC)
+        await wait_until(lambda: self.joined("kick@" + MUC), "join")
+        iq = domish.Element((None, "iq"))
+        iq["to"] = "kick@" + MUC
+        iq["type"] = "set"
+        iq["id"] = "kick1"
+        item = iq.addElement(("http://jabber.org/protocol/muc#admin", "query")).addElement("item")
+        item["nick"] = NICK
+        item["role"] = "none"
+        owner.send(iq)
+        await wait_until(
+            lambda: any(
+                e.data.get("state") == "left" and e.data.get("kicked") for e in Watcher.seen
+            ),
+            "the kick",
+        )
+        await wait_until(lambda: self.joined("kick@" + MUC), "the rejoin")
+
+    async def test_invite_followed(self) -> None:
+        """A mediated invite is an invite event and, with follow_invites, joined."""
+        await self.start_bot(follow_invites="always")
+        alice = await self.client("alice", room="other@" + MUC)
+        invite = domish.Element((None, "message"))
+        invite["to"] = "other@" + MUC
+        x = invite.addElement(("http://jabber.org/protocol/muc#user", "x"))
+        x.addElement("invite")["to"] = f"bot@{DOMAIN}"
+        alice.send(invite)
+        await wait_until(lambda: self.joined("other@" + MUC), "the bot to follow the invite")
+        event = next(e for e in Watcher.seen if e.type == EventType.INVITE)
+        self.assertEqual(event.data["channel"], "other@" + MUC)
+
+
+class LoginTests(XMPPIntegrationTestCase):
+    async def test_untrusted_certificate_refused(self) -> None:
+        """Without the test CA the server's self-signed certificate is refused: the bot
+        never logs in (no password sent) and keeps retrying."""
+        bot = await self.start_bot_unready(ca_file="")
+        await wait_until(lambda: self.source.failures >= 2, "failed attempts")
+        self.assertEqual(self.source.connection, None)
+        self.assertNotIn("Authenticated as bot", self.server.log_tail(1000))
+        self.assertTrue(bot.running)
+
+    async def test_wrong_password_backs_off(self) -> None:
+        """A wrong password fails the login, and the bot retries with backoff."""
+        await self.start_bot_unready(password="not the password")
+        await wait_until(lambda: self.source.failures >= 2, "failed attempts")
+        self.assertIsNone(self.source.connection)
+        self.assertGreater(self.source.retry_delay(0), 0.05)
+
+    async def test_plain_only_inside_tls(self) -> None:
+        """Restricted to PLAIN, the bot still logs in (inside TLS)."""
+        await self.start_bot(rooms="", mechanisms="PLAIN")
+        self.assertEqual(self.source.sasl_mechanism, "PLAIN")
+
+
+class ReconnectTests(XMPPIntegrationTestCase):
+    async def test_reconnects_and_rejoins_after_server_restart(self) -> None:
+        """Prosody is killed and restarted; the bot logs in again and rejoins the room."""
+        await self.start_bot()
+        source = self.source
+        self.assertEqual(source.connections, 1)
+        self.server.kill()
+        await wait_until(lambda: source.state == "reconnecting", "the bot to notice")
+        self.server.start()
+        await wait_until(lambda: source.connections >= 2 and self.joined(ROOM), "rejoin")
+        alice = await self.client("alice")
+        alice.message(ROOM, f"{NICK}: echo back again", kind="groupchat")
+        await alice.wait_body("back again")
