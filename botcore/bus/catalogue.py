@@ -63,6 +63,9 @@ BUILTIN: tuple[EventTypeSpec, ...] = (
     ),
     EventTypeSpec(EventType.DELAYED, "A call_later call came due.", _OBJECT),
     EventTypeSpec(EventType.PERIODIC, "A periodic task's tick.", _OBJECT),
+    EventTypeSpec(EventType.EDIT, "A message changed after it was sent.", _OBJECT),
+    EventTypeSpec(EventType.DELETE, "A message taken back.", _OBJECT),
+    EventTypeSpec(EventType.REACTION, "A reaction to a message.", _OBJECT),
 )
 
 
