@@ -736,7 +736,9 @@ class ComplainTests(PluginTestCase):
     def test_other_types_not_nonsense(self):
         """Unhandled events that are not messages, actions or invitations draw nothing."""
         for kind in (EventType.STATE, EventType.LIFECYCLE, EventType.DELAYED):
-            self.assertNoResponse(self.make_event(None, type=kind, addressed=True))
+            # A lifecycle event's payload names its state (its schema says so).
+            data = {"state": "running"} if kind == EventType.LIFECYCLE else {}
+            self.assertNoResponse(self.make_event(None, type=kind, addressed=True, data=data))
 
     def test_notices_not_answered(self):
         """Notices never draw complaints (bots must not answer notices)."""

@@ -320,7 +320,10 @@ class RoomTests(XMPPIntegrationTestCase):
         x.addElement("invite")["to"] = f"bot@{DOMAIN}"
         alice.send(invite)
         await wait_until(lambda: self.joined("other@" + MUC), "the bot to follow the invite")
-        event = next(e for e in Watcher.seen if e.type == EventType.INVITE)
+        # The join is the source's; the event reaches the chain's Watcher on a worker.
+        invites = lambda: [e for e in Watcher.seen if e.type == EventType.INVITE]  # noqa: E731
+        await wait_until(lambda: bool(invites()), "the invite event to be processed")
+        (event,) = invites()
         self.assertEqual(event.data["channel"], "other@" + MUC)
 
 
