@@ -22,8 +22,9 @@ from zope.interface import implementer
 from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import ChoiceOption, FloatOption, IntOption, ListOption, Option
-from botcore.source import Source
+from botcore.source import Source, unique_names
 from sources.irc.wire import split_text
+from sources.xmpp import model
 from sources.xmpp import stanzas as st
 from sources.xmpp.connection import XMPPConnection
 from sources.xmpp.sasl import PREFERENCE, BestSASLInitializer
@@ -130,7 +131,19 @@ class XMPPSource(Source):
     """
 
     type = "xmpp"
-    supports = frozenset({"action", "multiline", "topic"})
+    supports = frozenset(
+        {
+            "action",
+            "multiline",
+            "topic",
+            "message-ids",
+            "reply",
+            "thread",
+            "react",
+            "edit",
+            "delete",
+        }
+    )
 
     jid = JIDOption(
         "The bot's account, such as bot@example.org (a /resource is optional).", required=True
@@ -221,11 +234,15 @@ class XMPPSource(Source):
         self._wanted: dict[str, tuple[str | None, str | None]] = {}
         self._configured: list[tuple[str, str | None]] = []
         self._nick_override: str | None = None
+        self._room_nicks: tuple[tuple[str, str], ...] = ()
+        self._all_names: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None
         self._stopping = False
         self._login_xs: Any = None
         self._login_timer: Any = None
         #: The SASL mechanism the last login used.
         self.sasl_mechanism: str | None = None
+        #: Recent messages' ids, authors and the bot's own (kept across reconnections).
+        self.ledger = model.Ledger()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -241,6 +258,33 @@ class XMPPSource(Source):
             if name not in previous and self.running:
                 self.join(name, password)
         self.nick = self.room_nick()
+
+    def room_nick_changed(self, room: str, nick: str | None) -> None:
+        """The bot is ``nick`` in ``room`` now (None: not there any more): the nick it is
+        addressed by there, and `Source.nick` the latest one the bot was given."""
+        nicks = dict(self._room_nicks)
+        if nick is None:
+            nicks.pop(room, None)
+        else:
+            nicks[room] = nick
+            self.nick = nick
+        # Replaced whole: `names` reads it from any thread.
+        self._room_nicks = tuple(nicks.items())
+
+    def names(self) -> tuple[str, ...]:
+        """Every name the bot answers to: its nick, its nicks in the rooms it is in (one
+        may be nick_ after a conflict), the nick it wants, and the bot's names. Any
+        thread."""
+        given = (
+            self.nick,
+            *(nick for _room, nick in self._room_nicks),
+            self.room_nick(),
+            *self.bot.names,
+        )
+        last = self._all_names
+        if last is None or last[0] != given:
+            last = self._all_names = (given, unique_names(given))
+        return last[1]
 
     def room_nick(self) -> str:
         """The nick the bot wants in rooms."""
@@ -440,27 +484,112 @@ class XMPPSource(Source):
         return self.message_length * self.max_messages
 
     def send(self, response: Response) -> None:
-        """Send a reply as one or more messages: ``groupchat`` to a room, ``chat`` to a
-        person, split at line ends and spaces to fit ``message_length``."""
+        """Deliver one reply: a message (``groupchat`` to a room, ``chat`` to a person,
+        split at line ends and spaces to fit ``message_length``; the first piece marked as
+        a reply, every piece in its thread), a reaction, a correction of the bot's own
+        message or its retraction."""
         target = response.target
         if not target or st.parse_jid(target) is None:
             self.log.warn("{source}: dropped a reply with no valid target ({target!r})",
                           source=self.name, target=target)  # fmt: skip
             return
         text = response.text if isinstance(response.text, str) else str(response.text)
-        self._message(target, text, action=response.action)
+        if response.kind == "reaction" and response.refers_to:
+            self._react(target, response.refers_to, text)
+        elif response.kind == "delete" and response.refers_to:
+            self._retract(target, response.refers_to)
+        elif response.kind == "edit" and response.refers_to:
+            self._correct(response, target, response.refers_to, text)
+        else:
+            self._message(target, text, action=response.action, response=response)
 
-    def _message(self, target: str, text: str, action: bool = False) -> None:
+    def _message(
+        self, target: str, text: str, action: bool = False, response: Response | None = None
+    ) -> None:
         connection = self.connection
         if connection is None:
             self.log.info("{source}: not connected; dropped a message to {target}",
                           source=self.name, target=target)  # fmt: skip
             return
-        kind = "groupchat" if self.is_channel(target) else "chat"
+        room = self.is_channel(target)
+        kind = "groupchat" if room else "chat"
         if action:
             text = "/me " + text
+        reply = response.reply_to if response is not None else None
+        thread = response.thread_id if response is not None else None
         for piece in self.pieces(st.xml_safe(text)):
-            connection.send(st.message(target, piece, kind))
+            stanza = st.message(target, piece, kind)
+            own = model.new_id()
+            model.set_id(stanza, own)
+            if isinstance(reply, str) and reply:
+                seen = self.ledger.seen.get((target, reply))
+                to = seen.author if seen is not None else None
+                model.add_reply(stanza, reply, to, seen.text if seen is not None else None)
+                reply = None  # the first piece answers; the rest follow it
+            if thread:
+                model.add_thread(stanza, thread)
+            if room:
+                # Its id in the room is the room's: learnt from the reflection.
+                if response is not None:
+                    self.ledger.pending[own] = (target, response, piece)
+            else:
+                self.ledger.own[(target, own)] = own
+                self.ledger.saw(target, own, own, "", connection.jid.full(), piece)
+                if response is not None:
+                    self.remember_sent(response, own)
+            connection.send(stanza)
+
+    def _react(self, target: str, reacted: str, key: str) -> None:
+        """React with ``key`` to ``reacted``: XEP-0444 sends the bot's whole set."""
+        connection = self.connection
+        key = key.strip()
+        if connection is None or not key or len(key) > model.MAX_KEY:
+            self.log.info("{source}: dropped a reaction {key!r} to {target}",
+                          source=self.name, key=key, target=target)  # fmt: skip
+            return
+        mine = list(self.ledger.my_reactions.get((target, reacted)) or ())
+        if key not in mine:
+            mine = [*mine, key][-model.MAX_REACTIONS :]
+        self.ledger.my_reactions[(target, reacted)] = tuple(mine)
+        kind = "groupchat" if self.is_channel(target) else "chat"
+        connection.send(model.reactions(target, kind, reacted, mine))
+
+    def _correct(self, response: Response, target: str, message: str, text: str) -> None:
+        """Replace the bot's message ``message`` by ``text`` (XEP-0308, which names the
+        message by the bot's own id of it; one message, cut to ``message_length``)."""
+        connection = self.connection
+        own = self.ledger.own.get((target, message))
+        if connection is None or own is None:
+            if connection is not None and self.edit_fallback == "resend":
+                self._message(target, text, response=response.replace(kind="message"))
+            else:
+                self.log.info("{source}: cannot correct {message} in {target}: not a message "
+                              "the bot remembers sending", source=self.name, message=message,
+                              target=target)  # fmt: skip
+            return
+        pieces = self.pieces(st.xml_safe(text)) or [""]
+        kind = "groupchat" if self.is_channel(target) else "chat"
+        stanza = st.message(target, pieces[0], kind)
+        model.set_id(stanza, model.new_id())
+        model.add_replace(stanza, own)
+        connection.send(stanza)
+        seen = self.ledger.seen.get((target, message))
+        if seen is not None:
+            self.ledger.seen[(target, message)] = model.Seen(seen.author, seen.sender, pieces[0])
+
+    def _retract(self, target: str, message: str) -> None:
+        """Take back the bot's message ``message`` (XEP-0424: in a room by the room's id
+        of it, in a chat by the bot's own)."""
+        connection = self.connection
+        own = self.ledger.own.get((target, message))
+        if connection is None or own is None:
+            self.log.info("{source}: cannot retract {message} in {target}: not a message the "
+                          "bot remembers sending", source=self.name, message=message,
+                          target=target)  # fmt: skip
+            return
+        room = self.is_channel(target)
+        retracted = message if room else own
+        connection.send(model.retraction(target, "groupchat" if room else "chat", retracted, own))
 
     def pieces(self, text: str) -> list[str]:
         """``text`` in messages of at most ``message_length`` bytes (lines kept together

@@ -13,6 +13,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from botcore.event import Event, EventType, Message, Sender
+from sources.xmpp import model
 from sources.xmpp import stanzas as st
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class XMPPConnection:
     def close(self) -> None:
         """The stream is gone: stop every timer."""
         self.closed = True
+        for room in self.rooms.values():
+            self.source.room_nick_changed(room.jid, None)
         for timer in (self._ping_timer, self._ping_due, *self._rejoins.values()):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -233,10 +236,11 @@ class XMPPConnection:
         if kind == "unavailable":
             if "303" in codes and item is not None and item.getAttribute("nick"):
                 room.nick = item["nick"]
-                self.source.nick = room.nick
+                self.source.room_nick_changed(room.jid, room.nick)
                 return
             room.joined = False
             room.occupants.clear()
+            self.source.room_nick_changed(room.jid, None)
             kicked = "307" in codes
             banned = "301" in codes
             self._source_event("left", room.jid, kicked=kicked, banned=banned)
@@ -253,6 +257,10 @@ class XMPPConnection:
             else:
                 self.rooms.pop(room.jid, None)
             return
+        if nick != room.nick or not room.joined:
+            # The room may have given another nick than asked (a conflict's nick_, or
+            # status 210): the bot is addressed by the one it has.
+            self.source.room_nick_changed(room.jid, nick)
         room.nick = nick
         if not room.joined:
             room.joined = True
@@ -323,31 +331,212 @@ class XMPPConnection:
             return
         if self._invite(sender, stanza):
             return
-        body = st.child(stanza, "body")
-        text = st.text_of(body)
-        if not text or not text.strip():
-            return  # chat states, receipts, subjects without text
         room = self.rooms.get(sender.userhost())
         if kind == "groupchat":
-            if room is None or not room.joined or not sender.resource:
+            if room is None or not room.joined or st.is_delayed(stanza):
+                return  # not a room the bot is in, or its history replay
+            if not sender.resource:
+                self._room_notice(room, stanza)
                 return
-            if st.is_delayed(stanza) or sender.resource == room.nick:
-                return  # history replay, or the room echoing the bot's own message
+            own = model.sender_id(stanza)
+            message_id = model.stanza_id(stanza, room.jid)
+            if self._reflected(room, sender.resource, own, message_id, stanza):
+                return
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
-            self._text(room.jid, True, self._occupant_sender(room, occupant), text, occupant.jid)
+            who = self._occupant_sender(room, occupant)
+            self._model(stanza, room.jid, True, who, occupant.jid, message_id, own, sender)
             return
         if sender.userhost() == self.jid.userhost() and sender.resource == self.jid.resource:
             return
+        own = model.sender_id(stanza)
         if room is not None:
             if not sender.resource:
                 return  # the room's own notices and forms: answering would speak in the room
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
             who = self._occupant_sender(room, occupant, private=sender.full())
-            self._text(sender.full(), False, who, text, occupant.jid)
+            self._model(stanza, sender.full(), False, who, occupant.jid, own, own, sender)
             return
         bare = sender.userhost()
         who = Sender(f"{self.source.name}/{sender.full()}", bare, sender.user or bare)
-        self._text(sender.full(), False, who, text, bare)
+        self._model(stanza, sender.full(), False, who, bare, own, own, sender)
+
+    def _reflected(
+        self,
+        room: Room,
+        nick: str,
+        own: str | None,
+        message_id: str | None,
+        stanza: domish.Element,
+    ) -> bool:
+        """Whether a room message is the room reflecting the bot's own (its origin-id is
+        one the bot sent, or it comes from the bot's nick); if so, learn the id the room
+        gave it (its stanza-id) for the Response it was sent for."""
+        ledger = self.source.ledger
+        pending = ledger.pending.pop(own) if own else None
+        if pending is None and nick != room.nick:
+            return False
+        if own is None:
+            return True
+        network = message_id or own
+        ledger.own[(room.jid, network)] = own
+        if pending is not None:
+            _room, response, text = pending
+            ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
+            self.source.remember_sent(response, network)
+        elif st.child(stanza, "body") is not None and model.correction_of(stanza) is None:
+            text = st.text_of(st.child(stanza, "body")) or ""
+            ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
+        return True
+
+    def _room_notice(self, room: Room, stanza: domish.Element) -> None:
+        """A message from the room itself: only an XEP-0425 moderation (a moderator took
+        a message back) becomes an event."""
+        retraction = model.retraction_of(stanza)
+        if retraction is None or retraction.moderator is None:
+            return
+        retracted = retraction.id
+        if retraction.origin:
+            retracted = self.source.ledger.ids.get((room.jid, retracted)) or retracted
+        moderator = st.parse_jid(retraction.moderator)
+        nick = moderator.resource if moderator is not None and moderator.resource else ""
+        occupant = room.occupants.get(nick) or Occupant(nick or room.jid)
+        self._emit(
+            EventType.DELETE,
+            room.jid,
+            True,
+            self._occupant_sender(room, occupant),
+            occupant.jid,
+            refers_to=retracted,
+            moderated=True,
+            reason=retraction.reason,
+        )
+
+    def _model(
+        self,
+        stanza: domish.Element,
+        channel: str,
+        public: bool,
+        who: Sender,
+        jid: str | None,
+        message_id: str | None,
+        own: str | None,
+        sender: JID,
+    ) -> None:
+        """A message from someone else in ``channel``: a reaction, a retraction, a
+        correction, or text (with its reply and thread); ``message_id`` is its id there,
+        ``own`` the id its sender gave it."""
+        ledger = self.source.ledger
+        found = model.reactions_of(stanza)
+        if found is not None:
+            self._reactions(channel, public, who, jid, message_id, *found)
+            return
+        retraction = model.retraction_of(stanza)
+        if retraction is not None and retraction.moderator is None:
+            retracted: str | None = retraction.id
+            if retraction.origin or not public:
+                retracted = ledger.resolve(channel, retraction.id, who.id)
+            elif (seen := ledger.seen.get((channel, retraction.id))) and seen.sender != who.id:
+                retracted = None
+            if retracted is None:
+                self._forged("retraction", channel, who)
+                return
+            self._emit(EventType.DELETE, channel, public, who, jid, refers_to=retracted)
+            return
+        text = st.text_of(st.child(stanza, "body"))
+        if not text or not text.strip():
+            return  # chat states, receipts, subjects without text
+        reply = model.reply_of(stanza)
+        if reply is not None:
+            text = model.without_fallback(text, stanza, st.NS_REPLY)
+            if not text.strip():
+                return
+        replaced = model.correction_of(stanza)
+        if replaced is not None:
+            original = ledger.resolve(channel, replaced, who.id)
+            if original is None:
+                self._forged("correction", channel, who)
+                return
+            ledger.saw(channel, original, None, who.id, sender.full(), text)
+            self._emit(
+                EventType.EDIT,
+                channel,
+                public,
+                who,
+                jid,
+                text=text,
+                message_id=original,
+                refers_to=original,
+                correction_id=message_id,
+            )
+            return
+        if message_id is not None:
+            ledger.saw(channel, message_id, own, who.id, sender.full(), text)
+        kind = EventType.MESSAGE
+        if text.startswith("/me "):
+            kind, text = EventType.ACTION, text[4:]
+            if not text.strip():
+                return
+        self._emit(
+            kind,
+            channel,
+            public,
+            who,
+            jid,
+            text=text,
+            message_id=message_id,
+            reply_to=reply.id if reply is not None else None,
+            thread_id=model.thread_of(stanza),
+        )
+
+    def _reactions(
+        self,
+        channel: str,
+        public: bool,
+        who: Sender,
+        jid: str | None,
+        message_id: str | None,
+        reacted: str,
+        keys: frozenset[str],
+    ) -> None:
+        """A sender's reactions to ``reacted`` now: one event per key added, and one
+        (``removed``) per key no longer there."""
+        ledger = self.source.ledger
+        key = (channel, who.id, reacted)
+        before = ledger.reactions.get(key) or frozenset()
+        ledger.reactions[key] = keys
+        for added in sorted(keys - before):
+            self._emit(
+                EventType.REACTION,
+                channel,
+                public,
+                who,
+                jid,
+                message_id=message_id,
+                refers_to=reacted,
+                reaction=added,
+                removed=False,
+            )
+        for removed in sorted(before - keys):
+            self._emit(
+                EventType.REACTION,
+                channel,
+                public,
+                who,
+                jid,
+                message_id=message_id,
+                refers_to=reacted,
+                reaction=removed,
+                removed=True,
+            )
+
+    def _forged(self, what: str, channel: str, who: Sender) -> None:
+        self.log.info(
+            "{source}: ignored a {what} in {channel} by {who} of someone else's message",
+            source=self.source.name,
+            what=what,
+            channel=channel,
+            who=who.id,
+        )
 
     def _occupant_sender(
         self, room: Room, occupant: Occupant, private: str | None = None
@@ -355,24 +544,37 @@ class XMPPConnection:
         place = private or f"{room.jid}/{occupant.nick}"
         return Sender(f"{self.source.name}/{place}", occupant.jid or place, occupant.nick)
 
-    def _text(
-        self, channel: str, public: bool, sender: Sender, text: str, jid: str | None
+    def _emit(
+        self,
+        kind: str,
+        channel: str,
+        public: bool,
+        sender: Sender,
+        jid: str | None,
+        text: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
+        thread_id: str | None = None,
+        refers_to: str | None = None,
+        reaction: str | None = None,
+        **data: Any,
     ) -> None:
-        kind = EventType.MESSAGE
-        if text.startswith("/me "):
-            kind, text = EventType.ACTION, text[4:]
-            if not text.strip():
-                return
+        written = kind in EventType.WRITTEN
         event = Event(
             source=self.source.name,
             type=kind,
             sender=sender,
             channel=channel,
             public=public,
-            addressed=not public,
-            message=Message(text),
+            addressed=not public and written,
+            message=Message(text) if text is not None else None,
             time=self.now(),
-            data={"jid": jid},
+            message_id=message_id,
+            reply_to=reply_to,
+            thread_id=thread_id,
+            refers_to=refers_to,
+            reaction=reaction,
+            data={"jid": jid, **data},
         )
         self.source.emit(event)
 

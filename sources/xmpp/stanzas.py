@@ -128,3 +128,18 @@ def reply_error(stanza: domish.Element, condition: str, kind: str = "cancel") ->
     error["type"] = kind
     error.addElement((NS_STANZAS, condition))
     return answer
+
+
+# -- the message model's namespaces (see sources.xmpp.model) ------------------------------
+
+NS_SID = "urn:xmpp:sid:0"
+NS_REPLY = "urn:xmpp:reply:0"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_RETRACT_LEGACY = "urn:xmpp:message-retract:0"
+NS_FASTEN = "urn:xmpp:fasten:0"
+NS_MODERATE = "urn:xmpp:message-moderate:1"
+NS_MODERATE_LEGACY = "urn:xmpp:message-moderate:0"
+NS_HINTS = "urn:xmpp:hints"
