@@ -20,7 +20,15 @@ from botcore.event import Event, EventType
 from botcore.processor import Processor, handler, match
 from botcore.settings import read_config
 from tests.sources import xmpp_harness
-from tests.sources.xmpp_harness import DOMAIN, MUC, WAIT, ProsodyServer, XMPPClient, child
+from tests.sources.xmpp_harness import (
+    DOMAIN,
+    MUC,
+    WAIT,
+    ProsodyServer,
+    XMPPClient,
+    child,
+    shown,
+)
 
 ROOM = f"test@{MUC}"
 NICK = "testbot"
@@ -38,6 +46,48 @@ class Testing(Processor):
     @match("whoami")
     def whoami(self, event: Event) -> None:
         event.addresponse(f"id={event.who.id} nick={event.who.nick}", address=False)
+
+
+class Model(Processor):
+    """Message-model commands: ``ping`` is answered (a reply to it); ``thumbs`` reacts;
+    ``work`` answers, then corrects that answer; ``oops`` answers, then retracts it."""
+
+    @match("ping")
+    def ping(self, event: Event) -> None:
+        event.addresponse("pong")
+
+    @match("thumbs")
+    def thumbs(self, event: Event) -> None:
+        event.react("\N{THUMBS UP SIGN}")
+
+    @match("work")
+    def work(self, event: Event) -> None:
+        first = event.addresponse("working...", address=False)
+        # Later: its id in the room is learnt from the room's reflection of it.
+        self.bot.call_later(
+            0.3,
+            lambda later: later.addresponse(
+                "done", kind="edit", refers_to=first.id, address=False
+            ),
+            event,
+        )
+
+    @match("oops")
+    def oops(self, event: Event) -> None:
+        first = event.addresponse("a mistake", address=False)
+        self.bot.call_later(0.3, lambda later: later.delete(first.id), event)
+
+
+class ModelWatcher(Processor):
+    """Remembers every edit, reaction and deletion that reaches the chain."""
+
+    event_types = frozenset({EventType.EDIT, EventType.REACTION, EventType.DELETE})
+    addressed = False
+    seen: ClassVar[list[Event]] = []
+
+    @handler
+    def remember(self, event: Event) -> None:
+        ModelWatcher.seen.append(event)
 
 
 class Watcher(Processor):
@@ -73,6 +123,7 @@ class XMPPIntegrationTestCase(TestCase):
         self.clients: list[XMPPClient] = []
         self.bot: Bot | None = None
         Watcher.seen = []
+        ModelWatcher.seen = []
 
     def tearDown(self) -> Deferred[None]:
         return ensureDeferred(self._teardown())
@@ -117,7 +168,12 @@ class XMPPIntegrationTestCase(TestCase):
         with open(path, "w", encoding="utf-8") as handle:
             parser.write(handle)
         bot = Bot(read_config(path, environ={}))
-        bot.plugins.loaded["testing"] = [Testing("testing", bot, {}), Watcher("testing", bot, {})]
+        bot.plugins.loaded["testing"] = [
+            Testing("testing", bot, {}),
+            Model("testing", bot, {}),
+            Watcher("testing", bot, {}),
+            ModelWatcher("testing", bot, {}),
+        ]
         self.bot = bot
         await bot.startService()
         first = options.get("rooms", ROOM)
@@ -199,9 +255,7 @@ class RoomTests(XMPPIntegrationTestCase):
         for i in range(20):
             alice.message(ROOM, f"{NICK}: echo number {i:02d}", kind="groupchat")
         await bob.wait_for(
-            lambda s: (
-                s.getAttribute("from") == f"{ROOM}/{NICK}" and str(child(s, "body")) == "number 19"
-            )
+            lambda s: s.getAttribute("from") == f"{ROOM}/{NICK}" and shown(s) == "number 19"
         )
         seen = [b for b in bob.bodies(sender=f"{ROOM}/{NICK}") if b.startswith("number")]
         self.assertEqual(seen, [f"number {i:02d}" for i in range(20)])
@@ -273,9 +327,7 @@ class RoomTests(XMPPIntegrationTestCase):
         # Prosody's default rooms are semi-anonymous to non-moderators, but the bot
         # joins an existing room as a participant: the nick alone is what it knows,
         # unless it created the room (then it is owner and sees real JIDs).
-        self.assertIn(
-            str(child(reply, "body")), (f"id={ROOM}/bob nick=bob", f"id=bob@{DOMAIN} nick=bob")
-        )
+        self.assertIn(shown(reply), (f"id={ROOM}/bob nick=bob", f"id=bob@{DOMAIN} nick=bob"))
         bob.close()
         await wait_until(
             lambda: any(e.data.get("kind") == "part" for e in Watcher.seen), "a part event"
@@ -363,3 +415,125 @@ class ReconnectTests(XMPPIntegrationTestCase):
         alice = await self.client("alice")
         alice.message(ROOM, f"{NICK}: echo back again", kind="groupchat")
         await alice.wait_body("back again")
+
+
+SID = "urn:xmpp:sid:0"
+
+
+def room_id(stanza: domish.Element) -> str | None:
+    """The room's stanza-id of a room message (mod_muc_mam's)."""
+    for found in stanza.elements(SID, "stanza-id"):
+        if found.getAttribute("by") == ROOM:
+            return str(found["id"])
+    return None
+
+
+def sent_with_id(c: XMPPClient, to: str, body: str, own: str, kind: str, *extra: Any) -> None:
+    stanza = domish.Element((None, "message"))
+    stanza["to"] = to
+    stanza["type"] = kind
+    stanza["id"] = own
+    stanza.addElement("body", content=body)
+    stanza.addElement((SID, "origin-id"))["id"] = own
+    for element in extra:
+        stanza.addChild(element)
+    c.send(stanza)
+
+
+class ModelTests(XMPPIntegrationTestCase):
+    """The message model over Prosody (XEP-0359 ids by mod_muc_mam, XEP-0461, XEP-0444,
+    XEP-0308, XEP-0424), seen by a second client."""
+
+    async def own_reflection(self, c: XMPPClient, own: str) -> domish.Element:
+        return await c.wait_for(
+            lambda s: (
+                s.name == "message"
+                and s.getAttribute("from") == f"{ROOM}/{c.jid.user}"
+                and s.getAttribute("id") == own
+            ),
+            since=0,
+        )
+
+    def from_bot(self, condition: Any) -> Any:
+        return lambda s: (
+            s.name == "message" and s.getAttribute("from") == f"{ROOM}/{NICK}" and condition(s)
+        )
+
+    async def test_reply_reaction_correction_retraction_in_room(self) -> None:
+        """Alice sees the bot's answer as an XEP-0461 reply to her message (by the room's
+        stanza-id, with her as author), its reaction to her message, a correction of its
+        own message, and its retraction."""
+        await self.start_bot()
+        alice = await self.client("alice")
+        sent_with_id(alice, ROOM, f"{NICK}: ping", "a-1", "groupchat")
+        mine = room_id(await self.own_reflection(alice, "a-1"))
+        self.assertIsNotNone(mine, "Prosody gave no stanza-id: is mod_muc_mam loaded?")
+        pong = await alice.wait_for(self.from_bot(lambda s: "pong" in str(child(s, "body"))))
+        reply = child(pong, "reply", "urn:xmpp:reply:0")
+        self.assertIsNotNone(reply, pong.toXml())
+        self.assertEqual((reply["id"], reply["to"]), (mine, f"{ROOM}/alice"))
+        self.assertEqual(shown(pong), "alice: pong")
+        self.assertEqual(str(child(pong, "body")), f"> {NICK}: ping\nalice: pong")
+        self.assertIsNotNone(child(pong, "origin-id", SID))
+
+        sent_with_id(alice, ROOM, f"{NICK}: thumbs", "a-2", "groupchat")
+        thumbs = room_id(await self.own_reflection(alice, "a-2"))
+        reaction = await alice.wait_for(
+            self.from_bot(lambda s: child(s, "reactions", "urn:xmpp:reactions:0") is not None)
+        )
+        found = child(reaction, "reactions", "urn:xmpp:reactions:0")
+        self.assertEqual(
+            (found["id"], str(child(found, "reaction"))), (thumbs, "\N{THUMBS UP SIGN}")
+        )
+
+        alice.message(ROOM, f"{NICK}: work", kind="groupchat")
+        working = await alice.wait_for(self.from_bot(lambda s: shown(s) == "working..."))
+        correction = await alice.wait_for(
+            self.from_bot(lambda s: child(s, "replace", "urn:xmpp:message-correct:0") is not None)
+        )
+        replaced = child(correction, "replace", "urn:xmpp:message-correct:0")
+        self.assertEqual(replaced["id"], child(working, "origin-id", SID)["id"])
+        self.assertEqual(str(child(correction, "body")), "done")
+
+        alice.message(ROOM, f"{NICK}: oops", kind="groupchat")
+        mistake = await alice.wait_for(self.from_bot(lambda s: shown(s) == "a mistake"))
+        retraction = await alice.wait_for(
+            self.from_bot(lambda s: child(s, "retract", "urn:xmpp:message-retract:1") is not None)
+        )
+        self.assertEqual(
+            child(retraction, "retract", "urn:xmpp:message-retract:1")["id"], room_id(mistake)
+        )
+        # The bot took none of its own messages (reflected by the room) for someone else's.
+        self.assertEqual(ModelWatcher.seen, [])
+
+    async def test_incoming_correction_and_reaction_are_events(self) -> None:
+        """Alice's correction of her room message is an EDIT event of its room id, her
+        reaction a REACTION event; in private, a reply names her message's own id."""
+        await self.start_bot()
+        alice = await self.client("alice")
+        sent_with_id(alice, ROOM, "helo everyone", "a-1", "groupchat")
+        original = room_id(await self.own_reflection(alice, "a-1"))
+        replace = domish.Element(("urn:xmpp:message-correct:0", "replace"))
+        replace["id"] = "a-1"
+        sent_with_id(alice, ROOM, "hello everyone", "a-2", "groupchat", replace)
+        reactions = domish.Element(("urn:xmpp:reactions:0", "reactions"))
+        reactions["id"] = str(original)
+        reactions.addElement("reaction", content="\N{HEAVY BLACK HEART}")
+        reacting = domish.Element((None, "message"))
+        reacting["to"] = ROOM
+        reacting["type"] = "groupchat"
+        reacting.addChild(reactions)
+        alice.send(reacting)
+        await wait_until(lambda: len(ModelWatcher.seen) >= 2, "the edit and reaction events")
+        edit, reaction = ModelWatcher.seen
+        self.assertEqual(
+            (edit.type, edit.message.raw, edit.refers_to, edit.who.nick),
+            (EventType.EDIT, "hello everyone", original, "alice"),
+        )
+        self.assertEqual(
+            (reaction.type, reaction.reaction, reaction.refers_to),
+            (EventType.REACTION, "\N{HEAVY BLACK HEART}", original),
+        )
+        sent_with_id(alice, f"bot@{DOMAIN}", "ping", "p-1", "chat")
+        pong = await alice.wait_body("pong")
+        self.assertEqual(child(pong, "reply", "urn:xmpp:reply:0")["id"], "p-1")

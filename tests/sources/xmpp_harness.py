@@ -52,6 +52,10 @@ limits = {{ c2s = {{ rate = "1000mb/s" }} }}
 VirtualHost "{domain}"
 
 Component "{muc}" "muc"
+    -- mod_muc_mam gives every room message the room's XEP-0359 stanza-id, the id that
+    -- replies, reactions and retractions in a room refer to.
+    modules_enabled = {{ "muc_mam" }}
+    muc_log_by_default = true
     muc_room_locking = false
     muc_room_default_public = true
     muc_room_default_history_length = 20
@@ -344,9 +348,9 @@ class XMPPClient:
             if stanza.name == "message" and (
                 sender is None or stanza.getAttribute("from") == sender
             ):
-                body = child(stanza, "body")
-                if body is not None:
-                    found.append(str(body))
+                text = shown(stanza)
+                if text is not None:
+                    found.append(text)
         return found
 
     def wait_for(
@@ -372,11 +376,9 @@ class XMPPClient:
         """Wait for a message whose body contains ``text``."""
 
         def has(stanza: domish.Element) -> bool:
-            body = child(stanza, "body") if stanza.name == "message" else None
+            body = shown(stanza) if stanza.name == "message" else None
             return (
-                body is not None
-                and text in str(body)
-                and not str(body).startswith(("testbot: ", "echo "))
+                body is not None and text in body and not body.startswith(("testbot: ", "echo "))
             )
 
         return self.wait_for(has, since, timeout)
@@ -395,6 +397,21 @@ def child(element: domish.Element, name: str, uri: str | None = None) -> domish.
         if found.name == name and (uri is None or found.uri == uri):
             return found
     return None
+
+
+def shown(stanza: domish.Element) -> str | None:
+    """A message's body as a client with XEP-0461 replies shows it: without the quote of
+    the message replied to (the XEP-0428 fallback range); None without a body."""
+    body = child(stanza, "body")
+    if body is None:
+        return None
+    text = str(body)
+    for fallback in stanza.elements("urn:xmpp:fallback:0", "fallback"):
+        if fallback.getAttribute("for") == "urn:xmpp:reply:0":
+            for marked in fallback.elements("urn:xmpp:fallback:0", "body"):
+                start, end = int(marked["start"]), int(marked["end"])
+                text = text[:start] + text[end:]
+    return text
 
 
 def is_self_presence(presence: domish.Element) -> bool:
