@@ -14,6 +14,7 @@ from twisted.internet import ssl
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.names import dns
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import client, xmlstream
 from twisted.words.protocols.jabber.jid import JID
@@ -30,7 +31,7 @@ from sources.xmpp.connection import XMPPConnection
 from sources.xmpp.sasl import PREFERENCE, BestSASLInitializer
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
+    from twisted.internet.interfaces import IReactorTime, IResolver
 
     from botcore.interfaces import IBotContext
 
@@ -150,7 +151,15 @@ class XMPPSource(Source):
     )
     password = Option("The account's password.", "", secret=True)
     server = EndpointOption(
-        "Where to connect, as a Twisted client endpoint (default: tcp:DOMAIN:5222).", None
+        "Where to connect, as a Twisted client endpoint (default: the servers the DNS SRV "
+        "records _xmpp-client._tcp.DOMAIN name, else tcp:DOMAIN:5222).",
+        None,
+    )
+    srv_timeout = FloatOption(
+        "Seconds the DNS SRV lookup may take (when no server is set) before the bot "
+        "connects to DOMAIN:5222 instead.",
+        5.0,
+        min=0.1,
     )
     resource = Option("The resource to ask for when the JID has none.", "botcore")
     ca_file = Option(
@@ -222,11 +231,13 @@ class XMPPSource(Source):
         reactor: IReactorTime | None = None,
         endpoint_factory: Callable[[str], IStreamClientEndpoint] | None = None,
         jitter: Callable[[], float] | None = None,
+        resolver: IResolver | None = None,
     ) -> None:
         super().__init__(name, bot, config)
         self.reactor: Any = reactor if reactor is not None else bot.reactor
         self._make_endpoint = endpoint_factory or (lambda s: clientFromString(self.reactor, s))
         self._jitter = jitter or random.Random().random
+        self._resolver = resolver
         self.connection: XMPPConnection | None = None
         self.failures = 0
         self.connections = 0
@@ -342,7 +353,7 @@ class XMPPSource(Source):
         for name, password in self._configured:
             self._wanted.setdefault(name, (None, password))
         self.set_state("connecting")
-        server = self.server or f"tcp:{JID(self.jid).host}:5222"
+        server = self.server
         self._service = ClientService(
             _Endpoint(self, server),
             self._factory(),
@@ -350,6 +361,53 @@ class XMPPSource(Source):
             clock=self.reactor,
         )
         self._service.startService()
+
+    def servers(self) -> Deferred[list[str]]:
+        """Where to try to connect, in order (endpoint strings): ``server`` when set;
+        else the targets of the DNS SRV records ``_xmpp-client._tcp.DOMAIN`` (RFC 6120
+        3.2.1: by priority, then weighted at random), then ``tcp:DOMAIN:5222``. A lookup
+        that fails or takes over ``srv_timeout`` seconds leaves only the last."""
+        if self.server:
+            return succeed([self.server])
+        domain = JID(self.jid).host
+        fallback = f"tcp:{_escape(domain)}:5222"
+        if self._resolver is None:
+            from twisted.names.client import createResolver
+
+            self._resolver = createResolver()
+        name = f"_xmpp-client._tcp.{domain}"
+        # Bounded twice: the resolver's own retries, and the whole lookup here.
+        d: Deferred[Any] = self._resolver.lookupService(name, (self.srv_timeout,))
+        d.addTimeout(self.srv_timeout, self.reactor)
+
+        def found(result: Any) -> list[str]:
+            answers = result[0] if isinstance(result, tuple) else []
+            records = [
+                a.payload
+                for a in answers
+                if getattr(a, "type", None) == dns.SRV and isinstance(a.payload, dns.Record_SRV)
+            ]
+            if len(records) == 1 and records[0].target.name in (b"", b"."):
+                self.log.info("{source}: {name} says there is no XMPP service there; trying "
+                              "{domain} anyway", source=self.name, name=name,
+                              domain=domain)  # fmt: skip
+                return [fallback]
+            targets = [
+                f"tcp:{_escape(r.target.name.decode('ascii', 'replace'))}:{r.port}"
+                for r in srv_order(records, self._jitter)
+                if r.target.name not in (b"", b".") and 0 < r.port < 65536
+            ]
+            return [*dict.fromkeys([*targets, fallback])]
+
+        def failed(failure: Failure) -> list[str]:
+            self.log.info("{source}: no SRV record for {name} ({why}); connecting to {domain}",
+                          source=self.name, name=name, why=failure.getErrorMessage() or
+                          repr(failure.value), domain=domain)  # fmt: skip
+            return [fallback]
+
+        d.addCallback(found)
+        d.addErrback(failed)  # a failed lookup, a timeout, or answers that make no sense
+        return d
 
     def _factory(self) -> Any:
         authenticator = _Authenticator(
@@ -683,14 +741,16 @@ class XMPPSource(Source):
 
 @implementer(IStreamClientEndpoint)
 class _Endpoint:
-    """The configured endpoint, made fresh for each attempt, reporting failures."""
+    """The configured endpoint (or those the SRV records name, tried in turn), made
+    fresh for each attempt, reporting a failure once none could be reached."""
 
-    def __init__(self, source: XMPPSource, server: str) -> None:
+    def __init__(self, source: XMPPSource, server: str | None) -> None:
         self.source = source
         self.server = server
 
     def connect(self, factory: Any) -> Deferred[Any]:
-        d: Deferred[Any] = self.source._make_endpoint(self.server).connect(factory)
+        d = self.source.servers()
+        d.addCallback(self._try, factory)
 
         def failed(failure: Failure) -> Failure:
             self.source.connect_failed(failure)
@@ -698,6 +758,46 @@ class _Endpoint:
 
         d.addErrback(failed)
         return d
+
+    def _try(self, servers: list[str], factory: Any) -> Deferred[Any]:
+        first, rest = servers[0], servers[1:]
+        d: Deferred[Any] = self.source._make_endpoint(first).connect(factory)
+        if rest:
+
+            def next_one(failure: Failure) -> Deferred[Any]:
+                self.source.log.info("{source}: cannot connect to {server}: {why}",
+                                     source=self.source.name, server=first,
+                                     why=failure.getErrorMessage())  # fmt: skip
+                return self._try(rest, factory)
+
+            d.addErrback(next_one)
+        return d
+
+
+def srv_order(records: list[dns.Record_SRV], random: Callable[[], float]) -> list[dns.Record_SRV]:
+    """SRV records in the order to try them (RFC 2782): lowest priority first; within a
+    priority, picked at random in proportion to their weights."""
+    ordered: list[dns.Record_SRV] = []
+    for priority in sorted({r.priority for r in records}):
+        group = sorted((r for r in records if r.priority == priority), key=lambda r: r.weight)
+        while group:
+            total = sum(r.weight for r in group)
+            pick = random() * total
+            chosen = group[0]
+            running = 0
+            for record in group:
+                running += record.weight
+                if running > pick:
+                    chosen = record
+                    break
+            ordered.append(chosen)
+            group.remove(chosen)
+    return ordered
+
+
+def _escape(host: str) -> str:
+    """A host name as an endpoint string may carry it (colons and backslashes escaped)."""
+    return host.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:

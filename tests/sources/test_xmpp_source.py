@@ -7,18 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 import scramp  # type: ignore[import-untyped]
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.names import dns
+from twisted.names.error import DNSNameError
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import xmlstream
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.sasl import SASLAuthError, SASLNoAcceptableMechanism
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
 from botcore.testing import StubContext
-from sources.xmpp import XMPPSource
+from sources.xmpp import XMPPSource, _Endpoint, srv_order
 from sources.xmpp.sasl import Scram, choose
 
 ROOM = "room@conference.example.org"
@@ -382,3 +387,127 @@ class SASLTests(SynchronousTestCase):
                 self.assertRaises(scramp.ScramException, server.set_client_final, final.decode())
                 # A forged server-final is refused by the client.
                 self.assertRaises(SASLAuthError, client.verify, b"v=AAAA")
+
+
+class _Resolver:
+    """A DNS resolver answering SRV look-ups from a table (a Deferred that never fires
+    for a name given as None: a lookup that hangs)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def lookupService(self, name: str, timeout: Any = None) -> Deferred[Any]:
+        self.asked.append(name)
+        found = self.answers.get(name, DNSNameError(name))
+        if found is None:
+            return Deferred()
+        if isinstance(found, Exception):
+            return fail(found)
+        records = [
+            dns.RRHeader(name, dns.SRV, payload=dns.Record_SRV(p, w, port, target))
+            for p, w, port, target in found
+        ]
+        return succeed((records, [], []))
+
+
+@implementer(IStreamClientEndpoint)
+class _Refusing:
+    """An endpoint that records the attempt and refuses it (or never answers)."""
+
+    def __init__(self, tried: list[str], server: str, answer: bool) -> None:
+        self.tried, self.server, self.answer = tried, server, answer
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.tried.append(self.server)
+        return fail(ConnectionRefusedError(self.server)) if not self.answer else Deferred()
+
+
+class SRVTests(SynchronousTestCase):
+    """Without a configured server, the SRV records of _xmpp-client._tcp say where to
+    connect; DOMAIN:5222 is tried last, and alone when the lookup fails or hangs."""
+
+    NAME = "_xmpp-client._tcp.example.org"
+
+    def attempt(self, answers: dict[str, Any], reachable: str = "") -> tuple[list[str], Any]:
+        self.clock = Clock()
+        tried: list[str] = []
+        self.resolver = _Resolver(answers)
+        source = XMPPSource(
+            "xmpp",
+            StubContext(reactor=self.clock),
+            {"jid": "bot@example.org"},
+            reactor=self.clock,
+            resolver=self.resolver,
+            jitter=lambda: 0.0,
+            endpoint_factory=lambda s: _Refusing(tried, s, s == reachable),
+        )
+        source.setup()
+        d = _Endpoint(source, None).connect(object())
+        return tried, d
+
+    def test_srv_targets_by_priority_then_domain(self) -> None:
+        """Targets are tried by priority (lowest first), then DOMAIN:5222."""
+        srv = [(20, 0, 5223, b"backup.example.org"), (10, 0, 5222, b"xmpp.example.org")]
+        tried, d = self.attempt({self.NAME: srv})
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(
+            tried,
+            [
+                "tcp:xmpp.example.org:5222",
+                "tcp:backup.example.org:5223",
+                "tcp:example.org:5222",
+            ],
+        )
+        self.assertEqual(self.resolver.asked, [self.NAME])
+
+    def test_first_reachable_target_wins(self) -> None:
+        """The first target that answers is used; later ones are not tried."""
+        srv = [(10, 0, 5222, b"a.example.org"), (10, 0, 5222, b"b.example.org")]
+        tried, d = self.attempt({self.NAME: srv}, reachable="tcp:a.example.org:5222")
+        self.assertNoResult(d)
+        self.assertEqual(tried, ["tcp:a.example.org:5222"])
+
+    def test_weights_pick_within_a_priority(self) -> None:
+        """Within one priority the weighted pick decides the order (RFC 2782)."""
+        records = [dns.Record_SRV(1, 1, 1, b"light"), dns.Record_SRV(1, 99, 1, b"heavy")]
+        self.assertEqual(
+            [r.target.name for r in srv_order(records, lambda: 0.5)], [b"heavy", b"light"]
+        )
+        self.assertEqual(
+            [r.target.name for r in srv_order(records, lambda: 0.0)], [b"light", b"heavy"]
+        )
+
+    def test_no_record_falls_back_to_domain(self) -> None:
+        """No SRV record (NXDOMAIN), or the 'no service' record '.': DOMAIN:5222."""
+        tried, d = self.attempt({})
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(tried, ["tcp:example.org:5222"])
+        tried, d = self.attempt({self.NAME: [(0, 0, 0, b".")]})
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(tried, ["tcp:example.org:5222"])
+
+    def test_hanging_lookup_is_bounded(self) -> None:
+        """A lookup that never answers gives up after srv_timeout; then DOMAIN:5222."""
+        tried, d = self.attempt({self.NAME: None})
+        self.assertEqual(tried, [])
+        self.clock.advance(4.9)
+        self.assertEqual(tried, [])
+        self.clock.advance(0.2)
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(tried, ["tcp:example.org:5222"])
+
+    def test_configured_server_needs_no_lookup(self) -> None:
+        """A configured server is used as it is, with no DNS lookup."""
+        self.clock = Clock()
+        resolver = _Resolver({})
+        source = XMPPSource(
+            "xmpp",
+            StubContext(reactor=self.clock),
+            {"jid": "bot@example.org", "server": "tcp:127.0.0.1:5999"},
+            reactor=self.clock,
+            resolver=resolver,
+        )
+        source.setup()
+        self.assertEqual(self.successResultOf(source.servers()), ["tcp:127.0.0.1:5999"])
+        self.assertEqual(resolver.asked, [])
