@@ -115,9 +115,12 @@ class XMPPIntegrationTestCase(TestCase):
     skip = xmpp_harness.skip_reason()
     timeout = 4 * WAIT
 
+    #: Whether the server speaks only TLS 1.2 (where SCRAM-SHA-1-PLUS is offered).
+    tls12 = False
+
     def setUp(self) -> None:
         # A server per test (it starts in about 0.2 s): no room or roster left behind.
-        self.server = ProsodyServer(USERS)
+        self.server = ProsodyServer(USERS, tls12=self.tls12)
         self.addCleanup(self.server.cleanup)
         self.server.start()
         self.clients: list[XMPPClient] = []
@@ -400,6 +403,19 @@ class LoginTests(XMPPIntegrationTestCase):
         """Restricted to PLAIN, the bot still logs in (inside TLS)."""
         await self.start_bot(rooms="", mechanisms="PLAIN")
         self.assertEqual(self.source.sasl_mechanism, "PLAIN")
+
+
+class ChannelBindingTests(XMPPIntegrationTestCase):
+    tls12 = True
+
+    async def test_scram_plus_over_tls12(self) -> None:
+        """Where the server offers SCRAM-SHA-1-PLUS (Prosody, over TLS 1.2), the bot binds
+        its login to the TLS channel (tls-unique) and Prosody accepts it."""
+        await self.start_bot(rooms="")
+        self.assertEqual(self.source.sasl_mechanism, "SCRAM-SHA-1-PLUS")
+        alice = await self.client("alice", room=None)
+        alice.message(f"bot@{DOMAIN}", "echo bound")
+        await alice.wait_body("bound")
 
 
 class ReconnectTests(XMPPIntegrationTestCase):

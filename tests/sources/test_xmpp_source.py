@@ -24,7 +24,7 @@ from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
 from botcore.testing import StubContext
 from sources.xmpp import XMPPSource, _Endpoint, srv_order
-from sources.xmpp.sasl import Scram, choose
+from sources.xmpp.sasl import PREFERENCE, Scram, channel_binding, choose
 
 ROOM = "room@conference.example.org"
 HEADER = (
@@ -387,6 +387,80 @@ class SASLTests(SynchronousTestCase):
                 self.assertRaises(scramp.ScramException, server.set_client_final, final.decode())
                 # A forged server-final is refused by the client.
                 self.assertRaises(SASLAuthError, client.verify, b"v=AAAA")
+
+
+class _TLSConnection:
+    """What pyOpenSSL's Connection says of a TLS session, for channel bindings."""
+
+    def __init__(self, version: str, finished: bytes | None) -> None:
+        self.version, self.finished = version, finished
+
+    def get_protocol_version_name(self) -> str:
+        return self.version
+
+    def get_finished(self) -> bytes | None:
+        return self.finished
+
+
+class _TLSTransport:
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def getHandle(self) -> Any:
+        return self.connection
+
+
+class ChannelBindingTests(SynchronousTestCase):
+    BINDING = ("tls-unique", b"finished-message")
+
+    def test_plus_chosen_only_with_a_binding(self) -> None:
+        """SCRAM-SHA-256-PLUS beats SCRAM-SHA-256 when the bot can bind; without a
+        binding it is skipped (GS2 'n'); with one and no -PLUS offered the bot says it
+        could have bound (GS2 'y')."""
+        offered = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"]
+        every = list(PREFERENCE)
+        bound = choose(offered, "u", "p", every, self.BINDING)
+        self.assertEqual(bound.name, "SCRAM-SHA-256-PLUS")
+        self.assertTrue(bound.getInitialResponse().startswith(b"p=tls-unique,,"))
+        unbound = choose(offered, "u", "p", every, None)
+        self.assertEqual(unbound.name, "SCRAM-SHA-256")
+        self.assertTrue(unbound.getInitialResponse().startswith(b"n,,"))
+        could = choose(["SCRAM-SHA-256"], "u", "p", every, self.BINDING)
+        self.assertTrue(could.getInitialResponse().startswith(b"y,,"))
+        # -PLUS offered but not allowed by the configuration: not a downgrade to report.
+        declined = choose(offered, "u", "p", ["SCRAM-SHA-256"], self.BINDING)
+        self.assertTrue(declined.getInitialResponse().startswith(b"n,,"))
+
+    def test_plus_against_scramp_server(self) -> None:
+        """A -PLUS exchange succeeds when both ends see the same channel, and fails when
+        the server's channel differs (a relay by a man in the middle)."""
+        for server_binding, good in ((self.BINDING, True), (("tls-unique", b"other"), False)):
+            server_side = scramp.ScramMechanism("SCRAM-SHA-256-PLUS")
+            auth = server_side.make_auth_info("secret")
+            server = server_side.make_server(
+                lambda _user, auth=auth: auth, channel_binding=server_binding
+            )
+            client = Scram("SCRAM-SHA-256-PLUS", "user", "secret", self.BINDING)
+            server.set_client_first(client.getInitialResponse().decode())
+            final = client.getResponse(server.get_server_first().encode())
+            if good:
+                server.set_client_final(final.decode())
+                client.verify(server.get_server_final().encode())
+                self.assertTrue(client.verified)
+            else:
+                self.assertRaises(scramp.ScramException, server.set_client_final, final.decode())
+
+    def test_tls_unique_only_before_tls13(self) -> None:
+        """tls-unique is read from TLS 1.2 sessions; TLS 1.3 (where it is undefined), no
+        TLS, or no Finished message give no binding."""
+        self.assertEqual(
+            channel_binding(_TLSTransport(_TLSConnection("TLSv1.2", b"fin"))),
+            ("tls-unique", b"fin"),
+        )
+        self.assertIsNone(channel_binding(_TLSTransport(_TLSConnection("TLSv1.3", b"fin"))))
+        self.assertIsNone(channel_binding(_TLSTransport(_TLSConnection("TLSv1.2", None))))
+        self.assertIsNone(channel_binding(StringTransport()))
+        self.assertIsNone(channel_binding(None))
 
 
 class _Resolver:

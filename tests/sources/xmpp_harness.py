@@ -46,7 +46,7 @@ modules_disabled = {{ "s2s"; "offline"; "c2s_direct_tls" }}
 daemonize = false
 certificates = "{directory}/certs"
 ssl = {{ certificate = "{directory}/certs/localhost.crt";
-        key = "{directory}/certs/localhost.key" }}
+        key = "{directory}/certs/localhost.key";{protocol} }}
 limits = {{ c2s = {{ rate = "1000mb/s" }} }}
 
 VirtualHost "{domain}"
@@ -92,7 +92,10 @@ class ProsodyServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, users: dict[str, str]) -> None:
+    def __init__(self, users: dict[str, str], tls12: bool = False) -> None:
+        #: TLS 1.2 only: the one version where Prosody 0.12 offers SCRAM-SHA-1-PLUS
+        #: (its only channel binding, tls-unique, is undefined under TLS 1.3).
+        self.tls12 = tls12
         self.port = free_port()
         self.users = dict(users)
         self.directory = tempfile.mkdtemp(prefix="botcore-prosody-")
@@ -117,6 +120,7 @@ class ProsodyServer:
                     domain=DOMAIN,
                     muc=MUC,
                     level=os.environ.get("BOTCORE_PROSODY_LOG", "info"),
+                    protocol=' protocol = "tlsv1_2";' if self.tls12 else "",
                 )
             )
         self._own()
