@@ -551,6 +551,15 @@ class XMPPSource(Source):
             self.log.warn("{source}: dropped a reply with no valid target ({target!r})",
                           source=self.name, target=target)  # fmt: skip
             return
+        if "@" not in target and "/" not in target:
+            # A bare nick (a plugin answering "privately" by nick): the occupant of that
+            # nick in a room the bot is in; never a server named like the nick.
+            found = self.occupant_jid(target)
+            if found is None:
+                self.log.info("{source}: no occupant {nick!r} in the bot's rooms; dropped a "
+                              "message to them", source=self.name, nick=target)  # fmt: skip
+                return
+            target = found
         text = response.text if isinstance(response.text, str) else str(response.text)
         if response.kind == "reaction" and response.refers_to:
             self._react(target, response.refers_to, text)
@@ -560,6 +569,17 @@ class XMPPSource(Source):
             self._correct(response, target, response.refers_to, text)
         else:
             self._message(target, text, action=response.action, response=response)
+
+    def occupant_jid(self, nick: str) -> str | None:
+        """The room JID (``room@service/nick``) of the occupant called ``nick`` in the
+        first room the bot is in that has one, or None."""
+        connection = self.connection
+        if connection is None:
+            return None
+        for room in connection.rooms.values():
+            if room.joined and nick in room.occupants and nick != room.nick:
+                return f"{room.jid}/{nick}"
+        return None
 
     def _message(
         self, target: str, text: str, action: bool = False, response: Response | None = None

@@ -456,6 +456,38 @@ def sent_with_id(c: XMPPClient, to: str, body: str, own: str, kind: str, *extra:
     c.send(stanza)
 
 
+class MemoTests(XMPPIntegrationTestCase):
+    async def test_memo_delivered_when_they_speak(self) -> None:
+        """A memo left in the room for bob is said to him there when he next speaks; a
+        private one goes to him as a private message from the room."""
+        await self.start_bot(load="core, basic, memo")
+        alice = await self.client("alice")
+        alice.message(ROOM, f"{NICK}: tell bob the cake is ready", kind="groupchat")
+        alice.message(ROOM, f"{NICK}: pm bob the secret ingredient", kind="groupchat")
+        await alice.wait_for(self.from_bot(lambda s: "bob" in (shown(s) or "")))
+        await alice.wait_for(
+            self.from_bot(lambda s: "bob" in (shown(s) or "")), since=len(alice.stanzas)
+        )
+        bob = await self.client("bob")
+        bob.message(ROOM, "hello everyone", kind="groupchat")
+        public = await bob.wait_for(self.from_bot(lambda s: "cake" in (shown(s) or "")))
+        self.assertRegex(shown(public), r"^bob: alice said .*: the cake is ready$")
+        private = await bob.wait_for(
+            lambda s: s.getAttribute("type") == "chat" and "secret" in (shown(s) or "")
+        )
+        self.assertEqual(private["from"], f"{ROOM}/{NICK}")
+        # The private memo was never said in the room.
+        self.assertNotIn("secret", " ".join(alice.bodies(sender=f"{ROOM}/{NICK}")))
+
+    def from_bot(self, condition: Any) -> Any:
+        return lambda s: (
+            s.name == "message"
+            and s.getAttribute("from") == f"{ROOM}/{NICK}"
+            and s.getAttribute("type") == "groupchat"
+            and condition(s)
+        )
+
+
 class ModelTests(XMPPIntegrationTestCase):
     """The message model over Prosody (XEP-0359 ids by mod_muc_mam, XEP-0461, XEP-0444,
     XEP-0308, XEP-0424), seen by a second client."""

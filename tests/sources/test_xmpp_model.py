@@ -375,3 +375,15 @@ class NickTests(SourceTestCase):
         # Its own echo under that nick is no event.
         self.feed(f"<message from='{ROOM}/testbot_' type='groupchat'><body>x</body></message>")
         self.assertEqual(self.texts(), [])
+
+
+class NickTargetTests(ModelTestCase):
+    def test_bare_nick_target_is_the_rooms_occupant(self) -> None:
+        """A reply to a bare nick (a plugin answering privately) goes to that occupant
+        through the room; to a nick nobody has it is dropped, never sent to a server
+        named like the nick."""
+        self.bot_says("psst", target="alice")
+        (stanza,) = self.sent_stanzas()
+        self.assertEqual((stanza["to"], stanza["type"]), (f"{ROOM}/alice", "chat"))
+        self.bot_says("psst", target="nobody")
+        self.assertEqual(self.sent(), "")
