@@ -4,6 +4,7 @@ temporary directory with a test-made certificate and accounts, plus a small XMPP
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import pwd
@@ -223,6 +224,26 @@ class ProsodyServer:
         self.stop()
         raise RuntimeError(f"prosody did not listen on port {self.port} within {WAIT}s")
 
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, "prosody.log")
+
+    def log_size(self) -> int:
+        """How long the log is now (for `log_since`)."""
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after the log was ``offset`` bytes long."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             with open(os.path.join(self.directory, "prosody.log"), encoding="utf-8") as handle:
@@ -255,6 +276,22 @@ class ProsodyServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+_shared: dict[bool, ProsodyServer] = {}
+
+
+def shared_server(users: dict[str, str], tls12: bool = False) -> ProsodyServer:
+    """The test run's one Prosody (one more for ``tls12``), started on first use and
+    again if a test stopped it; stopped and removed when the process exits."""
+    server = _shared.get(tls12)
+    if server is None:
+        server = _shared[tls12] = ProsodyServer(users, tls12=tls12)
+        atexit.register(server.cleanup)
+    if server.process is None or server.process.poll() is not None:
+        server.process = None
+        server.start()
+    return server
+
+
 class XMPPClient:
     """A plain XMPP client for tests on Twisted's jabber client: logs in over STARTTLS
     (trusting the server's test certificate), records every stanza, and lets a test wait
@@ -269,6 +306,8 @@ class XMPPClient:
         )
         self.factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
         self.factory.addBootstrap(xmlstream.INIT_FAILED_EVENT, self._failed)
+        self.factory.addBootstrap(xmlstream.STREAM_END_EVENT, self._ended)
+        self._gone: defer.Deferred[None] = defer.Deferred()
         self.server = server
         self.stream: xmlstream.XmlStream | None = None
         self.ready: defer.Deferred[XMPPClient] = defer.Deferred()
@@ -387,9 +426,18 @@ class XMPPClient:
 
         return self.wait_for(has, since, timeout)
 
-    def close(self) -> None:
-        if self.stream is not None and self.stream.transport is not None:
-            self.stream.transport.loseConnection()
+    def _ended(self, reason: Any) -> None:
+        if not self._gone.called:
+            self._gone.callback(None)
+
+    def close(self) -> defer.Deferred[None]:
+        """Log out; fires once the connection is gone (at most `WAIT` seconds)."""
+        from twisted.internet import reactor
+
+        if self.stream is None or self.stream.transport is None or self._gone.called:
+            return defer.succeed(None)
+        self.stream.transport.loseConnection()
+        return self._gone.addTimeout(WAIT, reactor)
 
 
 def server_host(server: ProsodyServer) -> str:
