@@ -378,14 +378,16 @@ class XMPPConnection:
         if own is None:
             return True
         network = message_id or own
-        ledger.own[(room.jid, network)] = own
         if pending is not None:
             _room, response, text = pending
-            ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
             self.source.remember_sent(response, network)
-        elif st.child(stanza, "body") is not None and model.correction_of(stanza) is None:
+        elif st.child(stanza, "body") is not None and not _is_about_another(stanza):
+            # Something the bot said without a Response (an admin's "say in").
             text = st.text_of(st.child(stanza, "body")) or ""
-            ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
+        else:
+            return True  # its correction, retraction or reaction: no message of its own
+        ledger.own[(room.jid, network)] = own
+        ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
         return True
 
     def _room_notice(self, room: Room, stanza: domish.Element) -> None:
@@ -471,6 +473,11 @@ class XMPPConnection:
             return
         if message_id is not None:
             ledger.saw(channel, message_id, own, who.id, sender.full(), text)
+            # A correction names the stanza's id attribute, which may differ from its
+            # origin-id.
+            stanza_id = stanza.getAttribute("id")
+            if stanza_id and stanza_id != own and len(stanza_id) <= model.MAX_ID:
+                ledger.ids[(channel, stanza_id)] = message_id
         kind = EventType.MESSAGE
         if text.startswith("/me "):
             kind, text = EventType.ACTION, text[4:]
@@ -644,6 +651,15 @@ class XMPPConnection:
         found = {nick: ROLE_PREFIX.get(o.role, "") for nick, o in room.occupants.items()}
         found[room.nick] = found.get(room.nick, "")
         return found
+
+
+def _is_about_another(stanza: domish.Element) -> bool:
+    """Whether a message corrects, retracts or reacts to another one."""
+    return (
+        model.correction_of(stanza) is not None
+        or model.retraction_of(stanza) is not None
+        or model.reactions_of(stanza) is not None
+    )
 
 
 def _reason(item: domish.Element | None) -> domish.Element | None:

@@ -387,3 +387,34 @@ class NickTargetTests(ModelTestCase):
         self.assertEqual((stanza["to"], stanza["type"]), (f"{ROOM}/alice", "chat"))
         self.bot_says("psst", target="nobody")
         self.assertEqual(self.sent(), "")
+
+
+class AliasTests(ModelTestCase):
+    def test_correction_by_stanza_id_when_origin_id_differs(self) -> None:
+        """A chat message whose id attribute differs from its origin-id is known by the
+        origin-id; a correction naming its id attribute still finds it."""
+        self.feed(
+            "<message from='a@example.org/x' type='chat' id='m-1'><body>a</body>"
+            "<origin-id xmlns='urn:xmpp:sid:0' id='o-1'/></message>"
+            "<message from='a@example.org/x' type='chat' id='m-2'><body>b</body>"
+            "<replace xmlns='urn:xmpp:message-correct:0' id='m-1'/></message>"
+        )
+        (edit,) = self.of(EventType.EDIT)
+        self.assertEqual(edit.refers_to, "o-1")
+
+    def test_own_retraction_reflected_is_not_remembered_as_a_message(self) -> None:
+        """The room's reflection of the bot's retraction (which has a fallback body) is
+        not taken for a message the bot could later correct."""
+        self.bot_says("mistake")
+        (first,) = self.sent_stanzas()
+        self.reflect(first, "s-9")
+        self.bot_says("", kind="delete", refers_to="s-9")
+        (retraction,) = self.sent_stanzas()
+        self.feed(
+            f"<message from='{ROOM}/testbot' type='groupchat' id='{retraction['id']}'>"
+            f"<body>{model.RETRACTION_FALLBACK}</body>"
+            "<retract xmlns='urn:xmpp:message-retract:1' id='s-9'/>"
+            f"<stanza-id xmlns='urn:xmpp:sid:0' by='{ROOM}' id='s-10'/></message>"
+        )
+        self.assertNotIn((ROOM, "s-10"), self.source.ledger.own)
+        self.assertEqual(self.events, [])
