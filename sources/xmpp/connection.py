@@ -148,6 +148,21 @@ class XMPPConnection:
             answer["id"] = iq.getAttribute("id", "")
             answer["type"] = "result"
             self.send(answer)
+        elif kind == "get" and payload is not None and payload.uri == st.NS_DISCO_INFO:
+            if payload.getAttribute("node"):
+                self.send(st.reply_error(iq, "item-not-found"))
+                return
+            answer = domish.Element((st.NS_CLIENT, "iq"))
+            if iq.getAttribute("from"):
+                answer["to"] = iq["from"]
+            answer["id"] = iq.getAttribute("id", "")
+            answer["type"] = "result"
+            query = answer.addElement((st.NS_DISCO_INFO, "query"))
+            identity = query.addElement("identity")
+            identity["category"], identity["type"], identity["name"] = "client", "bot", "botcore"
+            for feature in st.FEATURES:
+                query.addElement("feature")["var"] = feature
+            self.send(answer)
         elif payload is not None and payload.uri == st.NS_ROSTER and kind == "set":
             # A roster push: acknowledge it (RFC 6121 2.1.6).
             sender = st.parse_jid(iq.getAttribute("from"))

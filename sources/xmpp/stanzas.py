@@ -143,3 +143,17 @@ NS_FASTEN = "urn:xmpp:fasten:0"
 NS_MODERATE = "urn:xmpp:message-moderate:1"
 NS_MODERATE_LEGACY = "urn:xmpp:message-moderate:0"
 NS_HINTS = "urn:xmpp:hints"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+#: What the bot says it understands, when asked (XEP-0030): clients look for these
+#: before offering to react, correct or retract in a chat with it.
+FEATURES = (
+    NS_DISCO_INFO,
+    NS_MUC,
+    NS_PING,
+    NS_SID,
+    NS_REPLY,
+    NS_CORRECT,
+    NS_REACTIONS,
+    NS_RETRACT,
+)

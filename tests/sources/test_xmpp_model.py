@@ -418,3 +418,26 @@ class AliasTests(ModelTestCase):
         )
         self.assertNotIn((ROOM, "s-10"), self.source.ledger.own)
         self.assertEqual(self.events, [])
+
+
+class DiscoTests(ModelTestCase):
+    def test_features_announced(self) -> None:
+        """Asked (XEP-0030), the bot says it is a bot that knows replies, corrections,
+        reactions and retractions; a node it has not is item-not-found."""
+        self.feed(
+            "<iq type='get' id='d1' from='a@example.org/x'>"
+            "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        )
+        (answer,) = self.sent_stanzas()
+        self.assertEqual((answer["type"], answer["id"], answer["to"]),
+                         ("result", "d1", "a@example.org/x"))  # fmt: skip
+        query = st.child(answer, "query", st.NS_DISCO_INFO)
+        features = {f["var"] for f in query.elements(st.NS_DISCO_INFO, "feature")}
+        for wanted in (st.NS_REPLY, st.NS_CORRECT, st.NS_REACTIONS, st.NS_RETRACT):
+            self.assertIn(wanted, features)
+        self.assertEqual(st.child(query, "identity")["type"], "bot")
+        self.feed(
+            "<iq type='get' id='d2' from='a@example.org/x'>"
+            "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>"
+        )
+        self.assertIn("item-not-found", self.sent())
