@@ -355,11 +355,26 @@ class RoomTests(XMPPIntegrationTestCase):
         )
 
     async def test_nick_conflict_gets_alternate(self) -> None:
-        """With its nick taken in the room the bot joins as nick_."""
+        """With its nick taken in the room the bot joins as nick_, which is then its
+        nick: it answers to it, and its own messages under it are not taken for others'."""
         squatter = await self.client("alice", room=None)
         await squatter.join(self.room, NICK)
-        await self.start_bot()
-        self.assertEqual(self.source.connection.rooms[self.room].nick, NICK + "_")
+        await self.start_bot(nick="helper")
+        self.assertEqual(self.source.connection.rooms[self.room].nick, "helper")
+        other = self.other("taken")
+        await squatter.join(other, "helper")
+        self.source.join(other)
+        await wait_until(lambda: self.joined(other), "the bot to join " + other)
+        self.assertEqual(self.source.connection.rooms[other].nick, "helper_")
+        self.assertEqual(self.source.nick, "helper_")
+        start = len(squatter.stanzas)
+        squatter.message(other, "helper_: echo under my new name", kind="groupchat")
+        await squatter.wait_for(
+            lambda s: s.getAttribute("from") == f"{other}/helper_" and shown(s) is not None,
+            since=start,
+        )
+        answers = squatter.bodies(start, sender=f"{other}/helper_")
+        self.assertEqual(answers, ["under my new name"])
 
     async def test_rejoin_after_kick(self) -> None:
         """Kicked by a moderator, the bot rejoins after rejoin_delay."""
