@@ -30,6 +30,8 @@ class Occupant:
     jid: str | None = None
     role: str = "participant"
     affiliation: str = "none"
+    #: The room's XEP-0421 occupant-id (trusted only where the room gives the bot one).
+    occupant_id: str | None = None
 
 
 @dataclass
@@ -42,6 +44,9 @@ class Room:
     joined: bool = False
     tries: int = 0
     occupants: dict[str, Occupant] = field(default_factory=dict)
+    #: Whether the room stamps occupants with XEP-0421 occupant-ids (it gave the bot
+    #: one): only then is an occupant-id not something a client wrote itself.
+    occupant_ids: bool = False
 
 
 class XMPPConnection:
@@ -216,6 +221,8 @@ class XMPPConnection:
         role = item.getAttribute("role", "participant") if item is not None else "participant"
         affiliation = item.getAttribute("affiliation", "none") if item is not None else "none"
         if "110" in codes:
+            if kind is None:
+                room.occupant_ids = model.occupant_id(presence) is not None
             self._self_presence(room, nick, kind, codes, item)
             return
         known = room.occupants.get(nick)
@@ -236,7 +243,13 @@ class XMPPConnection:
             return
         if kind is not None:
             return
-        occupant = Occupant(nick, real.userhost() if real is not None else None, role, affiliation)
+        occupant = Occupant(
+            nick,
+            real.userhost() if real is not None else None,
+            role,
+            affiliation,
+            model.occupant_id(presence),
+        )
         room.occupants[nick] = occupant
         if not room.joined:
             return  # the room's list of who is there, before the bot's own presence
@@ -359,7 +372,8 @@ class XMPPConnection:
                 return
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
             who = self._occupant_sender(room, occupant)
-            self._model(stanza, room.jid, True, who, occupant.jid, message_id, own, sender)
+            author = _author(room, occupant, stanza, who)
+            self._model(stanza, room.jid, True, who, occupant.jid, message_id, own, sender, author)
             return
         if sender.userhost() == self.jid.userhost() and sender.resource == self.jid.resource:
             return
@@ -369,11 +383,12 @@ class XMPPConnection:
                 return  # the room's own notices and forms: answering would speak in the room
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
             who = self._occupant_sender(room, occupant, private=sender.full())
-            self._model(stanza, sender.full(), False, who, occupant.jid, own, own, sender)
+            author = _author(room, occupant, stanza, who)
+            self._model(stanza, sender.full(), False, who, occupant.jid, own, own, sender, author)
             return
         bare = sender.userhost()
         who = Sender(f"{self.source.name}/{sender.full()}", bare, sender.user or bare)
-        self._model(stanza, sender.full(), False, who, bare, own, own, sender)
+        self._model(stanza, sender.full(), False, who, bare, own, own, sender, bare)
 
     def _reflected(
         self,
@@ -438,21 +453,23 @@ class XMPPConnection:
         message_id: str | None,
         own: str | None,
         sender: JID,
+        author: str,
     ) -> None:
         """A message from someone else in ``channel``: a reaction, a retraction, a
         correction, or text (with its reply and thread); ``message_id`` is its id there,
-        ``own`` the id its sender gave it."""
+        ``own`` the id its sender gave it, ``author`` who they are as far as the
+        network can tell (what a correction or retraction must match)."""
         ledger = self.source.ledger
         found = model.reactions_of(stanza)
         if found is not None:
-            self._reactions(channel, public, who, jid, message_id, *found)
+            self._reactions(channel, public, who, jid, author, message_id, *found)
             return
         retraction = model.retraction_of(stanza)
         if retraction is not None and retraction.moderator is None:
             retracted: str | None = retraction.id
             if retraction.origin or not public:
-                retracted = ledger.resolve(channel, retraction.id, who.id)
-            elif (seen := ledger.seen.get((channel, retraction.id))) and seen.sender != who.id:
+                retracted = ledger.resolve(channel, retraction.id, author)
+            elif (seen := ledger.seen.get((channel, retraction.id))) and seen.sender != author:
                 retracted = None
             if retracted is None:
                 self._forged("retraction", channel, who)
@@ -469,11 +486,11 @@ class XMPPConnection:
                 return
         replaced = model.correction_of(stanza)
         if replaced is not None:
-            original = ledger.resolve(channel, replaced, who.id)
+            original = ledger.resolve(channel, replaced, author)
             if original is None:
                 self._forged("correction", channel, who)
                 return
-            ledger.saw(channel, original, None, who.id, sender.full(), text)
+            ledger.saw(channel, original, None, author, sender.full(), text)
             self._emit(
                 EventType.EDIT,
                 channel,
@@ -487,7 +504,7 @@ class XMPPConnection:
             )
             return
         if message_id is not None:
-            ledger.saw(channel, message_id, own, who.id, sender.full(), text)
+            ledger.saw(channel, message_id, own, author, sender.full(), text)
             # A correction names the stanza's id attribute, which may differ from its
             # origin-id.
             stanza_id = stanza.getAttribute("id")
@@ -516,6 +533,7 @@ class XMPPConnection:
         public: bool,
         who: Sender,
         jid: str | None,
+        author: str,
         message_id: str | None,
         reacted: str,
         keys: frozenset[str],
@@ -523,7 +541,7 @@ class XMPPConnection:
         """A sender's reactions to ``reacted`` now: one event per key added, and one
         (``removed``) per key no longer there."""
         ledger = self.source.ledger
-        key = (channel, who.id, reacted)
+        key = (channel, author, reacted)
         before = ledger.reactions.get(key) or frozenset()
         ledger.reactions[key] = keys
         for added in sorted(keys - before):
@@ -666,6 +684,17 @@ class XMPPConnection:
         found = {nick: ROLE_PREFIX.get(o.role, "") for nick, o in room.occupants.items()}
         found[room.nick] = found.get(room.nick, "")
         return found
+
+
+def _author(room: Room, occupant: Occupant, stanza: domish.Element, who: Sender) -> str:
+    """Who a room message is from, as far as the room can tell: its XEP-0421
+    occupant-id (the same person under any nick, and never a newcomer who took their
+    nick) where the room gives them, else the sender's id (real JID or room/nick)."""
+    if room.occupant_ids:
+        found = model.occupant_id(stanza) or occupant.occupant_id
+        if found:
+            return f"occupant-id:{found}"
+    return who.id
 
 
 def _is_about_another(stanza: domish.Element) -> bool:

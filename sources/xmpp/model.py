@@ -98,6 +98,12 @@ def origin_id(stanza: domish.Element) -> str | None:
     return _id(found.getAttribute("id")) if found is not None else None
 
 
+def occupant_id(stanza: domish.Element) -> str | None:
+    """The XEP-0421 ``<occupant-id>`` a room put on a presence or message."""
+    found = st.child(stanza, "occupant-id", st.NS_OCCUPANT_ID)
+    return _id(found.getAttribute("id")) if found is not None else None
+
+
 def sender_id(stanza: domish.Element) -> str | None:
     """The id the sender gave: its origin-id, else the stanza's ``id`` attribute."""
     return origin_id(stanza) or _id(stanza.getAttribute("id"))

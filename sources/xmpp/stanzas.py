@@ -143,6 +143,7 @@ NS_FASTEN = "urn:xmpp:fasten:0"
 NS_MODERATE = "urn:xmpp:message-moderate:1"
 NS_MODERATE_LEGACY = "urn:xmpp:message-moderate:0"
 NS_HINTS = "urn:xmpp:hints"
+NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 #: What the bot says it understands, when asked (XEP-0030): clients look for these

@@ -441,3 +441,57 @@ class DiscoTests(ModelTestCase):
             "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>"
         )
         self.assertIn("item-not-found", self.sent())
+
+
+OCCUPANT_ID = "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='{}'/>"
+
+
+class OccupantIdTests(SourceTestCase):
+    """XEP-0421: where the room stamps occupants, authorship follows the occupant-id."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sent()
+        self.feed(
+            f"<presence from='{ROOM}/testbot'>{OCCUPANT_ID.format('me')}"
+            f"<x xmlns='{MUC_USER}'><item role='participant'/><status code='110'/></x>"
+            "</presence>"
+        )
+
+    def say(self, nick: str, occupant: str, inner: str, sid: str, own: str) -> None:
+        self.feed(
+            f"<message from='{ROOM}/{nick}' type='groupchat' id='{own}'>{inner}"
+            f"{OCCUPANT_ID.format(occupant)}"
+            f"<stanza-id xmlns='urn:xmpp:sid:0' by='{ROOM}' id='{sid}'/></message>"
+        )
+
+    def edits(self) -> list[str | None]:
+        return [e.refers_to for e in self.events if e.type == EventType.EDIT]
+
+    def test_newcomer_with_the_nick_cannot_correct(self) -> None:
+        """Someone else who takes a departed occupant's nick cannot correct their
+        message; the same person under a new nick can."""
+        fix = "<body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='a-1'/>"
+        self.say("alice", "A", "<body>helo</body>", "s-1", "a-1")
+        self.say("alice", "C", fix, "s-2", "c-1")
+        self.assertEqual(self.edits(), [])
+        self.say("alice2", "A", fix, "s-3", "a-2")
+        self.assertEqual(self.edits(), ["s-1"])
+
+    def test_not_trusted_where_the_room_gives_none(self) -> None:
+        """In a room that gave the bot no occupant-id, one written by a client means
+        nothing: bob cannot correct alice's message by claiming hers."""
+        self.feed(
+            f"<presence from='{ROOM}/testbot'><x xmlns='{MUC_USER}'>"
+            "<item role='participant'/><status code='110'/></x></presence>"
+        )
+        self.assertFalse(self.connection.rooms[ROOM].occupant_ids)
+        self.say("alice", "A", "<body>helo</body>", "s-1", "a-1")
+        self.say(
+            "bob",
+            "A",
+            "<body>forged</body><replace xmlns='urn:xmpp:message-correct:0' id='a-1'/>",
+            "s-2",
+            "b-1",
+        )
+        self.assertEqual(self.edits(), [])
