@@ -366,7 +366,8 @@ class XMPPSource(Source):
         """Where to try to connect, in order (endpoint strings): ``server`` when set;
         else the targets of the DNS SRV records ``_xmpp-client._tcp.DOMAIN`` (RFC 6120
         3.2.1: by priority, then weighted at random), then ``tcp:DOMAIN:5222``. A lookup
-        that fails or takes over ``srv_timeout`` seconds leaves only the last."""
+        that fails or takes over ``srv_timeout`` seconds leaves only the last; a record
+        saying there is no service (target ".") fails with `NoService`."""
         if self.server:
             return succeed([self.server])
         domain = JID(self.jid).host
@@ -388,10 +389,11 @@ class XMPPSource(Source):
                 if getattr(a, "type", None) == dns.SRV and isinstance(a.payload, dns.Record_SRV)
             ]
             if len(records) == 1 and records[0].target.name in (b"", b"."):
-                self.log.info("{source}: {name} says there is no XMPP service there; trying "
-                              "{domain} anyway", source=self.name, name=name,
-                              domain=domain)  # fmt: skip
-                return [fallback]
+                # RFC 2782/6120: "decidedly not available"; no fallback to the domain.
+                raise NoService(
+                    f"{name} says {domain} has no XMPP service (SRV target '.'); set "
+                    "'server' to connect anyway"
+                )
             targets = [
                 f"tcp:{_escape(r.target.name.decode('ascii', 'replace'))}:{r.port}"
                 for r in srv_order(records, self._jitter)
@@ -406,7 +408,8 @@ class XMPPSource(Source):
             return [fallback]
 
         d.addCallback(found)
-        d.addErrback(failed)  # a failed lookup, a timeout, or answers that make no sense
+        # A failed lookup, a timeout, or answers that make no sense: the domain.
+        d.addErrback(lambda f: f if f.check(NoService) else failed(f))
         return d
 
     def _factory(self) -> Any:
@@ -757,6 +760,10 @@ class XMPPSource(Source):
             return None
         jid = event.data.get("jid")
         return jid if isinstance(jid, str) and jid else None
+
+
+class NoService(Exception):
+    """The domain's SRV record says it offers no XMPP service."""
 
 
 @implementer(IStreamClientEndpoint)

@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
 from botcore.testing import StubContext
-from sources.xmpp import XMPPSource, _Endpoint, srv_order
+from sources.xmpp import NoService, XMPPSource, _Endpoint, srv_order
 from sources.xmpp.sasl import PREFERENCE, Scram, channel_binding, choose
 
 ROOM = "room@conference.example.org"
@@ -553,13 +553,18 @@ class SRVTests(SynchronousTestCase):
         )
 
     def test_no_record_falls_back_to_domain(self) -> None:
-        """No SRV record (NXDOMAIN), or the 'no service' record '.': DOMAIN:5222."""
+        """No SRV record (NXDOMAIN): DOMAIN:5222."""
         tried, d = self.attempt({})
         self.failureResultOf(d, ConnectionRefusedError)
         self.assertEqual(tried, ["tcp:example.org:5222"])
+
+    def test_no_service_record_is_not_ignored(self) -> None:
+        """The 'no service here' record (target '.') means no attempt at all, with an
+        error that says what to do (RFC 2782: decidedly not available)."""
         tried, d = self.attempt({self.NAME: [(0, 0, 0, b".")]})
-        self.failureResultOf(d, ConnectionRefusedError)
-        self.assertEqual(tried, ["tcp:example.org:5222"])
+        failure = self.failureResultOf(d, NoService)
+        self.assertIn("set 'server'", failure.getErrorMessage())
+        self.assertEqual(tried, [])
 
     def test_hanging_lookup_is_bounded(self) -> None:
         """A lookup that never answers gives up after srv_timeout; then DOMAIN:5222."""
