@@ -592,7 +592,8 @@ class ModelTests(XMPPIntegrationTestCase):
 
     async def test_incoming_correction_and_reaction_are_events(self) -> None:
         """Alice's correction of her room message is an EDIT event of its room id, her
-        reaction a REACTION event; in private, a reply names her message's own id."""
+        reaction a REACTION event, her retraction a DELETE event; in private, a reply
+        names her message's own id."""
         await self.start_bot()
         alice = await self.client("alice")
         sent_with_id(alice, self.room, "helo everyone", "a-1", "groupchat")
@@ -608,8 +609,14 @@ class ModelTests(XMPPIntegrationTestCase):
         reacting["type"] = "groupchat"
         reacting.addChild(reactions)
         alice.send(reacting)
-        await wait_until(lambda: len(ModelWatcher.seen) >= 2, "the edit and reaction events")
-        edit, reaction = ModelWatcher.seen
+        retracting = domish.Element((None, "message"))
+        retracting["to"] = self.room
+        retracting["type"] = "groupchat"
+        retracting.addElement(("urn:xmpp:message-retract:1", "retract"))["id"] = str(original)
+        alice.send(retracting)
+        await wait_until(lambda: len(ModelWatcher.seen) >= 3, "the edit, reaction and delete")
+        edit, reaction, delete = ModelWatcher.seen
+        self.assertEqual((delete.type, delete.refers_to), (EventType.DELETE, original))
         self.assertEqual(
             (edit.type, edit.message.raw, edit.refers_to, edit.who.nick),
             (EventType.EDIT, "hello everyone", original, "alice"),
