@@ -14,6 +14,7 @@ from twisted.internet import ssl
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.names import dns
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import client, xmlstream
 from twisted.words.protocols.jabber.jid import JID
@@ -22,14 +23,15 @@ from zope.interface import implementer
 from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import ChoiceOption, FloatOption, IntOption, ListOption, Option
-from botcore.source import Source
+from botcore.source import Source, unique_names
 from sources.irc.wire import split_text
+from sources.xmpp import model
 from sources.xmpp import stanzas as st
 from sources.xmpp.connection import XMPPConnection
 from sources.xmpp.sasl import PREFERENCE, BestSASLInitializer
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IReactorTime
+    from twisted.internet.interfaces import IReactorTime, IResolver
 
     from botcore.interfaces import IBotContext
 
@@ -130,14 +132,34 @@ class XMPPSource(Source):
     """
 
     type = "xmpp"
-    supports = frozenset({"action", "multiline", "topic"})
+    supports = frozenset(
+        {
+            "action",
+            "multiline",
+            "topic",
+            "message-ids",
+            "reply",
+            "thread",
+            "react",
+            "edit",
+            "delete",
+        }
+    )
 
     jid = JIDOption(
         "The bot's account, such as bot@example.org (a /resource is optional).", required=True
     )
     password = Option("The account's password.", "", secret=True)
     server = EndpointOption(
-        "Where to connect, as a Twisted client endpoint (default: tcp:DOMAIN:5222).", None
+        "Where to connect, as a Twisted client endpoint (default: the servers the DNS SRV "
+        "records _xmpp-client._tcp.DOMAIN name, else tcp:DOMAIN:5222).",
+        None,
+    )
+    srv_timeout = FloatOption(
+        "Seconds the DNS SRV lookup may take (when no server is set) before the bot "
+        "connects to DOMAIN:5222 instead.",
+        5.0,
+        min=0.1,
     )
     resource = Option("The resource to ask for when the JID has none.", "botcore")
     ca_file = Option(
@@ -209,11 +231,13 @@ class XMPPSource(Source):
         reactor: IReactorTime | None = None,
         endpoint_factory: Callable[[str], IStreamClientEndpoint] | None = None,
         jitter: Callable[[], float] | None = None,
+        resolver: IResolver | None = None,
     ) -> None:
         super().__init__(name, bot, config)
         self.reactor: Any = reactor if reactor is not None else bot.reactor
         self._make_endpoint = endpoint_factory or (lambda s: clientFromString(self.reactor, s))
         self._jitter = jitter or random.Random().random
+        self._resolver = resolver
         self.connection: XMPPConnection | None = None
         self.failures = 0
         self.connections = 0
@@ -221,11 +245,15 @@ class XMPPSource(Source):
         self._wanted: dict[str, tuple[str | None, str | None]] = {}
         self._configured: list[tuple[str, str | None]] = []
         self._nick_override: str | None = None
+        self._room_nicks: tuple[tuple[str, str], ...] = ()
+        self._all_names: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None
         self._stopping = False
         self._login_xs: Any = None
         self._login_timer: Any = None
         #: The SASL mechanism the last login used.
         self.sasl_mechanism: str | None = None
+        #: Recent messages' ids, authors and the bot's own (kept across reconnections).
+        self.ledger = model.Ledger()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -241,6 +269,33 @@ class XMPPSource(Source):
             if name not in previous and self.running:
                 self.join(name, password)
         self.nick = self.room_nick()
+
+    def room_nick_changed(self, room: str, nick: str | None) -> None:
+        """The bot is ``nick`` in ``room`` now (None: not there any more): the nick it is
+        addressed by there, and `Source.nick` the latest one the bot was given."""
+        nicks = dict(self._room_nicks)
+        if nick is None:
+            nicks.pop(room, None)
+        else:
+            nicks[room] = nick
+            self.nick = nick
+        # Replaced whole: `names` reads it from any thread.
+        self._room_nicks = tuple(nicks.items())
+
+    def names(self) -> tuple[str, ...]:
+        """Every name the bot answers to: its nick, its nicks in the rooms it is in (one
+        may be nick_ after a conflict), the nick it wants, and the bot's names. Any
+        thread."""
+        given = (
+            self.nick,
+            *(nick for _room, nick in self._room_nicks),
+            self.room_nick(),
+            *self.bot.names,
+        )
+        last = self._all_names
+        if last is None or last[0] != given:
+            last = self._all_names = (given, unique_names(given))
+        return last[1]
 
     def room_nick(self) -> str:
         """The nick the bot wants in rooms."""
@@ -298,7 +353,7 @@ class XMPPSource(Source):
         for name, password in self._configured:
             self._wanted.setdefault(name, (None, password))
         self.set_state("connecting")
-        server = self.server or f"tcp:{JID(self.jid).host}:5222"
+        server = self.server
         self._service = ClientService(
             _Endpoint(self, server),
             self._factory(),
@@ -306,6 +361,56 @@ class XMPPSource(Source):
             clock=self.reactor,
         )
         self._service.startService()
+
+    def servers(self) -> Deferred[list[str]]:
+        """Where to try to connect, in order (endpoint strings): ``server`` when set;
+        else the targets of the DNS SRV records ``_xmpp-client._tcp.DOMAIN`` (RFC 6120
+        3.2.1: by priority, then weighted at random), then ``tcp:DOMAIN:5222``. A lookup
+        that fails or takes over ``srv_timeout`` seconds leaves only the last; a record
+        saying there is no service (target ".") fails with `NoService`."""
+        if self.server:
+            return succeed([self.server])
+        domain = JID(self.jid).host
+        fallback = f"tcp:{_escape(domain)}:5222"
+        if self._resolver is None:
+            from twisted.names.client import createResolver
+
+            self._resolver = createResolver()
+        name = f"_xmpp-client._tcp.{domain}"
+        # Bounded twice: the resolver's own retries, and the whole lookup here.
+        d: Deferred[Any] = self._resolver.lookupService(name, (self.srv_timeout,))
+        d.addTimeout(self.srv_timeout, self.reactor)
+
+        def found(result: Any) -> list[str]:
+            answers = result[0] if isinstance(result, tuple) else []
+            records = [
+                a.payload
+                for a in answers
+                if getattr(a, "type", None) == dns.SRV and isinstance(a.payload, dns.Record_SRV)
+            ]
+            if len(records) == 1 and records[0].target.name in (b"", b"."):
+                # RFC 2782/6120: "decidedly not available"; no fallback to the domain.
+                raise NoService(
+                    f"{name} says {domain} has no XMPP service (SRV target '.'); set "
+                    "'server' to connect anyway"
+                )
+            targets = [
+                f"tcp:{_escape(r.target.name.decode('ascii', 'replace'))}:{r.port}"
+                for r in srv_order(records, self._jitter)
+                if r.target.name not in (b"", b".") and 0 < r.port < 65536
+            ]
+            return [*dict.fromkeys([*targets, fallback])]
+
+        def failed(failure: Failure) -> list[str]:
+            self.log.info("{source}: no SRV record for {name} ({why}); connecting to {domain}",
+                          source=self.name, name=name, why=failure.getErrorMessage() or
+                          repr(failure.value), domain=domain)  # fmt: skip
+            return [fallback]
+
+        d.addCallback(found)
+        # A failed lookup, a timeout, or answers that make no sense: the domain.
+        d.addErrback(lambda f: f if f.check(NoService) else failed(f))
+        return d
 
     def _factory(self) -> Any:
         authenticator = _Authenticator(
@@ -440,27 +545,132 @@ class XMPPSource(Source):
         return self.message_length * self.max_messages
 
     def send(self, response: Response) -> None:
-        """Send a reply as one or more messages: ``groupchat`` to a room, ``chat`` to a
-        person, split at line ends and spaces to fit ``message_length``."""
+        """Deliver one reply: a message (``groupchat`` to a room, ``chat`` to a person,
+        split at line ends and spaces to fit ``message_length``; the first piece marked as
+        a reply, every piece in its thread), a reaction, a correction of the bot's own
+        message or its retraction."""
         target = response.target
         if not target or st.parse_jid(target) is None:
             self.log.warn("{source}: dropped a reply with no valid target ({target!r})",
                           source=self.name, target=target)  # fmt: skip
             return
+        if "@" not in target and "/" not in target:
+            # A bare nick (a plugin answering "privately" by nick): the occupant of that
+            # nick in a room the bot is in; never a server named like the nick.
+            found = self.occupant_jid(target)
+            if found is None:
+                self.log.info("{source}: no occupant {nick!r} in the bot's rooms; dropped a "
+                              "message to them", source=self.name, nick=target)  # fmt: skip
+                return
+            target = found
         text = response.text if isinstance(response.text, str) else str(response.text)
-        self._message(target, text, action=response.action)
+        if response.kind == "reaction" and response.refers_to:
+            self._react(target, response.refers_to, text)
+        elif response.kind == "delete" and response.refers_to:
+            self._retract(target, response.refers_to)
+        elif response.kind == "edit" and response.refers_to:
+            self._correct(response, target, response.refers_to, text)
+        else:
+            self._message(target, text, action=response.action, response=response)
 
-    def _message(self, target: str, text: str, action: bool = False) -> None:
+    def occupant_jid(self, nick: str) -> str | None:
+        """The room JID (``room@service/nick``) of the occupant called ``nick`` in the
+        first room the bot is in that has one, or None."""
+        connection = self.connection
+        if connection is None:
+            return None
+        for room in connection.rooms.values():
+            if room.joined and nick in room.occupants and nick != room.nick:
+                return f"{room.jid}/{nick}"
+        return None
+
+    def _message(
+        self, target: str, text: str, action: bool = False, response: Response | None = None
+    ) -> None:
         connection = self.connection
         if connection is None:
             self.log.info("{source}: not connected; dropped a message to {target}",
                           source=self.name, target=target)  # fmt: skip
             return
-        kind = "groupchat" if self.is_channel(target) else "chat"
+        room = self.is_channel(target)
+        kind = "groupchat" if room else "chat"
         if action:
             text = "/me " + text
+        reply = response.reply_to if response is not None else None
+        thread = response.thread_id if response is not None else None
         for piece in self.pieces(st.xml_safe(text)):
-            connection.send(st.message(target, piece, kind))
+            stanza = st.message(target, piece, kind)
+            own = model.new_id()
+            model.set_id(stanza, own)
+            if isinstance(reply, str) and reply:
+                seen = self.ledger.seen.get((target, reply))
+                to = seen.author if seen is not None else None
+                model.add_reply(stanza, reply, to, seen.text if seen is not None else None)
+                reply = None  # the first piece answers; the rest follow it
+            if thread:
+                model.add_thread(stanza, thread)
+            if room:
+                # Its id in the room is the room's: learnt from the reflection.
+                if response is not None:
+                    self.ledger.pending[own] = (target, response, piece)
+            else:
+                self.ledger.own[(target, own)] = own
+                self.ledger.saw(target, own, own, "", connection.jid.full(), piece)
+                if response is not None:
+                    self.remember_sent(response, own)
+            connection.send(stanza)
+
+    def _react(self, target: str, reacted: str, key: str) -> None:
+        """React with ``key`` to ``reacted``: XEP-0444 sends the bot's whole set."""
+        connection = self.connection
+        key = key.strip()
+        if connection is None or not key or len(key) > model.MAX_KEY:
+            self.log.info("{source}: dropped a reaction {key!r} to {target}",
+                          source=self.name, key=key, target=target)  # fmt: skip
+            return
+        mine = list(self.ledger.my_reactions.get((target, reacted)) or ())
+        if key not in mine:
+            mine = [*mine, key][-model.MAX_REACTIONS :]
+        self.ledger.my_reactions[(target, reacted)] = tuple(mine)
+        kind = "groupchat" if self.is_channel(target) else "chat"
+        connection.send(model.reactions(target, kind, reacted, mine))
+
+    def _correct(self, response: Response, target: str, message: str, text: str) -> None:
+        """Replace the bot's message ``message`` by ``text`` (XEP-0308, which names the
+        message by the bot's own id of it; one message, cut to ``message_length``)."""
+        connection = self.connection
+        own = self.ledger.own.get((target, message))
+        if connection is None or own is None:
+            if connection is not None and self.edit_fallback == "resend":
+                self._message(target, text, response=response.replace(kind="message"))
+            else:
+                self.log.info("{source}: cannot correct {message} in {target}: not a message "
+                              "the bot remembers sending", source=self.name, message=message,
+                              target=target)  # fmt: skip
+            return
+        pieces = self.pieces(st.xml_safe(text)) or [""]
+        kind = "groupchat" if self.is_channel(target) else "chat"
+        stanza = st.message(target, pieces[0], kind)
+        model.set_id(stanza, model.new_id())
+        model.add_replace(stanza, own)
+        connection.send(stanza)
+        seen = self.ledger.seen.get((target, message))
+        if seen is not None:
+            self.ledger.seen[(target, message)] = model.Seen(seen.author, seen.sender, pieces[0])
+
+    def _retract(self, target: str, message: str) -> None:
+        """Take back the bot's message ``message`` (XEP-0424: in a room by the room's id
+        of it, in a chat by the bot's own)."""
+        connection = self.connection
+        own = self.ledger.own.get((target, message))
+        if connection is None or own is None:
+            self.log.info("{source}: cannot retract {message} in {target}: not a message the "
+                          "bot remembers sending", source=self.name, message=message,
+                          target=target)  # fmt: skip
+            return
+        room = self.is_channel(target)
+        retracted = message if room else own
+        connection.send(model.retraction(target, "groupchat" if room else "chat", retracted, own))
 
     def pieces(self, text: str) -> list[str]:
         """``text`` in messages of at most ``message_length`` bytes (lines kept together
@@ -552,16 +762,22 @@ class XMPPSource(Source):
         return jid if isinstance(jid, str) and jid else None
 
 
+class NoService(Exception):
+    """The domain's SRV record says it offers no XMPP service."""
+
+
 @implementer(IStreamClientEndpoint)
 class _Endpoint:
-    """The configured endpoint, made fresh for each attempt, reporting failures."""
+    """The configured endpoint (or those the SRV records name, tried in turn), made
+    fresh for each attempt, reporting a failure once none could be reached."""
 
-    def __init__(self, source: XMPPSource, server: str) -> None:
+    def __init__(self, source: XMPPSource, server: str | None) -> None:
         self.source = source
         self.server = server
 
     def connect(self, factory: Any) -> Deferred[Any]:
-        d: Deferred[Any] = self.source._make_endpoint(self.server).connect(factory)
+        d = self.source.servers()
+        d.addCallback(self._try, factory)
 
         def failed(failure: Failure) -> Failure:
             self.source.connect_failed(failure)
@@ -569,6 +785,46 @@ class _Endpoint:
 
         d.addErrback(failed)
         return d
+
+    def _try(self, servers: list[str], factory: Any) -> Deferred[Any]:
+        first, rest = servers[0], servers[1:]
+        d: Deferred[Any] = self.source._make_endpoint(first).connect(factory)
+        if rest:
+
+            def next_one(failure: Failure) -> Deferred[Any]:
+                self.source.log.info("{source}: cannot connect to {server}: {why}",
+                                     source=self.source.name, server=first,
+                                     why=failure.getErrorMessage())  # fmt: skip
+                return self._try(rest, factory)
+
+            d.addErrback(next_one)
+        return d
+
+
+def srv_order(records: list[dns.Record_SRV], random: Callable[[], float]) -> list[dns.Record_SRV]:
+    """SRV records in the order to try them (RFC 2782): lowest priority first; within a
+    priority, picked at random in proportion to their weights."""
+    ordered: list[dns.Record_SRV] = []
+    for priority in sorted({r.priority for r in records}):
+        group = sorted((r for r in records if r.priority == priority), key=lambda r: r.weight)
+        while group:
+            total = sum(r.weight for r in group)
+            pick = random() * total
+            chosen = group[0]
+            running = 0
+            for record in group:
+                running += record.weight
+                if running > pick:
+                    chosen = record
+                    break
+            ordered.append(chosen)
+            group.remove(chosen)
+    return ordered
+
+
+def _escape(host: str) -> str:
+    """A host name as an endpoint string may carry it (colons and backslashes escaped)."""
+    return host.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:

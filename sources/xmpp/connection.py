@@ -13,6 +13,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from botcore.event import Event, EventType, Message, Sender
+from sources.xmpp import model
 from sources.xmpp import stanzas as st
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Occupant:
     jid: str | None = None
     role: str = "participant"
     affiliation: str = "none"
+    #: The room's XEP-0421 occupant-id (trusted only where the room gives the bot one).
+    occupant_id: str | None = None
 
 
 @dataclass
@@ -41,6 +44,9 @@ class Room:
     joined: bool = False
     tries: int = 0
     occupants: dict[str, Occupant] = field(default_factory=dict)
+    #: Whether the room stamps occupants with XEP-0421 occupant-ids (it gave the bot
+    #: one): only then is an occupant-id not something a client wrote itself.
+    occupant_ids: bool = False
 
 
 class XMPPConnection:
@@ -89,6 +95,8 @@ class XMPPConnection:
     def close(self) -> None:
         """The stream is gone: stop every timer."""
         self.closed = True
+        for room in self.rooms.values():
+            self.source.room_nick_changed(room.jid, None)
         for timer in (self._ping_timer, self._ping_due, *self._rejoins.values()):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -145,6 +153,21 @@ class XMPPConnection:
             answer["id"] = iq.getAttribute("id", "")
             answer["type"] = "result"
             self.send(answer)
+        elif kind == "get" and payload is not None and payload.uri == st.NS_DISCO_INFO:
+            if payload.getAttribute("node"):
+                self.send(st.reply_error(iq, "item-not-found"))
+                return
+            answer = domish.Element((st.NS_CLIENT, "iq"))
+            if iq.getAttribute("from"):
+                answer["to"] = iq["from"]
+            answer["id"] = iq.getAttribute("id", "")
+            answer["type"] = "result"
+            query = answer.addElement((st.NS_DISCO_INFO, "query"))
+            identity = query.addElement("identity")
+            identity["category"], identity["type"], identity["name"] = "client", "bot", "botcore"
+            for feature in st.FEATURES:
+                query.addElement("feature")["var"] = feature
+            self.send(answer)
         elif payload is not None and payload.uri == st.NS_ROSTER and kind == "set":
             # A roster push: acknowledge it (RFC 6121 2.1.6).
             sender = st.parse_jid(iq.getAttribute("from"))
@@ -198,6 +221,8 @@ class XMPPConnection:
         role = item.getAttribute("role", "participant") if item is not None else "participant"
         affiliation = item.getAttribute("affiliation", "none") if item is not None else "none"
         if "110" in codes:
+            if kind is None:
+                room.occupant_ids = model.occupant_id(presence) is not None
             self._self_presence(room, nick, kind, codes, item)
             return
         known = room.occupants.get(nick)
@@ -218,7 +243,13 @@ class XMPPConnection:
             return
         if kind is not None:
             return
-        occupant = Occupant(nick, real.userhost() if real is not None else None, role, affiliation)
+        occupant = Occupant(
+            nick,
+            real.userhost() if real is not None else None,
+            role,
+            affiliation,
+            model.occupant_id(presence),
+        )
         room.occupants[nick] = occupant
         if not room.joined:
             return  # the room's list of who is there, before the bot's own presence
@@ -233,10 +264,11 @@ class XMPPConnection:
         if kind == "unavailable":
             if "303" in codes and item is not None and item.getAttribute("nick"):
                 room.nick = item["nick"]
-                self.source.nick = room.nick
+                self.source.room_nick_changed(room.jid, room.nick)
                 return
             room.joined = False
             room.occupants.clear()
+            self.source.room_nick_changed(room.jid, None)
             kicked = "307" in codes
             banned = "301" in codes
             self._source_event("left", room.jid, kicked=kicked, banned=banned)
@@ -253,6 +285,10 @@ class XMPPConnection:
             else:
                 self.rooms.pop(room.jid, None)
             return
+        if nick != room.nick or not room.joined:
+            # The room may have given another nick than asked (a conflict's nick_, or
+            # status 210): the bot is addressed by the one it has.
+            self.source.room_nick_changed(room.jid, nick)
         room.nick = nick
         if not room.joined:
             room.joined = True
@@ -323,31 +359,224 @@ class XMPPConnection:
             return
         if self._invite(sender, stanza):
             return
-        body = st.child(stanza, "body")
-        text = st.text_of(body)
-        if not text or not text.strip():
-            return  # chat states, receipts, subjects without text
         room = self.rooms.get(sender.userhost())
         if kind == "groupchat":
-            if room is None or not room.joined or not sender.resource:
+            if room is None or not room.joined or st.is_delayed(stanza):
+                return  # not a room the bot is in, or its history replay
+            if not sender.resource:
+                self._room_notice(room, stanza)
                 return
-            if st.is_delayed(stanza) or sender.resource == room.nick:
-                return  # history replay, or the room echoing the bot's own message
+            own = model.sender_id(stanza)
+            message_id = model.stanza_id(stanza, room.jid)
+            if self._reflected(room, sender.resource, own, message_id, stanza):
+                return
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
-            self._text(room.jid, True, self._occupant_sender(room, occupant), text, occupant.jid)
+            who = self._occupant_sender(room, occupant)
+            author = _author(room, occupant, stanza, who)
+            self._model(stanza, room.jid, True, who, occupant.jid, message_id, own, sender, author)
             return
         if sender.userhost() == self.jid.userhost() and sender.resource == self.jid.resource:
             return
+        own = model.sender_id(stanza)
         if room is not None:
             if not sender.resource:
                 return  # the room's own notices and forms: answering would speak in the room
             occupant = room.occupants.get(sender.resource) or Occupant(sender.resource)
             who = self._occupant_sender(room, occupant, private=sender.full())
-            self._text(sender.full(), False, who, text, occupant.jid)
+            author = _author(room, occupant, stanza, who)
+            self._model(stanza, sender.full(), False, who, occupant.jid, own, own, sender, author)
             return
         bare = sender.userhost()
         who = Sender(f"{self.source.name}/{sender.full()}", bare, sender.user or bare)
-        self._text(sender.full(), False, who, text, bare)
+        self._model(stanza, sender.full(), False, who, bare, own, own, sender, bare)
+
+    def _reflected(
+        self,
+        room: Room,
+        nick: str,
+        own: str | None,
+        message_id: str | None,
+        stanza: domish.Element,
+    ) -> bool:
+        """Whether a room message is the room reflecting the bot's own (its origin-id is
+        one the bot sent, or it comes from the bot's nick); if so, learn the id the room
+        gave it (its stanza-id) for the Response it was sent for."""
+        ledger = self.source.ledger
+        pending = ledger.pending.pop(own) if own else None
+        if pending is None and nick != room.nick:
+            return False
+        if own is None:
+            return True
+        network = message_id or own
+        if pending is not None:
+            _room, response, text = pending
+            self.source.remember_sent(response, network)
+        elif st.child(stanza, "body") is not None and not _is_about_another(stanza):
+            # Something the bot said without a Response (an admin's "say in").
+            text = st.text_of(st.child(stanza, "body")) or ""
+        else:
+            return True  # its correction, retraction or reaction: no message of its own
+        ledger.own[(room.jid, network)] = own
+        ledger.saw(room.jid, network, own, "", f"{room.jid}/{nick}", text)
+        return True
+
+    def _room_notice(self, room: Room, stanza: domish.Element) -> None:
+        """A message from the room itself: only an XEP-0425 moderation (a moderator took
+        a message back) becomes an event."""
+        retraction = model.retraction_of(stanza)
+        if retraction is None or retraction.moderator is None:
+            return
+        retracted = retraction.id
+        if retraction.origin:
+            retracted = self.source.ledger.ids.get((room.jid, retracted)) or retracted
+        moderator = st.parse_jid(retraction.moderator)
+        nick = moderator.resource if moderator is not None and moderator.resource else ""
+        occupant = room.occupants.get(nick) or Occupant(nick or room.jid)
+        self._emit(
+            EventType.DELETE,
+            room.jid,
+            True,
+            self._occupant_sender(room, occupant),
+            occupant.jid,
+            refers_to=retracted,
+            moderated=True,
+            reason=retraction.reason,
+        )
+
+    def _model(
+        self,
+        stanza: domish.Element,
+        channel: str,
+        public: bool,
+        who: Sender,
+        jid: str | None,
+        message_id: str | None,
+        own: str | None,
+        sender: JID,
+        author: str,
+    ) -> None:
+        """A message from someone else in ``channel``: a reaction, a retraction, a
+        correction, or text (with its reply and thread); ``message_id`` is its id there,
+        ``own`` the id its sender gave it, ``author`` who they are as far as the
+        network can tell (what a correction or retraction must match)."""
+        ledger = self.source.ledger
+        found = model.reactions_of(stanza)
+        if found is not None:
+            self._reactions(channel, public, who, jid, author, message_id, *found)
+            return
+        retraction = model.retraction_of(stanza)
+        if retraction is not None and retraction.moderator is None:
+            retracted: str | None = retraction.id
+            if retraction.origin or not public:
+                retracted = ledger.resolve(channel, retraction.id, author)
+            elif (seen := ledger.seen.get((channel, retraction.id))) and seen.sender != author:
+                retracted = None
+            if retracted is None:
+                self._forged("retraction", channel, who)
+                return
+            self._emit(EventType.DELETE, channel, public, who, jid, refers_to=retracted)
+            return
+        text = st.text_of(st.child(stanza, "body"))
+        if not text or not text.strip():
+            return  # chat states, receipts, subjects without text
+        reply = model.reply_of(stanza)
+        if reply is not None:
+            text = model.without_fallback(text, stanza, st.NS_REPLY)
+            if not text.strip():
+                return
+        replaced = model.correction_of(stanza)
+        if replaced is not None:
+            original = ledger.resolve(channel, replaced, author)
+            if original is None:
+                self._forged("correction", channel, who)
+                return
+            ledger.saw(channel, original, None, author, sender.full(), text)
+            self._emit(
+                EventType.EDIT,
+                channel,
+                public,
+                who,
+                jid,
+                text=text,
+                message_id=original,
+                refers_to=original,
+                correction_id=message_id,
+            )
+            return
+        if message_id is not None:
+            ledger.saw(channel, message_id, own, author, sender.full(), text)
+            # A correction names the stanza's id attribute, which may differ from its
+            # origin-id.
+            stanza_id = stanza.getAttribute("id")
+            if stanza_id and stanza_id != own and len(stanza_id) <= model.MAX_ID:
+                ledger.ids[(channel, stanza_id)] = message_id
+        kind = EventType.MESSAGE
+        if text.startswith("/me "):
+            kind, text = EventType.ACTION, text[4:]
+            if not text.strip():
+                return
+        self._emit(
+            kind,
+            channel,
+            public,
+            who,
+            jid,
+            text=text,
+            message_id=message_id,
+            reply_to=reply.id if reply is not None else None,
+            thread_id=model.thread_of(stanza),
+        )
+
+    def _reactions(
+        self,
+        channel: str,
+        public: bool,
+        who: Sender,
+        jid: str | None,
+        author: str,
+        message_id: str | None,
+        reacted: str,
+        keys: frozenset[str],
+    ) -> None:
+        """A sender's reactions to ``reacted`` now: one event per key added, and one
+        (``removed``) per key no longer there."""
+        ledger = self.source.ledger
+        key = (channel, author, reacted)
+        before = ledger.reactions.get(key) or frozenset()
+        ledger.reactions[key] = keys
+        for added in sorted(keys - before):
+            self._emit(
+                EventType.REACTION,
+                channel,
+                public,
+                who,
+                jid,
+                message_id=message_id,
+                refers_to=reacted,
+                reaction=added,
+                removed=False,
+            )
+        for removed in sorted(before - keys):
+            self._emit(
+                EventType.REACTION,
+                channel,
+                public,
+                who,
+                jid,
+                message_id=message_id,
+                refers_to=reacted,
+                reaction=removed,
+                removed=True,
+            )
+
+    def _forged(self, what: str, channel: str, who: Sender) -> None:
+        self.log.info(
+            "{source}: ignored a {what} in {channel} by {who} of someone else's message",
+            source=self.source.name,
+            what=what,
+            channel=channel,
+            who=who.id,
+        )
 
     def _occupant_sender(
         self, room: Room, occupant: Occupant, private: str | None = None
@@ -355,24 +584,37 @@ class XMPPConnection:
         place = private or f"{room.jid}/{occupant.nick}"
         return Sender(f"{self.source.name}/{place}", occupant.jid or place, occupant.nick)
 
-    def _text(
-        self, channel: str, public: bool, sender: Sender, text: str, jid: str | None
+    def _emit(
+        self,
+        kind: str,
+        channel: str,
+        public: bool,
+        sender: Sender,
+        jid: str | None,
+        text: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
+        thread_id: str | None = None,
+        refers_to: str | None = None,
+        reaction: str | None = None,
+        **data: Any,
     ) -> None:
-        kind = EventType.MESSAGE
-        if text.startswith("/me "):
-            kind, text = EventType.ACTION, text[4:]
-            if not text.strip():
-                return
+        written = kind in EventType.WRITTEN
         event = Event(
             source=self.source.name,
             type=kind,
             sender=sender,
             channel=channel,
             public=public,
-            addressed=not public,
-            message=Message(text),
+            addressed=not public and written,
+            message=Message(text) if text is not None else None,
             time=self.now(),
-            data={"jid": jid},
+            message_id=message_id,
+            reply_to=reply_to,
+            thread_id=thread_id,
+            refers_to=refers_to,
+            reaction=reaction,
+            data={"jid": jid, **data},
         )
         self.source.emit(event)
 
@@ -442,6 +684,26 @@ class XMPPConnection:
         found = {nick: ROLE_PREFIX.get(o.role, "") for nick, o in room.occupants.items()}
         found[room.nick] = found.get(room.nick, "")
         return found
+
+
+def _author(room: Room, occupant: Occupant, stanza: domish.Element, who: Sender) -> str:
+    """Who a room message is from, as far as the room can tell: its XEP-0421
+    occupant-id (the same person under any nick, and never a newcomer who took their
+    nick) where the room gives them, else the sender's id (real JID or room/nick)."""
+    if room.occupant_ids:
+        found = model.occupant_id(stanza) or occupant.occupant_id
+        if found:
+            return f"occupant-id:{found}"
+    return who.id
+
+
+def _is_about_another(stanza: domish.Element) -> bool:
+    """Whether a message corrects, retracts or reacts to another one."""
+    return (
+        model.correction_of(stanza) is not None
+        or model.retraction_of(stanza) is not None
+        or model.reactions_of(stanza) is not None
+    )
 
 
 def _reason(item: domish.Element | None) -> domish.Element | None:

@@ -1,9 +1,17 @@
-"""SASL for the XMPP source: the strongest mechanism both sides have (SCRAM-SHA-256,
-SCRAM-SHA-1, then PLAIN, which is only ever sent inside TLS), on Twisted's initializer.
+"""SASL for the XMPP source: the strongest mechanism both sides have (SCRAM-SHA-256-PLUS,
+SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, then PLAIN, which is only ever sent inside
+TLS), on Twisted's initializer.
 
 Twisted's SASL knows PLAIN, DIGEST-MD5 and ANONYMOUS; SCRAM comes from ``scramp`` (the
 SCRAM implementation pg8000 and asyncpg's users rely on), which also checks the server's
-final signature, so a server that does not know the password cannot pretend it does."""
+final signature, so a server that does not know the password cannot pretend it does.
+
+The -PLUS variants bind the login to the TLS channel (RFC 5929 ``tls-unique``, read from
+pyOpenSSL's ``get_finished``), so a man in the middle holding another certificate cannot
+relay it. ``tls-unique`` is undefined under TLS 1.3, and its replacement ``tls-exporter``
+(RFC 9266) is refused by scramp 1.5, so over TLS 1.3 the plain SCRAM is used, its GS2
+header saying whether the bot could have bound (``y``: a server that offered -PLUS and
+sees this knows its offer was stripped)."""
 
 from __future__ import annotations
 
@@ -17,16 +25,24 @@ from twisted.words.protocols.jabber.sasl import SASLAuthError, SASLNoAcceptableM
 from zope.interface import implementer
 
 #: Mechanisms in the order of preference (strongest first).
-PREFERENCE = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+PREFERENCE = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+
+#: A channel binding: its type and data.
+Binding = tuple[str, bytes]
 
 
 @implementer(sasl_mechanisms.ISASLMechanism)
 class Scram:
-    """A SCRAM mechanism (``SCRAM-SHA-1`` or ``SCRAM-SHA-256``) by scramp."""
+    """A SCRAM mechanism (``SCRAM-SHA-1``, ``SCRAM-SHA-256`` or their -PLUS) by scramp;
+    ``binding`` is the channel binding (required for -PLUS; for the others, that the bot
+    could have bound)."""
 
-    def __init__(self, name: str, username: str, password: str) -> None:
+    def __init__(
+        self, name: str, username: str, password: str, binding: Binding | None = None
+    ) -> None:
         self.name = name
-        self._client = scramp.ScramClient([name], username, password)
+        self.binding = binding
+        self._client = scramp.ScramClient([name], username, password, channel_binding=binding)
         self._final_sent = False
         self.verified = False
 
@@ -52,15 +68,47 @@ class Scram:
             raise SASLAuthError(f"the server's SCRAM signature is wrong ({e})") from None
 
 
-def choose(offered: list[str], username: str, password: str, allowed: list[str]) -> Any:
+def choose(
+    offered: list[str],
+    username: str,
+    password: str,
+    allowed: list[str],
+    binding: Binding | None = None,
+) -> Any:
     """The mechanism object for the best of ``allowed`` (in `PREFERENCE` order) that the
-    server ``offered``; `SASLNoAcceptableMechanism` when there is none."""
+    server ``offered`` (-PLUS only with a channel ``binding``); `SASLNoAcceptableMechanism`
+    when there is none."""
+    offers_plus = any(name.endswith("-PLUS") for name in offered)
     for name in PREFERENCE:
         if name in offered and name in allowed:
             if name == "PLAIN":
                 return sasl_mechanisms.Plain(None, username, password)
-            return Scram(name, username, password)
+            if name.endswith("-PLUS"):
+                if binding is not None:
+                    return Scram(name, username, password, binding)
+                continue
+            # Said to bind ("y") only when the server offered no -PLUS: if it did, the bot
+            # is not using it by choice (or cannot bind), which must not look like an attack.
+            return Scram(name, username, password, None if offers_plus else binding)
     raise SASLNoAcceptableMechanism()
+
+
+def channel_binding(transport: Any) -> Binding | None:
+    """The ``tls-unique`` binding of a TLS transport (Twisted's, over pyOpenSSL): the first
+    Finished message the client sent. None without TLS, under TLS 1.3 (where it is not
+    defined), or when the TLS library does not say."""
+    get_handle = getattr(transport, "getHandle", None)
+    connection = get_handle() if get_handle is not None else None
+    if connection is None or not hasattr(connection, "get_finished"):
+        return None
+    try:
+        version = connection.get_protocol_version_name()
+        finished = connection.get_finished()
+    except Exception:
+        return None
+    if version not in ("TLSv1", "TLSv1.1", "TLSv1.2") or not finished:
+        return None
+    return ("tls-unique", bytes(finished))
 
 
 class BestSASLInitializer(sasl.SASLInitiatingInitializer):
@@ -75,7 +123,11 @@ class BestSASLInitializer(sasl.SASLInitiatingInitializer):
         authenticator = self.xmlstream.authenticator
         offered = sasl.get_mechanisms(self.xmlstream)
         self.mechanism = choose(
-            offered, authenticator.jid.user or "", authenticator.password, self.allowed
+            offered,
+            authenticator.jid.user or "",
+            authenticator.password,
+            self.allowed,
+            channel_binding(self.xmlstream.transport),
         )
         authenticator.sasl_mechanism = self.mechanism.name
 

@@ -128,3 +128,33 @@ def reply_error(stanza: domish.Element, condition: str, kind: str = "cancel") ->
     error["type"] = kind
     error.addElement((NS_STANZAS, condition))
     return answer
+
+
+# -- the message model's namespaces (see sources.xmpp.model) ------------------------------
+
+NS_SID = "urn:xmpp:sid:0"
+NS_REPLY = "urn:xmpp:reply:0"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_RETRACT_LEGACY = "urn:xmpp:message-retract:0"
+NS_FASTEN = "urn:xmpp:fasten:0"
+NS_MODERATE = "urn:xmpp:message-moderate:1"
+NS_MODERATE_LEGACY = "urn:xmpp:message-moderate:0"
+NS_HINTS = "urn:xmpp:hints"
+NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+#: What the bot says it understands, when asked (XEP-0030): clients look for these
+#: before offering to react, correct or retract in a chat with it.
+FEATURES = (
+    NS_DISCO_INFO,
+    NS_MUC,
+    NS_PING,
+    NS_SID,
+    NS_REPLY,
+    NS_CORRECT,
+    NS_REACTIONS,
+    NS_RETRACT,
+)

@@ -7,19 +7,24 @@ from __future__ import annotations
 from typing import Any
 
 import scramp  # type: ignore[import-untyped]
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.names import dns
+from twisted.names.error import DNSNameError
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import xmlstream
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.sasl import SASLAuthError, SASLNoAcceptableMechanism
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
 from botcore.testing import StubContext
-from sources.xmpp import XMPPSource
-from sources.xmpp.sasl import Scram, choose
+from sources.xmpp import NoService, XMPPSource, _Endpoint, srv_order
+from sources.xmpp.sasl import PREFERENCE, Scram, channel_binding, choose
 
 ROOM = "room@conference.example.org"
 HEADER = (
@@ -382,3 +387,206 @@ class SASLTests(SynchronousTestCase):
                 self.assertRaises(scramp.ScramException, server.set_client_final, final.decode())
                 # A forged server-final is refused by the client.
                 self.assertRaises(SASLAuthError, client.verify, b"v=AAAA")
+
+
+class _TLSConnection:
+    """What pyOpenSSL's Connection says of a TLS session, for channel bindings."""
+
+    def __init__(self, version: str, finished: bytes | None) -> None:
+        self.version, self.finished = version, finished
+
+    def get_protocol_version_name(self) -> str:
+        return self.version
+
+    def get_finished(self) -> bytes | None:
+        return self.finished
+
+
+class _TLSTransport:
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def getHandle(self) -> Any:
+        return self.connection
+
+
+class ChannelBindingTests(SynchronousTestCase):
+    BINDING = ("tls-unique", b"finished-message")
+
+    def test_plus_chosen_only_with_a_binding(self) -> None:
+        """SCRAM-SHA-256-PLUS beats SCRAM-SHA-256 when the bot can bind; without a
+        binding it is skipped (GS2 'n'); with one and no -PLUS offered the bot says it
+        could have bound (GS2 'y')."""
+        offered = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"]
+        every = list(PREFERENCE)
+        bound = choose(offered, "u", "p", every, self.BINDING)
+        self.assertEqual(bound.name, "SCRAM-SHA-256-PLUS")
+        self.assertTrue(bound.getInitialResponse().startswith(b"p=tls-unique,,"))
+        unbound = choose(offered, "u", "p", every, None)
+        self.assertEqual(unbound.name, "SCRAM-SHA-256")
+        self.assertTrue(unbound.getInitialResponse().startswith(b"n,,"))
+        could = choose(["SCRAM-SHA-256"], "u", "p", every, self.BINDING)
+        self.assertTrue(could.getInitialResponse().startswith(b"y,,"))
+        # -PLUS offered but not allowed by the configuration: not a downgrade to report.
+        declined = choose(offered, "u", "p", ["SCRAM-SHA-256"], self.BINDING)
+        self.assertTrue(declined.getInitialResponse().startswith(b"n,,"))
+
+    def test_plus_against_scramp_server(self) -> None:
+        """A -PLUS exchange succeeds when both ends see the same channel, and fails when
+        the server's channel differs (a relay by a man in the middle)."""
+        for server_binding, good in ((self.BINDING, True), (("tls-unique", b"other"), False)):
+            server_side = scramp.ScramMechanism("SCRAM-SHA-256-PLUS")
+            auth = server_side.make_auth_info("secret")
+            server = server_side.make_server(
+                lambda _user, auth=auth: auth, channel_binding=server_binding
+            )
+            client = Scram("SCRAM-SHA-256-PLUS", "user", "secret", self.BINDING)
+            server.set_client_first(client.getInitialResponse().decode())
+            final = client.getResponse(server.get_server_first().encode())
+            if good:
+                server.set_client_final(final.decode())
+                client.verify(server.get_server_final().encode())
+                self.assertTrue(client.verified)
+            else:
+                self.assertRaises(scramp.ScramException, server.set_client_final, final.decode())
+
+    def test_tls_unique_only_before_tls13(self) -> None:
+        """tls-unique is read from TLS 1.2 sessions; TLS 1.3 (where it is undefined), no
+        TLS, or no Finished message give no binding."""
+        self.assertEqual(
+            channel_binding(_TLSTransport(_TLSConnection("TLSv1.2", b"fin"))),
+            ("tls-unique", b"fin"),
+        )
+        self.assertIsNone(channel_binding(_TLSTransport(_TLSConnection("TLSv1.3", b"fin"))))
+        self.assertIsNone(channel_binding(_TLSTransport(_TLSConnection("TLSv1.2", None))))
+        self.assertIsNone(channel_binding(StringTransport()))
+        self.assertIsNone(channel_binding(None))
+
+
+class _Resolver:
+    """A DNS resolver answering SRV look-ups from a table (a Deferred that never fires
+    for a name given as None: a lookup that hangs)."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def lookupService(self, name: str, timeout: Any = None) -> Deferred[Any]:
+        self.asked.append(name)
+        found = self.answers.get(name, DNSNameError(name))
+        if found is None:
+            return Deferred()
+        if isinstance(found, Exception):
+            return fail(found)
+        records = [
+            dns.RRHeader(name, dns.SRV, payload=dns.Record_SRV(p, w, port, target))
+            for p, w, port, target in found
+        ]
+        return succeed((records, [], []))
+
+
+@implementer(IStreamClientEndpoint)
+class _Refusing:
+    """An endpoint that records the attempt and refuses it (or never answers)."""
+
+    def __init__(self, tried: list[str], server: str, answer: bool) -> None:
+        self.tried, self.server, self.answer = tried, server, answer
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.tried.append(self.server)
+        return fail(ConnectionRefusedError(self.server)) if not self.answer else Deferred()
+
+
+class SRVTests(SynchronousTestCase):
+    """Without a configured server, the SRV records of _xmpp-client._tcp say where to
+    connect; DOMAIN:5222 is tried last, and alone when the lookup fails or hangs."""
+
+    NAME = "_xmpp-client._tcp.example.org"
+
+    def attempt(self, answers: dict[str, Any], reachable: str = "") -> tuple[list[str], Any]:
+        self.clock = Clock()
+        tried: list[str] = []
+        self.resolver = _Resolver(answers)
+        source = XMPPSource(
+            "xmpp",
+            StubContext(reactor=self.clock),
+            {"jid": "bot@example.org"},
+            reactor=self.clock,
+            resolver=self.resolver,
+            jitter=lambda: 0.0,
+            endpoint_factory=lambda s: _Refusing(tried, s, s == reachable),
+        )
+        source.setup()
+        d = _Endpoint(source, None).connect(object())
+        return tried, d
+
+    def test_srv_targets_by_priority_then_domain(self) -> None:
+        """Targets are tried by priority (lowest first), then DOMAIN:5222."""
+        srv = [(20, 0, 5223, b"backup.example.org"), (10, 0, 5222, b"xmpp.example.org")]
+        tried, d = self.attempt({self.NAME: srv})
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(
+            tried,
+            [
+                "tcp:xmpp.example.org:5222",
+                "tcp:backup.example.org:5223",
+                "tcp:example.org:5222",
+            ],
+        )
+        self.assertEqual(self.resolver.asked, [self.NAME])
+
+    def test_first_reachable_target_wins(self) -> None:
+        """The first target that answers is used; later ones are not tried."""
+        srv = [(10, 0, 5222, b"a.example.org"), (10, 0, 5222, b"b.example.org")]
+        tried, d = self.attempt({self.NAME: srv}, reachable="tcp:a.example.org:5222")
+        self.assertNoResult(d)
+        self.assertEqual(tried, ["tcp:a.example.org:5222"])
+
+    def test_weights_pick_within_a_priority(self) -> None:
+        """Within one priority the weighted pick decides the order (RFC 2782)."""
+        records = [dns.Record_SRV(1, 1, 1, b"light"), dns.Record_SRV(1, 99, 1, b"heavy")]
+        self.assertEqual(
+            [r.target.name for r in srv_order(records, lambda: 0.5)], [b"heavy", b"light"]
+        )
+        self.assertEqual(
+            [r.target.name for r in srv_order(records, lambda: 0.0)], [b"light", b"heavy"]
+        )
+
+    def test_no_record_falls_back_to_domain(self) -> None:
+        """No SRV record (NXDOMAIN): DOMAIN:5222."""
+        tried, d = self.attempt({})
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(tried, ["tcp:example.org:5222"])
+
+    def test_no_service_record_is_not_ignored(self) -> None:
+        """The 'no service here' record (target '.') means no attempt at all, with an
+        error that says what to do (RFC 2782: decidedly not available)."""
+        tried, d = self.attempt({self.NAME: [(0, 0, 0, b".")]})
+        failure = self.failureResultOf(d, NoService)
+        self.assertIn("set 'server'", failure.getErrorMessage())
+        self.assertEqual(tried, [])
+
+    def test_hanging_lookup_is_bounded(self) -> None:
+        """A lookup that never answers gives up after srv_timeout; then DOMAIN:5222."""
+        tried, d = self.attempt({self.NAME: None})
+        self.assertEqual(tried, [])
+        self.clock.advance(4.9)
+        self.assertEqual(tried, [])
+        self.clock.advance(0.2)
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(tried, ["tcp:example.org:5222"])
+
+    def test_configured_server_needs_no_lookup(self) -> None:
+        """A configured server is used as it is, with no DNS lookup."""
+        self.clock = Clock()
+        resolver = _Resolver({})
+        source = XMPPSource(
+            "xmpp",
+            StubContext(reactor=self.clock),
+            {"jid": "bot@example.org", "server": "tcp:127.0.0.1:5999"},
+            reactor=self.clock,
+            resolver=resolver,
+        )
+        source.setup()
+        self.assertEqual(self.successResultOf(source.servers()), ["tcp:127.0.0.1:5999"])
+        self.assertEqual(resolver.asked, [])

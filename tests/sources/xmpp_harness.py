@@ -4,6 +4,7 @@ temporary directory with a test-made certificate and accounts, plus a small XMPP
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import pwd
@@ -46,12 +47,16 @@ modules_disabled = {{ "s2s"; "offline"; "c2s_direct_tls" }}
 daemonize = false
 certificates = "{directory}/certs"
 ssl = {{ certificate = "{directory}/certs/localhost.crt";
-        key = "{directory}/certs/localhost.key" }}
+        key = "{directory}/certs/localhost.key";{protocol} }}
 limits = {{ c2s = {{ rate = "1000mb/s" }} }}
 
 VirtualHost "{domain}"
 
 Component "{muc}" "muc"
+    -- mod_muc_mam gives every room message the room's XEP-0359 stanza-id, the id that
+    -- replies, reactions and retractions in a room refer to.
+    modules_enabled = {{ "muc_mam" }}
+    muc_log_by_default = true
     muc_room_locking = false
     muc_room_default_public = true
     muc_room_default_history_length = 20
@@ -88,7 +93,10 @@ class ProsodyServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, users: dict[str, str]) -> None:
+    def __init__(self, users: dict[str, str], tls12: bool = False) -> None:
+        #: TLS 1.2 only: the one version where Prosody 0.12 offers SCRAM-SHA-1-PLUS
+        #: (its only channel binding, tls-unique, is undefined under TLS 1.3).
+        self.tls12 = tls12
         self.port = free_port()
         self.users = dict(users)
         self.directory = tempfile.mkdtemp(prefix="botcore-prosody-")
@@ -113,6 +121,7 @@ class ProsodyServer:
                     domain=DOMAIN,
                     muc=MUC,
                     level=os.environ.get("BOTCORE_PROSODY_LOG", "info"),
+                    protocol=' protocol = "tlsv1_2";' if self.tls12 else "",
                 )
             )
         self._own()
@@ -215,6 +224,26 @@ class ProsodyServer:
         self.stop()
         raise RuntimeError(f"prosody did not listen on port {self.port} within {WAIT}s")
 
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, "prosody.log")
+
+    def log_size(self) -> int:
+        """How long the log is now (for `log_since`)."""
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after the log was ``offset`` bytes long."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             with open(os.path.join(self.directory, "prosody.log"), encoding="utf-8") as handle:
@@ -247,6 +276,22 @@ class ProsodyServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+_shared: dict[bool, ProsodyServer] = {}
+
+
+def shared_server(users: dict[str, str], tls12: bool = False) -> ProsodyServer:
+    """The test run's one Prosody (one more for ``tls12``), started on first use and
+    again if a test stopped it; stopped and removed when the process exits."""
+    server = _shared.get(tls12)
+    if server is None:
+        server = _shared[tls12] = ProsodyServer(users, tls12=tls12)
+        atexit.register(server.cleanup)
+    if server.process is None or server.process.poll() is not None:
+        server.process = None
+        server.start()
+    return server
+
+
 class XMPPClient:
     """A plain XMPP client for tests on Twisted's jabber client: logs in over STARTTLS
     (trusting the server's test certificate), records every stanza, and lets a test wait
@@ -261,6 +306,8 @@ class XMPPClient:
         )
         self.factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, self._authenticated)
         self.factory.addBootstrap(xmlstream.INIT_FAILED_EVENT, self._failed)
+        self.factory.addBootstrap(xmlstream.STREAM_END_EVENT, self._ended)
+        self._gone: defer.Deferred[None] = defer.Deferred()
         self.server = server
         self.stream: xmlstream.XmlStream | None = None
         self.ready: defer.Deferred[XMPPClient] = defer.Deferred()
@@ -344,9 +391,9 @@ class XMPPClient:
             if stanza.name == "message" and (
                 sender is None or stanza.getAttribute("from") == sender
             ):
-                body = child(stanza, "body")
-                if body is not None:
-                    found.append(str(body))
+                text = shown(stanza)
+                if text is not None:
+                    found.append(text)
         return found
 
     def wait_for(
@@ -372,18 +419,25 @@ class XMPPClient:
         """Wait for a message whose body contains ``text``."""
 
         def has(stanza: domish.Element) -> bool:
-            body = child(stanza, "body") if stanza.name == "message" else None
+            body = shown(stanza) if stanza.name == "message" else None
             return (
-                body is not None
-                and text in str(body)
-                and not str(body).startswith(("testbot: ", "echo "))
+                body is not None and text in body and not body.startswith(("testbot: ", "echo "))
             )
 
         return self.wait_for(has, since, timeout)
 
-    def close(self) -> None:
-        if self.stream is not None and self.stream.transport is not None:
-            self.stream.transport.loseConnection()
+    def _ended(self, reason: Any) -> None:
+        if not self._gone.called:
+            self._gone.callback(None)
+
+    def close(self) -> defer.Deferred[None]:
+        """Log out; fires once the connection is gone (at most `WAIT` seconds)."""
+        from twisted.internet import reactor
+
+        if self.stream is None or self.stream.transport is None or self._gone.called:
+            return defer.succeed(None)
+        self.stream.transport.loseConnection()
+        return self._gone.addTimeout(WAIT, reactor)
 
 
 def server_host(server: ProsodyServer) -> str:
@@ -395,6 +449,21 @@ def child(element: domish.Element, name: str, uri: str | None = None) -> domish.
         if found.name == name and (uri is None or found.uri == uri):
             return found
     return None
+
+
+def shown(stanza: domish.Element) -> str | None:
+    """A message's body as a client with XEP-0461 replies shows it: without the quote of
+    the message replied to (the XEP-0428 fallback range); None without a body."""
+    body = child(stanza, "body")
+    if body is None:
+        return None
+    text = str(body)
+    for fallback in stanza.elements("urn:xmpp:fallback:0", "fallback"):
+        if fallback.getAttribute("for") == "urn:xmpp:reply:0":
+            for marked in fallback.elements("urn:xmpp:fallback:0", "body"):
+                start, end = int(marked["start"]), int(marked["end"])
+                text = text[:start] + text[end:]
+    return text
 
 
 def is_self_presence(presence: domish.Element) -> bool:
