@@ -16,6 +16,7 @@ from zope.interface import implementer
 import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue, EventTypeSpec
+from botcore.bus.sections import declare_from_config
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
@@ -86,6 +87,10 @@ class BotContext:
     ) -> ScheduledCall:
         return self._bot.call_later(delay, function, event, *args, **kw)
 
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._bot.catalogue
+
     def declare_event_type(self, spec: EventTypeSpec) -> None:
         """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
         self._bot.catalogue.declare(spec)
@@ -151,6 +156,7 @@ class Bot(MultiService):
             self.databases[name].setServiceParent(self)
         #: The event types (built-in and plugins'), validated on every publish path.
         self.catalogue = Catalogue()
+        self._declare_event_types(config)
         self.dispatcher = Dispatcher(
             config.section("bot"),
             reactor=reactor,
@@ -356,6 +362,14 @@ class Bot(MultiService):
         """The reactor clock's time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.seconds(), UTC)
 
+    def _declare_event_types(self, config: Config) -> None:
+        # [event:NAME] and [topic:NAME]; read_config has refused a config where this
+        # fails, so a problem here is of a Config made some other way (a test's).
+        for section, key, problem in declare_from_config(self.catalogue, config):
+            self.log.error(
+                "[{section}] {key}: {problem}", section=section, key=key or "", problem=problem
+            )
+
     def _source_permissions(self, name: str) -> list[str]:
         return self.config.section(f"source:{name}").get("permissions", [])
 
@@ -504,6 +518,9 @@ class Bot(MultiService):
         self.auth = Permissions(new.section("auth"), self._source_permissions, self.auth)
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
+        # New or changed [event:NAME] and [topic:NAME] (one removed from the file stays
+        # declared until the bot restarts: events of its type may be in flight).
+        self._declare_event_types(new)
         for name, processors in self.plugins.loaded.items():
             if new.section(f"plugin:{name}") == old.section(f"plugin:{name}"):
                 continue

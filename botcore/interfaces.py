@@ -181,6 +181,10 @@ class IBotContext(Interface):
         "The permissions facade (`botcore.accounts.permissions.Permissions`): who is "
         "authenticated, and what an event's sender may do."
     )
+    catalogue = Attribute(
+        "The event types and topics (`botcore.bus.catalogue.Catalogue`): what each "
+        "publish path validates against, and who subscribes to a subtype or a topic."
+    )
 
     def get_source(name) -> ISource | None:
         """The running source called ``name``, or None."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from zope.interface import implementer
 
@@ -335,12 +335,26 @@ class ProcessorOverrides:
 _OVERRIDES = tuple(options_of(ProcessorOverrides))
 
 
+class TypeLineage(Protocol):
+    """What a processor asks of the bot's event catalogue (`botcore.bus.catalogue`) to
+    know whether it subscribes to an event type."""
+
+    def ancestry(self, name: str) -> tuple[str, ...]: ...
+
+    def topics_of(self, name: str) -> frozenset[str]: ...
+
+
 @implementer(IProcessor)
 class Processor:
     """Base class of every processor. Subclasses set the class attributes below, declare
     options as `botcore.options.Option` attributes, and write decorated methods."""
 
+    #: The event types the processor subscribes to (and so their subtypes), or None for
+    #: every type.
     event_types: Iterable[str] | None = (EventType.MESSAGE,)
+    #: Topics (named sets of types, `botcore.bus.catalogue.TopicSpec`) it subscribes to
+    #: as well: their types and subtypes.
+    topics: Iterable[str] = ()
     addressed: bool = True
     processed: bool = False
     priority: int = Priority.COMMANDS
@@ -405,6 +419,7 @@ class Processor:
         self.apply_overrides()
         types = type(self).event_types
         self.event_types = None if types is None else frozenset(types)
+        self.topics = frozenset(type(self).topics)
         self._handlers = tuple(
             (spec, getattr(self, spec.attribute)) for spec in self._handler_specs
         )
@@ -439,9 +454,29 @@ class Processor:
         """Take over ``state`` from the previous version (its `export_state`, when that
         was not None), after ``setup()`` and before the new version sees any event."""
 
+    def subscribes(self, event_type: str, catalogue: TypeLineage | None = None) -> bool:
+        """Whether events of ``event_type`` are for this processor: it takes every type,
+        or names the type, or (as ``catalogue`` says) one of its ancestors, or a topic
+        that takes it. Any thread."""
+        types = self.event_types
+        if types is None or event_type in types:
+            return True
+        if catalogue is None:
+            return False
+        if any(name in types for name in catalogue.ancestry(event_type)):
+            return True
+        topics = self.topics
+        return bool(topics) and any(name in topics for name in catalogue.topics_of(event_type))
+
     def accepts(self, event: Event) -> bool:
-        """The cheap checks, before any handler or regex runs: type, addressed, processed."""
-        if self.event_types is not None and event.type not in self.event_types:
+        """The cheap checks, before any handler or regex runs: type (`subscribes`, with
+        the bot's catalogue), addressed, processed."""
+        types = self.event_types
+        if (
+            types is not None
+            and event.type not in types
+            and not self.subscribes(event.type, getattr(self.bot, "catalogue", None))
+        ):
             return False
         if self.addressed and not event.addressed:
             return False

@@ -11,7 +11,16 @@ from pathlib import Path
 from twisted.logger import LogLevel
 
 from botcore.accounts.permissions import Permissions
-from botcore.config import Config, SectionResolver, UnknownSection, load_config
+from botcore.bus.catalogue import Catalogue
+from botcore.bus.sections import EventSection, TopicSection, declare_from_config
+from botcore.config import (
+    Config,
+    ConfigError,
+    ConfigErrors,
+    SectionResolver,
+    UnknownSection,
+    load_config,
+)
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.errors import PluginNotFound
@@ -40,7 +49,7 @@ class LoggingSection:
 
 
 FIXED_SECTIONS = ("bot", "auth", "logging")
-SECTION_KINDS = ("database", "source", "plugin")
+SECTION_KINDS = ("database", "source", "plugin", "event", "topic")
 
 
 def section_resolver(reloader: Reloader) -> SectionResolver:
@@ -68,6 +77,10 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
             raise UnknownSection(f"unknown section (expected one of {expected})")
         if kind == "database":
             return options_of(Database)
+        if kind == "event":
+            return options_of(EventSection)
+        if kind == "topic":
+            return options_of(TopicSection)
         try:
             if kind == "plugin":
                 return reloader.plugin_options(name)
@@ -105,10 +118,15 @@ def read_config(
     reloader = reloader or Reloader()
     if reloader.base_dir is None:
         reloader.base_dir = Path(path).absolute().parent
-    return load_config(
+    config = load_config(
         path,
         section_resolver(reloader),
         local=local,
         environ=environ,
         implicit_sections=(*FIXED_SECTIONS, "database:main"),
     )
+    # What only the sections together can tell: an [event:NAME]'s parent is known.
+    problems = declare_from_config(Catalogue(), config)
+    if problems:
+        raise ConfigErrors([ConfigError(str(config.path), *problem) for problem in problems])
+    return config

@@ -165,7 +165,7 @@ class Dispatcher(Service):
         self._on_fatal = on_fatal
         self._own_pool = threadpool is None
         self.threadpool = threadpool
-        self.chain = Chain()
+        self.chain = Chain(catalogue=self.catalogue)
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         #: Conversations' next work waiting for a worker, by source, served round-robin
@@ -326,7 +326,8 @@ class Dispatcher(Service):
     def set_chain(self, processors: Iterable[Processor]) -> Chain:
         """Swap in a new chain atomically; events already running keep the old one.
         Periodic handlers are restarted for the new chain."""
-        chain = processors if isinstance(processors, Chain) else Chain(processors)
+        new = processors if isinstance(processors, Chain) else None
+        chain = new or Chain(processors, self.catalogue)
         self._stop_periodic()
         self.chain = chain
         if self.running:

@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 import botcore
 from botcore.accounts.permissions import Permissions
+from botcore.bus.catalogue import Catalogue
 from botcore.config import Config
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, Lifecycle
@@ -57,6 +58,16 @@ class StubContext:
         self.plugins: dict[str, list[Processor]] = dict(plugins or {})
         self.state = Lifecycle.RUNNING
         self.started_at: datetime | None = None
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The dispatcher's catalogue when there is a dispatcher, else one of its own."""
+        if self.dispatcher is not None:
+            return self.dispatcher.catalogue
+        if self._catalogue is None:
+            self._catalogue = Catalogue()
+        return self._catalogue
 
     def _source_permissions(self, name: str) -> list[str]:
         source = self.sources.get(name)

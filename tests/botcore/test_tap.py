@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.accounts.permissions import Permissions
 from botcore.bot import Bot
+from botcore.bus.sections import EventSection, TopicSection
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.loading.reloader import Reloader
@@ -447,6 +448,9 @@ class ExampleConfigTests(SynchronousTestCase):
             expected[f"source:{names[0]}"] = options
         for plugin in reloader.plugin_names():
             expected[f"plugin:{plugin}"] = reloader.plugin_options(plugin)
+        # One example of each of the bus's sections (their values are examples).
+        expected["event:deploy"] = options_of(EventSection)
+        expected["topic:ops"] = options_of(TopicSection)
         return expected
 
     def test_every_option_documented(self) -> None:
@@ -472,6 +476,8 @@ class ExampleConfigTests(SynchronousTestCase):
             for name, option in options.items():
                 if option.required or (name == "enabled" and section != "source:console"):
                     continue
+                if section.startswith(("event:", "topic:")) and name != "parent":
+                    continue  # an example type and topic, not defaults
                 if values.get(name) != option.default:
                     different.append(f"[{section}] {name} = {values.get(name)!r}")
         self.assertEqual(different, [])
