@@ -16,6 +16,7 @@ from zope.interface import implementer
 import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue, EventTypeSpec
+from botcore.bus.log import EventLog
 from botcore.bus.sections import declare_from_config
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
@@ -167,6 +168,17 @@ class Bot(MultiService):
             catalogue=self.catalogue,
         )
         self.dispatcher.setServiceParent(self)
+        #: The event log ([events]): idle unless ``log = yes``; stops after the plugins,
+        #: so it records the final lifecycle event.
+        self.event_log = EventLog(
+            config.section("events"),
+            database=self.databases.get("main"),
+            reactor=reactor,
+            catalogue=self.catalogue,
+            threadpool=threadpool,
+        )
+        self.event_log.setServiceParent(self)
+        self.dispatcher.observers.append(self.event_log.record)
         self.context = BotContext(self)
         self.plugins = Plugins(
             self.context,
@@ -518,6 +530,7 @@ class Bot(MultiService):
         self.auth = Permissions(new.section("auth"), self._source_permissions, self.auth)
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
+        self.event_log.reconfigure(new.section("events"))
         # New or changed [event:NAME] and [topic:NAME] (one removed from the file stays
         # declared until the bot restarts: events of its type may be in flight).
         self._declare_event_types(new)

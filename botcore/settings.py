@@ -12,6 +12,7 @@ from twisted.logger import LogLevel
 
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue
+from botcore.bus.log import EventLog
 from botcore.bus.sections import EventSection, TopicSection, declare_from_config
 from botcore.config import (
     Config,
@@ -48,7 +49,7 @@ class LoggingSection:
     )
 
 
-FIXED_SECTIONS = ("bot", "auth", "logging")
+FIXED_SECTIONS = ("bot", "auth", "logging", "events")
 SECTION_KINDS = ("database", "source", "plugin", "event", "topic")
 
 
@@ -59,6 +60,7 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
         "bot": options_of(BotSection, Dispatcher, Reloader),
         "auth": options_of(Permissions),
         "logging": options_of(LoggingSection),
+        "events": options_of(EventLog),
     }
 
     def resolve(section: str, values: Mapping[str, str]) -> dict[str, Option]:

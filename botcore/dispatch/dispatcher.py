@@ -192,6 +192,10 @@ class Dispatcher(Service):
         self._done_lock = threading.Lock()
         self._done_wake_pending = False
         self._commits_closed = False
+        #: Called with every event once the chain has finished with it (replies sent, or
+        #: the run aborted), whatever started it: the event log records through this.
+        #: Reactor thread; an observer's exception is logged, never the event's.
+        self.observers: list[Callable[[Event], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -601,6 +605,11 @@ class Dispatcher(Service):
             self.route(result)
             if work.deferred is not None:
                 work.deferred.callback(result)
+        for observe in self.observers:
+            try:
+                observe(work.event)
+            except Exception:
+                self.log.failure("observer {observer!r} failed", observer=observe)
         queue = self._queues.get(work.key)
         if queue:
             self._make_ready(queue.popleft())

@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.accounts.permissions import Permissions
 from botcore.bot import Bot
+from botcore.bus.log import EventLog
 from botcore.bus.sections import EventSection, TopicSection
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
@@ -449,6 +450,7 @@ class ExampleConfigTests(SynchronousTestCase):
         for plugin in reloader.plugin_names():
             expected[f"plugin:{plugin}"] = reloader.plugin_options(plugin)
         # One example of each of the bus's sections (their values are examples).
+        expected["events"] = options_of(EventLog)
         expected["event:deploy"] = options_of(EventSection)
         expected["topic:ops"] = options_of(TopicSection)
         return expected
