@@ -18,6 +18,7 @@ from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue, EventTypeSpec
 from botcore.bus.log import EventLog
 from botcore.bus.sections import declare_from_config
+from botcore.bus.stats import BusStats
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
@@ -91,6 +92,10 @@ class BotContext:
     @property
     def catalogue(self) -> Catalogue:
         return self._bot.catalogue
+
+    @property
+    def event_stats(self) -> BusStats:
+        return self._bot.dispatcher.stats
 
     def declare_event_type(self, spec: EventTypeSpec) -> None:
         """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
@@ -221,6 +226,11 @@ class Bot(MultiService):
     def names(self) -> list[str]:
         """Every name the bot answers to."""
         return [self.name, *self.config.section("bot").get("names", [])]
+
+    @property
+    def event_stats(self) -> BusStats:
+        """The bus's counters (the dispatcher's)."""
+        return self.dispatcher.stats
 
     def loaded(self) -> dict[str, list[Processor]]:
         """Every loaded plugin's processors, by plugin name (a copy)."""

@@ -185,6 +185,10 @@ class IBotContext(Interface):
         "The event types and topics (`botcore.bus.catalogue.Catalogue`): what each "
         "publish path validates against, and who subscribes to a subtype or a topic."
     )
+    event_stats = Attribute(
+        "The bus's counters (`botcore.bus.stats.BusStats`): per event type, topic, "
+        "processor and reactor, since the start."
+    )
 
     def get_source(name) -> ISource | None:
         """The running source called ``name``, or None."""

@@ -12,6 +12,7 @@ deadline is logged and its worker replaced."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from botcore.bus.catalogue import Catalogue, InvalidEvent
+from botcore.bus.stats import FAILED, HANDLED, SEEN, BusStats
 from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
@@ -72,6 +74,10 @@ class _Work:
     started: float = 0.0
     stuck: bool = False
     step: Any = None
+    #: What each step did, (name, outcome, seconds), and the whole run's seconds: for the
+    #: counters (`BusStats`), added up on the reactor thread once the work is finished.
+    steps: list[tuple[str, str, float]] | None = None
+    spent: float = 0.0
 
 
 @implementer(IScheduledCall)
@@ -154,8 +160,11 @@ class Dispatcher(Service):
         sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
         catalogue: Catalogue | None = None,
+        stats: BusStats | None = None,
     ) -> None:
         self.setName("dispatcher")
+        #: The counters per event type and processor (``event stats``).
+        self.stats = stats if stats is not None else BusStats()
         #: The event types every publish path validates against.
         self.catalogue = catalogue if catalogue is not None else Catalogue()
         self.config = dict(config or {})
@@ -605,6 +614,7 @@ class Dispatcher(Service):
             self.route(result)
             if work.deferred is not None:
                 work.deferred.callback(result)
+        self._count(work, result)
         for observe in self.observers:
             try:
                 observe(work.event)
@@ -617,6 +627,17 @@ class Dispatcher(Service):
             del self._queues[work.key]
         self._pump()
         self._check_drained()
+
+    def _count(self, work: _Work, result: Event | Failure) -> None:
+        steps = work.steps or ()
+        event = work.event
+        if isinstance(result, Failure) or any(step[1] == FAILED for step in steps):
+            outcome = FAILED
+        elif event.processed or event.responses:
+            outcome = HANDLED
+        else:
+            outcome = SEEN
+        self.stats.record(event.type, outcome, work.spent, steps)
 
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's
@@ -675,12 +696,17 @@ class Dispatcher(Service):
         which runs, for the stuck-handler log). Worker thread."""
         if self.database is not None and event._session_factory is None:
             event._session_factory = self.database.open_session
-        run = self._thd_run
+        run: Callable[..., Any] = self._thd_run
+        clock = time.perf_counter
+        begun = clock()
         if work is not None:
+            steps = work.steps = []
 
             def run(event: Event, function: Any, args: Any, kw: Any, who: Any) -> None:
                 work.step = who
-                self._thd_run(event, function, args, kw, who)
+                started = clock()
+                outcome = self._thd_run(event, function, args, kw, who)
+                steps.append((_step_name(who), outcome, clock() - started))
 
         try:
             if call is not None:
@@ -693,6 +719,8 @@ class Dispatcher(Service):
                     run(event, step.process, (), {}, step)
         finally:
             self._thd_discard_session(event)
+            if work is not None:
+                work.spent = clock() - begun
         return event
 
     def _thd_run(
@@ -702,8 +730,9 @@ class Dispatcher(Service):
         args: tuple[Any, ...],
         kw: dict[str, Any],
         who: Any,
-    ) -> None:
-        """Run one step and commit what it changed. A database failure worth retrying
+    ) -> str:
+        """Run one step and commit what it changed; what it did (`botcore.bus.stats`:
+        seen, handled or failed). A database failure worth retrying
         (dropped connection, restarted server, deadlock; see `Database.classify`) runs the
         step again on a fresh session, with the event's replies reset to what they were
         before it, waiting the database's backoff between tries; when it keeps failing,
@@ -720,10 +749,12 @@ class Dispatcher(Service):
                 if event.has_session:
                     if self._commits_closed and event.source != _OWN_SOURCE:
                         self._thd_refuse_commit(event, replies, who)
-                        return
+                        return SEEN
                     committing = True
                     commit_if_changed(event.session)
-                return
+                if len(event.responses) > replies or (event.processed and not processed):
+                    return HANDLED
+                return SEEN
             except (SystemExit, KeyboardInterrupt):
                 raise  # the bot is asked to exit (on_fatal)
             except BaseException as error:
@@ -740,13 +771,13 @@ class Dispatcher(Service):
                     # a "done" for a change that was rolled back.
                     del event.responses[replies:]
                     self._thd_fail(event, message, who)
-                    return
+                    return FAILED
                 delay = database.retry_delay_for(kind, attempt)
                 if delay is None:
                     self._thd_undo(event, replies, processed)
                     database.gave_up(kind, error, f"{who} on event {event.id}")
                     event.complain = "database"
-                    return
+                    return FAILED
             self._thd_undo(event, replies, processed)
             database.sleep(delay)
             attempt += 1
@@ -806,6 +837,13 @@ class Dispatcher(Service):
         tasks, self._periodic = self._periodic, []
         for task in tasks:
             task.stop()
+
+
+def _step_name(who: Any) -> str:
+    """A step's name in the counters: ``plugin.Class`` for a processor, else the call's."""
+    if isinstance(who, str):
+        return who
+    return f"{who.name}.{type(who).__name__}"
 
 
 #: Frames kept at each end of a logged traceback that is longer than twice this (a

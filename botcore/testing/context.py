@@ -15,6 +15,7 @@ from zope.interface import implementer
 import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue
+from botcore.bus.stats import BusStats
 from botcore.config import Config
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, Lifecycle
@@ -59,6 +60,7 @@ class StubContext:
         self.state = Lifecycle.RUNNING
         self.started_at: datetime | None = None
         self._catalogue: Catalogue | None = None
+        self._stats: BusStats | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -68,6 +70,15 @@ class StubContext:
         if self._catalogue is None:
             self._catalogue = Catalogue()
         return self._catalogue
+
+    @property
+    def event_stats(self) -> BusStats:
+        """The dispatcher's counters when there is a dispatcher, else counters of its own."""
+        if self.dispatcher is not None:
+            return self.dispatcher.stats
+        if self._stats is None:
+            self._stats = BusStats()
+        return self._stats
 
     def _source_permissions(self, name: str) -> list[str]:
         source = self.sources.get(name)
