@@ -33,9 +33,9 @@ class Tally:
 
     def add(self, outcome: str, seconds: float) -> None:
         self.seen += 1
-        if outcome == HANDLED:
+        if outcome is HANDLED:
             self.handled += 1
-        elif outcome == FAILED:
+        elif outcome is FAILED:
             self.failed += 1
         self.seconds += seconds
 
@@ -63,27 +63,43 @@ class BusStats:
         self.types: dict[str, Tally] = {}
         self.processors: dict[str, Tally] = {}
         self.reactors: dict[str, ReactorTally] = {}
+        self._names: dict[Any, str] = {}
 
     def record(
         self,
         event_type: str,
-        outcome: str,
+        answered: bool,
+        aborted: bool,
         seconds: float,
-        steps: Iterable[tuple[str, str, float]] = (),
+        steps: Iterable[tuple[Any, str, float]] = (),
     ) -> None:
-        """Count one finished event of ``event_type`` (``outcome``: handled when it was
-        processed or answered, failed when a step failed or the run aborted), and each of
-        its ``steps`` as (processor name, outcome, seconds)."""
-        tally = self.types.get(event_type)
-        if tally is None:
-            tally = self.types[event_type] = Tally()
-        tally.add(outcome, seconds)
+        """Count one finished event of ``event_type`` (handled when ``answered``: it was
+        processed or got a reply; failed when a step failed or the run was ``aborted``)
+        and each of its ``steps`` as (processor or name, outcome, seconds)."""
+        failed = aborted
         processors = self.processors
-        for name, step_outcome, step_seconds in steps:
+        names = self._names
+        for who, outcome, spent in steps:
+            name = names.get(who)
+            if name is None:
+                name = _step_name(who)
+                if len(names) > 10000:  # old processors of many reloads
+                    names.clear()
+                names[who] = name
             found = processors.get(name)
             if found is None:
                 found = processors[name] = Tally()
-            found.add(step_outcome, step_seconds)
+            found.seen += 1
+            found.seconds += spent
+            if outcome is HANDLED:
+                found.handled += 1
+            elif outcome is FAILED:
+                found.failed += 1
+                failed = True
+        tally = self.types.get(event_type)
+        if tally is None:
+            tally = self.types[event_type] = Tally()
+        tally.add(FAILED if failed else HANDLED if answered else SEEN, seconds)
 
     def reactor(self, name: str) -> ReactorTally:
         """The counts of reactor ``name`` (made on first use)."""
@@ -111,3 +127,10 @@ class BusStats:
         if catalogue is not None:
             found["topics"] = {n: asdict(t) for n, t in sorted(self.topics(catalogue).items())}
         return found
+
+
+def _step_name(who: Any) -> str:
+    """A step's name in the counters: ``plugin.Class`` for a processor, else the call's."""
+    if isinstance(who, str):
+        return who
+    return f"{who.name}.{type(who).__name__}"

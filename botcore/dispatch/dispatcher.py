@@ -76,7 +76,7 @@ class _Work:
     step: Any = None
     #: What each step did, (name, outcome, seconds), and the whole run's seconds: for the
     #: counters (`BusStats`), added up on the reactor thread once the work is finished.
-    steps: list[tuple[str, str, float]] | None = None
+    steps: list[tuple[Any, str, float]] | None = None
     spent: float = 0.0
 
 
@@ -629,15 +629,10 @@ class Dispatcher(Service):
         self._check_drained()
 
     def _count(self, work: _Work, result: Event | Failure) -> None:
-        steps = work.steps or ()
         event = work.event
-        if isinstance(result, Failure) or any(step[1] == FAILED for step in steps):
-            outcome = FAILED
-        elif event.processed or event.responses:
-            outcome = HANDLED
-        else:
-            outcome = SEEN
-        self.stats.record(event.type, outcome, work.spent, steps)
+        answered = event.processed or bool(event.responses)
+        aborted = isinstance(result, Failure)
+        self.stats.record(event.type, answered, aborted, work.spent, work.steps or ())
 
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's
@@ -706,7 +701,7 @@ class Dispatcher(Service):
                 work.step = who
                 started = clock()
                 outcome = self._thd_run(event, function, args, kw, who)
-                steps.append((_step_name(who), outcome, clock() - started))
+                steps.append((who, outcome, clock() - started))
 
         try:
             if call is not None:
@@ -837,13 +832,6 @@ class Dispatcher(Service):
         tasks, self._periodic = self._periodic, []
         for task in tasks:
             task.stop()
-
-
-def _step_name(who: Any) -> str:
-    """A step's name in the counters: ``plugin.Class`` for a processor, else the call's."""
-    if isinstance(who, str):
-        return who
-    return f"{who.name}.{type(who).__name__}"
 
 
 #: Frames kept at each end of a logged traceback that is longer than twice this (a
