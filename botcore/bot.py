@@ -17,6 +17,8 @@ import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue, EventTypeSpec
 from botcore.bus.log import EventLog
+from botcore.bus.reactors import Reactors
+from botcore.bus.reactors import from_config as reactors_from_config
 from botcore.bus.sections import declare_from_config
 from botcore.bus.stats import BusStats
 from botcore.config import Config, ConfigErrors
@@ -96,6 +98,10 @@ class BotContext:
     @property
     def event_stats(self) -> BusStats:
         return self._bot.dispatcher.stats
+
+    @property
+    def reactors(self) -> Reactors:
+        return self._bot.reactors
 
     def declare_event_type(self, spec: EventTypeSpec) -> None:
         """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
@@ -184,6 +190,10 @@ class Bot(MultiService):
         )
         self.event_log.setServiceParent(self)
         self.dispatcher.observers.append(self.event_log.record)
+        #: Reactors ([reactor:NAME], and plugins'): they see each event after the log.
+        self.reactors = Reactors(self.catalogue, self.dispatcher.stats)
+        self._configure_reactors(config)
+        self.dispatcher.observers.append(self.reactors.observe)
         self.context = BotContext(self)
         self.plugins = Plugins(
             self.context,
@@ -384,6 +394,15 @@ class Bot(MultiService):
         """The reactor clock's time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.seconds(), UTC)
 
+    def _configure_reactors(self, config: Config) -> None:
+        made = reactors_from_config(
+            config,
+            reactor=self.reactor,
+            publish=self.dispatcher.publish,
+            route=self.dispatcher.route,
+        )
+        self.reactors.replace_origin("config", made)
+
     def _declare_event_types(self, config: Config) -> None:
         # [event:NAME] and [topic:NAME]; read_config has refused a config where this
         # fails, so a problem here is of a Config made some other way (a test's).
@@ -541,6 +560,7 @@ class Bot(MultiService):
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
         self.event_log.reconfigure(new.section("events"))
+        self._configure_reactors(new)
         # New or changed [event:NAME] and [topic:NAME] (one removed from the file stays
         # declared until the bot restarts: events of its type may be in flight).
         self._declare_event_types(new)

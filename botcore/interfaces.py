@@ -189,6 +189,10 @@ class IBotContext(Interface):
         "The bus's counters (`botcore.bus.stats.BusStats`): per event type, topic, "
         "processor and reactor, since the start."
     )
+    reactors = Attribute(
+        "The reactors (`botcore.bus.reactors.Reactors`): a plugin adds its own "
+        "(``add(Reactor(...))``) in ``setup()`` and removes them in ``shutdown()``."
+    )
 
     def get_source(name) -> ISource | None:
         """The running source called ``name``, or None."""

@@ -13,6 +13,7 @@ from twisted.logger import LogLevel
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue
 from botcore.bus.log import EventLog
+from botcore.bus.reactors import reactor_options
 from botcore.bus.sections import EventSection, TopicSection, declare_from_config
 from botcore.config import (
     Config,
@@ -50,7 +51,7 @@ class LoggingSection:
 
 
 FIXED_SECTIONS = ("bot", "auth", "logging", "events")
-SECTION_KINDS = ("database", "source", "plugin", "event", "topic")
+SECTION_KINDS = ("database", "source", "plugin", "event", "topic", "reactor")
 
 
 def section_resolver(reloader: Reloader) -> SectionResolver:
@@ -83,6 +84,8 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
             return options_of(EventSection)
         if kind == "topic":
             return options_of(TopicSection)
+        if kind == "reactor":
+            return reactor_options(values)
         try:
             if kind == "plugin":
                 return reloader.plugin_options(name)

@@ -202,8 +202,8 @@ class Dispatcher(Service):
         self._done_wake_pending = False
         self._commits_closed = False
         #: Called with every event once the chain has finished with it (replies sent, or
-        #: the run aborted), whatever started it: the event log records through this.
-        #: Reactor thread; an observer's exception is logged, never the event's.
+        #: the run aborted), whatever started it, before its Deferred fires: the event
+        #: log and the reactors. Reactor thread; an observer's exception is logged.
         self.observers: list[Callable[[Event], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
@@ -605,6 +605,7 @@ class Dispatcher(Service):
             self.log.failure(
                 "{type} event {id} aborted", result, type=work.event.type, id=work.event.id
             )
+            self._observe(work, result)
             if work.deferred is not None:
                 work.deferred.errback(result)
             if self._on_fatal is not None and result.check(SystemExit, KeyboardInterrupt):
@@ -612,14 +613,10 @@ class Dispatcher(Service):
         else:
             # Before the next event of the conversation starts: its replies leave in order.
             self.route(result)
+            # Then the counters, log and reactors, before whoever waits for the event.
+            self._observe(work, result)
             if work.deferred is not None:
                 work.deferred.callback(result)
-        self._count(work, result)
-        for observe in self.observers:
-            try:
-                observe(work.event)
-            except Exception:
-                self.log.failure("observer {observer!r} failed", observer=observe)
         queue = self._queues.get(work.key)
         if queue:
             self._make_ready(queue.popleft())
@@ -628,11 +625,16 @@ class Dispatcher(Service):
         self._pump()
         self._check_drained()
 
-    def _count(self, work: _Work, result: Event | Failure) -> None:
+    def _observe(self, work: _Work, result: Event | Failure) -> None:
         event = work.event
         answered = event.processed or bool(event.responses)
         aborted = isinstance(result, Failure)
         self.stats.record(event.type, answered, aborted, work.spent, work.steps or ())
+        for observe in self.observers:
+            try:
+                observe(event)
+            except Exception:
+                self.log.failure("observer {observer!r} failed", observer=observe)
 
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's

@@ -15,6 +15,7 @@ from zope.interface import implementer
 import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue
+from botcore.bus.reactors import Reactors
 from botcore.bus.stats import BusStats
 from botcore.config import Config
 from botcore.errors import DispatcherStopped
@@ -61,6 +62,7 @@ class StubContext:
         self.started_at: datetime | None = None
         self._catalogue: Catalogue | None = None
         self._stats: BusStats | None = None
+        self._reactors: Reactors | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -70,6 +72,16 @@ class StubContext:
         if self._catalogue is None:
             self._catalogue = Catalogue()
         return self._catalogue
+
+    @property
+    def reactors(self) -> Reactors:
+        """Reactors of its own (a test adds them; the dispatcher's observer when there is
+        a dispatcher)."""
+        if self._reactors is None:
+            self._reactors = Reactors(self.catalogue, self.event_stats)
+            if self.dispatcher is not None:
+                self.dispatcher.observers.append(self._reactors.observe)
+        return self._reactors
 
     @property
     def event_stats(self) -> BusStats:

@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.accounts.permissions import Permissions
 from botcore.bot import Bot
 from botcore.bus.log import EventLog
+from botcore.bus.reactors import ReactorSection
 from botcore.bus.sections import EventSection, TopicSection
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
@@ -420,6 +421,10 @@ def documented_sections(path: Path) -> dict[str, dict[str, str]]:
     return sections
 
 
+#: The keys of the example reactor that are an example, not defaults.
+EXAMPLE_REACTOR = ("listens", "condition", "action", "url", "secret")
+
+
 class ExampleConfigTests(SynchronousTestCase):
     """conf.example.ini documents every option and runs as is."""
 
@@ -453,6 +458,7 @@ class ExampleConfigTests(SynchronousTestCase):
         expected["events"] = options_of(EventLog)
         expected["event:deploy"] = options_of(EventSection)
         expected["topic:ops"] = options_of(TopicSection)
+        expected["reactor:deploy-hook"] = options_of(ReactorSection)
         return expected
 
     def test_every_option_documented(self) -> None:
@@ -480,6 +486,8 @@ class ExampleConfigTests(SynchronousTestCase):
                     continue
                 if section.startswith(("event:", "topic:")) and name != "parent":
                     continue  # an example type and topic, not defaults
+                if section.startswith("reactor:") and name in EXAMPLE_REACTOR:
+                    continue
                 if values.get(name) != option.default:
                     different.append(f"[{section}] {name} = {values.get(name)!r}")
         self.assertEqual(different, [])
