@@ -1,8 +1,9 @@
 """Benchmark of the event bus: events/s published through a real Dispatcher (inline pool
 and reactor, one counting processor) with schema validation on and off; delivered to a
 processor subscribed to the parent type or to a topic; with the event log recording
-every event (full payloads, written to SQLite in batches); and the cost of validation
-alone per event. Reactors are not built yet, so their cost is not measured here."""
+every event (full payloads, written to SQLite in batches); with one reactor whose
+condition (data.env == 'prod') holds; and the cost per event of validation alone and of
+one reactor with a condition alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from typing import Any
 
 from botcore.bus.catalogue import Catalogue, EventTypeSpec, TopicSpec
 from botcore.bus.log import EventLog
+from botcore.bus.reactors import Reactor, Reactors
+from botcore.bus.reactors import _condition as reactor_condition
+from botcore.bus.stats import BusStats
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event
@@ -59,6 +63,7 @@ def run(
     subscribe: tuple[str, ...] | None = None,
     topics: tuple[str, ...] = (),
     log: bool = False,
+    reactor: bool = False,
 ) -> float:
     """Events/s of ``type`` through a dispatcher whose one processor subscribes to
     ``subscribe`` (None: every type) and ``topics``; with ``log``, the event log records
@@ -88,6 +93,12 @@ def run(
         )
         event_log.startService()
         dispatcher.observers.append(event_log.record)
+    fired: list[Event] = []
+    if reactor:
+        reactors = Reactors(catalogue, dispatcher.stats)
+        condition = reactor_condition("data.env == 'prod'")
+        reactors.add(Reactor("bench", frozenset({"deploy"}), fired.append, condition))
+        dispatcher.observers.append(reactors.observe)
     start = time.perf_counter()
     for n in range(events):
         dispatcher.publish(
@@ -101,7 +112,24 @@ def run(
     elapsed = time.perf_counter() - start
     dispatcher.stopService()
     assert counter.seen == events, counter.seen
+    assert not reactor or len(fired) == events, len(fired)
     return events / elapsed
+
+
+def reactor_only(events: int) -> float:
+    """Microseconds per event of one reactor with a condition (observe, condition,
+    reaction, counters), without the dispatcher."""
+    catalogue = Catalogue()
+    catalogue.declare(DEPLOY)
+    reactors = Reactors(catalogue, BusStats())
+    fired: list[Event] = []
+    condition = reactor_condition("data.env == 'prod'")
+    reactors.add(Reactor("bench", frozenset({"deploy"}), fired.append, condition))
+    event = Event(source="bench", type="deploy", data={"env": "prod", "version": "1"})
+    start = time.perf_counter()
+    for _ in range(events):
+        reactors.observe(event)
+    return (time.perf_counter() - start) / events * 1e6
 
 
 def validation_only(events: int) -> float:
@@ -125,11 +153,13 @@ def main() -> None:
         ("subtype to parent's subscriber", {**subtype, "subscribe": ("deploy",)}),
         ("subtype to topic subscriber", {**subtype, "subscribe": (), "topics": ("ops",)}),
         ("event log on (full, SQLite)", {"validate": True, "log": True}),
+        ("one reactor with a condition", {"validate": True, "reactor": True}),
     ]
     for name, kw in cases:
         rate = run(args.events, **kw)
         print(f"{name:32} {rate:10.0f} events/s")
     print(f"{'validation alone':32} {validation_only(args.events):10.1f} µs/event")
+    print(f"{'one reactor alone':32} {reactor_only(args.events):10.1f} µs/event")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
@@ -126,8 +126,13 @@ class Reactors:
                 tally.condition_false += 1
                 continue
             tally.fired += 1
-            d = maybeDeferred(reactor.reaction, event)
-            d.addErrback(self._failed, reactor.name, event)
+            try:
+                result = reactor.reaction(event)
+            except Exception:
+                self._failed(Failure(), reactor.name, event)
+                continue
+            if isinstance(result, Deferred):
+                result.addErrback(self._failed, reactor.name, event)
 
     def _failed(self, failure: Failure, name: str, event: Event) -> None:
         self.stats.reactor(name).failed += 1
