@@ -103,6 +103,10 @@ class BotContext:
     def reactors(self) -> Reactors:
         return self._bot.reactors
 
+    @property
+    def namespace(self) -> dict[str, Any]:
+        return self._bot.namespace
+
     def declare_event_type(self, spec: EventTypeSpec) -> None:
         """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
         self._bot.catalogue.declare(spec)
@@ -166,6 +170,9 @@ class Bot(MultiService):
         for name in config.names("database") or ["main"]:
             self.databases[name] = Database.from_config(name, config)
             self.databases[name].setServiceParent(self)
+        #: Values hooks and processors share across events by name (the global namespace
+        #: of the bus's hooks; each event's own is its ``extra``); kept across reloads.
+        self.namespace: dict[str, Any] = {}
         #: The event types (built-in and plugins'), validated on every publish path.
         self.catalogue = Catalogue()
         self._declare_event_types(config)

@@ -162,6 +162,45 @@ class PeriodicSpec:
     initial_delay: float | None
 
 
+@dataclass(frozen=True)
+class HookSpec:
+    """A method run before (``pre``) or after (``post``) the processing of an event of
+    some types: ``types`` (with their subtypes), or the processor's own subscription when
+    None; ``priority``, lower first."""
+
+    attribute: str
+    kind: str
+    types: frozenset[str] | None
+    priority: int
+
+
+def pre_hook(*types: str, priority: int = 0) -> Callable:
+    """Run the method before any processor sees an event of ``types`` (default: the
+    processor's ``event_types`` and ``topics``), whether addressed or processed; hooks
+    run in ascending ``priority`` (then load order). What it leaves in ``event.extra``
+    (the event's namespace) later processors and hooks read by name; ``bot.namespace``
+    is the bot's, kept across events and reloads."""
+    return _hook("pre", types, priority)
+
+
+def post_hook(*types: str, priority: int = 0) -> Callable:
+    """Run the method after every processor has seen an event of ``types`` (default: the
+    processor's subscription): it sees the replies and ``event.extra`` they left; in
+    ascending ``priority``."""
+    return _hook("post", types, priority)
+
+
+def _hook(kind: str, types: tuple[str, ...], priority: int) -> Callable:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"a hook's priority is an integer, not {priority!r}")
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_hook = (kind, frozenset(types) or None, priority)  # type: ignore[attr-defined]
+        return function
+
+    return wrap
+
+
 def match(selector: str, version: str = "clean", simple: bool = True) -> Callable:
     """Run the method for messages matching ``selector``; groups become arguments
     (named groups as keyword arguments). ``version`` names the message variant matched."""
@@ -372,6 +411,7 @@ class Processor:
 
     _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
     _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
+    _hook_specs: ClassVar[tuple[HookSpec, ...]] = ()
 
     @classmethod
     def declared_permissions(cls) -> set[str]:
@@ -387,6 +427,7 @@ class Processor:
         super().__init_subclass__(**kw)
         handlers: dict[str, HandlerSpec] = {}
         periodics: dict[str, PeriodicSpec] = {}
+        hooks: dict[str, HookSpec] = {}
         for klass in reversed(cls.__mro__):
             for attribute, value in vars(klass).items():
                 # An override without the decorator is no longer a handler (as in Ibid).
@@ -409,8 +450,13 @@ class Processor:
                     periodics[attribute] = PeriodicSpec(attribute, *value._botcore_periodic)
                 else:
                     periodics.pop(attribute, None)
+                if callable(value) and hasattr(value, "_botcore_hook"):
+                    hooks[attribute] = HookSpec(attribute, *value._botcore_hook)
+                else:
+                    hooks.pop(attribute, None)
         cls._handler_specs = tuple(handlers.values())
         cls._periodic_specs = tuple(periodics.values())
+        cls._hook_specs = tuple(hooks.values())
 
     def __init__(self, name: str, bot: IBotContext, config: dict[str, Any] | None = None) -> None:
         self.name = name
@@ -530,6 +576,17 @@ class Processor:
         if permission is None:
             return False
         return self.bot.auth.authorise(event, permission)
+
+    def hooks(self) -> list[tuple[HookSpec, Callable[[Event], None]]]:
+        """Each ``@pre_hook`` and ``@post_hook`` method, bound."""
+        return [(spec, getattr(self, spec.attribute)) for spec in self._hook_specs]
+
+    def hooked(self, spec: HookSpec, event_type: str, catalogue: TypeLineage | None) -> bool:
+        """Whether hook ``spec`` runs for events of ``event_type``."""
+        if spec.types is None:
+            return self.subscribes(event_type, catalogue)
+        lineage = catalogue.ancestry(event_type) if catalogue is not None else (event_type,)
+        return any(name in spec.types for name in lineage)
 
     def periodic_tasks(self) -> list[tuple[Callable[[Event], None], float, float]]:
         """``(method, interval, initial_delay)`` for each ``@periodic`` method, with

@@ -38,6 +38,7 @@ class Chain:
         self._generation = self._current_generation()
         self._by_type: dict[str, tuple[Processor, ...]] = {}
         self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
+        self._hooks: dict[str, tuple[Hooks, Hooks]] = {}
         #: Events (and periodic runs) running with this chain. Reactor thread.
         self.users = 0
         self._released: list[Deferred[None]] = []
@@ -71,7 +72,7 @@ class Chain:
         generation = self._current_generation()
         if generation != self._generation:
             # New dicts, so that a thread filling the old ones leaves nothing stale here.
-            self._by_type, self._steps = {}, {}
+            self._by_type, self._steps, self._hooks = {}, {}, {}
             self._generation = generation
 
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
@@ -95,6 +96,29 @@ class Chain:
             found = steps[event_type] = _steps(self.for_type(event_type))
         return found
 
+    def hooks(self, event_type: str) -> tuple[Hooks, Hooks]:
+        """The pre- and post-hooks of ``event_type``'s events: (name, method) pairs in
+        ascending hook priority, then chain order. Any thread."""
+        self._check_generation()
+        cache = self._hooks
+        found = cache.get(event_type)
+        if found is None:
+            kinds: dict[str, list[tuple[int, int, str, Callable[..., Any]]]] = {
+                "pre": [],
+                "post": [],
+            }
+            for index, processor in enumerate(self.processors):
+                hooks = getattr(processor, "hooks", None)
+                for spec, method in hooks() if hooks is not None else ():
+                    if processor.hooked(spec, event_type, self.catalogue):
+                        name = f"{processor.name}.{type(processor).__name__}.{spec.attribute}"
+                        kinds[spec.kind].append((spec.priority, index, name, method))
+            found = cache[event_type] = (
+                tuple((name, method) for _, _, name, method in sorted(kinds["pre"])),
+                tuple((name, method) for _, _, name, method in sorted(kinds["post"])),
+            )
+        return found
+
     def __len__(self) -> int:
         return len(self.processors)
 
@@ -103,6 +127,8 @@ class Chain:
 
 
 _Starts = tuple[tuple[str, frozenset[str] | None], ...]
+#: A chain's hooks of one kind for one event type: (name, method), in order.
+Hooks = tuple[tuple[str, Callable[..., Any]], ...]
 
 
 def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:

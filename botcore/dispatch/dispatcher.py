@@ -688,9 +688,11 @@ class Dispatcher(Service):
     def thd_process(
         self, event: Event, chain: Chain, call: _Call | None = None, work: _Work | None = None
     ) -> Event:
-        """Run ``call`` (if any) then every processor of ``chain`` that accepts the event,
-        committing the session after each one that changed something (``work.step`` says
-        which runs, for the stuck-handler log). Worker thread."""
+        """Run ``call`` (if any), the event type's pre-hooks, every processor of ``chain``
+        that accepts the event, then the post-hooks, committing the session after each
+        step that changed something (``work.step`` says which runs, for the stuck-handler
+        log). A hook that fails is logged and counted like a processor; the others run.
+        Worker thread."""
         if self.database is not None and event._session_factory is None:
             event._session_factory = self.database.open_session
         run: Callable[..., Any] = self._thd_run
@@ -705,15 +707,20 @@ class Dispatcher(Service):
                 outcome = self._thd_run(event, function, args, kw, who)
                 steps.append((who, outcome, clock() - started))
 
+        pre, post = chain.hooks(event.type)
         try:
             if call is not None:
                 function, args, kw = call
                 run(event, function, args, kw, getattr(function, "__qualname__", "call"))
+            for name, hook in pre:
+                run(event, hook, (), {}, name)
             for step in chain.steps(event.type):
                 if isinstance(step, MatchRun):
                     step.run(event, lambda p: run(event, p.process, (), {}, p))
                 elif step.accepts(event):
                     run(event, step.process, (), {}, step)
+            for name, hook in post:
+                run(event, hook, (), {}, name)
         finally:
             self._thd_discard_session(event)
             if work is not None:

@@ -63,6 +63,7 @@ class StubContext:
         self._catalogue: Catalogue | None = None
         self._stats: BusStats | None = None
         self._reactors: Reactors | None = None
+        self.namespace: dict[str, Any] = {}
 
     @property
     def catalogue(self) -> Catalogue:
