@@ -29,7 +29,7 @@ from botcore.event import Event, EventType, Lifecycle
 from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
-from botcore.loading.sources import Sources
+from botcore.loading.sources import Sources, StopFailed
 from botcore.loading.watch import PluginWatcher
 from botcore.options import Option
 from botcore.processor import Processor
@@ -164,6 +164,8 @@ class Bot(MultiService):
         self._unpublished_start: str | None = None
         self.started_at: datetime | None = None
         self.exit_code = 0
+        #: What failed to stop in the stop under way ("name: error").
+        self._stop_errors: list[str] = []
         self.auth = Permissions(config.section("auth"), self._source_permissions)
 
         self.databases: dict[str, Database] = {}
@@ -423,12 +425,13 @@ class Bot(MultiService):
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def set_state(self, state: str, *, publish: bool = True) -> None:
+    def set_state(self, state: str, *, publish: bool = True, **details: Any) -> None:
         """Record, log and publish (as a ``lifecycle`` event) a change of state.
 
         Processors can only be told while the chain is up: ``starting`` is published once
         the plugins have loaded, before any source starts, and `stopService` publishes the
-        final state before the plugins stop."""
+        final state before the plugins stop. ``details`` go into the event's payload (a
+        failure's ``reason``, the ``errors`` of a stop)."""
         old, self.state = self.state, state
         if state == Lifecycle.FAILED:
             self.log.critical("botcore lifecycle: {old} -> {new}", old=old, new=state)
@@ -437,14 +440,16 @@ class Bot(MultiService):
         if not publish:
             return
         if self.dispatcher.running and self.plugins.running:
-            self._publish(state, old)
+            self._publish(state, old, **details)
         elif state == Lifecycle.STARTING:
             self._unpublished_start = old
 
-    def _publish(self, state: str, previous: str) -> Deferred[Any]:
+    def _publish(self, state: str, previous: str, **details: Any) -> Deferred[Any]:
         # Lifecycle events share one conversation, so processors see them in order.
         event = Event(
-            source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
+            source="botcore",
+            type=EventType.LIFECYCLE,
+            data={"state": state, "previous": previous, **details},
         )
         d = self.dispatcher.dispatch(event)
         d.addErrback(self._publish_failed, state)
@@ -482,7 +487,7 @@ class Bot(MultiService):
         self.log.critical("botcore failed to start: {reason}", reason=_one_line(failure))
         self.log.debug("start failure details", log_failure=failure)
         self.exit_code = 1
-        self.set_state(Lifecycle.FAILED)
+        self.set_state(Lifecycle.FAILED, reason=f"failed to start: {_one_line(failure)}")
         ensureDeferred(self._stop_children()).addBoth(lambda _: self._stop_reactor())
 
     def _stop_reactor(self) -> None:
@@ -502,10 +507,11 @@ class Bot(MultiService):
             return succeed(None)
         Service.stopService(self)
         final = Lifecycle.FAILED if self.state == Lifecycle.FAILED else Lifecycle.STOPPED
+        self._stop_errors = []
         self.set_state(Lifecycle.STOPPING)
         d = ensureDeferred(self._stop_children(final))
         # Published already, before the plugins stopped.
-        d.addBoth(lambda _: self.set_state(final, publish=False))
+        d.addBoth(lambda _: self.set_state(self._final_state(final), publish=False))
         return d
 
     #: Seconds past ``shutdown_timeout`` the processors get to hear of the final state.
@@ -530,16 +536,30 @@ class Bot(MultiService):
             if child is self.sources and dispatcher.running:
                 dispatcher.close_commits()
             if child is self.plugins and final is not None and dispatcher.running:
-                # The last moment the processors can hear of it (bounded like the drain).
-                self._publish(final, self.state)
+                # The last moment the processors can hear of it (bounded like the drain):
+                # with what failed to stop so far (the sources), as a failure.
+                details: dict[str, Any] = {}
+                errors = self._stop_errors
+                if errors:
+                    details = {"reason": "failed to stop: " + "; ".join(errors)}
+                    details["errors"] = list(errors)
+                self._publish(self._final_state(final), self.state, **details)
                 await dispatcher.drain(left(self.FINAL_GRACE))
             try:
                 if child is dispatcher:
                     await dispatcher.stopService(timeout=left(self.FINAL_GRACE))
                 else:
                     await maybeDeferred(child.stopService)
+            except StopFailed as error:
+                # Each source's failure is logged already.
+                self._stop_errors.extend(error.errors)
             except Exception:
                 self.log.failure("stopping {child} failed", child=child.name)
+                self._stop_errors.append(f"{child.name}: {_one_line(Failure())}")
+
+    def _final_state(self, final: str) -> str:
+        # Something that failed to stop makes the end a failure, as a failed start does.
+        return Lifecycle.FAILED if self._stop_errors else final
 
     def _fatal(self, failure: Failure) -> None:
         self.log.critical("a processor asked the bot to exit: {reason}", reason=_one_line(failure))

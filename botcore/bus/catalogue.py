@@ -69,10 +69,18 @@ BUILTIN: tuple[EventTypeSpec, ...] = (
     EventTypeSpec(EventType.SOURCE, "A source connected or disconnected.", _OBJECT),
     EventTypeSpec(
         EventType.LIFECYCLE,
-        "The bot's state changed (starting, running, stopping, stopped, failed).",
+        "The bot's state changed (starting, running, stopping, stopped, failed; a failure "
+        "says why: failed to start, failed to stop).",
         {
             "type": "object",
-            "properties": {"state": {"type": "string"}, "previous": {"type": "string"}},
+            "properties": {
+                "state": {"type": "string"},
+                "previous": {"type": "string"},
+                # Why, for a failure: "failed to start: ..." or "failed to stop: ...".
+                "reason": {"type": "string"},
+                # What failed to stop, one "name: error" each.
+                "errors": {"type": "array", "items": {"type": "string"}},
+            },
             "required": ["state"],
         },
     ),
