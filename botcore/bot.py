@@ -16,6 +16,11 @@ from zope.interface import implementer
 import botcore
 from botcore.accounts.permissions import Permissions
 from botcore.bus.catalogue import Catalogue, EventTypeSpec
+from botcore.bus.log import EventLog
+from botcore.bus.reactors import Reactors
+from botcore.bus.reactors import from_config as reactors_from_config
+from botcore.bus.sections import declare_from_config
+from botcore.bus.stats import BusStats
 from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
@@ -24,7 +29,7 @@ from botcore.event import Event, EventType, Lifecycle
 from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
-from botcore.loading.sources import Sources
+from botcore.loading.sources import Sources, StopFailed
 from botcore.loading.watch import PluginWatcher
 from botcore.options import Option
 from botcore.processor import Processor
@@ -86,6 +91,22 @@ class BotContext:
     ) -> ScheduledCall:
         return self._bot.call_later(delay, function, event, *args, **kw)
 
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._bot.catalogue
+
+    @property
+    def event_stats(self) -> BusStats:
+        return self._bot.dispatcher.stats
+
+    @property
+    def reactors(self) -> Reactors:
+        return self._bot.reactors
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        return self._bot.namespace
+
     def declare_event_type(self, spec: EventTypeSpec) -> None:
         """Add a typed event (name, description, JSON Schema, parent) to the catalogue."""
         self._bot.catalogue.declare(spec)
@@ -143,14 +164,20 @@ class Bot(MultiService):
         self._unpublished_start: str | None = None
         self.started_at: datetime | None = None
         self.exit_code = 0
+        #: What failed to stop in the stop under way ("name: error").
+        self._stop_errors: list[str] = []
         self.auth = Permissions(config.section("auth"), self._source_permissions)
 
         self.databases: dict[str, Database] = {}
         for name in config.names("database") or ["main"]:
             self.databases[name] = Database.from_config(name, config)
             self.databases[name].setServiceParent(self)
+        #: Values hooks and processors share across events by name (the global namespace
+        #: of the bus's hooks; each event's own is its ``extra``); kept across reloads.
+        self.namespace: dict[str, Any] = {}
         #: The event types (built-in and plugins'), validated on every publish path.
         self.catalogue = Catalogue()
+        self._declare_event_types(config)
         self.dispatcher = Dispatcher(
             config.section("bot"),
             reactor=reactor,
@@ -161,6 +188,21 @@ class Bot(MultiService):
             catalogue=self.catalogue,
         )
         self.dispatcher.setServiceParent(self)
+        #: The event log ([events]): idle unless ``log = yes``; stops after the plugins,
+        #: so it records the final lifecycle event.
+        self.event_log = EventLog(
+            config.section("events"),
+            database=self.databases.get("main"),
+            reactor=reactor,
+            catalogue=self.catalogue,
+            threadpool=threadpool,
+        )
+        self.event_log.setServiceParent(self)
+        self.dispatcher.observers.append(self.event_log.record)
+        #: Reactors ([reactor:NAME], and plugins'): they see each event after the log.
+        self.reactors = Reactors(self.catalogue, self.dispatcher.stats)
+        self._configure_reactors(config)
+        self.dispatcher.observers.append(self.reactors.observe)
         self.context = BotContext(self)
         self.plugins = Plugins(
             self.context,
@@ -203,6 +245,11 @@ class Bot(MultiService):
     def names(self) -> list[str]:
         """Every name the bot answers to."""
         return [self.name, *self.config.section("bot").get("names", [])]
+
+    @property
+    def event_stats(self) -> BusStats:
+        """The bus's counters (the dispatcher's)."""
+        return self.dispatcher.stats
 
     def loaded(self) -> dict[str, list[Processor]]:
         """Every loaded plugin's processors, by plugin name (a copy)."""
@@ -356,17 +403,35 @@ class Bot(MultiService):
         """The reactor clock's time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.seconds(), UTC)
 
+    def _configure_reactors(self, config: Config) -> None:
+        made = reactors_from_config(
+            config,
+            reactor=self.reactor,
+            publish=self.dispatcher.publish,
+            route=self.dispatcher.route,
+        )
+        self.reactors.replace_origin("config", made)
+
+    def _declare_event_types(self, config: Config) -> None:
+        # [event:NAME] and [topic:NAME]; read_config has refused a config where this
+        # fails, so a problem here is of a Config made some other way (a test's).
+        for section, key, problem in declare_from_config(self.catalogue, config):
+            self.log.error(
+                "[{section}] {key}: {problem}", section=section, key=key or "", problem=problem
+            )
+
     def _source_permissions(self, name: str) -> list[str]:
         return self.config.section(f"source:{name}").get("permissions", [])
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def set_state(self, state: str, *, publish: bool = True) -> None:
+    def set_state(self, state: str, *, publish: bool = True, **details: Any) -> None:
         """Record, log and publish (as a ``lifecycle`` event) a change of state.
 
         Processors can only be told while the chain is up: ``starting`` is published once
         the plugins have loaded, before any source starts, and `stopService` publishes the
-        final state before the plugins stop."""
+        final state before the plugins stop. ``details`` go into the event's payload (a
+        failure's ``reason``, the ``errors`` of a stop)."""
         old, self.state = self.state, state
         if state == Lifecycle.FAILED:
             self.log.critical("botcore lifecycle: {old} -> {new}", old=old, new=state)
@@ -375,14 +440,16 @@ class Bot(MultiService):
         if not publish:
             return
         if self.dispatcher.running and self.plugins.running:
-            self._publish(state, old)
+            self._publish(state, old, **details)
         elif state == Lifecycle.STARTING:
             self._unpublished_start = old
 
-    def _publish(self, state: str, previous: str) -> Deferred[Any]:
+    def _publish(self, state: str, previous: str, **details: Any) -> Deferred[Any]:
         # Lifecycle events share one conversation, so processors see them in order.
         event = Event(
-            source="botcore", type=EventType.LIFECYCLE, data={"state": state, "previous": previous}
+            source="botcore",
+            type=EventType.LIFECYCLE,
+            data={"state": state, "previous": previous, **details},
         )
         d = self.dispatcher.dispatch(event)
         d.addErrback(self._publish_failed, state)
@@ -420,7 +487,7 @@ class Bot(MultiService):
         self.log.critical("botcore failed to start: {reason}", reason=_one_line(failure))
         self.log.debug("start failure details", log_failure=failure)
         self.exit_code = 1
-        self.set_state(Lifecycle.FAILED)
+        self.set_state(Lifecycle.FAILED, reason=f"failed to start: {_one_line(failure)}")
         ensureDeferred(self._stop_children()).addBoth(lambda _: self._stop_reactor())
 
     def _stop_reactor(self) -> None:
@@ -440,10 +507,11 @@ class Bot(MultiService):
             return succeed(None)
         Service.stopService(self)
         final = Lifecycle.FAILED if self.state == Lifecycle.FAILED else Lifecycle.STOPPED
+        self._stop_errors = []
         self.set_state(Lifecycle.STOPPING)
         d = ensureDeferred(self._stop_children(final))
         # Published already, before the plugins stopped.
-        d.addBoth(lambda _: self.set_state(final, publish=False))
+        d.addBoth(lambda _: self.set_state(self._final_state(final), publish=False))
         return d
 
     #: Seconds past ``shutdown_timeout`` the processors get to hear of the final state.
@@ -468,16 +536,30 @@ class Bot(MultiService):
             if child is self.sources and dispatcher.running:
                 dispatcher.close_commits()
             if child is self.plugins and final is not None and dispatcher.running:
-                # The last moment the processors can hear of it (bounded like the drain).
-                self._publish(final, self.state)
+                # The last moment the processors can hear of it (bounded like the drain):
+                # with what failed to stop so far (the sources), as a failure.
+                details: dict[str, Any] = {}
+                errors = self._stop_errors
+                if errors:
+                    details = {"reason": "failed to stop: " + "; ".join(errors)}
+                    details["errors"] = list(errors)
+                self._publish(self._final_state(final), self.state, **details)
                 await dispatcher.drain(left(self.FINAL_GRACE))
             try:
                 if child is dispatcher:
                     await dispatcher.stopService(timeout=left(self.FINAL_GRACE))
                 else:
                     await maybeDeferred(child.stopService)
+            except StopFailed as error:
+                # Each source's failure is logged already.
+                self._stop_errors.extend(error.errors)
             except Exception:
                 self.log.failure("stopping {child} failed", child=child.name)
+                self._stop_errors.append(f"{child.name}: {_one_line(Failure())}")
+
+    def _final_state(self, final: str) -> str:
+        # Something that failed to stop makes the end a failure, as a failed start does.
+        return Lifecycle.FAILED if self._stop_errors else final
 
     def _fatal(self, failure: Failure) -> None:
         self.log.critical("a processor asked the bot to exit: {reason}", reason=_one_line(failure))
@@ -504,6 +586,11 @@ class Bot(MultiService):
         self.auth = Permissions(new.section("auth"), self._source_permissions, self.auth)
         self.reloader.config = dict(new.section("bot"))
         self.dispatcher.config = dict(new.section("bot"))
+        self.event_log.reconfigure(new.section("events"))
+        self._configure_reactors(new)
+        # New or changed [event:NAME] and [topic:NAME] (one removed from the file stays
+        # declared until the bot restarts: events of its type may be in flight).
+        self._declare_event_types(new)
         for name, processors in self.plugins.loaded.items():
             if new.section(f"plugin:{name}") == old.section(f"plugin:{name}"):
                 continue

@@ -181,6 +181,23 @@ class IBotContext(Interface):
         "The permissions facade (`botcore.accounts.permissions.Permissions`): who is "
         "authenticated, and what an event's sender may do."
     )
+    catalogue = Attribute(
+        "The event types and topics (`botcore.bus.catalogue.Catalogue`): what each "
+        "publish path validates against, and who subscribes to a subtype or a topic."
+    )
+    event_stats = Attribute(
+        "The bus's counters (`botcore.bus.stats.BusStats`): per event type, topic, "
+        "processor and reactor, since the start."
+    )
+    namespace = Attribute(
+        "A dict of values hooks and processors share by name across events (the hooks' "
+        "global namespace; an event's own is its ``extra``), kept across plugin reloads. "
+        "Any thread: one read or write at a time is safe, a read-modify-write is not."
+    )
+    reactors = Attribute(
+        "The reactors (`botcore.bus.reactors.Reactors`): a plugin adds its own "
+        "(``add(Reactor(...))``) in ``setup()`` and removes them in ``shutdown()``."
+    )
 
     def get_source(name) -> ISource | None:
         """The running source called ``name``, or None."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from zope.interface import implementer
 
@@ -160,6 +160,45 @@ class PeriodicSpec:
     interval: float | None
     config_key: str | None
     initial_delay: float | None
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """A method run before (``pre``) or after (``post``) the processing of an event of
+    some types: ``types`` (with their subtypes), or the processor's own subscription when
+    None; ``priority``, lower first."""
+
+    attribute: str
+    kind: str
+    types: frozenset[str] | None
+    priority: int
+
+
+def pre_hook(*types: str, priority: int = 0) -> Callable:
+    """Run the method before any processor sees an event of ``types`` (default: the
+    processor's ``event_types`` and ``topics``), whether addressed or processed; hooks
+    run in ascending ``priority`` (then load order). What it leaves in ``event.extra``
+    (the event's namespace) later processors and hooks read by name; ``bot.namespace``
+    is the bot's, kept across events and reloads."""
+    return _hook("pre", types, priority)
+
+
+def post_hook(*types: str, priority: int = 0) -> Callable:
+    """Run the method after every processor has seen an event of ``types`` (default: the
+    processor's subscription): it sees the replies and ``event.extra`` they left; in
+    ascending ``priority``."""
+    return _hook("post", types, priority)
+
+
+def _hook(kind: str, types: tuple[str, ...], priority: int) -> Callable:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"a hook's priority is an integer, not {priority!r}")
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_hook = (kind, frozenset(types) or None, priority)  # type: ignore[attr-defined]
+        return function
+
+    return wrap
 
 
 def match(selector: str, version: str = "clean", simple: bool = True) -> Callable:
@@ -335,12 +374,26 @@ class ProcessorOverrides:
 _OVERRIDES = tuple(options_of(ProcessorOverrides))
 
 
+class TypeLineage(Protocol):
+    """What a processor asks of the bot's event catalogue (`botcore.bus.catalogue`) to
+    know whether it subscribes to an event type."""
+
+    def ancestry(self, name: str) -> tuple[str, ...]: ...
+
+    def topics_of(self, name: str) -> frozenset[str]: ...
+
+
 @implementer(IProcessor)
 class Processor:
     """Base class of every processor. Subclasses set the class attributes below, declare
     options as `botcore.options.Option` attributes, and write decorated methods."""
 
+    #: The event types the processor subscribes to (and so their subtypes), or None for
+    #: every type.
     event_types: Iterable[str] | None = (EventType.MESSAGE,)
+    #: Topics (named sets of types, `botcore.bus.catalogue.TopicSpec`) it subscribes to
+    #: as well: their types and subtypes.
+    topics: Iterable[str] = ()
     addressed: bool = True
     processed: bool = False
     priority: int = Priority.COMMANDS
@@ -358,6 +411,7 @@ class Processor:
 
     _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
     _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
+    _hook_specs: ClassVar[tuple[HookSpec, ...]] = ()
 
     @classmethod
     def declared_permissions(cls) -> set[str]:
@@ -373,6 +427,7 @@ class Processor:
         super().__init_subclass__(**kw)
         handlers: dict[str, HandlerSpec] = {}
         periodics: dict[str, PeriodicSpec] = {}
+        hooks: dict[str, HookSpec] = {}
         for klass in reversed(cls.__mro__):
             for attribute, value in vars(klass).items():
                 # An override without the decorator is no longer a handler (as in Ibid).
@@ -395,8 +450,13 @@ class Processor:
                     periodics[attribute] = PeriodicSpec(attribute, *value._botcore_periodic)
                 else:
                     periodics.pop(attribute, None)
+                if callable(value) and hasattr(value, "_botcore_hook"):
+                    hooks[attribute] = HookSpec(attribute, *value._botcore_hook)
+                else:
+                    hooks.pop(attribute, None)
         cls._handler_specs = tuple(handlers.values())
         cls._periodic_specs = tuple(periodics.values())
+        cls._hook_specs = tuple(hooks.values())
 
     def __init__(self, name: str, bot: IBotContext, config: dict[str, Any] | None = None) -> None:
         self.name = name
@@ -405,6 +465,7 @@ class Processor:
         self.apply_overrides()
         types = type(self).event_types
         self.event_types = None if types is None else frozenset(types)
+        self.topics = frozenset(type(self).topics)
         self._handlers = tuple(
             (spec, getattr(self, spec.attribute)) for spec in self._handler_specs
         )
@@ -439,9 +500,29 @@ class Processor:
         """Take over ``state`` from the previous version (its `export_state`, when that
         was not None), after ``setup()`` and before the new version sees any event."""
 
+    def subscribes(self, event_type: str, catalogue: TypeLineage | None = None) -> bool:
+        """Whether events of ``event_type`` are for this processor: it takes every type,
+        or names the type, or (as ``catalogue`` says) one of its ancestors, or a topic
+        that takes it. Any thread."""
+        types = self.event_types
+        if types is None or event_type in types:
+            return True
+        if catalogue is None:
+            return False
+        if any(name in types for name in catalogue.ancestry(event_type)):
+            return True
+        topics = self.topics
+        return bool(topics) and any(name in topics for name in catalogue.topics_of(event_type))
+
     def accepts(self, event: Event) -> bool:
-        """The cheap checks, before any handler or regex runs: type, addressed, processed."""
-        if self.event_types is not None and event.type not in self.event_types:
+        """The cheap checks, before any handler or regex runs: type (`subscribes`, with
+        the bot's catalogue), addressed, processed."""
+        types = self.event_types
+        if (
+            types is not None
+            and event.type not in types
+            and not self.subscribes(event.type, getattr(self.bot, "catalogue", None))
+        ):
             return False
         if self.addressed and not event.addressed:
             return False
@@ -495,6 +576,17 @@ class Processor:
         if permission is None:
             return False
         return self.bot.auth.authorise(event, permission)
+
+    def hooks(self) -> list[tuple[HookSpec, Callable[[Event], None]]]:
+        """Each ``@pre_hook`` and ``@post_hook`` method, bound."""
+        return [(spec, getattr(self, spec.attribute)) for spec in self._hook_specs]
+
+    def hooked(self, spec: HookSpec, event_type: str, catalogue: TypeLineage | None) -> bool:
+        """Whether hook ``spec`` runs for events of ``event_type``."""
+        if spec.types is None:
+            return self.subscribes(event_type, catalogue)
+        lineage = catalogue.ancestry(event_type) if catalogue is not None else (event_type,)
+        return any(name in spec.types for name in lineage)
 
     def periodic_tasks(self) -> list[tuple[Callable[[Event], None], float, float]]:
         """``(method, interval, initial_delay)`` for each ``@periodic`` method, with

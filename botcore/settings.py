@@ -11,7 +11,18 @@ from pathlib import Path
 from twisted.logger import LogLevel
 
 from botcore.accounts.permissions import Permissions
-from botcore.config import Config, SectionResolver, UnknownSection, load_config
+from botcore.bus.catalogue import Catalogue
+from botcore.bus.log import EventLog
+from botcore.bus.reactors import reactor_options
+from botcore.bus.sections import EventSection, TopicSection, declare_from_config
+from botcore.config import (
+    Config,
+    ConfigError,
+    ConfigErrors,
+    SectionResolver,
+    UnknownSection,
+    load_config,
+)
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.errors import PluginNotFound
@@ -39,8 +50,8 @@ class LoggingSection:
     )
 
 
-FIXED_SECTIONS = ("bot", "auth", "logging")
-SECTION_KINDS = ("database", "source", "plugin")
+FIXED_SECTIONS = ("bot", "auth", "logging", "events")
+SECTION_KINDS = ("database", "source", "plugin", "event", "topic", "reactor")
 
 
 def section_resolver(reloader: Reloader) -> SectionResolver:
@@ -50,6 +61,7 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
         "bot": options_of(BotSection, Dispatcher, Reloader),
         "auth": options_of(Permissions),
         "logging": options_of(LoggingSection),
+        "events": options_of(EventLog),
     }
 
     def resolve(section: str, values: Mapping[str, str]) -> dict[str, Option]:
@@ -68,6 +80,12 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
             raise UnknownSection(f"unknown section (expected one of {expected})")
         if kind == "database":
             return options_of(Database)
+        if kind == "event":
+            return options_of(EventSection)
+        if kind == "topic":
+            return options_of(TopicSection)
+        if kind == "reactor":
+            return reactor_options(values)
         try:
             if kind == "plugin":
                 return reloader.plugin_options(name)
@@ -105,10 +123,15 @@ def read_config(
     reloader = reloader or Reloader()
     if reloader.base_dir is None:
         reloader.base_dir = Path(path).absolute().parent
-    return load_config(
+    config = load_config(
         path,
         section_resolver(reloader),
         local=local,
         environ=environ,
         implicit_sections=(*FIXED_SECTIONS, "database:main"),
     )
+    # What only the sections together can tell: an [event:NAME]'s parent is known.
+    problems = declare_from_config(Catalogue(), config)
+    if problems:
+        raise ConfigErrors([ConfigError(str(config.path), *problem) for problem in problems])
+    return config

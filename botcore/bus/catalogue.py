@@ -1,6 +1,7 @@
 """The event type catalogue: each type has a name, a description, a JSON Schema for its
 payload (``Event.data``) and optionally a parent type. Built-in types are described the
-same way, so plugins' and the core's types are listed together.
+same way, so plugins' and the core's types are listed together. Topics are named sets of
+types; a processor subscribed to a type or a topic also gets the types' subtypes.
 
 Validation uses the ``jsonschema`` library (Draft 2020-12): a well-kept implementation
 whose errors carry the path of the failing field, which the refusal message names."""
@@ -38,13 +39,27 @@ class EventTypeSpec:
     parent: str | None = None
 
 
+@dataclass(frozen=True)
+class TopicSpec:
+    """A named set of event types (Baroque's topics): subscribing to the topic is
+    subscribing to each of its types, and so to their subtypes too. Its types need not
+    be declared yet (a plugin loaded later may declare them)."""
+
+    name: str
+    description: str
+    types: frozenset[str] = frozenset()
+
+
 _OBJECT: dict[str, Any] = {"type": "object"}
 
-#: The core's own types (their payloads are open objects: sources add details).
+#: The core's own types (their payloads are open objects: sources add details). Actions
+#: and notices are not subtypes of ``message``: a processor subscribed to ``message`` (the
+#: default) would then get every /me and every notice, which the processors that want
+#: them ask for by name (``EventType.TEXT``).
 BUILTIN: tuple[EventTypeSpec, ...] = (
     EventTypeSpec(EventType.MESSAGE, "A message typed by a person.", _OBJECT),
-    EventTypeSpec(EventType.ACTION, "An action (/me) typed by a person.", _OBJECT, "message"),
-    EventTypeSpec(EventType.NOTICE, "A notice typed by a person.", _OBJECT, "message"),
+    EventTypeSpec(EventType.ACTION, "An action (/me) typed by a person.", _OBJECT),
+    EventTypeSpec(EventType.NOTICE, "A notice typed by a person.", _OBJECT),
     EventTypeSpec(
         EventType.STATE,
         "A change on a source: joined, parted, renamed, ...",
@@ -54,10 +69,18 @@ BUILTIN: tuple[EventTypeSpec, ...] = (
     EventTypeSpec(EventType.SOURCE, "A source connected or disconnected.", _OBJECT),
     EventTypeSpec(
         EventType.LIFECYCLE,
-        "The bot's state changed (starting, running, stopping, stopped, failed).",
+        "The bot's state changed (starting, running, stopping, stopped, failed; a failure "
+        "says why: failed to start, failed to stop).",
         {
             "type": "object",
-            "properties": {"state": {"type": "string"}, "previous": {"type": "string"}},
+            "properties": {
+                "state": {"type": "string"},
+                "previous": {"type": "string"},
+                # Why, for a failure: "failed to start: ..." or "failed to stop: ...".
+                "reason": {"type": "string"},
+                # What failed to stop, one "name: error" each.
+                "errors": {"type": "array", "items": {"type": "string"}},
+            },
             "required": ["state"],
         },
     ),
@@ -75,8 +98,9 @@ def _where(path: Any) -> str:
 
 
 class Catalogue:
-    """The known event types, their validators and refusal counts. Reactor thread for
-    declaring; `validate` may run on any thread (it only reads)."""
+    """The known event types and topics, their validators and refusal counts. Reactor
+    thread for declaring; `validate`, `ancestry` and `topics_of` may run on any thread
+    (they only read, and fill caches that a declaration replaces whole)."""
 
     def __init__(self, *, validate: bool = True, strict: bool = False) -> None:
         self.enabled = validate
@@ -85,6 +109,11 @@ class Catalogue:
         self._types: dict[str, EventTypeSpec] = {}
         self._validators: dict[str, Draft202012Validator] = {}
         self._ancestry: dict[str, tuple[str, ...]] = {}
+        self._topics: dict[str, TopicSpec] = {}
+        self._topics_of: dict[str, frozenset[str]] = {}
+        #: Changes with every declaration: what was worked out from the catalogue before
+        #: (a chain's index of who subscribes to a type) is stale when it differs.
+        self.generation = 0
         #: Events refused, by type.
         self.refused: Counter[str] = Counter()
         for spec in BUILTIN:
@@ -103,7 +132,43 @@ class Catalogue:
             raise ValueError(f"event type {spec.name}: bad schema: {error.message}") from None
         self._types[spec.name] = spec
         self._validators[spec.name] = Draft202012Validator(dict(spec.schema))
-        self._ancestry.clear()
+        self._changed()
+
+    def declare_topic(self, topic: TopicSpec) -> None:
+        """Add (or replace) a topic; a name that is also a type's is a ValueError."""
+        if topic.name in self._types:
+            raise ValueError(f"topic {topic.name}: an event type has that name")
+        self._topics[topic.name] = topic
+        self._changed()
+
+    def _changed(self) -> None:
+        # New dicts rather than clear(): a reader on another thread filling the old cache
+        # does not leave a stale entry in the new one.
+        self._ancestry = {}
+        self._topics_of = {}
+        self.generation += 1
+
+    def topics(self) -> list[TopicSpec]:
+        """Every topic, by name."""
+        return [self._topics[name] for name in sorted(self._topics)]
+
+    def topic(self, name: str) -> TopicSpec | None:
+        """The topic called ``name``, or None."""
+        return self._topics.get(name)
+
+    def topics_of(self, name: str) -> frozenset[str]:
+        """The topics that take events of type ``name``: those listing it or one of its
+        ancestors."""
+        cache = self._topics_of
+        found = cache.get(name)
+        if found is None:
+            lineage = self.ancestry(name)
+            found = cache[name] = frozenset(
+                topic.name
+                for topic in self._topics.values()
+                if not topic.types.isdisjoint(lineage)
+            )
+        return found
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -117,14 +182,15 @@ class Catalogue:
 
     def ancestry(self, name: str) -> tuple[str, ...]:
         """The type and its ancestors, nearest first (an undeclared type is its own)."""
-        found = self._ancestry.get(name)
+        cache = self._ancestry
+        found = cache.get(name)
         if found is None:
             chain = [name]
             spec = self._types.get(name)
             while spec is not None and spec.parent is not None and spec.parent not in chain:
                 chain.append(spec.parent)
                 spec = self._types.get(spec.parent)
-            found = self._ancestry[name] = tuple(chain)
+            found = cache[name] = tuple(chain)
         return found
 
     def is_a(self, name: str, ancestor: str) -> bool:

@@ -7,14 +7,18 @@ It reads the bot's own config file (``-c bot.ini``) and works on one ``[database
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from botcore.bus import log as event_log
 from botcore.config import ConfigErrors
 from botcore.db import dump, migrate
 from botcore.db.dump import DumpError
@@ -148,6 +152,43 @@ def cmd_load(context: Context) -> int:
     return 0
 
 
+def cmd_events(context: Context) -> int:
+    args = context.args
+    now = datetime.now(UTC)
+    try:
+        since = event_log.parse_when(args.since, now) if args.since else None
+        until = event_log.parse_when(args.until, now) if args.until else None
+    except ValueError as error:
+        raise CommandFailed(str(error)) from None
+    filters = event_log.EventFilter(
+        types=tuple(args.type or ()),
+        source=args.source,
+        channel=args.channel,
+        since=since,
+        until=until,
+    )
+    with Session(context.engine) as session:
+        found = event_log.recent(session, filters, args.limit)
+    for record in reversed(found):  # oldest first, as a log reads
+        if args.json:
+            context.say(json.dumps(record.as_dict(), ensure_ascii=False))
+            continue
+        where = " ".join(part for part in (record.source, record.channel) if part)
+        line = f"{record.time:%Y-%m-%d %H:%M:%S}  {record.type}  {where}"
+        if record.sender:
+            line += f"  <{record.sender}>"
+        if record.text is not None:
+            line += f"  {record.text}"
+        if record.payload is not None:
+            line += f"  {json.dumps(record.payload, ensure_ascii=False)}"
+        if record.text is None and record.payload is None:
+            line += f"  ({record.summary})"
+        context.say(line)
+    if not found and not args.json:
+        context.say(f"{context.label}: no recorded event matches")
+    return 0
+
+
 def _revs(revisions: Any) -> str:
     return ", ".join(sorted(revisions)) or "nothing (no revision)"
 
@@ -183,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         parents=[common],
-        description="Manage a botcore bot's database: migrations, checks, dump and load.",
+        description="Manage a botcore bot's database: migrations, checks, dump and load, "
+        "and the event log.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -217,6 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("file", metavar="FILE")
     sub = add("load", cmd_load, "load a dump FILE into an empty (or freshly upgraded) database")
     sub.add_argument("file", metavar="FILE")
+    sub = add(
+        "events",
+        cmd_events,
+        "show the newest recorded events ([events] log = yes), oldest first",
+    )
+    sub.add_argument("--type", action="append", metavar="TYPE", help="only this type (repeatable)")
+    sub.add_argument("--source", metavar="NAME", help="only events from this source")
+    sub.add_argument("--channel", metavar="NAME", help="only events in this channel")
+    sub.add_argument(
+        "--since", metavar="WHEN", help="from this time (2026-12-01T10:30, UTC) or ago (2h, 7d)"
+    )
+    sub.add_argument("--until", metavar="WHEN", help="before this time, or this long ago")
+    sub.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        default=50,
+        metavar="N",
+        help=f"at most N events (default 50, at most {event_log.MAX_LIMIT})",
+    )
+    sub.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 

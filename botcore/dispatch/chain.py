@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 
 if TYPE_CHECKING:
+    from botcore.bus.catalogue import Catalogue
     from botcore.event import Event
-    from botcore.processor import Processor
+    from botcore.processor import Processor, TypeLineage
 
 
 class Chain:
@@ -21,14 +22,23 @@ class Chain:
     per-event-type index so an event only meets the processors that handle its type.
 
     Swapping the dispatcher's chain is one attribute assignment, so an event sees the old
-    chain or the new one, never a mix."""
+    chain or the new one, never a mix.
 
-    def __init__(self, processors: Iterable[Processor] = ()) -> None:
+    With a ``catalogue`` (the dispatcher's), a processor subscribed to a type also gets
+    its subtypes, and one subscribed to a topic its types (`Processor.subscribes`); the
+    index is worked out again when the catalogue changes (a plugin declared a type)."""
+
+    def __init__(
+        self, processors: Iterable[Processor] = (), catalogue: Catalogue | None = None
+    ) -> None:
         self.processors: tuple[Processor, ...] = tuple(
             sorted(processors, key=lambda processor: processor.priority)
         )
+        self.catalogue = catalogue
+        self._generation = self._current_generation()
         self._by_type: dict[str, tuple[Processor, ...]] = {}
         self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
+        self._hooks: dict[str, tuple[Hooks, Hooks]] = {}
         #: Events (and periodic runs) running with this chain. Reactor thread.
         self.users = 0
         self._released: list[Deferred[None]] = []
@@ -55,22 +65,58 @@ class Chain:
                 d.callback(None)
         return result
 
+    def _current_generation(self) -> int:
+        return -1 if self.catalogue is None else self.catalogue.generation
+
+    def _check_generation(self) -> None:
+        generation = self._current_generation()
+        if generation != self._generation:
+            # New dicts, so that a thread filling the old ones leaves nothing stale here.
+            self._by_type, self._steps, self._hooks = {}, {}, {}
+            self._generation = generation
+
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
-        """The processors that handle ``event_type``, in order. Any thread."""
-        found = self._by_type.get(event_type)
+        """The processors subscribed to ``event_type``, in order. Any thread."""
+        self._check_generation()
+        by_type = self._by_type
+        found = by_type.get(event_type)
         if found is None:
-            found = tuple(
-                p for p in self.processors if p.event_types is None or event_type in p.event_types
-            )
-            self._by_type[event_type] = found
+            lineage: TypeLineage | None = self.catalogue
+            found = tuple(p for p in self.processors if p.subscribes(event_type, lineage))
+            by_type[event_type] = found
         return found
 
     def steps(self, event_type: str) -> tuple[Processor | MatchRun, ...]:
         """`for_type`, with each run of processors that only have ``@match`` handlers
         made one `MatchRun`, which skips those that cannot match. Any thread."""
-        found = self._steps.get(event_type)
+        self._check_generation()
+        steps = self._steps
+        found = steps.get(event_type)
         if found is None:
-            found = self._steps[event_type] = _steps(self.for_type(event_type))
+            found = steps[event_type] = _steps(self.for_type(event_type))
+        return found
+
+    def hooks(self, event_type: str) -> tuple[Hooks, Hooks]:
+        """The pre- and post-hooks of ``event_type``'s events: (name, method) pairs in
+        ascending hook priority, then chain order. Any thread."""
+        self._check_generation()
+        cache = self._hooks
+        found = cache.get(event_type)
+        if found is None:
+            kinds: dict[str, list[tuple[int, int, str, Callable[..., Any]]]] = {
+                "pre": [],
+                "post": [],
+            }
+            for index, processor in enumerate(self.processors):
+                hooks = getattr(processor, "hooks", None)
+                for spec, method in hooks() if hooks is not None else ():
+                    if processor.hooked(spec, event_type, self.catalogue):
+                        name = f"{processor.name}.{type(processor).__name__}.{spec.attribute}"
+                        kinds[spec.kind].append((spec.priority, index, name, method))
+            found = cache[event_type] = (
+                tuple((name, method) for _, _, name, method in sorted(kinds["pre"])),
+                tuple((name, method) for _, _, name, method in sorted(kinds["post"])),
+            )
         return found
 
     def __len__(self) -> int:
@@ -81,6 +127,8 @@ class Chain:
 
 
 _Starts = tuple[tuple[str, frozenset[str] | None], ...]
+#: A chain's hooks of one kind for one event type: (name, method), in order.
+Hooks = tuple[tuple[str, Callable[..., Any]], ...]
 
 
 def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:

@@ -12,6 +12,7 @@ deadline is logged and its worker replaced."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from botcore.bus.catalogue import Catalogue, InvalidEvent
+from botcore.bus.stats import FAILED, HANDLED, SEEN, BusStats
 from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
@@ -72,6 +74,10 @@ class _Work:
     started: float = 0.0
     stuck: bool = False
     step: Any = None
+    #: What each step did, (name, outcome, seconds), and the whole run's seconds: for the
+    #: counters (`BusStats`), added up on the reactor thread once the work is finished.
+    steps: list[tuple[Any, str, float]] | None = None
+    spent: float = 0.0
 
 
 @implementer(IScheduledCall)
@@ -154,8 +160,11 @@ class Dispatcher(Service):
         sources: Callable[[str | None], ISource | None] | None = None,
         on_fatal: Callable[[Failure], None] | None = None,
         catalogue: Catalogue | None = None,
+        stats: BusStats | None = None,
     ) -> None:
         self.setName("dispatcher")
+        #: The counters per event type and processor (``event stats``).
+        self.stats = stats if stats is not None else BusStats()
         #: The event types every publish path validates against.
         self.catalogue = catalogue if catalogue is not None else Catalogue()
         self.config = dict(config or {})
@@ -165,7 +174,7 @@ class Dispatcher(Service):
         self._on_fatal = on_fatal
         self._own_pool = threadpool is None
         self.threadpool = threadpool
-        self.chain = Chain()
+        self.chain = Chain(catalogue=self.catalogue)
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         #: Conversations' next work waiting for a worker, by source, served round-robin
@@ -192,6 +201,10 @@ class Dispatcher(Service):
         self._done_lock = threading.Lock()
         self._done_wake_pending = False
         self._commits_closed = False
+        #: Called with every event once the chain has finished with it (replies sent, or
+        #: the run aborted), whatever started it, before its Deferred fires: the event
+        #: log and the reactors. Reactor thread; an observer's exception is logged.
+        self.observers: list[Callable[[Event], None]] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -326,7 +339,8 @@ class Dispatcher(Service):
     def set_chain(self, processors: Iterable[Processor]) -> Chain:
         """Swap in a new chain atomically; events already running keep the old one.
         Periodic handlers are restarted for the new chain."""
-        chain = processors if isinstance(processors, Chain) else Chain(processors)
+        new = processors if isinstance(processors, Chain) else None
+        chain = new or Chain(processors, self.catalogue)
         self._stop_periodic()
         self.chain = chain
         if self.running:
@@ -591,6 +605,7 @@ class Dispatcher(Service):
             self.log.failure(
                 "{type} event {id} aborted", result, type=work.event.type, id=work.event.id
             )
+            self._observe(work, result)
             if work.deferred is not None:
                 work.deferred.errback(result)
             if self._on_fatal is not None and result.check(SystemExit, KeyboardInterrupt):
@@ -598,6 +613,8 @@ class Dispatcher(Service):
         else:
             # Before the next event of the conversation starts: its replies leave in order.
             self.route(result)
+            # Then the counters, log and reactors, before whoever waits for the event.
+            self._observe(work, result)
             if work.deferred is not None:
                 work.deferred.callback(result)
         queue = self._queues.get(work.key)
@@ -607,6 +624,17 @@ class Dispatcher(Service):
             del self._queues[work.key]
         self._pump()
         self._check_drained()
+
+    def _observe(self, work: _Work, result: Event | Failure) -> None:
+        event = work.event
+        answered = event.processed or bool(event.responses)
+        aborted = isinstance(result, Failure)
+        self.stats.record(event.type, answered, aborted, work.spent, work.steps or ())
+        for observe in self.observers:
+            try:
+                observe(event)
+            except Exception:
+                self.log.failure("observer {observer!r} failed", observer=observe)
 
     def route(self, event: Event) -> None:
         """Send the event's replies, in order, each to the source it names (the event's
@@ -660,29 +688,43 @@ class Dispatcher(Service):
     def thd_process(
         self, event: Event, chain: Chain, call: _Call | None = None, work: _Work | None = None
     ) -> Event:
-        """Run ``call`` (if any) then every processor of ``chain`` that accepts the event,
-        committing the session after each one that changed something (``work.step`` says
-        which runs, for the stuck-handler log). Worker thread."""
+        """Run ``call`` (if any), the event type's pre-hooks, every processor of ``chain``
+        that accepts the event, then the post-hooks, committing the session after each
+        step that changed something (``work.step`` says which runs, for the stuck-handler
+        log). A hook that fails is logged and counted like a processor; the others run.
+        Worker thread."""
         if self.database is not None and event._session_factory is None:
             event._session_factory = self.database.open_session
-        run = self._thd_run
+        run: Callable[..., Any] = self._thd_run
+        clock = time.perf_counter
+        begun = clock()
         if work is not None:
+            steps = work.steps = []
 
             def run(event: Event, function: Any, args: Any, kw: Any, who: Any) -> None:
                 work.step = who
-                self._thd_run(event, function, args, kw, who)
+                started = clock()
+                outcome = self._thd_run(event, function, args, kw, who)
+                steps.append((who, outcome, clock() - started))
 
+        pre, post = chain.hooks(event.type)
         try:
             if call is not None:
                 function, args, kw = call
                 run(event, function, args, kw, getattr(function, "__qualname__", "call"))
+            for name, hook in pre:
+                run(event, hook, (), {}, name)
             for step in chain.steps(event.type):
                 if isinstance(step, MatchRun):
                     step.run(event, lambda p: run(event, p.process, (), {}, p))
                 elif step.accepts(event):
                     run(event, step.process, (), {}, step)
+            for name, hook in post:
+                run(event, hook, (), {}, name)
         finally:
             self._thd_discard_session(event)
+            if work is not None:
+                work.spent = clock() - begun
         return event
 
     def _thd_run(
@@ -692,8 +734,9 @@ class Dispatcher(Service):
         args: tuple[Any, ...],
         kw: dict[str, Any],
         who: Any,
-    ) -> None:
-        """Run one step and commit what it changed. A database failure worth retrying
+    ) -> str:
+        """Run one step and commit what it changed; what it did (`botcore.bus.stats`:
+        seen, handled or failed). A database failure worth retrying
         (dropped connection, restarted server, deadlock; see `Database.classify`) runs the
         step again on a fresh session, with the event's replies reset to what they were
         before it, waiting the database's backoff between tries; when it keeps failing,
@@ -710,10 +753,12 @@ class Dispatcher(Service):
                 if event.has_session:
                     if self._commits_closed and event.source != _OWN_SOURCE:
                         self._thd_refuse_commit(event, replies, who)
-                        return
+                        return SEEN
                     committing = True
                     commit_if_changed(event.session)
-                return
+                if len(event.responses) > replies or (event.processed and not processed):
+                    return HANDLED
+                return SEEN
             except (SystemExit, KeyboardInterrupt):
                 raise  # the bot is asked to exit (on_fatal)
             except BaseException as error:
@@ -730,13 +775,13 @@ class Dispatcher(Service):
                     # a "done" for a change that was rolled back.
                     del event.responses[replies:]
                     self._thd_fail(event, message, who)
-                    return
+                    return FAILED
                 delay = database.retry_delay_for(kind, attempt)
                 if delay is None:
                     self._thd_undo(event, replies, processed)
                     database.gave_up(kind, error, f"{who} on event {event.id}")
                     event.complain = "database"
-                    return
+                    return FAILED
             self._thd_undo(event, replies, processed)
             database.sleep(delay)
             attempt += 1

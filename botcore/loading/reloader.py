@@ -321,6 +321,7 @@ class Reloader:
         look like extra tables)."""
         importlib.import_module("botcore.db.storage")
         importlib.import_module("botcore.accounts.models")
+        importlib.import_module("botcore.bus.log")
         for name in self.plugin_names():
             try:
                 self.plugin_module(name)

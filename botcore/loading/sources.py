@@ -7,14 +7,26 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from botcore.interfaces import ISource
 
 
+class StopFailed(Exception):
+    """Some sources failed to stop (each logged); ``errors`` says which and why."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
 class Sources(MultiService):
     """The sources. Unlike a plain MultiService, starting waits for every source's start
-    and fails (with the first source's error) if any source fails to start."""
+    and fails (with the first source's error) if any source fails to start; stopping
+    stops every source and fails with `StopFailed` if any failed to stop."""
+
+    log = Logger()
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,9 +40,18 @@ class Sources(MultiService):
     def stopService(self) -> Deferred[None]:
         # A source disconnected at runtime is stopped already.
         Service.stopService(self)
-        stops = [maybeDeferred(source.stopService) for source in reversed(list(self))
-                 if source.running]  # fmt: skip
-        return DeferredList(stops, consumeErrors=True).addCallback(lambda _: None)
+        stopping = [source for source in reversed(list(self)) if source.running]
+        stops = [maybeDeferred(source.stopService) for source in stopping]
+        return DeferredList(stops, consumeErrors=True).addCallback(self._stopped, stopping)
+
+    def _stopped(self, results: list[tuple[bool, Any]], stopping: list[ISource]) -> None:
+        errors = []
+        for source, (ok, result) in zip(stopping, results, strict=True):
+            if not ok:
+                self.log.failure("source {name} failed to stop", result, name=source.name)
+                errors.append(f"{source.name}: {result.type.__name__}: {result.getErrorMessage()}")
+        if errors:
+            raise StopFailed(errors)
 
     def attach(self, source: ISource) -> Deferred[None]:
         """Add a source to the running tree and start it; the Deferred is its start's

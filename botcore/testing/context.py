@@ -14,6 +14,9 @@ from zope.interface import implementer
 
 import botcore
 from botcore.accounts.permissions import Permissions
+from botcore.bus.catalogue import Catalogue
+from botcore.bus.reactors import Reactors
+from botcore.bus.stats import BusStats
 from botcore.config import Config
 from botcore.errors import DispatcherStopped
 from botcore.event import Event, Lifecycle
@@ -57,6 +60,38 @@ class StubContext:
         self.plugins: dict[str, list[Processor]] = dict(plugins or {})
         self.state = Lifecycle.RUNNING
         self.started_at: datetime | None = None
+        self._catalogue: Catalogue | None = None
+        self._stats: BusStats | None = None
+        self._reactors: Reactors | None = None
+        self.namespace: dict[str, Any] = {}
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The dispatcher's catalogue when there is a dispatcher, else one of its own."""
+        if self.dispatcher is not None:
+            return self.dispatcher.catalogue
+        if self._catalogue is None:
+            self._catalogue = Catalogue()
+        return self._catalogue
+
+    @property
+    def reactors(self) -> Reactors:
+        """Reactors of its own (a test adds them; the dispatcher's observer when there is
+        a dispatcher)."""
+        if self._reactors is None:
+            self._reactors = Reactors(self.catalogue, self.event_stats)
+            if self.dispatcher is not None:
+                self.dispatcher.observers.append(self._reactors.observe)
+        return self._reactors
+
+    @property
+    def event_stats(self) -> BusStats:
+        """The dispatcher's counters when there is a dispatcher, else counters of its own."""
+        if self.dispatcher is not None:
+            return self.dispatcher.stats
+        if self._stats is None:
+            self._stats = BusStats()
+        return self._stats
 
     def _source_permissions(self, name: str) -> list[str]:
         source = self.sources.get(name)

@@ -147,12 +147,12 @@ class ChildrenTests(BotTestCase):
         return calls
 
     def test_order(self):
-        """Children start in order database, dispatcher, plugins, sources and stop in
-        reverse."""
+        """Children start in order database, dispatcher, event log, plugins, sources and
+        stop in reverse."""
         bot = self.bot("[bot]\nnoload = broken\n[source:one]\ntype = fake\n")
         calls = self.record(bot)
         self.successResultOf(bot.startService())
-        order = ["database:main", "dispatcher", "plugins", "sources"]
+        order = ["database:main", "dispatcher", "event-log", "plugins", "sources"]
         self.assertEqual(calls, [("startService", name) for name in order])
         del calls[:]
         self.successResultOf(bot.stopService())
