@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -132,7 +131,7 @@ def table_owners(metadata: Any) -> dict[str, str]:
 
     reloader = Reloader()
     prefixes: dict[str, str] = {}
-    for entry_point in importlib.metadata.entry_points(group=migrate.ENTRY_POINT_GROUP):
+    for entry_point in migrate.entry_points(migrate.ENTRY_POINT_GROUP):
         packages = {entry_point.value.partition(":")[0].strip().rpartition(".")[0]}
         with contextlib.suppress(Exception):  # a migrations package without a plugin
             packages.add(reloader.plugin_location(entry_point.name)[0])

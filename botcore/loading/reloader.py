@@ -23,7 +23,12 @@ from sqlalchemy import MetaData
 from twisted.logger import Logger
 
 from botcore.config import config_path
-from botcore.db.migrate import ENTRY_POINT_GROUP, PluginImportError, load_entry_point
+from botcore.db.migrate import (
+    ENTRY_POINT_GROUP,
+    PluginImportError,
+    entry_points,
+    load_entry_point,
+)
 from botcore.db.models import Base, forget_models, restore_models, snapshot_models
 from botcore.errors import PluginLoadError, PluginNotFound
 from botcore.interfaces import ISource
@@ -171,7 +176,7 @@ class Reloader:
     def _entry_points(self, group: str) -> dict[str, str]:
         """name -> module of the entry points of ``group``."""
         try:
-            points = importlib.metadata.entry_points(group=group)
+            points = entry_points(group)
         except Exception:  # a broken distribution must not stop discovery
             self.log.failure("reading entry points {group} failed", group=group)
             return {}
@@ -365,7 +370,7 @@ class Reloader:
                     f"plugin {name} cannot be imported, so its tables cannot be compared: "
                     f"{type(e).__name__}: {e}"
                 ) from e
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in entry_points(ENTRY_POINT_GROUP):
             load_entry_point(entry_point)
         return Base.metadata
 

@@ -17,7 +17,7 @@ from botcore.db import migrate
 from botcore.db.engine import make_engine
 from botcore.db.models import forget_models
 from botcore.loading.reloader import Reloader
-from botcore.testing import SQLITE, backend_classes, fresh_database
+from botcore.testing import SQLITE, backend_classes, fresh_database, use_entry_points
 from tests.migrations.backends import core_head
 
 MODELS_V1 = '''
@@ -81,6 +81,7 @@ def install_tally(testcase: SynchronousTestCase, under: str = "src") -> Path:
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     sys.path.insert(0, str(folder))
     importlib.invalidate_caches()
+    use_entry_points(testcase, "tally")
 
     def uninstall() -> None:
         sys.path.remove(str(folder))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from botcore.loading import reloader as reloader_module
-from botcore.testing import PluginTestCase
+from botcore.testing import PluginTestCase, use_entry_points
 
 PLUGIN = '''
 """Answers "late" (installed after the bot started)."""
@@ -69,6 +69,7 @@ class InstalledAfterStartTests(PluginTestCase):
         path, meta_path = list(sys.path), list(sys.meta_path)
         sys.path.append(str(self.site))
         self.patch(reloader_module, "site_directories", lambda: [self.site])
+        use_entry_points(self, "late", "late2", "lateedit")
 
         def clean() -> None:
             sys.path[:] = path
