@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -436,9 +436,11 @@ def _write_revision(
             **config_kw,
         )
         config.attributes["tables"] = None if tables is None else frozenset(tables)
-        result = command.revision(
-            config, message=message, autogenerate=autogenerate, **revision_kw
-        )
+        # alembic says "Generating PATH ... done" on sys.stdout itself: to ``stdout``.
+        with redirect_stdout(config.stdout):
+            result = command.revision(
+                config, message=message, autogenerate=autogenerate, **revision_kw
+            )
     paths = [Path(s.path) for s in (result if isinstance(result, list) else [result]) if s]
     _tidy(paths)
     return paths

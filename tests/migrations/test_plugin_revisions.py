@@ -58,6 +58,13 @@ MODELS_V2 = MODELS_V1.replace(
     "    count: Mapped[int]",
 )
 
+# The third widens a plain column: on SQLite a batch rebuild of the table, which drops its
+# key indexes; the revision makes them again.
+MODELS_V3 = MODELS_V2.replace(
+    "label: Mapped[str] = mapped_column(String(64))",
+    "label: Mapped[str] = mapped_column(String(128))",
+)
+
 ENTRY_POINTS = """\
 [botcore.plugins]
 tally = tally_plugin
@@ -195,6 +202,28 @@ class PluginRevisionMixin:
         self.assertEqual(source.count("botcore.db.keyed.drop_"), 2)
         status, out = self.cli("upgrade")
         self.assertEqual(status, 0, out)
+        status, out = self.cli("check")
+        self.assertEqual(status, 0, out)
+        self.assert_migrates_everywhere(location)
+
+    def test_rebuild_restores_key_indexes(self) -> None:
+        """A change SQLite makes by rebuilding the table is followed by a restore of its
+        key indexes, and the result matches the models on every backend."""
+        location = install_tally(self)
+        for source, message in ((MODELS_V2, "tally counts"), (MODELS_V3, "wider labels")):
+            reimport_tally(source, location)
+            self.assertEqual(self.cli("upgrade")[0], 0)
+            status, out = self.cli("revision", "--plugin", "tally", "-m", message)
+            self.assertEqual(status, 0, out)
+        (third,) = location.glob("tally_0002_*.py")
+        source = third.read_text()
+        self.assertIn("batch_alter_table", source)
+        self.assertEqual(source.count("botcore.db.keyed.restore("), 2, source)
+        bare = "".join(source.split())
+        self.assertIn(
+            '("uq_tally_counts_source_name",["source","name"],["source","name"],True)', bare
+        )
+        self.assertEqual(self.cli("upgrade")[0], 0)
         status, out = self.cli("check")
         self.assertEqual(status, 0, out)
         self.assert_migrates_everywhere(location)
