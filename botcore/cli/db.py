@@ -112,12 +112,19 @@ def cmd_check(context: Context) -> int:
         for difference in differences:
             context.say(f"  {_describe_difference(difference)}")
         owners = table_owners(metadata)
-        for plugin in sorted({_owner(d, owners) or "" for d in differences}):
+        plugins = sorted({_owner(d, owners) or "" for d in differences})
+        for plugin in plugins:
             option = f" --plugin {plugin}" if plugin else ""
-            for_what = f"plugin {plugin}'s tables" if plugin else "them"
+            for_what = f"plugin {plugin}'s tables" if plugin else "the core's tables"
             context.say(
-                f"write a revision for {for_what}: "
+                f"write a revision for {for_what if len(plugins) > 1 or plugin else 'them'}: "
                 f"{context.database.command} revision{option} -m MESSAGE"
+            )
+        for module, tables in sorted(_foreign_tables(metadata, owners, differences).items()):
+            context.say(
+                f"  (tables {', '.join(sorted(tables))} are {module}'s: if it is a plugin "
+                "package of its own, give it a botcore.migrations entry point named like "
+                "the plugin and use revision --plugin NAME instead)"
             )
         return 1
     context.say(f"{context.label} is at {_revs(state.heads)} (current) and matches the models")
@@ -148,19 +155,46 @@ def table_owners(metadata: Any) -> dict[str, str]:
     return owners
 
 
-def _owner(difference: Any, owners: dict[str, str]) -> str | None:
-    """The plugin whose table a difference is about (None: the core's). alembic's
-    differences hold a table, an index or constraint (with its table), or for columns
-    (kind, schema, table name, ...); column changes come as a list of those."""
+def _foreign_tables(
+    metadata: Any, owners: dict[str, str], differences: list[Any]
+) -> dict[str, set[str]]:
+    """module -> the tables of the differences that a module outside botcore and the
+    bundled plugins declares, with no ``botcore.migrations`` entry point to own them."""
+    from botcore.db.models import Base
+
+    modules = {
+        table.name: mapper.class_.__module__
+        for mapper in Base.registry.mappers
+        for table in mapper.tables
+        if table.name in metadata.tables
+    }
+    named = {name for d in differences for name in _table_names(d)}
+    found: dict[str, set[str]] = {}
+    for table in named - set(owners):
+        module = modules.get(table)
+        if module and module.partition(".")[0] not in ("botcore", "plugins", "tests"):
+            found.setdefault(module, set()).add(table)
+    return found
+
+
+def _table_names(difference: Any) -> list[str]:
     if isinstance(difference, list):
-        difference = difference[0]
+        return [n for d in difference for n in _table_names(d)]
+    names = []
     for item in difference[1:]:
         table = item if hasattr(item, "columns") and hasattr(item, "schema") else None
         table = table if table is not None else getattr(item, "table", None)
         name = item if isinstance(item, str) else getattr(table, "name", None)
-        if isinstance(name, str) and name in owners:
-            return owners[name]
-    return None
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
+def _owner(difference: Any, owners: dict[str, str]) -> str | None:
+    """The plugin whose table a difference is about (None: the core's). alembic's
+    differences hold a table, an index or constraint (with its table), or for columns
+    (kind, schema, table name, ...); column changes come as a list of those."""
+    return next((owners[n] for n in _table_names(difference) if n in owners), None)
 
 
 def cmd_revision(context: Context) -> int:

@@ -74,7 +74,9 @@ tally = tally_plugin.migrations
 """
 
 
-def install_tally(testcase: SynchronousTestCase, under: str = "src") -> Path:
+def install_tally(
+    testcase: SynchronousTestCase, under: str = "src", entry_points: str = ENTRY_POINTS
+) -> Path:
     """Put a ``tally_plugin`` package (models, an empty migrations package and the entry
     points of an installed distribution) on sys.path; returns its migrations folder."""
     folder = Path(testcase.mktemp()).absolute() / under
@@ -85,7 +87,7 @@ def install_tally(testcase: SynchronousTestCase, under: str = "src") -> Path:
     info = folder / "botcore_tally-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: botcore-tally\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    (info / "entry_points.txt").write_text(entry_points)
     sys.path.insert(0, str(folder))
     importlib.invalidate_caches()
     use_entry_points(testcase, "tally")
@@ -274,6 +276,18 @@ class RefusalTests(SynchronousTestCase):
         status, err = self.cli("revision", "--plugin", "tally", "-m", "x")
         self.assertEqual(status, 1)
         self.assertIn("is not writable", err)
+
+    def test_tables_without_migrations(self) -> None:
+        """check names the module whose tables no botcore.migrations entry point owns,
+        and says how to give it one."""
+        install_tally(self, entry_points="[botcore.plugins]\ntally = tally_plugin\n")
+        importlib.import_module("tally_plugin")
+        self.assertEqual(self.cli("upgrade")[0], 0)
+        out = io.StringIO()
+        status = main(["-c", str(self.config), "check"], stdout=out, stderr=io.StringIO())
+        self.assertEqual(status, 1)
+        self.assertIn("tables tally_counts are tally_plugin's", out.getvalue())
+        self.assertIn("botcore.migrations entry point", out.getvalue())
 
     def test_with_branch_option(self) -> None:
         """--plugin finds its own branch and folder."""
