@@ -311,6 +311,29 @@ class PluginTestCase(SynchronousTestCase):
 
     # -- assertions ---------------------------------------------------------------------
 
+    def restart_for_examples(self) -> None:
+        """Restart the bot as the examples expect it: this class's plugins, ``[bot]``,
+        ``[auth]`` and plugin sections, but the core's defaults (no rate limit, default
+        formatting) and a test source that carries everything in private (the class may
+        set other limits to test them)."""
+        defaults: dict[str, Any] = {
+            "plugin_config": {
+                name: values
+                for name, values in self.plugin_config.items()
+                if name != "plugin:core"
+            },
+            "rate_limit": False,
+            "public": False,
+            "source_supports": MemorySource.supports,
+            "source_truncation": None,
+        }
+        # Instance attributes shadow the class's settings for this test only.
+        for name, value in defaults.items():
+            setattr(self, name, value)
+        self._stop_bot()
+        self.config = read_config(self.write_config())
+        self._start_bot()
+
     def _example_sender(self) -> str:
         """Who says the examples: ``examples``, with an account holding every permission
         the loaded processors check (examples show what a command does when allowed)."""
@@ -405,6 +428,7 @@ class PluginTestCase(SynchronousTestCase):
 
 def _test_examples(self: PluginTestCase) -> None:
     """Every example of the loaded plugins' handlers draws a reply it matches."""
+    self.restart_for_examples()
     self.assertExamples()
 
 
