@@ -215,6 +215,33 @@ def match(selector: str, version: str = "clean", simple: bool = True) -> Callabl
     return wrap
 
 
+@dataclass(frozen=True)
+class Example:
+    """One exchange documenting a handler: ``said`` to the bot in private (so addressed)
+    draws a reply that ``reply`` matches (`re.search`)."""
+
+    said: str
+    reply: re.Pattern[str]
+
+    def __str__(self) -> str:
+        return self.said
+
+
+def example(said: str, reply: str) -> Callable:
+    """Document a handler (with `match` or `handler`) by an exchange:
+    ``@example("karma for foo", r"foo has karma of -?\\d+")``. Help shows ``said``;
+    `botcore.testing` says it to a bot with the plugin loaded and fails unless a reply
+    matches ``reply``. Several may be stacked (listed top to bottom)."""
+    pattern = re.compile(reply)
+
+    def wrap(function: Callable) -> Callable:
+        earlier = getattr(function, "_botcore_examples", ())
+        function._botcore_examples = (Example(said, pattern), *earlier)  # type: ignore[attr-defined]
+        return function
+
+    return wrap
+
+
 def handler(function: Callable) -> Callable:
     """Run the method for every event that reaches the processor."""
     function._botcore_match = None  # type: ignore[attr-defined]
@@ -412,6 +439,14 @@ class Processor:
     _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
     _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
     _hook_specs: ClassVar[tuple[HookSpec, ...]] = ()
+
+    @classmethod
+    def examples(cls) -> list[Example]:
+        """The `example` exchanges of the processor's handlers, in handler order."""
+        found: list[Example] = []
+        for spec in cls._handler_specs:
+            found += getattr(getattr(cls, spec.attribute, None), "_botcore_examples", ())
+        return found
 
     @classmethod
     def declared_permissions(cls) -> set[str]:

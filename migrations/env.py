@@ -18,7 +18,9 @@ def run_migrations(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=config.attributes.get("target_metadata"),
-        **migrate.comparison_options(connection.dialect.name),
+        **migrate.comparison_options(
+            connection.dialect.name, tables=config.attributes.get("tables")
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -24,7 +24,7 @@ from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
 from botcore.event import Event, EventType
 from botcore.interfaces import IBotControl
 from botcore.options import Option, redact
-from botcore.processor import Priority, Processor, authorise, handler, match
+from botcore.processor import Priority, Processor, authorise, example, handler, match
 
 _SAY_SECTION_KEY = "Say it as section.key, e.g. bot.name or plugin:core.limit_time"
 # What a value set from chat may not hold: anything that would end or break its line in
@@ -209,6 +209,7 @@ class Admin(ControlProcessor):
 
     # -- plugins ----------------------------------------------------------------------
 
+    @example("list plugins", r"^Loaded plugins: .*\badmin\b")
     @match(r"^list\s+plugins$", version="deaddressed", simple=False)
     @authorise(fallthrough=False, permission="plugins")
     def list_plugins(self, event: Event) -> None:
@@ -281,6 +282,7 @@ class Admin(ControlProcessor):
 
     # -- sources ----------------------------------------------------------------------
 
+    @example("list sources", r"\btest\b")
     @match(r"^list\s+sources$", version="deaddressed", simple=False)
     @authorise(fallthrough=False, permission="sources")
     def list_sources(self, event: Event) -> None:

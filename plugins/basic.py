@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from botcore.event import Event
 from botcore.humanize import duration
-from botcore.processor import Processor, match
+from botcore.processor import Processor, example, match
 
 
 class Echo(Processor):
@@ -15,6 +15,7 @@ class Echo(Processor):
     usage = "echo <text>"
     features = ("echo",)
 
+    @example("echo hello world", r"^hello world$")
     @match(r"^\s*echo\s+(.*?)\s*$", version="deaddressed", simple=False)
     def echo(self, event: Event, text: str) -> None:
         if not text:
@@ -28,6 +29,7 @@ class Ping(Processor):
     usage = "ping"
     features = ("ping",)
 
+    @example("ping", r"^pong$")
     @match("ping")
     def ping(self, event: Event) -> None:
         event.addresponse("pong")
@@ -39,6 +41,7 @@ class Version(Processor):
     usage = "version"
     features = ("version",)
 
+    @example("version", r"^botcore \S+$")
     @match("version")
     def version(self, event: Event) -> None:
         event.addresponse(f"botcore {self.bot.version}")
@@ -50,6 +53,7 @@ class Uptime(Processor):
     usage = "uptime"
     features = ("uptime",)
 
+    @example("uptime", r"^I've been up for ")
     @match("uptime")
     def uptime(self, event: Event) -> None:
         started = self.bot.started_at

@@ -20,7 +20,7 @@ from typing import Any
 
 from botcore.event import Event
 from botcore.options import FloatOption, IntOption
-from botcore.processor import Processor, match
+from botcore.processor import Processor, example, match
 
 Number = int | float | complex
 
@@ -484,6 +484,8 @@ class Calc(Processor):
     def shutdown(self) -> None:
         self.evaluator.close()
 
+    @example("calc 2 * (3 + 4)", r"= 14$")
+    @example("calc 10 // 3", r"= 3$")
     @match(
         r"^\s*(?:calc|calculate|compute)\s+(.+?)\s*[?=]?\s*$", version="deaddressed", simple=False
     )

@@ -8,7 +8,7 @@ import re
 
 from botcore.event import Event
 from botcore.options import IntOption, LinesOption
-from botcore.processor import Processor, match
+from botcore.processor import Processor, example, match
 
 _DICE = re.compile(r"^(\d*)d(\d+)(?:\s*([+-])\s*(\d+))?$", re.IGNORECASE)
 
@@ -29,6 +29,7 @@ class Choose(Decider):
     usage = "choose <a> or <b> [or <c>...] (commas work too)"
     features = ("choose",)
 
+    @example("choose tea or coffee", r"\b(tea|coffee)\b")
     @match(r"^\s*(?:choose|pick|decide)\s+(?:between\s+)?(.+?)\s*$", simple=False)
     def choose(self, event: Event, text: str) -> None:
         choices = [c.strip() for c in re.split(r"\s*,\s*(?:or\s+)?|\s+or\s+", text) if c.strip()]
@@ -47,6 +48,7 @@ class Roll(Decider):
     max_dice = IntOption("The most dice one roll may throw.", 100, min=1)
     max_sides = IntOption("The most sides a die may have.", 1000, min=2)
 
+    @example("roll a die", r"^You rolled [1-6]$")
     @match(r"^\s*roll\s+(?:an?\s+|the\s+)?(.+?)\s*$", simple=False)
     def roll(self, event: Event, spec: str) -> None:
         if spec.lower() in ("die", "dice"):
@@ -88,6 +90,7 @@ class Coin(Decider):
     usage = "flip a coin"
     features = ("coin",)
 
+    @example("flip a coin", r"(?i)\b(heads|tails)\b")
     @match(r"^\s*(?:flip|toss)(?:\s+an?)?\s+coin\s*$", simple=False)
     def flip(self, event: Event) -> None:
         event.addresponse(self.random.choice(("Heads", "Tails")))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botcore.event import Event
-from botcore.processor import Processor, match
+from botcore.processor import Processor, example, match
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -76,6 +77,8 @@ class Feature:
     plugin: str
     usages: tuple[str, ...]
     descriptions: tuple[str, ...]
+    #: What to say to try it (its handlers' ``@example`` lines).
+    examples: tuple[str, ...] = ()
 
     @property
     def automatic(self) -> bool:
@@ -121,6 +124,16 @@ def _ends_sentence(words: str, index: int) -> bool:
     return head not in _ABBREVIATIONS
 
 
+def _for_example(examples: Sequence[str], usages: Sequence[str]) -> str:
+    """'. For example: "a", "b"' for the first few examples that are not a usage word
+    for word ("ping" is no example of "ping"), or nothing."""
+    said = {alt.strip().lower() for usage in usages for alt in usage.split("|")}
+    shown = [e for e in examples if e.lower() not in said][:3]
+    if not shown:
+        return ""
+    return ". For example: " + ", ".join(f'"{e}"' for e in shown)
+
+
 class Help(Processor):
     """Lists and explains what the loaded plugins can do, as they are loaded right now."""
 
@@ -146,19 +159,24 @@ class Help(Processor):
         """Every feature of every loaded plugin."""
         found: dict[str, dict[str, Feature]] = {}
         for plugin, processors in self.plugins().items():
-            features: dict[str, tuple[list[str], list[str]]] = {}
+            features: dict[str, tuple[list[str], list[str], list[str]]] = {}
             for processor in processors:
                 names = processor.features or (type(processor).__name__.lower(),)
                 for name in names:
-                    usages, descriptions = features.setdefault(name.lower(), ([], []))
+                    usages, descriptions, examples = features.setdefault(
+                        name.lower(), ([], [], [])
+                    )
                     if processor.usage and processor.usage not in usages:
                         usages.append(processor.usage)
                     text = _first_sentence(type(processor).__doc__)
                     if text and text not in descriptions:
                         descriptions.append(text)
+                    examples += [
+                        e.said for e in type(processor).examples() if e.said not in examples
+                    ]
             found[plugin] = {
-                name: Feature(name, plugin, tuple(usages), tuple(descriptions))
-                for name, (usages, descriptions) in features.items()
+                name: Feature(name, plugin, tuple(usages), tuple(descriptions), tuple(examples))
+                for name, (usages, descriptions, examples) in features.items()
             }
         return found
 
@@ -172,6 +190,7 @@ class Help(Processor):
 
     # -- commands -----------------------------------------------------------------------
 
+    @example("help", r"^I can help you with: .*\bhelp\b")
     @match(r"^\s*(?:help|commands|what\s+can\s+you\s+do)\s*$", simple=False)
     def list_categories(self, event: Event) -> None:
         parts, automatic = [], []
@@ -206,7 +225,8 @@ class Help(Processor):
             for feature in features:
                 description = " ".join(feature.descriptions)
                 usage = "; ".join(feature.usages) or "no commands"
-                lines.append(f"{description} Usage: {usage}".strip())
+                examples = _for_example(feature.examples, feature.usages)
+                lines.append(f"{description} Usage: {usage}{examples}".strip())
             event.addresponse(" ".join(lines))
             return
         if topic in by_plugin:
@@ -222,11 +242,13 @@ class Help(Processor):
             return
         event.addresponse("I don't know about %s; say 'help' to see what I can do", topic)
 
+    @example("usage help", r"^Usage: help \|")
     @match(r"^\s*usage\s+(?:of\s+|for\s+)?(.+?)\s*$", simple=False)
     def usage_of(self, event: Event, command: str) -> None:
         command = command.lower()
         words = command.split()
         usages: list[str] = []
+        examples: list[str] = []
         for features in self.all_features().values():
             for feature in features:
                 for usage in feature.usages:
@@ -237,8 +259,9 @@ class Help(Processor):
                     begins = any(alt.split()[: len(words)] == words for alt in alternatives)
                     if begins or feature.name == command:
                         usages.append(usage)
+                        examples += [e for e in feature.examples if e not in examples]
         if usages:
-            event.addresponse("Usage: %s", "; ".join(usages))
+            event.addresponse("Usage: %s", "; ".join(usages) + _for_example(examples, usages))
             return
         event.addresponse("I don't know the command %s; say 'help' to see what I can do", command)
 

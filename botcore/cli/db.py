@@ -7,6 +7,7 @@ It reads the bot's own config file (``-c bot.ini``) and works on one ``[database
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -108,27 +109,129 @@ def cmd_check(context: Context) -> int:
     if not state.current:
         context.say(f"{context.label} {state.describe()}; run: {context.database.command} upgrade")
         return 1
-    differences = migrate.compare(context.engine, Reloader().import_models())
+    metadata = Reloader().import_models()
+    differences = migrate.compare(context.engine, metadata)
     if differences:
         context.say(f"{context.label} is at {_revs(state.revisions)} but differs from the models:")
         for difference in differences:
             context.say(f"  {_describe_difference(difference)}")
-        context.say(f"write a revision for them: {context.database.command} revision -m MESSAGE")
+        owners = table_owners(metadata)
+        plugins = sorted({_owner(d, owners) or "" for d in differences})
+        for plugin in plugins:
+            option = f" --plugin {plugin}" if plugin else ""
+            for_what = f"plugin {plugin}'s tables" if plugin else "the core's tables"
+            context.say(
+                f"write a revision for {for_what if len(plugins) > 1 or plugin else 'them'}: "
+                f"{context.database.command} revision{option} -m MESSAGE"
+            )
+        for module, tables in sorted(_foreign_tables(metadata, owners, differences).items()):
+            context.say(
+                f"  (tables {', '.join(sorted(tables))} are {module}'s: if it is a plugin "
+                "package of its own, give it a botcore.migrations entry point named like "
+                "the plugin and use revision --plugin NAME instead)"
+            )
         return 1
     context.say(f"{context.label} is at {_revs(state.heads)} (current) and matches the models")
     return 0
 
 
+def table_owners(metadata: Any) -> dict[str, str]:
+    """table name -> the third-party plugin (one with a ``botcore.migrations`` entry point
+    of its name) whose modules declare it; the core's and bundled plugins' are absent."""
+    from botcore.db.models import Base
+
+    reloader = Reloader()
+    prefixes: dict[str, str] = {}
+    for entry_point in migrate.entry_points(migrate.ENTRY_POINT_GROUP):
+        packages = {entry_point.value.partition(":")[0].strip().rpartition(".")[0]}
+        with contextlib.suppress(Exception):  # a migrations package without a plugin
+            packages.add(reloader.plugin_location(entry_point.name)[0])
+        for package in packages - {""}:
+            prefixes[package] = entry_point.name
+    owners: dict[str, str] = {}
+    for mapper in Base.registry.mappers:
+        module = mapper.class_.__module__
+        for prefix, plugin in prefixes.items():
+            if module == prefix or module.startswith(prefix + "."):
+                for table in mapper.tables:
+                    if table.name in metadata.tables:
+                        owners[table.name] = plugin
+    return owners
+
+
+def _foreign_tables(
+    metadata: Any, owners: dict[str, str], differences: list[Any]
+) -> dict[str, set[str]]:
+    """module -> the tables of the differences that a module outside botcore and the
+    bundled plugins declares, with no ``botcore.migrations`` entry point to own them."""
+    from botcore.db.models import Base
+
+    modules = {
+        table.name: mapper.class_.__module__
+        for mapper in Base.registry.mappers
+        for table in mapper.tables
+        if table.name in metadata.tables
+    }
+    named = {name for d in differences for name in _table_names(d)}
+    found: dict[str, set[str]] = {}
+    for table in named - set(owners):
+        module = modules.get(table)
+        if module and module.partition(".")[0] not in ("botcore", "plugins", "tests"):
+            found.setdefault(module, set()).add(table)
+    return found
+
+
+def _table_names(difference: Any) -> list[str]:
+    if isinstance(difference, list):
+        return [n for d in difference for n in _table_names(d)]
+    names = []
+    for item in difference[1:]:
+        table = item if hasattr(item, "columns") and hasattr(item, "schema") else None
+        table = table if table is not None else getattr(item, "table", None)
+        name = item if isinstance(item, str) else getattr(table, "name", None)
+        if isinstance(name, str):
+            names.append(name)
+    return names
+
+
+def _owner(difference: Any, owners: dict[str, str]) -> str | None:
+    """The plugin whose table a difference is about (None: the core's). alembic's
+    differences hold a table, an index or constraint (with its table), or for columns
+    (kind, schema, table name, ...); column changes come as a list of those."""
+    return next((owners[n] for n in _table_names(difference) if n in owners), None)
+
+
 def cmd_revision(context: Context) -> int:
     args = context.args
-    paths = migrate.revision(
-        context.engine,
-        args.message,
-        autogenerate=not args.empty,
-        metadata=None if args.empty else Reloader().import_models(),
-        branch=args.branch,
-        version_path=args.version_path,
-    )
+    metadata = Reloader().import_models()
+    owners = table_owners(metadata)
+    if args.plugin:
+        if args.branch != migrate.CORE_BRANCH or args.version_path:
+            raise CommandFailed(
+                "--plugin finds the branch and its folder itself: leave out --branch "
+                "and --version-path"
+            )
+        paths = migrate.plugin_revision(
+            context.engine,
+            args.plugin,
+            args.message,
+            autogenerate=not args.empty,
+            metadata=None if args.empty else metadata,
+            tables={table for table, plugin in owners.items() if plugin == args.plugin},
+        )
+    else:
+        # The core's revisions hold none of a third-party plugin's tables (without
+        # any, everything is compared: tables no model has are dropped).
+        core = set(metadata.tables) - set(owners) if owners else None
+        paths = migrate.revision(
+            context.engine,
+            args.message,
+            autogenerate=not args.empty,
+            metadata=None if args.empty else metadata,
+            branch=args.branch,
+            version_path=args.version_path,
+            tables=core if args.branch == migrate.CORE_BRANCH else None,
+        )
     for path in paths:
         context.say(f"wrote {path}")
     return 0
@@ -255,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the branch to extend (a plugin package's label; default: botcore)",
     )
     sub.add_argument("--version-path", metavar="DIR", help="where to write the file")
+    sub.add_argument(
+        "--plugin",
+        metavar="NAME",
+        help="a third-party plugin's next revision, written into the package its "
+        "botcore.migrations entry point NAME names (the first one starts its branch)",
+    )
     sub = add("dump", cmd_dump, "write every row of every table to FILE (JSON, .gz: gzip)")
     sub.add_argument("file", metavar="FILE")
     sub = add("load", cmd_load, "load a dump FILE into an empty (or freshly upgraded) database")
@@ -322,6 +431,7 @@ def main(
         CommandFailed,
         DumpError,
         migrate.PluginImportError,
+        migrate.PluginMigrationsError,
         CommandError,
         SQLAlchemyError,
         ArgumentError,

@@ -54,7 +54,7 @@ Load plugins into a bot with no network and a throwaway database, then type mess
 to it. Each line is sent as a private message (or, with --public or /public, as a
 message in a channel, where the bot must be addressed: "botcore: ping"). Replies are
 printed as "> text", actions as "* bot text". Commands: /public, /private, /nick NAME,
-/quit (or end of input).
+/quit (or end of input). "botcore-plugin new NAME" writes a new plugin package instead.
 """
 
 
@@ -414,8 +414,13 @@ def main(
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["new"]:  # botcore-plugin new NAME: a plugin package to start from
+        from botcore.cli import skeleton
+
+        return skeleton.main(argv[1:], stdout, stderr)
     try:
-        args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+        args = parser().parse_args(argv)
     except UsageError as e:
         stderr.write(parser().format_usage())
         stderr.write(f"{PROG}: error: {e}\n")

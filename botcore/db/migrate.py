@@ -11,8 +11,8 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -36,6 +36,22 @@ ENTRY_POINT_GROUP = "botcore.migrations"
 
 _CORE_REVISION = re.compile(r"^\d{4}$")
 
+#: When set, the only entry points botcore uses (plugins, sources, migrations) are those
+#: whose names it lists (separated by commas or spaces; empty: none). botcore's own test
+#: suite sets it empty, so it tests the core and bundled plugins whatever else is installed.
+ENTRY_POINTS_VARIABLE = "BOTCORE_ENTRY_POINTS"
+
+
+def entry_points(group: str) -> list[Any]:
+    """The installed entry points of ``group`` that botcore uses (see
+    `ENTRY_POINTS_VARIABLE`)."""
+    points = list(importlib_metadata.entry_points(group=group))
+    allowed = os.environ.get(ENTRY_POINTS_VARIABLE)
+    if allowed is None:
+        return points
+    names = set(re.split(r"[,\s]+", allowed)) - {""}
+    return [point for point in points if point.name in names]
+
 
 def migrations_directory() -> Path:
     """The folder of the ``migrations`` package (env.py, script.py.mako, versions/)."""
@@ -52,7 +68,7 @@ def plugin_version_locations() -> list[Path]:
     """The revision folders third-party packages declare in the ``botcore.migrations``
     entry-point group (each entry point names a package of revision files)."""
     found = []
-    for entry_point in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in entry_points(ENTRY_POINT_GROUP):
         module = load_entry_point(entry_point)
         paths = getattr(module, "__path__", None)
         found.append(Path(next(iter(paths))) if paths else Path(module.__file__).parent)
@@ -259,20 +275,26 @@ def compare(engine: Engine, metadata: MetaData, **kw: Any) -> list[Any]:
         )
         differences = compare_metadata(context, metadata)
         if connection.dialect.name == "sqlite":
-            differences += _compare_key_indexes(connection, metadata)
+            differences += compare_key_indexes(connection, metadata)
         return differences
 
 
-def comparison_options(dialect: str) -> dict[str, Any]:
+def comparison_options(dialect: str, tables: Collection[str] | None = None) -> dict[str, Any]:
     """How models are compared with databases on ``dialect`` (env.py and `compare` use
-    the same)."""
+    the same). With ``tables``, only those tables are compared (a plugin's revision
+    holds its own tables only, the core's none of a plugin package's)."""
+    from botcore.db import autogen
 
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
+        if tables is not None:
+            table = obj if type_ == "table" else getattr(obj, "table", None)
+            if getattr(table, "name", None) not in tables:
+                return False
         # A model's index or constraint made for other backends only (see
         # botcore.db.types.index_by_key) is not missing here; SQLite's key indexes cannot be
-        # reflected, so alembic cannot compare them: _compare_key_indexes does.
+        # reflected, so alembic cannot compare them: compare_key_indexes does.
         if reflected:
             return True
         return types.made_for(obj, dialect) and not (
@@ -286,10 +308,11 @@ def comparison_options(dialect: str) -> dict[str, Any]:
         "include_object": include_object,
         "render_as_batch": True,
         "render_item": render_item,
+        "process_revision_directives": autogen.rewrite,
     }
 
 
-def _compare_key_indexes(connection: Connection, metadata: MetaData) -> list[Any]:
+def compare_key_indexes(connection: Connection, metadata: MetaData) -> list[Any]:
     """alembic-style differences for SQLite's key indexes: ``add_index`` for one missing
     or different (compared by its SQL, quotes and spaces aside)."""
     from sqlalchemy.schema import CreateIndex
@@ -368,36 +391,158 @@ def revision(
     branch: str = CORE_BRANCH,
     version_path: str | Path | None = None,
     stdout: IO[str] | None = None,
+    tables: Collection[str] | None = None,
     **kw: Any,
 ) -> list[Path]:
     """Write the next revision of ``branch`` (the core's by default: ``NNNN_slug.py`` in
     migrations/versions) and return the files written. With ``autogenerate`` it holds the
     differences between the models of ``metadata`` and ``engine``'s database, which must
-    be current.
+    be current; with ``tables``, those of these tables only.
     ``kw`` goes to `alembic_config`."""
+    rev_id = None
+    if branch == CORE_BRANCH:
+        rev_id = next_core_revision(script_directory(alembic_config(**kw)))
+        version_path = version_path or migrations_directory() / "versions"
+    return _write_revision(
+        engine,
+        message,
+        autogenerate=autogenerate,
+        metadata=metadata,
+        stdout=stdout,
+        tables=tables,
+        config_kw=kw,
+        rev_id=rev_id,
+        head=f"{branch}@head",
+        version_path=str(version_path) if version_path else None,
+    )
+
+
+def _write_revision(
+    engine: Engine,
+    message: str,
+    *,
+    autogenerate: bool,
+    metadata: MetaData | None,
+    stdout: IO[str] | None,
+    tables: Collection[str] | None,
+    config_kw: dict[str, Any],
+    **revision_kw: Any,
+) -> list[Path]:
     with engine.begin() as connection, types.unreflected_key_indexes():
         config = alembic_config(
             connection,
             stdout=stdout or io.StringIO(),
             target_metadata=metadata if autogenerate else None,
-            **kw,
+            **config_kw,
         )
-        script = script_directory(config)
-        rev_id = None
-        if branch == CORE_BRANCH:
-            rev_id = next_core_revision(script)
-            version_path = version_path or migrations_directory() / "versions"
-        result = command.revision(
-            config,
-            message=message,
-            autogenerate=autogenerate,
-            rev_id=rev_id,
-            head=f"{branch}@head",
-            version_path=str(version_path) if version_path else None,
-        )
+        config.attributes["tables"] = None if tables is None else frozenset(tables)
+        # alembic says "Generating PATH ... done" on sys.stdout itself: to ``stdout``.
+        with redirect_stdout(config.stdout):
+            result = command.revision(
+                config, message=message, autogenerate=autogenerate, **revision_kw
+            )
     paths = [Path(s.path) for s in (result if isinstance(result, list) else [result]) if s]
     _tidy(paths)
     return paths
+
+
+class PluginMigrationsError(Exception):
+    """A plugin's migrations package cannot be found or written to; the message says
+    what to do."""
+
+
+def plugin_migrations(plugin: str) -> Path:
+    """The folder of the package that plugin ``plugin``'s ``botcore.migrations`` entry
+    point names; `PluginMigrationsError` when there is none."""
+    for entry_point in entry_points(ENTRY_POINT_GROUP):
+        if entry_point.name == plugin:
+            module = load_entry_point(entry_point)
+            paths = list(getattr(module, "__path__", None) or [])
+            return Path(paths[0]) if paths else Path(module.__file__).parent
+    raise PluginMigrationsError(
+        f"no installed package declares a {ENTRY_POINT_GROUP} entry point named {plugin}: "
+        f"add one to the plugin's pyproject.toml ([project.entry-points."
+        f'"{ENTRY_POINT_GROUP}"] {plugin} = "PACKAGE.migrations", a package with an '
+        "__init__.py) and install it again with pip install -e"
+    )
+
+
+def _writable_source(location: Path, plugin: str) -> None:
+    """Refuse to write revisions into an installed copy or a folder we cannot write."""
+    if any(part in ("site-packages", "dist-packages") for part in location.resolve().parts):
+        raise PluginMigrationsError(
+            f"plugin {plugin}'s migrations package {location} is an installed copy "
+            "(site-packages): revisions belong in the plugin's source; install it "
+            "editable (pip install -e FOLDER) and run this again"
+        )
+    if not os.access(location, os.W_OK):
+        raise PluginMigrationsError(
+            f"plugin {plugin}'s migrations package {location} is not writable"
+        )
+
+
+def branch_revisions(script: ScriptDirectory, branch: str) -> list[str]:
+    """The revisions of ``branch`` (a plugin's label), oldest first (empty when it has
+    none yet)."""
+    try:
+        heads = script.get_revisions(f"{branch}@head")
+    except Exception:  # alembic: the label is unknown
+        return []
+    found: list[str] = []
+    for head in heads:
+        if head is None:
+            continue
+        for rev in script.iterate_revisions(head.revision, "base"):
+            if branch in (rev.branch_labels or ()) and rev.revision not in found:
+                found.append(rev.revision)
+    return found[::-1]
+
+
+def plugin_revision(
+    engine: Engine,
+    plugin: str,
+    message: str,
+    *,
+    autogenerate: bool = True,
+    metadata: MetaData | None = None,
+    tables: Collection[str] | None = None,
+    location: Path | None = None,
+    stdout: IO[str] | None = None,
+    **kw: Any,
+) -> list[Path]:
+    """Write the next revision of third-party plugin ``plugin``'s branch into its own
+    migrations package (``location``, else the one its ``botcore.migrations`` entry point
+    names) and return the files written. The first starts the branch: no down revision,
+    the branch label ``plugin``, depending on the core's current head (so its tables may
+    refer to the core's); later ones extend it. Ids are ``<plugin>_NNNN``. With
+    ``autogenerate``, the revision holds the differences of ``tables`` (the plugin's
+    own). `PluginMigrationsError` when the package is missing, installed or read-only."""
+    if not plugin.isidentifier() or plugin == CORE_BRANCH:
+        raise PluginMigrationsError(f"{plugin!r} cannot name a plugin's branch")
+    location = location or plugin_migrations(plugin)
+    _writable_source(location, plugin)
+    script = script_directory(alembic_config(**kw))
+    existing = branch_revisions(script, plugin)
+    pattern = re.compile(rf"^{re.escape(plugin)}_(\d+)$")
+    numbers = [int(m.group(1)) for m in map(pattern.match, existing) if m]
+    rev_id = f"{plugin}_{max(numbers, default=0) + 1:04d}"
+    revision_kw: dict[str, Any] = {"rev_id": rev_id, "version_path": str(location)}
+    if existing:
+        revision_kw["head"] = f"{plugin}@head"
+    else:
+        core = script.get_revision(f"{CORE_BRANCH}@head")
+        assert core is not None
+        revision_kw.update(head="base", branch_label=plugin, depends_on=core.revision)
+    return _write_revision(
+        engine,
+        message,
+        autogenerate=autogenerate,
+        metadata=metadata,
+        stdout=stdout,
+        tables=tables,
+        config_kw=kw,
+        **revision_kw,
+    )
 
 
 def _tidy(paths: list[Path]) -> None:

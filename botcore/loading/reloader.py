@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pkgutil
+import site
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,12 @@ from sqlalchemy import MetaData
 from twisted.logger import Logger
 
 from botcore.config import config_path
-from botcore.db.migrate import ENTRY_POINT_GROUP, PluginImportError, load_entry_point
+from botcore.db.migrate import (
+    ENTRY_POINT_GROUP,
+    PluginImportError,
+    entry_points,
+    load_entry_point,
+)
 from botcore.db.models import Base, forget_models, restore_models, snapshot_models
 from botcore.errors import PluginLoadError, PluginNotFound
 from botcore.interfaces import ISource
@@ -35,6 +41,19 @@ if TYPE_CHECKING:
 
 PLUGIN_ENTRY_POINTS = "botcore.plugins"
 SOURCE_ENTRY_POINTS = "botcore.sources"
+
+
+def site_directories() -> list[Path]:
+    """The folders pip installs into for this interpreter (its ``.pth`` files are read
+    at startup only)."""
+    found = list(site.getsitepackages())
+    with contextlib.suppress(Exception):
+        found.append(site.getusersitepackages())
+    return [Path(d) for d in dict.fromkeys(found) if Path(d).is_dir()]
+
+
+def _pth_files() -> set[Path]:
+    return {pth for directory in site_directories() for pth in directory.glob("*.pth")}
 
 
 class ModuleSwap:
@@ -125,8 +144,25 @@ class Reloader:
         #: Module name -> its old module while `reimport` (in another thread) imports its
         #: tree afresh: what `plugin_module` answers meanwhile.
         self._replaced: dict[str, ModuleType] = {}
+        #: The ``.pth`` files Python read at startup, or `refresh_installed` since.
+        self._seen_pth = _pth_files()
 
     # -- discovery --------------------------------------------------------------
+
+    def refresh_installed(self) -> None:
+        """See what pip installed since the bot started: forget the import system's
+        cached folder listings (a new package or ``.dist-info``, so its entry points) and
+        read the ``.pth`` files that are new, as Python does at startup; an editable
+        install is one of those (a folder to add to sys.path, or an import line that
+        puts setuptools' finder and path hook in place). Any thread."""
+        importlib.invalidate_caches()
+        for pth in sorted(_pth_files() - self._seen_pth):
+            self._seen_pth.add(pth)
+            try:
+                site.addpackage(str(pth.parent), pth.name, None)
+            except Exception:
+                self.log.failure("reading {pth} failed", pth=str(pth))
+        importlib.invalidate_caches()
 
     def directories(self) -> list[Path]:
         """The ``plugin_dirs`` that exist, as absolute paths."""
@@ -140,7 +176,7 @@ class Reloader:
     def _entry_points(self, group: str) -> dict[str, str]:
         """name -> module of the entry points of ``group``."""
         try:
-            points = importlib.metadata.entry_points(group=group)
+            points = entry_points(group)
         except Exception:  # a broken distribution must not stop discovery
             self.log.failure("reading entry points {group} failed", group=group)
             return {}
@@ -173,6 +209,9 @@ class Reloader:
         if any(info.name == name for info in pkgutil.iter_modules(package.__path__)):
             return qualified, None
         points = self._entry_points(PLUGIN_ENTRY_POINTS)
+        if name not in points:  # installed since the bot started?
+            self.refresh_installed()
+            points = self._entry_points(PLUGIN_ENTRY_POINTS)
         if name in points:
             return points[name], None
         if qualified in sys.modules:  # e.g. a package that has no file
@@ -207,7 +246,9 @@ class Reloader:
         return _import(module_name, directory)
 
     def reimport_plugin(self, name: str) -> ModuleSwap:
-        """Import plugin NAME's whole module tree afresh (see `reimport`)."""
+        """Import plugin NAME's whole module tree afresh (see `reimport`), from where it
+        is installed now (pip may have installed it anew, editable or not)."""
+        self.refresh_installed()
         module_name, directory = self.plugin_location(name)
         return self.reimport(module_name, directory, f"plugin {name}")
 
@@ -330,7 +371,7 @@ class Reloader:
                     f"plugin {name} cannot be imported, so its tables cannot be compared: "
                     f"{type(e).__name__}: {e}"
                 ) from e
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for entry_point in entry_points(ENTRY_POINT_GROUP):
             load_entry_point(entry_point)
         return Base.metadata
 

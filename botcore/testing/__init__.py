@@ -12,6 +12,8 @@
 * `fresh_database`, `fresh_engine`, `sqlite_database`, `backend_variants`, `backend_classes`
   (`botcore.testing.databases`): fresh databases on SQLite, PostgreSQL and MariaDB.
 * `free_port` (`botcore.testing.network`): a loopback port for a real server.
+* `only_entry_points`, `use_entry_points` (`botcore.testing.installed`): test against an
+  explicit set of installed plugins and migration branches.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from botcore.testing.databases import (
     sqlite_database,
     unavailable,
 )
+from botcore.testing.installed import only_entry_points, use_entry_points
 from botcore.testing.network import free_port
 from botcore.testing.plugincase import PluginTestCase
 from botcore.testing.sources import MemorySource
@@ -57,7 +60,9 @@ __all__ = [
     "fresh_database",
     "fresh_engine",
     "in_ci",
+    "only_entry_points",
     "server_url",
     "sqlite_database",
     "unavailable",
+    "use_entry_points",
 ]

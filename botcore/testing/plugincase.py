@@ -86,6 +86,14 @@ class PluginTestCase(SynchronousTestCase):
     source_supports: ClassVar[Iterable[str]] = MemorySource.supports
     source_truncation: ClassVar[int | None] = None
     backend: ClassVar[str] = SQLITE
+    #: Whether the class gets ``test_examples``: every `botcore.processor.example` of the
+    #: loaded plugins' handlers, said in private, must draw a matching reply.
+    run_examples: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.run_examples and "test_examples" not in vars(cls):
+            cls.test_examples = _test_examples  # type: ignore[attr-defined]
 
     bot: Bot
     clock: InlineReactor
@@ -303,6 +311,77 @@ class PluginTestCase(SynchronousTestCase):
 
     # -- assertions ---------------------------------------------------------------------
 
+    def restart_for_examples(self) -> None:
+        """Restart the bot as the examples expect it: this class's plugins, ``[bot]``,
+        ``[auth]`` and plugin sections, but the core's defaults (no rate limit, default
+        formatting) and a test source that carries everything in private (the class may
+        set other limits to test them)."""
+        defaults: dict[str, Any] = {
+            "plugin_config": {
+                name: values
+                for name, values in self.plugin_config.items()
+                if name != "plugin:core"
+            },
+            "rate_limit": False,
+            "public": False,
+            "source_supports": MemorySource.supports,
+            "source_truncation": None,
+        }
+        # Instance attributes shadow the class's settings for this test only.
+        for name, value in defaults.items():
+            setattr(self, name, value)
+        self._stop_bot()
+        self.config = read_config(self.write_config())
+        self._start_bot()
+
+    def _example_sender(self) -> str:
+        """Who says the examples: ``examples``, with an account holding every permission
+        the loaded processors check (examples show what a command does when allowed)."""
+        from botcore.accounts import models as accounts
+
+        nick = "examples"
+        wanted = sorted(
+            {
+                permission
+                for processors in self.bot.plugins.loaded.values()
+                for processor in processors
+                for permission in type(processor).declared_permissions()
+            }
+        )
+        if not wanted:
+            return nick
+        account = self.link_account(nick, (self.source_name, nick))
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None
+        session = sessions()
+        try:
+            for permission in wanted:
+                accounts.set_permission(session, account, permission, "yes")
+            session.commit()
+        finally:
+            session.close()
+        return nick
+
+    def assertExamples(self) -> None:
+        """Fail unless every `example` of every loaded plugin's handlers, said in private
+        (so addressed) in the order they are declared by a user holding the permissions
+        they check, draws a reply it matches."""
+        failures = []
+        sender = self._example_sender()
+        for plugin, processors in sorted(self.bot.plugins.loaded.items()):
+            for processor in processors:
+                for example in type(processor).examples():
+                    replies = self.responses(example.said, public=False, sender=sender)
+                    candidates = [*replies, "\n".join(replies)] if len(replies) > 1 else replies
+                    if not any(example.reply.search(reply) for reply in candidates):
+                        failures.append(
+                            f"plugin {plugin} ({type(processor).__name__}): "
+                            f"{example.said!r} got {replies!r}, none matching "
+                            f"{example.reply.pattern!r}"
+                        )
+        if failures:
+            self.fail("examples that do not hold:\n" + "\n".join(failures))
+
     def assertResponseMatches(
         self, text: str | Event, regex: str | re.Pattern[str], flags: int = 0, **kw: Any
     ) -> re.Match[str]:
@@ -345,6 +424,12 @@ class PluginTestCase(SynchronousTestCase):
             texts = [str(reply.text) for reply in self.replies]
             self.fail(f"{_said(text)} expected to fail, but it succeeded with {texts!r}")
         return event
+
+
+def _test_examples(self: PluginTestCase) -> None:
+    """Every example of the loaded plugins' handlers draws a reply it matches."""
+    self.restart_for_examples()
+    self.assertExamples()
 
 
 def _said(text: str | Event) -> str:

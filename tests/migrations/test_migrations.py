@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.db import migrate
 from botcore.db.engine import make_engine
 from botcore.loading.reloader import Reloader
-from botcore.testing import backend_classes, fresh_database, fresh_engine
+from botcore.testing import backend_classes, fresh_database, fresh_engine, use_entry_points
 from tests.migrations.backends import core_head
 
 
@@ -131,6 +131,7 @@ class PluginBranchTests(SynchronousTestCase):
         sys.path.insert(0, str(folder))
         self.addCleanup(sys.path.remove, str(folder))
         self.addCleanup(sys.modules.pop, "weather_migrations", None)
+        use_entry_points(self, "weather")
         return folder / "weather_migrations"
 
     def test_entry_point_locations(self) -> None:

@@ -84,9 +84,12 @@ class PrivateTests(PluginTestCase):
         self.assertResponseMatches("help dices", r"don't know about dices, but try: .*dice")
 
     def test_usage(self):
-        """usage <command> gives the usage of the commands starting with those words."""
+        """usage <command> gives the usage of the commands starting with those words,
+        and their examples (not those that are the usage word for word)."""
         self.assertEqual(self.responses("usage flip"), ["Usage: flip a coin"])
-        self.assertResponseMatches("usage of echo", r"^Usage: echo <text>$")
+        self.assertResponseMatches(
+            "usage of echo", r'^Usage: echo <text>\. For example: "echo hello world"$'
+        )
         self.assertResponseMatches("usage what", r"what can you do about <word>")
         self.assertResponseMatches("usage frobnicate", r"don't know the command frobnicate")
 

@@ -43,6 +43,7 @@ from botcore.testing import (
     free_port,
     fresh_database,
     in_ci,
+    use_entry_points,
 )
 from tests.migrations.backends import core_head
 
@@ -148,6 +149,7 @@ class SchemaCommandTests(CommandTestCase):
         (info / "entry_points.txt").write_text(
             "[botcore.migrations]\nweather = weather_migrations\n"
         )
+        use_entry_points(self, "weather")
         sys.path.insert(0, str(location.parent))
         self.addCleanup(sys.path.remove, str(location.parent))
         self.addCleanup(sys.modules.pop, "weather_migrations", None)
@@ -228,6 +230,7 @@ class ErrorTests(CommandTestCase):
         (info / "entry_points.txt").write_text(
             "[botcore.migrations]\nbroken = broken_migrations\n"
         )
+        use_entry_points(self, "broken")
         (folder / "broken_migrations.py").write_text("raise ImportError('needs libfoo')\n")
         sys.path.insert(0, str(folder))
         self.addCleanup(sys.path.remove, str(folder))

@@ -26,7 +26,13 @@ from botcore.event import Event, EventType, Message, Sender
 from botcore.loading.reloader import Reloader
 from botcore.loading.watch import PluginWatcher
 from botcore.settings import read_config
-from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, MemorySource
+from botcore.testing import (
+    InlineReactor,
+    InlineThreadPool,
+    ManualThreadPool,
+    MemorySource,
+    use_entry_points,
+)
 
 PACKAGE = "tests.botcore.fixtures_plugins"
 
@@ -920,6 +926,7 @@ class EntryPointTests(ReloadCase):
 
     def setUp(self) -> None:
         super().setUp()
+        use_entry_points(self, "fromdist", "fakesource")
         site = self.folder / "site"
         self.module = f"epplugin_{abs(hash(self.id())) % 10**8}"
         info = site / "botcore_fake_dist-1.0.dist-info"
