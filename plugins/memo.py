@@ -398,13 +398,16 @@ class Deliver(_MemoProcessor):
             .order_by(Memo.time, Memo.id)
             .limit(self.batch)
         ).all()
+        if not memos:
+            # Nothing waits (delivered elsewhere, or never there): nothing to look for
+            # next time. Nothing was written, so there is no commit to wait for.
+            self.waiting.remove(event.source, event.who.nick, account, since)
+            return
         if len(memos) < self.batch:
-            # All of them said (or none there): nothing left to look for next time.
+            # All of them said: forgotten once that is committed.
             self.waiting.remove_after_commit(
                 event.session, event.source, event.who.nick, account, since
             )
-        if not memos:
-            return
         private_target = {"target": event.sender.nick, "address": False}
         said = 0
         moved = 0

@@ -432,6 +432,20 @@ class WaitingTests(MemoTestCase):
             self.responses("hi", sender="frank"), ["frank: alice said just now: later"]
         )
 
+    def test_found_nothing_forgotten(self):
+        """Someone whose memo was delivered by another process is looked up once after
+        the refresh said they had one, then no more."""
+        self.insert_memo("gina", "from the script")
+        self.advance(self.processor("Deliver").refresh_interval)
+        engine = self.bot.databases["main"].engine
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE memos SET delivered = 1")
+        self.queries.clear()
+        self.assertNoResponse("hi", sender="gina")
+        self.assertEqual(len(self.queries), 1)
+        self.assertNoResponse("hi again", sender="gina")
+        self.assertEqual(len(self.queries), 1)
+
 
 class WaitingUnitTests(SynchronousTestCase):
     """The Waiting set on its own: an overlapping addition is never undone."""
