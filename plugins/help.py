@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 from botcore.event import Event
 from botcore.processor import Processor, match
@@ -92,6 +93,7 @@ _ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
+@lru_cache(maxsize=1024)
 def _first_sentence(text: str | None) -> str:
     """The first sentence of a docstring, for chat: it ends at a full stop (or ``!``,
     ``?``) followed by a space and a capital letter, or by nothing, outside brackets; an

@@ -230,6 +230,10 @@ class Log(Processor):
         self._unwritable: set[Path] = set()
         self._public_mode, self._private_mode = 0o644, 0o600
         self.pending = Pending()
+        #: (source, conversation, day) -> its file (`file_for`).
+        self._paths: dict[tuple[str, str, Any], Path] = {}
+        #: (timestamp second, its text in the ``timestamp`` format).
+        self._stamp: tuple[datetime | None, str] = (None, "")
         #: After shutdown nothing is kept: a line logged then is written at once.
         self._stopped = False
 
@@ -247,6 +251,7 @@ class Log(Processor):
         self.flush()
         self.files.close()
         self.files = LogFiles(self.max_open)
+        self._paths = {}
 
     def shutdown(self) -> None:
         # The bot stops, or the plugin is unloaded or reloaded: write what is waiting.
@@ -282,7 +287,18 @@ class Log(Processor):
 
     def file_for(self, source: str, channel: str, when: datetime) -> Path:
         """The log file of ``channel`` (folded as its source compares names) on
-        ``source`` for the day of ``when``."""
+        ``source`` for the day of ``when`` (worked out once a day for each)."""
+        key = (source, channel, when.date())
+        found = self._paths.get(key)
+        if found is None:
+            found = self._file_for(source, channel, when)
+            with self._lock:
+                if len(self._paths) >= 4096:
+                    self._paths.clear()
+                self._paths[key] = found
+        return found
+
+    def _file_for(self, source: str, channel: str, when: datetime) -> Path:
         relative = self.path.format(
             source=safe_part(source),
             channel=safe_part(channel),
@@ -308,6 +324,17 @@ class Log(Processor):
             seen.add(part)
             return channel
 
+    def stamp(self, when: datetime) -> str:
+        """``when`` in the ``timestamp`` format, made printable (worked out once for all
+        the lines of one second). Any thread."""
+        if "%f" in self.timestamp:
+            return printable(when.strftime(self.timestamp))
+        second = when.replace(microsecond=0)
+        last = self._stamp
+        if last[0] != second:
+            last = self._stamp = (second, printable(when.strftime(self.timestamp)))
+        return last[1]
+
     def bot_nick(self, source: str) -> str:
         """What the bot is called on ``source`` (its nick there), for its own lines."""
         names = names_on(self.bot, source)
@@ -323,7 +350,7 @@ class Log(Processor):
             return
         if isinstance(lines, str):
             lines = [lines]
-        stamp = printable(when.strftime(self.timestamp))
+        stamp = self.stamp(when)
         # One folder per channel as the network tells names apart ("#Chan" is "#chan").
         folded = fold_on(self.bot, source, channel)
         conversation = self.conversation_for(source, folded, when)
