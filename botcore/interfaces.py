@@ -88,6 +88,11 @@ class ISource(IService):
         """Whether ``target`` is a channel on this source rather than a person (IRC: by the
         server's CHANTYPES). Any thread."""
 
+    def fold(name) -> str:
+        """``name`` (a channel or nick) as this network compares names: two names are the
+        same here exactly when their folds are equal (IRC: by the server's CASEMAPPING).
+        Any thread."""
+
     def verified_identity(event) -> str | None:
         """The identity of the event's sender that the network itself vouches for (an
         IRC services account, an XMPP bare JID, a trusted console's nick), or None. Must

@@ -227,6 +227,12 @@ class Source(Service):
         channels: sources that have them say what theirs look like. Any thread."""
         return False
 
+    def fold(self, name: str) -> str:
+        """``name`` as this network compares channel names and nicks: the base compares
+        them case-blind (`str.casefold`); sources whose network has a casemapping of its
+        own (IRC's CASEMAPPING) say theirs. Any thread."""
+        return name.casefold()
+
     def verified_identity(self, event: Event) -> str | None:
         """The sender's identity as the network vouches for it, or None (the default:
         this source vouches for nobody). Any thread: reads only the event and settings."""
@@ -292,6 +298,13 @@ def names_on(bot: IBotContext, source: str | None) -> tuple[str, ...]:
     or, when no such source is running, the configured names. Any thread."""
     found = bot.get_source(source)
     return found.names() if found is not None else unique_names(bot.names)
+
+
+def fold_on(bot: IBotContext, source: str | None, name: str) -> str:
+    """``name`` as the source called ``source`` compares names (`Source.fold`), or case
+    folded when no such source is running. Any thread."""
+    found = bot.get_source(source)
+    return found.fold(name) if found is not None else name.casefold()
 
 
 def is_channel_on(bot: IBotContext, source: str | None, target: str) -> bool:

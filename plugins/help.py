@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from botcore.event import Event
 from botcore.processor import Processor, example, match
@@ -95,6 +96,7 @@ _ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
+@lru_cache(maxsize=1024)
 def _first_sentence(text: str | None) -> str:
     """The first sentence of a docstring, for chat: it ends at a full stop (or ``!``,
     ``?``) followed by a space and a capital letter, or by nothing, outside brackets; an

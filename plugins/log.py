@@ -4,7 +4,14 @@ quits, nick changes and the bot's own replies, one file per source, channel and 
 What is written cannot forge a line or a file: every line break and control character in
 logged text is escaped (``\\u2028``, ``\\x00``), names are bounded path components, and
 each source gets at most ``max_conversations`` files a day (the rest share one overflow
-file), however many channels and strangers a network makes up."""
+file), however many channels and strangers a network makes up. A channel's folder is named
+by its name as the network compares names (its casemapping), so ``#Chan`` and ``#chan``
+share one.
+
+Lines are written behind: kept in memory per file and written every ``flush_interval``
+seconds, as soon as ``max_buffered`` lines are waiting, and when the plugin stops (the bot
+stops, or the plugin is unloaded or reloaded), so a clean stop loses nothing and a crash at
+most the last interval's lines. ``flush_interval = 0`` writes every line at once."""
 
 from __future__ import annotations
 
@@ -21,9 +28,9 @@ from typing import IO, Any
 from twisted.logger import Logger
 
 from botcore.event import Event, EventType, Response
-from botcore.options import BoolOption, IntOption, ModeOption, Option, TemplateOption
-from botcore.processor import Priority, Processor, handler
-from botcore.source import is_channel_on, names_on
+from botcore.options import BoolOption, FloatOption, IntOption, ModeOption, Option, TemplateOption
+from botcore.processor import Priority, Processor, handler, periodic
+from botcore.source import fold_on, is_channel_on, names_on
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 #: The longest path component made of a name, in UTF-8 bytes (file systems allow 255).
@@ -89,13 +96,28 @@ class LogFiles:
     def write(self, path: Path, lines: list[str], mode: int) -> None:
         """Append ``lines`` to ``path``, creating it (and its folders) with ``mode``."""
         with self._lock:
-            handle = self._files.get(path)
-            if handle is None:
-                handle = self._open(path, mode)
-            else:
-                self._files.move_to_end(path)
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
+            self._write(path, lines, mode)
+
+    def _write(self, path: Path, lines: list[str], mode: int) -> None:
+        handle = self._files.get(path)
+        if handle is None:
+            handle = self._open(path, mode)
+        else:
+            self._files.move_to_end(path)
+        handle.write("".join(line + "\n" for line in lines))
+        handle.flush()
+
+    def write_many(self, batch: dict[Path, tuple[int, list[str]]]) -> list[tuple[Path, OSError]]:
+        """Append each file's lines (``path -> (mode, lines)``), in one hold of the lock;
+        the files that could not be written, with why (the others are written)."""
+        failed = []
+        with self._lock:
+            for path, (mode, lines) in batch.items():
+                try:
+                    self._write(path, lines, mode)
+                except OSError as e:
+                    failed.append((path, e))
+        return failed
 
     def _open(self, path: Path, mode: int) -> IO[str]:
         while len(self._files) >= self.max_open:
@@ -121,6 +143,36 @@ class LogFiles:
             files, self._files = self._files, OrderedDict()
         for handle in files.values():
             handle.close()
+
+
+class Pending:
+    """Lines logged but not yet written: per file, in the order they were logged, with the
+    file's mode. Adding is a list append under a lock; `take` hands over everything at
+    once. ``writing`` is held by whoever writes a taken batch, so batches reach the files
+    in the order they were taken. Any thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writing = threading.Lock()
+        self._lines: dict[Path, tuple[int, list[str]]] = {}
+        self.count = 0
+
+    def add(self, path: Path, mode: int, lines: list[str]) -> int:
+        """Keep ``lines`` for ``path``; how many lines are waiting now, in all."""
+        with self.lock:
+            entry = self._lines.get(path)
+            if entry is None:
+                self._lines[path] = (mode, lines)
+            else:
+                entry[1].extend(lines)
+            self.count += len(lines)
+            return self.count
+
+    def take(self) -> dict[Path, tuple[int, list[str]]]:
+        """Every waiting line (``path -> (mode, lines)``); none is waiting after."""
+        with self.lock:
+            batch, self._lines, self.count = self._lines, {}, 0
+        return batch
 
 
 class Log(Processor):
@@ -155,6 +207,16 @@ class Log(Processor):
         min=1,
     )
     timestamp = Option("strftime format of each line's time (UTC).", "%H:%M:%S")
+    flush_interval = FloatOption(
+        "Seconds between writes of the logged lines, kept in memory until then (also "
+        "written when max_buffered are waiting and when the plugin stops; a crash loses at "
+        "most this many seconds of lines). 0 writes every line at once.",
+        1.0,
+        min=0,
+    )
+    max_buffered = IntOption(
+        "Lines kept in memory at most: as many waiting are written at once.", 1000, min=1
+    )
 
     log = Logger()
 
@@ -167,6 +229,13 @@ class Log(Processor):
         self._conversations: dict[str, set[str]] = {}
         self._unwritable: set[Path] = set()
         self._public_mode, self._private_mode = 0o644, 0o600
+        self.pending = Pending()
+        #: (source, conversation, day) -> its file (`file_for`).
+        self._paths: dict[tuple[str, str, Any], Path] = {}
+        #: (timestamp second, its text in the ``timestamp`` format).
+        self._stamp: tuple[datetime | None, str] = (None, "")
+        #: After shutdown nothing is kept: a line logged then is written at once.
+        self._stopped = False
 
     def setup(self) -> None:
         # The options are validated with the config; values given by hand are here.
@@ -179,11 +248,37 @@ class Log(Processor):
                 raise ValueError(f"{option.name}: {e}") from None
         self._public_mode, self._private_mode = parsed["public_mode"], parsed["private_mode"]
         # New settings (path, modes) apply to files opened from now on.
+        self.flush()
         self.files.close()
         self.files = LogFiles(self.max_open)
+        self._paths = {}
 
     def shutdown(self) -> None:
+        # The bot stops, or the plugin is unloaded or reloaded: write what is waiting.
+        self._stopped = True
+        self.flush()
         self.files.close()
+
+    @periodic(config_key="flush_interval")
+    def flush_lines(self, event: Event) -> None:
+        """Write the lines logged since the last flush. Worker thread."""
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every waiting line to its file; a file that cannot be written is logged
+        (once a day) and its lines dropped. Any thread."""
+        with self.pending.writing:
+            batch = self.pending.take()
+            if batch:
+                for path, error in self.files.write_many(batch):
+                    self._unwritable_now(path, error)
+
+    def _unwritable_now(self, path: Path, error: OSError) -> None:
+        with self._lock:
+            told = path in self._unwritable
+            self._unwritable.add(path)
+        if not told:
+            self.log.error("cannot write the log {path}: {error}", path=str(path), error=error)
 
     # -- where and how ------------------------------------------------------------------
 
@@ -191,7 +286,19 @@ class Log(Processor):
         return self.bot.now()
 
     def file_for(self, source: str, channel: str, when: datetime) -> Path:
-        """The log file of ``channel`` on ``source`` for the day of ``when``."""
+        """The log file of ``channel`` (folded as its source compares names) on
+        ``source`` for the day of ``when`` (worked out once a day for each)."""
+        key = (source, channel, when.date())
+        found = self._paths.get(key)
+        if found is None:
+            found = self._file_for(source, channel, when)
+            with self._lock:
+                if len(self._paths) >= 4096:
+                    self._paths.clear()
+                self._paths[key] = found
+        return found
+
+    def _file_for(self, source: str, channel: str, when: datetime) -> Path:
         relative = self.path.format(
             source=safe_part(source),
             channel=safe_part(channel),
@@ -217,6 +324,17 @@ class Log(Processor):
             seen.add(part)
             return channel
 
+    def stamp(self, when: datetime) -> str:
+        """``when`` in the ``timestamp`` format, made printable (worked out once for all
+        the lines of one second). Any thread."""
+        if "%f" in self.timestamp:
+            return printable(when.strftime(self.timestamp))
+        second = when.replace(microsecond=0)
+        last = self._stamp
+        if last[0] != second:
+            last = self._stamp = (second, printable(when.strftime(self.timestamp)))
+        return last[1]
+
     def bot_nick(self, source: str) -> str:
         """What the bot is called on ``source`` (its nick there), for its own lines."""
         names = names_on(self.bot, source)
@@ -226,25 +344,28 @@ class Log(Processor):
         self, source: str, channel: str, public: bool, lines: str | list[str], when: datetime
     ) -> None:
         """Log ``lines`` (each one line, however many line breaks it holds) to the file of
-        ``channel`` on ``source``."""
+        ``channel`` on ``source``: kept for the next flush (written at once with
+        ``flush_interval = 0`` or once the plugin has stopped)."""
         if not public and not self.private:
             return
         if isinstance(lines, str):
             lines = [lines]
-        stamp = printable(when.strftime(self.timestamp))
-        conversation = self.conversation_for(source, channel, when)
-        prefix = f"[{stamp}] " if conversation == channel else f"[{stamp}] ({channel}) "
+        stamp = self.stamp(when)
+        # One folder per channel as the network tells names apart ("#Chan" is "#chan").
+        folded = fold_on(self.bot, source, channel)
+        conversation = self.conversation_for(source, folded, when)
+        prefix = f"[{stamp}] " if conversation == folded else f"[{stamp}] ({channel}) "
         texts = [printable(prefix + line) for line in lines]
         mode = self._public_mode if public else self._private_mode
         path = self.file_for(source, conversation, when)
+        if self.flush_interval > 0 and not self._stopped:
+            if self.pending.add(path, mode, texts) >= self.max_buffered:
+                self.flush()
+            return
         try:
             self.files.write(path, texts, mode)
         except OSError as e:
-            with self._lock:
-                told = path in self._unwritable
-                self._unwritable.add(path)
-            if not told:
-                self.log.error("cannot write the log {path}: {error}", path=str(path), error=e)
+            self._unwritable_now(path, e)
 
     # -- what ---------------------------------------------------------------------------
 

@@ -6,14 +6,23 @@ say something, wherever they are, and they are told privately when they join a c
 memo for an account, or for a nick linked to one, reaches whichever of the person's
 identities speaks first. ``my messages`` lists the memos you got, ``message <n>`` shows one.
 In a channel only a few memos are said at once; the rest go privately. Memos are kept in
-the database, so they survive restarts."""
+the database, so they survive restarts.
+
+Ordinary chatter costs no query: the bot keeps in memory who has memos waiting (by nick and
+by account), updated with every memo left and read again from the database every
+``refresh_interval`` seconds (for memos left or delivered by another process), and looks
+in the database only for a sender who may have one."""
 
 from __future__ import annotations
 
+import threading
+import unicodedata
 from datetime import datetime
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, func, or_, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from botcore.accounts import models as accounts
@@ -21,11 +30,11 @@ from botcore.accounts.identify import proven_account
 from botcore.accounts.models import Account
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
-from botcore.db.types import CIText, UTCDateTime
+from botcore.db.types import CIText, UTCDateTime, fold
 from botcore.event import Event, EventType
 from botcore.humanize import ago
-from botcore.options import BoolOption, IntOption
-from botcore.processor import Priority, Processor, handler, match
+from botcore.options import BoolOption, FloatOption, IntOption
+from botcore.processor import Priority, Processor, handler, match, periodic
 from botcore.source import names_on
 
 if TYPE_CHECKING:
@@ -44,6 +53,8 @@ class Memo(Base):
         Index("ix_memos_to_source_to_nick_delivered", "to_source", "to_nick", "delivered"),
         Index("ix_memos_to_account_id_delivered", "to_account_id", "delivered"),
         Index("ix_memos_from_identity_id_delivered", "from_identity_id", "delivered"),
+        # Who has memos waiting is read from it every refresh_interval (0023).
+        Index("ix_memos_delivered", "delivered"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,6 +93,120 @@ def _waiting(session: Session, condition: ColumnElement[bool]) -> int:
     return session.scalar(query) or 0
 
 
+@lru_cache(maxsize=8192)
+def name_key(source: str, nick: str) -> tuple[str, str]:
+    """What a (source, nick) is remembered by in `Waiting`: coarser than any backend's
+    case-insensitive comparison of the CIText columns (folded, accents, punctuation and
+    ignorable characters dropped), so two names the database takes as equal always have
+    the same key; names that differ only in what is dropped share one, which costs a
+    query, never a memo."""
+
+    def coarse(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", fold(text))
+        return "".join(char for char in decomposed if char.isalnum())
+
+    return coarse(source), coarse(nick)
+
+
+class Waiting:
+    """Who may have memos waiting undelivered: keys of (source, nick) (`name_key`) and
+    account ids. Never misses anyone who has one (every memo left is added once its
+    session commits; a full read from the database replaces it now and then); it may name
+    somebody whose memos were delivered since, which costs one query. Any thread.
+
+    Its state is plain objects (a dict), handed to the next version of the plugin on
+    reload."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        if state is None:
+            state = {
+                "lock": threading.Lock(),
+                "nicks": set(),
+                "accounts": set(),
+                # False until read from the database once: everybody may have memos.
+                "ready": False,
+                # Bumped by every addition, so a removal or a read that overlapped one
+                # does not undo it.
+                "version": 0,
+            }
+        self.state = state
+
+    def may_have(self, source: str, nick: str, account: int | None) -> bool:
+        """Whether this sender (by nick, or by the account they proved) may have memos
+        waiting."""
+        state = self.state
+        if not state["ready"]:
+            return True
+        key = name_key(source, nick)
+        with state["lock"]:
+            return key in state["nicks"] or (account is not None and account in state["accounts"])
+
+    def version(self) -> int:
+        with self.state["lock"]:
+            return int(self.state["version"])
+
+    def add(self, source: str | None, nick: str | None, account: int | None) -> None:
+        """Somebody now has a memo waiting."""
+        state = self.state
+        with state["lock"]:
+            if source is not None and nick is not None:
+                state["nicks"].add(name_key(source, nick))
+            if account is not None:
+                state["accounts"].add(account)
+            state["version"] += 1
+
+    def add_after_commit(self, session: Session, memo: Memo) -> None:
+        """Add the recipient of ``memo`` once ``session`` has committed it (before, a
+        delivery that did not see it yet could remove them again)."""
+        recipient = (memo.to_source, memo.to_nick, memo.to_account_id)
+        sa_event.listen(session, "after_commit", lambda s: self.add(*recipient), once=True)
+
+    def remove(self, source: str, nick: str, account: int | None, since: int) -> None:
+        """The sender has no memo waiting any more, as a query begun at version ``since``
+        found: forgotten, unless a memo was added since."""
+        state = self.state
+        with state["lock"]:
+            if state["version"] != since:
+                return
+            state["nicks"].discard(name_key(source, nick))
+            if account is not None:
+                state["accounts"].discard(account)
+
+    def remove_after_commit(
+        self, session: Session, source: str, nick: str, account: int | None, since: int
+    ) -> None:
+        """`remove` once ``session`` commits (a rollback leaves the memos waiting)."""
+        sa_event.listen(
+            session,
+            "after_commit",
+            lambda s: self.remove(source, nick, account, since),
+            once=True,
+        )
+
+    def load(self, session: Session) -> None:
+        """Read who has memos waiting from the database (one query on the delivered
+        index). Worker thread."""
+        since = self.version()
+        # Not DISTINCT: SQLite would compare the names with the Python collation, once
+        # per row; the undelivered are few (each sender and recipient has a cap).
+        # "= false", not "IS false": MariaDB uses the index only for the former.
+        rows = session.execute(
+            select(Memo.to_source, Memo.to_nick, Memo.to_account_id).where(
+                Memo.delivered == False  # noqa: E712
+            )
+        ).all()
+        nicks = {name_key(source, nick) for source, nick, _ in rows if source is not None and nick}
+        accounts_ = {account for _, _, account in rows if account is not None}
+        state = self.state
+        with state["lock"]:
+            if state["version"] != since:
+                # Memos were left while reading: keep what they added too.
+                nicks |= state["nicks"]
+                accounts_ |= state["accounts"]
+            state["nicks"], state["accounts"] = nicks, accounts_
+            state["ready"] = True
+
+
 class _MemoProcessor(Processor):
     """Shared by the memo processors: permissions and how a memo is described."""
 
@@ -108,6 +233,13 @@ class _MemoProcessor(Processor):
         return (
             f"{memo.from_nick} said {ago((self.now() - memo.time).total_seconds())}: {memo.memo}"
         )
+
+    def waiting_of(self) -> Waiting | None:
+        """Who has memos waiting, as this plugin's Deliver keeps it (None: not loaded)."""
+        for processor in self.bot.loaded().get(self.name, ()):
+            if isinstance(processor, Deliver):
+                return processor.waiting
+        return None
 
 
 class Tell(_MemoProcessor):
@@ -167,6 +299,9 @@ class Tell(_MemoProcessor):
             memo.to_source, memo.to_nick = source, who
         session.add(memo)
         mark_written(session)
+        waiting = self.waiting_of()
+        if waiting is not None:
+            waiting.add_after_commit(session, memo)
         where = "" if source == event.source else f" on {source}"
         event.addresponse("Okay, I'll tell %s%s", (who, where))
 
@@ -221,21 +356,58 @@ class Deliver(_MemoProcessor):
     public_limit = IntOption(
         "Memos said in a channel at once; the rest are sent privately.", 3, min=0
     )
+    refresh_interval = FloatOption(
+        "Seconds between reads of who has memos waiting from the database (the bot keeps "
+        "it in memory, updated by every memo left here, so that ordinary chatter costs no "
+        "query; the read catches memos left or delivered by another process).",
+        60.0,
+        min=1,
+    )
+
+    #: The most memos one delivery says.
+    batch = 100
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.waiting = Waiting()
+
+    def export_state(self) -> Any:
+        return self.waiting.state
+
+    def import_state(self, state: Any) -> None:
+        self.waiting = Waiting(state)
+
+    @periodic(config_key="refresh_interval", initial_delay=0)
+    def refresh(self, event: Event) -> None:
+        """Read who has memos waiting afresh. Worker thread."""
+        self.waiting.load(event.session)
 
     @handler
     def deliver(self, event: Event) -> None:
         if event.sender is None or event.extra.get("memo_read"):
             return
+        account = proven_account(event)
+        if not self.waiting.may_have(event.source, event.who.nick, account):
+            return
         if not self.may_receive(event):
             return
+        since = self.waiting.version()
         memos = event.session.scalars(
             select(Memo)
             .where(for_sender(event), Memo.delivered.is_(False))
             .order_by(Memo.time, Memo.id)
-            .limit(100)
+            .limit(self.batch)
         ).all()
         if not memos:
+            # Nothing waits (delivered elsewhere, or never there): nothing to look for
+            # next time. Nothing was written, so there is no commit to wait for.
+            self.waiting.remove(event.source, event.who.nick, account, since)
             return
+        if len(memos) < self.batch:
+            # All of them said: forgotten once that is committed.
+            self.waiting.remove_after_commit(
+                event.session, event.source, event.who.nick, account, since
+            )
         private_target = {"target": event.sender.nick, "address": False}
         said = 0
         moved = 0
@@ -271,6 +443,11 @@ class Notify(_MemoProcessor):
     @handler
     def notify(self, event: Event) -> None:
         if event.sender is None or event.data.get("kind") != "join":
+            return
+        waiting = self.waiting_of()
+        if waiting is not None and not waiting.may_have(
+            event.source, event.who.nick, proven_account(event)
+        ):
             return
         if not self.may_receive(event):
             return

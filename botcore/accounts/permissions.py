@@ -8,6 +8,7 @@ granted is refused."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,10 +61,15 @@ class AuthState:
     ``lock``; any thread."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: (source, identity) folded -> (identity id, account id or None).
-    identities: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
-    #: account id -> its permission rows.
-    permissions: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: (source, identity) folded -> ((identity id, account id or None), expiry).
+    identities: dict[tuple[str, str], tuple[tuple[int, int | None], float]] = field(
+        default_factory=dict
+    )
+    #: account id -> (its permission rows, expiry).
+    permissions: dict[int, tuple[dict[str, str], float]] = field(default_factory=dict)
+    #: Bumped by every clearing of the caches: a row read before a clearing is not cached
+    #: after it (it may be the row the change replaced).
+    generation: int = 0
     #: (source, connection) -> (account id, expiry on the bot's clock).
     connections: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     #: (source, connection) -> times of recent failed attempts made over that connection.
@@ -89,6 +95,14 @@ class Permissions:
     )
     timeout = FloatOption(
         "Seconds a successful authentication lasts on one connection.", 3600.0, min=1
+    )
+    cache_time = FloatOption(
+        "Seconds an identity's account and an account's permissions are kept in memory "
+        "(read on every message). Changes made through the bot apply at once; this bounds "
+        "how long one made outside it (botcore-setup, another bot on the same database) "
+        "takes. 0: read them from the database every time.",
+        300.0,
+        min=0,
     )
     max_failures = IntOption(
         "Failed authentication attempts one connection may make within failure_window "
@@ -118,8 +132,13 @@ class Permissions:
         config: dict[str, Any] | None = None,
         source_permissions: Callable[[str], list[str]] | None = None,
         previous: Permissions | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = dict(config or {})
+        #: What cache expiry is measured by (seconds; monotonic unless given).
+        self.clock: Callable[[], float] = clock or (
+            previous.clock if previous is not None else time.monotonic
+        )
         self._source_permissions = source_permissions or (lambda name: [])
         self._global = parse_grants(self.permissions)
         self._senders = {key: parse_grants([value]) for key, value in self.grants.items()}
@@ -162,9 +181,26 @@ class Permissions:
 
     def known_identity(self, source: str, identity: str) -> tuple[int, int | None] | None:
         """(identity id, account id) of a sender seen before, from the cache alone (no
-        database), or None. Any thread."""
+        database), or None (also once its ``cache_time`` has passed). Any thread."""
+        key = (source.casefold(), identity.casefold())
         with self.state.lock:
-            return self.state.identities.get((source.casefold(), identity.casefold()))
+            found = self.state.identities.get(key)
+            if found is None:
+                return None
+            if found[1] <= self.clock():
+                del self.state.identities[key]
+                return None
+            return found[0]
+
+    def _store(self, cache: dict[Any, Any], key: Any, value: Any, generation: int) -> None:
+        """Cache ``value`` read from the database when the caches were at ``generation``:
+        not if they have been cleared since (the row may be older than the change that
+        cleared them). Holds ``state.lock``."""
+        if self.cache_time <= 0 or self.state.generation != generation:
+            return
+        if len(cache) > 10000:
+            cache.clear()
+        cache[key] = (value, self.clock() + self.cache_time)
 
     def identity_of(
         self,
@@ -181,6 +217,8 @@ class Permissions:
         if found is not None:
             return found
         key = (source.casefold(), identity.casefold())
+        with self.state.lock:
+            generation = self.state.generation
         row = accounts.find_identity(session, source, identity)
         if row is None:
             if may_create is not None and not may_create():
@@ -190,27 +228,28 @@ class Permissions:
             return (row.id, row.account_id)
         found = (row.id, row.account_id)
         with self.state.lock:
-            if len(self.state.identities) > 10000:
-                self.state.identities.clear()
-            self.state.identities[key] = found
+            self._store(self.state.identities, key, found, generation)
         return found
 
     def account_permissions(self, session: Session, account_id: int) -> dict[str, str]:
-        """The account's permission rows (cached until `invalidate`)."""
+        """The account's permission rows (cached for ``cache_time`` seconds, or until
+        `invalidate`). Callers only read the dict."""
         from botcore.accounts import models as accounts
 
         with self.state.lock:
-            found = self.state.permissions.get(account_id)
-        if found is None:
-            found = accounts.permissions_of(session, account_id)
-            with self.state.lock:
-                self.state.permissions[account_id] = found
+            cached = self.state.permissions.get(account_id)
+            if cached is not None and cached[1] > self.clock():
+                return cached[0]
+            generation = self.state.generation
+        found = accounts.permissions_of(session, account_id)
+        with self.state.lock:
+            self._store(self.state.permissions, account_id, found, generation)
         return found
 
     def invalidate(self, session: Session | None = None) -> None:
         """Forget cached identities and permissions, now and, given the session that made
-        a change, again when it commits (so no other thread caches the old rows between
-        now and then)."""
+        a change, again when it commits or rolls back; a row read before either is not
+        cached after it (so no thread keeps the old rows once the change is in)."""
         self._clear()
         if session is not None:
             sa_event.listen(session, "after_commit", lambda s: self._clear(), once=True)
@@ -220,6 +259,7 @@ class Permissions:
         with self.state.lock:
             self.state.identities.clear()
             self.state.permissions.clear()
+            self.state.generation += 1
 
     # -- authenticated connections ---------------------------------------------------
 

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
@@ -26,53 +25,23 @@ from sqlalchemy import MetaData, inspect
 
 from botcore.db import types
 
+# Re-exported: they moved to revisions, which start-up imports without alembic.
+from botcore.db.revisions import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
+from botcore.db.revisions import ENTRY_POINTS_VARIABLE as ENTRY_POINTS_VARIABLE
+from botcore.db.revisions import PluginImportError as PluginImportError
+from botcore.db.revisions import entry_points as entry_points
+from botcore.db.revisions import load_entry_point as load_entry_point
+from botcore.db.revisions import migrations_directory as migrations_directory
+from botcore.db.revisions import plugin_version_locations as plugin_version_locations
+from botcore.db.revisions import version_locations
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The branch label of the core's revisions (``botcore@head``).
 CORE_BRANCH = "botcore"
-#: Entry-point group naming packages that hold a third-party plugin's revisions.
-ENTRY_POINT_GROUP = "botcore.migrations"
 
 _CORE_REVISION = re.compile(r"^\d{4}$")
-
-#: When set, the only entry points botcore uses (plugins, sources, migrations) are those
-#: whose names it lists (separated by commas or spaces; empty: none). botcore's own test
-#: suite sets it empty, so it tests the core and bundled plugins whatever else is installed.
-ENTRY_POINTS_VARIABLE = "BOTCORE_ENTRY_POINTS"
-
-
-def entry_points(group: str) -> list[Any]:
-    """The installed entry points of ``group`` that botcore uses (see
-    `ENTRY_POINTS_VARIABLE`)."""
-    points = list(importlib_metadata.entry_points(group=group))
-    allowed = os.environ.get(ENTRY_POINTS_VARIABLE)
-    if allowed is None:
-        return points
-    names = set(re.split(r"[,\s]+", allowed)) - {""}
-    return [point for point in points if point.name in names]
-
-
-def migrations_directory() -> Path:
-    """The folder of the ``migrations`` package (env.py, script.py.mako, versions/)."""
-    import migrations
-
-    return Path(migrations.__file__).parent
-
-
-class PluginImportError(Exception):
-    """A plugin module or plugin package that migrations need cannot be imported."""
-
-
-def plugin_version_locations() -> list[Path]:
-    """The revision folders third-party packages declare in the ``botcore.migrations``
-    entry-point group (each entry point names a package of revision files)."""
-    found = []
-    for entry_point in entry_points(ENTRY_POINT_GROUP):
-        module = load_entry_point(entry_point)
-        paths = getattr(module, "__path__", None)
-        found.append(Path(next(iter(paths))) if paths else Path(module.__file__).parent)
-    return found
 
 
 def alembic_config(
@@ -89,8 +58,7 @@ def alembic_config(
     ``extra_locations`` replaces the entry-point lookup (tests).
     """
     directory = migrations_directory()
-    locations = [directory / "versions"]
-    locations += list(plugin_version_locations() if extra_locations is None else extra_locations)
+    locations = version_locations(extra_locations)
     config = Config(stdout=cast("TextIO", stdout or sys.stdout))
     config.set_main_option("script_location", str(directory))
     config.set_main_option("path_separator", "os")
@@ -250,18 +218,6 @@ def current_of(connection: Connection) -> frozenset[str]:
 def history(stdout: IO[str] | None = None, **kw: Any) -> None:
     """Print every revision, newest first."""
     command.history(alembic_config(stdout=stdout, **kw), indicate_current=False)
-
-
-def load_entry_point(entry_point: Any) -> Any:
-    """Import what a ``botcore.migrations`` entry point names; `PluginImportError` if it
-    cannot be imported."""
-    try:
-        return entry_point.load()
-    except Exception as e:
-        raise PluginImportError(
-            f"{ENTRY_POINT_GROUP} entry point {entry_point.name} = {entry_point.value} "
-            f"cannot be imported: {type(e).__name__}: {e}"
-        ) from e
 
 
 def compare(engine: Engine, metadata: MetaData, **kw: Any) -> list[Any]:

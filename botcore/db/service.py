@@ -18,7 +18,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from botcore.config import config_path
-from botcore.db import migrate
+from botcore.db import revisions
 from botcore.db.engine import EngineSettings, describe_url, make_engine, make_session_factory
 from botcore.db.faults import UNAVAILABLE, DatabaseDown, classify_error, first_line
 from botcore.options import BoolOption, FloatOption, IntOption
@@ -264,12 +264,19 @@ class Database(EngineSettings, Service):
         engine = self.engine
         assert engine is not None, "prepare_schema runs after startService made the engine"
         try:
+            # The usual case (a current schema) without importing alembic.
+            if revisions.is_current(engine):
+                return
+        except sa_exc.DBAPIError as e:
+            raise self._unreachable(e) from e
+        except revisions.UnreadableRevision:
+            pass  # a revision file only alembic can read: it decides
+        from botcore.db import migrate
+
+        try:
             state = migrate.schema_state(engine)
         except sa_exc.DBAPIError as e:
-            raise DatabaseUnavailable(
-                f"database {self.database_name} ({describe_url(self.url)}) cannot be "
-                f"reached: {first_line(e)}"
-            ) from e
+            raise self._unreachable(e) from e
         if state.current:
             return
         if state.unknown:
@@ -287,6 +294,12 @@ class Database(EngineSettings, Service):
             name=self.database_name,
             old=", ".join(sorted(state.revisions)) or "nothing",
             new=", ".join(sorted(state.heads)),
+        )
+
+    def _unreachable(self, error: sa_exc.DBAPIError) -> DatabaseUnavailable:
+        return DatabaseUnavailable(
+            f"database {self.database_name} ({describe_url(self.url)}) cannot be "
+            f"reached: {first_line(error)}"
         )
 
     # -- faults (worker threads) ------------------------------------------------------

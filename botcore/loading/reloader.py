@@ -23,13 +23,13 @@ from sqlalchemy import MetaData
 from twisted.logger import Logger
 
 from botcore.config import config_path
-from botcore.db.migrate import (
+from botcore.db.models import Base, forget_models, restore_models, snapshot_models
+from botcore.db.revisions import (
     ENTRY_POINT_GROUP,
     PluginImportError,
     entry_points,
     load_entry_point,
 )
-from botcore.db.models import Base, forget_models, restore_models, snapshot_models
 from botcore.errors import PluginLoadError, PluginNotFound
 from botcore.interfaces import ISource
 from botcore.options import BoolOption, ListOption, Option, options_of

@@ -323,6 +323,7 @@ class SecretConfigTests(AdminCase):
 
     def logs(self) -> str:
         """Every conversation log file and every line the bot logged."""
+        self.processor("Log").flush()  # what the log keeps in memory, written
         folder = self.directory / "logs"
         files = sorted(folder.rglob("*.log")) if folder.exists() else []
         self.assertTrue(files)

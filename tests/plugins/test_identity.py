@@ -515,6 +515,7 @@ class AddressedSecretTests(IdentityTestCase):
 
         with self.session() as session:
             texts = [repr(row) for row in session.execute(select(Sighting.__table__))]
+        self.processor("Log").flush()  # what the log keeps in memory, written
         texts += [path.read_text() for path in (self.directory / "logs").rglob("*.log")]
         return texts
 

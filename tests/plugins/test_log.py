@@ -51,7 +51,13 @@ class LogTestCase(PluginTestCase):
     extra_processors = [Secret]
 
     def log_file(self, channel: str, day: str = "1970-01-01", source: str = "test") -> Path:
+        """The file of ``channel``'s day, with every line logged so far written to it."""
+        self.flush()
         return self.directory / "logs" / source / channel / f"{day}.log"
+
+    def flush(self) -> None:
+        """Write what the log keeps in memory (as its periodic flush does)."""
+        self.processor("Log").flush()
 
     def lines(self, channel: str, day: str = "1970-01-01") -> list[str]:
         return self.log_file(channel, day).read_text(encoding="utf-8").splitlines()
@@ -206,6 +212,7 @@ class OptionsTests(LogTestCase):
     def test_options(self):
         """path, public_mode, timestamp are used; private conversations are not logged."""
         self.say("hello", public=True)
+        self.flush()
         path = self.directory / "chat" / "#test.19700101.txt"
         self.assertEqual(path.read_text().splitlines(), ["[00:00] <user> hello"])
         self.assertEqual(stat.S_IMODE(path.stat().st_mode), 0o640)
@@ -217,6 +224,7 @@ class OptionsTests(LogTestCase):
         log = self.processor("Log")
         for channel in ("#a", "#b", "#c", "#a"):
             self.say(f"in {channel}", public=True, channel=channel)
+            self.flush()
             self.assertLessEqual(len(log.files.open_paths()), 2)
         self.assertEqual(
             [p.name for p in log.files.open_paths()], ["#c.19700101.txt", "#a.19700101.txt"]
@@ -314,6 +322,7 @@ class IntegrityTests(LogTestCase):
         for channel in ("#" + "x" * 5000, "#" + "x" * 4999 + "y", "#" + "\u00e9" * 300):
             for n in range(2):
                 self.say(f"line {n}", channel=channel)
+        self.flush()
         folders = sorted(p.name for p in (self.directory / "logs" / "test").iterdir())
         self.assertEqual(len(folders), 3)
         for name in folders:
@@ -335,7 +344,10 @@ class IntegrityTests(LogTestCase):
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-        replies = [self.responses("botcore: ping") for _ in range(3)]
+        replies = []
+        for _ in range(3):
+            replies.append(self.responses("botcore: ping"))
+            self.flush()
         self.assertEqual(replies, [["user: pong"]] * 3)
         errors = [line for line in logged if "cannot write the log" in line]
         self.assertEqual(len(errors), 1, logged)
@@ -353,6 +365,7 @@ class ConversationCapTests(LogTestCase):
             self.say(f"hello {n}", sender=f"stranger{n}")
         self.say("hello again", sender="stranger1")
         self.say("in public", public=True)
+        self.flush()
         folders = sorted(p.name for p in (self.directory / "logs" / "test").iterdir())
         self.assertEqual(folders, [",overflow", "stranger0", "stranger1", "stranger2"])
         said = [line for line in self.lines("stranger1") if "<stranger1>" in line]
@@ -409,3 +422,152 @@ class DelayedReplyTests(LogTestCase):
         self.say("botcore: remind me in 1 hour to stretch")
         self.advance(3600)
         self.assertEqual(self.lines("#test")[-1], "[01:00:00] <botcore> user: reminder: stretch")
+
+
+class WriteBehindTests(LogTestCase):
+    """Lines are kept in memory and written every flush_interval, when max_buffered are
+    waiting, and when the plugin stops: a clean stop, an unload or a reload loses none."""
+
+    public = True
+    plugin_config = {"plugin:log": {"flush_interval": "5", "max_buffered": "10"}}
+
+    def path(self, channel: str = "#test") -> Path:
+        # Not log_file: that one flushes first.
+        return self.directory / "logs" / "test" / channel / "1970-01-01.log"
+
+    def written(self, channel: str = "#test") -> list[str]:
+        path = self.path(channel)
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+    def test_written_each_interval(self):
+        """Nothing is written before the interval has passed; then every line, in order."""
+        self.say("one")
+        self.say("two")
+        self.assertEqual(self.written(), [])
+        self.advance(4)
+        self.assertEqual(self.written(), [])
+        self.advance(1)
+        self.assertEqual(self.written(), ["[00:00:00] <user> one", "[00:00:00] <user> two"])
+        self.say("three")
+        self.advance(5)
+        self.assertEqual(self.written()[-1], "[00:00:05] <user> three")
+
+    def test_written_when_max_buffered_wait(self):
+        """The line that makes max_buffered waiting writes them all at once."""
+        for n in range(9):
+            self.say(f"line {n}")
+        self.assertEqual(self.written(), [])
+        self.say("line 9")
+        self.assertEqual(len(self.written()), 10)
+        self.assertEqual(self.written()[-1], "[00:00:00] <user> line 9")
+
+    def test_clean_stop_loses_nothing(self):
+        """What is waiting when the bot stops is written before it has stopped."""
+        self.say("hello")
+        self.say("botcore: ping")
+        self.assertEqual(self.written(), [])
+        self.successResultOf(self.bot.stopService())
+        self.assertEqual(
+            self.written(),
+            [
+                "[00:00:00] <user> hello",
+                "[00:00:00] <user> botcore: ping",
+                "[00:00:00] <botcore> user: pong",
+            ],
+        )
+
+    def test_reload_and_unload_flush(self):
+        """Reloading writes what the old version kept; the new one goes on after it;
+        unloading writes what is left."""
+        self.say("before")
+        self.successResultOf(self.bot.plugins.reload_plugin("log"))
+        self.advance(0)
+        self.assertEqual(self.written(), ["[00:00:00] <user> before"])
+        self.say("after")
+        self.bot.plugins.unload_plugin("log")
+        self.advance(0)
+        self.assertEqual(self.written(), ["[00:00:00] <user> before", "[00:00:00] <user> after"])
+
+    def test_order_across_threads(self):
+        """Lines logged from many threads while others flush reach each file whole, once
+        each, in the order each thread logged them."""
+        log = self.processor("Log")
+        when = self.bot.now()
+
+        def work(n: int) -> None:
+            for i in range(300):
+                log.write("test", f"#c{n % 3}", True, f"t{n} {i}", when)
+                if i % 50 == 0:
+                    log.flush()
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        log.flush()
+        for channel in range(3):
+            lines = self.written(f"#c{channel}")
+            self.assertEqual(len(lines), 2 * 300)
+            for n in (channel, channel + 3):
+                mine = [int(line.split()[-1]) for line in lines if f" t{n} " in line]
+                self.assertEqual(mine, list(range(300)))
+
+
+class WriteThroughTests(LogTestCase):
+    """flush_interval = 0 writes every line at once."""
+
+    public = True
+    plugin_config = {"plugin:log": {"flush_interval": "0"}}
+
+    def test_at_once(self):
+        """The line is in the file when the event is done, with no flush."""
+        self.say("now")
+        path = self.directory / "logs" / "test" / "#test" / "1970-01-01.log"
+        self.assertEqual(path.read_text().splitlines(), ["[00:00:00] <user> now"])
+
+
+class FoldedNamesTests(LogTestCase):
+    """Folders are named by the channel as the network compares names, and no name, folded
+    or not, leads out of the log folder."""
+
+    public = True
+
+    def folders(self) -> list[str]:
+        self.flush()
+        return sorted(p.name for p in (self.directory / "logs" / "test").iterdir())
+
+    def test_case_shares_one_folder(self):
+        """'#Chan' and '#chan' are one channel: one folder, one file."""
+        self.say("upper", channel="#Chan")
+        self.say("lower", channel="#chan")
+        self.assertEqual(self.folders(), ["#chan"])
+        self.assertEqual(
+            self.lines("#chan"), ["[00:00:00] <user> upper", "[00:00:00] <user> lower"]
+        )
+
+    def test_network_casemapping(self):
+        """A source that folds by its own casemapping (IRC's rfc1459: '[' is '{') decides."""
+        table = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
+        self.source.fold = lambda name: name.translate(table)  # type: ignore[method-assign]
+        self.say("a", channel="#Bot[dev]")
+        self.say("b", channel="#bot{dev}")
+        self.assertEqual(self.folders(), ["#bot{dev}"])
+
+    def test_hostile_names_stay_inside(self):
+        """Names with separators or dot-dot (also fullwidth ones, which NFKC would fold
+        into them) are one path component inside the source's folder."""
+        for channel in (
+            "#a/../../x",
+            "\uff0e\uff0e",
+            "..",
+            "#\uff0f..\uff0fetc",
+            "#a\\b",
+            "#\x00",
+        ):
+            self.say("hostile", channel=channel)
+        root = (self.directory / "logs" / "test").resolve()
+        for name in self.folders():
+            folder = (root / name).resolve()
+            self.assertEqual(folder.parent, root, name)
+        self.assertEqual([p.resolve() for p in (self.directory / "logs").iterdir()], [root])

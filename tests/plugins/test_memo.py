@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
+from twisted.trial.unittest import SynchronousTestCase
+
 from botcore.event import Event, EventType, Message, Sender
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
+from plugins.memo import Memo, Waiting, name_key
 
 
 class MemoTestCase(PluginTestCase):
@@ -331,3 +336,147 @@ class IdentifyMemoTests(AccountMemoTests):
     """With the identity plugin's Identify setting event.identity and event.account."""
 
     load = ["memo", "identity"]
+
+
+class WaitingTests(MemoTestCase):
+    """Who has memos waiting is kept in memory: ordinary chatter costs no query, and no
+    memo is missed (left here, left by another process, across a reload)."""
+
+    def setUp(self):
+        super().setUp()
+        self.advance(0)  # the first read of who has memos waiting
+        self.queries: list[str] = []
+        engine = self.bot.databases["main"].engine
+
+        def executed(connection, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("SELECT") and "memos" in statement:
+                self.queries.append(statement)
+
+        sa_event.listen(engine, "before_cursor_execute", executed)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
+
+    def insert_memo(self, to_nick: str, text: str) -> None:
+        """A memo written by someone else (another bot process, a script)."""
+        engine = self.bot.databases["main"].engine
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Memo.__table__),
+                [
+                    {
+                        "from_source": "test",
+                        "from_nick": "script",
+                        "to_source": "test",
+                        "to_nick": to_nick,
+                        "memo": text,
+                        "private": False,
+                        "time": datetime.fromtimestamp(self.clock.seconds(), UTC),
+                        "delivered": False,
+                        "notified": False,
+                    }
+                ],
+            )
+
+    def test_chatter_costs_no_query(self):
+        """Messages and joins of people with no memo waiting query no memo."""
+        for n in range(5):
+            self.assertNoResponse(f"chatter {n}", sender=f"p{n}")
+        self.say(None, type=EventType.STATE, data={"kind": "join"}, sender="p1")
+        self.assertEqual(self.queries, [])
+
+    def test_delivered_then_forgotten(self):
+        """A memo left is delivered on the recipient's next message (whatever case they
+        write their nick in); after that their messages query nothing."""
+        self.tell("tell Bob hi there")
+        self.assertEqual(
+            self.responses("hello", sender="BOB"), ["BOB: alice said just now: hi there"]
+        )
+        self.queries.clear()
+        self.assertNoResponse("hello again", sender="bob")
+        self.assertEqual(self.queries, [])
+
+    def test_memo_from_elsewhere_after_refresh(self):
+        """A memo written to the database by another process is delivered once the
+        refresh has read it (within refresh_interval)."""
+        self.insert_memo("carol", "from the script")
+        self.assertNoResponse("hi", sender="carol")
+        self.advance(self.processor("Deliver").refresh_interval)
+        self.assertEqual(
+            self.responses("hi", sender="carol"),
+            ["carol: script said 1 minute ago: from the script"],
+        )
+
+    def test_reload_keeps_who_waits(self):
+        """A reload hands over who has memos waiting: one left before is delivered after,
+        and chatter still costs no query."""
+        self.tell("tell dave see you")
+        self.successResultOf(self.bot.plugins.reload_plugin("memo"))
+        self.queries.clear()
+        self.assertNoResponse("hi", sender="erin")
+        self.assertEqual(self.queries, [])
+        self.assertEqual(
+            self.responses("hi", sender="dave"), ["dave: alice said just now: see you"]
+        )
+
+    def test_rolled_back_delivery_kept(self):
+        """A delivery whose session rolls back leaves the recipient among those waiting:
+        their memo comes at the next message."""
+        self.tell("tell frank later")
+        deliver = self.processor("Deliver")
+        event = self.make_event("hi", sender="frank")
+        event._session_factory = self.bot.databases["main"].session_factory
+        deliver.process(event)
+        self.assertTrue(event.responses)
+        event.session.rollback()
+        event.close_session()
+        self.assertEqual(
+            self.responses("hi", sender="frank"), ["frank: alice said just now: later"]
+        )
+
+    def test_found_nothing_forgotten(self):
+        """Someone whose memo was delivered by another process is looked up once after
+        the refresh said they had one, then no more."""
+        self.insert_memo("gina", "from the script")
+        self.advance(self.processor("Deliver").refresh_interval)
+        engine = self.bot.databases["main"].engine
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE memos SET delivered = 1")
+        self.queries.clear()
+        self.assertNoResponse("hi", sender="gina")
+        self.assertEqual(len(self.queries), 1)
+        self.assertNoResponse("hi again", sender="gina")
+        self.assertEqual(len(self.queries), 1)
+
+
+class WaitingUnitTests(SynchronousTestCase):
+    """The Waiting set on its own: an overlapping addition is never undone."""
+
+    def test_remove_after_overlapping_add_keeps(self):
+        """A removal by a query that began before a memo was added does not forget it."""
+        waiting = Waiting()
+        waiting.state["ready"] = True
+        since = waiting.version()
+        waiting.add("test", "bob", None)
+        waiting.remove("test", "bob", None, since)
+        self.assertTrue(waiting.may_have("test", "bob", None))
+        waiting.remove("test", "bob", None, waiting.version())
+        self.assertFalse(waiting.may_have("test", "bob", None))
+
+    def test_not_ready_means_everyone(self):
+        """Before the first read from the database, everybody may have memos."""
+        self.assertTrue(Waiting().may_have("test", "anyone", None))
+
+    def test_accounts(self):
+        """An account with a memo waiting is known by its id."""
+        waiting = Waiting()
+        waiting.state["ready"] = True
+        waiting.add(None, None, 7)
+        self.assertTrue(waiting.may_have("test", "x", 7))
+        self.assertFalse(waiting.may_have("test", "x", 8))
+        self.assertFalse(waiting.may_have("test", "x", None))
+
+    def test_keys_coarser_than_the_database(self):
+        """Names the database compares as equal share a key (case, compatibility forms,
+        accents and ignorable characters aside)."""
+        same = ("Bob", "BOB", "\uff42\uff4f\uff42", "bob\u200b", "b\u00f6b", "[bob]")
+        self.assertEqual({name_key("test", name) for name in same}, {name_key("test", "bob")})
+        self.assertNotEqual(name_key("test", "bob"), name_key("test", "rob"))

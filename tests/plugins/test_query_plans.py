@@ -192,6 +192,7 @@ class Traffic(PluginTestCase):
         self.say("back again", sender="gone12")  # a memo to deliver
         self.say("and gone", sender="gone50")  # an undelivered memo from the filling
         self.advance(self.processor("Record").flush_interval)  # seen writes
+        self.advance(self.processor("Deliver").refresh_interval)  # who has memos waiting
 
 
 class QueryPlanTests(Traffic):

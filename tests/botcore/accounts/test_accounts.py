@@ -216,7 +216,7 @@ class StateTests(SynchronousTestCase):
         event = make_event(account=1)
         old.remember(event, 1, now=0.0)
         old.failed(("irc", "alice"), now=0.0)
-        old.state.permissions[1] = {"a": "yes"}
+        old.state.permissions[1] = ({"a": "yes"}, float("inf"))
         new = Permissions({}, None, old)
         self.assertTrue(new.remembered(event, now=10.0))
         self.assertFalse(new.remembered(event, now=3601.0))
@@ -274,3 +274,109 @@ class AccountErrorTests(SynchronousTestCase):
         self.assertRaises(AccountError, accounts.create_account, None, "")
         self.assertRaises(AccountError, accounts.create_account, None, "two words")
         self.assertIsInstance(Account(username="x"), Account)
+
+
+class CacheTests(SynchronousTestCase):
+    """Identities and permission rows are cached for cache_time, cleared by a change made
+    through the bot, and never keep a row read before such a clearing."""
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+
+        self.engine = fresh_engine(self, "sqlite", migrated=True)
+        self.sessions = make_session_factory(self.engine)
+        self.clock = Clock()
+        with self.sessions() as session:
+            self.account = accounts.create_account(session, "alice").id
+            accounts.set_permission(session, self.account, "op", "yes")
+            session.commit()
+        self.auth = self.make(cache_time=["300"])
+        self.reads = 0
+
+        def counted(connection, cursor, statement, *rest) -> None:
+            if "FROM permissions" in statement:
+                self.reads += 1
+
+        from sqlalchemy import event as sa_event
+
+        sa_event.listen(self.engine, "before_cursor_execute", counted)
+        self.addCleanup(sa_event.remove, self.engine, "before_cursor_execute", counted)
+
+    def make(self, **config: Any) -> Permissions:
+        options = options_of(Permissions)
+        parsed = {key: options[key].parse(" ".join(value)) for key, value in config.items()}
+        return Permissions(parsed, None, clock=self.clock.seconds)
+
+    def rows(self, auth: Permissions | None = None) -> dict[str, str]:
+        with self.sessions() as session:
+            return (auth or self.auth).account_permissions(session, self.account)
+
+    def change_outside(self, value: str) -> None:
+        """Another process changes the row: the bot is not told (its reads not counted)."""
+        reads = self.reads
+        with self.sessions() as session:
+            accounts.set_permission(session, self.account, "op", value)
+            session.commit()
+        self.reads = reads
+
+    def test_cached_for_cache_time(self) -> None:
+        """A change made outside the bot is seen once cache_time has passed, not before;
+        the rows are read once in that time."""
+        self.assertEqual(self.rows(), {"op": "yes"})
+        self.change_outside("no")
+        self.clock.advance(299)
+        self.assertEqual(self.rows(), {"op": "yes"})
+        self.assertEqual(self.reads, 1)
+        self.clock.advance(1)
+        self.assertEqual(self.rows(), {"op": "no"})
+        self.assertEqual(self.reads, 2)
+
+    def test_no_cache(self) -> None:
+        """cache_time = 0 reads the rows every time."""
+        auth = self.make(cache_time=["0"])
+        self.rows(auth)
+        self.change_outside("no")
+        self.assertEqual(self.rows(auth), {"op": "no"})
+        self.assertEqual(self.reads, 2)
+
+    def test_change_through_the_bot_clears(self) -> None:
+        """invalidate(session) clears the caches at once and again when the change
+        commits: the next check reads the new row."""
+        self.assertEqual(self.rows(), {"op": "yes"})
+        with self.sessions() as session:
+            accounts.set_permission(session, self.account, "op", "no")
+            self.auth.invalidate(session)
+            session.commit()
+        self.assertEqual(self.rows(), {"op": "no"})
+
+    def test_row_read_before_a_clearing_not_kept(self) -> None:
+        """A row read while another thread's change commits (the clearing comes between
+        the read and the caching) is used once but not cached."""
+        from sqlalchemy import event as sa_event
+
+        done: list[bool] = []
+
+        def change_meanwhile(connection, cursor, statement, *rest) -> None:
+            if "FROM permissions" in statement and not done:
+                done.append(True)
+                self.auth.invalidate()  # the other thread's commit, right after our read
+
+        sa_event.listen(self.engine, "after_cursor_execute", change_meanwhile)
+        self.addCleanup(sa_event.remove, self.engine, "after_cursor_execute", change_meanwhile)
+        self.assertEqual(self.rows(), {"op": "yes"})
+        self.change_outside("no")
+        self.assertEqual(self.rows(), {"op": "no"}, "the first read was not cached")
+
+    def test_identities_expire_and_clear(self) -> None:
+        """A known identity is answered from the cache until cache_time or a clearing."""
+        with self.sessions() as session:
+            accounts.identify(session, "irc", "bob")
+            session.commit()
+            found = self.auth.identity_of(session, "irc", "bob")
+        self.assertEqual(self.auth.known_identity("IRC", "BOB"), found)
+        self.clock.advance(300)
+        self.assertIsNone(self.auth.known_identity("irc", "bob"))
+        with self.sessions() as session:
+            self.auth.identity_of(session, "irc", "bob")
+        self.auth.invalidate()
+        self.assertIsNone(self.auth.known_identity("irc", "bob"))
