@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import typing
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
@@ -16,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from botcore.accounts.secrets import scrub
+from botcore.accounts.throttle import address_key
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.humanize import duration
 from botcore.options import BoolOption, FloatOption, IntOption, Option
@@ -149,9 +151,17 @@ class TelnetSource(Source):
         3600.0,
         min=0,
     )
-    max_connections = IntOption("Most connections at once; more are refused.", 32, min=1)
+    max_connections = IntOption(
+        "Most connections at once. When full, a newcomer replaces the oldest connection "
+        "that has not given a nick yet; with every one named, more are refused.",
+        32,
+        min=1,
+    )
     max_connections_per_address = IntOption(
-        "Most connections at once from one address; more are refused.", 8, min=1
+        "Most connections at once from one address (every loopback address counts as "
+        "one; an IPv6 address by its /64), with the same replacement as max_connections.",
+        8,
+        min=1,
     )
     output_limit = IntOption(
         "Bytes of replies one connection may have waiting once its socket's buffer is full; "
@@ -280,14 +290,34 @@ class TelnetSource(Source):
         return f"{self.name}#{next(self._ids)}.{secrets.token_hex(6)}"
 
     def refusal(self, console: Console) -> str | None:
-        """Why a new connection must be refused (too many, in all or from its address),
-        or None to accept it."""
-        if len(self.consoles) >= self.max_connections:
-            return "too many connections to the console"
-        same = sum(1 for other in self.consoles if other.address == console.address)
-        if same >= self.max_connections_per_address:
+        """Why a new connection must be refused, or None to accept it. When the console
+        is full (in all, or from the new connection's address, every loopback address
+        counting as one), the oldest connection that has not given a nick yet makes room
+        (it is told why and closed), so connections that never register cannot keep
+        everyone out; only when every connection has a nick is the new one refused."""
+        same = [other for other in self.consoles if other.address == console.address]
+        if len(same) >= self.max_connections_per_address and not self._evict(same):
             return "too many connections from your address"
+        if len(self.consoles) >= self.max_connections and not self._evict(self.consoles):
+            return "too many connections to the console"
         return None
+
+    def _evict(self, among: Iterable[Console]) -> bool:
+        """Close the oldest of ``among`` without a nick; False when all have one."""
+        unnamed = [other for other in among if other.nick is None]
+        if not unnamed:
+            return False
+        oldest = min(unnamed, key=lambda other: other.serial)
+        self.log.info(
+            "source {source}: the console is full; closing {connection} ({peer}), the "
+            "oldest connection without a nick, to make room",
+            source=self.name,
+            connection=oldest.connection_id,
+            peer=oldest.peer,
+        )
+        self.consoles.discard(oldest)
+        oldest.close("sorry, the console is full and you gave no nick yet; goodbye.")
+        return True
 
     def console_for(self, nick: str | None) -> Console | None:
         """The connection of the person called ``nick``, or None."""
@@ -359,6 +389,8 @@ class TelnetSource(Source):
             addressed=True,
             message=Message(text),
             authenticated=bool(self.trusted),
+            # Where the person is, for slowing down password guessing by address.
+            data={"address": console.host},
         )
         self.waiting.setdefault(console.connection_id, []).append(event)
         d = self.dispatch(event)
@@ -432,6 +464,9 @@ def format_reply(response: Response, nick: str) -> list[str]:
     return lines
 
 
+_serials = itertools.count()
+
+
 @implementer(IPushProducer)
 class Console(Protocol):
     """One telnet connection: asks for a nick, then relays lines to the source.
@@ -455,6 +490,10 @@ class Console(Protocol):
         self.peer = "?"
         #: Who the connection comes from, for the per-address cap (the host, for TCP).
         self.address = "?"
+        #: The peer's host as it came (an IP address, for TCP), or None.
+        self.host: str | None = None
+        #: Order of arrival: the oldest connection without a nick makes room first.
+        self.serial = next(_serials)
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
@@ -476,7 +515,10 @@ class Console(Protocol):
         peer = self.stream.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(peer)
-        self.address = str(host) if host is not None else str(peer)
+        self.host = str(host) if host is not None else None
+        # Every loopback address is one (127.0.0.2-.5 are the same machine), an IPv6
+        # address counts by its /64.
+        self.address = address_key(self.host) or str(peer)
         refusal = self.source.refusal(self)
         if refusal is not None:
             self.source.log.info(

@@ -668,11 +668,18 @@ class LimitsTests(TelnetTestCase):
         self.clock.advance(10**6)
         self.assertFalse(transport.disconnecting)
 
+    def named_from(self, host: str, nick: str) -> tuple[Console, StringTransport]:
+        console, transport = self.connect_from(host)
+        console.dataReceived(nick.encode() + b"\r\n")
+        transport.clear()
+        return console, transport
+
     def test_cap_per_address(self) -> None:
-        """A third connection from one address is refused with why; another address is
-        still accepted, and a place freed is taken again."""
-        first, _ = self.connect_from("10.0.0.1")
-        self.connect_from("10.0.0.1")
+        """A third connection from one address, when both before it have nicks, is
+        refused with why; another address is still accepted, and a place freed is taken
+        again."""
+        first, _ = self.named_from("10.0.0.1", "one")
+        self.named_from("10.0.0.1", "two")
         refused, transport = self.connect_from("10.0.0.1")
         self.assertEqual(
             transport.value(),
@@ -686,14 +693,53 @@ class LimitsTests(TelnetTestCase):
         _, again = self.connect_from("10.0.0.1")
         self.assertFalse(again.disconnecting)
 
+    def test_loopback_is_one_address(self) -> None:
+        """Every 127/8 address counts as one: 127.0.0.2 and 127.0.0.5 share the cap of
+        one address (the machine is the same)."""
+        self.named_from("127.0.0.2", "one")
+        self.named_from("127.0.0.3", "two")
+        _, transport = self.connect_from("127.0.0.5")
+        self.assertIn(b"too many connections from your address", transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_full_address_evicts_its_oldest_unnamed(self) -> None:
+        """When one address is full, its oldest connection without a nick makes room for
+        the newcomer (and is told why); named ones are kept."""
+        self.named_from("127.0.0.1", "alice")
+        idle, idle_transport = self.connect_from("127.0.0.9")
+        idle_transport.clear()
+        _, transport = self.connect_from("127.0.0.4")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            self.lines(idle_transport),
+            ["sorry, the console is full and you gave no nick yet; goodbye."],
+        )
+        self.assertTrue(idle_transport.disconnecting)
+        idle.connectionLost(None)
+        self.assertEqual(len(self.source.consoles), 2)
+
     def test_cap_in_all(self) -> None:
-        """Beyond ``max_connections`` connections, from any addresses, more are refused."""
+        """Beyond ``max_connections`` named connections, from any addresses, more are
+        refused."""
         for n in range(4):
-            self.connect_from(f"10.0.0.{n}")
+            self.named_from(f"10.0.0.{n}", f"nick{n}")
         _, transport = self.connect_from("10.0.1.1")
         self.assertIn(b"too many connections to the console", transport.value())
         self.assertTrue(transport.disconnecting)
         self.assertEqual(len(self.source.consoles), 4)
+
+    def test_full_console_evicts_the_oldest_unnamed(self) -> None:
+        """A console filled by connections that give no nick does not keep everyone out:
+        the oldest of them makes room for each newcomer, and named people stay."""
+        self.named_from("10.0.0.1", "alice")
+        silent = [self.connect_from(f"10.0.0.{n}") for n in range(2, 5)]
+        for n in range(3):
+            _, transport = self.connect_from(f"10.0.1.{n}")
+            self.assertFalse(transport.disconnecting)
+            self.assertTrue(silent[n][1].disconnecting)
+            silent[n][0].connectionLost(None)
+        self.assertEqual(len(self.source.consoles), 4)
+        self.assertIsNotNone(self.source.console_for("alice"))
 
     def test_full_transport_stops_reading(self) -> None:
         """When the transport says its buffer is full the console stops reading from the
