@@ -407,8 +407,8 @@ class Accounts(Processor):
             return
         accounts.delete_account(session, account)
         self.bot.auth.invalidate(session)
-        if event.account == account.id:
-            self.bot.auth.forget(event)
+        # Every connection logged in as it, not only this one: its id may come back.
+        self.bot.auth.forget_account(account.id, session)
         event.addresponse(f"Deleted account {name}")
 
     @match(r"^rename\s+account\s+(\S+)\s+to\s+(\S+)$", simple=False)

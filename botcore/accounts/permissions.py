@@ -302,6 +302,29 @@ class Permissions:
             with self.state.lock:
                 self.state.connections.pop((event.source, event.sender.connection), None)
 
+    def forget_account(self, account_id: int, session: Session | None = None) -> None:
+        """The account is deleted: end every authentication remembered for it, its
+        pending link tokens and the addresses it is known at, now and again when
+        ``session`` (the deleting one) commits. A remembered login names the account by
+        its id, which a database may give to the next new account (SQLite reuses the
+        highest one): kept, it would log that connection in as the new account as soon as
+        its identity were linked to it."""
+
+        def clear(*_: object) -> None:
+            with self.state.lock:
+                connections = self.state.connections
+                for key in [k for k, (account, _) in connections.items() if account == account_id]:
+                    del connections[key]
+                tokens = self.state.tokens
+                for token in [t for t, pending in tokens.items() if pending[0] == account_id]:
+                    del tokens[token]
+                self.state.failures.known.forget_account(account_id)
+                self.state.failures.accounts.forget(account_id)
+
+        clear()
+        if session is not None:
+            sa_event.listen(session, "after_commit", clear, once=True)
+
     def remembered(self, event: Event, now: float) -> bool:
         """Whether the event's connection is authenticated for the event's account."""
         if event.sender is None or event.account is None or not self.followed(event):

@@ -1,6 +1,7 @@
-"""Password guessing through the identity plugin, as a conversation: a guesser who
+"""Attacks on logins through the identity plugin, as conversations: a guesser who
 reconnects for every guess, or guesses at one account from many addresses, is slowed
-down, and told so; the owner is not locked out for good."""
+down, and told so; the owner is not locked out for good. A deleted account's logins end
+with it."""
 
 from __future__ import annotations
 
@@ -65,3 +66,32 @@ class ThrottleConversationTests(PluginTestCase):
         self.assertResponseMatches(
             self.guess(f"auth {SECRET}", "owner-again", "198.51.100.1"), "now authenticated"
         )
+
+
+class DeletedAccountTests(PluginTestCase):
+    load = ("identity",)
+
+    def test_login_does_not_carry_over_to_a_reused_id(self) -> None:
+        """A connection logged in as an account that is then deleted is not logged in as
+        a new account that gets the same id (SQLite reuses it) once its identity is linked
+        to that account."""
+        with self.bot.databases["main"].session_factory() as session:
+            root = accounts.create_account(session, "root")
+            row = accounts.identify(session, "test", "root")
+            accounts.link(session, row, root)
+            accounts.add_credential(session, root.id, "password", SECRET)
+            accounts.set_permission(session, root.id, "admin", "auth")
+            session.commit()
+        self.say(f"auth {SECRET}", sender="root")
+        mallory = Sender("test:mallory-1", "mallory", "mallory")
+        self.assertResponseMatches("create account mallory", "Created", sender=mallory)
+        old = self.say("who am i", sender=mallory)
+        self.assertTrue(old.authenticated)
+        self.assertResponseMatches("delete account mallory", "Deleted", sender="root")
+        self.assertResponseMatches("create account bob", "Created", sender="bob")
+        new = self.say("who am i", sender="bob")
+        self.assertEqual(new.account, old.account)  # the same id, given again
+        self.assertResponseMatches("link mallory on test to bob", "Linked", sender="root")
+        after = self.say("who am i", sender=mallory)
+        self.assertEqual(after.account, new.account)
+        self.assertFalse(after.authenticated)
