@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Boolean, Integer, String, Text, select
+from sqlalchemy import Boolean, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -164,6 +164,18 @@ class Remind(Processor):
         "Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC"
     )
     max_reminders = IntOption("The most reminders one person may have waiting.", 20, min=1)
+    max_per_conversation = IntOption(
+        "The most reminders waiting to be said in one conversation (a channel, or in "
+        "private one person), whoever set them.",
+        50,
+        min=1,
+    )
+    max_per_source = IntOption(
+        "The most reminders waiting on one source (network) in all, whoever set them: "
+        "strangers cannot fill the database, however many nicks they use.",
+        2000,
+        min=1,
+    )
     min_interval = IntOption("The shortest repeat interval, in seconds.", 600, min=1)
     max_days = IntOption("How many days ahead a reminder may be set.", 3650, min=1)
     source_wait = FloatOption(
@@ -179,6 +191,9 @@ class Remind(Processor):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._lock = threading.Lock()
+        #: Held while a new reminder is counted against the caps and stored, so that
+        #: conversations setting reminders at once cannot pass a cap together.
+        self._setting = threading.Lock()
         self._calls: dict[int, IScheduledCall] = {}
         #: Due reminders waiting for their source to connect (reactor thread only).
         self._waits: dict[int, Deferred[None]] = {}
@@ -386,39 +401,62 @@ class Remind(Processor):
         except ReminderError as error:
             event.addresponse(str(error))
             return
-        session = event.session
-        waiting = session.scalars(
-            select(Reminder.id).where(
-                Reminder.source == event.source, Reminder.setter_id == event.who.id
+        channel = event.channel if event.public and event.channel else target
+        with self._setting:
+            session = event.session
+            refusal = self._over_cap(session, event, channel)
+            if refusal is not None:
+                event.addresponse(refusal)
+                return
+            reminder = Reminder(
+                source=event.source,
+                # In private, the reminder is said to whom it is for (a reminder for alice
+                # set in private with bob is no use in bob's conversation, gone when he
+                # has).
+                channel=channel,
+                public=event.public,
+                setter_id=event.who.id,
+                setter=event.who.nick,
+                target=target,
+                text=text,
+                due=due,
+                every=every,
+                created=self.now(),
             )
-        ).all()
-        if len(waiting) >= self.max_reminders:
-            event.addresponse(
-                "You already have %d reminders waiting; cancel one first", len(waiting)
-            )
-            return
-        reminder = Reminder(
-            source=event.source,
-            # In private, the reminder is said to whom it is for (a reminder for alice set
-            # in private with bob is no use in bob's conversation, gone when he has).
-            channel=event.channel if event.public and event.channel else target,
-            public=event.public,
-            setter_id=event.who.id,
-            setter=event.who.nick,
-            target=target,
-            text=text,
-            due=due,
-            every=every,
-            created=self.now(),
-        )
-        session.add(reminder)
-        session.commit()
+            session.add(reminder)
+            session.commit()
         self.schedule(reminder)
         whom = "you" if target == event.who.nick else target
         when = f"at {self.show(due)} (in {duration((due - self.now()).total_seconds())})"
         if every:
             when += f", then every {duration(every)}"
         event.addresponse("Okay, I'll remind %s %s [#%d]", (whom, when, reminder.id))
+
+    def _over_cap(self, session: Session, event: Event, channel: str) -> str | None:
+        """Why one more reminder from the event's sender in ``channel`` would pass a cap
+        (the sender's, the conversation's, the source's), in words for them; or None."""
+
+        def count(*where: Any) -> int:
+            query = select(func.count()).select_from(Reminder).where(*where)
+            return int(session.scalar(query) or 0)
+
+        mine = count(Reminder.source == event.source, Reminder.setter_id == event.who.id)
+        if mine >= self.max_reminders:
+            return f"You already have {mine} reminders waiting; cancel one first"
+        here = count(Reminder.source == event.source, Reminder.channel == channel)
+        if here >= self.max_per_conversation:
+            where = "here" if event.public else f"for {channel}"
+            return (
+                f"There are already {here} reminders waiting {where}; "
+                "try again once some have been said"
+            )
+        total = count(Reminder.source == event.source)
+        if total >= self.max_per_source:
+            return (
+                f"I'm already keeping {total} reminders for this network; "
+                "try again once some have been said"
+            )
+        return None
 
     def parse(self, rest: str) -> tuple[datetime, int | None, str]:
         """(due, repeat seconds or None, text) from what follows ``remind <who>``."""

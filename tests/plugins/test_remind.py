@@ -168,6 +168,61 @@ class PrivateTests(PluginTestCase):
         self.assertEqual(row.due, datetime(1970, 1, 1, 1, 0, tzinfo=UTC))
 
 
+class CapTests(PluginTestCase):
+    """Reminders are capped per conversation and per source, whoever sets them: many
+    nicks cannot fill the database."""
+
+    load = ["remind"]
+    plugin_config = {
+        "plugin:remind": {
+            "max_reminders": "3",
+            "max_per_conversation": "5",
+            "max_per_source": "12",
+        }
+    }
+
+    def test_per_conversation(self) -> None:
+        """Past max_per_conversation reminders for one person (in private) or one
+        channel, from any number of senders, more are refused with why; another
+        conversation still takes some."""
+        for n in range(5):
+            self.assertSucceeds(f"remind alice in 1 hour to x{n}", sender=f"nick{n}")
+        self.assertResponseMatches(
+            "remind alice in 1 hour to more",
+            r"^There are already 5 reminders waiting for alice; try again once some "
+            r"have been said$",
+            sender="other",
+        )
+        for n in range(5):
+            self.assertSucceeds(
+                f"botcore: remind me in 1 hour to y{n}",
+                sender=f"nick{n}",
+                channel="#c",
+                public=True,
+            )
+        self.assertResponseMatches(
+            "botcore: remind me in 1 hour to more",
+            "5 reminders waiting here",
+            channel="#c",
+            public=True,
+        )
+        with self.bot.databases["main"].session_factory() as session:
+            self.assertEqual(len(session.scalars(select(Reminder)).all()), 10)
+
+    def test_per_source(self) -> None:
+        """Past max_per_source reminders on one source, whoever set them and wherever,
+        more are refused with why; they are taken again once one has been said."""
+        for n in range(12):
+            self.assertSucceeds(f"remind p{n} in {n + 1} minutes to x", sender=f"nick{n}")
+        self.assertResponseMatches(
+            "remind someone in 1 hour to more",
+            "already keeping 12 reminders for this network",
+            sender="late",
+        )
+        self.advance(60)
+        self.assertSucceeds("remind someone in 1 hour to more", sender="late")
+
+
 class PublicTests(PluginTestCase):
     """Reminders in a channel are delivered to that channel."""
 
