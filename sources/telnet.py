@@ -345,6 +345,11 @@ class TelnetSource(Source):
         """Never: the console has no channels, every conversation is with one person."""
         return False
 
+    def is_present(self, target: str) -> bool:
+        """Whether someone is connected with the nick ``target`` (a reply to anyone else
+        is dropped)."""
+        return self.console_for(target) is not None
+
     def joined(self, console: Console) -> None:
         nick = console.nick
         assert nick is not None

@@ -327,6 +327,102 @@ class LateSource(MemorySource):
         super().send(response)
 
 
+class ConsoleAbsentTests(PluginTestCase):
+    """A reminder for someone who is not on the console (the source knows) waits for them
+    to come back, for absent_keep at most, instead of being 'said' to nobody and
+    forgotten."""
+
+    load = ["remind"]
+    plugin_config = {"plugin:remind": {"absent_check": "60", "absent_keep": "86400"}}
+
+    def setUp(self) -> None:
+        super().setUp()
+        from twisted.internet.testing import MemoryReactorClock
+
+        from sources.telnet import TelnetSource
+
+        # The console listens on a memory reactor; the bot's clock drives the reminders.
+        self.console = TelnetSource(
+            "console", self.bot.context, {"endpoint": "tcp:0"}, reactor=MemoryReactorClock()
+        )
+        self.console.setServiceParent(self.bot.sources)
+        self.addCleanup(lambda: self.console.parent and self.console.disownServiceParent())
+        self.assertEqual(self.console.state, "connected")
+        self.port = 50000
+
+    def connect(self, nick: str) -> tuple[Any, Any]:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from sources.telnet import ConsoleFactory
+
+        self.port += 1
+        peer = IPv4Address("TCP", "127.0.0.1", self.port)
+        person = ConsoleFactory(self.console).buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        person.makeConnection(transport)
+        person.dataReceived(nick.encode() + b"\r\n")
+        transport.clear()
+        return person, transport
+
+    def say(self, person: Any, transport: Any, text: str) -> str:
+        person.dataReceived(text.encode() + b"\r\n")
+        self.clock.advance(0)
+        said = transport.value().decode()
+        transport.clear()
+        return said
+
+    def rows(self) -> list[str]:
+        self.clock.advance(0)
+        with self.bot.databases["main"].session_factory() as session:
+            return [row.text for row in session.scalars(select(Reminder))]
+
+    def test_is_present(self) -> None:
+        """The console says who is there; IRC-like sources cannot tell (None)."""
+        self.assertFalse(self.console.is_present("bob"))
+        person, _ = self.connect("bob")
+        self.assertTrue(self.console.is_present("BOB"))
+        person.connectionLost(None)
+        self.assertFalse(self.console.is_present("bob"))
+        self.assertIsNone(self.source.is_present("bob"))
+
+    def test_waits_for_the_person(self) -> None:
+        """Due while bob is not connected: kept, and said once he is back (late)."""
+        alice, alice_wire = self.connect("alice")
+        self.assertIn("Okay", self.say(alice, alice_wire, "remind bob in 10 minutes to eat"))
+        self.clock.advance(600)
+        self.clock.advance(3 * 60)
+        self.assertEqual(self.rows(), ["eat"])
+        _, bob_wire = self.connect("bob")
+        self.clock.advance(60)
+        self.assertIn("bob: reminder from alice: eat (late", bob_wire.value().decode())
+        self.assertEqual(self.rows(), [])
+
+    def test_said_when_there(self) -> None:
+        """Said while bob is there: delivered once and forgotten."""
+        alice, alice_wire = self.connect("alice")
+        _, bob_wire = self.connect("bob")
+        self.say(alice, alice_wire, "remind bob in 10 minutes to eat")
+        self.clock.advance(600)
+        self.assertIn("bob: reminder from alice: eat", bob_wire.value().decode())
+        self.assertEqual(self.rows(), [])
+
+    def test_dropped_after_absent_keep(self) -> None:
+        """Nobody comes back for absent_keep seconds after it was due: the reminder (a
+        repeating one too) is dropped, not kept for ever."""
+        alice, alice_wire = self.connect("alice")
+        self.say(alice, alice_wire, "remind bob in 10 minutes to eat")
+        self.say(alice, alice_wire, "remind carol every day at 9:00 to drink")
+        self.clock.advance(600)
+        for _ in range(25):
+            self.clock.advance(3600)
+        self.assertEqual(self.rows(), ["drink"])
+        for _ in range(24):
+            self.clock.advance(3600)
+        self.assertEqual(self.rows(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
 class DisconnectedSourceTests(PluginTestCase):
     """A reminder that falls due while its source is not connected waits for it, and is
     forgotten only once it has been sent."""
