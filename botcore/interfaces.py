@@ -98,6 +98,11 @@ class ISource(IService):
         IRC services account, an XMPP bare JID, a trusted console's nick), or None. Must
         only read the event and the source's settings: any thread."""
 
+    def is_present(target) -> bool | None:
+        """Whether ``target`` (a person or channel) can be written to now: True; False
+        when the source knows it is not there (a console nick nobody holds); None when
+        it cannot tell (IRC, XMPP). Reactor thread."""
+
 
 class IChannelSource(ISource):
     """A source with channels the bot joins and leaves and a nick it can change (IRC, for

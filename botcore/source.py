@@ -238,6 +238,12 @@ class Source(Service):
         this source vouches for nobody). Any thread: reads only the event and settings."""
         return None
 
+    def is_present(self, target: str) -> bool | None:
+        """Whether ``target`` (a person or channel) is here to be written to now: True,
+        False when the source knows it is not (nobody on the console has that nick), or
+        None when it cannot tell (the default; IRC and XMPP). Reactor thread."""
+        return None
+
     def dispatch(self, event: Event) -> Deferred[Event]:
         """Hand an event to the dispatcher, which runs it through the chain and sends its
         replies (to this source or any other, through `send`). The Deferred fires with the

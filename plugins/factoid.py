@@ -226,6 +226,8 @@ def find_factoid(
         )
     ).all()
     for name, factoid_id in sorted(candidates, key=lambda row: -len(row[0])):
+        if teaches_only(name):
+            continue  # taught before such names were refused: it would take teaching over
         left = deadline - time.monotonic()
         try:
             if left <= 0:
@@ -293,15 +295,36 @@ def acknowledge(event: Event, name: str) -> None:
         )
 
 
+#: The words of teaching itself ("x is y", "x are also y", "no, x is y").
+_TEACHING_WORDS = frozenset({"is", "are", "also", "no"})
+
+
+@lru_cache(maxsize=4096)
+def teaches_only(name: str) -> bool:
+    """Whether the wildcard name ``name``'s own words are all words of teaching (``$arg
+    is $arg``, ``no, $arg is also $arg``): it would match, and answer, everything anyone
+    teaches, so nothing could be taught any more."""
+    words = [
+        word.casefold().strip(",:;.!?") for word in name.split() if _WILDCARD not in word.lower()
+    ]
+    return bool(words) and all(word in _TEACHING_WORDS for word in words if word)
+
+
 def wild_trouble(name: str, limit: int) -> str | None:
     """Why ``name`` may not be taught as a wildcard name, or None: more ``$arg`` than
-    ``limit``, or wildcards and no word of its own (``$arg$arg`` would answer every
-    message nothing else handles, for everyone)."""
+    ``limit``, wildcards and no word of its own (``$arg$arg`` would answer every message
+    nothing else handles, for everyone), or none but the words of teaching (``$arg is
+    $arg`` would answer everything taught, so that nothing could be taught)."""
     count = wildcards_in(name)
     if count > limit:
         return f"too many $arg wildcards (at most {limit})"
     if count and wild_key(name) is None:
         return "$arg wildcards but no word of its own (as in 'weather in $arg')"
+    if count and teaches_only(name):
+        return (
+            "$arg wildcards and only the words of teaching (is, are, also, no): it would "
+            "answer everything anyone teaches me"
+        )
     return None
 
 

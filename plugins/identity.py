@@ -156,7 +156,7 @@ class SecretCommands(Processor):
             except AccountError:
                 account = None
             if account is None or account.id != event.account:
-                self.bot.auth.failed(self.bot.auth.connection_key(event), self.bot.seconds())
+                self.bot.auth.attempt_failed(event, None, self.bot.seconds())
                 event.addresponse("I can't authenticate you as that account from here")
                 return
             self.authenticate(
@@ -185,13 +185,13 @@ class SecretCommands(Processor):
         else:
             event.addresponse("Huh? (I took the secret out of that, just in case)")
 
-    def _may_attempt(self, event: Event) -> bool:
-        """Whether the sender's connection may make an attempt now (says when not)."""
-        auth = self.bot.auth
-        wait = auth.wait_before_attempt(auth.connection_key(event), self.bot.seconds())
+    def _may_attempt(self, event: Event, account: int | None = None) -> bool:
+        """Whether the sender may make an attempt (at ``account``) now: not while their
+        connection, their address or the account must wait (says so, and how long)."""
+        wait, what = self.bot.auth.attempt_wait(event, account, self.bot.seconds())
         if wait > 0:
             event.addresponse(
-                f"Too many failed attempts from here; try again in {ceil(wait)} seconds"
+                f"Too many failed attempts {what}; try again in {ceil(wait)} seconds"
             )
             return False
         return True
@@ -201,7 +201,8 @@ class SecretCommands(Processor):
     ) -> None:
         """Check a credential of the sender's account and, when it holds, remember the
         connection as authenticated. Failures are counted for the connection that made
-        them, which then waits longer and longer between attempts; one check at a time
+        them, its address and the account, each of which then waits longer and longer
+        between attempts (`Permissions.attempt_wait`); one check at a time
         runs per connection, and ``[auth] max_checks`` in all (a password check takes
         64 MiB)."""
         auth = self.bot.auth
@@ -209,7 +210,7 @@ class SecretCommands(Processor):
         if method not in ("network", "hostmask", "password"):
             event.addresponse(f"I don't know the method {method}")
             return
-        if not self._may_attempt(event):
+        if not self._may_attempt(event, account_id):
             return
         if not auth.start_check(key):
             event.addresponse("I'm busy checking other passwords; try again in a moment")
@@ -230,7 +231,7 @@ class SecretCommands(Processor):
             auth.end_check(key)
         now = self.bot.seconds()
         if not ok:
-            auth.failed(key, now)
+            auth.attempt_failed(event, account_id, now)
             self.log.info(
                 "failed {method} authentication by {id} on {source} ({connection})",
                 method=method,
@@ -241,6 +242,7 @@ class SecretCommands(Processor):
             event.addresponse("Sorry, that didn't work")
             return
         event.authenticated = True
+        auth.attempt_succeeded(event, account_id, now)
         self.log.info(
             "{id} on {source} authenticated by {method}",
             id=event.who.id,
@@ -296,7 +298,6 @@ class SecretCommands(Processor):
         account: a token does not prove one owns the nick's account."""
         auth = self.bot.auth
         now = self.bot.seconds()
-        key = auth.connection_key(event)
         if not self._may_attempt(event):
             return
         with auth.state.lock:
@@ -308,7 +309,7 @@ class SecretCommands(Processor):
             ):
                 pending = None
         if pending is None:
-            auth.failed(key, now)
+            auth.attempt_failed(event, None, now)
             event.addresponse("That token is not one I gave you (or it has expired)")
             return
         session = event.session
@@ -406,8 +407,8 @@ class Accounts(Processor):
             return
         accounts.delete_account(session, account)
         self.bot.auth.invalidate(session)
-        if event.account == account.id:
-            self.bot.auth.forget(event)
+        # Every connection logged in as it, not only this one: its id may come back.
+        self.bot.auth.forget_account(account.id, session)
         event.addresponse(f"Deleted account {name}")
 
     @match(r"^rename\s+account\s+(\S+)\s+to\s+(\S+)$", simple=False)

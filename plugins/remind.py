@@ -1,7 +1,9 @@
 """Reminders: ``remind me in 10 minutes to stretch``, ``remind alice at 15:30 the meeting``,
 ``remind me every day at 9:00 to drink water``; ``my reminders`` lists yours and ``cancel
 reminder <n>`` drops one. Reminders are kept in the database and survive restarts; one
-that falls due while its network is not connected is said as soon as it is."""
+that falls due while its network is not connected is said as soon as it is. One for
+someone the network knows is not there (nobody on the console has their nick) waits for
+them to come back, for ``absent_keep`` seconds at most, and is then dropped."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Boolean, Integer, String, Text, select
+from sqlalchemy import Boolean, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -164,6 +166,18 @@ class Remind(Processor):
         "Time zone of times people give (at 15:30), as in Europe/Paris.", "UTC"
     )
     max_reminders = IntOption("The most reminders one person may have waiting.", 20, min=1)
+    max_per_conversation = IntOption(
+        "The most reminders waiting to be said in one conversation (a channel, or in "
+        "private one person), whoever set them.",
+        50,
+        min=1,
+    )
+    max_per_source = IntOption(
+        "The most reminders waiting on one source (network) in all, whoever set them: "
+        "strangers cannot fill the database, however many nicks they use.",
+        2000,
+        min=1,
+    )
     min_interval = IntOption("The shortest repeat interval, in seconds.", 600, min=1)
     max_days = IntOption("How many days ahead a reminder may be set.", 3650, min=1)
     source_wait = FloatOption(
@@ -174,11 +188,28 @@ class Remind(Processor):
         min=1,
     )
 
+    absent_check = FloatOption(
+        "Seconds between looks for the person a due reminder is for, when its source "
+        "knows they are not there (the console); it is said once they are.",
+        60.0,
+        min=1,
+    )
+    absent_keep = FloatOption(
+        "Seconds after its time a reminder for someone who is not there (on a source "
+        "that can tell, the console) is kept waiting for them; then it is dropped, a "
+        "repeating one too.",
+        7 * 86400.0,
+        min=0,
+    )
+
     log = Logger()
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._lock = threading.Lock()
+        #: Held while a new reminder is counted against the caps and stored, so that
+        #: conversations setting reminders at once cannot pass a cap together.
+        self._setting = threading.Lock()
         self._calls: dict[int, IScheduledCall] = {}
         #: Due reminders waiting for their source to connect (reactor thread only).
         self._waits: dict[int, Deferred[None]] = {}
@@ -279,7 +310,8 @@ class Remind(Processor):
         reminder = event.session.get(Reminder, reminder_id)
         if reminder is None:
             return  # cancelled meanwhile
-        self.bot.call_from_thread(self._deliver, _delayed(reminder, {"remind": reminder_id}))
+        data = {"remind": reminder_id, "due": reminder.due.timestamp()}
+        self.bot.call_from_thread(self._deliver, _delayed(reminder, data))
 
     def _deliver(self, delivery: Event) -> None:
         """Dispatch ``delivery`` if its source is connected, else wait for it. Reactor
@@ -291,30 +323,61 @@ class Remind(Processor):
         if source is None or source.state != "connected":
             self._wait(delivery, source)
             return
+        if source.is_present(delivery.channel) is False:
+            self._absent(delivery)
+            return
         # A fresh event each time: a try whose reply was lost must not be said again.
         d = self.bot.dispatch(delivery.derive(EventType.DELAYED))
         d.addCallbacks(self._dispatched, self._not_dispatched, (source,), {}, (reminder_id,))
 
-    def _wait(self, delivery: Event, source: Any) -> None:
+    def _absent(self, delivery: Event) -> None:
+        """The reminder's person is not there (the source knows): look again after
+        ``absent_check`` seconds, or, ``absent_keep`` seconds after its time, drop it.
+        Reactor thread."""
+        reminder_id = delivery.data["remind"]
+        late = self.bot.seconds() - float(delivery.data.get("due", self.bot.seconds()))
+        if late > self.absent_keep:
+            self.log.info(
+                "reminder #{id} dropped: {target} on {source} has not been there since it "
+                "was due, {late} ago",
+                id=reminder_id,
+                target=delivery.channel,
+                source=delivery.source,
+                late=duration(late),
+            )
+            self.bot.call_later(0, self._thd_drop, Event("botcore", "remind"), reminder_id)
+            return
+        self._wait(delivery, None, self.absent_check)
+
+    def _thd_drop(self, event: Event, reminder_id: int) -> None:
+        """Forget a reminder whose person has gone. Worker thread."""
+        reminder = event.session.get(Reminder, reminder_id)
+        if reminder is not None:
+            event.session.delete(reminder)
+
+    def _wait(self, delivery: Event, source: Any, timeout: float | None = None) -> None:
         """Deliver when ``source`` connects, or look for the source again after
-        ``source_wait`` seconds (it may have been loaded or reloaded). Reactor thread."""
+        ``source_wait`` seconds (it may have been loaded or reloaded); with ``source``
+        None and a ``timeout``, only look again after that long. Reactor thread."""
         if self._shut:
             return
         reminder_id = delivery.data["remind"]
-        if source is None:
+        if timeout is not None:
+            wait: Deferred[None] = Deferred()
+        elif source is None:
             self.log.info(
                 "reminder #{id} is due but source {source} is not running; it waits",
                 id=reminder_id,
                 source=delivery.source,
             )
-            wait: Deferred[None] = Deferred()
+            wait = Deferred()
         else:
             wait = source.when_connected()
         old = self._waits.pop(reminder_id, None)
         self._waits[reminder_id] = wait
         if old is not None:
             old.cancel()
-        wait.addTimeout(self.source_wait, self.bot.reactor)
+        wait.addTimeout(timeout or self.source_wait, self.bot.reactor)
 
         def done(result: Any) -> None:
             if self._waits.get(reminder_id) is not wait:
@@ -336,9 +399,14 @@ class Remind(Processor):
         said = any(r.source == delivery.source for r in delivery.responses)
         if not said:
             return  # cancelled meanwhile (or another processor took it over)
-        if source.state != "connected" or self.bot.get_source(delivery.source) is not source:
+        current = self.bot.get_source(delivery.source)
+        if current is None or current is not source or current.state != "connected":
             # Dropped by a source that lost its connection: it is said again later.
-            self._wait(delivery, self.bot.get_source(delivery.source))
+            self._wait(delivery, current)
+            return
+        if current.is_present(delivery.channel) is False:
+            # Dropped: its person left before it was sent. It waits for them.
+            self._absent(delivery)
             return
         self.bot.call_later(0, self._thd_sent, Event("botcore", "remind"), delivery.data["remind"])
 
@@ -386,39 +454,62 @@ class Remind(Processor):
         except ReminderError as error:
             event.addresponse(str(error))
             return
-        session = event.session
-        waiting = session.scalars(
-            select(Reminder.id).where(
-                Reminder.source == event.source, Reminder.setter_id == event.who.id
+        channel = event.channel if event.public and event.channel else target
+        with self._setting:
+            session = event.session
+            refusal = self._over_cap(session, event, channel)
+            if refusal is not None:
+                event.addresponse(refusal)
+                return
+            reminder = Reminder(
+                source=event.source,
+                # In private, the reminder is said to whom it is for (a reminder for alice
+                # set in private with bob is no use in bob's conversation, gone when he
+                # has).
+                channel=channel,
+                public=event.public,
+                setter_id=event.who.id,
+                setter=event.who.nick,
+                target=target,
+                text=text,
+                due=due,
+                every=every,
+                created=self.now(),
             )
-        ).all()
-        if len(waiting) >= self.max_reminders:
-            event.addresponse(
-                "You already have %d reminders waiting; cancel one first", len(waiting)
-            )
-            return
-        reminder = Reminder(
-            source=event.source,
-            # In private, the reminder is said to whom it is for (a reminder for alice set
-            # in private with bob is no use in bob's conversation, gone when he has).
-            channel=event.channel if event.public and event.channel else target,
-            public=event.public,
-            setter_id=event.who.id,
-            setter=event.who.nick,
-            target=target,
-            text=text,
-            due=due,
-            every=every,
-            created=self.now(),
-        )
-        session.add(reminder)
-        session.commit()
+            session.add(reminder)
+            session.commit()
         self.schedule(reminder)
         whom = "you" if target == event.who.nick else target
         when = f"at {self.show(due)} (in {duration((due - self.now()).total_seconds())})"
         if every:
             when += f", then every {duration(every)}"
         event.addresponse("Okay, I'll remind %s %s [#%d]", (whom, when, reminder.id))
+
+    def _over_cap(self, session: Session, event: Event, channel: str) -> str | None:
+        """Why one more reminder from the event's sender in ``channel`` would pass a cap
+        (the sender's, the conversation's, the source's), in words for them; or None."""
+
+        def count(*where: Any) -> int:
+            query = select(func.count()).select_from(Reminder).where(*where)
+            return int(session.scalar(query) or 0)
+
+        mine = count(Reminder.source == event.source, Reminder.setter_id == event.who.id)
+        if mine >= self.max_reminders:
+            return f"You already have {mine} reminders waiting; cancel one first"
+        here = count(Reminder.source == event.source, Reminder.channel == channel)
+        if here >= self.max_per_conversation:
+            where = "here" if event.public else f"for {channel}"
+            return (
+                f"There are already {here} reminders waiting {where}; "
+                "try again once some have been said"
+            )
+        total = count(Reminder.source == event.source)
+        if total >= self.max_per_source:
+            return (
+                f"I'm already keeping {total} reminders for this network; "
+                "try again once some have been said"
+            )
+        return None
 
     def parse(self, rest: str) -> tuple[datetime, int | None, str]:
         """(due, repeat seconds or None, text) from what follows ``remind <who>``."""

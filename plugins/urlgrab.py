@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hyperlink import EncodedURL
-from sqlalchemy import Index, Integer, String, and_, false, or_, select
+from sqlalchemy import Index, Integer, String, and_, delete, false, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -124,6 +124,18 @@ class UrlGrab(Processor):
         [],
     )
     user_agent = Option("User-Agent sent when fetching titles.", "botcore-urlgrab")
+    max_per_conversation = IntOption(
+        "The most URLs kept for one conversation (a channel, or one private "
+        "correspondent); past that the oldest are forgotten.",
+        1000,
+        min=1,
+    )
+    max_per_source = IntOption(
+        "The most URLs kept for one source (network) in all; past that its oldest are "
+        "forgotten, so strangers cannot fill the database however many nicks they use.",
+        50000,
+        min=1,
+    )
 
     log = Logger()
 
@@ -174,13 +186,45 @@ class UrlGrab(Processor):
             event.session.add(row)
             rows.append(row)
         event.session.flush()
+        ids = [row.id for row in rows]
+        self.prune(event)
         mark_written(event.session)
         if not self.fetch_titles or (not event.public and not self.title_private):
             return
-        ids = [row.id for row in rows]
         for url, row_id in zip(urls, ids, strict=True):
             if url.lower().startswith(("http://", "https://")):
                 self.bot.call_from_thread(self.start_fetch, event, url, row_id)
+
+    def prune(self, event: Event) -> None:
+        """Forget the oldest URLs of the event's conversation past
+        ``max_per_conversation``, and of its source past ``max_per_source``. Worker
+        thread."""
+        session = event.session
+        for where, cap in (
+            (
+                (GrabbedURL.source == event.source, GrabbedURL.channel == (event.channel or "")),
+                self.max_per_conversation,
+            ),
+            ((GrabbedURL.source == event.source,), self.max_per_source),
+        ):
+            kept = session.scalar(select(func.count()).select_from(GrabbedURL).where(*where))
+            excess = int(kept or 0) - cap
+            if excess <= 0:
+                continue
+            # The ids first: MySQL takes no LIMIT in a DELETE's subquery.
+            oldest = session.scalars(
+                select(GrabbedURL.id)
+                .where(*where)
+                .order_by(GrabbedURL.time, GrabbedURL.id)
+                .limit(excess)
+            ).all()
+            session.execute(delete(GrabbedURL).where(GrabbedURL.id.in_(oldest)))
+            self.log.debug(
+                "source {source}: forgot the {count} oldest URLs (past {cap})",
+                source=event.source,
+                count=len(oldest),
+                cap=cap,
+            )
 
     def start_fetch(self, event: Event, url: str, row_id: int | None) -> defer.Deferred:
         """Fetch ``url``'s title; once found, say it in the event's conversation through the

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import secrets
 import typing
+import unicodedata
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
@@ -15,7 +17,10 @@ from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from botcore.accounts.login import NickOwner, nick_owner, password_login
+from botcore.accounts.names import UnclearName, normalise, skeleton
 from botcore.accounts.secrets import scrub
+from botcore.accounts.throttle import address_key
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.humanize import duration
 from botcore.options import BoolOption, FloatOption, IntOption, Option
@@ -121,6 +126,9 @@ class EndpointOption(Option):
 class TelnetSource(Source):
     """Listens on ``endpoint``; each connection is one person, known by the nick they give.
 
+    A nick that belongs to an account (its identity here is linked to one) is theirs only
+    once they give the account's password, which authenticates the connection; otherwise
+    they get a guest nick. Look-alikes of nicks in use or of accounts' nicks are refused.
     Every line they type becomes a private, addressed ``message`` event; replies come back
     as lines (actions as ``* botname text``). Reactor thread only.
     """
@@ -149,9 +157,17 @@ class TelnetSource(Source):
         3600.0,
         min=0,
     )
-    max_connections = IntOption("Most connections at once; more are refused.", 32, min=1)
+    max_connections = IntOption(
+        "Most connections at once. When full, a newcomer replaces the oldest connection "
+        "that has not given a nick yet; with every one named, more are refused.",
+        32,
+        min=1,
+    )
     max_connections_per_address = IntOption(
-        "Most connections at once from one address; more are refused.", 8, min=1
+        "Most connections at once from one address (every loopback address counts as "
+        "one; an IPv6 address by its /64), with the same replacement as max_connections.",
+        8,
+        min=1,
     )
     output_limit = IntOption(
         "Bytes of replies one connection may have waiting once its socket's buffer is full; "
@@ -190,6 +206,9 @@ class TelnetSource(Source):
         self.listening_on: str | None = None
         self.consoles: set[Console] = set()
         self.by_nick: dict[str, Console] = {}
+        #: Nicks (casefolded) held for a connection that chose them while it is found
+        #: out whose they are, or while it is asked for their account's password.
+        self.claims: dict[str, Console] = {}
         #: The events of each connection (by id) still being processed, oldest first.
         self.waiting: dict[str, list[Event]] = {}
         #: Connections (ids) that left while their events were still being processed,
@@ -280,14 +299,34 @@ class TelnetSource(Source):
         return f"{self.name}#{next(self._ids)}.{secrets.token_hex(6)}"
 
     def refusal(self, console: Console) -> str | None:
-        """Why a new connection must be refused (too many, in all or from its address),
-        or None to accept it."""
-        if len(self.consoles) >= self.max_connections:
-            return "too many connections to the console"
-        same = sum(1 for other in self.consoles if other.address == console.address)
-        if same >= self.max_connections_per_address:
+        """Why a new connection must be refused, or None to accept it. When the console
+        is full (in all, or from the new connection's address, every loopback address
+        counting as one), the oldest connection that has not given a nick yet makes room
+        (it is told why and closed), so connections that never register cannot keep
+        everyone out; only when every connection has a nick is the new one refused."""
+        same = [other for other in self.consoles if other.address == console.address]
+        if len(same) >= self.max_connections_per_address and not self._evict(same):
             return "too many connections from your address"
+        if len(self.consoles) >= self.max_connections and not self._evict(self.consoles):
+            return "too many connections to the console"
         return None
+
+    def _evict(self, among: Iterable[Console]) -> bool:
+        """Close the oldest of ``among`` without a nick; False when all have one."""
+        unnamed = [other for other in among if other.nick is None]
+        if not unnamed:
+            return False
+        oldest = min(unnamed, key=lambda other: other.serial)
+        self.log.info(
+            "source {source}: the console is full; closing {connection} ({peer}), the "
+            "oldest connection without a nick, to make room",
+            source=self.name,
+            connection=oldest.connection_id,
+            peer=oldest.peer,
+        )
+        self.consoles.discard(oldest)
+        oldest.close("sorry, the console is full and you gave no nick yet; goodbye.")
+        return True
 
     def console_for(self, nick: str | None) -> Console | None:
         """The connection of the person called ``nick``, or None."""
@@ -296,7 +335,10 @@ class TelnetSource(Source):
         return self.by_nick.get(nick.casefold())
 
     def check_nick(self, nick: str) -> str | None:
-        """Why ``nick`` cannot be used, or None when it can."""
+        """Why ``nick`` (NFKC-normalised) cannot be used, or None when it can: it must be
+        a clear name (`botcore.accounts.names.normalise`: no invisible characters, no
+        mixed scripts), not the bot's, not in use or held, and not a look-alike of a nick
+        in use or held (``admin`` spelt with a Cyrillic a, beside ``admin``)."""
         if not nick:
             return "a nick cannot be empty"
         if any(c.isspace() for c in nick):
@@ -305,15 +347,99 @@ class TelnetSource(Source):
             return "a nick cannot contain control characters"
         if len(nick) > self.max_nick:
             return f"a nick is at most {self.max_nick} characters"
-        if nick.casefold() in {n.casefold() for n in self.names()}:
+        try:
+            normalise(nick)
+        except UnclearName as e:
+            return str(e).replace("a name", "a nick", 1)
+        key = nick.casefold()
+        if key in {n.casefold() for n in self.names()}:
             return "that is my name"
-        if nick.casefold() in self.by_nick:
+        if key in self.by_nick or key in self.claims:
             return f"the nick {nick} is in use"
+        look = skeleton(nick)
+        for other in [*self.names(), *self.by_nick, *self.claims]:
+            if other.casefold() != key and skeleton(other) == look:
+                return f"the nick {nick} looks too much like {other}"
         return None
+
+    # -- nicks that belong to accounts ------------------------------------------------
+    #
+    # A nick chosen on a console that keeps accounts is first looked up (worker thread):
+    # when its identity here is linked to an account, the connection must give that
+    # account's password before it is known by the nick; otherwise it gets a guest nick.
+    # A nick that merely looks like an account's is refused. Until then the nick is held
+    # (`claims`), so nobody else takes it meanwhile, and nothing sent to it reaches the
+    # connection. A trusted console trusts every nick and holds none.
+
+    def claim(self, console: Console, nick: str) -> None:
+        """Hold ``nick`` for ``console`` and find out whose it is. Reactor thread."""
+        self.claims[nick.casefold()] = console
+        try:
+            self.bot.call_later(
+                0, self._thd_owner, Event(self.name, "console-nick"), console, nick
+            )
+        except Exception as e:  # the dispatcher is stopping
+            self.log.info(
+                "source {source}: cannot look up the nick {nick}: {why}",
+                source=self.name,
+                nick=nick,
+                why=e,
+            )
+            self.release(console)
+            console.send_line("sorry, I can't take nicks right now; goodbye.")
+            console.close()
+
+    def release(self, console: Console) -> None:
+        """Stop holding the nick ``console`` asked for (it has it now, or not)."""
+        if console.claim is not None and self.claims.get(console.claim.casefold()) is console:
+            del self.claims[console.claim.casefold()]
+        console.claim = None
+        console.claim_account = None
+        console.claim_username = None
+
+    def _thd_owner(self, event: Event, console: Console, nick: str) -> None:
+        """Look ``nick`` up (worker thread), then answer `Console.owner_known`."""
+        try:
+            session = event.session
+        except RuntimeError:  # a bot with no database keeps no accounts
+            owner: NickOwner | None = NickOwner()
+        else:
+            try:
+                owner = nick_owner(session, self.name, nick)
+            except Exception:
+                self.log.failure("source {source}: looking up a nick failed", source=self.name)
+                owner = None
+        self.bot.call_from_thread(console.owner_known, nick, owner)
+
+    def _thd_login(
+        self, event: Event, console: Console, login: Event, account: int, secret: str
+    ) -> None:
+        """Check the password given for a held nick (worker thread), then answer
+        `Console.logged_in`."""
+        try:
+            problem = password_login(
+                event.session, self.bot.auth, login, account, secret, self.bot.seconds()
+            )
+        except Exception:
+            self.log.failure("source {source}: checking a password failed", source=self.name)
+            problem = "I can't check passwords right now"
+        self.bot.call_from_thread(console.logged_in, problem)
+
+    def guest_nick(self) -> str:
+        """A nick nobody on the console has: ``guest-`` and six hex digits."""
+        while True:
+            nick = f"guest-{secrets.token_hex(3)}"
+            if self.check_nick(nick) is None:
+                return nick
 
     def is_channel(self, target: str) -> bool:
         """Never: the console has no channels, every conversation is with one person."""
         return False
+
+    def is_present(self, target: str) -> bool:
+        """Whether someone is connected with the nick ``target`` (a reply to anyone else
+        is dropped)."""
+        return self.console_for(target) is not None
 
     def joined(self, console: Console) -> None:
         nick = console.nick
@@ -329,6 +455,7 @@ class TelnetSource(Source):
 
     def left(self, console: Console) -> None:
         self.consoles.discard(console)
+        self.release(console)
         if console.nick is not None and self.by_nick.get(console.nick.casefold()) is console:
             del self.by_nick[console.nick.casefold()]
             self.log.info("source {source}: {nick} left", source=self.name, nick=console.nick)
@@ -359,6 +486,8 @@ class TelnetSource(Source):
             addressed=True,
             message=Message(text),
             authenticated=bool(self.trusted),
+            # Where the person is, for slowing down password guessing by address.
+            data={"address": console.host},
         )
         self.waiting.setdefault(console.connection_id, []).append(event)
         d = self.dispatch(event)
@@ -432,6 +561,9 @@ def format_reply(response: Response, nick: str) -> list[str]:
     return lines
 
 
+_serials = itertools.count()
+
+
 @implementer(IPushProducer)
 class Console(Protocol):
     """One telnet connection: asks for a nick, then relays lines to the source.
@@ -452,9 +584,22 @@ class Console(Protocol):
         self.source = source
         self.connection_id = connection_id
         self.nick: str | None = None
+        #: The nick asked for while it is held (looked up, or waiting for a password).
+        self.claim: str | None = None
+        #: The account whose password the held nick needs, once asked for, and its name.
+        self.claim_account: int | None = None
+        self.claim_username: str | None = None
+        #: Whether a look-up or password check is under way for the connection, and the
+        #: lines that came meanwhile (at most max_pending).
+        self.checking = False
+        self._early: list[str] = []
         self.peer = "?"
         #: Who the connection comes from, for the per-address cap (the host, for TCP).
         self.address = "?"
+        #: The peer's host as it came (an IP address, for TCP), or None.
+        self.host: str | None = None
+        #: Order of arrival: the oldest connection without a nick makes room first.
+        self.serial = next(_serials)
         #: Fires when the connection is closed.
         self.closed: Deferred[None] = Deferred()
         self._buffer = b""
@@ -476,7 +621,10 @@ class Console(Protocol):
         peer = self.stream.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(peer)
-        self.address = str(host) if host is not None else str(peer)
+        self.host = str(host) if host is not None else None
+        # Every loopback address is one (127.0.0.2-.5 are the same machine), an IPv6
+        # address counts by its /64.
+        self.address = address_key(self.host) or str(peer)
         refusal = self.source.refusal(self)
         if refusal is not None:
             self.source.log.info(
@@ -652,6 +800,16 @@ class Console(Protocol):
             return
         text = text.strip()
         self._heard()
+        if self.checking:
+            # Typed (or piped) before the nick's look-up ended: taken in order after it.
+            if len(self._early) >= self.source.max_pending:
+                self.send_line("one moment, I'm still checking; line ignored.")
+            else:
+                self._early.append(text)
+            return
+        self._take(text)
+
+    def _take(self, text: str) -> None:
         if self.nick is None:
             self._choose_nick(text)
         elif not text:
@@ -663,11 +821,115 @@ class Console(Protocol):
         else:
             self.source.message(self, text)
 
+    def _checked(self) -> None:
+        """A look-up or password check has ended: take the lines that came meanwhile."""
+        self.checking = False
+        while self._early and not self.checking and not self._gone():
+            self._take(self._early.pop(0))
+
     def _choose_nick(self, nick: str) -> None:
+        if self.claim_account is not None:
+            self._password(nick)
+            return
+        nick = unicodedata.normalize("NFKC", nick)
         problem = self.source.check_nick(nick)
         if problem is not None:
             self.send_line(f"{problem}; what is your nick?")
             return
+        if self.source.trusted:
+            self._join(nick)
+            return
+        self.claim = nick
+        self.checking = True
+        self.source.claim(self, nick)
+
+    def owner_known(self, nick: str, owner: NickOwner | None) -> None:
+        """Whose the nick asked for is (None: that could not be found out). Reactor
+        thread."""
+        if self._closing or self.claim != nick:
+            self.checking = False
+            self.source.release(self)
+            return
+        self._decide(nick, owner)
+        self._checked()
+
+    def _decide(self, nick: str, owner: NickOwner | None) -> None:
+        if owner is None:
+            self.source.release(self)
+            self._join_as_guest(f"I can't check who {nick} belongs to right now")
+        elif owner.looks_like is not None:
+            self.source.release(self)
+            self.send_line(
+                f"the nick {nick} looks too much like {owner.looks_like}, which belongs to "
+                "an account; what is your nick?"
+            )
+        elif owner.account is None:
+            self.source.release(self)
+            self._join(nick)
+        elif not owner.has_password:
+            self.source.release(self)
+            self.send_line(
+                f"the nick {nick} belongs to the account {owner.username}, which has no "
+                "password here (an admin can set one); what is your nick?"
+            )
+        else:
+            self.claim_account, self.claim_username = owner.account, owner.username
+            self.send_line(
+                f"{nick} belongs to the account {owner.username}: type its password to "
+                "use it, or an empty line to be a guest."
+            )
+
+    def _password(self, secret: str) -> None:
+        """The line after the password prompt: check it (an empty one: be a guest)."""
+        nick, account = self.claim, self.claim_account
+        assert nick is not None and account is not None
+        if not secret:
+            self.source.release(self)
+            self._join_as_guest(None)
+            return
+        login = Event(
+            source=self.source.name,
+            type=EventType.MESSAGE,
+            sender=Sender(connection=self.connection_id, id=nick, nick=nick),
+            channel=nick,
+            public=False,
+            data={"address": self.host},
+        )
+        self.checking = True
+        try:
+            self.source.bot.call_later(
+                0,
+                self.source._thd_login,
+                Event(self.source.name, "console-login"),
+                self,
+                login,
+                account,
+                secret,
+            )
+        except Exception:  # the dispatcher is stopping
+            self.logged_in("I can't check passwords right now")
+
+    def logged_in(self, problem: str | None) -> None:
+        """The password check's outcome: None (the nick is theirs now, authenticated),
+        else why not (they become a guest). Reactor thread."""
+        nick, username = self.claim, self.claim_username
+        self.source.release(self)
+        if self._closing or nick is None:
+            self.checking = False
+            return
+        if problem is None:
+            self._join(nick)
+            self.send_line(f"You are authenticated as {username}.")
+        else:
+            self._join_as_guest(f"sorry, {problem}")
+        self._checked()
+
+    def _join_as_guest(self, why: str | None) -> None:
+        nick = self.source.guest_nick()
+        self.send_line(f"{why + '; ' if why else ''}you are {nick} here.")
+        self._join(nick)
+
+    def _join(self, nick: str) -> None:
         self.nick = nick
         if self._timer is not None and self._timer.active():
             self._timer.cancel()

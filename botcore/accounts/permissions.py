@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event as sa_event
 
+from botcore.accounts.throttle import KnownAddresses, Throttle, address_key
 from botcore.event import Event
 from botcore.options import DictOption, FloatOption, IntOption, ListOption
 
@@ -55,6 +55,21 @@ def check_grant(value: str | None, event: Event) -> bool | None:
 
 
 @dataclass
+class Failures:
+    """Failed authentications, each counted three times: for the connection that made it
+    (which a reconnect resets), for its address (which it does not) and for the account
+    it tried (which guessing from many addresses does not escape)."""
+
+    connections: Throttle = field(default_factory=lambda: Throttle(5, 300.0, 10.0, 300.0))
+    addresses: Throttle = field(default_factory=lambda: Throttle(10, 300.0, 10.0, 300.0))
+    accounts: Throttle = field(default_factory=lambda: Throttle(20, 300.0, 10.0, 300.0))
+    known: KnownAddresses = field(default_factory=KnownAddresses)
+
+    def __len__(self) -> int:
+        return len(self.connections) + len(self.addresses) + len(self.accounts)
+
+
+@dataclass
 class AuthState:
     """What survives a configuration reload: caches of identities and permission rows,
     authenticated connections, failed attempts and pending link tokens. Guarded by
@@ -72,8 +87,9 @@ class AuthState:
     generation: int = 0
     #: (source, connection) -> (account id, expiry on the bot's clock).
     connections: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
-    #: (source, connection) -> times of recent failed attempts made over that connection.
-    failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    #: Failed attempts by connection, address and account, and where accounts
+    #: authenticated from.
+    failures: Failures = field(default_factory=lambda: Failures())
     #: (source, connection) of the credential checks running now (one per connection).
     checking: set[tuple[str, str]] = field(default_factory=set)
     #: token -> (account id, source, identity, expiry).
@@ -111,12 +127,32 @@ class Permissions:
         5,
         min=1,
     )
+    address_failures = IntOption(
+        "Failed authentication attempts from one address (every loopback address counts "
+        "as one; an IPv6 address by its /64; an IRC host as itself) within failure_window "
+        "seconds before every connection from there must wait between attempts: a "
+        "reconnect does not start afresh.",
+        10,
+        min=1,
+    )
+    account_failures = IntOption(
+        "Failed authentication attempts at one account, from anywhere, within "
+        "failure_window seconds before further attempts at it must wait between them "
+        "(guessing from many addresses is slowed too). Addresses the account has "
+        "authenticated from since the bot started are not held up by this.",
+        20,
+        min=1,
+    )
     failure_window = FloatOption(
-        "The window, in seconds, in which failed attempts are counted.", 300.0, min=1
+        "The window, in seconds, in which failed attempts are counted: a connection, "
+        "address or account with no failure for that long starts afresh.",
+        300.0,
+        min=1,
     )
     failure_delay = FloatOption(
-        "Seconds a connection past max_failures waits before its next attempt; doubled "
-        "for each further failure, up to failure_window.",
+        "Seconds a connection, address or account past its number of failures waits "
+        "before its next attempt; doubled for each further failure, up to failure_window "
+        "(so nobody is locked out for longer than that at a time).",
         10.0,
         min=0.01,
     )
@@ -126,6 +162,9 @@ class Permissions:
         2,
         min=1,
     )
+
+    #: Seconds an address an account authenticated from stays known as the account's.
+    known_for = 30 * 86400.0
 
     def __init__(
         self,
@@ -143,6 +182,15 @@ class Permissions:
         self._global = parse_grants(self.permissions)
         self._senders = {key: parse_grants([value]) for key, value in self.grants.items()}
         self.state: AuthState = previous.state if previous is not None else AuthState()
+        failures = self.state.failures
+        for throttle, free in (
+            (failures.connections, self.max_failures),
+            (failures.addresses, self.address_failures),
+            (failures.accounts, self.account_failures),
+        ):
+            throttle.free = free
+            throttle.window = throttle.longest = self.failure_window
+            throttle.delay = self.failure_delay
         # A reload (SIGHUP) also picks up accounts changed outside the bot (botcore-setup).
         self._clear()
 
@@ -294,6 +342,29 @@ class Permissions:
             with self.state.lock:
                 self.state.connections.pop((event.source, event.sender.connection), None)
 
+    def forget_account(self, account_id: int, session: Session | None = None) -> None:
+        """The account is deleted: end every authentication remembered for it, its
+        pending link tokens and the addresses it is known at, now and again when
+        ``session`` (the deleting one) commits. A remembered login names the account by
+        its id, which a database may give to the next new account (SQLite reuses the
+        highest one): kept, it would log that connection in as the new account as soon as
+        its identity were linked to it."""
+
+        def clear(*_: object) -> None:
+            with self.state.lock:
+                connections = self.state.connections
+                for key in [k for k, (account, _) in connections.items() if account == account_id]:
+                    del connections[key]
+                tokens = self.state.tokens
+                for token in [t for t, pending in tokens.items() if pending[0] == account_id]:
+                    del tokens[token]
+                self.state.failures.known.forget_account(account_id)
+                self.state.failures.accounts.forget(account_id)
+
+        clear()
+        if session is not None:
+            sa_event.listen(session, "after_commit", clear, once=True)
+
     def remembered(self, event: Event, now: float) -> bool:
         """Whether the event's connection is authenticated for the event's account."""
         if event.sender is None or event.account is None or not self.followed(event):
@@ -322,34 +393,61 @@ class Permissions:
         has failed fewer than ``max_failures`` times in ``failure_window``; then
         ``failure_delay`` after its last failure, doubled for each failure beyond."""
         with self.state.lock:
-            recent = self.state.failures.get(key)
-            if recent is None:
-                return 0.0
-            while recent and now - recent[0] >= self.failure_window:
-                recent.popleft()
-            if not recent:
-                del self.state.failures[key]
-                return 0.0
-            beyond = len(recent) - self.max_failures
-            if beyond < 0:
-                return 0.0
-            delay = min(self.failure_delay * 2 ** min(beyond, 32), self.failure_window)
-            return max(0.0, recent[-1] + delay - now)
+            return self.state.failures.connections.wait(key, now)
 
     def failed(self, key: tuple[str, str], now: float) -> None:
-        """Count one failed attempt made over the connection."""
+        """Count one failed attempt made over the connection (only)."""
         with self.state.lock:
-            failures = self.state.failures
-            if len(failures) > 10000:
-                window = self.failure_window
-                for old in [k for k, v in failures.items() if not v or now - v[-1] >= window]:
-                    del failures[old]
-            # Enough to reach the longest delay; older ones no longer change anything.
-            keep = self.max_failures + 32
-            recent = failures.get(key)
-            if recent is None or recent.maxlen != keep:
-                recent = failures[key] = deque(recent or (), maxlen=keep)
-            recent.append(now)
+            self.state.failures.connections.failed(key, now)
+
+    @staticmethod
+    def address_of(event: Event) -> str | None:
+        """Where the event's sender is, as `address_key` counts it: the source's
+        ``data["address"]`` (the console's peer), else the host of an IRC
+        ``data["mask"]``; None where the source says neither (XMPP)."""
+        address = event.data.get("address")
+        if not isinstance(address, str):
+            mask = event.data.get("mask")
+            address = mask.rpartition("@")[2] if isinstance(mask, str) and "@" in mask else None
+        return address_key(address)
+
+    def attempt_wait(self, event: Event, account: int | None, now: float) -> tuple[float, str]:
+        """(seconds the sender must wait before an attempt at ``account`` is checked, what
+        is being slowed down in words for the user): the longest of their connection's,
+        their address's and the account's waits. The account's does not hold up an
+        address the account authenticated from before (its owner, most likely)."""
+        failures = self.state.failures
+        address = self.address_of(event)
+        with self.state.lock:
+            waits = [(failures.connections.wait(self.connection_key(event), now), "from here")]
+            if address is not None:
+                waits.append(
+                    (failures.addresses.wait((event.source, address), now), "from your address")
+                )
+            if account is not None and not (
+                address is not None and failures.known.knows(account, address, now, self.known_for)
+            ):
+                waits.append((failures.accounts.wait(account, now), "at that account lately"))
+        return max(waits, key=lambda pair: pair[0])
+
+    def attempt_failed(self, event: Event, account: int | None, now: float) -> None:
+        """Count a failed attempt at ``account`` (None: no such account) by the event's
+        sender, for their connection, their address and the account."""
+        failures = self.state.failures
+        address = self.address_of(event)
+        with self.state.lock:
+            failures.connections.failed(self.connection_key(event), now)
+            if address is not None:
+                failures.addresses.failed((event.source, address), now)
+            if account is not None:
+                failures.accounts.failed(account, now)
+
+    def attempt_succeeded(self, event: Event, account: int, now: float) -> None:
+        """The sender proved ``account`` theirs: their address is one it is known at."""
+        address = self.address_of(event)
+        if address is not None:
+            with self.state.lock:
+                self.state.failures.known.add(account, address, now)
 
     def start_check(self, key: tuple[str, str]) -> bool:
         """Claim a slot for one credential check by the connection: False when that

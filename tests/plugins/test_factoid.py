@@ -305,6 +305,30 @@ class FactoidTests(PluginTestCase):
         self.assertResponseMatches("weather in $arg is <reply>sunny in $1", OK)
         self.assertEqual(self.responses("weather in paris"), ["sunny in paris"])
 
+    def test_teaching_words_only_refused(self):
+        """A wildcard name of only the words of teaching ('"$arg is $arg" is ...') would
+        answer everything taught, so that nothing could be taught: refused; one taught
+        before the refusal is not used. Names with a word of their own still work."""
+        for name in ('"$arg is $arg"', '"$arg are also $arg"', '"no, $arg is $arg"'):
+            self.assertResponseMatches(f"{name} is <reply>gotcha", "only the words of teaching")
+        self.assertResponseMatches("foo is bar", OK)
+        self.assertEqual(self.responses("foo"), ["foo is bar"])
+        with self.bot.databases["main"].session_factory() as session:
+            fact = factoid.Factoid()
+            session.add(fact)
+            session.flush()
+            session.add(factoid.FactoidName(factoid_id=fact.id, name="$arg is $arg", author="x"))
+            session.add(
+                factoid.FactoidValue(
+                    factoid_id=fact.id, verb="is", value="<reply>gotcha", author="x"
+                )
+            )
+            session.commit()
+        self.assertResponseMatches("sky is blue", OK)
+        self.assertEqual(self.responses("sky"), ["sky is blue"])
+        self.assertResponseMatches('"$arg is cool" is <reply>yes', OK)
+        self.assertEqual(self.responses("python is cool"), ["yes"])
+
     def test_taught_meanwhile(self):
         """A name taught by somebody else between the check and the write (a race) is
         refused by the unique key and answered, not turned into an error."""

@@ -644,6 +644,7 @@ class SourceHookTests(IdentityTestCase):
         class Person:
             nick = "user"
             connection_id = "console#1"
+            host = "127.0.0.1"
 
         self.successResultOf(console.message(Person(), f"auth {SECRET}"))
         self.assertTrue(any("says" in line for line in logged))

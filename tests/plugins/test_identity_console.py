@@ -1,7 +1,9 @@
 """mallory's account take-overs, replayed over the real telnet console (a running bot with
-the identity plugin, clients over loopback TCP): a link token said from an offline admin's
-nick does not move the admin's identity, a password-less account gets no first password
-from whoever holds its nick, and a newcomer on a reused connection id is nobody."""
+the identity plugin, clients over loopback TCP): a nick that belongs to an account is held
+until its password is given (a wrong or no password makes a guest), so nobody can say a
+link token from an offline admin's nick, nor hold a password-less account's nick, nor
+lock the admin out; a look-alike of an account's nick is refused; and a newcomer on a
+reused connection id is nobody."""
 
 from __future__ import annotations
 
@@ -119,14 +121,23 @@ class ConsoleAttackTests(TestCase):
                 accounts.set_permission(session, account.id, permission, value)
             session.commit()
 
-    async def connect(self, nick: str) -> ConsoleClient:
+    async def arrive(self) -> ConsoleClient:
+        """A new connection, asked for its nick."""
         client = ConsoleClient()
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port, timeout=WAIT)
         await endpoint.connect(protocol.Factory.forProtocol(lambda: client))
         await client.wait_for("What is your nick?")
-        client.sendLine(nick.encode())
-        await client.wait_for(f"Hi {nick}!")
         self.clients.append(client)
+        return client
+
+    async def connect(self, nick: str, password: str | None = None) -> ConsoleClient:
+        """A new connection known as ``nick`` (giving ``password`` when asked for it)."""
+        client = await self.arrive()
+        if password is None:
+            await self.ask(client, nick, f"Hi {nick}!")
+        else:
+            await self.ask(client, nick, "type its password")
+            await self.ask(client, password, f"Hi {nick}!")
         return client
 
     async def nick_free(self, nick: str) -> None:
@@ -146,62 +157,105 @@ class ConsoleAttackTests(TestCase):
         self.account("admin", "admin", SECRET, admin="auth")
         mallory = await self.connect("mallory")
         await self.ask(mallory, "create account mallory password m-secret", "Created account")
-        # The admin is offline: mallory takes the nick on a second connection.
-        as_admin = await self.connect("admin")
-        start = len(as_admin.lines)
         await self.ask(mallory, "I am admin on console", "sent a token")
-        token = (await as_admin.wait_for("link token", since=start)).rsplit(" ", 1)[1]
-        await self.ask(as_admin, f"link token {token}", "belongs to admin")
-        await self.ask(as_admin, "who am I", "You are admin (not authenticated)")
-        as_admin.transport.loseConnection()
-        await self.nick_free("admin")
-        real = await self.connect("admin")
-        await self.ask(real, f"auth {SECRET}", "now authenticated")
+        # The admin is offline: mallory tries to take the nick on a second connection.
+        squatter = await self.arrive()
+        await self.ask(squatter, "admin", "belongs to the account admin: type its password")
+        line = await self.ask(squatter, "m-secret", "you are guest-")
+        self.assertIn("that is not its password", line)
+        self.assertIsNone(self.bot.get_source("console").console_for("admin"))
+        await self.ask(squatter, "who am I", "with no account")
+        real = await self.connect("admin", SECRET)
         await self.ask(real, "who am I", "admin (authenticated); identities: admin on console")
 
     def test_link_token_from_offline_admins_nick(self) -> None:
-        """mallory's 'I am admin on console' with the token said back from the nick admin
-        leaves the admin's identity where it was; the real admin authenticates after."""
+        """mallory cannot hold the offline admin's nick to say a link token from it: the
+        nick asks for the admin's password, and a wrong one makes her a guest; the real
+        admin, connecting next with the password, is authenticated."""
         return ensureDeferred(self._token_attack())  # type: ignore[return-value]
 
     async def _lockout(self) -> None:
         self.account("admin", "admin", SECRET, admin="auth")
-        impostor = await self.connect("admin")
         for _ in range(8):
-            await self.ask(impostor, "auth guess", "")
-        await self.ask(impostor, f"auth {SECRET}", "try again in")
-        impostor.transport.loseConnection()
-        await self.nick_free("admin")
-        real = await self.connect("admin")
-        await self.ask(real, f"auth {SECRET}", "now authenticated")
+            impostor = await self.arrive()
+            await self.ask(impostor, "admin", "type its password")
+            await self.ask(impostor, "guess", "you are guest-")
+            impostor.transport.loseConnection()
+        real = await self.connect("admin", SECRET)
+        await self.ask(real, "who am I", "admin (authenticated)")
 
     def test_impostor_cannot_lock_out_admin(self) -> None:
-        """An impostor's failed attempts under the admin's nick slow the impostor's
-        connection only: the admin, connecting next, authenticates at once."""
+        """An impostor's wrong passwords for the admin's nick, from eight connections,
+        make guests of the impostor only: the admin, connecting next, gets in at once."""
         return ensureDeferred(self._lockout())  # type: ignore[return-value]
 
     async def _first_password(self) -> None:
         self.account("carol", "carol", None)
-        mallory = await self.connect("carol")
-        await self.ask(mallory, "set password mine", "authenticate first")
-        await self.ask(mallory, "auth mine", "didn't work")
-        await self.ask(mallory, "who am I", "carol (not authenticated)")
-        await self.ask(mallory, "set my email to mallory@example.org", "authenticate first")
+        mallory = await self.arrive()
+        await self.ask(mallory, "carol", "belongs to the account carol, which has no password")
+        await self.ask(mallory, "mallory", "Hi mallory!")
+        await self.ask(mallory, "set password for carol mine", "")
+        await self.ask(mallory, "who am I", "with no account")
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None
+        with sessions() as session:
+            carol = accounts.find_account(session, "carol")
+            assert carol is not None
+            self.assertEqual(accounts.credentials_of(session, carol.id, "password"), [])
 
     def test_first_password_of_passwordless_account(self) -> None:
-        """Holding the nick of a password-less account's identity gives no first password
-        and no attribute changes."""
+        """Nobody can hold the nick of a password-less account's identity (so nobody gives
+        it a first password by holding it): the nick is refused, with why."""
         return ensureDeferred(self._first_password())  # type: ignore[return-value]
+
+    async def _lookalike(self) -> None:
+        self.account("admin", "admin", SECRET, admin="auth")
+        mallory = await self.arrive()
+        # Latin with one Cyrillic letter; a dotless i; a dotted capital I; U+200B.
+        await self.ask(mallory, "\u0430dmin", "a nick cannot mix scripts")
+        await self.ask(mallory, "adm\u0131n", "looks too much like admin")
+        await self.ask(mallory, "ADM\u0130N", "looks too much like admin")
+        await self.ask(mallory, "admin\u200b", "a nick cannot contain")
+        # Another case of the account's nick is that nick: it asks for the password.
+        await self.ask(mallory, "ADMIN", "type its password")
+        await self.ask(mallory, "", "you are guest-")
+        cop = await self.connect("cop")
+        other = await self.arrive()
+        # All Cyrillic (es, o, er): one script, the look of the nick in use.
+        await self.ask(other, "\u0441\u043e\u0440", "looks too much like cop")
+        cop.transport.loseConnection()
+
+    def test_lookalike_nicks_refused(self) -> None:
+        """A nick that looks like an account's (a dotless i, a dotted capital I) or like a
+        nick in use (in Cyrillic letters) is refused, and so is one with an invisible
+        character or mixed scripts; another case of the account's nick is that nick, and
+        asks for its password."""
+        return ensureDeferred(self._lookalike())  # type: ignore[return-value]
+
+    async def _piped(self) -> None:
+        self.account("admin", "admin", SECRET, admin="auth")
+        client = await self.arrive()
+        start = len(client.lines)
+        client.transport.write(f"admin\r\n{SECRET}\r\nwho am I\r\n".encode())
+        await client.wait_for("admin (authenticated)", since=start)
+        self.assertIn("You are authenticated as admin.", client.lines)
+
+    def test_piped_login(self) -> None:
+        """A nick, its password and a command sent at once are taken in order: the lines
+        after the nick wait for its look-up."""
+        return ensureDeferred(self._piped())  # type: ignore[return-value]
 
     async def _reload(self) -> None:
         self.account("admin", "admin", SECRET, admin="auth")
-        admin = await self.connect("admin")
-        await self.ask(admin, f"auth {SECRET}", "now authenticated")
+        admin = await self.connect("admin", SECRET)
+        await self.ask(admin, "who am I", "admin (authenticated)")
         before = set(self.bot.auth.state.connections)
         await self.bot.reload_source("console")
         await self.nick_free("admin")
-        mallory = await self.connect("admin")
-        await self.ask(mallory, "who am I", "admin (not authenticated)")
+        mallory = await self.arrive()
+        await self.ask(mallory, "admin", "type its password")
+        await self.ask(mallory, "", "you are guest-")
+        await self.ask(mallory, "who am I", "with no account")
         self.assertEqual(len(before), 1)
 
     def test_new_console_after_reload_is_nobody(self) -> None:

@@ -168,6 +168,61 @@ class PrivateTests(PluginTestCase):
         self.assertEqual(row.due, datetime(1970, 1, 1, 1, 0, tzinfo=UTC))
 
 
+class CapTests(PluginTestCase):
+    """Reminders are capped per conversation and per source, whoever sets them: many
+    nicks cannot fill the database."""
+
+    load = ["remind"]
+    plugin_config = {
+        "plugin:remind": {
+            "max_reminders": "3",
+            "max_per_conversation": "5",
+            "max_per_source": "12",
+        }
+    }
+
+    def test_per_conversation(self) -> None:
+        """Past max_per_conversation reminders for one person (in private) or one
+        channel, from any number of senders, more are refused with why; another
+        conversation still takes some."""
+        for n in range(5):
+            self.assertSucceeds(f"remind alice in 1 hour to x{n}", sender=f"nick{n}")
+        self.assertResponseMatches(
+            "remind alice in 1 hour to more",
+            r"^There are already 5 reminders waiting for alice; try again once some "
+            r"have been said$",
+            sender="other",
+        )
+        for n in range(5):
+            self.assertSucceeds(
+                f"botcore: remind me in 1 hour to y{n}",
+                sender=f"nick{n}",
+                channel="#c",
+                public=True,
+            )
+        self.assertResponseMatches(
+            "botcore: remind me in 1 hour to more",
+            "5 reminders waiting here",
+            channel="#c",
+            public=True,
+        )
+        with self.bot.databases["main"].session_factory() as session:
+            self.assertEqual(len(session.scalars(select(Reminder)).all()), 10)
+
+    def test_per_source(self) -> None:
+        """Past max_per_source reminders on one source, whoever set them and wherever,
+        more are refused with why; they are taken again once one has been said."""
+        for n in range(12):
+            self.assertSucceeds(f"remind p{n} in {n + 1} minutes to x", sender=f"nick{n}")
+        self.assertResponseMatches(
+            "remind someone in 1 hour to more",
+            "already keeping 12 reminders for this network",
+            sender="late",
+        )
+        self.advance(60)
+        self.assertSucceeds("remind someone in 1 hour to more", sender="late")
+
+
 class PublicTests(PluginTestCase):
     """Reminders in a channel are delivered to that channel."""
 
@@ -270,6 +325,102 @@ class LateSource(MemorySource):
             self.dropped.append(response)
             return
         super().send(response)
+
+
+class ConsoleAbsentTests(PluginTestCase):
+    """A reminder for someone who is not on the console (the source knows) waits for them
+    to come back, for absent_keep at most, instead of being 'said' to nobody and
+    forgotten."""
+
+    load = ["remind"]
+    plugin_config = {"plugin:remind": {"absent_check": "60", "absent_keep": "86400"}}
+
+    def setUp(self) -> None:
+        super().setUp()
+        from twisted.internet.testing import MemoryReactorClock
+
+        from sources.telnet import TelnetSource
+
+        # The console listens on a memory reactor; the bot's clock drives the reminders.
+        self.console = TelnetSource(
+            "console", self.bot.context, {"endpoint": "tcp:0"}, reactor=MemoryReactorClock()
+        )
+        self.console.setServiceParent(self.bot.sources)
+        self.addCleanup(lambda: self.console.parent and self.console.disownServiceParent())
+        self.assertEqual(self.console.state, "connected")
+        self.port = 50000
+
+    def connect(self, nick: str) -> tuple[Any, Any]:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from sources.telnet import ConsoleFactory
+
+        self.port += 1
+        peer = IPv4Address("TCP", "127.0.0.1", self.port)
+        person = ConsoleFactory(self.console).buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
+        person.makeConnection(transport)
+        person.dataReceived(nick.encode() + b"\r\n")
+        transport.clear()
+        return person, transport
+
+    def say(self, person: Any, transport: Any, text: str) -> str:
+        person.dataReceived(text.encode() + b"\r\n")
+        self.clock.advance(0)
+        said = transport.value().decode()
+        transport.clear()
+        return said
+
+    def rows(self) -> list[str]:
+        self.clock.advance(0)
+        with self.bot.databases["main"].session_factory() as session:
+            return [row.text for row in session.scalars(select(Reminder))]
+
+    def test_is_present(self) -> None:
+        """The console says who is there; IRC-like sources cannot tell (None)."""
+        self.assertFalse(self.console.is_present("bob"))
+        person, _ = self.connect("bob")
+        self.assertTrue(self.console.is_present("BOB"))
+        person.connectionLost(None)
+        self.assertFalse(self.console.is_present("bob"))
+        self.assertIsNone(self.source.is_present("bob"))
+
+    def test_waits_for_the_person(self) -> None:
+        """Due while bob is not connected: kept, and said once he is back (late)."""
+        alice, alice_wire = self.connect("alice")
+        self.assertIn("Okay", self.say(alice, alice_wire, "remind bob in 10 minutes to eat"))
+        self.clock.advance(600)
+        self.clock.advance(3 * 60)
+        self.assertEqual(self.rows(), ["eat"])
+        _, bob_wire = self.connect("bob")
+        self.clock.advance(60)
+        self.assertIn("bob: reminder from alice: eat (late", bob_wire.value().decode())
+        self.assertEqual(self.rows(), [])
+
+    def test_said_when_there(self) -> None:
+        """Said while bob is there: delivered once and forgotten."""
+        alice, alice_wire = self.connect("alice")
+        _, bob_wire = self.connect("bob")
+        self.say(alice, alice_wire, "remind bob in 10 minutes to eat")
+        self.clock.advance(600)
+        self.assertIn("bob: reminder from alice: eat", bob_wire.value().decode())
+        self.assertEqual(self.rows(), [])
+
+    def test_dropped_after_absent_keep(self) -> None:
+        """Nobody comes back for absent_keep seconds after it was due: the reminder (a
+        repeating one too) is dropped, not kept for ever."""
+        alice, alice_wire = self.connect("alice")
+        self.say(alice, alice_wire, "remind bob in 10 minutes to eat")
+        self.say(alice, alice_wire, "remind carol every day at 9:00 to drink")
+        self.clock.advance(600)
+        for _ in range(25):
+            self.clock.advance(3600)
+        self.assertEqual(self.rows(), ["drink"])
+        for _ in range(24):
+            self.clock.advance(3600)
+        self.assertEqual(self.rows(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class DisconnectedSourceTests(PluginTestCase):

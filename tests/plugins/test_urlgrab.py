@@ -143,6 +143,48 @@ class PublicTests(PluginTestCase):
         self.assertNoResponse("last url")
 
 
+class CapTests(PluginTestCase):
+    """The URLs kept are capped per conversation and per source, oldest forgotten first."""
+
+    load = ["urlgrab"]
+    public = True
+    plugin_config = {"plugin:urlgrab": {"max_per_conversation": "3", "max_per_source": "5"}}
+
+    def kept(self) -> list[tuple[str, str]]:
+        from sqlalchemy import select
+
+        from plugins.urlgrab import GrabbedURL
+
+        with self.bot.databases["main"].session_factory() as session:
+            rows = session.scalars(select(GrabbedURL).order_by(GrabbedURL.id))
+            return [(row.channel, row.url) for row in rows]
+
+    def test_per_conversation(self) -> None:
+        """A channel keeps its newest max_per_conversation URLs, from any senders; the
+        oldest go first, and the queries see only those kept."""
+        for n in range(5):
+            self.say(f"http://a.example/{n}", sender=f"nick{n}")
+            self.advance(1)
+        self.assertEqual(self.kept(), [("#test", f"http://a.example/{n}") for n in (2, 3, 4)])
+        self.assertResponseMatches("botcore: urls from nick0", "no URLs from nick0|haven't")
+        self.assertResponseMatches("botcore: last url", "a.example/4 from nick4")
+
+    def test_per_source(self) -> None:
+        """A source keeps its newest max_per_source URLs over all its conversations."""
+        for n in range(7):
+            self.say(f"http://b.example/{n}", channel=f"#c{n % 3}")
+            self.advance(1)
+        self.assertEqual([url for _, url in self.kept()],
+                         [f"http://b.example/{n}" for n in range(2, 7)])  # fmt: skip
+
+    def test_one_message_past_the_cap(self) -> None:
+        """A message with more URLs than the cap keeps its last ones."""
+        self.say(" ".join(f"http://c.example/{n}" for n in range(5)))
+        self.assertEqual(
+            [url for _, url in self.kept()], [f"http://c.example/{n}" for n in (2, 3, 4)]
+        )
+
+
 class PrivateTests(PluginTestCase):
     """In private, queries are about the private conversation unless a channel is named;
     URLs said in private are recorded but shown only there."""

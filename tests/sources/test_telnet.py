@@ -98,10 +98,20 @@ class TelnetTestCase(SynchronousTestCase):
         transport = StringTransport(peerAddress=peer)
         console.makeConnection(transport)
         if nick is not None:
-            console.dataReceived(nick.encode() + b"\r\n")
+            self.give_nick(console, nick)
             self.assertIn(f"Hi {nick}!", transport.value().decode())
             transport.clear()
         return console, transport
+
+    def give_nick(self, console: Console, nick: str) -> None:
+        """Type ``nick`` and let the console find out whose it is (a job on the pool, run
+        here whatever the pool; nothing else queued is run)."""
+        manual = isinstance(self.pool, ManualThreadPool)
+        before = len(self.pool.jobs) if manual else 0
+        console.dataReceived(nick.encode() + b"\r\n")
+        self.clock.advance(0)
+        while manual and len(self.pool.jobs) > before:
+            self.pool.run(before)
 
     def lines(self, transport: StringTransport) -> list[str]:
         """The lines written so far (each must end with CRLF); clears the transport."""
@@ -112,6 +122,7 @@ class TelnetTestCase(SynchronousTestCase):
 
     def say(self, console: Console, transport: StringTransport, text: str) -> list[str]:
         console.dataReceived(text.encode("utf-8") + b"\r\n")
+        self.clock.advance(0)  # a nick is looked up in a call_later
         return self.lines(transport)
 
 
@@ -154,6 +165,34 @@ class HandshakeTests(TelnetTestCase):
         self.assertIsNone(console.nick)
         self.say(console, transport, "bob")
         self.assertEqual(console.nick, "bob")
+
+    def test_unclear_and_lookalike_nicks(self) -> None:
+        """Nicks with invisible characters, punctuation beyond a little ASCII, or mixed
+        scripts are refused, and so are look-alikes of a nick in use; fullwidth letters
+        are read as the ASCII ones."""
+        self.connect("cop")
+        self.connect("copy")
+        console, transport = self.connect()
+        transport.clear()
+        for nick, reason in [
+            ("c\u043ep", "a nick cannot mix scripts (cyrillic, latin)"),
+            ("\u0441\u043e\u0440", "the nick \u0441\u043e\u0440 looks too much like cop"),
+            ("c\u043ep\u0443", "a nick cannot mix scripts (cyrillic, latin)"),
+            (
+                "\u0441\u043e\u0440\u0443",
+                "the nick \u0441\u043e\u0440\u0443 looks too much like copy",
+            ),
+            ("bob\u00ad", "a nick cannot contain control characters"),
+            ("b\u00b7b", "a nick cannot contain U+00B7 (middle dot)"),
+            ("\uff43\uff4f\uff50", "the nick cop is in use"),
+        ]:
+            self.assertEqual(
+                self.say(console, transport, nick), [f"{reason}; what is your nick?"], nick
+            )
+        self.assertEqual(
+            self.say(console, transport, "\uff42\uff4f\uff42")[0],
+            "Hi bob! Every line you type is a message to botcore; /quit leaves.",
+        )
 
     def test_nick_free_again_after_leaving(self) -> None:
         """When someone leaves, their nick can be taken by someone else."""
@@ -342,6 +381,48 @@ class PendingTests(TelnetTestCase):
     """Events still being processed: disconnects, limits and shutdown."""
 
     pool_class = ManualThreadPool
+
+    def test_nick_held_while_looked_up(self) -> None:
+        """While the console finds out whose a nick is, it is held: nobody else may take
+        it, replies to the nick do not reach the connection that asked for it, and lines
+        typed meanwhile are taken, in order, once it is known."""
+        alice, _ = self.connect("alice")
+        asking, wire = self.connect()
+        wire.clear()
+        asking.dataReceived(b"bob\r\nping\r\n")
+        self.clock.advance(0)
+        self.assertEqual(self.lines(wire), [])
+        other, other_wire = self.connect()
+        other_wire.clear()
+        self.assertEqual(self.say(other, other_wire, "BOB"),
+                         ["the nick BOB is in use; what is your nick?"])  # fmt: skip
+        alice.dataReceived(b"greet bob\r\n")
+        self.pool.run(-1)  # alice's line, not the look-up
+        self.assertEqual(self.lines(wire), [])
+        self.pool.run_all()  # the look-up (no database here: the nick is free), then ping
+        self.assertEqual(
+            self.lines(wire),
+            ["Hi bob! Every line you type is a message to botcore; /quit leaves.", "pong"],
+        )
+        self.assertEqual(self.source.claims, {})
+
+    def test_lines_while_looked_up_bounded(self) -> None:
+        """Lines past max_pending typed during the look-up are refused."""
+        self.patch(TelnetSource, "max_pending", 2)
+        asking, wire = self.connect()
+        asking.dataReceived(b"bob\r\none\r\ntwo\r\nthree\r\n")
+        self.assertIn("one moment, I'm still checking; line ignored.", self.lines(wire))
+
+    def test_leaving_while_looked_up(self) -> None:
+        """A connection that leaves while its nick is looked up frees the nick."""
+        asking, _ = self.connect()
+        asking.dataReceived(b"bob\r\n")
+        self.clock.advance(0)
+        self.assertIn("bob", self.source.claims)
+        asking.connectionLost(None)
+        self.assertEqual(self.source.claims, {})
+        self.pool.run_all()
+        self.assertIsNone(self.source.console_for("bob"))
 
     def test_disconnect_mid_event(self) -> None:
         """Someone who leaves while their message is processed is cleaned up; the reply is
@@ -668,11 +749,18 @@ class LimitsTests(TelnetTestCase):
         self.clock.advance(10**6)
         self.assertFalse(transport.disconnecting)
 
+    def named_from(self, host: str, nick: str) -> tuple[Console, StringTransport]:
+        console, transport = self.connect_from(host)
+        self.give_nick(console, nick)
+        transport.clear()
+        return console, transport
+
     def test_cap_per_address(self) -> None:
-        """A third connection from one address is refused with why; another address is
-        still accepted, and a place freed is taken again."""
-        first, _ = self.connect_from("10.0.0.1")
-        self.connect_from("10.0.0.1")
+        """A third connection from one address, when both before it have nicks, is
+        refused with why; another address is still accepted, and a place freed is taken
+        again."""
+        first, _ = self.named_from("10.0.0.1", "one")
+        self.named_from("10.0.0.1", "two")
         refused, transport = self.connect_from("10.0.0.1")
         self.assertEqual(
             transport.value(),
@@ -686,14 +774,53 @@ class LimitsTests(TelnetTestCase):
         _, again = self.connect_from("10.0.0.1")
         self.assertFalse(again.disconnecting)
 
+    def test_loopback_is_one_address(self) -> None:
+        """Every 127/8 address counts as one: 127.0.0.2 and 127.0.0.5 share the cap of
+        one address (the machine is the same)."""
+        self.named_from("127.0.0.2", "one")
+        self.named_from("127.0.0.3", "two")
+        _, transport = self.connect_from("127.0.0.5")
+        self.assertIn(b"too many connections from your address", transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_full_address_evicts_its_oldest_unnamed(self) -> None:
+        """When one address is full, its oldest connection without a nick makes room for
+        the newcomer (and is told why); named ones are kept."""
+        self.named_from("127.0.0.1", "alice")
+        idle, idle_transport = self.connect_from("127.0.0.9")
+        idle_transport.clear()
+        _, transport = self.connect_from("127.0.0.4")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            self.lines(idle_transport),
+            ["sorry, the console is full and you gave no nick yet; goodbye."],
+        )
+        self.assertTrue(idle_transport.disconnecting)
+        idle.connectionLost(None)
+        self.assertEqual(len(self.source.consoles), 2)
+
     def test_cap_in_all(self) -> None:
-        """Beyond ``max_connections`` connections, from any addresses, more are refused."""
+        """Beyond ``max_connections`` named connections, from any addresses, more are
+        refused."""
         for n in range(4):
-            self.connect_from(f"10.0.0.{n}")
+            self.named_from(f"10.0.0.{n}", f"nick{n}")
         _, transport = self.connect_from("10.0.1.1")
         self.assertIn(b"too many connections to the console", transport.value())
         self.assertTrue(transport.disconnecting)
         self.assertEqual(len(self.source.consoles), 4)
+
+    def test_full_console_evicts_the_oldest_unnamed(self) -> None:
+        """A console filled by connections that give no nick does not keep everyone out:
+        the oldest of them makes room for each newcomer, and named people stay."""
+        self.named_from("10.0.0.1", "alice")
+        silent = [self.connect_from(f"10.0.0.{n}") for n in range(2, 5)]
+        for n in range(3):
+            _, transport = self.connect_from(f"10.0.1.{n}")
+            self.assertFalse(transport.disconnecting)
+            self.assertTrue(silent[n][1].disconnecting)
+            silent[n][0].connectionLost(None)
+        self.assertEqual(len(self.source.consoles), 4)
+        self.assertIsNotNone(self.source.console_for("alice"))
 
     def test_full_transport_stops_reading(self) -> None:
         """When the transport says its buffer is full the console stops reading from the
