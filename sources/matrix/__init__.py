@@ -246,6 +246,7 @@ class MatrixSource(Source):
         self._outbox: dict[str, Deferred[None]] = {}
         self._reactions: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
         self._asked_keys: set[str] = set()
+        self._tasks: set[Deferred[Any]] = set()
 
     # -- configuration -------------------------------------------------------------------
 
@@ -499,8 +500,6 @@ class MatrixSource(Source):
         self._handle_sync(response, history)
         self.next_batch = response.next_batch
         self.save_session()
-        if self._asked_keys:
-            await client.key_chores()
 
     def stopService(self) -> Deferred[None]:
         """Stop syncing (the long-poll is cancelled), log out if so configured, close the
@@ -513,8 +512,7 @@ class MatrixSource(Source):
         loop, self._loop = self._loop, None
         if loop is not None:
             loop.cancel()
-        pending = list(self._outbox.values())
-        for d in pending:
+        for d in [*self._outbox.values(), *self._tasks]:
             d.cancel()
         client = self.client
         if client is not None and self.logout_on_stop and client.access_token:
@@ -651,12 +649,7 @@ class MatrixSource(Source):
             return
         self._asked_keys.add(event.session_id)
         event.room_id = room_id
-        d = Deferred.fromCoroutine(client.request_key(event))
-        d.addErrback(
-            lambda f: self.log.warn(
-                "{source}: key request failed: {why}", source=self.name, why=f.getErrorMessage()
-            )
-        )
+        self._later(client.request_key(event), "asking for a room key")
         if self.undecryptable_notice:
             self._enqueue(
                 room_id,
@@ -794,6 +787,9 @@ class MatrixSource(Source):
                               what=what, why=failure.getErrorMessage())  # fmt: skip
 
         d.addErrback(failed)
+        # Kept until done, so that stopping cancels what is still under way.
+        self._tasks.add(d)
+        d.addBoth(lambda result: self._tasks.discard(d))
         return d
 
     # -- sending ------------------------------------------------------------------------

@@ -121,6 +121,10 @@ class MatrixClient:
             store_sync_tokens=False,
         )
         self.nio = nio.Client(user, device_id, store_path, config)
+        if not encryption:
+            # nio loads its key store on every login whenever vodozemac is importable, and
+            # refuses without a store class: without encryption there is nothing to load.
+            self.nio.load_store = lambda: None
         self._keys = DeferredLock()
         self._sharing: dict[str, DeferredLock] = {}
 

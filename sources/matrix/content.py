@@ -28,6 +28,8 @@ class _Text(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS and not self._skip and self.parts and not self.parts[-1].endswith("\n"):
+            self.parts.append("\n")
         if tag == "mx-reply":
             self._skip += 1
         elif tag == "br" and not self._skip:
@@ -63,10 +65,10 @@ def mentioned_users(markup: str) -> list[str]:
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             if tag != "a":
                 return
-            href = dict(attrs).get("href") or ""
+            href = unquote(dict(attrs).get("href") or "")
             match = _PILL.match(href)
             if match and match.group(1).startswith("@"):
-                found.append(unquote(match.group(1)))
+                found.append(match.group(1))
 
     parser = _Pills()
     parser.feed(markup)

@@ -304,7 +304,11 @@ class RoomTests(MatrixIntegrationTestCase):
         reply = await alice.wait_text(room, self.bot_id, "hello room")
         relates = reply["content"].get("m.relates_to", {})
         self.assertEqual(relates.get("m.in_reply_to", {}).get("event_id"), trigger)
-        self.assertEqual(reply["content"]["m.mentions"]["user_ids"], [alice.client.user_id])
+        # An addressed answer names its person with a pill.
+        await alice.send(room, f"{NAME}: ping")
+        pong = await alice.wait_text(room, self.bot_id, "pong")
+        self.assertEqual(pong["content"]["m.mentions"]["user_ids"], [alice.client.user_id])
+        self.assertIn("https://matrix.to/#/", pong["content"]["formatted_body"])
         # Not addressed: no answer; addressed by a pill alone: answered.
         await alice.send(
             room,
