@@ -796,10 +796,10 @@ class MatrixSource(Source):
 
     def send(self, response: Response) -> None:
         """Send a reply (a message, an edit, a redaction or a reaction) to a room id or
-        alias, or to a user id (in a direct room, made when there is none). Replies to
-        one place leave in order."""
+        alias, or to a user id or a member's display name (in a direct room, made when
+        there is none). Replies to one place leave in order."""
         target = response.target
-        if not target or target[0] not in "!#@":
+        if not target or not target.strip():
             self.log.warn("{source}: dropped a reply with no valid target ({target!r})",
                           source=self.name, target=target)  # fmt: skip
             return
@@ -831,6 +831,12 @@ class MatrixSource(Source):
             if target not in self._aliases:
                 self._aliases[target] = await client.join(target)
             return self._aliases[target]
+        if not target.startswith("@"):
+            # A name (plugins that answer "privately" by nick): the member who has it.
+            found = self.user_named(target)
+            if found is None:
+                raise ValueError(f"no room or member is called {target!r}")
+            target = found
         for room_id in sorted(self.direct_rooms):
             room = client.nio.rooms.get(room_id)
             if room is not None and target in room.users:
@@ -838,7 +844,23 @@ class MatrixSource(Source):
         room_id = await client.create_direct_room(target)
         self.direct_rooms.add(room_id)
         self.save_session()
+        # Its state (encryption, then the invitation) comes with the next syncs, perhaps
+        # in pieces: nothing is sent before the invited person is seen as a member, or
+        # it could leave unencrypted or without their keys.
+        await self._wait_for_member(room_id, target)
         return room_id
+
+    async def _wait_for_member(self, room_id: str, user_id: str) -> None:
+        deadline = self.reactor.seconds() + self.sync_timeout + self.request_timeout
+
+        def there() -> bool:
+            room = self.client.nio.rooms.get(room_id) if self.client is not None else None
+            return room is not None and user_id in room.users
+
+        while not there():
+            if self.reactor.seconds() > deadline:
+                raise MatrixError("wait", "M_UNKNOWN", f"{room_id} never came in a sync", 0)
+            await deferLater(self.reactor, 0.05, lambda: None)
 
     async def _deliver(self, target: str, response: Response) -> None:
         client = self.client
@@ -881,6 +903,19 @@ class MatrixSource(Source):
         except Exception as e:
             self.log.warn("{source}: could not send to {target}: {why}",
                           source=self.name, target=target, why=str(e))  # fmt: skip
+
+    def user_named(self, name: str) -> str | None:
+        """The user id of a member of the bot's rooms whose display name is ``name``
+        (compared case-blind), or None."""
+        client = self.client
+        if client is None:
+            return None
+        wanted = name.casefold()
+        for room in client.nio.rooms.values():
+            for user_id, user in room.users.items():
+                if user_id != client.user_id and (user.display_name or "").casefold() == wanted:
+                    return str(user_id)
+        return None
 
     def _mention(self, room_id: str, text: str) -> tuple[str, str] | None:
         """The member whose display name (then ``: ``) the text starts with: the core's

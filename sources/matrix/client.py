@@ -296,6 +296,8 @@ class MatrixClient:
         """Send one event to a room (encrypted where the room is, after sharing the room
         key with its members' devices); the new event's id."""
         room = self.nio.rooms.get(room_id)
+        if room is None and room_id in self.nio.encrypted_rooms:
+            raise MatrixError(f"send to {room_id}", "M_UNKNOWN", "the room is not synced yet", 0)
         if self.encrypted and room is not None and room.encrypted:
             await self.prepare_encrypted(room_id)
             event_type, content = self.nio.encrypt(room_id, event_type, content)
@@ -316,15 +318,9 @@ class MatrixClient:
         await lock.acquire()
         try:
             room = self.nio.rooms[room_id]
-            if not room.members_synced:
-                method, path = nio.Api.joined_members(self.nio.access_token, room_id)
-                await self.checked(
-                    f"members of {room_id}",
-                    nio.JoinedMembersResponse,
-                    method,
-                    path,
-                    response_data=(room_id,),
-                )
+            # Syncs here load every member (no lazy loading), invited ones too; nio's own
+            # way (/joined_members) would forget the invited, who then could not read.
+            room.members_synced = True
             await self.key_chores()
             if not self.nio.olm.should_share_group_session(room_id):
                 return

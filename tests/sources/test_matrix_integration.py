@@ -108,6 +108,7 @@ class Peer:
         self.password = password
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.undecrypted: list[Any] = []
+        self.key_requests: list[Any] = []
         self._loop: Deferred[None] | None = None
         self.next_batch: str | None = None
 
@@ -123,13 +124,25 @@ class Peer:
         response = await self.client.sync(self.next_batch, timeout_ms)
         assert isinstance(response, nio.SyncResponse), response
         self.next_batch = response.next_batch
+        self.key_requests.extend(
+            e for e in response.to_device_events if isinstance(e, nio.RoomKeyRequest)
+        )
         for room_id, info in response.rooms.join.items():
             for event in info.timeline.events:
                 if isinstance(event, nio.MegolmEvent):
+                    event.room_id = room_id
                     self.undecrypted.append(event)
                 elif isinstance(getattr(event, "source", None), dict):
                     self.events.append((room_id, event.source))
         await self.client.key_chores()
+        # As clients do, try again those whose key came later (in a later sync).
+        for event in list(self.undecrypted):
+            try:
+                decrypted = self.client.nio.decrypt_event(event)
+            except Exception:
+                continue
+            self.undecrypted.remove(event)
+            self.events.append((event.room_id, decrypted.source))
 
     async def _run(self) -> None:
         while True:
@@ -160,15 +173,27 @@ class Peer:
         return found[0]
 
     async def wait_text(self, room_id: str, sender: str, text: str) -> dict[str, Any]:
-        return await self.wait_event(
-            room_id,
-            lambda raw: (
-                raw.get("sender") == sender and text in str(raw.get("content", {}).get("body", ""))
-            ),
-            f"{text!r} from {sender} in {room_id}",
-        )
+        """The first message from ``sender`` in the room that contains ``text``; the
+        failure says what they did say."""
+        try:
+            return await self.wait_event(
+                room_id,
+                lambda raw: (
+                    raw.get("sender") == sender
+                    and text in str(raw.get("content", {}).get("body", ""))
+                ),
+                f"{text!r} from {sender} in {room_id}",
+            )
+        except AssertionError as e:
+            raise AssertionError(f"{e}; they said {self.texts(room_id, sender)}") from None
 
-    async def create_room(self, invite: str, encrypted: bool = False, direct: bool = False) -> str:
+    async def join(self, room_id: str) -> None:
+        await self.client.join(room_id)
+        await wait_until(lambda: room_id in self.client.nio.rooms, f"{room_id} joined")
+
+    async def create_room(
+        self, invite: str | list[str], encrypted: bool = False, direct: bool = False
+    ) -> str:
         import nio
 
         initial = []
@@ -183,7 +208,7 @@ class Peer:
         method, path, data = nio.Api.room_create(
             self.client.access_token,
             is_direct=direct,
-            invite=[invite],
+            invite=[invite] if isinstance(invite, str) else invite,
             preset=nio.RoomPreset.private_chat,
             initial_state=initial,
         )
@@ -222,7 +247,7 @@ class MatrixIntegrationTestCase(TestCase):
     def tearDown(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._teardown())
 
-    def config(self, **options: str) -> Path:
+    def config(self, load: str = "core, basic", **options: str) -> Path:
         source = {
             "type": "matrix",
             "homeserver": server().url,
@@ -239,7 +264,7 @@ class MatrixIntegrationTestCase(TestCase):
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read_dict(
             {
-                "bot": {"name": NAME, "autoload": "no", "load": "core, basic"},
+                "bot": {"name": NAME, "autoload": "no", "load": load},
                 "database:main": {"url": f"sqlite:///{self.directory / 'bot.sqlite'}"},
                 "plugin:core": {"limit_time": "0"},
                 "source:matrix": source,
@@ -250,10 +275,9 @@ class MatrixIntegrationTestCase(TestCase):
             parser.write(handle)
         return path
 
-    async def start_bot(self, **options: str) -> Bot:
-        bot = Bot(
-            read_config(self.config(**options), environ={"MATRIX_PASSWORD": self.bot_password})
-        )
+    async def start_bot(self, load: str = "core, basic", **options: str) -> Bot:
+        environ = {"MATRIX_PASSWORD": self.bot_password}
+        bot = Bot(read_config(self.config(load, **options), environ=environ))
         bot.plugins.loaded["testing"] = [Seen("testing", bot, {}), Whoami("testing", bot, {})]
         self.bots.append(bot)
         await bot.startService()
@@ -275,8 +299,10 @@ class MatrixIntegrationTestCase(TestCase):
         await peer.start()
         return peer
 
-    async def room_with_bot(self, peer: Peer, bot: Bot, **kind: bool) -> str:
-        room_id = await peer.create_room(self.bot_id, **kind)
+    async def room_with_bot(
+        self, peer: Peer, bot: Bot, others: tuple[str, ...] = (), **kind: bool
+    ) -> str:
+        room_id = await peer.create_room([self.bot_id, *others], **kind)
         await peer.wait_event(
             room_id,
             lambda raw: (
@@ -464,3 +490,69 @@ class EncryptedTests(MatrixIntegrationTestCase):
         await alice.start()
         await alice.send(room, f"{NAME}: echo after")
         await alice.wait_text(room, self.bot_id, "after")
+
+
+class EncryptionPolicyTests(MatrixIntegrationTestCase):
+    async def test_undecryptable_logged_key_asked_and_told(self) -> None:
+        """A message whose room key the bot never got is not processed: its key is asked
+        for (a room key request reaches the sender) and the room is told."""
+        bot = await self.start_bot(undecryptable_notice="yes")
+        alice = await self.peer()
+        room = await self.room_with_bot(alice, bot, encrypted=True)
+        await alice.send(room, f"{NAME}: echo first")
+        await alice.wait_text(room, self.bot_id, "first")
+        # Alice stops trusting the bot's device and starts a new session without it.
+        device = alice.client.nio.device_store[self.bot_id][self.source(bot).client.device_id]
+        alice.client.nio.blacklist_device(device)
+        alice.client.nio.invalidate_outbound_session(room)
+        count = len(self.seen(EventType.MESSAGE))
+        await alice.send(room, f"{NAME}: echo secret")
+        notice = await alice.wait_text(room, self.bot_id, "could not decrypt")
+        self.assertEqual(notice["content"]["msgtype"], "m.notice")
+        await wait_until(
+            lambda: any(request.session_id for request in alice.key_requests),
+            "the bot's key request",
+        )
+        self.assertEqual(len(self.seen(EventType.MESSAGE)), count)
+        self.assertFalse(any("secret" in t for t in alice.texts(room, self.bot_id)))
+
+    async def test_verified_only_keeps_keys_from_unknown_devices(self) -> None:
+        """With device_trust = verified and no trusted devices, the bot's encrypted
+        answers cannot be read by the peer's unverified device."""
+        bot = await self.start_bot(device_trust="verified")
+        alice = await self.peer()
+        room = await self.room_with_bot(alice, bot, encrypted=True)
+        await alice.send(room, f"{NAME}: echo can you hear me")
+        await wait_until(lambda: bool(alice.undecrypted), "the bot's unreadable answer")
+        self.assertEqual(alice.undecrypted[0].sender, self.bot_id)
+        self.assertEqual(alice.texts(room, self.bot_id), [])
+
+
+class PluginTests(MatrixIntegrationTestCase):
+    async def test_factoids_and_memos_in_an_encrypted_room_and_a_dm(self) -> None:
+        """Factoids and memos work in an encrypted room and a direct chat; a private
+        memo reaches its person in a direct room the bot makes."""
+        bot = await self.start_bot(load="core, basic, factoid, memo")
+        alice = await self.peer()
+        bob = await self.peer("bob")
+        bob_name = bob.client.user_id.split(":")[0][1:]
+        room = await self.room_with_bot(alice, bot, (bob.client.user_id,), encrypted=True)
+        await alice.send(room, f"{NAME}: matrix is an open protocol")
+        await alice.wait_text(room, self.bot_id, "")
+        await alice.send(room, f"{NAME}: matrix")
+        await alice.wait_text(room, self.bot_id, "an open protocol")
+        await alice.send(room, f"{NAME}: tell {bob_name} the keys work")
+        await alice.wait_text(room, self.bot_id, f"I'll tell {bob_name}")
+        await alice.send(room, f"{NAME}: pm {bob_name} a private word")
+        await bob.join(room)
+        await bob.send(room, "hello all")
+        await bob.wait_text(room, self.bot_id, "the keys work")
+        # The private memo goes to a direct room the bot makes with bob.
+        await wait_until(lambda: bool(bob.client.nio.invited_rooms), "the bot's direct room")
+        direct = next(iter(bob.client.nio.invited_rooms))
+        await bob.join(direct)
+        await bob.wait_text(direct, self.bot_id, "a private word")
+        # In the direct room, factoids without addressing.
+        await bob.send(direct, "matrix")
+        await bob.wait_text(direct, self.bot_id, "an open protocol")
+        self.assertEqual(alice.undecrypted + bob.undecrypted, [])

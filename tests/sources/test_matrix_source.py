@@ -430,13 +430,16 @@ class OutgoingTests(MatrixSourceTestCase):
         self.assertIn("/redact/%24c/", redact.path)
 
     def test_action_notice_and_bad_target(self) -> None:
-        """Actions are m.emote, notices m.notice; a reply with no room is dropped."""
+        """Actions are m.emote, notices m.notice; a reply to no room or known member is
+        dropped."""
         self.source.send(Response("waves", target=ROOM, source="matrix", action=True))
         self.assertEqual(self.sent().json["msgtype"], "m.emote")
         self.source.send(Response("fyi", target=ROOM, source="matrix", notice=True))
         self.assertEqual(self.sent().json["msgtype"], "m.notice")
-        self.source.send(Response("lost", target="nowhere", source="matrix"))
+        self.source.send(Response("lost", target="nobody known", source="matrix"))
+        self.source.send(Response("lost", target="", source="matrix"))
         self.assertEqual([r for r in self.hs.pending if "/send/" in r.path], [])
+        self.assertEqual([r for r in self.hs.pending if "/createRoom" in r.path], [])
 
     def test_interface(self) -> None:
         """The source provides IChannelSource."""
