@@ -1,7 +1,8 @@
-"""A real Synapse for the Matrix source's integration tests: one homeserver on a free
-loopback port with SQLite in a temporary directory, rate limits raised, users made with
-the shared-secret admin API; it can be stopped and started again on the same port and
-data. Synapse lives in its own venv (``.ci/install-matrix.sh``)."""
+"""A real Synapse for the Matrix source's integration tests and bench: one homeserver on
+a free loopback port with SQLite in a temporary directory, rate limits raised, users made
+with the shared-secret admin API, stopped and started again on the same port and data;
+and `Peer`, a person's client (matrix-nio's state machine and encryption on treq).
+Synapse lives in its own venv (``.ci/install-matrix.sh``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from twisted.internet.defer import Deferred
 
 from botcore.testing import free_port, in_ci
 
@@ -261,6 +263,155 @@ class SynapseServer:
             },
         )
         return str(answer["user_id"])
+
+
+async def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
+    """Poll ``predicate`` on the reactor until true; an AssertionError after ``timeout``."""
+    from twisted.internet import reactor, task
+
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await task.deferLater(reactor, 0.02, lambda: None)
+
+
+class Peer:
+    """A person's Matrix client for the tests: matrix-nio's state machine and encryption
+    (`sources.matrix.client.MatrixClient`, treq underneath), syncing in a loop and keeping
+    every room event it sees, decrypted where it can."""
+
+    def __init__(self, url: str, user_id: str, password: str, directory: Path) -> None:
+        from twisted.internet import reactor
+
+        from sources.matrix.client import MatrixClient, treq_requester
+
+        self.request, self._close = treq_requester(reactor)
+        self.client = MatrixClient(
+            url,
+            user_id,
+            clock=reactor,
+            request=self.request,
+            store_path=str(directory),
+            request_timeout=WAIT,
+        )
+        self.password = password
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.undecrypted: list[Any] = []
+        self.key_requests: list[Any] = []
+        self._loop: Deferred[None] | None = None
+        self.next_batch: str | None = None
+
+    async def start(self) -> None:
+        await self.client.login(self.password)
+        await self.sync_once(0)
+        self._loop = Deferred.fromCoroutine(self._run())
+        self._loop.addErrback(lambda f: None)
+
+    async def sync_once(self, timeout_ms: int = 500) -> None:
+        import nio
+
+        response = await self.client.sync(self.next_batch, timeout_ms)
+        assert isinstance(response, nio.SyncResponse), response
+        self.next_batch = response.next_batch
+        self.key_requests.extend(
+            e for e in response.to_device_events if isinstance(e, nio.RoomKeyRequest)
+        )
+        for room_id, info in response.rooms.join.items():
+            for event in info.timeline.events:
+                if isinstance(event, nio.MegolmEvent):
+                    event.room_id = room_id
+                    self.undecrypted.append(event)
+                elif isinstance(getattr(event, "source", None), dict):
+                    self.events.append((room_id, event.source))
+        await self.client.key_chores()
+        # As clients do, try again those whose key came later (in a later sync).
+        for event in list(self.undecrypted):
+            try:
+                decrypted = self.client.nio.decrypt_event(event)
+            except Exception:
+                continue
+            self.undecrypted.remove(event)
+            self.events.append((event.room_id, decrypted.source))
+
+    async def _run(self) -> None:
+        while True:
+            await self.sync_once()
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+        await self._close()
+
+    def texts(self, room_id: str, sender: str) -> list[str]:
+        return [
+            raw["content"].get("body", "")
+            for room, raw in self.events
+            if room == room_id
+            and raw.get("sender") == sender
+            and raw.get("type") == "m.room.message"
+        ]
+
+    async def wait_event(self, room_id: str, predicate: Any, what: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            found[:] = [raw for room, raw in self.events if room == room_id and predicate(raw)]
+            return bool(found)
+
+        await wait_until(check, what)
+        return found[0]
+
+    async def wait_text(self, room_id: str, sender: str, text: str) -> dict[str, Any]:
+        """The first message from ``sender`` in the room that contains ``text``; the
+        failure says what they did say."""
+        try:
+            return await self.wait_event(
+                room_id,
+                lambda raw: (
+                    raw.get("sender") == sender
+                    and text in str(raw.get("content", {}).get("body", ""))
+                ),
+                f"{text!r} from {sender} in {room_id}",
+            )
+        except AssertionError as e:
+            raise AssertionError(f"{e}; they said {self.texts(room_id, sender)}") from None
+
+    async def join(self, room_id: str) -> None:
+        await self.client.join(room_id)
+        await wait_until(lambda: room_id in self.client.nio.rooms, f"{room_id} joined")
+
+    async def create_room(
+        self, invite: str | list[str], encrypted: bool = False, direct: bool = False
+    ) -> str:
+        import nio
+
+        initial = []
+        if encrypted:
+            initial.append(
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            )
+        method, path, data = nio.Api.room_create(
+            self.client.access_token,
+            is_direct=direct,
+            invite=[invite] if isinstance(invite, str) else invite,
+            preset=nio.RoomPreset.private_chat,
+            initial_state=initial,
+        )
+        response = await self.client.checked("create", nio.RoomCreateResponse, method, path, data)
+        return str(response.room_id)
+
+    async def send(self, room_id: str, text: str, **extra: Any) -> str:
+        await wait_until(lambda: room_id in self.client.nio.rooms, f"{room_id} synced")
+        content = {"msgtype": "m.text", "body": text, **extra}
+        return await self.client.room_send(room_id, "m.room.message", content)
+
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        return await self.client.room_send(room_id, event_type, content)
 
 
 if __name__ == "__main__":  # a manual check: start, register, stop
