@@ -15,6 +15,7 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.copyright import version as twisted_version
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ISSLTransport, ITCPTransport
@@ -294,7 +295,7 @@ class IRCProtocol(irc.IRCClient):
                 count=dropped,
             )
         why = self.lost_reason or (reason.getErrorMessage() if reason else "closed")
-        if reason is not None and reason.check(SSL.Error) and not self.registered:
+        if reason is not None and reason.check(SSL.Error, VerificationError):
             why = tls_failure(reason.value or SSL.Error(), self.server)
             self.log.error("{source}: {why}", source=self.source.name, why=why)
         self.source.connection_lost(self, why)

@@ -166,6 +166,11 @@ def tls_endpoint(
 def tls_failure(error: BaseException, server: str) -> str:
     """A clear line for a TLS handshake that failed (``error`` an OpenSSL error)."""
     text = str(error)
+    if type(error).__name__ == "VerificationError":
+        return (
+            f"the TLS certificate of {server} is not for that name ({text}); connect by "
+            "the name the certificate carries"
+        )
     if "certificate verify failed" in text or "CERTIFICATE_VERIFY_FAILED" in text:
         return (
             f"the TLS certificate of {server} was not accepted (certificate verify failed: "

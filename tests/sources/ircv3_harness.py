@@ -8,6 +8,7 @@ the next, so tests use their own nicks."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -388,6 +389,12 @@ class IRCv3Network:
         if network is not None:
             network.cleanup()
 
+    @classmethod
+    def release_all(cls) -> None:
+        """Stop every shared network (at exit, for a run that stopped part-way)."""
+        for module in list(cls._shared):
+            cls.release(module)
+
     # -- blocking clients, for setting up accounts -----------------------------------------------
 
     def offered_caps(self) -> str:
@@ -409,6 +416,33 @@ class IRCv3Network:
             if add_cert:
                 client.send("PRIVMSG NickServ :CERT ADD")
                 client.expect(re.compile(r"NOTICE \S+ :.*(added|fingerprint)", re.IGNORECASE))
+
+
+atexit.register(IRCv3Network.release_all)
+
+
+class SharedNetwork:
+    """A mixin for a trial TestCase (trial has no setUpClass): ``self.network`` is the
+    module's network, started by the first test and stopped after the class's last test
+    (or at exit, when only some of them run)."""
+
+    network: IRCv3Network
+    _done: ClassVar[dict[str, int]] = {}
+
+    def use_network(self) -> IRCv3Network:
+        cls = type(self)
+        key = cls.__module__
+        self.network = IRCv3Network.shared(key)
+        tests = len([name for name in dir(cls) if name.startswith("test_")])
+
+        def done() -> None:
+            SharedNetwork._done[key] = SharedNetwork._done.get(key, 0) + 1
+            if SharedNetwork._done[key] >= tests:
+                SharedNetwork._done.pop(key)
+                IRCv3Network.release(key)
+
+        self.addCleanup(done)  # type: ignore[attr-defined]  # the TestCase's
+        return self.network
 
 
 class RawClient:
