@@ -536,7 +536,7 @@ class IRCProtocol(irc.IRCClient):
             self._request_caps(sub == "NEW")
         elif sub == "ACK":
             for token in listed:
-                name = token.lstrip("=~")
+                name = token.lstrip("=~").partition("=")[0]
                 if name.startswith("-"):
                     self.caps.discard(name[1:])
                 else:
