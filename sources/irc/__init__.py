@@ -313,6 +313,7 @@ class IRCSource(Source):
         self.sts_policies = StsPolicies(self.reactor)
         #: The endpoint string of the connection being made (after STS).
         self.connected_to = ""
+        self._upgrade_now = False
         self.failures = 0
         self._failures_before = 0
         self.connections = 0
@@ -330,6 +331,12 @@ class IRCSource(Source):
     def setup(self) -> None:
         """Read the options; on a reload, join channels newly added to ``channels``."""
         self.tls_settings().check()
+        if not self.tls_verify:
+            self.log.warn(
+                "{source}: tls_verify is off: TLS certificates are not checked, so anyone on "
+                "the path can read and change this connection",
+                source=self.name,
+            )
         self.rotation.servers = list(self.servers) or self.rotation.servers
         configured = []
         for entry in self.channels:
@@ -498,7 +505,11 @@ class IRCSource(Source):
         """Seconds to wait before the next connection attempt: ``reconnect_delay`` doubled
         for each failure in a row (a connection that never registered, or that was
         dropped for a ping timeout, is a failure and moves on to the next server),
-        capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter)."""
+        capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter); none
+        after an STS upgrade (the same server at once, with TLS)."""
+        if self._upgrade_now:
+            self._upgrade_now = False
+            return 0.0
         failures = max(1, self.failures)
         try:
             delay = self.reconnect_delay * 2 ** min(failures - 1, 64)
@@ -542,7 +553,8 @@ class IRCSource(Source):
             self.protocol = None
             self.supports = self.BASE_SUPPORTS
         if protocol.sts_upgrade:
-            pass  # the same server again, now with TLS: not a failure
+            # The same server again at once, now with TLS: not a failure.
+            self._upgrade_now = True
         elif not protocol.registered:
             self.failures += 1
             self.rotation.advance()
