@@ -27,6 +27,8 @@ from botcore.testing import free_port, in_ci
 
 #: The longest any one wait on the network may take (only a broken setup reaches it).
 WAIT = 30.0
+#: An operator's name and password (for CHGHOST and the like).
+OPER = ("admin", "adminpass")
 #: The services' server name and the link password between the two.
 SERVICES = "services.localhost"
 _LINK_PASSWORD = "botcore-link-pass"
@@ -45,7 +47,7 @@ _INSPIRCD = """\
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="default"
      target="{directory}/inspircd.log">
 <options syntaxhints="no">
-<security hidesplits="no" announceinvites="dynamic" runasuser="" runasgroup="">
+<security hidesplits="no" announceinvites="all" runasuser="" runasgroup="">
 <performance quietbursts="yes" timeskipwarn="0" clonesonconnect="no">
 <limits maxnick="30" maxchan="64" maxident="11" maxhost="64" maxquit="255" maxtopic="307"
         maxkick="255" maxreal="128" maxaway="200">
@@ -80,6 +82,9 @@ _INSPIRCD = """\
 <link name="{services}" ipaddr="127.0.0.1" port="{link_port}" allowmask="127.0.0.0/8"
       sendpass="{password}" recvpass="{password}">
 <uline server="{services}" silent="yes">
+<class name="everything" commands="*" privs="*" usermodes="*" chanmodes="*">
+<type name="Admin" classes="everything">
+<oper name="admin" password="adminpass" host="*@*" type="Admin">
 """
 
 _ATHEME = """\

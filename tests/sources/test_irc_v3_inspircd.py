@@ -261,26 +261,52 @@ class InspIRCdTests(SharedNetwork, TestCase):
             said, ["first version", "alice3: second version", "about to go", "marker"]
         )
 
-    async def test_account_tag_and_notify_feed_the_sender(self) -> None:
-        """A client that logs in to services (account-notify) and speaks (account-tag) is
-        known to the bot by its account, which the network vouches for."""
-        bot = await self.start_bot("acctbot")
+    async def test_state_the_network_reports(self) -> None:
+        """account-notify and account-tag: a client that logs in to services is known by
+        its account, which the network vouches for; away-notify, setname, invite-notify
+        and chghost (an operator's CHGHOST) are state events."""
+        bot = await self.start_bot("statebot")
         source = bot.get_source("irc")
-        carol = await self.client("carol4")
+        carol = await self.client("carol4", "message-tags server-time setname")
         start = len(carol.lines)
         carol.send("PRIVMSG NickServ :REGISTER carolpass4 carol4@example.org")
         await carol.wait_for(re.compile("regist", re.I).search, since=start, timeout=WAIT)
-        await wait_until(
-            lambda: any(e.data.get("kind") == "account" for e in Recorder.seen),
-            "account-notify",
-            WAIT,
-        )
-        carol.send(f"PRIVMSG {CHANNEL} :acctbot: who am i")
+        await self.state("account")
+        carol.send(f"PRIVMSG {CHANNEL} :statebot: who am i")
         line = await carol.wait_for(":you are", since=start, timeout=WAIT)
         self.assertIn("you are carol4", line)
         event = next(e for e in Recorder.seen if e.message and "who am i" in e.message.raw)
         self.assertEqual(event.data["account"], "carol4")
         self.assertEqual(source.verified_identity(event), "carol4")
+
+        carol.send("AWAY :out for lunch")
+        away = await self.state("away")
+        self.assertEqual((away.who.nick, away.data["message"]), ("carol4", "out for lunch"))
+        carol.send("SETNAME :Carol the Fourth")
+        self.assertEqual((await self.state("setname")).data["realname"], "Carol the Fourth")
+        # carol creates a channel (so she is its operator), the bot joins, she invites.
+        carol.send("JOIN #carols")
+        await carol.wait_for("366 carol4 #carols", since=start, timeout=WAIT)
+        source.join("#carols")
+        await wait_until(lambda: "#carols" in source.protocol.channels, "the join", WAIT)
+        dave = await connect_client(self.network, "dave4")  # type: ignore[arg-type]
+        self.clients.append(dave)
+        carol.send("INVITE dave4 #carols")
+        invite = await self.state("invite")
+        self.assertEqual((invite.channel, invite.data["invited"]), ("#carols", "dave4"))
+        carol.send(f"OPER {' '.join(ircv3_harness.OPER)}")
+        carol.send("CHGHOST carol4 cloaked.example")
+        moved = await self.state("chghost")
+        self.assertEqual(moved.data["old"], "carol4!carol4@127.0.0.1")
+        self.assertEqual(moved.data["mask"], "carol4!carol4@cloaked.example")
+        self.assertEqual(moved.who.id, "carol4")
+
+    async def state(self, kind: str) -> Event:
+        """The first state event of ``kind`` recorded (waited for)."""
+        await wait_until(
+            lambda: any(e.data.get("kind") == kind for e in Recorder.seen), f"{kind} event", WAIT
+        )
+        return next(e for e in Recorder.seen if e.data.get("kind") == kind)
 
     # -- SASL ------------------------------------------------------------------------------------
 
