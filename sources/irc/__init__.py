@@ -80,6 +80,32 @@ class NickOption(Option):
         return _check_nick(raw.strip())
 
 
+class PEMFileOption(Option):
+    """A PEM file (certificates, and for a client certificate maybe its key), read and
+    checked when the configuration is; empty for none."""
+
+    kind = "PEM file"
+
+    def __init__(self, help: str, default: str = "", *, certificates: bool = True) -> None:
+        super().__init__(help, default)
+        self.certificates = certificates
+
+    def parse(self, raw: str) -> str:
+        path = raw.strip()
+        if not path:
+            return ""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as e:
+            raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+        wanted = b"-----BEGIN CERTIFICATE" if self.certificates else b"PRIVATE KEY-----"
+        if wanted not in data:
+            what = "PEM certificate" if self.certificates else "PEM private key"
+            raise ValueError(f"{path} holds no {what}")
+        return path
+
+
 class MechanismListOption(ListOption):
     """SASL mechanisms, in order of preference."""
 
@@ -220,7 +246,7 @@ class IRCSource(Source):
         "when SASL is not offered or fails.",
         False,
     )
-    tls_ca_file = Option(
+    tls_ca_file = PEMFileOption(
         "PEM file of the certificate authorities to trust for tls: servers, instead of "
         "the system's (for a private network); empty for the system's.",
         "",
@@ -230,12 +256,14 @@ class IRCSource(Source):
         "for a test network: anyone on the path could read and change the traffic.",
         True,
     )
-    tls_certificate = Option(
+    tls_certificate = PEMFileOption(
         "PEM file of the client certificate to present on TLS connections (CertFP, SASL "
         "EXTERNAL); its key may be in the same file.",
         "",
     )
-    tls_key = Option("PEM file of the client certificate's key, if not in that file.", "")
+    tls_key = PEMFileOption(
+        "PEM file of the client certificate's key, if not in that file.", certificates=False
+    )
     sts = BoolOption(
         "Follow the servers' STS policies: switch to TLS on the port a server names, and "
         "never use plain text with it while the policy lasts.",
@@ -330,7 +358,11 @@ class IRCSource(Source):
 
     def setup(self) -> None:
         """Read the options; on a reload, join channels newly added to ``channels``."""
-        self.tls_settings().check()
+        try:
+            self.tls_settings().check()
+        except (OSError, ValueError) as e:
+            # Each connection attempt will fail with this too, and be logged.
+            self.log.error("{source}: TLS settings: {why}", source=self.name, why=str(e))
         if not self.tls_verify:
             self.log.warn(
                 "{source}: tls_verify is off: TLS certificates are not checked, so anyone on "

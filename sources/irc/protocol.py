@@ -80,8 +80,15 @@ WANTED_CAPS = (
 #: Batch types whose lines are one event (netsplit, netjoin) or none (history replayed).
 GROUPED_BATCHES = ("netsplit", "netjoin")
 HISTORY_BATCHES = ("chathistory", "draft/chathistory", "znc.in/playback")
-#: How many of the bot's sent messages wait for their echo at most (labels, texts).
+#: How many of the bot's sent messages wait for their echo at most (labels, texts), and
+#: how many batches may be open at once.
 ECHO_MEMORY = 256
+#: The most events a netsplit/netjoin batch collects (the rest are counted only), and
+#: the most lines a received multiline message may have (the rest are dropped).
+BATCH_LIMIT = 5000
+MULTILINE_LIMIT = 100
+#: The most base64 one SASL challenge may take.
+SASL_DATA_LIMIT = 65536
 #: Received lines longer than this (bytes, tags included) are dropped.
 MAX_LINE = 16384
 #: The warning logged when a handler raised on a line from the server (tests look for it:
@@ -129,6 +136,7 @@ class Batch:
     tags: dict[str, str] = field(default_factory=dict)
     prefix: str = ""
     events: list[Event] = field(default_factory=list)
+    count: int = 0
     lines: list[tuple[dict[str, str], str]] = field(default_factory=list)
 
     def within(self, *types: str) -> bool:
@@ -368,18 +376,20 @@ class IRCProtocol(irc.IRCClient):
         self._tags = parsed.tags
         reference = parsed.tags.get("batch")
         self._batch = self._batches.get(reference) if reference else None
+        batch = self._batch
         if (
-            self._batch is not None
-            and self._batch.type == "draft/multiline"
-            and command
-            in (
-                "PRIVMSG",
-                "NOTICE",
-            )
+            batch is not None
+            and batch.type == "draft/multiline"
+            and command in ("PRIVMSG", "NOTICE")
         ):
-            self._batch.lines.append((parsed.tags, parsed.params[-1] if parsed.params else ""))
+            if len(batch.lines) < MULTILINE_LIMIT:
+                batch.lines.append((parsed.tags, parsed.param(-1)))
             return
         self.handleCommand(command, parsed.prefix, parsed.params)
+        label = parsed.tags.get("label")
+        if label and command not in ("PRIVMSG", "NOTICE", "TAGMSG", "BATCH"):
+            # A labelled reply that is not the echo (an error, say): none will come.
+            self._labels.pop(label, None)
 
     def handleCommand(self, command: str, prefix: str, params: list[str]) -> None:
         """Run ``irc_COMMAND``; a line it cannot make sense of is logged in one line and
@@ -660,6 +670,15 @@ class IRCProtocol(irc.IRCClient):
         chunk = params[0]
         if chunk != "+":
             self._sasl_data += chunk
+            if len(self._sasl_data) > SASL_DATA_LIMIT:
+                self.log.warn(
+                    "{source}: SASL challenge longer than {limit} bytes; aborted",
+                    source=self.source.name,
+                    limit=SASL_DATA_LIMIT,
+                )
+                self._sasl_data = ""
+                self.send_raw("AUTHENTICATE", "*")
+                return
             if len(chunk) == SASL_CHUNK:
                 return  # more of this challenge follows
         data, self._sasl_data = self._sasl_data, ""
@@ -1085,7 +1104,9 @@ class IRCProtocol(irc.IRCClient):
             if batch.within(*GROUPED_BATCHES):
                 while batch.parent is not None and batch.type not in GROUPED_BATCHES:
                     batch = batch.parent
-                batch.events.append(event)
+                batch.count += 1
+                if len(batch.events) < BATCH_LIMIT:
+                    batch.events.append(event)
                 return
             if batch.within(*HISTORY_BATCHES):
                 return  # history is not news: never processed as new messages
@@ -1279,7 +1300,7 @@ class IRCProtocol(irc.IRCClient):
                     "servers": list(batch.params),
                     "nicks": nicks,
                     "channels": channels,
-                    "count": len(batch.events),
+                    "count": batch.count,
                 },
             )
         )

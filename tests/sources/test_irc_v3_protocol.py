@@ -211,6 +211,14 @@ class EchoTests(V3TestCase):
         self.wire.receive(f"@label={label} :irc.example.net ACK")
         self.assertEqual(self.protocol._labels, {})
 
+    def test_label_forgotten_on_error(self) -> None:
+        """A labelled error (no such nick) means no echo will come: the label goes."""
+        self.source.send(Response("x", target="nobody", source="irc"))
+        [line] = self.wire.sent()
+        label = line.split("label=", 1)[1].split(" ", 1)[0]
+        self.wire.receive(f"@label={label} :irc.example.net 401 bot nobody :No such nick")
+        self.assertEqual(self.protocol._labels, {})
+
     def test_labelled_batch_echo(self) -> None:
         """An echo inside a labeled-response batch takes the batch's label."""
         response = Response("x", target="#chan", source="irc")
@@ -260,6 +268,17 @@ class BatchTests(V3TestCase):
         self.assertEqual(event.data["servers"], ["hub.example", "leaf.example"])
         self.assertEqual(event.data["channels"], ["#chan"])
         self.assertEqual(self.protocol.members("#chan"), {"bot": "@"})
+
+    def test_huge_netsplit_bounded(self) -> None:
+        """A netsplit of more people than the batch keeps is still one event, counted."""
+        from sources.irc import protocol
+
+        self.patch(protocol, "BATCH_LIMIT", 3)
+        quits = [f"@batch=ns :u{i}!u@h.example QUIT :a.example b.example" for i in range(10)]
+        self.wire.receive(":irc.example.net BATCH +ns netsplit a.example b.example", *quits)
+        self.wire.receive(":irc.example.net BATCH -ns")
+        [event] = self.events()
+        self.assertEqual((event.data["count"], len(event.data["nicks"])), (10, 3))
 
     def test_netjoin(self) -> None:
         self.wire.receive(
@@ -421,6 +440,17 @@ class SASLMechanismTests(WireTestCase):
         self.wire.receive(":irc.example.net 904 bot :SASL authentication failed")
         self.assertEqual(self.wire.sent(), ["AUTHENTICATE PLAIN"])
 
+    def test_endless_challenge_aborted(self) -> None:
+        """A server that never ends its challenge (full 400-byte chunks for ever) gets the
+        exchange aborted once it passes the limit."""
+        self.start_sasl("SCRAM-SHA-256")
+        self.wire.receive("AUTHENTICATE +")
+        self.wire.sent()
+        for _ in range(200):
+            self.wire.receive("AUTHENTICATE " + "A" * 400)
+        self.assertEqual(self.wire.sent(), ["AUTHENTICATE *"])
+        self.assertIn("SASL challenge longer than", self.log_text())
+
     def test_configured_order(self) -> None:
         self.connect(account="acct", account_password="pw", sasl_mechanisms=["PLAIN"])
         self.assertEqual(
@@ -560,28 +590,29 @@ class TLSOptionTests(WireTestCase):
         self.assertIn("tls_ca_file", str(caught.exception))
 
     def test_missing_ca_file_is_a_config_error(self) -> None:
-        source = make_source(self.clock)
-        source.config["tls_ca_file"] = "/nonexistent/ca.pem"
-        source.tls_ca_file = "/nonexistent/ca.pem"
-        with self.assertRaises(OSError):
-            source.setup()
+        with self.assertRaises(ValueError) as caught:
+            IRCSource.tls_ca_file.parse("/nonexistent/ca.pem")
+        self.assertIn("cannot read /nonexistent/ca.pem", str(caught.exception))
 
     def test_certificate_without_key(self) -> None:
+        """A client certificate without its key is named in the log (every connection
+        attempt fails the same way), never a crash."""
         import os
-        import tempfile
 
         from tests.sources.ircv3_harness import IRCv3Network
 
         network = IRCv3Network()
         self.addCleanup(network.cleanup)
         network.write_certificates()
-        only_cert = os.path.join(tempfile.mkdtemp(dir=network.directory), "c.pem")
+        only_cert = os.path.join(network.directory, "only-cert.pem")
         with open(network.client_cert, "rb") as full, open(only_cert, "wb") as out:
             out.write(full.read().split(b"-----BEGIN PRIVATE KEY")[0])
-        source = make_source(self.clock)
-        source.tls_certificate = only_cert
-        with self.assertRaises(ValueError) as caught:
-            source.setup()
-        self.assertIn("tls_key", str(caught.exception))
-        source.tls_certificate = network.client_cert
-        source.setup()  # cert and key in one file: fine
+        self.assertEqual(IRCSource.tls_certificate.parse(only_cert), only_cert)
+        with self.assertRaises(ValueError):
+            IRCSource.tls_key.parse(only_cert)
+        source = make_source(self.clock, tls_certificate=only_cert)
+        self.assertIn("tls_key", self.log_text())
+        with self.assertRaises(ValueError):
+            source.build_endpoint("tls:irc.example.net:6697")
+        source = make_source(self.clock, tls_certificate=network.client_cert)
+        source.build_endpoint("tls:irc.example.net:6697")  # cert and key in one file: fine
