@@ -12,12 +12,15 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import directlyProvides
 
 from botcore.event import EventType, Response
+from botcore.testing import StubContext
 from sources.irc import IRCSource, ServerListOption
 from sources.irc.sts import StsPolicies
-from tests.sources.irc_harness import Wire, make_source
+from tests.sources.irc_harness import BASE, RecordingIRCSource, ScriptedEndpoint, Wire, make_source
 from tests.sources.test_irc_protocol import WireTestCase
 
 ALL_CAPS = (
@@ -616,3 +619,43 @@ class TLSOptionTests(WireTestCase):
             source.build_endpoint("tls:irc.example.net:6697")
         source = make_source(self.clock, tls_certificate=network.client_cert)
         source.build_endpoint("tls:irc.example.net:6697")  # cert and key in one file: fine
+
+
+class STSRotationTests(SynchronousTestCase):
+    """STS through the source's reconnection: the upgrade happens at once, and while a
+    policy holds a refused TLS connection is retried as TLS, never in plain text."""
+
+    def test_upgrade_then_no_plaintext_fallback(self) -> None:
+        clock = Clock()
+        plan: dict[str, list[bool]] = {"tls:a.example:6697": [False, False, True]}
+        connected: list[tuple[str, Any, Any]] = []
+        store = MemoryStore()
+        source = RecordingIRCSource(
+            "irc",
+            StubContext(reactor=clock),
+            {**BASE, "servers": ["tcp:a.example:6667"]},
+            reactor=clock,
+            endpoint_factory=lambda server: ScriptedEndpoint(server, plan, connected),
+            jitter=lambda: 1.0,
+        )
+        source.setup()
+        source.sts_policies = StsPolicies(clock, store)
+        source.startService()
+        [(server, protocol, _)] = connected
+        self.assertEqual(server, "tcp:a.example:6667")
+        protocol.dataReceived(b":a.example CAP * LS :sts=port=6697\r\n")
+        # Reconnected at once (no backoff) to the TLS port, which refuses twice: each
+        # retry is TLS again, with the usual backoff.
+        clock.advance(0)
+        self.assertEqual(source.failures, 1)  # the first TLS attempt, made at once
+        for _ in range(2):
+            clock.advance(source.reconnect_max_delay)
+        self.assertEqual([c[0] for c in connected], ["tcp:a.example:6667", "tls:a.example:6697"])
+        self.assertEqual(source.failures, 2)
+        _, secure, secure_transport = connected[-1]
+        directlyProvides(secure_transport, ISSLTransport)
+        secure.dataReceived(b":a.example CAP * LS :sts=duration=86400\r\n")
+        self.assertEqual(store.saved[-1]["a.example"]["port"], 6697)
+        secure.dataReceived(b":a.example 001 bot :Welcome bot!~bot@host\r\n")
+        self.assertEqual(source.state, "connected")
+        self.successResultOf(source.stopService())
