@@ -1318,7 +1318,7 @@ class IRCProtocol(irc.IRCClient):
         self._tags, self._batch = batch.tags, batch.parent
         mask = Mask.parse(batch.prefix)
         if self.is_me(mask.nick):
-            self._echoed(batch.params[0], None, batch.tags)
+            self._echoed(batch.params[0], batch.lines[0][1], batch.tags)
             return
         self._message(EventType.MESSAGE, batch.prefix, [batch.params[0], text])
 

@@ -333,6 +333,22 @@ class MultilineTests(V3TestCase):
         self.assertFalse([line for line in lines if "BATCH" in line])
         self.assertEqual(len(lines), self.source.max_lines)
 
+    def test_own_multiline_echo_gives_id(self) -> None:
+        """The echo of the bot's own multiline batch carries the label and the msgid on
+        its BATCH line: that is the network's id of the whole reply."""
+        response = Response("one\ntwo", target="#chan", source="irc")
+        self.source.send(response)
+        lines = self.wire.sent()
+        label = lines[0].split("label=", 1)[1].split(" ", 1)[0]
+        self.wire.receive(
+            f"@label={label};msgid=mlid :bot!~bot@host.example BATCH +e draft/multiline #chan",
+            "@batch=e :bot!~bot@host.example PRIVMSG #chan :one",
+            "@batch=e :bot!~bot@host.example PRIVMSG #chan :two",
+            ":irc.example.net BATCH -e",
+        )
+        self.assertEqual(self.source.network_id(response.id), "mlid")
+        self.assertEqual(self.events(), [])
+
     def test_received_multiline_is_one_message(self) -> None:
         self.wire.receive(
             "@msgid=ml :alice!al@alice.example BATCH +m draft/multiline #chan",
