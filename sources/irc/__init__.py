@@ -20,6 +20,9 @@ from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source
 from sources.irc.protocol import DEFAULT_CHANTYPES, IRCProtocol
+from sources.irc.sasl import MECHANISMS
+from sources.irc.sts import DatabaseStore, StsPolicies
+from sources.irc.tls import SSL_REFUSED, TLSSettings, build_endpoint, parse_endpoint
 from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ class ServerListOption(ListOption):
         if not servers:
             raise ValueError("expected at least one server, such as tls:irc.libera.chat:6697")
         for server in servers:
+            if server.lower().startswith("ssl:"):
+                raise ValueError(f"{server!r}: {SSL_REFUSED}")
             try:
                 clientFromString(_SyntaxOnlyReactor(), server)
             except Exception as e:
@@ -73,6 +78,48 @@ class NickOption(Option):
 
     def parse(self, raw: str) -> str:
         return _check_nick(raw.strip())
+
+
+class PEMFileOption(Option):
+    """A PEM file (certificates, and for a client certificate maybe its key), read and
+    checked when the configuration is; empty for none."""
+
+    kind = "PEM file"
+
+    def __init__(self, help: str, default: str = "", *, certificates: bool = True) -> None:
+        super().__init__(help, default)
+        self.certificates = certificates
+
+    def parse(self, raw: str) -> str:
+        path = raw.strip()
+        if not path:
+            return ""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as e:
+            raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+        wanted = b"-----BEGIN CERTIFICATE" if self.certificates else b"PRIVATE KEY-----"
+        if wanted not in data:
+            what = "PEM certificate" if self.certificates else "PEM private key"
+            raise ValueError(f"{path} holds no {what}")
+        return path
+
+
+class MechanismListOption(ListOption):
+    """SASL mechanisms, in order of preference."""
+
+    kind = "list of SASL mechanisms"
+
+    def parse(self, raw: str) -> list[str]:
+        mechanisms = [m.upper() for m in super().parse(raw)]
+        for mechanism in mechanisms:
+            if mechanism not in MECHANISMS:
+                raise ValueError(
+                    f"unknown SASL mechanism {mechanism!r} (expected some of "
+                    f"{', '.join(MECHANISMS)})"
+                )
+        return mechanisms
 
 
 class NickListOption(ListOption):
@@ -144,7 +191,7 @@ class _ProtocolFactory(Factory):
         self.source = source
 
     def buildProtocol(self, addr: IAddress | None) -> IRCProtocol:
-        protocol = IRCProtocol(self.source, self.source.rotation.current)
+        protocol = IRCProtocol(self.source, self.source.connected_to)
         protocol.factory = self
         return protocol
 
@@ -162,7 +209,10 @@ class IRCSource(Source):
     """
 
     type = "irc"
-    supports = frozenset({"action", "notice", "multiline", "topic"})
+    #: What every IRC server carries; with message-tags the source also marks replies and
+    #: reacts (`update_supports`).
+    BASE_SUPPORTS = frozenset({"action", "notice", "multiline", "topic"})
+    supports = BASE_SUPPORTS
 
     servers = ServerListOption(
         "Servers to connect to, tried in turn: Twisted client endpoints such as "
@@ -179,11 +229,46 @@ class IRCSource(Source):
     server_password = Option("The server's password (PASS), if it has one.", "", secret=True)
     account = Option("The services account to log in to (default: the nick).")
     account_password = Option(
-        "The services password: SASL PLAIN when the server offers it, else NickServ IDENTIFY.",
+        "The services password: SASL (SCRAM-SHA-256 or PLAIN) when the server offers it, "
+        "else NickServ IDENTIFY.",
         "",
         secret=True,
     )
-    sasl = BoolOption("Log in with SASL PLAIN when the server offers it.", True)
+    sasl = BoolOption("Log in with SASL when the server offers it.", True)
+    sasl_mechanisms = MechanismListOption(
+        "SASL mechanisms to try, in order, among those the server offers: EXTERNAL (the "
+        "TLS client certificate, tls_certificate), SCRAM-SHA-256 and PLAIN (the "
+        "account_password).",
+        list(MECHANISMS),
+    )
+    sasl_required = BoolOption(
+        "Refuse to stay on the network without a SASL login: disconnect (and retry later) "
+        "when SASL is not offered or fails.",
+        False,
+    )
+    tls_ca_file = PEMFileOption(
+        "PEM file of the certificate authorities to trust for tls: servers, instead of "
+        "the system's (for a private network); empty for the system's.",
+        "",
+    )
+    tls_verify = BoolOption(
+        "Check the server's TLS certificate (its authority and its name). Turn off only "
+        "for a test network: anyone on the path could read and change the traffic.",
+        True,
+    )
+    tls_certificate = PEMFileOption(
+        "PEM file of the client certificate to present on TLS connections (CertFP, SASL "
+        "EXTERNAL); its key may be in the same file.",
+        "",
+    )
+    tls_key = PEMFileOption(
+        "PEM file of the client certificate's key, if not in that file.", certificates=False
+    )
+    sts = BoolOption(
+        "Follow the servers' STS policies: switch to TLS on the port a server names, and "
+        "never use plain text with it while the policy lasts.",
+        True,
+    )
     nickserv = Option(
         "Services nick to IDENTIFY to when SASL is not used; empty for none.", "NickServ"
     )
@@ -248,12 +333,15 @@ class IRCSource(Source):
         #: The reactor the source connects and times with: the bot's unless a test gives
         #: another.
         self.reactor: IReactorTime = reactor if reactor is not None else bot.reactor
-        self._make_endpoint = endpoint_factory or (
-            lambda server: clientFromString(self.reactor, server)
-        )
+        self._make_endpoint = endpoint_factory or self.build_endpoint
         self._jitter = jitter or random.Random().random
         self.protocol: IRCProtocol | None = None
-        self.rotation = ServerRotation([], self._make_endpoint, self._connect_failed)
+        self.rotation = ServerRotation([], self._endpoint_for, self._connect_failed)
+        #: The servers' STS policies (stored when the bot has a database).
+        self.sts_policies = StsPolicies(self.reactor)
+        #: The endpoint string of the connection being made (after STS).
+        self.connected_to = ""
+        self._upgrade_now = False
         self.failures = 0
         self._failures_before = 0
         self.connections = 0
@@ -270,6 +358,17 @@ class IRCSource(Source):
 
     def setup(self) -> None:
         """Read the options; on a reload, join channels newly added to ``channels``."""
+        try:
+            self.tls_settings().check()
+        except (OSError, ValueError) as e:
+            # Each connection attempt will fail with this too, and be logged.
+            self.log.error("{source}: TLS settings: {why}", source=self.name, why=str(e))
+        if not self.tls_verify:
+            self.log.warn(
+                "{source}: tls_verify is off: TLS certificates are not checked, so anyone on "
+                "the path can read and change this connection",
+                source=self.name,
+            )
         self.rotation.servers = list(self.servers) or self.rotation.servers
         configured = []
         for entry in self.channels:
@@ -315,6 +414,72 @@ class IRCSource(Source):
         found = self._wanted.get(self._key(channel))
         return found[1] if found else None
 
+    # -- TLS and STS -----------------------------------------------------------------------
+
+    def tls_settings(self) -> TLSSettings:
+        return TLSSettings(self.tls_ca_file, self.tls_verify, self.tls_certificate, self.tls_key)
+
+    def build_endpoint(self, server: str) -> IStreamClientEndpoint:
+        """The endpoint for one server string, with the source's TLS settings."""
+        return build_endpoint(
+            self.reactor, server, self.tls_settings(), timeout=self.connect_timeout
+        )
+
+    def sts_server(self, server: str) -> str:
+        """``server`` as STS has it: ``tls:HOST:PORT`` while a policy holds for a plain
+        ``tcp:`` server's host, else unchanged."""
+        parsed = parse_endpoint(server)
+        if not self.sts or parsed is None or parsed.kind != "tcp":
+            return server
+        policy = self.sts_policies.get(parsed.host)
+        if policy is None:
+            return server
+        return f"tls:{parsed.host.replace(':', chr(92) + ':')}:{policy.port}"
+
+    def sts_host(self, server: str) -> str | None:
+        """The host name STS policies of ``server`` are kept under (None: not a host)."""
+        parsed = parse_endpoint(server)
+        return parsed.host if parsed is not None else None
+
+    def sts_port(self, server: str) -> int | None:
+        """The TLS port a connection to ``server`` (an STS-rewritten string) is on."""
+        parsed = parse_endpoint(server)
+        return parsed.port if parsed is not None and parsed.kind == "tls" else None
+
+    def _endpoint_for(self, server: str) -> IStreamClientEndpoint:
+        actual = self.sts_server(server)
+        if actual != server:
+            self.log.info(
+                "{source}: STS policy: connecting to {server} as {actual}",
+                source=self.name,
+                server=server,
+                actual=actual,
+            )
+        self.connected_to = actual
+        return self._make_endpoint(actual)
+
+    def _database(self) -> Any:
+        """The bot's main database service, if it has one (for the STS policies)."""
+        node: Any = self.parent
+        while node is not None:
+            databases = getattr(node, "databases", None)
+            if isinstance(databases, dict):
+                return databases.get("main")
+            node = getattr(node, "parent", None)
+        return None
+
+    def update_supports(self, protocol: IRCProtocol) -> None:
+        """What replies can carry here, from what ``protocol`` negotiated: replies and
+        reactions with message-tags (unless CLIENTTAGDENY refuses their tags)."""
+        if protocol is not self.protocol:
+            return
+        extra = set()
+        if protocol.tag_allowed("draft/reply") or protocol.tag_allowed("reply"):
+            extra.add("reply")
+            if protocol.tag_allowed("draft/react"):
+                extra.add("react")
+        self.supports = self.BASE_SUPPORTS | extra
+
     # -- the connection -----------------------------------------------------------------
 
     def startService(self) -> None:
@@ -323,6 +488,15 @@ class IRCSource(Source):
         for name, key in self._configured:
             self._wanted.setdefault(self._key(name), (name, key))
         self.set_state("connecting")
+        if self.sts_policies.store is None:
+            database = self._database()
+            if database is not None:
+                self.sts_policies.store = DatabaseStore(self.reactor, database)
+        self.sts_policies.load().addBoth(lambda _: self._connect())
+
+    def _connect(self) -> None:
+        if self._stopping or not self.running or self._service is not None:
+            return
         self._service = ClientService(
             self.rotation,
             _ProtocolFactory(self),
@@ -363,7 +537,11 @@ class IRCSource(Source):
         """Seconds to wait before the next connection attempt: ``reconnect_delay`` doubled
         for each failure in a row (a connection that never registered, or that was
         dropped for a ping timeout, is a failure and moves on to the next server),
-        capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter)."""
+        capped at ``reconnect_max_delay``, then scaled by a random 50-100% (jitter); none
+        after an STS upgrade (the same server at once, with TLS)."""
+        if self._upgrade_now:
+            self._upgrade_now = False
+            return 0.0
         failures = max(1, self.failures)
         try:
             delay = self.reconnect_delay * 2 ** min(failures - 1, 64)
@@ -405,7 +583,11 @@ class IRCSource(Source):
         """The connection ended; ClientService reconnects unless the source is stopping."""
         if self.protocol is protocol:
             self.protocol = None
-        if not protocol.registered:
+            self.supports = self.BASE_SUPPORTS
+        if protocol.sts_upgrade:
+            # The same server again at once, now with TLS: not a failure.
+            self._upgrade_now = True
+        elif not protocol.registered:
             self.failures += 1
             self.rotation.advance()
         elif protocol.timed_out:
@@ -475,11 +657,43 @@ class IRCSource(Source):
                 target=target,
             )
             return
+        if response.kind == "reaction":
+            protocol = self.protocol
+            if protocol is None or not protocol.registered or not response.refers_to:
+                self.log.info("{source}: not connected; reaction dropped", source=self.name)
+                return
+            protocol.react(target, response.refers_to, cast(str, response.text), response)
+            return
+        if response.kind != "message":
+            # The core degrades what a source does not support (see plugins.core.degrade).
+            self.log.warn(
+                "{source}: cannot {kind} a message here; dropped",
+                source=self.name,
+                kind=response.kind,
+            )
+            return
         command = "NOTICE" if response.notice else "PRIVMSG"
+        reply_to = response.reply_to if isinstance(response.reply_to, str) else None
         # Text: the dispatcher words acknowledgements before a source sees them.
-        self._message(command, target, cast(str, response.text), action=response.action)
+        self._message(
+            command,
+            target,
+            cast(str, response.text),
+            action=response.action,
+            reply_to=reply_to,
+            response=response,
+        )
 
-    def _message(self, command: str, target: str, text: str, action: bool = False) -> None:
+    def _message(
+        self,
+        command: str,
+        target: str,
+        text: str,
+        action: bool = False,
+        *,
+        reply_to: str | None = None,
+        response: Response | None = None,
+    ) -> None:
         protocol = self.protocol
         if protocol is None or not protocol.registered:
             self.log.info(
@@ -488,7 +702,9 @@ class IRCSource(Source):
                 target=target,
             )
             return
-        protocol.message(command, target, text, action=action)
+        protocol.message(
+            command, target, text, action=action, reply_to=reply_to, response=response
+        )
 
     # -- IChannelSource ----------------------------------------------------------------------
 

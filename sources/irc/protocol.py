@@ -7,24 +7,39 @@ import base64
 import secrets
 import sys
 import typing
+from collections import OrderedDict, deque
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
+from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.copyright import version as twisted_version
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.words.protocols import irc
 
 from botcore.accounts.secrets import scrub
-from botcore.event import Event, EventType, Message, Sender
+from botcore.event import Event, EventType, Message, Response, Sender
 from sources.irc.flood import OutgoingQueue, TokenBucket
+from sources.irc.sasl import (
+    MECHANISMS,
+    SASL_CHUNK,
+    External,
+    Mechanism,
+    Plain,
+    SaslError,
+    ScramSha256,
+    encode_response,
+)
+from sources.irc.sts import parse_sts
+from sources.irc.tls import tls_failure
 from sources.irc.wire import (
     Mask,
     clean_text,
@@ -49,14 +64,36 @@ WANTED_CAPS = (
     "account-tag",
     "userhost-in-names",
     "away-notify",
+    "cap-notify",
+    "message-tags",
+    "server-time",
+    "echo-message",
+    "batch",
+    "labeled-response",
+    "chghost",
+    "setname",
+    "invite-notify",
+    "standard-replies",
+    "inspircd.org/standard-replies",
+    "draft/multiline",
 )
+#: Batch types whose lines are one event (netsplit, netjoin) or none (history replayed).
+GROUPED_BATCHES = ("netsplit", "netjoin")
+HISTORY_BATCHES = ("chathistory", "draft/chathistory", "znc.in/playback")
+#: How many of the bot's sent messages wait for their echo at most (labels, texts), and
+#: how many batches may be open at once.
+ECHO_MEMORY = 256
+#: The most events a netsplit/netjoin batch collects (the rest are counted only), and
+#: the most lines a received multiline message may have (the rest are dropped).
+BATCH_LIMIT = 5000
+MULTILINE_LIMIT = 100
+#: The most base64 one SASL challenge may take.
+SASL_DATA_LIMIT = 65536
 #: Received lines longer than this (bytes, tags included) are dropped.
 MAX_LINE = 16384
 #: The warning logged when a handler raised on a line from the server (tests look for it:
 #: a handler must check what it reads, so this is a bug to fix, not input to shrug off).
 MALFORMED = "{source}: ignored a malformed {command} from the server ({error})"
-#: Largest AUTHENTICATE chunk (IRCv3 SASL).
-SASL_CHUNK = 400
 #: The WHOX query token the protocol uses to learn accounts when it joins a channel.
 WHOX_TOKEN = "152"
 #: CTCP queries the source answers.
@@ -66,7 +103,6 @@ _SASL_FAILURES = {
     "904": "authentication failed",
     "905": "the SASL message was too long",
     "906": "authentication was aborted",
-    "908": "the server offers other mechanisms only",
 }
 
 
@@ -85,6 +121,32 @@ class User:
     @property
     def mask(self) -> str:
         return str(Mask(self.nick, self.user, self.host))
+
+
+@dataclass
+class Batch:
+    """An open IRCv3 batch: its type and parameters, the label of the command it answers
+    (labeled-response), and what was collected in it."""
+
+    reference: str
+    type: str
+    params: list[str]
+    label: str | None = None
+    parent: Batch | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    prefix: str = ""
+    events: list[Event] = field(default_factory=list)
+    count: int = 0
+    lines: list[tuple[dict[str, str], str]] = field(default_factory=list)
+
+    def within(self, *types: str) -> bool:
+        """Whether this batch or one it is nested in has one of ``types``."""
+        batch: Batch | None = self
+        while batch is not None:
+            if batch.type in types:
+                return True
+            batch = batch.parent
+        return False
 
 
 @dataclass
@@ -159,6 +221,24 @@ class IRCProtocol(irc.IRCClient):
         self._offered: dict[str, str] = {}
         self._cap_done = False
         self._sasl: str | None = None
+        self._mechanisms: list[str] | None = None
+        self._mechanism: Mechanism | None = None
+        self._sasl_data = ""
+        #: The SASL mechanism that logged the bot in, if one did.
+        self.sasl_mechanism: str | None = None
+        #: Whether the connection is being dropped to reconnect with TLS (STS).
+        self.sts_upgrade = False
+        #: ISUPPORT CLIENTTAGDENY: the client tags the server does not relay.
+        self.clienttagdeny: list[str] = []
+        # The bot's messages waiting for their echo: by label, and (without labels) by
+        # folded target, each with its first line's text.
+        self._labels: OrderedDict[str, Response] = OrderedDict()
+        self._label_ids = count(1)
+        self._unlabelled: OrderedDict[str, deque[tuple[str, Response]]] = OrderedDict()
+        # Open batches (reference -> Batch) and the one the current line belongs to.
+        self._batches: dict[str, Batch] = {}
+        self._batch: Batch | None = None
+        self._multiline_ids = count(1)
         self._attempts = self._alternatives()
         self._tags: dict[str, str] = {}
         self._buffer = b""
@@ -223,6 +303,9 @@ class IRCProtocol(irc.IRCClient):
                 count=dropped,
             )
         why = self.lost_reason or (reason.getErrorMessage() if reason else "closed")
+        if reason is not None and reason.check(SSL.Error, VerificationError):
+            why = tls_failure(reason.value or SSL.Error(), self.server)
+            self.log.error("{source}: {why}", source=self.source.name, why=why)
         self.source.connection_lost(self, why)
 
     def drop(self, why: str) -> None:
@@ -291,7 +374,22 @@ class IRCProtocol(irc.IRCClient):
             return
         command = irc.numeric_to_symbolic.get(parsed.command, parsed.command)
         self._tags = parsed.tags
+        reference = parsed.tags.get("batch")
+        self._batch = self._batches.get(reference) if reference else None
+        batch = self._batch
+        if (
+            batch is not None
+            and batch.type == "draft/multiline"
+            and command in ("PRIVMSG", "NOTICE")
+        ):
+            if len(batch.lines) < MULTILINE_LIMIT:
+                batch.lines.append((parsed.tags, parsed.param(-1)))
+            return
         self.handleCommand(command, parsed.prefix, parsed.params)
+        label = parsed.tags.get("label")
+        if label and command not in ("PRIVMSG", "NOTICE", "TAGMSG", "BATCH"):
+            # A labelled reply that is not the echo (an error, say): none will come.
+            self._labels.pop(label, None)
 
     def handleCommand(self, command: str, prefix: str, params: list[str]) -> None:
         """Run ``irc_COMMAND``; a line it cannot make sense of is logged in one line and
@@ -330,9 +428,21 @@ class IRCProtocol(irc.IRCClient):
         line the server relays, with the bot's mask in front, fits in 512 bytes."""
         return text_budget(self.nickname, self.own.user, self.own.host, command, target, action)
 
-    def message(self, command: str, target: str, text: str, action: bool = False) -> int:
+    def message(
+        self,
+        command: str,
+        target: str,
+        text: str,
+        action: bool = False,
+        *,
+        reply_to: str | None = None,
+        response: Response | None = None,
+    ) -> int:
         """Send ``text`` to ``target`` as PRIVMSG or NOTICE (or an ACTION), one message per
-        line of text, each split to fit, at most the source's ``max_lines`` in all.
+        line of text, each split to fit, at most the source's ``max_lines`` in all (one
+        draft/multiline batch instead, where the server offers it and the text fits its
+        limits). ``reply_to`` (a message id) tags the first line as a reply to it;
+        ``response``, when given, learns the network's id of what was sent from its echo.
         Returns the number of lines queued."""
         budget = self.text_budget(command, target, action)
         if budget < 16:
@@ -357,11 +467,68 @@ class IRCProtocol(irc.IRCClient):
             last = pieces[limit - 1].encode("utf-8")[: budget - 3].decode("utf-8", "ignore")
             pieces = [*pieces[: limit - 1], last + "…"]
         key = self.fold(target)
-        for piece in pieces:
+        tags: dict[str, str | None] = {}
+        if reply_to and self.tag_allowed("draft/reply"):
+            tags["+draft/reply"] = reply_to
+        if reply_to and self.tag_allowed("reply"):
+            tags["+reply"] = reply_to
+        first = f"\x01ACTION {pieces[0]}\x01" if action and pieces else (pieces or [""])[0]
+        if response is not None and pieces:
+            tags.update(self._expect_echo(response, target, first))
+        if not action and len(pieces) > 1 and self._multiline(command, target, text, tags):
+            return len(pieces)
+        for index, piece in enumerate(pieces):
             if action:
                 piece = f"\x01ACTION {piece}\x01"
-            self.queue.put(encode_line(command, target, trailing=piece), key)
+            line_tags = tags if index == 0 else None
+            self.queue.put(encode_line(command, target, trailing=piece, tags=line_tags), key)
         return len(pieces)
+
+    def _multiline(
+        self, command: str, target: str, text: str, tags: dict[str, str | None]
+    ) -> bool:
+        """Send ``text`` as one draft/multiline batch, if the server takes it (False: it
+        does not, or the text is beyond its limits; nothing was sent)."""
+        if "draft/multiline" not in self.caps or "batch" not in self.caps:
+            return False
+        limits = parse_sts(self._offered.get("draft/multiline", ""))
+        try:
+            max_bytes = int(limits.get("max-bytes", "0"))
+            max_lines = int(limits.get("max-lines", "0") or 0) or None
+        except ValueError:
+            return False
+        budget = self.text_budget(command, target)
+        lines: list[tuple[str, bool]] = []
+        for line in text.replace("\r\n", "\n").split("\n"):
+            pieces = split_text(clean_text(line.expandtabs(4)), budget) or [""]
+            lines.extend((piece, index > 0) for index, piece in enumerate(pieces))
+        size = sum(len(piece.encode("utf-8")) for piece, _ in lines) + len(lines) - 1
+        if not max_bytes or size > max_bytes or (max_lines and len(lines) > max_lines):
+            return False
+        if len(lines) > self.source.max_lines:
+            return False
+        key = self.fold(target)
+        reference = f"ml{next(self._multiline_ids)}"
+        self.queue.put(
+            encode_line("BATCH", f"+{reference}", "draft/multiline", target, tags=tags), key
+        )
+        for piece, concat in lines:
+            line_tags: dict[str, str | None] = {"batch": reference}
+            if concat:
+                line_tags["draft/multiline-concat"] = None
+            self.queue.put(encode_line(command, target, trailing=piece, tags=line_tags), key)
+        self.queue.put(encode_line("BATCH", f"-{reference}"), key)
+        return True
+
+    def react(self, target: str, message_id: str, key: str, response: Response | None) -> None:
+        """React with ``key`` to the message ``message_id`` in ``target`` (a TAGMSG with
+        ``+draft/react`` and ``+draft/reply``)."""
+        tags: dict[str, str | None] = {"+draft/react": clean_text(key)[:64]}
+        if self.tag_allowed("draft/reply"):
+            tags["+draft/reply"] = message_id
+        if self.tag_allowed("reply"):
+            tags["+reply"] = message_id
+        self.queue.put(encode_line("TAGMSG", target, tags=tags), self.fold(target))
 
     # -- registration -------------------------------------------------------------------
 
@@ -374,57 +541,161 @@ class IRCProtocol(irc.IRCClient):
                 self._offered[name] = value
             if sub == "LS" and len(params) > 3 and params[2] == "*":
                 return  # more LS lines follow
+            if "sts" in self._offered and self._sts(self._offered["sts"]):
+                return  # reconnecting with TLS
             self._request_caps(sub == "NEW")
         elif sub == "ACK":
             for token in listed:
-                name = token.lstrip("=~")
+                name = token.lstrip("=~").partition("=")[0]
                 if name.startswith("-"):
                     self.caps.discard(name[1:])
                 else:
                     self.caps.add(name)
+            self.source.update_supports(self)
             if "sasl" in self.caps and self._sasl is None and self._sasl_wanted():
                 self._sasl = "started"
-                self.send_raw("AUTHENTICATE", "PLAIN")
+                self._next_mechanism()
             else:
                 self._end_caps()
         elif sub == "NAK":
+            if not self.registered and len(listed) > 1:
+                # A request is all or nothing: ask for each capability on its own.
+                for name in listed:
+                    self.send_raw("CAP", "REQ", trailing=name)
+                return
             self._end_caps()
         elif sub == "DEL":
             for name in listed:
                 self.caps.discard(name)
                 self._offered.pop(name, None)
+            self.source.update_supports(self)
+
+    # -- STS ------------------------------------------------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection is encrypted (TLS)."""
+        return ISSLTransport.providedBy(self.transport)
+
+    def _sts(self, value: str) -> bool:
+        """Follow an STS policy (``sts=...``): on a plain connection, reconnect with TLS to
+        the port it names (True: this connection is being dropped); on a TLS one,
+        remember it for its duration."""
+        if not self.source.sts:
+            return False
+        policy = parse_sts(value)
+        host = self.source.sts_host(self.server)
+        if host is None:
+            return False
+        if not self.secure:
+            try:
+                port = int(policy.get("port", ""))
+            except ValueError:
+                self.log.warn(
+                    "{source}: ignored an STS policy with no valid port ({value!r})",
+                    source=self.source.name,
+                    value=value,
+                )
+                return False
+            if not 0 < port < 65536:
+                return False
+            self.log.info(
+                "{source}: {server} asks for TLS (STS); reconnecting to {host}:{port} with TLS",
+                source=self.source.name,
+                server=self.server,
+                host=host,
+                port=port,
+            )
+            self.source.sts_policies.upgrade(host, port)
+            self.sts_upgrade = True
+            self.drop("STS upgrade to TLS")
+            return True
+        try:
+            duration = float(policy.get("duration", ""))
+        except ValueError:
+            return False
+        secure_port = self.source.sts_port(self.server)
+        if secure_port is not None and duration >= 0:
+            self.source.sts_policies.secure(host, secure_port, duration)
+        return False
+
+    # -- SASL -----------------------------------------------------------------------------
+
+    def _usable_mechanisms(self) -> list[str]:
+        """The configured mechanisms the bot has credentials for here, in order, that the
+        server offers (all of them when it does not list any)."""
+        source = self.source
+        offered = {m.upper() for m in self._offered.get("sasl", "").split(",") if m}
+        usable = []
+        for mechanism in source.sasl_mechanisms:
+            name = mechanism.upper()
+            if offered and name not in offered:
+                continue
+            if name == "EXTERNAL" and not (source.tls_certificate and self.secure):
+                continue
+            if name in ("PLAIN", "SCRAM-SHA-256") and not source.account_password:
+                continue
+            if name in MECHANISMS and name not in usable:
+                usable.append(name)
+        return usable
 
     def _sasl_wanted(self) -> bool:
-        if not (self.source.sasl and self.source.account_password):
-            return False
-        mechanisms = self._offered.get("sasl", "")
-        return not mechanisms or "PLAIN" in mechanisms.upper().split(",")
+        return bool(self.source.sasl and self._usable_mechanisms())
 
-    def _request_caps(self, new: bool) -> None:
-        wanted = [cap for cap in WANTED_CAPS if cap in self._offered and cap not in self.caps]
-        if not new and self._sasl_wanted() and "sasl" in self._offered:
-            wanted.append("sasl")
-        if wanted:
-            self.send_raw("CAP", "REQ", trailing=" ".join(wanted))
-        elif not new:
-            self._end_caps()
-
-    def _end_caps(self) -> None:
-        if not self._cap_done and not self.registered and self._sasl != "started":
-            self._cap_done = True
-            self.send_raw("CAP", "END")
+    def _next_mechanism(self) -> None:
+        """Try the next usable mechanism, or give up on SASL."""
+        if self._mechanisms is None:
+            self._mechanisms = self._usable_mechanisms()
+        self._sasl_data = ""
+        if not self._mechanisms:
+            self._mechanism = None
+            self._sasl_gave_up("no mechanism left to try")
+            return
+        name = self._mechanisms.pop(0)
+        account = self.source.account or self.source.wanted_nick
+        password = self.source.account_password
+        mechanism: Mechanism
+        if name == "EXTERNAL":
+            mechanism = External()
+        elif name == "SCRAM-SHA-256":
+            mechanism = ScramSha256(account, password)
+        else:
+            mechanism = Plain(account, password)
+        self._mechanism = mechanism
+        self.send_raw("AUTHENTICATE", name)
 
     def irc_AUTHENTICATE(self, prefix: str, params: list[str]) -> None:
-        if self._sasl != "started" or not params or params[0] != "+":
+        if self._sasl != "started" or self._mechanism is None or not params:
             return
-        account = self.source.account or self.source.wanted_nick
-        secret = f"{account}\0{account}\0{self.source.account_password}".encode()
-        payload = base64.b64encode(secret).decode("ascii")
-        chunks = [payload[i : i + SASL_CHUNK] for i in range(0, len(payload), SASL_CHUNK)]
-        if not chunks or len(chunks[-1]) == SASL_CHUNK:
-            chunks.append("+")
-        for chunk in chunks:
-            self.send_raw("AUTHENTICATE", chunk)
+        chunk = params[0]
+        if chunk != "+":
+            self._sasl_data += chunk
+            if len(self._sasl_data) > SASL_DATA_LIMIT:
+                self.log.warn(
+                    "{source}: SASL challenge longer than {limit} bytes; aborted",
+                    source=self.source.name,
+                    limit=SASL_DATA_LIMIT,
+                )
+                self._sasl_data = ""
+                self.send_raw("AUTHENTICATE", "*")
+                return
+            if len(chunk) == SASL_CHUNK:
+                return  # more of this challenge follows
+        data, self._sasl_data = self._sasl_data, ""
+        try:
+            challenge = base64.b64decode(data, validate=True) if data else b""
+            response = self._mechanism.respond(challenge)
+        except (ValueError, SaslError) as e:
+            self.log.warn(
+                "{source}: SASL {mechanism} aborted: {why}",
+                source=self.source.name,
+                mechanism=self._mechanism.name,
+                why=str(e) or "a challenge that is not base64",
+            )
+            self.send_raw("AUTHENTICATE", "*")
+            return
+        for piece in encode_response(response):
+            self.send_raw("AUTHENTICATE", piece)
 
     def irc_900(self, prefix: str, params: list[str]) -> None:
         """RPL_LOGGEDIN: the services account the bot is logged in as."""
@@ -437,17 +708,47 @@ class IRCProtocol(irc.IRCClient):
 
     def irc_903(self, prefix: str, params: list[str]) -> None:
         """RPL_SASLSUCCESS."""
+        if self._sasl != "started":
+            return
         self._sasl = "done"
+        self.sasl_mechanism = self._mechanism.name if self._mechanism else None
+        self.log.info(
+            "{source}: SASL {mechanism} login succeeded",
+            source=self.source.name,
+            mechanism=self.sasl_mechanism,
+        )
         self._end_caps()
 
     def _sasl_failed(self, prefix: str, params: list[str], numeric: str = "904") -> None:
         if self._sasl != "started":
             return
+        name = self._mechanism.name if self._mechanism is not None else "?"
+        self.log.warn(
+            "{source}: SASL {mechanism} login failed ({why})",
+            source=self.source.name,
+            mechanism=name,
+            why=_SASL_FAILURES.get(numeric, "unknown reason"),
+        )
+        if numeric in ("904", "905", "908") and self._mechanisms:
+            self._next_mechanism()
+            return
+        self._sasl_gave_up(_SASL_FAILURES.get(numeric, "unknown reason"))
+
+    def _sasl_gave_up(self, why: str) -> None:
         self._sasl = "failed"
+        if self.source.sasl_required:
+            self.log.error(
+                "{source}: SASL login failed ({why}) and sasl_required is set: not "
+                "continuing without it; disconnecting",
+                source=self.source.name,
+                why=why,
+            )
+            self.drop("SASL failed (sasl_required)")
+            return
         self.log.warn(
             "{source}: SASL login failed ({why}); continuing without it",
             source=self.source.name,
-            why=_SASL_FAILURES.get(numeric, "unknown reason"),
+            why=why,
         )
         self._end_caps()
 
@@ -464,12 +765,39 @@ class IRCProtocol(irc.IRCClient):
         self._sasl_failed(prefix, params, "906")
 
     def irc_908(self, prefix: str, params: list[str]) -> None:
-        self._sasl_failed(prefix, params, "908")
+        """RPL_SASLMECHS: the mechanisms the server has (others are not tried)."""
+        if len(params) > 2:
+            offered = {m.upper() for m in params[1].split(",") if m}
+            if self._mechanisms is not None:
+                self._mechanisms = [m for m in self._mechanisms if m in offered]
 
     def irc_907(self, prefix: str, params: list[str]) -> None:
         """ERR_SASLALREADY: already logged in."""
         self._sasl = "done"
         self._end_caps()
+
+    def _request_caps(self, new: bool) -> None:
+        wanted = [cap for cap in WANTED_CAPS if cap in self._offered and cap not in self.caps]
+        if (
+            "sasl" in self._offered
+            and "sasl" not in self.caps
+            and not self.registered
+            and self._sasl is None
+            and self._sasl_wanted()
+        ):
+            wanted.append("sasl")
+        elif not self.registered and self.source.sasl_required and self._sasl is None:
+            self._sasl_gave_up("the server offers no SASL mechanism the bot can use")
+            return
+        if wanted:
+            self.send_raw("CAP", "REQ", trailing=" ".join(wanted))
+        elif not new:
+            self._end_caps()
+
+    def _end_caps(self) -> None:
+        if not self._cap_done and not self.registered and self._sasl != "started":
+            self._cap_done = True
+            self.send_raw("CAP", "END")
 
     def irc_ERR_PASSWDMISMATCH(self, prefix: str, params: list[str]) -> None:
         self.log.error(
@@ -530,6 +858,16 @@ class IRCProtocol(irc.IRCClient):
         if self._register_deadline is not None and self._register_deadline.active():
             self._register_deadline.cancel()
         self._register_deadline = None
+        if self.source.sasl_required and self._sasl != "done":
+            self.registered = False
+            self.log.error(
+                "{source}: registered without a SASL login and sasl_required is set; "
+                "disconnecting",
+                source=self.source.name,
+            )
+            self.send_raw("QUIT", trailing="SASL required")
+            self.drop("no SASL login (sasl_required)")
+            return
         self.connected_at = self.clock.seconds()
         self.signedOn()
 
@@ -556,7 +894,24 @@ class IRCProtocol(irc.IRCClient):
         mapping = self.supported.getFeature("CASEMAPPING")
         if mapping:
             self.casemapping = str(mapping[0]).lower()
+        for option in options:
+            key, _, value = option.partition("=")
+            if key == "CLIENTTAGDENY":
+                self.clienttagdeny = [item for item in value.split(",") if item]
+            elif key == "-CLIENTTAGDENY":
+                self.clienttagdeny = []
         self.source.chantypes = self.chantypes()
+        self.source.update_supports(self)
+
+    def tag_allowed(self, name: str) -> bool:
+        """Whether the server relays the client tag ``+name`` (message-tags negotiated,
+        and not refused by CLIENTTAGDENY)."""
+        if "message-tags" not in self.caps:
+            return False
+        deny = self.clienttagdeny
+        if f"-{name}" in deny:
+            return True
+        return "*" not in deny and name not in deny
 
     def _learn_own(self, mask: Mask) -> None:
         if mask.user:
@@ -578,14 +933,25 @@ class IRCProtocol(irc.IRCClient):
             self._learn_own(Mask(self.nickname, user, host))
 
     def irc_CHGHOST(self, prefix: str, params: list[str]) -> None:
+        """chghost: someone's user name or host changed (a state event ``chghost`` with
+        the old mask; the bot's own is learnt for the length of its lines)."""
         mask = Mask.parse(prefix)
-        if len(params) < 2:
+        if len(params) < 2 or not mask.nick:
             return
         if self.is_me(mask.nick):
             self._learn_own(Mask(mask.nick, params[0], params[1]))
+            return
         user = self.users.get(self.fold(mask.nick))
+        old = str(Mask(mask.nick, user.user, user.host)) if user is not None else str(mask)
         if user is not None:
             user.user, user.host = params[0], params[1]
+        self._state(
+            str(Mask(mask.nick, params[0], params[1])),
+            "chghost",
+            old=old,
+            user=params[0],
+            host=params[1],
+        )
 
     # -- keepalive and nick regain --------------------------------------------------------
 
@@ -706,15 +1072,45 @@ class IRCProtocol(irc.IRCClient):
         if user is not None:
             sender, details = self.sender(user)
             data = {**details, **data}
+        kw.setdefault("message_id", self._tags.get("msgid") or None)
         return Event(
             source=self.source.name,
             type=type,
             sender=sender,
             channel=channel,
-            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+            time=self._time(),
             data=data,
             **kw,
         )
+
+    def _time(self) -> datetime:
+        """When the current line happened: its ``time`` tag (server-time), else now."""
+        stamp = self._tags.get("time")
+        if stamp:
+            with suppress(ValueError):
+                parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(UTC)
+        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+
+    def _reply_tag(self, tags: dict[str, str]) -> str | None:
+        return tags.get("+draft/reply") or tags.get("+reply") or None
+
+    def _emit(self, event: Event) -> None:
+        """Hand ``event`` to the source, unless the current line is part of a batch: one
+        event for a netsplit or netjoin, none for replayed history."""
+        batch = self._batch
+        if batch is not None:
+            if batch.within(*GROUPED_BATCHES):
+                while batch.parent is not None and batch.type not in GROUPED_BATCHES:
+                    batch = batch.parent
+                batch.count += 1
+                if len(batch.events) < BATCH_LIMIT:
+                    batch.events.append(event)
+                return
+            if batch.within(*HISTORY_BATCHES):
+                return  # history is not news: never processed as new messages
+        self.source.emit(event)
 
     def _source_event(self, state: str, **data: Any) -> None:
         event = Event(
@@ -740,7 +1136,11 @@ class IRCProtocol(irc.IRCClient):
         if len(params) < 2 or not prefix:
             return
         mask = Mask.parse(prefix)
-        if mask.is_server or not mask.nick or self.is_me(mask.nick):
+        if mask.is_server or not mask.nick:
+            return
+        if self.is_me(mask.nick):
+            # echo-message: the bot's own message as the server relayed it.
+            self._echoed(params[0], params[-1])
             return
         target, text = params[0], params[-1]
         statusmsg = self.supported.getFeature("STATUSMSG") or ""
@@ -762,9 +1162,223 @@ class IRCProtocol(irc.IRCClient):
             return
         channel = self._channel_name(public_target) if public else user.nick
         event = self._event(
-            type, user, channel, public=public, addressed=not public, message=Message(text)
+            type,
+            user,
+            channel,
+            public=public,
+            addressed=not public,
+            message=Message(text),
+            reply_to=self._reply_tag(self._tags),
         )
-        self.source.emit(event)
+        self._emit(event)
+
+    def irc_TAGMSG(self, prefix: str, params: list[str]) -> None:
+        """A message of tags only: a reaction (``+draft/react`` with ``+draft/reply``)
+        becomes a reaction event; typing notifications and the like are ignored."""
+        if not params or not prefix:
+            return
+        mask = Mask.parse(prefix)
+        if mask.is_server or not mask.nick or self.is_me(mask.nick):
+            if mask.nick and self.is_me(mask.nick):
+                self._echoed(params[0], None)
+            return
+        key = self._tags.get("+draft/react") or self._tags.get("+react")
+        refers = self._reply_tag(self._tags)
+        if not key or not refers:
+            return
+        target = params[0]
+        public = self.is_channel(target)
+        if not public and not self.is_me(target):
+            return
+        user = self._user(mask)
+        channel = self._channel_name(target) if public else user.nick
+        self._emit(
+            self._event(
+                EventType.REACTION,
+                user,
+                channel,
+                public=public,
+                refers_to=refers,
+                reaction=clean_text(key)[:64],
+            )
+        )
+
+    # -- what the bot sent: echoes and labels ----------------------------------------------
+
+    def _expect_echo(self, response: Response, target: str, text: str) -> dict[str, str]:
+        """Note that ``response`` went out (its first line ``text``) so that its echo
+        gives the network's id of it; the tags to send with it (a label)."""
+        if "echo-message" not in self.caps:
+            return {}
+        if "labeled-response" in self.caps:
+            label = f"bc{next(self._label_ids)}"
+            self._labels[label] = response
+            while len(self._labels) > ECHO_MEMORY:
+                self._labels.popitem(last=False)
+            return {"label": label}
+        key = self.fold(target)
+        waiting = self._unlabelled.get(key)
+        if waiting is None:
+            waiting = self._unlabelled[key] = deque(maxlen=ECHO_MEMORY)
+            while len(self._unlabelled) > ECHO_MEMORY:
+                self._unlabelled.popitem(last=False)
+        waiting.append((text, response))
+        return {}
+
+    def _echoed(self, target: str, text: str | None, tags: dict[str, str] | None = None) -> None:
+        """The server relayed the bot's own message back (echo-message): it was sent, and
+        its ``msgid`` is the network's id of it. Never processed as someone's message."""
+        tags = self._tags if tags is None else tags
+        label = tags.get("label") or (self._batch.label if self._batch is not None else None)
+        response = self._labels.pop(label, None) if label else None
+        if response is None and text is not None and not label:
+            waiting = self._unlabelled.get(self.fold(target))
+            if waiting:
+                for index, (sent, candidate) in enumerate(waiting):
+                    if sent == text:
+                        response = candidate
+                        del waiting[index]
+                        break
+        msgid = tags.get("msgid")
+        if response is not None and msgid:
+            self.source.remember_sent(response, msgid)
+
+    def irc_ACK(self, prefix: str, params: list[str]) -> None:
+        """labeled-response: the server processed a labelled command and has nothing to
+        say (no echo will come for it)."""
+        label = self._tags.get("label")
+        if label:
+            self._labels.pop(label, None)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def irc_BATCH(self, prefix: str, params: list[str]) -> None:
+        if not params or len(params[0]) < 2:
+            return
+        sign, reference = params[0][0], params[0][1:]
+        if sign == "+":
+            if len(params) < 2:
+                return
+            parent = self._batch
+            self._batches[reference] = Batch(
+                reference,
+                params[1].lower(),
+                params[2:],
+                label=self._tags.get("label") or (parent.label if parent else None),
+                parent=parent,
+                tags=dict(self._tags),
+                prefix=prefix,
+            )
+            while len(self._batches) > ECHO_MEMORY:
+                self._batches.pop(next(iter(self._batches)))
+            return
+        batch = self._batches.pop(reference, None)
+        if sign != "-" or batch is None:
+            return
+        if batch.type in GROUPED_BATCHES:
+            self._grouped(batch)
+        elif batch.type == "draft/multiline":
+            self._multiline_received(batch)
+        elif batch.type == "labeled-response" and batch.label:
+            self._labels.pop(batch.label, None)
+
+    def _grouped(self, batch: Batch) -> None:
+        """A netsplit or netjoin: one state event for everyone it concerns."""
+        self._batch = batch.parent
+        nicks = [e.sender.nick for e in batch.events if e.sender is not None]
+        channels = sorted(
+            {e.channel for e in batch.events if e.channel}
+            | {c for e in batch.events for c in e.data.get("channels", ())}
+        )
+        self._emit(
+            Event(
+                source=self.source.name,
+                type=EventType.STATE,
+                time=self._time(),
+                data={
+                    "kind": batch.type,
+                    "servers": list(batch.params),
+                    "nicks": nicks,
+                    "channels": channels,
+                    "count": batch.count,
+                },
+            )
+        )
+
+    def _multiline_received(self, batch: Batch) -> None:
+        """draft/multiline: the batch's lines are one message (lines tagged
+        ``draft/multiline-concat`` continue the previous one)."""
+        if not batch.params or not batch.prefix or not batch.lines:
+            return
+        text = ""
+        for index, (tags, line) in enumerate(batch.lines):
+            if index and "draft/multiline-concat" not in tags:
+                text += "\n"
+            text += line
+        self._tags, self._batch = batch.tags, batch.parent
+        mask = Mask.parse(batch.prefix)
+        if self.is_me(mask.nick):
+            self._echoed(batch.params[0], batch.lines[0][1], batch.tags)
+            return
+        self._message(EventType.MESSAGE, batch.prefix, [batch.params[0], text])
+
+    # -- standard replies -----------------------------------------------------------------------
+
+    def _standard_reply(self, kind: str, params: list[str]) -> None:
+        if len(params) < 2:
+            return
+        command, code = params[0], params[1]
+        context = params[2:-1]
+        description = params[-1] if len(params) > 2 else ""
+        level = LogLevel.info if kind == "NOTE" else LogLevel.warn
+        self.log.emit(
+            level,
+            "{source}: {kind} {command} {code}{context}: {description}",
+            source=self.source.name,
+            kind=kind,
+            command=command,
+            code=code,
+            context=" (" + " ".join(context) + ")" if context else "",
+            description=clean_text(description),
+        )
+
+    def irc_FAIL(self, prefix: str, params: list[str]) -> None:
+        self._standard_reply("FAIL", params)
+
+    def irc_WARN(self, prefix: str, params: list[str]) -> None:
+        self._standard_reply("WARN", params)
+
+    def irc_NOTE(self, prefix: str, params: list[str]) -> None:
+        self._standard_reply("NOTE", params)
+
+    # -- others' state: away, real name, host ----------------------------------------------
+
+    def _state(self, prefix: str, kind: str, **data: Any) -> User | None:
+        """A state event of ``kind`` about the sender of the current line (None when it is
+        the bot, a server, or no one)."""
+        if not prefix:
+            return None
+        mask = Mask.parse(prefix)
+        if mask.is_server or not mask.nick or self.is_me(mask.nick):
+            return None
+        user = self._user(mask)
+        channels = [c.name for c in self.channels.values() if self.fold(mask.nick) in c.members]
+        self._emit(
+            self._event(
+                EventType.STATE, user, None, data={"kind": kind, "channels": channels, **data}
+            )
+        )
+        return user
+
+    def irc_AWAY(self, prefix: str, params: list[str]) -> None:
+        """away-notify: someone went away (with a message) or came back."""
+        message = params[-1] if params else ""
+        self._state(prefix, "away", away=bool(message), message=clean_text(message))
+
+    def irc_SETNAME(self, prefix: str, params: list[str]) -> None:
+        """setname: someone changed their real name."""
+        if params:
+            self._state(prefix, "setname", realname=clean_text(params[-1]))
 
     def ctcp_query(self, user: User, tag: str, data: str) -> None:
         """Answer CTCP VERSION, PING, TIME, SOURCE and CLIENTINFO (a few at a time, so a
@@ -791,6 +1405,20 @@ class IRCProtocol(irc.IRCClient):
             return
         mask = Mask.parse(prefix)
         channel = params[1]
+        if not self.is_me(params[0]):
+            # invite-notify: someone else was invited to a channel the bot is in.
+            if self.fold(channel) in self.channels and not self.is_me(mask.nick):
+                user = self._user(mask)
+                self._emit(
+                    self._event(
+                        EventType.STATE,
+                        user,
+                        self._channel_name(channel),
+                        public=True,
+                        data={"kind": "invite", "invited": params[0]},
+                    )
+                )
+            return
         user = self._user(mask)
         event = self._event(
             EventType.INVITE,
@@ -800,7 +1428,7 @@ class IRCProtocol(irc.IRCClient):
             addressed=True,
             data={"channel": channel},
         )
-        self.source.emit(event)
+        self._emit(event)
         self.source.invited(channel, user.nick)
 
     # -- channels and members -----------------------------------------------------------------
@@ -839,7 +1467,7 @@ class IRCProtocol(irc.IRCClient):
         self.users[self.fold(user.nick)] = user
         if channel is not None:
             channel.members[self.fold(user.nick)] = [user.nick, ""]
-        self.source.emit(
+        self._emit(
             self._event(
                 EventType.STATE,
                 user,
@@ -864,7 +1492,7 @@ class IRCProtocol(irc.IRCClient):
         if channel is not None:
             channel.members.pop(self.fold(mask.nick), None)
         self._forget_if_unseen(mask.nick)
-        self.source.emit(
+        self._emit(
             self._event(
                 EventType.STATE, user, name, public=True, data={"kind": "part", "message": reason}
             )
@@ -902,7 +1530,7 @@ class IRCProtocol(irc.IRCClient):
         if channel is not None:
             channel.members.pop(self.fold(kicked), None)
         self._forget_if_unseen(kicked)
-        self.source.emit(
+        self._emit(
             self._event(
                 EventType.STATE,
                 user,
@@ -937,7 +1565,7 @@ class IRCProtocol(irc.IRCClient):
             if channel.members.pop(folded, None) is not None:
                 channels.append(channel.name)
         self.users.pop(folded, None)
-        self.source.emit(
+        self._emit(
             self._event(
                 EventType.STATE,
                 user,
@@ -987,7 +1615,7 @@ class IRCProtocol(irc.IRCClient):
                 channels.append(channel.name)
         if channels:
             self.users[new_folded] = user
-        self.source.emit(
+        self._emit(
             self._event(
                 EventType.STATE,
                 User(mask.nick, user.user, user.host, user.account),
@@ -1009,11 +1637,15 @@ class IRCProtocol(irc.IRCClient):
         )
 
     def irc_ACCOUNT(self, prefix: str, params: list[str]) -> None:
+        """account-notify: someone logged in to (or out of) a services account."""
         if not params or not prefix:
             return
-        user = self.users.get(self.fold(Mask.parse(prefix).nick))
+        mask = Mask.parse(prefix)
+        user = self.users.get(self.fold(mask.nick))
+        account = None if params[0] == "*" else params[0]
         if user is not None:
-            user.account = None if params[0] == "*" else params[0]
+            user.account = account
+            self._state(prefix, "account", account=account)
 
     def irc_RPL_NAMREPLY(self, prefix: str, params: list[str]) -> None:
         if len(params) < 3:

@@ -13,6 +13,10 @@ HOST_GUESS = 63
 ACTION_OVERHEAD = len("\x01ACTION \x01")
 
 _TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+_TAG_ESCAPING = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
+#: The most bytes the tags a client sends may take (IRCv3 message-tags: 4094 plus ``@``
+#: and the space).
+CLIENT_TAGS_LIMIT = 4096
 
 
 @dataclass
@@ -173,9 +177,31 @@ def text_budget(
     return LINE_LIMIT - overhead
 
 
-def encode_line(*words: str, trailing: str | None = None) -> bytes:
-    """One line to send: ``words`` then ``:trailing``, encoded, ending in CR LF."""
+def encode_tags(tags: dict[str, str | None]) -> str:
+    """Message tags as sent: ``@key=value;key2`` (values escaped), or "" for none. Keys
+    that could break the line (spaces, ``;``, ``=``, line breaks) are left out."""
+    items = []
+    for key, value in tags.items():
+        if not key or any(c in key for c in " ;=\r\n\0@"):
+            continue
+        if value:
+            items.append(f"{key}={value.replace(chr(0), '').translate(_TAG_ESCAPING)}")
+        else:
+            items.append(key)
+    return "@" + ";".join(items) if items else ""
+
+
+def encode_line(
+    *words: str, trailing: str | None = None, tags: dict[str, str | None] | None = None
+) -> bytes:
+    """One line to send: ``tags`` (if any), ``words`` then ``:trailing``, encoded, ending
+    in CR LF. Tags do not count towards the 512 bytes of the rest (their own limit is
+    `CLIENT_TAGS_LIMIT`; tags beyond it are dropped whole)."""
     line = " ".join(words)
     if trailing is not None:
         line += " :" + trailing
+    if tags:
+        prefix = encode_tags(tags)
+        if prefix and len(prefix.encode("utf-8")) < CLIENT_TAGS_LIMIT:
+            line = prefix + " " + line
     return line.encode("utf-8") + b"\r\n"

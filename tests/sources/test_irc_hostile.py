@@ -31,12 +31,15 @@ COMMANDS = [
     "001", "002", "004", "005", "302", "303", "324", "329", "330", "332", "333", "353",
     "354", "366", "372", "375", "376", "396", "401", "403", "421", "432", "433", "437",
     "464", "471", "473", "474", "475", "477", "900", "903", "904", "907", "999", "000",
+    "BATCH", "TAGMSG", "FAIL", "WARN", "NOTE", "SETNAME", "ACK", "902", "905", "906", "908",
 ]  # fmt: skip
 WORDS = ["bot", "#chan", "alice", "*", "=", "@", "+", "", ":", "\x01", "\x01ACTION", "-",
          "+o", "-v+b", "bot!u@h", "!@", "#", "@#chan", "PREFIX=(ov)@+", "CHANTYPES=",
          "PREFIX=garbage", "CASEMAPPING=ascii", "sasl", "LS", "ACK", "NAK", "multi-prefix",
          "\x01VERSION\x01", "\x01PING x\x01", "é", "\udcff", "0", "152",
-         "account-notify"]  # fmt: skip
+         "account-notify", "+b1", "-b1", "netsplit", "netjoin", "draft/multiline",
+         "labeled-response", "chathistory", "sts=port=6697", "sts=duration=9", "NEW", "DEL",
+         "message-tags", "echo-message", "batch", "sasl=SCRAM-SHA-256", "+"]  # fmt: skip
 
 word = st.one_of(st.sampled_from(WORDS), st.text(max_size=12))
 prefix = st.one_of(
@@ -52,7 +55,24 @@ structured = st.builds(
         + "".join(" " + p for p in params)
         + (f" :{trailing}" if trailing is not None else "")
     ),
-    st.one_of(st.just(""), st.sampled_from(["account=alice", "a=b;c", "=;;", "x\\"])),
+    st.one_of(
+        st.just(""),
+        st.sampled_from(
+            [
+                "account=alice",
+                "a=b;c",
+                "=;;",
+                "x\\",
+                "batch=b1",
+                "label=bc1;msgid=m",
+                "+draft/react=x;+draft/reply=m",
+                "time=2024-01-01T00:00:00Z",
+                "time=junk",
+                "batch=b1;draft/multiline-concat",
+                "msgid=m;+reply=r",
+            ]
+        ),
+    ),
     prefix,
     st.one_of(st.sampled_from(COMMANDS), st.text(min_size=1, max_size=6)),
     st.lists(word, max_size=6),

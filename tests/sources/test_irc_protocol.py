@@ -175,7 +175,7 @@ class SASLTests(WireTestCase):
 
     def authenticate(self, password: str) -> list[str]:
         wire = self.connect(account="a", account_password=password)
-        wire.receive(":irc.example.net CAP * LS :sasl", ":irc.example.net CAP bot ACK :sasl")
+        wire.receive(":irc.example.net CAP * LS :sasl=PLAIN", ":irc.example.net CAP bot ACK :sasl")
         wire.sent()
         wire.receive("AUTHENTICATE +")
         return [line.split()[1] for line in wire.sent()]
