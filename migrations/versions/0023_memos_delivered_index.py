@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0023"
-down_revision = "0016"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
