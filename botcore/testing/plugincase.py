@@ -316,12 +316,16 @@ class PluginTestCase(SynchronousTestCase):
         ``[auth]`` and plugin sections, but the core's defaults (no rate limit, default
         formatting) and a test source that carries everything in private (the class may
         set other limits to test them)."""
+        sections = {
+            name: values for name, values in self.plugin_config.items() if name != "plugin:core"
+        }
+        # The same database (a server backend's would otherwise be a new one).
+        written = configparser.ConfigParser(interpolation=None)
+        written.read(self.directory / "bot.ini", encoding="utf-8")
+        if written.has_section("database:main"):
+            sections["database:main"] = dict(written.items("database:main"))
         defaults: dict[str, Any] = {
-            "plugin_config": {
-                name: values
-                for name, values in self.plugin_config.items()
-                if name != "plugin:core"
-            },
+            "plugin_config": sections,
             "rate_limit": False,
             "public": False,
             "source_supports": MemorySource.supports,
