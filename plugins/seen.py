@@ -184,6 +184,8 @@ class Record(Processor):
     addressed = False
     processed = True
     priority = Priority.RECORD  # after the "seen" command has answered from the last one
+    #: Every sighting is recorded, even of an event no other processor wants.
+    observes = True
     event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE, EventType.LIFECYCLE)
 
     flush_interval = FloatOption(
