@@ -184,6 +184,8 @@ class Log(Processor):
     # After every other processor: replies are final (after Format) and secrets have been
     # scrubbed from message.raw by the processors that do that.
     priority = Priority.LAST
+    #: Every event is logged, even one no other processor wants (see Chain.wants).
+    observes = True
     addressed = False
     processed = True
     event_types = None

@@ -87,10 +87,14 @@ def for_sender(event: Event) -> ColumnElement[bool]:
     return by_nick
 
 
-def _waiting(session: Session, condition: ColumnElement[bool]) -> int:
-    """How many undelivered memos match ``condition``."""
-    query = select(func.count()).select_from(Memo).where(condition, Memo.delivered.is_(False))
-    return session.scalar(query) or 0
+def _count_waiting(condition: ColumnElement[bool]) -> Any:
+    """A scalar subquery: how many undelivered memos match ``condition``."""
+    return (
+        select(func.count())
+        .select_from(Memo)
+        .where(condition, Memo.delivered.is_(False))
+        .scalar_subquery()
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -309,27 +313,29 @@ class Tell(_MemoProcessor):
         self, event: Event, session: Session, source: str, who: str, recipient: Account | None
     ) -> str | None:
         """Why a new memo would be one too many (the sender's or the recipient's memos
-        waiting undelivered at their cap), or None. Worker thread."""
-        if self.max_pending_from:
-            if event.identity is not None:
-                mine = Memo.from_identity_id == event.identity
-            else:
-                mine = and_(Memo.from_source == event.source, Memo.from_nick == event.who.nick)
-            if _waiting(session, mine) >= self.max_pending_from:
-                return (
-                    f"You already have {self.max_pending_from} memos waiting to be delivered; "
-                    "I'll take more once some of them are"
-                )
-        if self.max_pending_to:
-            if recipient is not None:
-                theirs = Memo.to_account_id == recipient.id
-            else:
-                theirs = and_(Memo.to_source == source, Memo.to_nick == who)
-            if _waiting(session, theirs) >= self.max_pending_to:
-                return (
-                    f"{who} already has {self.max_pending_to} memos waiting; "
-                    "I'll take more once they have read some"
-                )
+        waiting undelivered at their cap), or None. Both counts in one statement. Worker
+        thread."""
+        if not (self.max_pending_from or self.max_pending_to):
+            return None
+        if event.identity is not None:
+            mine = Memo.from_identity_id == event.identity
+        else:
+            mine = and_(Memo.from_source == event.source, Memo.from_nick == event.who.nick)
+        if recipient is not None:
+            theirs = Memo.to_account_id == recipient.id
+        else:
+            theirs = and_(Memo.to_source == source, Memo.to_nick == who)
+        sent, waiting = session.execute(select(_count_waiting(mine), _count_waiting(theirs))).one()
+        if self.max_pending_from and (sent or 0) >= self.max_pending_from:
+            return (
+                f"You already have {self.max_pending_from} memos waiting to be delivered; "
+                "I'll take more once some of them are"
+            )
+        if self.max_pending_to and (waiting or 0) >= self.max_pending_to:
+            return (
+                f"{who} already has {self.max_pending_to} memos waiting; "
+                "I'll take more once they have read some"
+            )
         return None
 
     def _recipient(self, session: Session, source: str, who: str) -> Account | None:

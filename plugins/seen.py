@@ -16,7 +16,17 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from twisted.logger import Logger
 
@@ -174,6 +184,8 @@ class Record(Processor):
     addressed = False
     processed = True
     priority = Priority.RECORD  # after the "seen" command has answered from the last one
+    #: Every sighting is recorded, even of an event no other processor wants.
+    observes = True
     event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE, EventType.LIFECYCLE)
 
     flush_interval = FloatOption(
@@ -258,32 +270,35 @@ class Seen(Processor):
             return
         session = event.session
         unwritten = self.unwritten()
+        # Who is meant, in one statement: the identities last seen as that nick there,
+        # and those of that name.
         identities = set(
             session.scalars(
-                select(Sighting.identity_id).where(Sighting.source == where, Sighting.nick == who)
+                union_all(
+                    select(Sighting.identity_id).where(
+                        Sighting.source == where, Sighting.nick == who
+                    ),
+                    select(Identity.id).where(Identity.source == where, Identity.identity == who),
+                )
             )
         )
         if unwritten is not None:
             identities.update(unwritten.named(where, who))
-        identities.update(
-            session.scalars(
-                select(Identity.id).where(Identity.source == where, Identity.identity == who)
-            )
-        )
         account = accounts.find_account(session, who) if source is None else None
-        account_ids = set(
-            session.scalars(
-                select(Identity.account_id).where(
-                    Identity.id.in_(identities), Identity.account_id.is_not(None)
+        # Then every identity of their accounts (and of the account of that name), in one.
+        linked: list[ColumnElement[bool]] = []
+        if identities:
+            linked.append(
+                Identity.account_id.in_(
+                    select(Identity.account_id).where(
+                        Identity.id.in_(identities), Identity.account_id.is_not(None)
+                    )
                 )
             )
-        )
         if account is not None:
-            account_ids.add(account.id)
-        if account_ids:
-            identities.update(
-                session.scalars(select(Identity.id).where(Identity.account_id.in_(account_ids)))
-            )
+            linked.append(Identity.account_id == account.id)
+        if linked:
+            identities.update(session.scalars(select(Identity.id).where(or_(*linked))))
         row = None
         if identities:
             row = session.scalars(

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
+from botcore.processor import Priority
+
 if TYPE_CHECKING:
     from botcore.bus.catalogue import Catalogue
     from botcore.event import Event
@@ -39,6 +41,7 @@ class Chain:
         self._by_type: dict[str, tuple[Processor, ...]] = {}
         self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
         self._hooks: dict[str, tuple[Hooks, Hooks]] = {}
+        self._wants: dict[tuple[str, bool, bool], bool] = {}
         #: Events (and periodic runs) running with this chain. Reactor thread.
         self.users = 0
         self._released: list[Deferred[None]] = []
@@ -72,7 +75,7 @@ class Chain:
         generation = self._current_generation()
         if generation != self._generation:
             # New dicts, so that a thread filling the old ones leaves nothing stale here.
-            self._by_type, self._steps, self._hooks = {}, {}, {}
+            self._by_type, self._steps, self._hooks, self._wants = {}, {}, {}, {}
             self._generation = generation
 
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
@@ -117,6 +120,36 @@ class Chain:
                 tuple((name, method) for _, _, name, method in sorted(kinds["pre"])),
                 tuple((name, method) for _, _, name, method in sorted(kinds["post"])),
             )
+        return found
+
+    def wants(self, event: Event, addressed: bool) -> bool:
+        """Whether any processor would do something with ``event`` (``addressed``: it may
+        turn out to be said to the bot), from event types and the cheap checks alone, so
+        that a source can drop an event nobody wants without handing it to a worker.
+
+        Counted are the work band's processors that accept it (as addressed, if it may
+        be), any processor elsewhere that ``observes`` (says it records every event it
+        accepts: a log, last sightings), and for an event that may be addressed the post
+        band (an addressed event nothing handled is complained about); the rest of the
+        pre and post bands only ready events and replies for the work band. Any thread;
+        the answer for each (type, addressed, processed) is worked out once per chain."""
+        self._check_generation()
+        key = (event.type, addressed, event.processed)
+        wants = self._wants
+        found = wants.get(key)
+        if found is None:
+            pre, post = self.hooks(event.type)
+            found = bool(pre or post) or any(
+                (
+                    p.priority in Priority.WORK
+                    or getattr(p, "observes", False)
+                    or (addressed and p.priority in Priority.POST)
+                )
+                and (addressed or not p.addressed)
+                and (p.processed or not event.processed)
+                for p in self.for_type(event.type)
+            )
+            wants[key] = found
         return found
 
     def __len__(self) -> int:

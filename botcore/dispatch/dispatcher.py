@@ -382,6 +382,24 @@ class Dispatcher(Service):
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
 
+    def wants(self, event: Event) -> bool:
+        """Whether any processor of the current chain would do something with ``event``
+        (see `Chain.wants`); a source may leave out an event for which this is False
+        (channel chatter when no processor but addressed commands would see it) instead
+        of dispatching it. A private message is always taken as said to the bot, and a
+        public one whenever its text holds one of the source's names anywhere, in any
+        case (every way of addressing the bot does; what the core's Addressed decides
+        later is narrower, so nothing said to the bot is ever left out). Reactor thread:
+        cheap (no worker, no database)."""
+        message = event.message
+        addressed = not event.public
+        if not addressed and message is not None:
+            source = self._get_source(event.source)
+            names = source.names() if source is not None else ()
+            text = message.raw.casefold()
+            addressed = not names or any(name.casefold() in text for name in names)
+        return self.chain.wants(event, addressed)
+
     def publish(self, event: Event) -> Deferred[Event]:
         """The one entry for events from outside the sources (the HTTP API, a bridge):
         validated like every other path, then dispatched. Reactor thread."""
