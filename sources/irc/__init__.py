@@ -201,7 +201,10 @@ class IRCSource(Source):
     """One IRC network. Reactor thread only.
 
     Events: ``message``/``notice``/``action`` (private ones addressed, their channel the
-    sender's nick), ``state`` for others' join/part/quit/kick/nick (``data["kind"]``),
+    sender's nick; with message-tags their ``message_id`` and ``reply_to``, with
+    server-time the server's ``time``), ``reaction`` (a TAGMSG with ``+draft/react``),
+    ``state`` for others' join/part/quit/kick/nick and, with the IRCv3 capabilities,
+    account/away/setname/chghost/invite and netsplit/netjoin (``data["kind"]``),
     ``source`` for the bot's own connected/disconnected/joined/left/nick
     (``data["state"]``), and ``invite``. The sender's id is their services account when
     the server vouches for it, else ``nick!user@host``; ``data["mask"]`` and

@@ -1,5 +1,7 @@
-"""One connection to an IRC server, on Twisted's IRCClient: registration (CAP, SASL PLAIN,
-NickServ), keepalive, nick regain, channel membership, CTCP, and events for the source."""
+"""One connection to an IRC server, on Twisted's IRCClient: registration (CAP LS 302 and
+the IRCv3 capabilities, SASL PLAIN/EXTERNAL/SCRAM-SHA-256, NickServ, STS), keepalive, nick
+regain, channel membership, message tags (ids, replies, reactions, server time), echoes
+and labels of what the bot sent, batches, CTCP, and events for the source."""
 
 from __future__ import annotations
 
@@ -220,6 +222,8 @@ class IRCProtocol(irc.IRCClient):
         self.caps: set[str] = set()
         self._offered: dict[str, str] = {}
         self._cap_done = False
+        # CAP REQs not yet answered (ACK or NAK): CAP END waits for them.
+        self._requests = 0
         self._sasl: str | None = None
         self._mechanisms: list[str] | None = None
         self._mechanism: Mechanism | None = None
@@ -303,7 +307,11 @@ class IRCProtocol(irc.IRCClient):
                 count=dropped,
             )
         why = self.lost_reason or (reason.getErrorMessage() if reason else "closed")
-        if reason is not None and reason.check(SSL.Error, VerificationError):
+        if (
+            reason is not None
+            and reason.check(SSL.Error, VerificationError)
+            and not self.registered
+        ):
             why = tls_failure(reason.value or SSL.Error(), self.server)
             self.log.error("{source}: {why}", source=self.source.name, why=why)
         self.source.connection_lost(self, why)
@@ -545,6 +553,7 @@ class IRCProtocol(irc.IRCClient):
                 return  # reconnecting with TLS
             self._request_caps(sub == "NEW")
         elif sub == "ACK":
+            self._requests = max(0, self._requests - 1)
             for token in listed:
                 name = token.lstrip("=~").partition("=")[0]
                 if name.startswith("-"):
@@ -558,10 +567,11 @@ class IRCProtocol(irc.IRCClient):
             else:
                 self._end_caps()
         elif sub == "NAK":
+            self._requests = max(0, self._requests - 1)
             if not self.registered and len(listed) > 1:
                 # A request is all or nothing: ask for each capability on its own.
                 for name in listed:
-                    self.send_raw("CAP", "REQ", trailing=name)
+                    self._request(name)
                 return
             self._end_caps()
         elif sub == "DEL":
@@ -790,11 +800,18 @@ class IRCProtocol(irc.IRCClient):
             self._sasl_gave_up("the server offers no SASL mechanism the bot can use")
             return
         if wanted:
-            self.send_raw("CAP", "REQ", trailing=" ".join(wanted))
+            self._request(" ".join(wanted))
         elif not new:
             self._end_caps()
 
+    def _request(self, caps: str) -> None:
+        self._requests += 1
+        self.send_raw("CAP", "REQ", trailing=caps)
+
     def _end_caps(self) -> None:
+        """End negotiation (CAP END) once no request is unanswered and SASL is done."""
+        if self._requests > 0:
+            return
         if not self._cap_done and not self.registered and self._sasl != "started":
             self._cap_done = True
             self.send_raw("CAP", "END")

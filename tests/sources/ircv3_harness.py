@@ -74,6 +74,8 @@ _INSPIRCD = """\
 <module name="uhnames">
 <module name="chghost">
 <module name="setname">
+<module name="chanhistory">
+<chanhistory maxlines="50" notice="no" bots="yes">
 <sslprofile name="main" provider="gnutls" certfile="{directory}/tls/server.pem"
             keyfile="{directory}/tls/server.key" requestclientcert="yes" hash="sha256"
             dhfile="">

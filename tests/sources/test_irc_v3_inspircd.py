@@ -240,6 +240,26 @@ class InspIRCdTests(SharedNetwork, TestCase):
         self.assertEqual(reaction.channel, CHANNEL)
         self.assertEqual(reaction.who.nick, "alice2")
 
+    async def test_history_is_not_replayed_as_new(self) -> None:
+        """A channel with history (InspIRCd's +H) plays its last messages to whoever joins,
+        in a batch: the bot does not take them for new commands."""
+        bot = await self.start_bot("histbot")
+        source = bot.get_source("irc")
+        erin = await self.client("erin5", "message-tags server-time batch")
+        start = len(erin.lines)
+        erin.send("JOIN #history")
+        await erin.wait_for("366 erin5 #history", since=start, timeout=WAIT)
+        erin.send("MODE #history +H 10:1d")
+        await erin.wait_for("MODE #history +H", since=start, timeout=WAIT)
+        erin.send("PRIVMSG #history :histbot: echo from the past")
+        source.join("#history")
+        await wait_until(lambda: "#history" in source.protocol.channels, "the join", WAIT)
+        erin.send("PRIVMSG #history :histbot: echo from now on")
+        await erin.wait_for(":from now on", since=start, timeout=WAIT)
+        said = [line for line in erin.lines[start:] if ":histbot!" in line and "PRIVMSG" in line]
+        self.assertEqual(len(said), 1, said)
+        self.assertFalse([e for e in Recorder.seen if e.message and "past" in e.message.raw])
+
     async def test_edit_and_delete_degrade(self) -> None:
         """InspIRCd 3 has no edits or deletions: an edit is sent again as a new message
         (edit_fallback = resend), a deletion becomes nothing."""

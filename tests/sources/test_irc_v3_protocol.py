@@ -97,6 +97,12 @@ class CapabilityTests(WireTestCase):
         self.wire.sent()
         self.wire.receive(":irc.example.net CAP bot NAK :message-tags server-time")
         self.assertEqual(self.wire.sent(), ["CAP REQ :message-tags", "CAP REQ :server-time"])
+        # CAP END waits until both are answered.
+        self.wire.receive(":irc.example.net CAP bot ACK :message-tags")
+        self.assertEqual(self.wire.sent(), [])
+        self.wire.receive(":irc.example.net CAP bot NAK :server-time")
+        self.assertEqual(self.wire.sent(), ["CAP END"])
+        self.assertEqual(self.protocol.caps, {"message-tags"})
 
     def test_supports_after_disconnect(self) -> None:
         """A lost connection takes replies and reactions with it."""
