@@ -966,6 +966,10 @@ class MatrixSource(Source):
 
         self._later(join(), f"joining {channel}")
 
+    def rooms_wanted(self) -> list[str]:
+        """The rooms joined after every connection (configured, then joined since)."""
+        return list(self._configured)
+
     def part(self, channel: str, message: str | None = None) -> None:
         """Leave a room and stop rejoining it."""
         if channel in self._configured:

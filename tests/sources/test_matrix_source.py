@@ -467,6 +467,39 @@ class OutgoingTests(MatrixSourceTestCase):
         self.assertEqual([r for r in self.hs.pending if "/send/" in r.path], [])
         self.assertEqual([r for r in self.hs.pending if "/createRoom" in r.path], [])
 
+    def test_private_reply_makes_a_direct_room_once_the_invitee_is_in(self) -> None:
+        """A reply to a user id with no direct room makes one (encrypted when the bot
+        encrypts, the person invited) and is sent only once a sync shows them in it."""
+        carol = "@carol:example.org"
+        self.source.send(Response("psst", target=carol, source="matrix"))
+        create = self.hs.answer("/createRoom", {"room_id": "!new:example.org"})
+        self.assertEqual((create.json["invite"], create.json["is_direct"]), ([carol], True))
+        self.clock.advance(1)
+        self.assertEqual([r for r in self.hs.pending if "/send/" in r.path], [])
+        self.hs.answer(
+            "/sync",
+            sync("b2", {"!new:example.org": [member(BOT, "join"),
+                                             member(carol, "invite", sender=BOT)]}),
+        )  # fmt: skip
+        self.clock.advance(0.05)
+        request = self.sent()
+        self.assertIn("/rooms/%21new%3Aexample.org/send/", request.path)
+        self.assertIn("!new:example.org", self.source.direct_rooms)
+        self.assertIn("!new:example.org", self.session()["direct_rooms"])
+
+    def test_topic_nick_and_part(self) -> None:
+        """topic, set_nick and part become the state, profile and leave requests."""
+        self.source.topic(ROOM, "new topic")
+        topic = self.hs.answer("/state/m.room.topic", {"event_id": "$t"})
+        self.assertEqual(topic.json, {"topic": "new topic"})
+        self.source.set_nick("Botty")
+        self.hs.answer("/displayname", {})
+        self.assertEqual(self.source.names()[0], "Botty")
+        self.assertRaises(ValueError, self.source.set_nick, " ")
+        self.source.part(ROOM)
+        self.hs.answer("/leave", {})
+        self.assertNotIn(ROOM, self.source.rooms_wanted())
+
     def test_interface(self) -> None:
         """The source provides IChannelSource."""
         self.assertTrue(verifyObject(IChannelSource, self.source))
