@@ -247,6 +247,7 @@ class MatrixSource(Source):
         self._reactions: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
         self._asked_keys: set[str] = set()
         self._tasks: set[Deferred[Any]] = set()
+        self._token_refused = False
 
     # -- configuration -------------------------------------------------------------------
 
@@ -326,12 +327,26 @@ class MatrixSource(Source):
             "next_batch": self.next_batch,
             "direct_rooms": sorted(self.direct_rooms),
         }
+        self._write_session(data)
+
+    def _write_session(self, data: dict[str, Any]) -> None:
         path = self._session_path()
         temporary = path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle)
         os.replace(temporary, path)
+
+    def _drop_token(self) -> None:
+        """Forget a refused access token, keeping the device id (the password login that
+        follows asks for the same device, whose keys stay valid) and the sync position;
+        the configured token is not tried again."""
+        self._token_refused = True
+        session = self._load_session()
+        if not session:
+            return
+        session["access_token"] = None
+        self._write_session(session)
 
     def _forget_session(self) -> None:
         self.next_batch = None
@@ -380,7 +395,7 @@ class MatrixSource(Source):
         the password (on the kept device, so its keys stay valid)."""
         session = self._load_session()
         device = session.get("device_id")
-        token = session.get("access_token") or self.access_token
+        token = session.get("access_token") or (None if self._token_refused else self.access_token)
         client = self.client = self._make_client(device if isinstance(device, str) else None)
         if token:
             client.nio.access_token = token
@@ -435,7 +450,7 @@ class MatrixSource(Source):
         if isinstance(error, MatrixError) and error.errcode == "M_UNKNOWN_TOKEN":
             self.log.warn("{source}: the access token was refused; logging in again",
                           source=self.name)  # fmt: skip
-            self._forget_session()
+            self._drop_token()
             self.client = None
             if not self.password:
                 self.log.error("{source}: no password to log in with; giving up",
@@ -535,7 +550,11 @@ class MatrixSource(Source):
         """Turn a sync's news into events. ``history`` is False for the first sync of a
         new login: what was said before the bot came is not answered."""
         for room_id, info in response.rooms.invite.items():
-            self._invited(room_id, info)
+            try:
+                self._invited(room_id, info)
+            except Exception:
+                self.log.failure("{source}: an invitation to {room} could not be handled",
+                                 source=self.name, room=room_id)  # fmt: skip
         for room_id, info in response.rooms.join.items():
             for raw_event in info.timeline.events:
                 try:
@@ -946,6 +965,10 @@ class MatrixSource(Source):
                 self._aliases[channel] = room_id
 
         self._later(join(), f"joining {channel}")
+
+    def rooms_wanted(self) -> list[str]:
+        """The rooms joined after every connection (configured, then joined since)."""
+        return list(self._configured)
 
     def part(self, channel: str, message: str | None = None) -> None:
         """Leave a room and stop rejoining it."""

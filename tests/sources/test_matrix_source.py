@@ -218,13 +218,19 @@ class LoginTests(MatrixSourceTestCase):
         self.assertEqual(self.texts(), [])
 
     def test_refused_token_logs_in_again(self) -> None:
-        """M_UNKNOWN_TOKEN on sync: the kept login is dropped and the password used."""
+        """M_UNKNOWN_TOKEN on sync: the kept token is dropped and the password logs in
+        again on the same device, from the same sync position."""
         self.log_in()
         self.hs.answer("/sync", {"errcode": "M_UNKNOWN_TOKEN", "error": "gone"}, status=401)
+        self.assertIsNone(self.session()["access_token"])
         self.clock.advance(self.source.retry_delay(1))
-        self.hs.answer("/login", {"user_id": BOT, "access_token": "tok2", "device_id": "DEV1"})
+        login = self.hs.answer(
+            "/login", {"user_id": BOT, "access_token": "tok2", "device_id": "DEV1"}
+        )
+        self.assertEqual(login.json["device_id"], "DEV1")
         self.hs.answer("/displayname", {"displayname": "Testbot"})
-        self.assertEqual(self.session()["access_token"], "tok2")
+        self.assertEqual((self.session()["access_token"], self.session()["next_batch"]),
+                         ("tok2", "b1"))  # fmt: skip
 
     def test_wrong_password_gives_up(self) -> None:
         """M_FORBIDDEN at login: logged and the source fails, no retry loop."""
@@ -277,8 +283,11 @@ class IncomingTests(MatrixSourceTestCase):
         super().setUp()
         self.log_in()
 
-    def feed(self, room: str, *events: dict[str, Any]) -> None:
-        self.hs.answer("/sync", sync(f"b{len(self.hs.done)}", {room: list(events)}))
+    def feed(self, room: str, *events: dict[str, Any]) -> str:
+        """Answer the pending sync with ``events`` in ``room``; the new sync position."""
+        batch = f"b{len(self.hs.done)}"
+        self.hs.answer("/sync", sync(batch, {room: list(events)}))
+        return batch
 
     def test_room_message_with_ids(self) -> None:
         """A room message is public, carries its event id, reply and sender's user id,
@@ -342,6 +351,23 @@ class IncomingTests(MatrixSourceTestCase):
         )
         [threaded] = self.texts()
         self.assertEqual((threaded.thread_id, threaded.reply_to), ("$root", None))
+
+    def test_hostile_events_break_nothing(self) -> None:
+        """Events with missing or mistyped fields are skipped; the next message is still
+        processed and the sync position moves on."""
+        batch = self.feed(
+            ROOM,
+            {"type": "m.room.message", "event_id": "$a", "sender": ALICE, "content": []},
+            {"type": "m.room.message", "event_id": "$b", "content": {"body": "x"}},
+            {"type": "m.room.member", "event_id": "$c", "sender": ALICE, "state_key": 5,
+             "content": {"membership": "join"}},
+            {"type": "m.reaction", "event_id": "$d", "sender": ALICE,
+             "content": {"m.relates_to": "up"}},
+            {"type": "m.room.redaction", "event_id": "$e", "sender": ALICE, "content": {}},
+            message("$f", "testbot: still here", format=mc.HTML, formatted_body="<b><i>"),
+        )  # fmt: skip
+        self.assertEqual([e.message_id for e in self.events if e.type in EventType.TEXT], ["$f"])
+        self.assertEqual(self.session()["next_batch"], batch)
 
     def test_membership_changes_are_state_events(self) -> None:
         """Members joining, leaving and kicked become state events."""
@@ -440,6 +466,39 @@ class OutgoingTests(MatrixSourceTestCase):
         self.source.send(Response("lost", target="", source="matrix"))
         self.assertEqual([r for r in self.hs.pending if "/send/" in r.path], [])
         self.assertEqual([r for r in self.hs.pending if "/createRoom" in r.path], [])
+
+    def test_private_reply_makes_a_direct_room_once_the_invitee_is_in(self) -> None:
+        """A reply to a user id with no direct room makes one (encrypted when the bot
+        encrypts, the person invited) and is sent only once a sync shows them in it."""
+        carol = "@carol:example.org"
+        self.source.send(Response("psst", target=carol, source="matrix"))
+        create = self.hs.answer("/createRoom", {"room_id": "!new:example.org"})
+        self.assertEqual((create.json["invite"], create.json["is_direct"]), ([carol], True))
+        self.clock.advance(1)
+        self.assertEqual([r for r in self.hs.pending if "/send/" in r.path], [])
+        self.hs.answer(
+            "/sync",
+            sync("b2", {"!new:example.org": [member(BOT, "join"),
+                                             member(carol, "invite", sender=BOT)]}),
+        )  # fmt: skip
+        self.clock.advance(0.05)
+        request = self.sent()
+        self.assertIn("/rooms/%21new%3Aexample.org/send/", request.path)
+        self.assertIn("!new:example.org", self.source.direct_rooms)
+        self.assertIn("!new:example.org", self.session()["direct_rooms"])
+
+    def test_topic_nick_and_part(self) -> None:
+        """topic, set_nick and part become the state, profile and leave requests."""
+        self.source.topic(ROOM, "new topic")
+        topic = self.hs.answer("/state/m.room.topic", {"event_id": "$t"})
+        self.assertEqual(topic.json, {"topic": "new topic"})
+        self.source.set_nick("Botty")
+        self.hs.answer("/displayname", {})
+        self.assertEqual(self.source.names()[0], "Botty")
+        self.assertRaises(ValueError, self.source.set_nick, " ")
+        self.source.part(ROOM)
+        self.hs.answer("/leave", {})
+        self.assertNotIn(ROOM, self.source.rooms_wanted())
 
     def test_interface(self) -> None:
         """The source provides IChannelSource."""
