@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import ipaddress
 import re
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from html.parser import HTMLParser
@@ -41,6 +42,7 @@ from botcore.processor import Priority, Processor, handler, match
 from botcore.source import is_channel_on
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
     from twisted.python.failure import Failure
 
 _T = TypeVar("_T")
@@ -52,6 +54,9 @@ _TRAILING = ".,;:!?'\""
 MAX_URLS_PER_MESSAGE = 5
 #: At most this many title fetches run at once; URLs beyond get no title.
 MAX_FETCHES = 8
+#: A source's URLs are counted against ``max_per_source`` once per this many messages
+#: with URLs there: counting every URL of a source reads them all, too much per message.
+SOURCE_CHECK_EVERY = 50
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -132,7 +137,8 @@ class UrlGrab(Processor):
     )
     max_per_source = IntOption(
         "The most URLs kept for one source (network) in all; past that its oldest are "
-        "forgotten, so strangers cannot fill the database however many nicks they use.",
+        "forgotten, so strangers cannot fill the database however many nicks they use "
+        "(checked every 50 messages with URLs there).",
         50000,
         min=1,
     )
@@ -146,6 +152,9 @@ class UrlGrab(Processor):
         #: Title fetches under way (reactor thread): cancelled at shutdown.
         self.fetches: set[defer.Deferred[str | None]] = set()
         self._networks: tuple[Any, ...] = ()
+        self._lock = threading.Lock()
+        #: source -> messages with URLs recorded there since its URLs were last counted.
+        self._since_counted: dict[str, int] = {}
 
     def setup(self) -> None:
         networks = []
@@ -197,16 +206,24 @@ class UrlGrab(Processor):
 
     def prune(self, event: Event) -> None:
         """Forget the oldest URLs of the event's conversation past
-        ``max_per_conversation``, and of its source past ``max_per_source``. Worker
-        thread."""
-        session = event.session
-        for where, cap in (
+        ``max_per_conversation`` (counted with the conversation's index at every message),
+        and of its source past ``max_per_source`` (counted once every
+        `SOURCE_CHECK_EVERY` messages with URLs on that source, which reads all its rows:
+        it may be passed by that many messages' URLs meanwhile). Worker thread."""
+        checks: list[tuple[tuple[ColumnElement[bool], ...], int]] = [
             (
                 (GrabbedURL.source == event.source, GrabbedURL.channel == (event.channel or "")),
                 self.max_per_conversation,
-            ),
-            ((GrabbedURL.source == event.source,), self.max_per_source),
-        ):
+            )
+        ]
+        with self._lock:
+            since = self._since_counted.get(event.source, 0) + 1
+            if since >= SOURCE_CHECK_EVERY:
+                since = 0
+                checks.append(((GrabbedURL.source == event.source,), self.max_per_source))
+            self._since_counted[event.source] = since
+        session = event.session
+        for where, cap in checks:
             kept = session.scalar(select(func.count()).select_from(GrabbedURL).where(*where))
             excess = int(kept or 0) - cap
             if excess <= 0:

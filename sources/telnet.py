@@ -312,11 +312,12 @@ class TelnetSource(Source):
         return None
 
     def _evict(self, among: Iterable[Console]) -> bool:
-        """Close the oldest of ``among`` without a nick; False when all have one."""
+        """Close the oldest of ``among`` without a nick (one that has not chosen one
+        before one that is giving a nick's password); False when all have one."""
         unnamed = [other for other in among if other.nick is None]
         if not unnamed:
             return False
-        oldest = min(unnamed, key=lambda other: other.serial)
+        oldest = min(unnamed, key=lambda other: (other.claim is not None, other.serial))
         self.log.info(
             "source {source}: the console is full; closing {connection} ({peer}), the "
             "oldest connection without a nick, to make room",

@@ -362,6 +362,8 @@ class ConsoleAbsentTests(PluginTestCase):
         transport = StringTransport(peerAddress=peer)
         person.makeConnection(transport)
         person.dataReceived(nick.encode() + b"\r\n")
+        self.clock.advance(0)  # the nick is looked up (whose is it?) in the pool
+        self.assertIn(f"Hi {nick}!", transport.value().decode())
         transport.clear()
         return person, transport
 

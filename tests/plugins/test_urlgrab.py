@@ -170,12 +170,23 @@ class CapTests(PluginTestCase):
         self.assertResponseMatches("botcore: last url", "a.example/4 from nick4")
 
     def test_per_source(self) -> None:
-        """A source keeps its newest max_per_source URLs over all its conversations."""
-        for n in range(7):
-            self.say(f"http://b.example/{n}", channel=f"#c{n % 3}")
+        """A source keeps its newest max_per_source URLs over all its conversations,
+        counted once every SOURCE_CHECK_EVERY messages with URLs there."""
+        from plugins.urlgrab import SOURCE_CHECK_EVERY
+
+        for n in range(SOURCE_CHECK_EVERY - 1):
+            self.say(f"http://b.example/{n}", channel=f"#c{n % 30}")
             self.advance(1)
-        self.assertEqual([url for _, url in self.kept()],
-                         [f"http://b.example/{n}" for n in range(2, 7)])  # fmt: skip
+        self.assertEqual(len(self.kept()), SOURCE_CHECK_EVERY - 1)
+        self.say("http://b.example/last", channel="#c0")
+        self.assertEqual(
+            [url for _, url in self.kept()],
+            [
+                f"http://b.example/{n}"
+                for n in range(SOURCE_CHECK_EVERY - 5, SOURCE_CHECK_EVERY - 1)
+            ]
+            + ["http://b.example/last"],
+        )
 
     def test_one_message_past_the_cap(self) -> None:
         """A message with more URLs than the cap keeps its last ones."""

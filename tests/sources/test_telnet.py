@@ -799,6 +799,16 @@ class LimitsTests(TelnetTestCase):
         idle.connectionLost(None)
         self.assertEqual(len(self.source.consoles), 2)
 
+    def test_evicts_idle_before_one_choosing(self) -> None:
+        """Of the connections without a nick, one that has chosen none makes room before
+        an older one whose chosen nick is being looked up (or given a password)."""
+        choosing, choosing_wire = self.connect_from("127.0.0.1")
+        choosing.claim = "admin"  # as while its look-up or password check runs
+        _, idle_wire = self.connect_from("127.0.0.1")
+        self.connect_from("127.0.0.1")
+        self.assertTrue(idle_wire.disconnecting)
+        self.assertFalse(choosing_wire.disconnecting)
+
     def test_cap_in_all(self) -> None:
         """Beyond ``max_connections`` named connections, from any addresses, more are
         refused."""
