@@ -12,10 +12,11 @@ deadline is logged and its worker replaced."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -52,6 +53,21 @@ _OWN_SOURCE = "botcore"
 #: Address processor words them, in its configured phrases).
 ACKNOWLEDGED = "Okay"
 REFUSED = "No"
+
+
+class DispatchObserver(Protocol):
+    """What watches the dispatcher's work (the web front door's metrics): told of each
+    event accepted, each step run and each reply sent. Must be quick and thread-safe."""
+
+    def event_dispatched(self, event: Event) -> None:
+        """An event was accepted for processing. Reactor thread."""
+
+    def step_done(self, who: Any, seconds: float, failed: bool) -> None:
+        """A processor (or a call_later/periodic function) ran on an event for
+        ``seconds``; ``failed``: it raised. Worker thread."""
+
+    def reply_sent(self, response: Response) -> None:
+        """A reply was handed to its source. Reactor thread."""
 
 
 @dataclass(slots=True, eq=False)
@@ -192,6 +208,24 @@ class Dispatcher(Service):
         self._done_lock = threading.Lock()
         self._done_wake_pending = False
         self._commits_closed = False
+        #: Who is told of the work done (`DispatchObserver`); replaced whole, never
+        #: changed in place, so worker threads read one tuple or the other.
+        self.observers: tuple[DispatchObserver, ...] = ()
+
+    def load(self) -> dict[str, Any]:
+        """How busy the dispatcher is now: events in flight, runs in the pool (not
+        stuck), worker threads, stuck runs, events dropped in all, and events waiting
+        for a worker by source. Reactor thread."""
+        return {
+            "inflight": self._inflight,
+            "active": self._active,
+            "threads": self.threads,
+            "capacity": self.capacity,
+            "stuck": self.stuck,
+            "stuck_total": self.stuck_total,
+            "dropped": self.dropped,
+            "waiting": dict(self._waiting_by),
+        }
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -364,6 +398,8 @@ class Dispatcher(Service):
         if self._dropping and source in self._dropping and waiting < self.max_queued // 2:
             self._dropping.discard(source)
         self._waiting_by[source] = waiting + 1
+        for observer in self.observers:
+            observer.event_dispatched(event)
         d: Deferred[Event] = Deferred()
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
@@ -641,6 +677,9 @@ class Dispatcher(Service):
                 source.send(response)
             except Exception:
                 self.log.failure("source {source} failed to send a reply", source=source.name)
+                continue
+            for observer in self.observers:
+                observer.reply_sent(response)
 
     def _worded(self, response: Response, event: Event) -> Response:
         text = response.text
@@ -700,6 +739,28 @@ class Dispatcher(Service):
         the step gives up with a ``database`` complaint. Any other error is logged and
         complained about, and the step's uncommitted changes and its replies are undone.
         Worker thread."""
+        observers = self.observers
+        if observers:
+            began = time.perf_counter()
+            failed = True
+            try:
+                failed = self._thd_step(event, function, args, kw, who)
+            finally:
+                seconds = time.perf_counter() - began
+                for observer in observers:
+                    observer.step_done(who, seconds, failed)
+        else:
+            self._thd_step(event, function, args, kw, who)
+
+    def _thd_step(
+        self,
+        event: Event,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        who: Any,
+    ) -> bool:
+        # `_thd_run` without the observers; whether the step failed (and was undone).
         replies, processed = len(event.responses), event.processed
         database = self.database
         attempt = 0
@@ -710,10 +771,10 @@ class Dispatcher(Service):
                 if event.has_session:
                     if self._commits_closed and event.source != _OWN_SOURCE:
                         self._thd_refuse_commit(event, replies, who)
-                        return
+                        return False
                     committing = True
                     commit_if_changed(event.session)
-                return
+                return False
             except (SystemExit, KeyboardInterrupt):
                 raise  # the bot is asked to exit (on_fatal)
             except BaseException as error:
@@ -730,13 +791,13 @@ class Dispatcher(Service):
                     # a "done" for a change that was rolled back.
                     del event.responses[replies:]
                     self._thd_fail(event, message, who)
-                    return
+                    return True
                 delay = database.retry_delay_for(kind, attempt)
                 if delay is None:
                     self._thd_undo(event, replies, processed)
                     database.gave_up(kind, error, f"{who} on event {event.id}")
                     event.complain = "database"
-                    return
+                    return True
             self._thd_undo(event, replies, processed)
             database.sleep(delay)
             attempt += 1
