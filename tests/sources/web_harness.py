@@ -26,8 +26,19 @@ class WebBot:
     """A started `Bot` with ``[source:web]`` on a free port, a telnet ``console`` and a
     `MemorySource` ``mem``; ``alice`` holds every admin permission, ``bob`` none."""
 
-    def __init__(self, folder: Path | None = None, extra: str = "", web: str = "") -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        extra: str = "",
+        web: str = "",
+        load: str = "",
+        files: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="botcore-web-"))
+        for name, text in (files or {}).items():
+            path = self.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         (self.folder / "bot.ini").write_text(
@@ -36,7 +47,8 @@ class WebBot:
                 [bot]
                 name = webbot
                 autoload = no
-                load = core, basic, admin, identity, webtokens
+                load = core, basic, admin, identity, webtokens{load}
+                plugin_dirs = plugins
                 threads = 4
                 [database:main]
                 url = sqlite:///{self.folder}/bot.sqlite
