@@ -119,6 +119,7 @@ class WebSource(Source):
         min=0.1,
     )
     threads = IntOption("Threads for token checks, logins and permission checks.", 4, min=1)
+    access_log = BoolOption("Log one line per HTTP request.", False)
 
     #: Dashboard sessions kept at most (the least recently made are dropped first).
     max_sessions = 1000
@@ -188,7 +189,7 @@ class WebSource(Source):
         self.log_publisher.addObserver(cast("ILogObserver", self._log_observer))
         try:
             endpoint = serverFromString(self.reactor, self.endpoint)
-            d = endpoint.listen(Site(self.router, self.max_body))
+            d = endpoint.listen(Site(self.router, self.max_body, self.access_log))
         except Exception as e:
             d = fail(e)
         return d.addCallbacks(self._listening, self._listen_failed)

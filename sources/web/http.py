@@ -63,9 +63,18 @@ class Site(server.Site):
 
     requestFactory = LimitedRequest
 
-    def __init__(self, resource: Resource, max_body: int, **kw: Any) -> None:
+    def __init__(
+        self, resource: Resource, max_body: int, access_log: bool = False, **kw: Any
+    ) -> None:
         super().__init__(resource, **kw)
         self.max_body = max_body
+        self.access_log = access_log
+
+    def log(self, request: server.Request) -> None:
+        # One line per request would drown the bot's own log (and the dashboard's tail,
+        # which polls): only when asked for.
+        if self.access_log:
+            super().log(request)
 
 
 @dataclass(frozen=True)
