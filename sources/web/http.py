@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.resource import Resource
 
 log = Logger()
@@ -70,7 +70,7 @@ class Site(server.Site):
         self.max_body = max_body
         self.access_log = access_log
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
         # One line per request would drown the bot's own log (and the dashboard's tail,
         # which polls): only when asked for.
         if self.access_log:
