@@ -217,6 +217,7 @@ class IBotControl(IBotContext):
                         "reload return Deferreds).")  # fmt: skip
     dispatcher = Attribute("The dispatcher: its ``load()`` and ``observers`` (metrics).")
     databases = Attribute("The databases: name -> `botcore.db.service.Database`.")
+    catalogue = Attribute("The event types (`botcore.bus.catalogue.Catalogue`).")
 
     def section_options(section, values) -> dict:
         """The options ``[section]`` may hold, given its raw ``values``; raises

@@ -17,11 +17,30 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from botcore.bus.catalogue import EventTypeSpec
 from botcore.event import Event
 from botcore.processor import Processor
 
 #: The type of the events webhook requests become.
 WEBHOOK = "webhook"
+
+#: Its declaration in the event catalogue.
+WEBHOOK_TYPE = EventTypeSpec(
+    WEBHOOK,
+    "A request to a webhook route a plugin declared (botcore.web.webhook).",
+    {
+        "type": "object",
+        "properties": {
+            "route": {"type": "string"},
+            "plugin": {"type": "string"},
+            "method": {"type": "string"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "body": {"type": "string"},
+            "verified": {"type": "boolean"},
+        },
+        "required": ["route", "plugin", "method", "headers", "body", "verified"],
+    },
+)
 
 _PATH = re.compile(r"^/[A-Za-z0-9][A-Za-z0-9_.-]*(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
 _DIGESTS = ("sha1", "sha256", "sha512")

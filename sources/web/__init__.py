@@ -25,6 +25,7 @@ from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import BoolOption, FloatOption, IntOption
 from botcore.source import Source
 from botcore.web import tokens
+from botcore.web.webhook import WEBHOOK, WEBHOOK_TYPE
 from sources.telnet import EndpointOption
 from sources.web import api, dashboard, hooks
 from sources.web.http import ApiError, Router, Site
@@ -184,6 +185,8 @@ class WebSource(Source):
         if self._given_pool is None:
             self.pool = ThreadPool(minthreads=0, maxthreads=self.threads, name=f"web-{self.name}")
         self.pool.start()
+        if WEBHOOK not in self.bot.catalogue:
+            self.bot.catalogue.declare(WEBHOOK_TYPE)
         dispatcher = self.bot.dispatcher
         dispatcher.observers = (*dispatcher.observers, self.metrics)
         self.log_publisher.addObserver(cast("ILogObserver", self._log_observer))

@@ -21,6 +21,7 @@ from botcore.errors import (
     PluginNotLoaded,
 )
 from botcore.event import Event, EventType, Message, Response
+from botcore.web.webhook import WEBHOOK
 from sources.web.http import ApiError, Field, Router, json_body, json_reply
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def add_routes(router: Router, web: WebSource) -> None:
     route("PUT", "/config/{section}/{key}", set_config)
     route("POST", "/messages", send_message)
     route("POST", "/fire", fire)
+    route("POST", "/events", fire_event)
+    route("GET", "/event-types", event_types)
     route("GET", "/log", log_stream)
 
 
@@ -352,6 +355,59 @@ async def fire(web: WebSource, request: Request) -> Any:
     )
 
 
+async def event_types(web: WebSource, request: Request) -> Any:
+    """The event catalogue: every type with its description, schema and parent."""
+    await _allowed(web, request, None)
+    return json_reply(
+        {
+            "types": [
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "schema": dict(spec.schema),
+                    "parent": spec.parent,
+                }
+                for spec in web.bot.catalogue.types()
+            ]
+        }
+    )
+
+
+async def fire_event(web: WebSource, request: Request) -> Any:
+    """A typed event of the catalogue from the principal into the chain, its ``data``
+    validated against the type's schema (and its ancestors') before any processor sees
+    it; answers with its replies. Publishing events is the bot's own business: ``admin``."""
+    principal = await _allowed(web, request, "admin")
+    body = json_body(
+        request,
+        {
+            "type": Field((str,), required=True, max_length=100),
+            "data": Field((dict,), default=None),
+            "target": Field((str, type(None)), max_length=255),
+        },
+    )
+    kind = body["type"]
+    if kind not in web.bot.catalogue:
+        raise ApiError(400, f"{kind!r} is not a declared event type (see /event-types)", "type")
+    if kind in EventType.WRITTEN or kind in (EventType.LIFECYCLE, WEBHOOK):
+        raise ApiError(400, f"{kind} events come from elsewhere (use /fire for messages)", "type")
+    target = body["target"]
+    if target is not None and not web.is_channel(target):
+        raise ApiError(400, "the field 'target' must be a #channel (or null: private)", "target")
+    event = web.principal_event(principal, "", target)
+    event.type = kind
+    event.message = None
+    event.data = dict(body["data"] or {})
+    done = await _dispatched(web, event)
+    return json_reply(
+        {
+            "event": done.id,
+            "processed": done.processed,
+            "responses": [_response(r) for r in done.responses],
+        }
+    )
+
+
 async def _dispatched(web: WebSource, event: Event) -> Event:
     d = web.bot.dispatch(event)
     d.addTimeout(web.reply_timeout, web.reactor)
@@ -560,6 +616,28 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
                             "addressed": boolean,
                         },
                         ("text",),
+                    ),
+                )
+            },
+            "/event-types": {
+                "get": _op("The event catalogue: types and their schemas", None, any_object)
+            },
+            "/events": {
+                "post": _op(
+                    "Fire a typed event, its data validated against its type's schema",
+                    "admin",
+                    any_object,
+                    403,
+                    429,
+                    503,
+                    504,
+                    body=_object(
+                        {
+                            "type": string,
+                            "data": any_object,
+                            "target": {"type": "string", "nullable": True},
+                        },
+                        ("type",),
                     ),
                 )
             },

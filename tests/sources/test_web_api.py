@@ -283,6 +283,65 @@ class OperationTests(WebTestCase):
         self.assertIn("/sources/{name}/{action}", body["paths"])
 
 
+class TypedEventTests(WebTestCase):
+    def setUp(self):
+        d = super().setUp()
+
+        def declare(_):
+            from botcore.bus.catalogue import EventTypeSpec
+
+            self.web.bot.catalogue.declare(
+                EventTypeSpec(
+                    "deploy",
+                    "A deployment finished.",
+                    {
+                        "type": "object",
+                        "properties": {"version": {"type": "string"}},
+                        "required": ["version"],
+                    },
+                )
+            )
+
+        return d.addCallback(declare)
+
+    async def test_valid_event(self):
+        """A declared type with a payload that fits its schema runs through the chain."""
+        code, body = await self.call(
+            "POST", "/api/v1/events", {"type": "deploy", "data": {"version": "1.2"}}
+        )
+        self.assertEqual(code, 200, body)
+        self.assertIn("event", body)
+        code, body = await self.call("GET", "/api/v1/event-types")
+        self.assertIn("deploy", [t["name"] for t in body["types"]])
+
+    async def test_invalid_payload(self):
+        """A payload that breaks the schema is 400, naming the field, before any
+        processor sees it."""
+        registry = self.web.bot.get_source("web").metrics.registry
+        result = await self.call(
+            "POST", "/api/v1/events", {"type": "deploy", "data": {"version": 12}}
+        )
+        self.assertError(result, 400, "data.version")
+        result = await self.call("POST", "/api/v1/events", {"type": "deploy", "data": {}})
+        self.assertError(result, 400, "'version' is a required property")
+        self.assertIsNone(
+            registry.get_sample_value("botcore_events_total", {"source": "web", "type": "deploy"})
+        )
+
+    async def test_refused_types(self):
+        """Undeclared types, messages and lifecycle events cannot be fired this way; it
+        needs the admin permission."""
+        result = await self.call("POST", "/api/v1/events", {"type": "nosuch"})
+        self.assertError(result, 400, "not a declared event type", "type")
+        for kind in ("message", "lifecycle", "webhook"):
+            result = await self.call("POST", "/api/v1/events", {"type": kind})
+            self.assertError(result, 400, "come from elsewhere", "type")
+        result = await self.call("POST", "/api/v1/events", {"type": "deploy"}, user="bob")
+        self.assertError(result, 403, "'admin' permission")
+        result = await self.call("POST", "/api/v1/events", {"type": "deploy", "data": []})
+        self.assertError(result, 400, "must be an object", "data")
+
+
 class ObservabilityTests(WebTestCase):
     async def test_health(self):
         """/healthz says alive; /readyz checks running, database and sources."""
