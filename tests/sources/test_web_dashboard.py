@@ -239,3 +239,100 @@ class SessionTests(DashboardTestCase):
         )
         self.assertEqual(response.code, 401)
         self.assertIn("Wrong account name or password", await response.text())
+
+
+def self_signed(folder) -> bytes:
+    """A key and self-signed certificate for localhost in ``folder`` (key.pem,
+    cert.pem); the certificate's PEM."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (folder / "cert.pem").write_bytes(pem)
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem
+
+
+class TLSTests(TestCase):
+    """An ssl: endpoint: the API answers over TLS and the session cookie is Secure."""
+
+    timeout = 120
+
+    def setUp(self):
+        import tempfile
+        from pathlib import Path
+
+        folder = Path(tempfile.mkdtemp(prefix="botcore-web-tls-"))
+        self.pem = self_signed(folder)
+        self.web = WebBot(
+            folder=folder,
+            endpoint="ssl:{port}:interface=127.0.0.1:privateKey={folder}/key.pem:"
+            "certKey={folder}/cert.pem",
+        )
+        d = ensureDeferred(self.web.start())
+        d.addCallback(lambda _: self.addCleanup(lambda: ensureDeferred(self.web.stop())))
+        return d
+
+    async def test_secure_cookie(self):
+        """Over TLS the API works with a token, and the login sets a Secure cookie."""
+        from twisted.internet.ssl import Certificate, optionsForClientTLS
+        from twisted.web.client import Agent
+        from twisted.web.iweb import IPolicyForHTTPS
+        from zope.interface import implementer
+
+        trust = Certificate.loadPEM(self.pem)
+
+        @implementer(IPolicyForHTTPS)
+        class TrustTestCertificate:
+            def creatorForNetloc(self, hostname, port):
+                return optionsForClientTLS(hostname.decode("ascii"), trustRoot=trust)
+
+        client = treq.client.HTTPClient(Agent(reactor, contextFactory=TrustTestCertificate()))
+        base = f"https://localhost:{self.web.port}"
+        response = await client.get(
+            base + "/api/v1/status",
+            timeout=REQUEST_TIMEOUT,
+            headers={"Authorization": f"Bearer {self.web.tokens['alice']}"},
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual((await response.json())["state"], "running")
+        form = await client.get(base + "/dashboard/", timeout=REQUEST_TIMEOUT)
+        text = await form.text()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+        self.assertIn("Secure", form.headers.getRawHeaders("set-cookie")[0])
+        response = await client.post(
+            base + "/dashboard/login",
+            data={"csrf": csrf, "username": "alice", "password": "alice-password"},
+            cookies={"botcore_login": csrf},
+            allow_redirects=False,
+            timeout=REQUEST_TIMEOUT,
+        )
+        self.assertEqual(response.code, 303)
+        cookie = response.headers.getRawHeaders("set-cookie")[0]
+        self.assertIn("; Secure", cookie)
+        self.assertIn("HttpOnly", cookie)

@@ -33,6 +33,7 @@ class WebBot:
         web: str = "",
         load: str = "",
         files: dict[str, str] | None = None,
+        endpoint: str = "tcp:{port}:interface=127.0.0.1",
     ) -> None:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="botcore-web-"))
         for name, text in (files or {}).items():
@@ -54,7 +55,7 @@ class WebBot:
                 url = sqlite:///{self.folder}/bot.sqlite
                 [source:web]
                 type = web
-                endpoint = tcp:{self.port}:interface=127.0.0.1
+                endpoint = {endpoint.format(port=self.port, folder=self.folder)}
                 """
             )
             + textwrap.dedent(web)
