@@ -25,7 +25,7 @@ from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import BoolOption, FloatOption, IntOption
 from botcore.source import Source
 from botcore.web import tokens
-from botcore.web.webhook import WEBHOOK, WEBHOOK_TYPE
+from botcore.web.webhook import WEBHOOK_TYPE
 from sources.telnet import EndpointOption
 from sources.web import api, dashboard, hooks
 from sources.web.http import ApiError, Router, Site
@@ -185,8 +185,9 @@ class WebSource(Source):
         if self._given_pool is None:
             self.pool = ThreadPool(minthreads=0, maxthreads=self.threads, name=f"web-{self.name}")
         self.pool.start()
-        if WEBHOOK not in self.bot.catalogue:
-            self.bot.catalogue.declare(WEBHOOK_TYPE)
+        for spec in (WEBHOOK_TYPE, api.SAY_TYPE):
+            if spec.name not in self.bot.catalogue:
+                self.bot.catalogue.declare(spec)
         dispatcher = self.bot.dispatcher
         dispatcher.observers = (*dispatcher.observers, self.metrics)
         self.log_publisher.addObserver(cast("ILogObserver", self._log_observer))
@@ -361,7 +362,17 @@ class WebSource(Source):
 
         def answer(problem: str | None) -> Any:
             states = self.bot.source_states()
-            waiting = {name: state for name, state in states.items() if state != "connected"}
+            config = self.bot.config
+            waiting = {
+                name: state
+                for name, state in states.items()
+                if state != "connected"
+                # A source the config leaves disabled is not waited for.
+                and (
+                    self.bot.get_source(name) is not None
+                    or config.section(f"source:{name}").get("enabled", True)
+                )
+            }
             checks = {
                 "running": self.bot.state == "running",
                 "database": problem is None,

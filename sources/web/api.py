@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.error import TimeoutError as DeferredTimeout
 
+from botcore.bus.catalogue import EventTypeSpec
 from botcore.config import ConfigErrors
 from botcore.errors import (
     DispatcherOverloaded,
@@ -35,6 +36,17 @@ CSRF_HEADER = "x-csrf-token"
 SOURCE_ACTIONS = ("connect", "disconnect", "reload", "load", "unload")
 PLUGIN_ACTIONS = ("load", "unload", "reload")
 MAX_TEXT = 4096
+#: The type of the events that carry a message the API sends.
+SAY = "say"
+SAY_TYPE = EventTypeSpec(
+    SAY,
+    "A message sent through the web API: its one reply is the message (data: where to).",
+    {
+        "type": "object",
+        "properties": {"source": {"type": "string"}, "target": {"type": "string"}},
+        "required": ["source", "target"],
+    },
+)
 
 
 def add_routes(router: Router, web: WebSource) -> None:
@@ -289,7 +301,7 @@ def _check_name(name: str, what: str) -> None:
 async def send_message(web: WebSource, request: Request) -> Any:
     """Say ``text`` to ``target`` on ``source`` (irc_admin's ``say``: the ``sources``
     permission), by the dispatcher's one reply path."""
-    await _allowed(web, request, "sources")
+    principal = await _allowed(web, request, "sources")
     body = json_body(
         request,
         {
@@ -317,9 +329,16 @@ async def send_message(web: WebSource, request: Request) -> Any:
         notice=body["notice"],
         address=False,
     )
-    carrier = Event(source=web.name, type=EventType.MESSAGE, responses=[response])
-    web.bot.dispatcher.route(carrier)
-    return json_reply({"sent": _response(response)})
+    # Carried by an event of its own through the chain, so that the post processors
+    # shape it for its source (Format: splitting, truncation) and log it, as any reply.
+    carrier = web.principal_event(principal, "")
+    carrier.type = SAY
+    carrier.message = None
+    carrier.addressed = False
+    carrier.data = {"source": body["source"], "target": body["target"]}
+    carrier.responses.append(response)
+    done = await _dispatched(web, carrier)
+    return json_reply({"sent": [_response(r) for r in done.responses]})
 
 
 async def fire(web: WebSource, request: Request) -> Any:
@@ -389,7 +408,7 @@ async def fire_event(web: WebSource, request: Request) -> Any:
     kind = body["type"]
     if kind not in web.bot.catalogue:
         raise ApiError(400, f"{kind!r} is not a declared event type (see /event-types)", "type")
-    if kind in EventType.WRITTEN or kind in (EventType.LIFECYCLE, WEBHOOK):
+    if kind in EventType.WRITTEN or kind in (EventType.LIFECYCLE, WEBHOOK, SAY):
         raise ApiError(400, f"{kind} events come from elsewhere (use /fire for messages)", "type")
     target = body["target"]
     if target is not None and not web.is_channel(target):

@@ -261,6 +261,16 @@ class OperationTests(WebTestCase):
         )
         self.assertEqual(code, 200, body)
         self.assertEqual([(r.target, r.text) for r in self.web.mem.sent], [("#chan", "hello")])
+        self.assertEqual([(r["source"], r["text"]) for r in body["sent"]], [("mem", "hello")])
+        # Shaped for its source by the chain's Format, as any reply: no multi-line there.
+        self.web.mem.supports = frozenset()
+        code, body = await self.call(
+            "POST",
+            "/api/v1/messages",
+            {"source": "mem", "target": "#chan", "text": "a\nb", "action": True},
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.web.mem.sent[-1].text, "*a b*")
 
     async def test_stop(self):
         """An admin can stop the bot (answered before it stops)."""
@@ -343,6 +353,15 @@ class TypedEventTests(WebTestCase):
 
 
 class ObservabilityTests(WebTestCase):
+    async def test_disabled_source_not_awaited(self):
+        """A source the config leaves disabled does not hold readiness back."""
+        ini = self.web.folder / "bot.ini"
+        ini.write_text(ini.read_text() + "[source:off]\ntype = telnet\nenabled = no\n")
+        self.assertEqual(self.web.bot.reload_config(), [])
+        self.assertEqual(self.web.bot.source_states()["off"], "not loaded")
+        code, body = await self.call("GET", "/readyz", user=None)
+        self.assertEqual(code, 200, body)
+
     async def test_health(self):
         """/healthz says alive; /readyz checks running, database and sources."""
         code, body = await self.call("GET", "/healthz", user=None)
