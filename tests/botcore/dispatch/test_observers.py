@@ -1,0 +1,111 @@
+"""The dispatcher's observers (what the web front door's metrics are fed by): told of
+each event accepted, each step with its time and whether it failed, each reply sent; and
+the dispatcher's load. Inline pool, a clock, no database."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from botcore.dispatch.dispatcher import Dispatcher
+from botcore.event import Event, EventType, Message, Sender
+from botcore.processor import Processor, handler
+from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, StubContext
+
+
+class Answer(Processor):
+    addressed = False
+
+    @handler
+    def answer(self, event: Event) -> None:
+        event.addresponse("hi")
+
+
+class Broken(Processor):
+    addressed = False
+    processed = True
+    priority = 10
+
+    @handler
+    def fail(self, event: Event) -> None:
+        raise RuntimeError("broken")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.steps: list[tuple[str, bool]] = []
+        self.replies: list[str] = []
+
+    def event_dispatched(self, event: Event) -> None:
+        self.events.append((event.source, event.type))
+
+    def step_done(self, who, seconds: float, failed: bool) -> None:
+        assert seconds >= 0
+        self.steps.append((type(who).__name__, failed))
+
+    def reply_sent(self, response) -> None:
+        self.replies.append(response.text)
+
+
+class ObserverTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = InlineReactor()
+        self.context = StubContext(reactor=self.reactor)
+        self.source = MemorySource("mem", self.context)
+        self.context.add_source(self.source)
+        self.dispatcher = Dispatcher(
+            {},
+            reactor=self.reactor,
+            threadpool=InlineThreadPool(),
+            sources=self.context.get_source,
+        )
+        self.dispatcher.set_chain([Answer("t", self.context), Broken("t", self.context)])
+        self.dispatcher.startService()
+        self.addCleanup(self.dispatcher.stopService)
+        self.recorder = Recorder()
+
+    def event(self) -> Event:
+        return Event(
+            source="mem",
+            type=EventType.MESSAGE,
+            sender=Sender("c", "u", "u"),
+            channel="u",
+            message=Message("x"),
+        )
+
+    def test_told_of_everything(self) -> None:
+        """Each accepted event, each step (a failing one as failed) and each reply
+        sent are told."""
+        self.dispatcher.observers = (self.recorder,)
+        self.successResultOf(self.dispatcher.dispatch(self.event()))
+        self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(self.recorder.events, [("mem", "message")])
+        self.assertEqual(self.recorder.steps, [("Answer", False), ("Broken", True)])
+        self.assertEqual(self.recorder.replies, ["hi"])
+        self.assertEqual([r.text for r in self.source.sent], ["hi"])
+
+    def test_none_by_default(self) -> None:
+        """Without observers the work is the same."""
+        self.successResultOf(self.dispatcher.dispatch(self.event()))
+        self.flushLoggedErrors(RuntimeError)
+        self.assertEqual([r.text for r in self.source.sent], ["hi"])
+        self.assertEqual(self.recorder.events, [])
+
+    def test_load(self) -> None:
+        """The load names the pool's threads and what waits, by source."""
+        load = self.dispatcher.load()
+        self.assertEqual(load["threads"], self.dispatcher.threads)
+        self.assertEqual((load["inflight"], load["stuck"], load["dropped"]), (0, 0, 0))
+        self.assertEqual(load["waiting"], {})
+
+
+class StateChangeTests(SynchronousTestCase):
+    def test_counted(self) -> None:
+        """A source counts the states it enters (a reconnect is connecting again); a
+        state set again without a change is not counted."""
+        source = MemorySource("mem", StubContext(reactor=InlineReactor()))
+        for state in ("connecting", "connected", "connected", "reconnecting", "connecting"):
+            source.set_state(state)
+        self.assertEqual(
+            dict(source.state_changes), {"connecting": 2, "connected": 1, "reconnecting": 1}
+        )
