@@ -266,8 +266,12 @@ async def _command(web: WebSource, principal: Principal, text: str) -> list[dict
     event = web.principal_event(principal, text)
     done = await _dispatched(web, event)
     replies = [r for r in done.responses if r.kind == "message"]
+    if not replies and done.processed:
+        # Taken but not answered: chat's rate limit dropped it (its warning goes once
+        # per window).
+        raise ApiError(429, "no answer: too many commands from you just now; try again shortly")
     if not replies:
-        raise ApiError(503, "nothing answered (is the admin plugin loaded?)")
+        raise ApiError(503, "nothing handled the command (is the admin plugin loaded?)")
     return [_response(r) for r in replies]
 
 

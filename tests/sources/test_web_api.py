@@ -254,6 +254,13 @@ class OperationTests(WebTestCase):
         result = await self.call("PUT", "/api/v1/config/bot/names", {"value": 3})
         self.assertError(result, 400, "must be a string", "value")
 
+    async def test_config_rate_limited(self):
+        """Config commands go through chat's rate limit: past it, 429, not silence."""
+        for _ in range(5):
+            code, body = await self.call("GET", "/api/v1/config/bot/name")
+            self.assertEqual(code, 200, body)
+        self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too many")
+
     async def test_send_message(self):
         """A message is sent to a target on a source."""
         code, body = await self.call(
