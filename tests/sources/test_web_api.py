@@ -255,10 +255,13 @@ class OperationTests(WebTestCase):
         self.assertError(result, 400, "must be a string", "value")
 
     async def test_config_rate_limited(self):
-        """Config commands go through chat's rate limit: past it, 429, not silence."""
+        """Config commands go through chat's rate limit: past it the bot's warning (once
+        per window, as in chat), then 429, not silence."""
         for _ in range(5):
             code, body = await self.call("GET", "/api/v1/config/bot/name")
             self.assertEqual(code, 200, body)
+        code, body = await self.call("GET", "/api/v1/config/bot/name")
+        self.assertIn("too fast", body["replies"][0]["text"])
         self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too many")
 
     async def test_send_message(self):
