@@ -66,6 +66,7 @@ def add_routes(router: Router, web: WebSource) -> None:
     route("POST", "/fire", fire)
     route("POST", "/events", fire_event)
     route("GET", "/event-types", event_types)
+    route("GET", "/events/recent", recent_events)
     route("GET", "/log", log_stream)
 
 
@@ -396,6 +397,13 @@ async def event_types(web: WebSource, request: Request) -> Any:
     )
 
 
+async def recent_events(web: WebSource, request: Request) -> Any:
+    """The latest events the bot accepted, newest last: id, time, source, type, channel,
+    sender's nick (never their text); ``admin``, as the log."""
+    await _allowed(web, request, "admin")
+    return json_reply({"events": list(web.metrics.recent)})
+
+
 async def fire_event(web: WebSource, request: Request) -> Any:
     """A typed event of the catalogue from the principal into the chain, its ``data``
     validated against the type's schema (and its ancestors') before any processor sees
@@ -663,6 +671,9 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
                         ("type",),
                     ),
                 )
+            },
+            "/events/recent": {
+                "get": _op("The latest events (no text)", "admin", any_object, 403)
             },
             "/log": {
                 "get": {

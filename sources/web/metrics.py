@@ -5,6 +5,7 @@ global one."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,13 @@ class Metrics:
     observer methods are called from the reactor and worker threads (prometheus_client's
     metrics are thread-safe)."""
 
+    #: Events kept for the dashboard's recent events.
+    RECENT = 100
+
     def __init__(self, bot: IBotControl) -> None:
         self.bot = bot
+        #: The latest events accepted (what, where, from whom; never their text).
+        self.recent: deque[dict[str, Any]] = deque(maxlen=self.RECENT)
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
             "botcore_events",
@@ -70,6 +76,16 @@ class Metrics:
 
     def event_dispatched(self, event: Event) -> None:
         self.events.labels(event.source, event.type).inc()
+        self.recent.append(
+            {
+                "id": event.id,
+                "time": event.time.isoformat(),
+                "source": event.source,
+                "type": event.type,
+                "channel": event.channel,
+                "sender": event.sender.nick if event.sender is not None else None,
+            }
+        )
 
     def step_done(self, who: Any, seconds: float, failed: bool) -> None:
         plugin, processor = _step_labels(who)

@@ -380,6 +380,20 @@ class ObservabilityTests(WebTestCase):
         self.assertEqual(code, 200, body)
         self.assertEqual(body["checks"], {"running": True, "database": True, "sources": True})
 
+    async def test_recent_events(self):
+        """The latest events are listed for admins, without their text."""
+        await self.call("POST", "/api/v1/fire", {"text": "ping secretword"})
+        code, body = await self.call("GET", "/api/v1/events/recent")
+        self.assertEqual(code, 200, body)
+        last = body["events"][-1]
+        self.assertEqual(
+            (last["source"], last["type"], last["sender"]), ("web", "message", "alice")
+        )
+        self.assertNotIn("secretword", str(body))
+        self.assertError(
+            await self.call("GET", "/api/v1/events/recent", user="bob"), 403, "'admin' permission"
+        )
+
     async def test_metrics(self):
         """/metrics parses as Prometheus text and counts what happened."""
         await self.call("POST", "/api/v1/fire", {"text": "ping"})

@@ -140,13 +140,34 @@ async function showCounters() {
   document.getElementById("counters").textContent = lines.join("\n");
 }
 
+async function showEvents() {
+  const tbody = document.querySelector("#events tbody");
+  let data;
+  try {
+    data = await api("GET", "/events/recent");
+  } catch (error) {
+    tbody.textContent = error.message;
+    return;
+  }
+  tbody.textContent = "";
+  for (const event of data.events.slice(-20).reverse()) {
+    const row = document.createElement("tr");
+    cell(row, event.time.replace("T", " ").slice(0, 19));
+    cell(row, event.source);
+    cell(row, event.type, "event-type");
+    cell(row, event.channel || "");
+    cell(row, event.sender || "");
+    tbody.appendChild(row);
+  }
+}
+
 async function refresh() {
   try {
     await showStatus();
   } catch (error) {
     notice(error.message, true);
   }
-  await Promise.all([showSources(), showPlugins(), showCounters()]);
+  await Promise.all([showSources(), showPlugins(), showCounters(), showEvents()]);
 }
 
 function followLog() {
