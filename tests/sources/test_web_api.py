@@ -151,6 +151,43 @@ class InputTests(WebTestCase):
         await self.call("POST", "/api/v1/fire", {"text": "x" * 900})
         self.assertEqual(registry.get_sample_value("botcore_events_total", labels), 1)
 
+    async def test_too_large_chunked(self):
+        """A body of no declared length (chunked) is cut off at max_body as it arrives."""
+        from twisted.internet import reactor
+        from twisted.internet.defer import succeed
+        from twisted.web.client import Agent, readBody
+        from twisted.web.http_headers import Headers
+        from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+        from zope.interface import implementer
+
+        @implementer(IBodyProducer)
+        class Chunks:
+            length = UNKNOWN_LENGTH
+
+            def startProducing(self, consumer):
+                for _ in range(10):
+                    consumer.write(b'{"text": "' + b"x" * 500 + b'"}')
+                return succeed(None)
+
+            def pauseProducing(self):
+                pass
+
+            def stopProducing(self):
+                pass
+
+        headers = Headers(
+            {
+                "Authorization": [f"Bearer {self.web.tokens['alice']}"],
+                "Content-Type": ["application/json"],
+            }
+        )
+        response = await Agent(reactor).request(
+            b"POST", f"{self.web.base}/api/v1/fire".encode(), headers, Chunks()
+        )
+        body = await readBody(response)
+        self.assertEqual(response.code, 413, body)
+        self.assertIn(b"over 1024 bytes", body)
+
     async def test_unknown_source(self):
         """Sending to a source that does not exist is 404, naming the field."""
         result = await self.call(

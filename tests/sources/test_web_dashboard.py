@@ -95,6 +95,7 @@ class BrowserTests(DashboardTestCase):
                 expect(page.locator("#log")).to_contain_text("plugin basic reloaded")
                 seen.append("reloaded, logged")
                 expect(page.locator("#counters")).to_contain_text("botcore_events_total")
+                expect(page.locator("#counters")).to_contain_text("latency core.")
                 expect(page.locator("#events .event-type").first).to_have_text("lifecycle")
                 if SCREENSHOT:
                     page.screenshot(path=SCREENSHOT, full_page=True)

@@ -137,7 +137,21 @@ async function showCounters() {
   const text = await response.text();
   const wanted = /^botcore_(events_total|replies_sent_total|processor_errors_total|dispatcher_\w+|queue_depth)/;
   const lines = text.split("\n").filter((line) => wanted.test(line));
-  document.getElementById("counters").textContent = lines.join("\n");
+  // Mean time per processor, from the histogram's _sum and _count.
+  const sums = {}, counts = {};
+  const sample = /^botcore_processor_seconds_(sum|count)\{plugin="([^"]*)",processor="([^"]*)"\} (\S+)$/;
+  for (const line of text.split("\n")) {
+    const found = sample.exec(line);
+    if (!found) continue;
+    const key = found[2] + "." + found[3];
+    (found[1] === "sum" ? sums : counts)[key] = parseFloat(found[4]);
+  }
+  const latencies = Object.keys(counts)
+    .filter((key) => counts[key] > 0)
+    .sort((a, b) => sums[b] / counts[b] - sums[a] / counts[a])
+    .slice(0, 10)
+    .map((key) => `latency ${key}: ${(1000 * sums[key] / counts[key]).toFixed(3)} ms mean over ${counts[key]}`);
+  document.getElementById("counters").textContent = lines.concat(latencies).join("\n");
 }
 
 async function showEvents() {
