@@ -69,6 +69,10 @@ class DispatchObserver(Protocol):
     def reply_sent(self, response: Response) -> None:
         """A reply was handed to its source. Reactor thread."""
 
+    def step_retried(self, who: Any, kind: str) -> None:
+        """A step is run again after a database failure of ``kind`` (see
+        `Database.classify`). Worker thread."""
+
 
 @dataclass(slots=True, eq=False)
 class _Work:
@@ -799,6 +803,8 @@ class Dispatcher(Service):
                     event.complain = "database"
                     return True
             self._thd_undo(event, replies, processed)
+            for observer in self.observers:
+                observer.step_retried(who, kind)
             database.sleep(delay)
             attempt += 1
 

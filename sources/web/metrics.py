@@ -64,6 +64,12 @@ class Metrics:
             ["plugin", "processor"],
             registry=self.registry,
         )
+        self.retries = Counter(
+            "botcore_database_retries",
+            "Processor steps run again after a database failure, by kind of failure.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.replies = Counter(
             "botcore_replies_sent",
             "Replies handed to their source.",
@@ -92,6 +98,9 @@ class Metrics:
         self.latency.labels(plugin, processor).observe(seconds)
         if failed:
             self.errors.labels(plugin, processor).inc()
+
+    def step_retried(self, who: Any, kind: str) -> None:
+        self.retries.labels(kind).inc()
 
     def reply_sent(self, response: Response) -> None:
         self.replies.labels(response.source or "").inc()

@@ -46,6 +46,9 @@ class Recorder:
     def reply_sent(self, response) -> None:
         self.replies.append(response.text)
 
+    def step_retried(self, who, kind: str) -> None:
+        self.steps.append((f"retry {type(who).__name__}", kind))
+
 
 class ObserverTests(SynchronousTestCase):
     def setUp(self) -> None:
@@ -109,3 +112,75 @@ class StateChangeTests(SynchronousTestCase):
         self.assertEqual(
             dict(source.state_changes), {"connecting": 2, "connected": 1, "reconnecting": 1}
         )
+
+
+class Conflict(Exception):
+    """A database conflict, as the fake database below classifies it."""
+
+
+class ConflictingDatabase:
+    """Just what the dispatcher asks of a database when a step fails: ``Conflict`` is
+    worth retrying (at once), anything else is not."""
+
+    def open_session(self):
+        raise AssertionError("no session is opened here")
+
+    def classify(self, error: BaseException) -> str | None:
+        return "conflict" if isinstance(error, Conflict) else None
+
+    def retry_delay_for(self, kind: str, attempt: int) -> float | None:
+        return 0.0 if attempt < 3 else None
+
+    def sleep(self, delay: float) -> None:
+        pass
+
+    def gave_up(self, kind: str, error: BaseException, what: str) -> None:
+        pass
+
+
+class OnceConflicting(Processor):
+    addressed = False
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.tries = 0
+
+    @handler
+    def work(self, event: Event) -> None:
+        self.tries += 1
+        if self.tries == 1:
+            raise Conflict("deadlock")
+        event.addresponse("done")
+
+
+class RetryObserverTests(SynchronousTestCase):
+    def test_retry_told(self) -> None:
+        """A step run again after a database conflict is told as retried, then done."""
+        reactor = InlineReactor()
+        context = StubContext(reactor=reactor)
+        source = MemorySource("mem", context)
+        context.add_source(source)
+        dispatcher = Dispatcher(
+            {},
+            reactor=reactor,
+            threadpool=InlineThreadPool(),
+            database=ConflictingDatabase(),
+            sources=context.get_source,
+        )
+        dispatcher.set_chain([OnceConflicting("t", context)])
+        dispatcher.startService()
+        self.addCleanup(dispatcher.stopService)
+        recorder = Recorder()
+        dispatcher.observers = (recorder,)
+        event = Event(
+            source="mem",
+            type=EventType.MESSAGE,
+            sender=Sender("c", "u", "u"),
+            channel="u",
+            message=Message("x"),
+        )
+        self.successResultOf(dispatcher.dispatch(event))
+        self.assertEqual(
+            recorder.steps, [("retry OnceConflicting", "conflict"), ("OnceConflicting", False)]
+        )
+        self.assertEqual([r.text for r in source.sent], ["done"])
