@@ -9,9 +9,14 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+try:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
+except ImportError as e:  # said when the source is loaded, with what to install
+    raise ImportError(
+        f"the web source needs prometheus_client ({e}): pip install 'botcore[web]'"
+    ) from e
 
 if TYPE_CHECKING:
     from botcore.event import Event, Response
