@@ -134,6 +134,27 @@ class WebhookTests(TestCase):
         code, body = await ensureDeferred(self.web.call("GET", "/webhooks/plain", user=None))
         self.assertEqual(code, 405, body)
 
+    async def test_secret_set_through_the_api(self):
+        """The hook's secret set by PUT /config (the admin plugin's secret path): the
+        reply does not show it, the log does not hold it, and the hook checks it."""
+        code, body = await ensureDeferred(
+            self.web.call(
+                "PUT", "/api/v1/config/plugin:hooktest/secret", {"value": "rotated-secret"}
+            )
+        )
+        self.assertEqual(code, 200, body)
+        self.assertIn("(secret)", body["replies"][0]["text"])
+        self.assertNotIn("rotated-secret", str(body))
+        tail = "\n".join(self.web.bot.get_source("web").tail.recent())
+        self.assertNotIn("rotated-secret", tail)
+        spec = hooks.WebhookSpec("/github", "secret")
+        old = hooks.sign(spec, SECRET, PUSH)
+        code, _ = await self.post("/github", PUSH, **{"X-Hub-Signature-256": old})
+        self.assertEqual(code, 401)
+        new = hooks.sign(spec, "rotated-secret", PUSH)
+        code, body = await self.post("/github", PUSH, **{"X-Hub-Signature-256": new})
+        self.assertEqual(code, 200, body)
+
     async def test_route_follows_plugin(self):
         """The route goes with its plugin's unload and comes back with its load and
         reload."""
