@@ -55,6 +55,7 @@ def add_routes(router: Router, web: WebSource) -> None:
 
     route("GET", "/openapi.json", openapi)
     route("GET", "/status", status)
+    route("GET", "/me", me)
     route("POST", "/stop", stop)
     route("GET", "/sources", list_sources)
     route("POST", "/sources/{name}/{action}", source_action)
@@ -141,6 +142,22 @@ def status_of(web: WebSource) -> dict[str, Any]:
 async def status(web: WebSource, request: Request) -> Any:
     await _allowed(web, request, None)
     return json_reply(status_of(web))
+
+
+#: The permissions of the chat commands the API and the dashboard offer.
+CONTROL_PERMISSIONS = ("sources", "plugins", "config", "admin")
+
+
+async def me(web: WebSource, request: Request) -> Any:
+    """Who the caller is, and which of the control permissions they hold (what the
+    dashboard shows buttons for; every call is checked again all the same)."""
+    principal = await _allowed(web, request, None)
+
+    def thd_held() -> dict[str, bool]:
+        return {name: web.thd_authorised(principal, name) for name in CONTROL_PERMISSIONS}
+
+    held = await web.in_thread(thd_held)
+    return json_reply({"account": principal.username, "by": principal.kind, "permissions": held})
 
 
 async def stop(web: WebSource, request: Request) -> Any:
@@ -567,6 +584,7 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/status": {"get": _op("Name, version, lifecycle state and uptime", None, any_object)},
+            "/me": {"get": _op("The caller's account and control permissions", None, any_object)},
             "/stop": {"post": _op("Stop the bot", "admin", any_object, 403, status="202")},
             "/sources": {"get": _op("Sources and their states", "sources", any_object, 403)},
             "/sources/{name}/{action}": {

@@ -87,6 +87,17 @@ class AuthenticationTests(WebTestCase):
         code, body = await self.call("POST", "/api/v1/fire", {"text": "ping"}, user="bob")
         self.assertEqual(code, 200, body)
 
+    async def test_me(self):
+        """/me names the account and the control permissions it holds."""
+        code, body = await self.call("GET", "/api/v1/me")
+        self.assertEqual((code, body["account"], body["by"]), (200, "alice", "token"))
+        self.assertEqual(set(body["permissions"].values()), {True})
+        code, body = await self.call("GET", "/api/v1/me", user="bob")
+        self.assertEqual(
+            body["permissions"],
+            {"sources": False, "plugins": False, "config": False, "admin": False},
+        )
+
     async def test_source_grants_count(self):
         """Permissions resolve as in chat: a grant in the account row decides."""
         with self.web.session() as session:

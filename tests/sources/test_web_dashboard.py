@@ -105,6 +105,16 @@ class BrowserTests(DashboardTestCase):
                 # The old session is gone: the API refuses the browser now.
                 status = page.evaluate("fetch('/api/v1/status').then(r => r.status)")
                 seen.append(f"then {status}")
+                # An account without the control permissions sees none of the controls.
+                page.fill("#username", "bob")
+                page.fill("#password", "bob-password")
+                page.click("#login-button")
+                expect(page.locator("#user")).to_have_text("bob")
+                expect(page.locator("#state")).to_have_text("running")
+                expect(page.locator("#sources-section")).to_be_hidden()
+                expect(page.locator("#plugins-section")).to_be_hidden()
+                expect(page.locator("#admin-sections")).to_be_hidden()
+                seen.append("bob sees no controls")
                 self.assertEqual(errors, [])
             finally:
                 browser.close()
@@ -124,6 +134,7 @@ class BrowserTests(DashboardTestCase):
                 "reloaded, logged",
                 "logged out",
                 "then 401",
+                "bob sees no controls",
             ],
         )
         self.assertEqual(self.web.bot.source_states()["console"], "connected")

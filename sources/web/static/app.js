@@ -175,13 +175,29 @@ async function showEvents() {
   }
 }
 
+let held = null;
+
+async function showPermissions() {
+  // Hide what the account may not do (the server refuses it all the same).
+  const data = await api("GET", "/me");
+  held = data.permissions;
+  document.getElementById("sources-section").hidden = !held.sources;
+  document.getElementById("plugins-section").hidden = !held.plugins;
+  document.getElementById("admin-sections").hidden = !held.admin;
+}
+
 async function refresh() {
   try {
+    if (held === null) await showPermissions();
     await showStatus();
   } catch (error) {
     notice(error.message, true);
   }
-  await Promise.all([showSources(), showPlugins(), showCounters(), showEvents()]);
+  const shown = [showCounters()];
+  if (held && held.sources) shown.push(showSources());
+  if (held && held.plugins) shown.push(showPlugins());
+  if (held && held.admin) shown.push(showEvents());
+  await Promise.all(shown);
 }
 
 function followLog() {
@@ -207,6 +223,7 @@ document.getElementById("plugin-load").addEventListener("click", async () => {
   refresh();
 });
 
-refresh();
+refresh().then(() => {
+  if (held && held.admin) followLog();
+});
 setInterval(refresh, 5000);
-followLog();
