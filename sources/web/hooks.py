@@ -23,7 +23,7 @@ _PATH = "/webhooks"
 
 
 def add_routes(router: Router, web: WebSource) -> None:
-    router.add("POST", _PATH + "/{hook}", lambda request, hook: receive(web, request, hook))
+    router.add("POST", _PATH + "/{hook*}", lambda request, hook: receive(web, request, hook))
 
 
 async def receive(web: WebSource, request: Request, hook: str) -> Any:

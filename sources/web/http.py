@@ -98,8 +98,10 @@ class Router(Resource):
         self.routes: list[Route] = []
 
     def add(self, method: str, path: str, handler: Callable[..., Any]) -> None:
-        """Route ``method`` on ``path`` (``{name}`` is one path segment) to ``handler``."""
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+        """Route ``method`` on ``path`` (``{name}`` is one path segment, ``{name*}`` one or
+        more) to ``handler``."""
+        regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>[^/]+(?:/[^/]+)*)", path)
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
         self.routes.append(Route(method, re.compile(f"^{regex}$"), handler))
 
     def render(self, request: server.Request) -> Any:

@@ -35,6 +35,10 @@ class Hooks(WebhookProcessor):
     def plain(self, event):
         event.addresponse("plain %s" % event.data["body"], address=False)
 
+    @webhook("/ci/builds")
+    def builds(self, event):
+        event.addresponse("build %s" % event.data["json"]["status"], address=False)
+
     @webhook("/locked", secret="unset")
     def locked(self, event):
         event.addresponse("never")
@@ -121,6 +125,15 @@ class WebhookTests(TestCase):
         code, body = await self.post("/plain", b"hello", **{"Content-Type": "text/plain"})
         self.assertEqual(code, 200, body)
         self.assertEqual([r["text"] for r in body["responses"]], ["plain hello"])
+
+    async def test_nested_route(self):
+        """A route of several segments is served at its whole path, and only there."""
+        code, body = await self.post("/ci/builds", b'{"status": "green"}')
+        self.assertEqual((code, [r["text"] for r in body["responses"]]), (200, ["build green"]))
+        code, _ = await self.post("/ci", b"{}")
+        self.assertEqual(code, 404)
+        code, _ = await self.post("/ci/builds/x", b"{}")
+        self.assertEqual(code, 404)
 
     async def test_invalid_json(self):
         """A JSON body that does not parse is 400."""
