@@ -286,11 +286,16 @@ class Bot(MultiService):
     def add_source(self, name: str, section: dict[str, Any]) -> ISource:
         """Instantiate a source from its config section and add it to the tree."""
         cls = self.reloader.source_class(section["type"])
-        source = cls(name, self.context, section)
+        source = cls(name, self._context_for(cls), section)
         source.setup()
         source.setServiceParent(self.sources)
         self._configured_sources.add(name)
         return source
+
+    def _context_for(self, cls: type) -> Any:
+        # A source that declares ``control`` (a front door) drives the bot as the admin
+        # plugins do; every other source gets only the context.
+        return self if getattr(cls, "control", False) else self.context
 
     # -- sources at runtime (reactor thread) ------------------------------------
 
@@ -316,7 +321,7 @@ class Bot(MultiService):
         swap = self.reloader.reimport_source(section["type"])
         try:
             cls = self.reloader.source_class(section["type"], swap.module)
-            source = cls(name, self.context, section)
+            source = cls(name, self._context_for(cls), section)
             source.setup()
         except Exception as e:
             files = swap.files()

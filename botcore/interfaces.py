@@ -242,6 +242,9 @@ class IBotControl(IBotContext):
     plugins = Attribute("The plugins service: ``loaded``, ``failed``, ``versions``, and "
                         "``load_plugin``/``unload_plugin``/``reload_plugin`` (load and "
                         "reload return Deferreds).")  # fmt: skip
+    dispatcher = Attribute("The dispatcher: its ``load()`` and ``monitors`` (metrics).")
+    databases = Attribute("The databases: name -> `botcore.db.service.Database`.")
+    catalogue = Attribute("The event types (`botcore.bus.catalogue.Catalogue`).")
 
     def section_options(section, values) -> dict:
         """The options ``[section]`` may hold, given its raw ``values``; raises

@@ -48,6 +48,12 @@ class LoggingSection:
     level = ChoiceOption(
         "Lowest level logged: debug, info, warn, error or critical.", "info", choices=LOG_LEVELS
     )
+    format = ChoiceOption(
+        "How log lines are written to a file or stdout: text, or json (one JSON object "
+        "per line, for log shippers; read at start).",
+        "text",
+        choices=("text", "json"),
+    )
 
 
 FIXED_SECTIONS = ("bot", "auth", "logging", "events")

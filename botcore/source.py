@@ -4,7 +4,7 @@ the replies back. Everything here runs on the reactor thread."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,6 +101,9 @@ class Source(Service):
     and implement `send` (and usually `startService`/`stopService`)."""
 
     type: ClassVar[str] = ""
+    #: Whether the source is given the administrative `IBotControl` as its ``bot``
+    #: rather than only the `IBotContext` (a front door that loads plugins and sources).
+    control: ClassVar[bool] = False
     #: What the network offers (a class default; an instance may have its own).
     supports: frozenset[str] = frozenset()
 
@@ -148,6 +151,9 @@ class Source(Service):
         self.stop_reason: str | None = None
         self._connected_waiters: list[Deferred[None]] = []
         self._sent = SentMessages()
+        #: How many times the source has entered each state (reconnects, failures), for
+        #: metrics. Reactor thread.
+        self.state_changes: Counter[str] = Counter()
 
     def startService(self) -> Deferred[None] | None:
         """Start (a subclass may return a Deferred that fires once it has started)."""
@@ -166,6 +172,7 @@ class Source(Service):
                 "source {source}: {old} -> {new}", source=self.name, old=self.state, new=state
             )
             self.state = state
+            self.state_changes[state] += 1
         if state == "connected" and self._connected_waiters:
             waiters, self._connected_waiters = self._connected_waiters, []
             for d in waiters:

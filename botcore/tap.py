@@ -15,12 +15,14 @@ from typing import IO, Any, ClassVar
 from twisted.application.service import Service
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
     LogPublisher,
     globalLogPublisher,
+    jsonFileLogObserver,
 )
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -208,11 +210,24 @@ class ProcessControl(Service):
         if observers is None:
             self.log.warn("cannot apply [logging] level: unknown log publisher")
             return
+        as_json = self.bot.config.section("logging").get("format", "text") == "json"
         for observer in list(observers):
-            wrapped = FilteringLogObserver(observer, [self.level_filter])
+            wrapped = FilteringLogObserver(
+                self.json_observer(observer) if as_json else observer, [self.level_filter]
+            )
             self.publisher.removeObserver(observer)
             self.publisher.addObserver(wrapped)
             self.filtered.append(wrapped)
+
+    @staticmethod
+    def json_observer(observer: Any) -> Any:
+        """For ``[logging] format = json``: the file twistd's text observer writes to
+        (stdout or --logfile), written as JSON lines instead; an observer of another kind
+        (syslog, a --logger of one's own) is kept as it is."""
+        out = getattr(observer, "_outFile", None)
+        if not isinstance(observer, FileLogObserver) or out is None:
+            return observer
+        return jsonFileLogObserver(out)
 
     def apply_log_level(self) -> None:
         """Log events below ``[logging] level`` from now on (also after a reload)."""

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from botcore.config import ConfigErrors
 from botcore.db.faults import first_line
@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the admin password from stdin"
+    )
+    parser.add_argument(
+        "--api-token",
+        metavar="LABEL",
+        help="also make an API token for the web front door for the admin (printed once)",
     )
     parser.add_argument(
         "-y", "--yes", action="store_true", help="no questions: defaults for what flags omit"
@@ -258,6 +263,7 @@ class Setup:
                         f"Keeping the existing account {account.username} "
                         "(--force resets its password and permissions)."
                     )
+                    self.create_token(session, account.id)
                     return
                 secret = self.password()
                 if account is None:
@@ -268,12 +274,27 @@ class Setup:
                 for permission in admin_permissions():
                     accounts.set_permission(session, account.id, permission, "auth")
                 session.commit()
+                self.create_token(session, account.id)
             self.say(
                 f"Admin account {username} is {identity} on {source}; say "
                 "'auth <password>' to the bot privately to use its permissions."
             )
         finally:
             engine.dispose()
+
+    def create_token(self, session: Any, account_id: int) -> None:
+        """With ``--api-token``, a new token for the account, printed once."""
+        if not self.args.api_token:
+            return
+        from botcore.accounts.models import AccountError
+        from botcore.web import tokens
+
+        try:
+            row, secret = tokens.create_token(session, account_id, self.args.api_token)
+        except AccountError as e:
+            raise SetupError(str(e)) from None
+        session.commit()
+        self.say(f"API token {row.id} ({row.label}), shown only now: {secret}")
 
 
 def main(

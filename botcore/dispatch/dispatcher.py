@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -54,6 +54,25 @@ _OWN_SOURCE = "botcore"
 #: Address processor words them, in its configured phrases).
 ACKNOWLEDGED = "Okay"
 REFUSED = "No"
+
+
+class DispatchMonitor(Protocol):
+    """What watches the dispatcher's work (the web front door's metrics): told of each
+    event accepted, each step run and each reply sent. Must be quick and thread-safe."""
+
+    def event_dispatched(self, event: Event) -> None:
+        """An event was accepted for processing. Reactor thread."""
+
+    def step_done(self, who: Any, seconds: float, failed: bool) -> None:
+        """A processor (or a call_later/periodic function) ran on an event for
+        ``seconds``; ``failed``: it raised. Worker thread."""
+
+    def reply_sent(self, response: Response) -> None:
+        """A reply was handed to its source. Reactor thread."""
+
+    def step_retried(self, who: Any, kind: str) -> None:
+        """A step is run again after a database failure of ``kind`` (see
+        `Database.classify`). Worker thread."""
 
 
 @dataclass(slots=True, eq=False)
@@ -205,6 +224,25 @@ class Dispatcher(Service):
         #: the run aborted), whatever started it, before its Deferred fires: the event
         #: log and the reactors. Reactor thread; an observer's exception is logged.
         self.observers: list[Callable[[Event], None]] = []
+        #: Who watches the work as it is done (`DispatchMonitor`: the web front door's
+        #: metrics); replaced whole, never changed in place, so worker threads read one
+        #: tuple or the other.
+        self.monitors: tuple[DispatchMonitor, ...] = ()
+
+    def load(self) -> dict[str, Any]:
+        """How busy the dispatcher is now: events in flight, runs in the pool (not
+        stuck), worker threads, stuck runs, events dropped in all, and events waiting
+        for a worker by source. Reactor thread."""
+        return {
+            "inflight": self._inflight,
+            "active": self._active,
+            "threads": self.threads,
+            "capacity": self.capacity,
+            "stuck": self.stuck,
+            "stuck_total": self.stuck_total,
+            "dropped": self.dropped,
+            "waiting": dict(self._waiting_by),
+        }
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -378,6 +416,8 @@ class Dispatcher(Service):
         if self._dropping and source in self._dropping and waiting < self.max_queued // 2:
             self._dropping.discard(source)
         self._waiting_by[source] = waiting + 1
+        for monitor in self.monitors:
+            monitor.event_dispatched(event)
         d: Deferred[Event] = Deferred()
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
@@ -687,6 +727,9 @@ class Dispatcher(Service):
                 source.send(response)
             except Exception:
                 self.log.failure("source {source} failed to send a reply", source=source.name)
+                continue
+            for monitor in self.monitors:
+                monitor.reply_sent(response)
 
     def _worded(self, response: Response, event: Event) -> Response:
         text = response.text
@@ -723,7 +766,10 @@ class Dispatcher(Service):
                 work.step = who
                 started = clock()
                 outcome = self._thd_run(event, function, args, kw, who)
-                steps.append((who, outcome, clock() - started))
+                seconds = clock() - started
+                steps.append((who, outcome, seconds))
+                for monitor in self.monitors:
+                    monitor.step_done(who, seconds, outcome == FAILED)
 
         pre, post = chain.hooks(event.type)
         try:
@@ -801,6 +847,8 @@ class Dispatcher(Service):
                     event.complain = "database"
                     return FAILED
             self._thd_undo(event, replies, processed)
+            for monitor in self.monitors:
+                monitor.step_retried(who, kind)
             database.sleep(delay)
             attempt += 1
 
