@@ -3,7 +3,7 @@ undelivered ones) every refresh_interval, so that ordinary messages need no quer
 it that read scans every memo ever left.
 
 Revision ID: 0023
-Revises: 0016
+Revises: 0021
 """
 
 from __future__ import annotations
