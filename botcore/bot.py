@@ -69,6 +69,10 @@ class BotContext:
         return self._bot.config
 
     @property
+    def database(self) -> Database | None:
+        return self._bot.databases.get("main")
+
+    @property
     def auth(self) -> Permissions:
         return self._bot.auth
 
@@ -296,6 +300,11 @@ class Bot(MultiService):
         # A source that declares ``control`` (a front door) drives the bot as the admin
         # plugins do; every other source gets only the context.
         return self if getattr(cls, "control", False) else self.context
+
+    @property
+    def database(self) -> Database | None:
+        """The main database service, or None (`IBotContext.database`)."""
+        return self.databases.get("main")
 
     # -- sources at runtime (reactor thread) ------------------------------------
 

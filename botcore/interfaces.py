@@ -185,6 +185,10 @@ class IBotContext(Interface):
         "time with. Reactor thread only, but for ``callFromThread``."
     )
     config = Attribute("The bot's whole validated configuration (`botcore.config.Config`).")
+    database = Attribute(
+        "The bot's main database service (`botcore.db.service.Database`, for a source's "
+        "own records such as the IRC source's STS policies), or None without one."
+    )
     state = Attribute("The lifecycle state (`botcore.event.Lifecycle`).")
     started_at = Attribute("When the bot finished starting (aware UTC datetime), or None.")
     auth = Attribute(

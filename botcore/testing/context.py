@@ -48,6 +48,7 @@ class StubContext:
         config: Config | None = None,
         auth: Permissions | None = None,
         plugins: Mapping[str, list[Processor]] | None = None,
+        database: Any = None,
     ) -> None:
         self.reactor = reactor
         self.name = name
@@ -58,6 +59,8 @@ class StubContext:
         self.config = config or Config(path=Path("bot.ini"), files=[], sections={})
         self.auth = auth or Permissions(self.config.section("auth"), self._source_permissions)
         self.plugins: dict[str, list[Processor]] = dict(plugins or {})
+        #: The main database service (`botcore.db.service.Database`), if the test has one.
+        self.database = database
         self.state = Lifecycle.RUNNING
         self.started_at: datetime | None = None
         self._catalogue: Catalogue | None = None

@@ -461,16 +461,6 @@ class IRCSource(Source):
         self.connected_to = actual
         return self._make_endpoint(actual)
 
-    def _database(self) -> Any:
-        """The bot's main database service, if it has one (for the STS policies)."""
-        node: Any = self.parent
-        while node is not None:
-            databases = getattr(node, "databases", None)
-            if isinstance(databases, dict):
-                return databases.get("main")
-            node = getattr(node, "parent", None)
-        return None
-
     def update_supports(self, protocol: IRCProtocol) -> None:
         """What replies can carry here, from what ``protocol`` negotiated: replies and
         reactions with message-tags (unless CLIENTTAGDENY refuses their tags)."""
@@ -492,7 +482,7 @@ class IRCSource(Source):
             self._wanted.setdefault(self._key(name), (name, key))
         self.set_state("connecting")
         if self.sts_policies.store is None:
-            database = self._database()
+            database = getattr(self.bot, "database", None)
             if database is not None:
                 self.sts_policies.store = DatabaseStore(self.reactor, database)
         self.sts_policies.load().addBoth(lambda _: self._connect())
