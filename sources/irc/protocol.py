@@ -29,6 +29,7 @@ from twisted.words.protocols import irc
 
 from botcore.accounts.secrets import scrub
 from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.text import split_text
 from sources.irc.flood import OutgoingQueue, TokenBucket
 from sources.irc.sasl import (
     MECHANISMS,
@@ -49,7 +50,6 @@ from sources.irc.wire import (
     encode_line,
     irc_lower,
     parse_line,
-    split_text,
     text_budget,
 )
 

@@ -24,7 +24,7 @@ from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import ChoiceOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source, unique_names
-from sources.irc.wire import split_text
+from botcore.text import split_text
 from sources.xmpp import model
 from sources.xmpp import stanzas as st
 from sources.xmpp.connection import XMPPConnection

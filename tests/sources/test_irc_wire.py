@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.text import split_text
 from sources.irc.wire import (
     LINE_LIMIT,
     Mask,
@@ -13,7 +14,6 @@ from sources.irc.wire import (
     encode_line,
     irc_lower,
     parse_line,
-    split_text,
     text_budget,
     valid_target,
 )
