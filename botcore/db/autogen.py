@@ -191,12 +191,10 @@ def _missing_key_indexes(
 ) -> list[KeyedOp]:
     """On SQLite alembic cannot see expression indexes, so it never says a key index is
     missing: compare them by their SQL (as `botcore.db.migrate.compare` does)."""
-    from botcore.db import migrate
-
     include = opts.get("include_object")
     missing = []
     existing = set(context.connection.dialect.get_table_names(context.connection))
-    for difference in migrate.compare_key_indexes(context.connection, metadata):
+    for difference in types.compare_key_indexes(context.connection, metadata):
         twin = difference[1]
         table = twin.table
         if table.name in created or table.name not in existing:

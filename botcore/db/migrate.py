@@ -231,7 +231,7 @@ def compare(engine: Engine, metadata: MetaData, **kw: Any) -> list[Any]:
         )
         differences = compare_metadata(context, metadata)
         if connection.dialect.name == "sqlite":
-            differences += compare_key_indexes(connection, metadata)
+            differences += types.compare_key_indexes(connection, metadata)
         return differences
 
 
@@ -250,7 +250,7 @@ def comparison_options(dialect: str, tables: Collection[str] | None = None) -> d
                 return False
         # A model's index or constraint made for other backends only (see
         # botcore.db.types.index_by_key) is not missing here; SQLite's key indexes cannot be
-        # reflected, so alembic cannot compare them: compare_key_indexes does.
+        # reflected, so alembic cannot compare them: types.compare_key_indexes does.
         if reflected:
             return True
         return types.made_for(obj, dialect) and not (
@@ -266,31 +266,6 @@ def comparison_options(dialect: str, tables: Collection[str] | None = None) -> d
         "render_item": render_item,
         "process_revision_directives": autogen.rewrite,
     }
-
-
-def compare_key_indexes(connection: Connection, metadata: MetaData) -> list[Any]:
-    """alembic-style differences for SQLite's key indexes: ``add_index`` for one missing
-    or different (compared by its SQL, quotes and spaces aside)."""
-    from sqlalchemy.schema import CreateIndex
-
-    stored = {
-        name: _normal_sql(sql)
-        for name, sql in connection.exec_driver_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        )
-    }
-    differences: list[Any] = []
-    for table in metadata.tables.values():
-        for index in sorted(table.indexes, key=lambda i: str(i.name)):
-            if types.is_key_index(index):
-                wanted = _normal_sql(str(CreateIndex(index).compile(dialect=connection.dialect)))
-                if stored.get(str(index.name)) != wanted:
-                    differences.append(("add_index", index))
-    return differences
-
-
-def _normal_sql(sql: str) -> str:
-    return re.sub(r"[\s\"`\[\]]", "", sql).lower()
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Index, String, Table, UniqueConstraint, text
+from sqlalchemy import DateTime, Index, MetaData, String, Table, UniqueConstraint, text
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -422,3 +422,28 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (a column default)."""
     return datetime.now(UTC)
+
+
+def compare_key_indexes(connection: Connection, metadata: MetaData) -> list[Any]:
+    """alembic-style differences for SQLite's key indexes: ``add_index`` for one missing
+    or different (compared by its SQL, quotes and spaces aside)."""
+    from sqlalchemy.schema import CreateIndex
+
+    stored = {
+        name: _normal_sql(sql)
+        for name, sql in connection.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        )
+    }
+    differences: list[Any] = []
+    for table in metadata.tables.values():
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if is_key_index(index):
+                wanted = _normal_sql(str(CreateIndex(index).compile(dialect=connection.dialect)))
+                if stored.get(str(index.name)) != wanted:
+                    differences.append(("add_index", index))
+    return differences
+
+
+def _normal_sql(sql: str) -> str:
+    return re.sub(r"[\s\"`\[\]]", "", sql).lower()
