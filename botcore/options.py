@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from twisted.internet.endpoints import serverFromString
+
 #: What stands in for a secret in text that was scrubbed (chat, logs, error messages).
 REDACTED = "[secret]"
 
@@ -304,3 +306,31 @@ def options_of(*declarers: Any) -> dict[str, Option]:
 def defaults_of(options: Iterable[Option]) -> dict[str, Any]:
     """The default value of each option, by INI key."""
     return {option.name: option.default for option in options}
+
+
+class _EndpointCheckReactor:
+    """A stand-in reactor for checking an endpoint string's syntax: building a server
+    endpoint does no I/O, so any object will do."""
+
+
+class ServerEndpointOption(Option):
+    """A Twisted server endpoint string, checked for syntax when the config is read."""
+
+    kind = "endpoint"
+
+    def parse(self, raw: str) -> str:
+        text = raw.strip()
+        try:
+            endpoint = serverFromString(_EndpointCheckReactor(), text)
+            # TCP endpoints take any integer as their port and fail only when they listen
+            # (after a reload, with the old console gone): check the range here. Twisted
+            # keeps the port in the endpoint's _port; other kinds have none.
+            port = getattr(endpoint, "_port", None)
+            if isinstance(port, int) and not 0 <= port <= 65535:
+                raise ValueError(f"port {port} is not in 0-65535")
+        except Exception as e:
+            raise ValueError(
+                f"expected a Twisted server endpoint such as tcp:3000:interface=127.0.0.1, "
+                f"found {raw!r} ({e})"
+            ) from None
+        return text

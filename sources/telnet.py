@@ -23,7 +23,7 @@ from botcore.accounts.secrets import scrub
 from botcore.accounts.throttle import address_key
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.humanize import duration
-from botcore.options import BoolOption, FloatOption, IntOption, Option
+from botcore.options import BoolOption, FloatOption, IntOption, ServerEndpointOption
 from botcore.source import Source
 
 if TYPE_CHECKING:
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
 
 class ListenFailed(Exception):
     """The console could not listen on its endpoint."""
-
-
-class _EndpointCheckReactor:
-    """A stand-in reactor for checking an endpoint string's syntax: building a server
-    endpoint does no I/O, so any object will do."""
 
 
 class StreamTransport(typing.Protocol):
@@ -100,29 +95,6 @@ def stream_of(transport: object) -> StreamTransport:
     return cast(StreamTransport, transport)
 
 
-class EndpointOption(Option):
-    """A Twisted server endpoint string, checked for syntax when the config is read."""
-
-    kind = "endpoint"
-
-    def parse(self, raw: str) -> str:
-        text = raw.strip()
-        try:
-            endpoint = serverFromString(_EndpointCheckReactor(), text)
-            # TCP endpoints take any integer as their port and fail only when they listen
-            # (after a reload, with the old console gone): check the range here. Twisted
-            # keeps the port in the endpoint's _port; other kinds have none.
-            port = getattr(endpoint, "_port", None)
-            if isinstance(port, int) and not 0 <= port <= 65535:
-                raise ValueError(f"port {port} is not in 0-65535")
-        except Exception as e:
-            raise ValueError(
-                f"expected a Twisted server endpoint such as tcp:3000:interface=127.0.0.1, "
-                f"found {raw!r} ({e})"
-            ) from None
-        return text
-
-
 class TelnetSource(Source):
     """Listens on ``endpoint``; each connection is one person, known by the nick they give.
 
@@ -136,7 +108,7 @@ class TelnetSource(Source):
     type = "telnet"
     supports = frozenset({"action", "multiline"})
 
-    endpoint = EndpointOption(
+    endpoint = ServerEndpointOption(
         "Where the console listens: a Twisted server endpoint string (keep it on loopback).",
         "tcp:3000:interface=127.0.0.1",
     )

@@ -22,11 +22,10 @@ from twisted.python.threadpool import ThreadPool
 
 from botcore.accounts import models as accounts
 from botcore.event import Event, EventType, Message, Response, Sender
-from botcore.options import BoolOption, FloatOption, IntOption
+from botcore.options import BoolOption, FloatOption, IntOption, ServerEndpointOption
 from botcore.source import Source
 from botcore.web import tokens
 from botcore.web.webhook import WEBHOOK_TYPE
-from sources.telnet import EndpointOption
 from sources.web import api, dashboard, hooks
 from sources.web.http import ApiError, Router, Site
 from sources.web.metrics import Metrics
@@ -98,7 +97,7 @@ class WebSource(Source):
     control = True
     supports = frozenset({"action", "notice", "multiline"})
 
-    endpoint = EndpointOption(
+    endpoint = ServerEndpointOption(
         "Where the front door listens: a Twisted server endpoint string (loopback by "
         "default; ssl:PORT:privateKey=KEY:certKey=CERT for TLS).",
         "tcp:8080:interface=127.0.0.1",

@@ -28,10 +28,11 @@ from botcore.bot import Bot
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
 from botcore.interfaces import ISource
+from botcore.options import ServerEndpointOption
 from botcore.processor import Processor, match
 from botcore.settings import read_config
 from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
-from sources.telnet import Console, ConsoleFactory, EndpointOption, ListenFailed, TelnetSource
+from sources.telnet import Console, ConsoleFactory, ListenFailed, TelnetSource
 
 
 class Talk(Processor):
@@ -600,7 +601,7 @@ class EndpointOptionTests(SynchronousTestCase):
 
     def test_valid(self) -> None:
         """Endpoint strings are accepted as written (surrounding space removed)."""
-        option = EndpointOption("help")
+        option = ServerEndpointOption("help")
         self.assertEqual(
             option.parse(" tcp:3000:interface=127.0.0.1 "), "tcp:3000:interface=127.0.0.1"
         )
@@ -608,7 +609,7 @@ class EndpointOptionTests(SynchronousTestCase):
 
     def test_invalid(self) -> None:
         """A bad endpoint is a config error saying what was expected and what is wrong."""
-        option = EndpointOption("help")
+        option = ServerEndpointOption("help")
         # A port out of range passed the check and failed only at listening, after a
         # reload had stopped the old console (found by the second adversarial pass).
         for text in ("tcp:port", "carrier-pigeon:1", "", "tcp:99999", "tcp6:port=-1"):
