@@ -43,8 +43,7 @@ class BackgroundOptions:
         max=100,
     )
     background_queue = IntOption(
-        "Events that may wait for a background worker; what happens to more is "
-        "background_full.",
+        "Events that may wait for a background worker; what happens to more is background_full.",
         1000,
         min=1,
     )
