@@ -190,6 +190,8 @@ class Bot(MultiService):
             sources=self.get_source,
             on_fatal=self._fatal,
             catalogue=self.catalogue,
+            # A test's pool (inline, or run by hand) for background processors too.
+            background_pool=threadpool,
         )
         self.dispatcher.setServiceParent(self)
         #: The event log ([events]): idle unless ``log = yes``; stops after the plugins,

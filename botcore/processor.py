@@ -424,6 +424,10 @@ class Processor:
     addressed: bool = True
     processed: bool = False
     priority: int = Priority.COMMANDS
+    #: Run on the dispatcher's background pool once the event's replies have been sent
+    #: (so it never delays the conversation), on a copy of the event as the chain left
+    #: it; its own replies are sent when it is done.
+    background: ClassVar[bool] = False
     autoload: bool = True
     #: Whether the processor's ``bot`` is the administrative `IBotControl` (load, unload
     #: and reload plugins and sources, reload the config, stop) rather than only the

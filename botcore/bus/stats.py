@@ -76,7 +76,15 @@ class BusStats:
         """Count one finished event of ``event_type`` (handled when ``answered``: it was
         processed or got a reply; failed when a step failed or the run was ``aborted``)
         and each of its ``steps`` as (processor or name, outcome, seconds)."""
-        failed = aborted
+        failed = self.record_steps(steps) or aborted
+        tally = self.types.get(event_type)
+        if tally is None:
+            tally = self.types[event_type] = Tally()
+        tally.add(FAILED if failed else HANDLED if answered else SEEN, seconds)
+
+    def record_steps(self, steps: Iterable[tuple[Any, str, float]]) -> bool:
+        """Count each step, (processor or name, outcome, seconds); whether one failed."""
+        failed = False
         processors = self.processors
         names = self._names
         for who, outcome, spent in steps:
@@ -96,10 +104,7 @@ class BusStats:
             elif outcome is FAILED:
                 found.failed += 1
                 failed = True
-        tally = self.types.get(event_type)
-        if tally is None:
-            tally = self.types[event_type] = Tally()
-        tally.add(FAILED if failed else HANDLED if answered else SEEN, seconds)
+        return failed
 
     def reactor(self, name: str) -> ReactorTally:
         """The counts of reactor ``name`` (made on first use)."""

@@ -42,6 +42,7 @@ class Chain:
         self._steps: dict[str, tuple[Processor | MatchRun, ...]] = {}
         self._hooks: dict[str, tuple[Hooks, Hooks]] = {}
         self._wants: dict[tuple[str, bool, bool], bool] = {}
+        self._background: dict[str, tuple[Processor, ...]] = {}
         #: Events (and periodic runs) running with this chain. Reactor thread.
         self.users = 0
         self._released: list[Deferred[None]] = []
@@ -76,6 +77,7 @@ class Chain:
         if generation != self._generation:
             # New dicts, so that a thread filling the old ones leaves nothing stale here.
             self._by_type, self._steps, self._hooks, self._wants = {}, {}, {}, {}
+            self._background = {}
             self._generation = generation
 
     def for_type(self, event_type: str) -> tuple[Processor, ...]:
@@ -90,13 +92,26 @@ class Chain:
         return found
 
     def steps(self, event_type: str) -> tuple[Processor | MatchRun, ...]:
-        """`for_type`, with each run of processors that only have ``@match`` handlers
-        made one `MatchRun`, which skips those that cannot match. Any thread."""
+        """`for_type` but the background processors, with each run of processors that
+        only have ``@match`` handlers made one `MatchRun`, which skips those that cannot
+        match. Any thread."""
         self._check_generation()
         steps = self._steps
         found = steps.get(event_type)
         if found is None:
-            found = steps[event_type] = _steps(self.for_type(event_type))
+            foreground = (p for p in self.for_type(event_type) if not _is_background(p))
+            found = steps[event_type] = _steps(foreground)
+        return found
+
+    def background(self, event_type: str) -> tuple[Processor, ...]:
+        """The background processors subscribed to ``event_type``, in order."""
+        self._check_generation()
+        cache = self._background
+        found = cache.get(event_type)
+        if found is None:
+            found = cache[event_type] = tuple(
+                p for p in self.for_type(event_type) if _is_background(p)
+            )
         return found
 
     def hooks(self, event_type: str) -> tuple[Hooks, Hooks]:
@@ -162,6 +177,10 @@ class Chain:
 _Starts = tuple[tuple[str, frozenset[str] | None], ...]
 #: A chain's hooks of one kind for one event type: (name, method), in order.
 Hooks = tuple[tuple[str, Callable[..., Any]], ...]
+
+
+def _is_background(processor: Processor) -> bool:
+    return bool(getattr(processor, "background", False))
 
 
 def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:

@@ -29,6 +29,7 @@ from zope.interface import implementer
 from botcore.bus.catalogue import Catalogue, InvalidEvent
 from botcore.bus.stats import FAILED, HANDLED, SEEN, BusStats
 from botcore.db.engine import commit_if_changed, has_changes, rollback
+from botcore.dispatch.background import Background, BackgroundOptions
 from botcore.dispatch.chain import Chain, MatchRun
 from botcore.dispatch.workers import WorkerPool
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
@@ -93,6 +94,8 @@ class _Work:
     started: float = 0.0
     stuck: bool = False
     step: Any = None
+    #: The chain it runs with (its background processors run after it).
+    chain: Chain | None = None
     #: What each step did, (name, outcome, seconds), and the whole run's seconds: for the
     #: counters (`BusStats`), added up on the reactor thread once the work is finished.
     steps: list[tuple[Any, str, float]] | None = None
@@ -121,7 +124,7 @@ class ScheduledCall:
         self._on_cancel(self)
 
 
-class Dispatcher(Service):
+class Dispatcher(BackgroundOptions, Service):
     """Runs events through the chain and sends their replies. Reactor thread, except where
     a method says otherwise.
 
@@ -180,6 +183,7 @@ class Dispatcher(Service):
         on_fatal: Callable[[Failure], None] | None = None,
         catalogue: Catalogue | None = None,
         stats: BusStats | None = None,
+        background_pool: Any = None,
     ) -> None:
         self.setName("dispatcher")
         #: The counters per event type and processor (``event stats``).
@@ -228,6 +232,16 @@ class Dispatcher(Service):
         #: metrics); replaced whole, never changed in place, so worker threads read one
         #: tuple or the other.
         self.monitors: tuple[DispatchMonitor, ...] = ()
+        #: Background processors' queue and pool (`botcore.dispatch.background`).
+        self.background = Background(
+            self,
+            reactor=reactor,
+            run_step=self._thd_run,
+            discard_session=self._thd_discard_session,
+            route=self.route,
+            stats=self.stats,
+            threadpool=background_pool,
+        )
 
     def load(self) -> dict[str, Any]:
         """How busy the dispatcher is now: events in flight, runs in the pool (not
@@ -251,6 +265,7 @@ class Dispatcher(Service):
         if self.threadpool is None:
             self.threadpool = WorkerPool(self.threads, name="botcore-dispatch")
         self.threadpool.start()
+        self.background.start()
         self._accepting = True
         self._start_periodic()
 
@@ -264,7 +279,14 @@ class Dispatcher(Service):
         for scheduled in list(self._scheduled):
             scheduled.cancel()
         wait = self.shutdown_timeout if timeout is None else timeout
-        return self.drain(wait).addCallback(self._stop_pool)
+        started = self.reactor.seconds()
+
+        def background(drained: bool) -> Deferred[bool]:
+            # The background work gets what is left of the timeout.
+            left = max(0.0, wait - (self.reactor.seconds() - started))
+            return self.background.stop(left).addCallback(lambda _: drained)
+
+        return self.drain(wait).addCallback(background).addCallback(self._stop_pool)
 
     def close_commits(self) -> None:
         """From now on, a source's event (not the bot's own lifecycle and periodic work)
@@ -549,7 +571,7 @@ class Dispatcher(Service):
         if self._watchdog is None:
             self._watchdog = self.reactor.callLater(self.handler_deadline, self._watch)
         # The lease lets a reload shut the old processors down once nothing uses them.
-        chain = self.chain._use()
+        chain = work.chain = self.chain._use()
         d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
         d.addBoth(self._finished, work)
         d.addBoth(chain._done_with)
@@ -671,8 +693,11 @@ class Dispatcher(Service):
         else:
             # Before the next event of the conversation starts: its replies leave in order.
             self.route(result)
-            # Then the counters, log and reactors, before whoever waits for the event.
+            # Then the counters, log and reactors, before whoever waits for the event;
+            # the background processors after the replies.
             self._observe(work, result)
+            if work.chain is not None:
+                self.background.submit(result, work.chain)
             if work.deferred is not None:
                 work.deferred.callback(result)
         queue = self._queues.get(work.key)

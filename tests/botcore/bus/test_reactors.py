@@ -215,8 +215,11 @@ class ConfigReactorTests(PluginTestCase):
         self.bot.context.reactors.add(Reactor("mine", frozenset({"x"}), print, origin="testing"))
         path = self.directory / "bot.ini"
         text = path.read_text()
+        # Only that section goes (the rest of the file, [bot] load included, stays).
         start = text.index("[reactor:audit]")
-        path.write_text(text[:start])
+        end = text.find("\n[", start + 1)
+        path.write_text(text[:start] + (text[end + 1 :] if end != -1 else ""))
+        self.assertIn("[bot]", path.read_text())
         self.assertEqual(self.bot.reload_config(), [])
         self.assertEqual(sorted(r.name for r in self.bot.reactors), ["announce", "mine"])
 
