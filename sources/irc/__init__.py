@@ -356,6 +356,11 @@ class IRCSource(Source):
         #: What channel names start with on the network, as its server last said
         #: (ISUPPORT CHANTYPES); replaced whole on the reactor thread, read from any.
         self.chantypes = DEFAULT_CHANTYPES
+        #: How the network compares nicks and channel names, as its server last said
+        #: (ISUPPORT CASEMAPPING; rfc1459, IRC's default, until one has). Kept across
+        #: reconnections (a network's servers share one) so that what is filed under a
+        #: folded name (log folders) does not move while the bot reconnects.
+        self.casemapping = "rfc1459"
 
     # -- configuration -------------------------------------------------------------------
 
@@ -745,6 +750,13 @@ class IRCSource(Source):
             self.log.info("{source}: not connected; topic not set", source=self.name)
             return
         protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
+
+    def fold(self, name: str) -> str:
+        """``name`` as this network compares nicks and channels: its CASEMAPPING (`irc_lower`),
+        so ``#Foo[1]`` and ``#foo{1}`` are one channel under rfc1459 and two under ascii, and
+        letters outside ASCII are left as they are (as the servers do). Any thread: reads a
+        value the reactor thread replaces whole."""
+        return irc_lower(name, self.casemapping)
 
     def is_channel(self, target: str) -> bool:
         """Whether ``target`` starts like a channel name on this network: with one of the

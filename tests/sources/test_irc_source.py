@@ -347,6 +347,25 @@ class FactsTests(ServiceTestCase):
         self.assertTrue(source.is_channel("&local"))
         self.stop()
 
+    def test_fold_follows_casemapping(self) -> None:
+        """Names fold as the server compares them: rfc1459 (``[]\\~`` are the capitals of
+        ``{}|^``) until its CASEMAPPING says otherwise, not str.casefold; the last word
+        holds while reconnecting, so what is filed under a folded name does not move."""
+        source = self.make(reconnect_delay=1.0)
+        self.assertEqual(source.fold("#Foo[1]\\~"), "#foo{1}|^")
+        self.assertEqual(source.fold("#CAFÉ"), "#cafÉ")  # servers fold ASCII only
+        source.startService()
+        self.welcome()
+        self.isupport(0, "CASEMAPPING=ascii")
+        self.assertEqual(source.fold("#Foo[1]"), "#foo[1]")
+        self.assertNotEqual(source.fold("#foo[1]"), source.fold("#foo{1}"))
+        self.connected[0][2].loseConnection()
+        self.clock.advance(1.0)
+        self.assertEqual(source.fold("#Foo[1]"), "#foo[1]")
+        self.isupport(1, "CASEMAPPING=rfc1459-strict")
+        self.assertEqual(source.fold("#A[~]"), "#a{~}")
+        self.stop()
+
     def test_names_follow_the_nick(self) -> None:
         """The bot's names here start with the nick the server gave it, then come its
         configured names."""
