@@ -361,6 +361,8 @@ class IRCSource(Source):
         #: reconnections (a network's servers share one) so that what is filed under a
         #: folded name (log folders) does not move while the bot reconnects.
         self.casemapping = "rfc1459"
+        #: Events left out because no processor wanted them (never one said to the bot).
+        self.skipped = 0
 
     # -- configuration -------------------------------------------------------------------
 
@@ -626,7 +628,26 @@ class IRCSource(Source):
         """Hand an event to the dispatcher (its replies come back through `send`)."""
         if not self.running:
             return
+        if not self._may_be_addressed(event) and not self.bot.wants(event):
+            # Channel chatter no processor would see (issue 14): no worker hand-off.
+            self.skipped += 1
+            return
         self.dispatch(event)
+
+    def _may_be_addressed(self, event: Event) -> bool:
+        """Whether ``event`` may be said to the bot, so that it is never left out: a
+        private one, or one whose text holds one of the bot's names anywhere, in any case
+        (case folded, and as the server folds nicks, so ``bot{1}`` names ``bot[1]``)."""
+        if not event.public:
+            return True
+        message = event.message
+        if message is None:
+            return False
+        text = message.raw
+        casefolded, folded = text.casefold(), self.fold(text)
+        return any(
+            name.casefold() in casefolded or self.fold(name) in folded for name in self.names()
+        )
 
     # -- sending --------------------------------------------------------------------------
 

@@ -472,6 +472,27 @@ class BotRoundTripTests(PluginTestCase):
         self.receive(":alice!a@h PRIVMSG #chan :echo hello")
         self.assertEqual(self.sent(), [])
 
+    def test_unwanted_chatter_skipped(self) -> None:
+        """Channel chatter no processor of core and basic would see is left out before
+        the dispatcher (no worker hand-off); anything that may be said to the bot is
+        not: its names in any case or folded as the server folds nicks, or a private
+        line."""
+        self.receive(":alice!a@h PRIVMSG #chan :just chatting", ":bob!b@h JOIN #chan")
+        self.assertEqual(self.irc.skipped, 2)  # nobody here wants joins either
+        self.receive(":alice!a@h PRIVMSG #chan :IRCBOT: echo loud")
+        self.assertEqual(self.sent(), ["PRIVMSG #chan :loud"])
+        self.receive(
+            ":alice!a@h PRIVMSG ircbot :no command here", ":alice!a@h PRIVMSG ircbot :ping"
+        )
+        complaint, pong = self.sent()  # a private line nothing handles is complained about
+        self.assertTrue(complaint.startswith("PRIVMSG alice :"))
+        self.assertEqual(pong, "PRIVMSG alice :pong")
+        self.receive(":ircbot!~bot@host NICK :bot[1]", ":alice!a@h PRIVMSG #chan :hi BOT{1}")
+        self.assertEqual(self.irc.skipped, 2)
+        self.receive(":alice!a@h PRIVMSG #chan :bot[1]: echo folded")
+        self.assertEqual(self.sent(), ["PRIVMSG #chan :folded"])
+        self.assertEqual(self.irc.skipped, 2)
+
     def test_long_echo_split(self) -> None:
         """A long answer arrives in several lines that each fit."""
         text = " ".join(["lorem"] * 80)
@@ -485,3 +506,19 @@ class BotRoundTripTests(PluginTestCase):
         self.successResultOf(self.bot.stopService())
         self.assertIn("QUIT :botcore", self.sent())
         self.assertEqual(self.irc.state, "stopped")
+
+
+class LoggedRoundTripTests(BotRoundTripTests):
+    """The same with the log plugin too, which observes every event: nothing is left out."""
+
+    load: ClassVar = ["basic", "log"]
+
+    def test_unwanted_chatter_skipped(self) -> None:
+        """With the log loaded chatter and joins are dispatched and logged, in the folder
+        named as the server folds the channel (rfc1459: #Chan[1] is #chan{1})."""
+        self.receive(":alice!a@h JOIN #Chan[1]", ":alice!a@h PRIVMSG #Chan[1] :just chatting")
+        self.assertEqual(self.irc.skipped, 0)
+        self.processor("Log").flush()
+        folder = self.directory / "logs" / "irc" / "#chan{1}"
+        text = "".join(path.read_text(encoding="utf-8") for path in folder.iterdir())
+        self.assertIn("just chatting", text)
