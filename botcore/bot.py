@@ -90,6 +90,9 @@ class BotContext:
     def dispatch(self, event: Event) -> Deferred[Event]:
         return self._bot.dispatch(event)
 
+    def wants(self, event: Event) -> bool:
+        return self._bot.wants(event)
+
     def call_later(
         self, delay: float, function: Any, event: Event, *args: Any, **kw: Any
     ) -> ScheduledCall:
@@ -265,6 +268,11 @@ class Bot(MultiService):
         """Publish ``event``: run it through the chain and send its replies, wherever
         they go. Reactor thread; fires with the processed event once they are sent."""
         return self.dispatcher.dispatch(event)
+
+    def wants(self, event: Event) -> bool:
+        """Whether any processor would do something with ``event`` (`Dispatcher.wants`).
+        Reactor thread."""
+        return self.dispatcher.wants(event)
 
     def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
         """Run ``function(*args, **kw)`` on the reactor thread. Any thread."""

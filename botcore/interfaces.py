@@ -220,6 +220,11 @@ class IBotContext(Interface):
         """Publish an event: run it through the chain. Reactor thread; the Deferred fires
         with the processed event, whose replies have been sent."""
 
+    def wants(event) -> bool:
+        """Whether any processor of the chain would do something with ``event``
+        (`Dispatcher.wants`): a source may leave out one for which this is False
+        instead of dispatching it. Reactor thread; cheap."""
+
     def call_later(delay, function, event, *args, **kw):
         """Run ``function(delayed_event, *args, **kw)`` after ``delay`` seconds, then the
         chain on that event; returns a cancellable handle."""

@@ -115,6 +115,10 @@ class StubContext:
             return fail(DispatcherStopped("this test context has no dispatcher"))
         return self.dispatcher.dispatch(event)
 
+    def wants(self, event: Event) -> bool:
+        # Without a dispatcher nothing can tell: say yes, so that nothing is left out.
+        return self.dispatcher is None or self.dispatcher.wants(event)
+
     def call_later(
         self, delay: float, function: Callable[..., Any], event: Event, *args: Any, **kw: Any
     ) -> IScheduledCall:

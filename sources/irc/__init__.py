@@ -356,6 +356,13 @@ class IRCSource(Source):
         #: What channel names start with on the network, as its server last said
         #: (ISUPPORT CHANTYPES); replaced whole on the reactor thread, read from any.
         self.chantypes = DEFAULT_CHANTYPES
+        #: How the network compares nicks and channel names, as its server last said
+        #: (ISUPPORT CASEMAPPING; rfc1459, IRC's default, until one has). Kept across
+        #: reconnections (a network's servers share one) so that what is filed under a
+        #: folded name (log folders) does not move while the bot reconnects.
+        self.casemapping = "rfc1459"
+        #: Events left out because no processor wanted them (never one said to the bot).
+        self.skipped = 0
 
     # -- configuration -------------------------------------------------------------------
 
@@ -621,7 +628,26 @@ class IRCSource(Source):
         """Hand an event to the dispatcher (its replies come back through `send`)."""
         if not self.running:
             return
+        if not self._may_be_addressed(event) and not self.bot.wants(event):
+            # Channel chatter no processor would see (issue 14): no worker hand-off.
+            self.skipped += 1
+            return
         self.dispatch(event)
+
+    def _may_be_addressed(self, event: Event) -> bool:
+        """Whether ``event`` may be said to the bot, so that it is never left out: a
+        private one, or one whose text holds one of the bot's names anywhere, in any case
+        (case folded, and as the server folds nicks, so ``bot{1}`` names ``bot[1]``)."""
+        if not event.public:
+            return True
+        message = event.message
+        if message is None:
+            return False
+        text = message.raw
+        casefolded, folded = text.casefold(), self.fold(text)
+        return any(
+            name.casefold() in casefolded or self.fold(name) in folded for name in self.names()
+        )
 
     # -- sending --------------------------------------------------------------------------
 
@@ -745,6 +771,13 @@ class IRCSource(Source):
             self.log.info("{source}: not connected; topic not set", source=self.name)
             return
         protocol.send_raw("TOPIC", channel, trailing=text.replace("\n", " "))
+
+    def fold(self, name: str) -> str:
+        """``name`` as this network compares nicks and channels: its CASEMAPPING (`irc_lower`),
+        so ``#Foo[1]`` and ``#foo{1}`` are one channel under rfc1459 and two under ascii, and
+        letters outside ASCII are left as they are (as the servers do). Any thread: reads a
+        value the reactor thread replaces whole."""
+        return irc_lower(name, self.casemapping)
 
     def is_channel(self, target: str) -> bool:
         """Whether ``target`` starts like a channel name on this network: with one of the

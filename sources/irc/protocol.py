@@ -203,6 +203,32 @@ class IRCProtocol(irc.IRCClient):
     stream: StreamTransport
     queue: OutgoingQueue
 
+    # The bot's nick folded as the server compares nicks, worked out again only when the
+    # nick or the casemapping changes (both are properties), not on every line: is_me
+    # asks on each message. Also what IRCClient assigns goes through the setters.
+    _nickname = ""
+    _casemapping = "rfc1459"
+    _folded_nick = ""
+
+    @property
+    def nickname(self) -> str:
+        return self._nickname
+
+    @nickname.setter
+    def nickname(self, nick: str) -> None:
+        self._nickname = nick
+        self._folded_nick = irc_lower(nick, self._casemapping)
+
+    @property
+    def casemapping(self) -> str:
+        """The server's CASEMAPPING (``rfc1459`` until it says)."""
+        return self._casemapping
+
+    @casemapping.setter
+    def casemapping(self, mapping: str) -> None:
+        self._casemapping = mapping
+        self._folded_nick = irc_lower(self._nickname, mapping)
+
     def __init__(self, source: IRCSource, server: str) -> None:
         self.source = source
         self.server = server
@@ -911,6 +937,7 @@ class IRCProtocol(irc.IRCClient):
         mapping = self.supported.getFeature("CASEMAPPING")
         if mapping:
             self.casemapping = str(mapping[0]).lower()
+            self.source.casemapping = self.casemapping
         for option in options:
             key, _, value = option.partition("=")
             if key == "CLIENTTAGDENY":
@@ -1032,7 +1059,7 @@ class IRCProtocol(irc.IRCClient):
         return irc_lower(name, self.casemapping)
 
     def is_me(self, nick: str) -> bool:
-        return self.fold(nick) == self.fold(self.nickname)
+        return irc_lower(nick, self._casemapping) == self._folded_nick
 
     def chantypes(self) -> str:
         """The characters channel names start with on this server: ISUPPORT's CHANTYPES,

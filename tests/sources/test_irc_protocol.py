@@ -10,6 +10,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import EventType
+from sources.irc import protocol as protocol_module
 from tests.sources.irc_harness import Wire, make_source
 
 
@@ -285,6 +286,37 @@ class NickTests(WireTestCase):
         self.assertEqual(self.wire.sent(), ["NICK newbot"])
         self.assertEqual(self.source.wanted_nick, "newbot")
         self.assertRaises(ValueError, self.source.set_nick, "bad nick")
+
+    def test_own_nick_folded_per_change(self) -> None:
+        """The bot knows itself under the server's casemapping, following each change of
+        nick or CASEMAPPING; its own nick is folded once per change, not for every line
+        (counted: folds of its nick while a hundred lines arrive)."""
+        self.wire.receive(":irc.example.net 433 * bot :in use")
+        self.wire.register("bot[1]")
+        self.assertTrue(self.protocol.is_me("BOT{1}"))  # rfc1459: [ is the capital of {
+        self.wire.receive(":irc.example.net 005 bot[1] CASEMAPPING=ascii :are supported")
+        self.assertTrue(self.protocol.is_me("BOT[1]"))
+        self.assertFalse(self.protocol.is_me("bot{1}"))
+        self.wire.receive(":bot[1]!~bot@host NICK :Bot~")
+        self.assertTrue(self.protocol.is_me("bot~"))
+        self.assertFalse(self.protocol.is_me("bot[1]"))
+        folded: list[str] = []
+        original = protocol_module.irc_lower
+
+        def counting(text: str, casemapping: str = "rfc1459") -> str:
+            folded.append(text)
+            return original(text, casemapping)
+
+        self.patch(protocol_module, "irc_lower", counting)
+        self.wire.join("#chan", "@Bot~ alice")
+        self.source.take_events()
+        folded.clear()
+        self.wire.receive(*[":alice!a@h PRIVMSG #chan :hello"] * 100)
+        self.assertEqual(len(self.source.take_events()), 100)
+        self.assertNotIn("Bot~", folded)
+        self.wire.receive(":Bot~!~bot@host NICK :bot")
+        self.assertIn("bot", folded)
+        self.assertTrue(self.protocol.is_me("BOT"))
 
 
 class KeepaliveTests(WireTestCase):

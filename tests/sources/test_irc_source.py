@@ -347,6 +347,25 @@ class FactsTests(ServiceTestCase):
         self.assertTrue(source.is_channel("&local"))
         self.stop()
 
+    def test_fold_follows_casemapping(self) -> None:
+        """Names fold as the server compares them: rfc1459 (``[]\\~`` are the capitals of
+        ``{}|^``) until its CASEMAPPING says otherwise, not str.casefold; the last word
+        holds while reconnecting, so what is filed under a folded name does not move."""
+        source = self.make(reconnect_delay=1.0)
+        self.assertEqual(source.fold("#Foo[1]\\~"), "#foo{1}|^")
+        self.assertEqual(source.fold("#CAFÉ"), "#cafÉ")  # servers fold ASCII only
+        source.startService()
+        self.welcome()
+        self.isupport(0, "CASEMAPPING=ascii")
+        self.assertEqual(source.fold("#Foo[1]"), "#foo[1]")
+        self.assertNotEqual(source.fold("#foo[1]"), source.fold("#foo{1}"))
+        self.connected[0][2].loseConnection()
+        self.clock.advance(1.0)
+        self.assertEqual(source.fold("#Foo[1]"), "#foo[1]")
+        self.isupport(1, "CASEMAPPING=rfc1459-strict")
+        self.assertEqual(source.fold("#A[~]"), "#a{~}")
+        self.stop()
+
     def test_names_follow_the_nick(self) -> None:
         """The bot's names here start with the nick the server gave it, then come its
         configured names."""
@@ -453,6 +472,27 @@ class BotRoundTripTests(PluginTestCase):
         self.receive(":alice!a@h PRIVMSG #chan :echo hello")
         self.assertEqual(self.sent(), [])
 
+    def test_unwanted_chatter_skipped(self) -> None:
+        """Channel chatter no processor of core and basic would see is left out before
+        the dispatcher (no worker hand-off); anything that may be said to the bot is
+        not: its names in any case or folded as the server folds nicks, or a private
+        line."""
+        self.receive(":alice!a@h PRIVMSG #chan :just chatting", ":bob!b@h JOIN #chan")
+        self.assertEqual(self.irc.skipped, 2)  # nobody here wants joins either
+        self.receive(":alice!a@h PRIVMSG #chan :IRCBOT: echo loud")
+        self.assertEqual(self.sent(), ["PRIVMSG #chan :loud"])
+        self.receive(
+            ":alice!a@h PRIVMSG ircbot :no command here", ":alice!a@h PRIVMSG ircbot :ping"
+        )
+        complaint, pong = self.sent()  # a private line nothing handles is complained about
+        self.assertTrue(complaint.startswith("PRIVMSG alice :"))
+        self.assertEqual(pong, "PRIVMSG alice :pong")
+        self.receive(":ircbot!~bot@host NICK :bot[1]", ":alice!a@h PRIVMSG #chan :hi BOT{1}")
+        self.assertEqual(self.irc.skipped, 2)
+        self.receive(":alice!a@h PRIVMSG #chan :bot[1]: echo folded")
+        self.assertEqual(self.sent(), ["PRIVMSG #chan :folded"])
+        self.assertEqual(self.irc.skipped, 2)
+
     def test_long_echo_split(self) -> None:
         """A long answer arrives in several lines that each fit."""
         text = " ".join(["lorem"] * 80)
@@ -466,3 +506,19 @@ class BotRoundTripTests(PluginTestCase):
         self.successResultOf(self.bot.stopService())
         self.assertIn("QUIT :botcore", self.sent())
         self.assertEqual(self.irc.state, "stopped")
+
+
+class LoggedRoundTripTests(BotRoundTripTests):
+    """The same with the log plugin too, which observes every event: nothing is left out."""
+
+    load: ClassVar = ["basic", "log"]
+
+    def test_unwanted_chatter_skipped(self) -> None:
+        """With the log loaded chatter and joins are dispatched and logged, in the folder
+        named as the server folds the channel (rfc1459: #Chan[1] is #chan{1})."""
+        self.receive(":alice!a@h JOIN #Chan[1]", ":alice!a@h PRIVMSG #Chan[1] :just chatting")
+        self.assertEqual(self.irc.skipped, 0)
+        self.processor("Log").flush()
+        folder = self.directory / "logs" / "irc" / "#chan{1}"
+        text = "".join(path.read_text(encoding="utf-8") for path in folder.iterdir())
+        self.assertIn("just chatting", text)
