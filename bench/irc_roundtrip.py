@@ -7,9 +7,7 @@ import argparse
 import configparser
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -18,7 +16,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from measure import BenchError, percentile
+from measure import BenchError, ChildProcess, percentile
 
 CHANNEL = "#bench"
 BOT = "benchbot"
@@ -84,27 +82,12 @@ def write_config(directory: Path, port: int, flood: bool) -> Path:
     return path
 
 
-class BotProcess:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._log = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            cwd=config.parent,
-        )
+class BotProcess(ChildProcess):
+    """This script's ``--serve`` in its own process: the bot."""
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
-        self._log.close()
+    def __init__(self, config: Path, log: Path) -> None:
+        command = [sys.executable, os.path.abspath(__file__), "--serve", str(config)]
+        super().__init__(command, log, config.parent, WAIT)
 
 
 # -- the probe ------------------------------------------------------------------------------

@@ -5,9 +5,12 @@ The scripts are run as ``python bench/NAME.py``, which puts this folder on sys.p
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import task
@@ -25,6 +28,30 @@ if TYPE_CHECKING:
 
 #: The bot's name (and nick) in the benchmarks that run a whole bot.
 BOT_NAME = "botcore"
+
+
+class ChildProcess:
+    """A program the benchmark starts (the bot in its own process), its output in
+    ``log``; `stop` asks it to end with SIGTERM and kills it after ``wait`` seconds."""
+
+    def __init__(self, command: Sequence[str], log: Path, cwd: Path, wait: float) -> None:
+        self.log = log
+        self.wait = wait
+        self._log = open(log, "ab")  # noqa: SIM115 (closed in stop)
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            list(command), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, cwd=cwd
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(self.wait)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(self.wait)
+        self._log.close()
 
 
 class BenchError(Exception):

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from dispatch import DEFAULT_PLUGINS
-from measure import BenchError
+from measure import BenchError, ChildProcess
+
+from botcore.testing.network import free_port
 
 BOT = "startbot"
 WAIT = 60.0
@@ -27,12 +27,6 @@ the telnet console) several times on a database whose schema is current, and pri
 time from the start of the process to its first answer (a nick, then "ping"); then its
 resident memory idle, and after --events more commands.
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(directory: Path, port: int, plugins: list[str]) -> Path:
@@ -91,20 +85,13 @@ class Console:
         self.sock.close()
 
 
-class BotProcess:
+class BotProcess(ChildProcess):
     """``twistd -n botcore -c CONFIG`` in its own process."""
 
     def __init__(self, config: Path) -> None:
         twistd = Path(sys.executable).with_name("twistd")
-        self.log = open(config.parent / "bot.log", "ab")  # noqa: SIM115 (closed in stop)
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [str(twistd), "-n", "--pidfile=", "botcore", "-c", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=self.log,
-            cwd=config.parent,
-        )
+        command = [str(twistd), "-n", "--pidfile=", "botcore", "-c", str(config)]
+        super().__init__(command, config.parent / "bot.log", config.parent, WAIT)
 
     def rss(self) -> tuple[float, float]:
         """(resident MiB now, the most it has been) from /proc."""
@@ -114,16 +101,6 @@ class BotProcess:
             if key in ("VmRSS", "VmHWM"):
                 found[key] = int(value.split()[0]) / 1024
         return found["VmRSS"], found["VmHWM"]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
-        self.log.close()
 
 
 def first_answer(bot: BotProcess, port: int) -> tuple[float, Console]:

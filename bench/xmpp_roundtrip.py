@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from measure import BenchError, percentile
+from measure import BenchError, ChildProcess, percentile
 
 BOT = "benchbot"
 #: The longest any one wait (a server or bot start, a login, one reply) may take.
@@ -87,28 +87,12 @@ def write_config(directory: Path, port: int, ca_file: str, room: str, domain: st
     return path
 
 
-class BotProcess:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._log = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        root = str(Path(__file__).resolve().parent.parent)
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            cwd=root,
-        )
+class BotProcess(ChildProcess):
+    """This script's ``--serve`` in its own process: the bot."""
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
-        self._log.close()
+    def __init__(self, config: Path, log: Path) -> None:
+        command = [sys.executable, os.path.abspath(__file__), "--serve", str(config)]
+        super().__init__(command, log, Path(__file__).resolve().parent.parent, WAIT)
 
 
 def cpu_seconds(pid: int) -> float:
