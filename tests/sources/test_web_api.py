@@ -247,6 +247,51 @@ class OperationTests(WebTestCase):
         code, body = await self.call("POST", "/api/v1/fire", {"text": "ping", "target": "#ops"})
         self.assertEqual(body["responses"], [])
 
+    async def test_fire_into_other_source(self):
+        """A message fired into a channel of another source runs as if it arrived there:
+        its replies go there and come back in the answer; it needs ``sources``."""
+        code, body = await self.call(
+            "POST",
+            "/api/v1/fire",
+            {"text": "webbot: ping", "source": "mem", "target": "#chan"},
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(
+            [(r["source"], r["target"], r["text"]) for r in body["responses"]],
+            [("mem", "#chan", "alice: pong")],
+        )
+        self.assertEqual(
+            [(r.target, r.text) for r in self.web.mem.sent], [("#chan", "alice: pong")]
+        )
+        recent = self.web.bot.get_source("web").metrics.recent[-1]
+        self.assertEqual((recent["source"], recent["channel"]), ("mem", "#chan"))
+        result = await self.call(
+            "POST",
+            "/api/v1/fire",
+            {"text": "ping", "source": "mem", "target": "#chan"},
+            user="bob",
+        )
+        self.assertError(result, 403, "'sources' permission")
+
+    async def test_fire_into_other_source_errors(self):
+        """An unknown source is 404; a target that is not one of its channels is 400; a
+        source that is not connected is 409."""
+        result = await self.call(
+            "POST", "/api/v1/fire", {"text": "ping", "source": "nowhere", "target": "#x"}
+        )
+        self.assertError(result, 404, "'nowhere'", "source")
+        for target in (None, "someone", ""):
+            result = await self.call(
+                "POST", "/api/v1/fire", {"text": "ping", "source": "mem", "target": target}
+            )
+            self.assertError(result, 400, "channel of source mem", "target")
+        await self.call("POST", "/api/v1/sources/mem/disconnect")
+        result = await self.call(
+            "POST", "/api/v1/fire", {"text": "ping", "source": "mem", "target": "#x"}
+        )
+        self.assertError(result, 409, "not connected")
+        self.assertEqual(self.web.mem.sent, [])
+
     async def test_fired_as_account(self):
         """A fired message is from the token's account, authenticated."""
         code, body = await self.call("POST", "/api/v1/fire", {"text": "list tokens"})
@@ -290,17 +335,43 @@ class OperationTests(WebTestCase):
         self.assertError(await self.call("POST", "/api/v1/plugins/nosuch/load"), 404, "nosuch")
 
     async def test_config(self):
-        """Config is read and set as the chat commands do it."""
+        """Config is read and set as the chat commands do it, answered as data: the
+        option's section, name, value, type, default and help."""
         code, body = await self.call("GET", "/api/v1/config/bot/name")
         self.assertEqual(code, 200, body)
-        self.assertIn("bot.name = webbot", body["replies"][0]["text"])
-        code, body = await self.call("PUT", "/api/v1/config/plugin:basic/nothing", {"value": "1"})
-        self.assertIn("has no option nothing", body["replies"][0]["text"])
+        self.assertEqual(
+            {k: body[k] for k in ("section", "option", "value", "secret", "type")},
+            {
+                "section": "bot",
+                "option": "name",
+                "value": "webbot",
+                "secret": False,
+                "type": "string",
+            },
+        )
+        self.assertTrue(body["help"])
+        code, body = await self.call("GET", "/api/v1/config/bot/threads")
+        self.assertEqual((code, body["value"], body["type"]), (200, 4, "integer"))
+        self.assertIsInstance(body["default"], int)
+        code, body = await self.call("GET", "/api/v1/config/bot/names")
+        self.assertEqual((body["value"], body["default"], body["type"]), ([], [], "list"))
+        result = await self.call("PUT", "/api/v1/config/plugin:basic/nothing", {"value": "1"})
+        self.assertError(result, 404, "has no option nothing", "key")
         code, body = await self.call("PUT", "/api/v1/config/bot/names", {"value": "robo"})
-        self.assertIn("Set bot.names to robo", body["replies"][0]["text"])
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["value"], body["file"]), (["robo"], "bot.local.ini"))
         self.assertEqual(self.web.bot.names, ["webbot", "robo"])
+        result = await self.call("PUT", "/api/v1/config/bot/threads", {"value": "many"})
+        self.assertError(result, 400, "expected", "value")
         result = await self.call("PUT", "/api/v1/config/bot/names", {"value": 3})
         self.assertError(result, 400, "must be a string", "value")
+
+    async def test_config_secret(self):
+        """A secret option's value is never in the answer."""
+        code, body = await self.call("GET", "/api/v1/config/database:main/url")
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["secret"], body["value"], body["default"]), (True, None, None))
+        self.assertTrue(body["shown"].startswith("sqlite:"), body)
 
     async def test_config_rate_limited(self):
         """Config commands go through chat's rate limit: past it the bot's warning (once
@@ -308,8 +379,7 @@ class OperationTests(WebTestCase):
         for _ in range(5):
             code, body = await self.call("GET", "/api/v1/config/bot/name")
             self.assertEqual(code, 200, body)
-        code, body = await self.call("GET", "/api/v1/config/bot/name")
-        self.assertIn("too fast", body["replies"][0]["text"])
+        self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too fast")
         self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too many")
 
     async def test_send_message(self):
