@@ -543,3 +543,74 @@ class ObservabilityTests(WebTestCase):
         self.assertEqual(value("botcore_plugin_reloads", "_total", plugin="basic"), 1)
         self.assertEqual(value("botcore_up"), 1)
         self.assertEqual(value("botcore_dispatcher_threads"), 4)
+
+    async def test_every_listed_metric(self):
+        """Every metric the issue lists is exported and counts what happened: events by
+        source and type (and those a source left out), processor latencies and errors,
+        replies, queue depths, worker pool use, database retries and outages, source
+        reconnects and states, reload counts and durations of plugins and sources."""
+        bot = self.web.bot
+        web = bot.get_source("web")
+        await self.call("POST", "/api/v1/fire", {"text": "ping"})
+        code, _ = await self.call("POST", "/api/v1/plugins/basic/reload")
+        self.assertEqual(code, 200)
+        code, _ = await self.call("POST", "/api/v1/sources/console/reload")
+        self.assertEqual(code, 200)
+        self.assertEqual((await self.call("POST", "/api/v1/plugins/nosuch/reload"))[0], 409)
+        # What the IRC source does with chatter nobody wants (test_irc_source runs it).
+        from botcore.event import Event, EventType, Message, Sender
+
+        chatter = Event(
+            source="mem",
+            type=EventType.MESSAGE,
+            sender=Sender("c", "u", "u"),
+            channel="#chan",
+            public=True,
+            message=Message("just chatting"),
+        )
+        bot.skipped(chatter)
+        # A retried step, as the dispatcher tells it; an outage, as the database finds it.
+        web.metrics.step_retried("step", "conflict")
+        database = bot.databases["main"]
+        database.gave_up("unavailable", OSError("gone"), "a test")
+        self.addCleanup(database._statement_done)
+        self.web.mem.set_state("reconnecting")
+        self.web.mem.set_state("connected")
+        code, text = await self.call("GET", "/metrics", user=None)
+        self.assertEqual(code, 200)
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+
+        def value(family, suffix="", **labels):
+            for sample in families[family].samples:
+                if sample.name == family + suffix and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+            return None
+
+        self.assertGreaterEqual(value("botcore_events", "_total", source="web", type="message"), 1)
+        self.assertEqual(
+            value("botcore_events_skipped", "_total", source="mem", type="message"), 1
+        )
+        self.assertGreaterEqual(
+            value("botcore_processor_seconds", "_bucket", plugin="basic", le="+Inf"), 1
+        )
+        self.assertIn("botcore_processor_errors", families)
+        self.assertGreaterEqual(value("botcore_replies_sent", "_total", source="web"), 1)
+        self.assertIn("botcore_queue_depth", families)
+        for gauge in ("inflight", "active", "threads", "capacity", "stuck"):
+            self.assertIsNotNone(value(f"botcore_dispatcher_{gauge}"), gauge)
+        for counter in ("stuck_runs", "dropped"):
+            self.assertEqual(value(f"botcore_dispatcher_{counter}", "_total"), 0, counter)
+        self.assertEqual(value("botcore_database_retries", "_total", kind="conflict"), 1)
+        self.assertEqual(value("botcore_database_unavailable", database="main"), 1)
+        self.assertEqual(value("botcore_database_outages", "_total", database="main"), 1)
+        self.assertEqual(value("botcore_source_reconnects", "_total", source="mem"), 1)
+        self.assertEqual(value("botcore_source_reconnects", "_total", source="console"), 0)
+        self.assertEqual(value("botcore_source_state", source="mem", state="connected"), 1)
+        self.assertEqual(value("botcore_plugin_reloads", "_total", plugin="basic"), 1)
+        for kind, name in (("plugin", "basic"), ("source", "console")):
+            labels = {"kind": kind, "name": name, "outcome": "ok"}
+            self.assertEqual(value("botcore_reload_seconds", "_count", **labels), 1)
+            self.assertGreater(value("botcore_reload_seconds", "_sum", **labels), 0)
+        self.assertIsNone(value("botcore_reload_seconds", "_count", kind="plugin", name="nosuch"))
