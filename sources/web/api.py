@@ -88,7 +88,7 @@ async def authenticate(web: WebSource, request: Request) -> Principal:
         if principal is None:
             raise ApiError(401, "the token is unknown or revoked")
         return principal
-    session = web_session(web, request)
+    session = await web_session(web, request)
     if session is not None:
         if request.method not in (b"GET", b"HEAD"):
             given = request.getHeader(CSRF_HEADER) or ""
@@ -98,18 +98,12 @@ async def authenticate(web: WebSource, request: Request) -> Principal:
     raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
 
 
-def web_session(web: WebSource, request: Request) -> Any:
+async def web_session(web: WebSource, request: Request) -> Any:
     """The live dashboard session of the request's cookie (its expiry renewed), or None."""
     sid = request.getCookie(SESSION_COOKIE)
-    if sid is None:
+    if not sid:
         return None
-    session = web.sessions.get(sid.decode("ascii", "replace"))
-    now = web.reactor.seconds()
-    if session is None or session.expires <= now:
-        web.sessions.pop(sid.decode("ascii", "replace"), None)
-        return None
-    session.expires = now + web.session_timeout
-    return session
+    return await web.in_thread(web.thd_find_session, sid.decode("ascii", "replace"))
 
 
 async def require(web: WebSource, principal: Principal, permission: str) -> None:
