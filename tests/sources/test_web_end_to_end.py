@@ -24,6 +24,16 @@ from botcore.testing import free_port
 from tests.test_end_to_end import TIMEOUT, Twistd
 
 SETUP = Path(sys.executable).with_name("botcore-setup")
+README = Path(__file__).resolve().parents[2] / "README.rst"
+
+
+def readme_curls() -> list[str]:
+    """The curl commands of README's web front door section, continuation lines joined."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\nThe web front door\n")
+    end = text.index("\nHow botcore is built\n", start)
+    joined = re.sub(r"\\\n\s*", "", text[start:end])
+    return [line.strip() for line in joined.splitlines() if line.strip().startswith("curl ")]
 
 
 class WebTwistd(Twistd):
@@ -166,6 +176,25 @@ class WebEndToEndTests(SynchronousTestCase):
             samples[("botcore_events_total", (("source", "web"), ("type", "message")))], 2.0
         )
         self.assertEqual(samples[("botcore_up", ())], 1.0)
+
+        # README's curl examples, as written but for the token and the port.
+        curls = readme_curls()
+        self.assertGreaterEqual(len(curls), 4, curls)
+        for line in curls:
+            line = line.replace("bct_...", token).replace("127.0.0.1:8080", f"127.0.0.1:{web}")
+            result = subprocess.run(
+                ["sh", "-c", line.replace("curl ", "curl -sS --fail-with-body ", 1)],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
+            self.assertEqual(result.returncode, 0, f"{line}\n{result.stdout}{result.stderr}")
+            if "/fire" in line:
+                answer = json.loads(result.stdout)
+                self.assertEqual(
+                    [(r["text"], r["source"], r["target"]) for r in answer["responses"]],
+                    [("pong", "web", "alice")],
+                )
 
         code, text = self.call("POST", "/api/v1/stop", token=token)
         self.assertEqual(code, 202, text)
