@@ -23,6 +23,8 @@ from botcore.db.types import UTCDateTime, utcnow
 #: Live sessions one account may hold on one front door (the oldest go first).
 MAX_PER_ACCOUNT = 20
 MAX_SOURCE = 100
+#: Seconds between writes of a session's pushed-on expiry.
+RENEW_EVERY = 60.0
 
 
 class WebSession(Base):
@@ -82,8 +84,8 @@ def find_session(
     session: Session, sid: str, source: str, now: datetime, lifetime: float
 ) -> tuple[WebSession, Account] | None:
     """The live session ``sid`` on ``source`` and its account, or None; its expiry is
-    pushed on (written only once half its lifetime has gone, so that a dashboard that
-    polls does not write on every request)."""
+    pushed on to ``lifetime`` from now (written at most once per `RENEW_EVERY` seconds,
+    so that a dashboard that polls does not write on every request)."""
     if not sid or len(sid) > 200:
         return None
     wanted = digest_of(sid)
@@ -98,7 +100,9 @@ def find_session(
     account = session.get(Account, row.account_id)
     if account is None:
         return None
-    if row.expires - now < timedelta(seconds=lifetime / 2):
+    if now + timedelta(seconds=lifetime) - row.expires >= timedelta(
+        seconds=min(RENEW_EVERY, lifetime / 2)
+    ):
         row.expires = now + timedelta(seconds=lifetime)
         session.flush()
         mark_written(session)
