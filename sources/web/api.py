@@ -294,6 +294,8 @@ async def _config_command(web: WebSource, principal: Principal, text: str) -> An
         return json_reply({**result, "replies": [_response(r) for r in replies]})
     if done.complain == "notauthed":
         raise ApiError(403, "this needs the 'config' permission")
+    if done.complain is not None:
+        raise ApiError(503, "nothing handled the command (is the admin plugin loaded?)")
     if replies:
         # Answered, but not by the config command: chat's rate limit warning (once per
         # window).

@@ -366,6 +366,12 @@ class OperationTests(WebTestCase):
         result = await self.call("PUT", "/api/v1/config/bot/names", {"value": 3})
         self.assertError(result, 400, "must be a string", "value")
 
+    async def test_config_without_admin_plugin(self):
+        """Without the admin plugin nothing carries the command out: 503, saying so."""
+        self.web.bot.plugins.unload_plugin("admin")
+        result = await self.call("GET", "/api/v1/config/bot/name")
+        self.assertError(result, 503, "admin plugin")
+
     async def test_config_secret(self):
         """A secret option's value is never in the answer."""
         code, body = await self.call("GET", "/api/v1/config/database:main/url")
