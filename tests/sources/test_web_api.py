@@ -487,6 +487,23 @@ class TypedEventTests(WebTestCase):
 
 
 class ObservabilityTests(WebTestCase):
+    async def metrics(self):
+        """/metrics parsed by prometheus_client: (families by name, a function giving
+        the value of one sample of a family, by its name's suffix and labels, or None)."""
+        code, text = await self.call("GET", "/metrics", user=None)
+        self.assertEqual(code, 200, text)
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+
+        def value(family, suffix="", **labels):
+            for sample in families[family].samples:
+                if sample.name == family + suffix and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+            return None
+
+        return families, value
+
     async def test_disabled_source_not_awaited(self):
         """A source the config leaves disabled does not hold readiness back."""
         ini = self.web.folder / "bot.ini"
@@ -524,18 +541,7 @@ class ObservabilityTests(WebTestCase):
         await self.call("POST", "/api/v1/sources/console/disconnect")
         await self.call("POST", "/api/v1/sources/console/connect")
         await self.call("POST", "/api/v1/plugins/basic/reload")
-        code, text = await self.call("GET", "/metrics", user=None)
-        self.assertEqual(code, 200)
-        families = {f.name: f for f in text_string_to_metric_families(text)}
-
-        def value(family, suffix="", **labels):
-            for sample in families[family].samples:
-                if sample.name == family + suffix and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return sample.value
-            return None
-
+        _, value = await self.metrics()
         self.assertGreaterEqual(value("botcore_events", "_total", source="web", type="message"), 1)
         self.assertGreaterEqual(value("botcore_replies_sent", "_total", source="web"), 1)
         self.assertGreaterEqual(
@@ -582,17 +588,7 @@ class ObservabilityTests(WebTestCase):
         self.addCleanup(database._statement_done)
         self.web.mem.set_state("reconnecting")
         self.web.mem.set_state("connected")
-        code, text = await self.call("GET", "/metrics", user=None)
-        self.assertEqual(code, 200)
-        families = {f.name: f for f in text_string_to_metric_families(text)}
-
-        def value(family, suffix="", **labels):
-            for sample in families[family].samples:
-                if sample.name == family + suffix and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return sample.value
-            return None
+        families, value = await self.metrics()
 
         self.assertGreaterEqual(value("botcore_events", "_total", source="web", type="message"), 1)
         self.assertEqual(

@@ -44,17 +44,13 @@ class WebTwistd(Twistd):
         self.web_listening = threading.Event()
         super().__init__(*args, **kw)
 
-    def _copy_log(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout as pipe, open(self.stdout_path, "wb") as out:
-            for line in pipe:
-                out.write(line)
-                out.flush()
-                if b"telnet console listening on" in line:
-                    self.listening.set()
-                if b"source web: listening on" in line:
-                    self.web_listening.set()
-        self.listening.set()
+    def saw(self, line: bytes) -> None:
+        super().saw(line)
+        if b"source web: listening on" in line:
+            self.web_listening.set()
+
+    def log_ended(self) -> None:
+        super().log_ended()
         self.web_listening.set()
 
 
