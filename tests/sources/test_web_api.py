@@ -425,6 +425,15 @@ class OperationTests(WebTestCase):
         self.assertEqual(body["openapi"][:2], "3.")
         self.assertIn("/fire", body["paths"])
         self.assertIn("/sources/{name}/{action}", body["paths"])
+        fire = body["paths"]["/fire"]["post"]
+        fields = fire["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        self.assertEqual(set(fields), {"text", "source", "target", "addressed"})
+        self.assertTrue({"403", "404", "409"} <= set(fire["responses"]))
+        option = body["paths"]["/config/{section}/{key}"]["get"]["responses"]["200"]
+        schema = option["content"]["application/json"]["schema"]
+        self.assertTrue(
+            {"section", "option", "value", "type", "default"} <= set(schema["required"])
+        )
 
 
 class TypedEventTests(WebTestCase):
