@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import ensureDeferred
 
-from sources.web.http import ApiError, Reply, Router
+from botcore.sources.web.http import ApiError, Reply, Router
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from sources.web import WebSource
+    from botcore.sources.web import WebSource
 
 BASE = "/dashboard"
 LOGIN_COOKIE = b"botcore_login"
@@ -40,7 +40,7 @@ def _enabled(web: WebSource) -> None:
 
 
 def _static_text(name: str) -> str:
-    return resources.files("sources.web").joinpath("static", name).read_text("utf-8")
+    return resources.files("botcore.sources.web").joinpath("static", name).read_text("utf-8")
 
 
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
@@ -79,7 +79,7 @@ def _cookie(request: Request, name: bytes, value: str, max_age: int | None = Non
 
 async def page(web: WebSource, request: Request, message: str = "", status: int = 200) -> Reply:
     """The app for a logged-in user, else the login form."""
-    from sources.web.api import web_session
+    from botcore.sources.web.api import web_session
 
     _enabled(web)
     session = None if message else await web_session(web, request)
@@ -155,7 +155,7 @@ async def login(web: WebSource, request: Request) -> Reply:
 
 async def logout(web: WebSource, request: Request) -> Reply:
     """End the session (its row deleted) and clear the cookie; needs its CSRF token."""
-    from sources.web.api import web_session
+    from botcore.sources.web.api import web_session
 
     _enabled(web)
     session = await web_session(web, request)
