@@ -101,6 +101,11 @@ class Source(Service):
     and implement `send` (and usually `startService`/`stopService`)."""
 
     type: ClassVar[str] = ""
+    #: Whether the source can stop reading its network when the dispatcher says its
+    #: backlog is full (`pause_input`): a source that can implements `pause_reading` and
+    #: `resume_reading`; one that cannot has its events past ``[bot] max_queued``
+    #: dropped (counted and logged by the dispatcher).
+    can_pause: ClassVar[bool] = False
     #: Whether the source is given the administrative `IBotControl` as its ``bot``
     #: rather than only the `IBotContext` (a front door that loads plugins and sources).
     control: ClassVar[bool] = False
@@ -154,6 +159,9 @@ class Source(Service):
         #: How many times the source has entered each state (reconnects, failures), for
         #: metrics. Reactor thread.
         self.state_changes: Counter[str] = Counter()
+        #: Whether the dispatcher told the source to pause its input (`pause_input`) and
+        #: has not yet told it to resume; a connection made meanwhile starts paused.
+        self.input_paused = False
 
     def startService(self) -> Deferred[None] | None:
         """Start (a subclass may return a Deferred that fires once it has started)."""
@@ -259,6 +267,33 @@ class Source(Service):
         d = self.bot.dispatch(event)
         d.addErrback(self._failed, event)
         return d
+
+    def pause_input(self) -> None:
+        """The dispatcher holds ``[bot] max_queued`` of this source's events: stop taking
+        more from the network (`pause_reading`) until `resume_input`. What was already
+        read may still be dispatched. Reactor thread; the dispatcher calls it once per
+        pause, and only when ``can_pause``."""
+        if self.input_paused:
+            return
+        self.input_paused = True
+        self.pause_reading()
+
+    def resume_input(self) -> None:
+        """The dispatcher's backlog of this source is down to half: read again
+        (`resume_reading`). Reactor thread."""
+        if not self.input_paused:
+            return
+        self.input_paused = False
+        self.resume_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading the network (a connection's transport: ``pauseProducing``; a
+        poll: no next request); ``input_paused`` is already True. Sources with
+        ``can_pause`` implement it. Reactor thread."""
+
+    def resume_reading(self) -> None:
+        """Read the network again after `pause_reading` (what was held back first);
+        ``input_paused`` is already False. Reactor thread."""
 
     def _failed(self, failure: Failure, event: Event) -> Event:
         if failure.check(DispatcherOverloaded):
