@@ -450,8 +450,10 @@ class TelnetSource(Source):
             console.hold(True)
 
     def resume_reading(self) -> None:
-        """Read every console again."""
+        """Read every console again (until what one had held back pauses it anew)."""
         for console in list(self.consoles):
+            if self.input_paused:
+                break
             console.hold(False)
 
     def message(self, console: Console, text: str) -> Deferred[Event]:
@@ -648,8 +650,12 @@ class Console(Protocol):
         limit = self.source.max_line
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
-        for line in lines:
+        for index, line in enumerate(lines):
             if self._gone():
+                return
+            if self._held:
+                # The source's input is paused: the rest waits for `hold` (False).
+                self._buffer = b"\n".join([*lines[index:], self._buffer])
                 return
             if self._discarding:
                 # The end of an over-long line already refused.
@@ -766,17 +772,21 @@ class Console(Protocol):
             self.stream.resumeProducing()
 
     def hold(self, held: bool) -> None:
-        """Stop reading from the client (``held``: the source's input is paused) or read
-        again; reading stays paused while the client's output is backed up."""
+        """Stop reading from the client (``held``: the source's input is paused; the
+        lines of the current read not yet handled wait) or read again, those lines
+        first; the transport stays paused while the client's output is backed up."""
         if held == self._held:
             return
         self._held = held
-        if self._gone() or self._paused:
+        if self._gone():
             return
-        if held:
-            self.stream.pauseProducing()
-        else:
-            self.stream.resumeProducing()
+        if not self._paused:
+            if held:
+                self.stream.pauseProducing()
+            else:
+                self.stream.resumeProducing()
+        if not held and b"\n" in self._buffer:
+            self.dataReceived(b"")  # the lines held back
 
     def stopProducing(self) -> None:
         self._closing = True
