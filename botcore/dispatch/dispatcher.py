@@ -141,14 +141,15 @@ class Dispatcher(BackgroundOptions, Service):
     are kept for the others). A source's backlog is bounded by ``max_queued``: once that
     many of its events wait, a source that can pause (``can_pause``) is told to stop
     reading its network (`Source.pause_input`) and told to read again once its backlog
-    is down to half (`Source.resume_input`); what it had already read when told is still
-    taken, up to twice ``max_queued``. Past that bound (or past ``max_queued`` for a source
-    that cannot pause) new events are dropped: counted in ``dropped``, logged once per
-    backlog, failed with `DispatcherOverloaded`. A run still going
-    after ``handler_deadline`` seconds is logged with its event and what it is running,
-    counted in ``stuck_total``, and no longer counts against the workers: the pool gets a
-    replacement thread, up to ``max_threads`` in all, so that handlers blocked forever
-    cannot stop the others.
+    is down to half (`Source.resume_input`); events it still makes from what it had
+    already read are held by the source (`Source.dispatch`) until then, and any it hands
+    over regardless are still taken, up to twice ``max_queued``. Past that bound (or
+    past ``max_queued`` for a source that cannot pause) new events are dropped: counted
+    in ``dropped``, logged once per backlog, failed with `DispatcherOverloaded`. A run
+    still going after ``handler_deadline`` seconds is logged with its event and what it
+    is running, counted in ``stuck_total``, and no longer counts against the workers:
+    the pool gets a replacement thread, up to ``max_threads`` in all, so that handlers
+    blocked forever cannot stop the others.
 
     ``sources(name)`` returns the source of that name (or None) for routing replies;
     ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
