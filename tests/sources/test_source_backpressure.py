@@ -185,3 +185,5 @@ class WebPauseTests(TestCase):
         source.resume_input()
         code, body = await web.call("POST", "/api/v1/fire", {"text": "ping"})
         self.assertEqual(code, 200, body)
+        code, text = await web.call("GET", "/metrics", user=None)
+        self.assertIn("botcore_dispatcher_pauses_total 0.0", text)
