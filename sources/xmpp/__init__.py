@@ -132,8 +132,8 @@ class XMPPSource(Source):
     """
 
     type = "xmpp"
-    #: Stops reading the stream while the dispatcher's backlog of it is full (what one
-    #: read had already brought is still dispatched).
+    #: Stops reading the stream while the dispatcher's backlog of it is full (the events
+    #: of what one read had already brought are held by `Source.dispatch`).
     can_pause = True
     supports = frozenset(
         {
