@@ -47,8 +47,9 @@ class IRCBurstTests(irc.IRCIntegrationTestCase):
 
     async def test_10000_pipelined_commands_all_answered(self) -> None:
         """10,000 echo commands written at once (the bot's flood control off): exactly
-        10,000 replies, in order; nothing dropped, the source paused meanwhile, and
-        never more than twice max_queued events waiting."""
+        10,000 replies, in order, and another user's command during the flood is answered
+        too; nothing dropped, the source paused meanwhile, and never more than
+        max_queued events waiting (the rest wait unread)."""
         bot = await self.start_bot()
         bot.dispatcher.max_queued = MAX_QUEUED
         alice = await self.client("alice")
@@ -59,8 +60,12 @@ class IRCBurstTests(irc.IRCIntegrationTestCase):
         payload = "".join(
             f"PRIVMSG {irc.CHANNEL} :{irc.NICK}: echo b-{i}\r\n" for i in range(count)
         )
+        bob = await self.client("bob")
         alice.transport.write(payload.encode())
+        # Someone else speaking during the flood is answered too (late, not never).
+        bob.send(f"PRIVMSG {irc.CHANNEL} :{irc.NICK}: echo from bob")
         await alice.wait_for(f":b-{count - 1}", since=start, timeout=BURST_WAIT)
+        await bob.wait_for(f"PRIVMSG {irc.CHANNEL} :from bob", timeout=BURST_WAIT)
         watch.stop()
         replies = [
             line.rsplit(" :", 1)[1]
@@ -70,7 +75,7 @@ class IRCBurstTests(irc.IRCIntegrationTestCase):
         self.assertEqual(replies, [f"b-{i}" for i in range(count)])
         self.assertEqual(bot.dispatcher.dropped, 0)
         self.assertGreater(bot.dispatcher.pauses, 0)
-        self.assertLessEqual(watch.most, 2 * MAX_QUEUED)
+        self.assertLessEqual(watch.most, MAX_QUEUED)
         self.assertEqual(self.source.connections, 1)
         self.assertFalse(self.source.input_paused)
 
@@ -82,7 +87,7 @@ class XMPPBurstTests(xmpp.XMPPIntegrationTestCase):
         """5,000 private echo messages written at once (Prosody relays about 400 a
         second here, so 5,000 rather than 10,000): 5,000 replies, in order; nothing
         dropped, the source paused meanwhile (what a read had already brought held back
-        by the source), and never more than twice max_queued events waiting."""
+        by the source), and never more than max_queued events waiting."""
         bot = await self.start_bot(rooms="")
         bot.dispatcher.max_queued = MAX_QUEUED // 4
         alice = await self.client("alice", room=None)
@@ -102,7 +107,7 @@ class XMPPBurstTests(xmpp.XMPPIntegrationTestCase):
         self.assertEqual(replies, [f"x-{i}" for i in range(count)])
         self.assertEqual(bot.dispatcher.dropped, 0)
         self.assertGreater(bot.dispatcher.pauses, 0)
-        self.assertLessEqual(watch.most, MAX_QUEUED // 2)
+        self.assertLessEqual(watch.most, MAX_QUEUED // 4)
 
 
 if os.environ.get("CI") == "true":

@@ -60,14 +60,18 @@ class DeafSource(MemorySource):
         self.calls.append("resume")
 
 
-class BackpressureTests(DispatcherTestCase):
-    """The pause and resume signal, driven with a hand-run pool."""
+class PausingTestCase(DispatcherTestCase):
+    """A hand-run pool, an echo processor and a source of ``source_class`` named
+    ``source_name`` (``self.reader``)."""
+
+    source_class: type = MemorySource
+    source_name = "tcp"
 
     def setUp(self):
         super().setUp()
         self.pool = ManualThreadPool()
         self.seen = []
-        self.reader = ReadingSource("tcp", self.context)
+        self.reader = self.source_class(self.source_name, self.context)
         self.context.add_source(self.reader)
 
     def make(self, **config):
@@ -76,6 +80,12 @@ class BackpressureTests(DispatcherTestCase):
             self.pool,
             **config,
         )
+
+
+class BackpressureTests(PausingTestCase):
+    """The pause and resume signal."""
+
+    source_class = ReadingSource
 
     def test_paused_at_bound_resumed_at_half(self):
         """With one worker and max_queued 4: the fifth event (four waiting, one running)
@@ -187,23 +197,12 @@ class ReadAllSource(MemorySource):
         self.refused.append((event.message.raw, reason))
 
 
-class HeldEventsTests(DispatcherTestCase):
+class HeldEventsTests(PausingTestCase):
     """What a paused source had already read is held by the source (`Source.dispatch`),
     not dropped, and dispatched in order once it is resumed."""
 
-    def setUp(self):
-        super().setUp()
-        self.pool = ManualThreadPool()
-        self.seen = []
-        self.reader = ReadAllSource("xml", self.context)
-        self.context.add_source(self.reader)
-
-    def make(self, **config):
-        return self.dispatcher(
-            [self.step("echo", self.seen, 0, lambda e: e.addresponse(e.message.raw))],
-            self.pool,
-            **config,
-        )
+    source_class = ReadAllSource
+    source_name = "xml"
 
     def test_rest_of_the_read_held_then_dispatched(self):
         """A read of 30 events with max_queued 4: the dispatcher never holds more than 4
