@@ -11,8 +11,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.plugins.calc import CalcError, Calculator, Evaluator, format_number
 from botcore.testing import PluginTestCase
-from plugins.calc import CalcError, Calculator, Evaluator, format_number
 
 #: A stand-in child speaking the evaluator's protocol: "spin" never answers (a sum that
 #: slipped past every limit), "die" exits, anything else is answered at once.
@@ -259,7 +259,7 @@ class EvaluatorTests(SynchronousTestCase):
     def test_memory_bounded(self):
         """A child's memory is bounded: a huge allocation fails there with MemoryError."""
         code = (
-            "from plugins.calc import _limit_memory\n"
+            "from botcore.plugins.calc import _limit_memory\n"
             "_limit_memory(128)\n"
             "try:\n    bytearray(512 * 1024 * 1024)\nexcept MemoryError:\n    print('refused')\n"
         )
