@@ -225,6 +225,12 @@ class IBotContext(Interface):
         (`Dispatcher.wants`): a source may leave out one for which this is False
         instead of dispatching it. Reactor thread; cheap."""
 
+    def send(response) -> None:
+        """Send one `botcore.event.Response` that no event's run produced (a plugin's own
+        timer, a bridge) to ``response.source``/``response.target`` by the one reply
+        path: through the outgoing filters (Format among them), like every reply. Use
+        it, never a source's ``send`` or ``say``, so that the filters see it."""
+
     def call_later(delay, function, event, *args, **kw):
         """Run ``function(delayed_event, *args, **kw)`` after ``delay`` seconds, then the
         chain on that event; returns a cancellable handle."""
