@@ -120,6 +120,8 @@ def _replies(result: Any, given: Response) -> list[Response] | None:
         return []
     if isinstance(result, Response):
         found = [result]
+    elif isinstance(result, list | tuple) and len(result) == 1 and result[0] is given:
+        return None
     elif isinstance(result, list | tuple):
         found = list(result)
     else:
