@@ -119,10 +119,12 @@ class IChannelSource(ISource):
         """Change the bot's nick on this source (and regain this one from now on)."""
 
     def say(target, text) -> None:
-        """Send ``text`` to a channel or a person."""
+        """Send ``text`` to a channel or a person, straight to the network: the outgoing
+        filters do not see it (plugins send with `IBotContext.send`)."""
 
     def do(target, text) -> None:
-        """Send ``text`` as an action (``/me``) to a channel or a person."""
+        """Send ``text`` as an action (``/me``) to a channel or a person (as ``say``:
+        past the outgoing filters)."""
 
     def topic(channel, text) -> None:
         """Set ``channel``'s topic."""
