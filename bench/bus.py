@@ -27,9 +27,9 @@ from botcore.bus.stats import BusStats
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, Response
+from botcore.plugins.core import Format
 from botcore.processor import Processor, handler
 from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, StubContext
-from plugins.core import Format
 
 try:
     from botcore.dispatch.outgoing import Outgoing, OutgoingFilter

@@ -12,9 +12,9 @@ from botcore.bus.reactors import Reactor, Say
 from botcore.dispatch.dispatcher import OUTGOING, Dispatcher
 from botcore.dispatch.outgoing import Outgoing, OutgoingFilter
 from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.plugins.core import Format
 from botcore.processor import Priority, Processor, handler, match, outgoing, periodic
 from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, StubContext
-from plugins.core import Format
 from tests.botcore.loading.test_reload import ReloadCase
 
 #: What each filter saw, in order: (filter, text, event type).
