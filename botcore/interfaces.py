@@ -51,8 +51,20 @@ class ISource(IService):
         "'disconnected'), set by the bot before it stops the source alone; else None."
     )
 
+    can_pause = Attribute(
+        "Whether the source can stop reading its network while its backlog in the "
+        "dispatcher is full (pause_input / resume_input)."
+    )
+
     def setup() -> None:
         """(Re)read options from ``config``; called at load and on config reload."""
+
+    def pause_input() -> None:
+        """The dispatcher holds ``[bot] max_queued`` of the source's events: stop reading
+        the network until resume_input. Reactor thread; only when ``can_pause``."""
+
+    def resume_input() -> None:
+        """The source's backlog is down to half: read the network again. Reactor thread."""
 
     def send(response) -> None:
         """Deliver one `botcore.event.Response` to the network. Reactor thread only.
@@ -119,10 +131,12 @@ class IChannelSource(ISource):
         """Change the bot's nick on this source (and regain this one from now on)."""
 
     def say(target, text) -> None:
-        """Send ``text`` to a channel or a person."""
+        """Send ``text`` to a channel or a person, straight to the network: the outgoing
+        filters do not see it (plugins send with `IBotContext.send`)."""
 
     def do(target, text) -> None:
-        """Send ``text`` as an action (``/me``) to a channel or a person."""
+        """Send ``text`` as an action (``/me``) to a channel or a person (as ``say``:
+        past the outgoing filters)."""
 
     def topic(channel, text) -> None:
         """Set ``channel``'s topic."""
@@ -228,6 +242,12 @@ class IBotContext(Interface):
     def skipped(event) -> None:
         """Say that the source left ``event`` out before dispatching it (`wants` said
         no), so that the dispatcher's monitors count it. Reactor thread."""
+
+    def send(response) -> None:
+        """Send one `botcore.event.Response` that no event's run produced (a plugin's own
+        timer, a bridge) to ``response.source``/``response.target`` by the one reply
+        path: through the outgoing filters (Format among them), like every reply. Use
+        it, never a source's ``send`` or ``say``, so that the filters see it."""
 
     def call_later(delay, function, event, *args, **kw):
         """Run ``function(delayed_event, *args, **kw)`` after ``delay`` seconds, then the

@@ -6,8 +6,9 @@ replies leave in that order; different conversations run in parallel.
 
 No source and no handler can take the whole bot (`Dispatcher` says how): conversations
 waiting for a worker are served round-robin across sources, one source holds at most
-most of the workers, a source's backlog is bounded, and a run that goes past the handler
-deadline is logged and its worker replaced."""
+most of the workers, a source's backlog is bounded (a source that can is told to pause
+its input while its backlog is full, so nothing it reads is dropped), and a run that goes
+past the handler deadline is logged and its worker replaced."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from botcore.bus.stats import FAILED, HANDLED, SEEN, BusStats
 from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.background import Background, BackgroundOptions
 from botcore.dispatch.chain import Chain, MatchRun
+from botcore.dispatch.outgoing import Outgoing
 from botcore.dispatch.workers import WorkerPool
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.event import Event, EventType
@@ -55,6 +57,9 @@ _OWN_SOURCE = "botcore"
 #: Address processor words them, in its configured phrases).
 ACKNOWLEDGED = "Okay"
 REFUSED = "No"
+
+#: The type of the carrier event `Dispatcher.send` shows the outgoing filters.
+OUTGOING = "outgoing"
 
 
 class DispatchMonitor(Protocol):
@@ -141,12 +146,18 @@ class Dispatcher(BackgroundOptions, Service):
     after another); conversations whose next event waits for a worker are queued per
     source and served round-robin across sources, and within a source in the order they
     became ready; one source holds at most ``threads`` less a quarter of them (the rest
-    are kept for the others); a source with ``max_queued`` events waiting has the next
-    ones dropped (counted in ``dropped``, logged once per backlog). A run still going
-    after ``handler_deadline`` seconds is logged with its event and what it is running,
-    counted in ``stuck_total``, and no longer counts against the workers: the pool gets a
-    replacement thread, up to ``max_threads`` in all, so that handlers blocked forever
-    cannot stop the others.
+    are kept for the others). A source's backlog is bounded by ``max_queued``: once that
+    many of its events wait, a source that can pause (``can_pause``) is told to stop
+    reading its network (`Source.pause_input`) and told to read again once its backlog
+    is down to half (`Source.resume_input`); events it still makes from what it had
+    already read are held by the source (`Source.dispatch`) until then, and any it hands
+    over regardless are still taken, up to twice ``max_queued``. Past that bound (or
+    past ``max_queued`` for a source that cannot pause) new events are dropped: counted
+    in ``dropped``, logged once per backlog, failed with `DispatcherOverloaded`. A run
+    still going after ``handler_deadline`` seconds is logged with its event and what it
+    is running, counted in ``stuck_total``, and no longer counts against the workers:
+    the pool gets a replacement thread, up to ``max_threads`` in all, so that handlers
+    blocked forever cannot stop the others.
 
     ``sources(name)`` returns the source of that name (or None) for routing replies;
     ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
@@ -169,7 +180,10 @@ class Dispatcher(BackgroundOptions, Service):
         max=1000,
     )
     max_queued = IntOption(
-        "Events of one source that may wait for a worker; more are dropped (and logged).",
+        "Events of one source that may wait for a worker before the source is told to "
+        "pause reading its network (it reads again once half are done); a source that "
+        "cannot pause has more dropped (counted and logged), one that can has what it "
+        "already read taken up to twice this.",
         1000,
         min=1,
     )
@@ -202,6 +216,8 @@ class Dispatcher(BackgroundOptions, Service):
         self._own_pool = threadpool is None
         self.threadpool = threadpool
         self.chain = Chain(catalogue=self.catalogue)
+        #: The outgoing filters' pipeline (`route`); its filters are the chain's.
+        self.outgoing = Outgoing(self.stats)
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         #: Conversations' next work waiting for a worker, by source, served round-robin
@@ -215,8 +231,13 @@ class Dispatcher(BackgroundOptions, Service):
         self._running: set[_Work] = set()
         self._watchdog: IDelayedCall | None = None
         self._dropping: set[str] = set()
+        #: Sources told to pause their input (backlog full), by name: the source object
+        #: told, which is the one told to resume.
+        self._paused: dict[str, ISource] = {}
         #: Events dropped because their source's backlog was full.
         self.dropped = 0
+        #: Times a source was told to pause its input.
+        self.pauses = 0
         #: Runs that went past the handler deadline (ever), and those still going.
         self.stuck_total = 0
         self.stuck = 0
@@ -261,6 +282,8 @@ class Dispatcher(BackgroundOptions, Service):
             "stuck_total": self.stuck_total,
             "dropped": self.dropped,
             "waiting": dict(self._waiting_by),
+            "paused": sorted(self._paused),
+            "pauses": self.pauses,
         }
 
     # -- lifecycle ------------------------------------------------------------
@@ -344,6 +367,8 @@ class Dispatcher(BackgroundOptions, Service):
                 work.deferred.errback(
                     DispatcherStopped(f"stopped before {work.event.type} event was processed")
                 )
+        for name in list(self._paused):
+            self._maybe_resume(name)
         self._pump()
         self._check_drained()
 
@@ -426,28 +451,76 @@ class Dispatcher(BackgroundOptions, Service):
             return fail(error)
         source = event.source
         waiting = self._waiting_by.get(source, 0)
-        if waiting >= self.max_queued:
-            self.dropped += 1
-            if source not in self._dropping:
-                self._dropping.add(source)
-                self.log.warn(
-                    "source {source} has {count} events waiting for a worker; dropping "
-                    "its new events until it catches up ({dropped} dropped in all)",
-                    source=source,
-                    count=waiting,
-                    dropped=self.dropped,
-                )
-            return fail(
-                DispatcherOverloaded(f"source {source} is overloaded; dropped {event.type} event")
-            )
-        if self._dropping and source in self._dropping and waiting < self.max_queued // 2:
+        bound = self.max_queued
+        if waiting >= bound and (source not in self._paused or waiting >= 2 * bound):
+            return self._drop(event, waiting)
+        if self._dropping and source in self._dropping and waiting < bound // 2:
             self._dropping.discard(source)
         self._waiting_by[source] = waiting + 1
+        if waiting + 1 >= bound and source not in self._paused:
+            self._pause(source, waiting + 1)
         for monitor in self.monitors:
             monitor.event_dispatched(event)
         d: Deferred[Event] = Deferred()
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
+
+    def _drop(self, event: Event, waiting: int) -> Deferred[Event]:
+        """Refuse an event because its source's backlog is full: counted, logged once
+        per backlog."""
+        source = event.source
+        self.dropped += 1
+        if source not in self._dropping:
+            self._dropping.add(source)
+            why = (
+                "it was told to pause but goes on"
+                if source in self._paused
+                else "it cannot pause its input"
+            )
+            self.log.warn(
+                "source {source} has {count} events waiting for a worker and {why}; "
+                "dropping its new events until it catches up ({dropped} dropped in all)",
+                source=source,
+                count=waiting,
+                why=why,
+                dropped=self.dropped,
+            )
+        return fail(
+            DispatcherOverloaded(f"source {source} is overloaded; dropped {event.type} event")
+        )
+
+    def _pause(self, name: str, waiting: int) -> None:
+        """Tell the source ``name`` its backlog is full: it stops reading its network
+        (`Source.pause_input`) until `_resume`. A source that cannot pause is left
+        alone (its events past the bound are dropped)."""
+        source = self._get_source(name)
+        if source is None or not getattr(source, "can_pause", False):
+            return
+        self._paused[name] = source
+        self.pauses += 1
+        self.log.info(
+            "source {source} has {count} events waiting for a worker; pausing its input",
+            source=name,
+            count=waiting,
+        )
+        try:
+            source.pause_input()
+        except Exception:
+            self.log.failure("source {source} failed to pause its input", source=name)
+
+    def _maybe_resume(self, name: str) -> None:
+        """Once a paused source's backlog is down to half ``max_queued`` (the low-water
+        mark), it reads again."""
+        if self._waiting_by.get(name, 0) > self.max_queued // 2:
+            return
+        source = self._paused.pop(name, None)
+        if source is None:
+            return
+        self.log.info("source {source} has caught up; resuming its input", source=name)
+        try:
+            source.resume_input()
+        except Exception:
+            self.log.failure("source {source} failed to resume its input", source=name)
 
     def wants(self, event: Event) -> bool:
         """Whether any processor of the current chain would do something with ``event``
@@ -586,6 +659,9 @@ class Dispatcher(BackgroundOptions, Service):
         d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
         d.addBoth(self._finished, work)
         d.addBoth(chain._done_with)
+        # Last: a resumed source may dispatch what it reads at once (this pump re-entered).
+        if work.bounded and self._paused and source in self._paused:
+            self._maybe_resume(source)
 
     # -- the handler deadline ---------------------------------------------------
 
@@ -731,15 +807,22 @@ class Dispatcher(BackgroundOptions, Service):
                 self.log.failure("observer {observer!r} failed", observer=observe)
 
     def route(self, event: Event) -> None:
-        """Send the event's replies, in order, each to the source it names (the event's
-        own or another); a reply for an unknown source is logged and dropped, and a send
-        that fails is logged without stopping the others. Sources are only given text: an
-        acknowledgement left as True/False (the chain had no core Address to word it) is
-        worded here, with a warning. A notice is never answered (bots answering notices
+        """Send the event's replies, in order, each through the outgoing filters
+        (`botcore.dispatch.outgoing`: Format is one) and then to the source it names (the
+        event's own or another). This is the one way replies leave, whatever produced
+        them: the chain, ``call_later``, periodic and background work, reactors, the HTTP
+        API and `send`. The event is left holding what was sent (the filters' results).
+
+        Sources are only given text: an acknowledgement left as True/False (the chain had
+        no core Address to word it) is worded here, before the filters, with a warning. A
+        reply for an unknown source is logged and dropped, and a send that fails is logged
+        without stopping the others. A notice is never answered (bots answering notices
         answer each other forever): its replies are dropped here, whoever added them.
         Reactor thread."""
         responses = event.responses
-        if event.type == EventType.NOTICE and responses:
+        if not responses:
+            return
+        if event.type == EventType.NOTICE:
             self.log.debug(
                 "dropped {count} reply(ies) to notice {id}: notices are not answered",
                 count=len(responses),
@@ -747,25 +830,57 @@ class Dispatcher(BackgroundOptions, Service):
             )
             del responses[:]
             return
-        for index, response in enumerate(responses):
-            source = self._get_source(response.source)
-            if source is None:
-                self.log.warn(
-                    "dropped a reply for unknown source {source!r} (event {id})",
-                    source=response.source,
-                    id=event.id,
-                )
-                continue
+        filters = self.chain.filters()
+        if not filters:
+            for index, response in enumerate(responses):
+                if not isinstance(response.text, str):
+                    response = responses[index] = self._worded(response, event)
+                self._hand_over(response, event)
+            return
+        sent: list[Response] = []
+        for response in responses:
             if not isinstance(response.text, str):
-                # In the event too, so that what was sent is what the event says.
-                response = responses[index] = self._worded(response, event)
-            try:
-                source.send(response)
-            except Exception:
-                self.log.failure("source {source} failed to send a reply", source=source.name)
-                continue
-            for monitor in self.monitors:
-                monitor.reply_sent(response)
+                response = self._worded(response, event)
+            for filtered in self.outgoing.run(response, event, filters):
+                sent.append(filtered)
+                self._hand_over(filtered, event)
+        # In the event too, so that what was sent is what the event says.
+        responses[:] = sent
+
+    def send(self, response: Response, event: Event | None = None) -> None:
+        """Send one reply that no event's run produced (plugin code, a bridge) by the one
+        path, `route`: through the outgoing filters, then to ``response.source``.
+        ``event`` is what the filters are shown as its event; by default a carrier of type
+        ``outgoing`` on the reply's source and target. Any thread (from a worker thread it
+        is sent on the reactor thread, soon)."""
+        carrier = (
+            event
+            if event is not None
+            else Event(
+                source=response.source or _OWN_SOURCE,
+                type=OUTGOING,
+                channel=response.target,
+            )
+        )
+        carrier.responses.append(response)
+        self._on_reactor(lambda: self.route(carrier))
+
+    def _hand_over(self, response: Response, event: Event) -> None:
+        source = self._get_source(response.source)
+        if source is None:
+            self.log.warn(
+                "dropped a reply for unknown source {source!r} (event {id})",
+                source=response.source,
+                id=event.id,
+            )
+            return
+        try:
+            source.send(response)
+        except Exception:
+            self.log.failure("source {source} failed to send a reply", source=source.name)
+            return
+        for monitor in self.monitors:
+            monitor.reply_sent(response)
 
     def _worded(self, response: Response, event: Event) -> Response:
         text = response.text

@@ -187,6 +187,11 @@ class _StateCollector(Collector):
         for name, key, help_text in (
             ("stuck_runs", "stuck_total", "Runs that went past the handler deadline."),
             ("dropped", "dropped", "Events dropped because their source's backlog was full."),
+            (
+                "pauses",
+                "pauses",
+                "Times a source was told to pause its input (its backlog was full).",
+            ),
         ):
             counter = CounterMetricFamily(f"botcore_dispatcher_{name}", help_text)
             counter.add_metric([], float(load[key]))
