@@ -21,7 +21,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from botcore.testing import free_port, in_ci
 
@@ -431,22 +431,26 @@ atexit.register(IRCv3Network.release_all)
 class SharedNetwork:
     """A mixin for a trial TestCase (trial has no setUpClass): ``self.network`` is the
     module's network, started by the first test and stopped after the class's last test
-    (or at exit, when only some of them run)."""
+    (or at exit, when only some of them run). The network is an `IRCv3Network` unless
+    ``network_type`` names another class with the same ``shared(module)`` and
+    ``release(module)`` (`tests.sources.bridge_harness.Networks`)."""
 
-    network: IRCv3Network
+    network: Any
+    network_type: ClassVar[Any] = IRCv3Network
     _done: ClassVar[dict[str, int]] = {}
 
-    def use_network(self) -> IRCv3Network:
+    def use_network(self) -> Any:
         cls = type(self)
         key = cls.__module__
-        self.network = IRCv3Network.shared(key)
+        kind = cls.network_type
+        self.network = kind.shared(key)
         tests = len([name for name in dir(cls) if name.startswith("test_")])
 
         def done() -> None:
             SharedNetwork._done[key] = SharedNetwork._done.get(key, 0) + 1
             if SharedNetwork._done[key] >= tests:
                 SharedNetwork._done.pop(key)
-                IRCv3Network.release(key)
+                kind.release(key)
 
         self.addCleanup(done)  # type: ignore[attr-defined]  # the TestCase's
         return self.network
