@@ -703,6 +703,11 @@ class Relay(Processor):
                 )
                 continue
             text = event.message.raw if event.message is not None else ""
+            resend = refers is None or "edit" not in target.supports
+            if resend:
+                # Said again as a new message: say that it replaces an earlier one.
+                suffix = bridge.settings.get("edit_suffix")
+                text = f"{text} {suffix}" if suffix else text
             body = text if target.type == "irc" else _IRC_FORMATTING.sub("", text)
             line = bridge.template(conversation.source, False).format(
                 name=name,
@@ -712,7 +717,7 @@ class Relay(Processor):
                 channel=event.channel,
                 bridge=bridge.name,
             )
-            if refers is None:
+            if resend:
                 if target.edit_fallback == "none":
                     continue
                 event.addresponse(
@@ -856,13 +861,17 @@ class Relay(Processor):
                 "bridge: dropped a copy waiting for {source} to connect (too many waiting)",
                 source=response.source,
             )
-        if len(queue) == 1:
-            source = self.bot.get_source(response.source)
-            if source is not None:
-                source.when_connected().addCallback(lambda _: self._flush(key))
+        source = self.bot.get_source(response.source)
+        watched: dict[tuple[str, str | None], Any] = shared.setdefault("watched", {})
+        if source is not None and watched.get(key) is not source:
+            # Once per source object: a reloaded source is a new one to wait for.
+            watched[key] = source
+            source.when_connected().addCallback(lambda _: self._flush(key))
 
     def _flush(self, key: tuple[str, str | None]) -> None:
-        queue = _shared(self.bot)["pending"].pop(key, None)
+        shared = _shared(self.bot)
+        shared.setdefault("watched", {}).pop(key, None)
+        queue = shared["pending"].pop(key, None)
         if not queue:
             return
         held = list(queue)

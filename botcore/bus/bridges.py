@@ -58,6 +58,11 @@ class BridgeSection:
         "* {name} {what} {channel} on {source}",
         fields=JOIN_FIELDS,
     )
+    edit_suffix = Option(
+        "Added (after a space) to an edit sent again as a new message where the network "
+        "cannot edit (empty: nothing).",
+        "(edited)",
+    )
     relay_actions = BoolOption("Relay actions (/me).", True)
     relay_notices = BoolOption("Relay notices.", False)
     relay_joins = BoolOption(

@@ -295,7 +295,7 @@ class ReceiptTests(BridgeCase):
         )
         self.assertEqual(self.irc.network_id(copy.id), "irc-1")
         xmpp = self.sent("xmpp")
-        self.assertEqual([(r.kind, r.text) for r in xmpp], [("message", "<alice> hello")])
+        self.assertEqual([(r.kind, r.text) for r in xmpp], [("message", "<alice> hello (edited)")])
 
     def test_edit_of_an_unrelayed_message_is_not_carried(self) -> None:
         """An edit of a message the bridge never relayed is not relayed."""
