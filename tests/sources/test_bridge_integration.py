@@ -176,7 +176,8 @@ class BridgeIntegrationTests(SharedNetwork, TestCase):
 
     async def test_each_sees_the_others_in_order(self) -> None:
         """Five messages from each network, sent at once, reach the two others in the
-        order said, each once, with the sender's name; none comes back to its own."""
+        order said, each once, with the sender's name; none comes back to its own. A
+        command is relayed like any message and answered only where it was asked."""
         alice, bob, carol = await self.start(
             {"all": [f"irc:{self.channel}", f"xmpp:{self.room}", "matrix:{matrix}"]}
         )
@@ -203,6 +204,14 @@ class BridgeIntegrationTests(SharedNetwork, TestCase):
         self.assertEqual(said(matrix, "xmpp"), expected["xmpp"])
         # Nothing came back to where it was said, and nothing else was said.
         self.assertEqual((len(irc), len(xmpp), len(matrix)), (10, 10, 10))
+        # A command is relayed, and answered once, where it was asked (answer = here).
+        alice.send(f"PRIVMSG {self.channel} :{BOT}: ping")
+        await wait_until(lambda: "alice: pong" in self.irc_seen(alice), "the answer on IRC")
+        bob.message(self.room, "the end", kind="groupchat")
+        await self.everyone_saw(alice, bob, carol, irc=12, xmpp=11, matrix=12)
+        self.assertEqual(self.xmpp_seen(bob)[10:], [f"<alice> {BOT}: ping"])
+        self.assertEqual(self.matrix_seen(carol)[10:], [f"<alice> {BOT}: ping", "<bob> the end"])
+        self.assertEqual(self.irc_seen(alice)[10:], ["alice: pong", "<bob> the end"])
 
     async def test_edit_and_deletion_carried(self) -> None:
         """bob's correction on XMPP edits the copy on Matrix and is said again on IRC;
