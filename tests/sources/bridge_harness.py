@@ -11,10 +11,11 @@ import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from tests.ircserver import IRCServer, LineClient, connect_client
 from tests.ircserver import skip_reason as irc_skip_reason
+from tests.sources.ircv3_harness import ModuleShared
 from tests.sources.matrix_harness import Peer, SynapseServer, wait_until
 from tests.sources.matrix_harness import skip_reason as matrix_skip_reason
 from tests.sources.xmpp_harness import MUC, ProsodyServer, XMPPClient
@@ -38,12 +39,11 @@ def skip_reason() -> str | None:
     return None
 
 
-class Networks:
+class Networks(ModuleShared):
     """ngircd, Prosody and Synapse, each on free loopback ports. `start` starts the three
     at once (each start bounded by its harness's wait) and makes the accounts: on XMPP
-    and Matrix, the bot and every one of `PEOPLE`. `cleanup` stops them all."""
-
-    _shared: ClassVar[dict[str, Networks]] = {}
+    and Matrix, the bot and every one of `PEOPLE`. `cleanup` stops them all. A test
+    module shares one with `ircv3_harness.SharedNetwork` (``network_type = Networks``)."""
 
     def __init__(self) -> None:
         self.irc = IRCServer()
@@ -72,28 +72,6 @@ class Networks:
     def cleanup(self) -> None:
         for server in (self.irc, self.xmpp, self.matrix):
             server.cleanup()
-
-    @classmethod
-    def shared(cls, module: str) -> Networks:
-        """The networks of test module ``module``, started on first use and stopped at
-        exit (or by `release`)."""
-        networks = cls._shared.get(module)
-        if networks is None:
-            networks = cls()
-            networks.start()
-            cls._shared[module] = networks
-        return networks
-
-    @classmethod
-    def release(cls, module: str) -> None:
-        networks = cls._shared.pop(module, None)
-        if networks is not None:
-            networks.cleanup()
-
-    @classmethod
-    def release_all(cls) -> None:
-        for module in list(cls._shared):
-            cls.release(module)
 
     # -- the bot ------------------------------------------------------------------------------
 
