@@ -269,13 +269,16 @@ class BridgeIntegrationTests(SharedNetwork, TestCase):
         )
 
     async def test_overlapping_bridges_make_no_loop(self) -> None:
-        """Bridge a joins IRC and the MUC room, bridge b the MUC room and Matrix: what
-        bob says in the shared room reaches both others once; what alice and carol say
-        reaches the room once and never comes back to them."""
+        """Bridge a joins IRC and the MUC room, bridge b the MUC room and Matrix, bridge
+        c the same two as a: what bob says in the shared room reaches both others once;
+        what alice and carol say reaches the room once (alice's not twice through a and
+        c) and never comes back to them, nor goes on through the other bridge."""
         alice, bob, carol = await self.start(
             {
                 "a": [f"irc:{self.channel}", f"xmpp:{self.room}"],
                 "b": [f"xmpp:{self.room}", "matrix:{matrix}"],
+                # The same two conversations as a: still one copy each way.
+                "c": [f"xmpp:{self.room}", f"irc:{self.channel}"],
             }
         )
         alice.send(f"PRIVMSG {self.channel} :from irc")
