@@ -240,8 +240,10 @@ class BridgeView:
     """What a processor of the plugin knows of the bridges: built again when the config
     is reloaded or a bridge is added or removed. Any thread."""
 
-    def __init__(self, bot: IBotContext) -> None:
+    def __init__(self, bot: IBotContext, report: bool = False) -> None:
         self.bot = bot
+        #: Whether this view logs the bridges that cannot work (one view does).
+        self.report = report
         self._key: tuple[Any, int] | None = None
         self._bridges = Bridges()
         self._lock = threading.Lock()
@@ -255,7 +257,7 @@ class BridgeView:
                 if self._key is None or key[0] is not self._key[0] or key[1] != self._key[1]:
                     bridges = build_bridges(self.bot)
                     old = self._bridges.broken
-                    for name, why in bridges.broken.items():
+                    for name, why in bridges.broken.items() if self.report else ():
                         if old.get(name) != why:
                             log.error("bridge {name} is not running: {why}", name=name, why=why)
                     self._bridges, self._key = bridges, key
@@ -425,7 +427,7 @@ class Relay(Processor):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.view = BridgeView(self.bot)
+        self.view = BridgeView(self.bot, report=True)
         self._ignores: tuple[int, float, frozenset[int], frozenset[tuple[str, str]]] | None = None
 
     # -- who is not relayed ----------------------------------------------------------
@@ -802,6 +804,10 @@ class Relay(Processor):
         channels = [event.channel] if event.channel else list(event.data.get("channels") or ())
         bridges = self.view.current()
         if self.from_the_bot(event, bridges):
+            return
+        if not any(self.view.ends(event.source, channel) for channel in channels):
+            return
+        if self.ignored(event):
             return
         seen: set[tuple[str, str]] = set()
         for channel in channels:
