@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from botcore.accounts import models as accounts
 from botcore.accounts.identify import proven_account
 from botcore.accounts.models import Account
+from botcore.accounts.names import skeleton
 from botcore.bus.bridges import Conversation, bridge_options, parse_conversations
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
@@ -429,6 +430,7 @@ class Relay(Processor):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.view = BridgeView(self.bot, report=True)
+        self._names: tuple[float, dict[str, int]] | None = None
         self._ignores: tuple[int, float, frozenset[int], frozenset[tuple[str, str]]] | None = None
 
     # -- who is not relayed ----------------------------------------------------------
@@ -488,7 +490,27 @@ class Relay(Processor):
             account = event.session.get(Account, account_id)
             if account is not None:
                 return _clean_name(accounts.shown_name(account))
-        return _clean_name(event.who.nick)
+        nick = _clean_name(event.who.nick)
+        owner = self.names_taken(event.session).get(skeleton(nick))
+        if owner is not None and owner != event.account:
+            # Someone else's name on a nick that is not theirs: not shown as them.
+            return f"{nick}?"
+        return nick
+
+    def names_taken(self, session: Session) -> dict[str, int]:
+        """What every account's username and display name look like (their skeletons)
+        -> the account, read again every minute. Worker thread."""
+        now = self.bot.seconds()
+        cached = self._names
+        if cached is None or now - cached[0] > 60:
+            taken: dict[str, int] = {}
+            rows = session.execute(select(Account.id, Account.username, Account.display_name))
+            for account_id, username, display in rows:
+                for name in (username, display):
+                    if name:
+                        taken.setdefault(skeleton(name.replace(" ", "")), account_id)
+            cached = self._names = (now, taken)
+        return cached[1]
 
     # -- the relay -------------------------------------------------------------------
 

@@ -530,6 +530,18 @@ class PeopleTests(BridgeCase):
         self.said("hi again", nick="mal", source="irc")
         self.assertEqual(self.texts("test"), ["<mal> hi again"])
 
+    def test_someone_elses_name_marked(self) -> None:
+        """A nick that looks like another account's name, said by someone not proven to
+        be them, is shown with a question mark; by their own linked identity, plainly."""
+        self.link_account("alice", ("test", "alice"))
+        self.said("I am bob", source="irc", nick="bob")
+        self.assertEqual(self.texts("test"), ["<bob> I am bob"])
+        self.said("I am alice", source="irc", nick="ALICE")
+        self.said("I am alice", source="irc", nick="a1ice")
+        self.assertEqual(self.texts("test"), ["<ALICE?> I am alice", "<a1ice?> I am alice"])
+        self.said("it's me", nick="alice")
+        self.assertEqual(self.texts("irc"), ["<alice> it's me"])
+
     def test_username_without_display_name(self) -> None:
         """An authenticated sender whose account has no display name is shown under its
         username."""
