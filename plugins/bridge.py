@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    and_,
     delete,
     select,
 )
@@ -30,6 +31,7 @@ from twisted.logger import Logger
 from botcore.accounts import models as accounts
 from botcore.accounts.identify import proven_account
 from botcore.accounts.models import Account
+from botcore.accounts.names import skeleton
 from botcore.bus.bridges import Conversation, bridge_options, parse_conversations
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
@@ -39,7 +41,7 @@ from botcore.options import FloatOption, IntOption
 from botcore.processor import Priority, Processor, authorise, example, handler, match, periodic
 
 if TYPE_CHECKING:
-    from botcore.interfaces import IBotContext
+    from botcore.interfaces import IBotContext, ISource
 
 log = Logger()
 
@@ -240,8 +242,10 @@ class BridgeView:
     """What a processor of the plugin knows of the bridges: built again when the config
     is reloaded or a bridge is added or removed. Any thread."""
 
-    def __init__(self, bot: IBotContext) -> None:
+    def __init__(self, bot: IBotContext, report: bool = False) -> None:
         self.bot = bot
+        #: Whether this view logs the bridges that cannot work (one view does).
+        self.report = report
         self._key: tuple[Any, int] | None = None
         self._bridges = Bridges()
         self._lock = threading.Lock()
@@ -255,7 +259,7 @@ class BridgeView:
                 if self._key is None or key[0] is not self._key[0] or key[1] != self._key[1]:
                     bridges = build_bridges(self.bot)
                     old = self._bridges.broken
-                    for name, why in bridges.broken.items():
+                    for name, why in bridges.broken.items() if self.report else ():
                         if old.get(name) != why:
                             log.error("bridge {name} is not running: {why}", name=name, why=why)
                     self._bridges, self._key = bridges, key
@@ -425,7 +429,8 @@ class Relay(Processor):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.view = BridgeView(self.bot)
+        self.view = BridgeView(self.bot, report=True)
+        self._names: tuple[float, dict[str, int]] | None = None
         self._ignores: tuple[int, float, frozenset[int], frozenset[tuple[str, str]]] | None = None
 
     # -- who is not relayed ----------------------------------------------------------
@@ -485,7 +490,27 @@ class Relay(Processor):
             account = event.session.get(Account, account_id)
             if account is not None:
                 return _clean_name(accounts.shown_name(account))
-        return _clean_name(event.who.nick)
+        nick = _clean_name(event.who.nick)
+        owner = self.names_taken(event.session).get(skeleton(nick))
+        if owner is not None and owner != event.account:
+            # Someone else's name on a nick that is not theirs: not shown as them.
+            return f"{nick}?"
+        return nick
+
+    def names_taken(self, session: Session) -> dict[str, int]:
+        """What every account's username and display name look like (their skeletons)
+        -> the account, read again every minute. Worker thread."""
+        now = self.bot.seconds()
+        cached = self._names
+        if cached is None or now - cached[0] > 60:
+            taken: dict[str, int] = {}
+            rows = session.execute(select(Account.id, Account.username, Account.display_name))
+            for account_id, username, display in rows:
+                for name in (username, display):
+                    if name:
+                        taken.setdefault(skeleton(name.replace(" ", "")), account_id)
+            cached = self._names = (now, taken)
+        return cached[1]
 
     # -- the relay -------------------------------------------------------------------
 
@@ -543,6 +568,52 @@ class Relay(Processor):
                     found[key] = (bridge, conversation)
         return list(found.values())
 
+    def line(
+        self, bridge: Bridge, to: Conversation, event: Event, name: str, text: str, action: bool
+    ) -> str:
+        """The copy of ``text`` (said by ``name`` in ``event``'s conversation) sent to
+        ``to``: its source's template, IRC's formatting codes left out elsewhere."""
+        target = self.bot.get_source(to.source)
+        if target is None or target.type != "irc":
+            text = _IRC_FORMATTING.sub("", text)
+        return bridge.template(to.source, action).format(
+            name=name,
+            nick=_clean_name(event.who.nick),
+            text=text,
+            source=event.source,
+            channel=event.channel,
+            bridge=bridge.name,
+        )
+
+    def group_of(self, event: Event, message_id: str | None) -> Group | None:
+        """The original and copies of the message ``message_id`` of the event's
+        conversation (the original or a copy), or None. Worker thread."""
+        if not message_id:
+            return None
+        channel = event.channel or ""
+        folded = self._folded(event)
+        return thd_group(self.bot, event.session, event.source, channel, folded, message_id)
+
+    def copies_of(
+        self, event: Event, ends: list[tuple[Bridge, Conversation]], group: Group
+    ) -> Iterable[tuple[Bridge, Conversation, ISource, str | None]]:
+        """For each other conversation of the bridges whose source runs: the bridge, the
+        conversation, its source and the id of ``group``'s message there (or None)."""
+        for bridge, conversation in self.targets(event, ends):
+            target = self.bot.get_source(conversation.source)
+            if target is None:
+                continue
+            folded = _fold(self.bot, conversation.source, conversation.target)
+            yield bridge, conversation, target, group.id_in(self.bot, conversation.source, folded)
+
+    @staticmethod
+    def say(event: Event, to: Conversation, text: str, **fields: Any) -> None:
+        """Add a copy (or an edit, deletion or reaction of one) for ``to`` to ``event``."""
+        fields.setdefault("reply_to", False)
+        event.addresponse(
+            text, source=to.source, target=to.target, address=False, processed=False, **fields
+        )
+
     def relay_text(
         self,
         event: Event,
@@ -563,29 +634,17 @@ class Relay(Processor):
         name = self.shown_name(event)
         action = event.type == EventType.ACTION
         origin = self._origin(event)
-        session = event.session
         done: set[tuple[str, str]] = set()
-        group: Group | None = None
         if origin is not None:
-            done = {
-                (row.copy_source, row.copy_channel)
-                for row in session.scalars(
-                    select(Receipt).where(
-                        Receipt.origin_source == origin[0],
-                        Receipt.origin_channel == origin[1],
-                        Receipt.origin_id == origin[2],
-                    )
+            rows = event.session.execute(
+                select(Receipt.copy_source, Receipt.copy_channel).where(
+                    Receipt.origin_source == origin[0],
+                    Receipt.origin_channel == origin[1],
+                    Receipt.origin_id == origin[2],
                 )
-            }
-        if event.reply_to:
-            group = thd_group(
-                self.bot,
-                session,
-                event.source,
-                event.channel or "",
-                self._folded(event),
-                event.reply_to,
             )
+            done = {(row[0], row[1]) for row in rows}
+        group = self.group_of(event, event.reply_to)
         for bridge, conversation in self.targets(event, ends):
             folded = _fold(self.bot, conversation.source, conversation.target)
             if (conversation.source, folded) in done:
@@ -596,25 +655,11 @@ class Relay(Processor):
                     to=str(conversation),
                 )
                 continue
-            target = self.bot.get_source(conversation.source)
-            body = (
-                text
-                if target is not None and target.type == "irc"
-                else _IRC_FORMATTING.sub("", text)
-            )
-            line = bridge.template(conversation.source, action).format(
-                name=name,
-                nick=_clean_name(event.who.nick),
-                text=body,
-                source=event.source,
-                channel=event.channel,
-                bridge=bridge.name,
-            )
             reply: str | bool = False
             if group is not None:
                 reply = group.id_in(self.bot, conversation.source, folded) or False
             response = Response(
-                line,
+                self.line(bridge, conversation, event, name, text, action),
                 source=conversation.source,
                 target=conversation.target,
                 address=False,
@@ -670,127 +715,44 @@ class Relay(Processor):
         """Carry an edit or a deletion of a relayed message (or of a copy) to the other
         copies: as an edit or deletion where the network can, else as its source's
         ``edit_fallback`` says (a deletion: nothing)."""
-        if not event.refers_to:
-            return
-        group = thd_group(
-            self.bot,
-            event.session,
-            event.source,
-            event.channel or "",
-            self._folded(event),
-            event.refers_to,
-        )
+        group = self.group_of(event, event.refers_to)
         if group is None:
             return
         name = self.shown_name(event)
-        for bridge, conversation in self.targets(event, ends):
-            folded = _fold(self.bot, conversation.source, conversation.target)
-            refers = group.id_in(self.bot, conversation.source, folded)
-            target = self.bot.get_source(conversation.source)
-            if target is None:
-                continue
+        text = event.message.raw if event.message is not None else ""
+        for bridge, conversation, target, refers in self.copies_of(event, ends, group):
             if kind == "delete":
-                if refers is None:
-                    continue
-                event.addresponse(
-                    "",
-                    kind="delete",
-                    refers_to=refers,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
-                )
+                if refers is not None:
+                    self.say(event, conversation, "", kind="delete", refers_to=refers)
                 continue
-            text = event.message.raw if event.message is not None else ""
-            resend = refers is None or "edit" not in target.supports
-            if resend:
+            if refers is not None and "edit" in target.supports:
+                line = self.line(bridge, conversation, event, name, text, False)
+                self.say(event, conversation, line, kind="edit", refers_to=refers)
+            elif target.edit_fallback != "none":
                 # Said again as a new message: say that it replaces an earlier one.
                 suffix = bridge.settings.get("edit_suffix")
-                text = f"{text} {suffix}" if suffix else text
-            body = text if target.type == "irc" else _IRC_FORMATTING.sub("", text)
-            line = bridge.template(conversation.source, False).format(
-                name=name,
-                nick=_clean_name(event.who.nick),
-                text=body,
-                source=event.source,
-                channel=event.channel,
-                bridge=bridge.name,
-            )
-            if resend:
-                if target.edit_fallback == "none":
-                    continue
-                event.addresponse(
-                    line,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
-                    reply_to=False,
-                )
-            else:
-                event.addresponse(
-                    line,
-                    kind="edit",
-                    refers_to=refers,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
+                again = f"{text} {suffix}" if suffix else text
+                self.say(
+                    event, conversation, self.line(bridge, conversation, event, name, again, False)
                 )
 
     def relay_reaction(self, event: Event, ends: list[tuple[Bridge, Conversation]]) -> None:
         """Carry a reaction to the other copies: the bot reacts with the same key where
         the network has reactions, else says who reacted in a short line."""
-        if not event.refers_to or not event.reaction or event.data.get("removed"):
+        if not event.reaction or event.data.get("removed"):
             return
         ends = [(b, c) for b, c in ends if b.settings["relay_reactions"]]
-        if not ends:
-            return
-        group = thd_group(
-            self.bot,
-            event.session,
-            event.source,
-            event.channel or "",
-            self._folded(event),
-            event.refers_to,
-        )
+        group = self.group_of(event, event.refers_to) if ends else None
         if group is None:
             return
         name = self.shown_name(event)
-        for bridge, conversation in self.targets(event, ends):
-            folded = _fold(self.bot, conversation.source, conversation.target)
-            refers = group.id_in(self.bot, conversation.source, folded)
-            target = self.bot.get_source(conversation.source)
-            if target is None:
-                continue
+        key = event.reaction
+        for bridge, conversation, target, refers in self.copies_of(event, ends, group):
             if refers is not None and "react" in target.supports:
-                event.addresponse(
-                    event.reaction,
-                    kind="reaction",
-                    refers_to=refers,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
-                )
+                self.say(event, conversation, key, kind="reaction", refers_to=refers)
             else:
-                line = bridge.template(conversation.source, True).format(
-                    name=name,
-                    nick=_clean_name(event.who.nick),
-                    text=f"reacted {event.reaction}",
-                    source=event.source,
-                    channel=event.channel,
-                    bridge=bridge.name,
-                )
-                event.addresponse(
-                    line,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
-                    reply_to=refers or False,
-                )
+                line = self.line(bridge, conversation, event, name, f"reacted {key}", True)
+                self.say(event, conversation, line, reply_to=refers or False)
 
     def relay_state(self, event: Event) -> None:
         """Relay a join, part, quit or kick as a line, where relay_joins says so (a kick
@@ -802,6 +764,10 @@ class Relay(Processor):
         channels = [event.channel] if event.channel else list(event.data.get("channels") or ())
         bridges = self.view.current()
         if self.from_the_bot(event, bridges):
+            return
+        if not any(self.view.ends(event.source, channel) for channel in channels):
+            return
+        if self.ignored(event):
             return
         seen: set[tuple[str, str]] = set()
         for channel in channels:
@@ -833,14 +799,7 @@ class Relay(Processor):
                     channel=channel,
                     bridge=bridge.name,
                 )
-                event.addresponse(
-                    line,
-                    source=conversation.source,
-                    target=conversation.target,
-                    address=False,
-                    processed=False,
-                    reply_to=False,
-                )
+                self.say(event, conversation, line)
 
     # -- copies for a source that is away --------------------------------------------
 
@@ -1049,49 +1008,49 @@ class BridgeCommands(Processor):
         with shared["lock"]:
             shared["ignores"] += 1
 
-    @authorise(fallthrough=False)
-    @match(r"^bridge\s+ignore\s+(.+)$", simple=False)
-    def ignore(self, event: Event, who: str) -> None:
+    def _rows_of(self, event: Event, who: str) -> tuple[Any, BridgeIgnore, str] | None:
+        """The condition on ``bridge_ignores`` naming <who>, the row that would, and how
+        to say who it is; None (with a reply) when <who> names no one."""
         try:
             account_id, source, nick, said = self._who(event, who.strip())
         except accounts.AccountError as e:
             event.addresponse(str(e))
-            return
-        session = event.session
-        query = select(BridgeIgnore)
+            return None
+        row = BridgeIgnore(account_id=account_id, source=source, nick=nick)
         if account_id is not None:
-            query = query.where(BridgeIgnore.account_id == account_id)
-        else:
-            query = query.where(BridgeIgnore.source == source, BridgeIgnore.nick == nick)
-        if session.scalars(query).first() is not None:
+            return BridgeIgnore.account_id == account_id, row, said
+        return and_(BridgeIgnore.source == source, BridgeIgnore.nick == nick), row, said
+
+    @authorise(fallthrough=False)
+    @match(r"^bridge\s+ignore\s+(.+)$", simple=False)
+    def ignore(self, event: Event, who: str) -> None:
+        found = self._rows_of(event, who)
+        if found is None:
+            return
+        condition, row, said = found
+        session = event.session
+        if session.scalars(select(BridgeIgnore).where(condition)).first() is not None:
             event.addresponse(f"I already don't relay {said}")
             return
-        session.add(BridgeIgnore(account_id=account_id, source=source, nick=nick))
-        mark_written(session)
+        session.add(row)
         session.flush()
-        self.bot.call_from_thread(self._changed)
+        mark_written(session)
+        self._changed()
         event.addresponse(f"I won't relay {said} on any bridge")
 
     @authorise(fallthrough=False)
     @match(r"^bridge\s+unignore\s+(.+)$", simple=False)
     def unignore(self, event: Event, who: str) -> None:
-        try:
-            account_id, source, nick, said = self._who(event, who.strip())
-        except accounts.AccountError as e:
-            event.addresponse(str(e))
+        found = self._rows_of(event, who)
+        if found is None:
             return
-        session = event.session
-        query = delete(BridgeIgnore)
-        if account_id is not None:
-            query = query.where(BridgeIgnore.account_id == account_id)
-        else:
-            query = query.where(BridgeIgnore.source == source, BridgeIgnore.nick == nick)
-        result = session.execute(query)
+        condition, _, said = found
+        result = event.session.execute(delete(BridgeIgnore).where(condition))
         if not getattr(result, "rowcount", 0):
             event.addresponse(f"I wasn't ignoring {said}")
             return
-        mark_written(session)
-        self.bot.call_from_thread(self._changed)
+        mark_written(event.session)
+        self._changed()
         event.addresponse(f"I'll relay {said} again")
 
     @authorise(fallthrough=False)

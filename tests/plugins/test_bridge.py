@@ -4,12 +4,17 @@ reactions, ignores across networks, the commands, and bridges changed at run tim
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import func, select
+from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.accounts import models as accounts
+from botcore.bus.bridges import parse_conversations
+from botcore.config import ConfigErrors
 from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.settings import read_config
 from botcore.testing import MemorySource, PluginTestCase
 from plugins.bridge import Receipt
 
@@ -367,6 +372,20 @@ class ReceiptTests(BridgeCase):
         self.dispatch(event)
         self.assertEqual(self.sent("test"), [])
 
+    def test_network_ids_written_into_the_receipts(self) -> None:
+        """A copy's network id, learnt by its source after the relay, is written into its
+        receipt on the next pruning, so it outlasts the source's own memory."""
+        self.dispatch(self.event("remember me", message_id="t-7"))
+        self.assertEqual(self.copy_ids(), [None, None])
+        self.advance(600)
+        self.assertEqual(self.copy_ids(), ["irc-1", "xmpp-1"])
+
+    def copy_ids(self) -> list[str | None]:
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None
+        with sessions() as session:
+            return list(session.scalars(select(Receipt.copy_id).order_by(Receipt.copy_source)))
+
     def test_receipts_pruned_by_age(self) -> None:
         """Receipts older than keep_receipts are pruned on schedule; then an edit is not
         carried any more."""
@@ -426,7 +445,9 @@ class EventsTests(BridgeCase):
 
 
 class DefaultsTests(BridgeCase):
-    """What is not relayed by default."""
+    """What is not relayed by default; the examples of the commands."""
+
+    run_examples = True
 
     def test_notices_and_joins_not_relayed(self) -> None:
         """By default notices and joins stay where they were."""
@@ -508,6 +529,35 @@ class PeopleTests(BridgeCase):
         self.texts("test"), self.texts("irc"), self.texts("xmpp")
         self.said("hi again", nick="mal", source="irc")
         self.assertEqual(self.texts("test"), ["<mal> hi again"])
+
+    def test_someone_elses_name_marked(self) -> None:
+        """A nick that looks like another account's name, said by someone not proven to
+        be them, is shown with a question mark; by their own linked identity, plainly."""
+        self.link_account("alice", ("test", "alice"))
+        self.said("I am bob", source="irc", nick="bob")
+        self.assertEqual(self.texts("test"), ["<bob> I am bob"])
+        self.said("I am alice", source="irc", nick="ALICE")
+        self.said("I am alice", source="irc", nick="a1ice")
+        self.assertEqual(self.texts("test"), ["<ALICE?> I am alice", "<a1ice?> I am alice"])
+        self.said("it's me", nick="alice")
+        self.assertEqual(self.texts("irc"), ["<alice> it's me"])
+
+    def test_username_without_display_name(self) -> None:
+        """An authenticated sender whose account has no display name is shown under its
+        username."""
+        account = self.link_account("Alice", ("test", "al1ce"))
+        self.dispatch(self.authenticated(self.event("hi", nick="al1ce"), account))
+        self.assertEqual(self.texts("irc"), ["<Alice> hi"])
+
+    def test_ignored_joins_not_relayed(self) -> None:
+        """An ignored person's joins are not relayed either."""
+        self.said("botcore: bridge ignore mallory", nick="admin")
+        self.texts("test"), self.texts("irc"), self.texts("xmpp")
+        self.bot.config.sections["bridge:dev"]["relay_joins"] = True
+        self.said(
+            None, nick="mallory", type=EventType.STATE, data={"kind": "join"}, message_id=None
+        )
+        self.assertEqual(self.texts("irc"), [])
 
     def test_ignore_a_nick_without_account(self) -> None:
         """Someone without an account is ignored by nick on one source."""
@@ -642,6 +692,25 @@ class CommandTests(BridgeCase):
 class AwayTests(BridgeCase):
     """A target whose source is not connected."""
 
+    def extra_config(self) -> dict[str, dict[str, Any]]:
+        return {"plugin:bridge": {"max_pending": "2"}}
+
+    def test_overflow_counted(self) -> None:
+        """Past max_pending the oldest waiting copies are dropped, counted in bridge
+        status and logged; the rest are sent once the source is back."""
+        self.irc.set_state("reconnecting")
+        for text in ("one", "two", "three"):
+            self.said(text)
+        status = self.event("bridge status", channel="alice")
+        status.public = False
+        self.dispatch(status)
+        said = "\n".join(self.texts("test"))
+        self.assertIn("irc:#dev (reconnecting, 2 waiting, 1 dropped)", said)
+        self.assertIn("xmpp:dev@muc.example (connected)", said)
+        self.irc.set_state("connected")
+        self.clock.advance(0)
+        self.assertEqual(self.texts("irc"), ["<alice> two", "<alice> three"])
+
     def test_held_until_connected(self) -> None:
         """Copies for a source that is not connected wait (counted in bridge status) and
         are sent, in order, once it is connected again."""
@@ -653,3 +722,41 @@ class AwayTests(BridgeCase):
         self.irc.set_state("connected")
         self.clock.advance(0)
         self.assertEqual(self.texts("irc"), ["<alice> one", "<alice> two"])
+
+
+class ConfigTests(SynchronousTestCase):
+    """The keys of a [bridge:NAME] section are checked with the rest of the config."""
+
+    def write(self, text: str) -> str:
+        path = Path(self.mktemp())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return str(path)
+
+    def test_unknown_key_and_bad_value(self) -> None:
+        """An unknown key, a template with an unknown field and a bad yes/no are config
+        errors; template.SOURCE keys are known."""
+        path = self.write(
+            "[bridge:dev]\nconversations = a:#x b:#y\ncolour = red\n"
+            "template = {who}: {text}\ntemplate.b = {name} {text}\nrelay_joins = maybe\n"
+        )
+        with self.assertRaises(ConfigErrors) as caught:
+            read_config(path)
+        said = "\n".join(str(error) for error in caught.exception.errors)
+        self.assertIn("colour", said)
+        self.assertIn("{who}", said)
+        self.assertIn("relay_joins", said)
+        self.assertNotIn("template.b:", said)
+
+    def test_conversations_required(self) -> None:
+        """A bridge without conversations is a config error."""
+        with self.assertRaises(ConfigErrors) as caught:
+            read_config(self.write("[bridge:dev]\nanswer = all\n"))
+        self.assertIn("conversations", str(caught.exception.errors[0]))
+
+    def test_conversations_parsed(self) -> None:
+        """Entries split on spaces, commas and new lines, at their first colon, each
+        once; malformed ones are named."""
+        found, problems = parse_conversations("irc:#dev, m:#dev:example.org\nx:a@b irc:#dev :x y:")
+        self.assertEqual([str(c) for c in found], ["irc:#dev", "m:#dev:example.org", "x:a@b"])
+        self.assertEqual(len(problems), 2)
