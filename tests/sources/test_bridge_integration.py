@@ -23,8 +23,7 @@ from tests.sources import bridge_harness
 from tests.sources.bridge_harness import BOT, Networks, bot_in, muc
 from tests.sources.ircv3_harness import SharedNetwork
 from tests.sources.matrix_harness import WAIT, Peer, wait_until
-from tests.sources.test_xmpp_integration import room_id, sent_with_id
-from tests.sources.xmpp_harness import XMPPClient, child, shown
+from tests.sources.xmpp_harness import XMPPClient, child, room_id, sent_with_id, shown
 
 #: Numbers for each test's own channels and rooms.
 _TAGS = itertools.count(1)
