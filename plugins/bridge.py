@@ -1003,7 +1003,13 @@ class BridgeCommands(Processor):
                 return account.id, None, None, f"account {account.username}"
         return None, source, _fold(self.bot, source, nick), f"{nick} on {source}"
 
-    def _changed(self) -> None:
+    def _changed(self, event: Event) -> None:
+        """The ignores changed: every Relay reads them again, now and once more after
+        this event (its change committed), lest one read them before the commit."""
+        self._bump()
+        self.bot.call_later(0, lambda later: self._bump(), event)
+
+    def _bump(self) -> None:
         shared = _shared(self.bot)
         with shared["lock"]:
             shared["ignores"] += 1
@@ -1035,7 +1041,7 @@ class BridgeCommands(Processor):
         session.add(row)
         session.flush()
         mark_written(session)
-        self._changed()
+        self._changed(event)
         event.addresponse(f"I won't relay {said} on any bridge")
 
     @authorise(fallthrough=False)
@@ -1050,7 +1056,7 @@ class BridgeCommands(Processor):
             event.addresponse(f"I wasn't ignoring {said}")
             return
         mark_written(event.session)
-        self._changed()
+        self._changed(event)
         event.addresponse(f"I'll relay {said} again")
 
     @authorise(fallthrough=False)
