@@ -15,7 +15,7 @@ from botcore.bus.bridges import parse_conversations
 from botcore.config import ConfigErrors
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.settings import read_config
-from botcore.testing import MemorySource, PluginTestCase
+from botcore.testing import MemorySource, PluginTestCase, backend_variants
 from plugins.bridge import Receipt
 
 #: What a network with the whole message model carries.
@@ -396,6 +396,9 @@ class ReceiptTests(BridgeCase):
         self.sent("irc")
         self.dispatch(self.event("older", type=EventType.EDIT, refers_to="t-6"))
         self.assertEqual(self.sent("irc"), [])
+
+
+backend_variants(ReceiptTests, globals())
 
 
 class EventsTests(BridgeCase):
