@@ -860,6 +860,26 @@ class Relay(Processor):
                 mark_written(session)
 
 
+class Chatter(Processor):
+    """In a private conversation that is an end of a bridge (a console), what nothing
+    answered is chatter for the bridge, not a command the bot failed to understand."""
+
+    usage = "(automatic) keeps the bot from complaining about chatter in a bridged console"
+    features = ("bridge",)
+    priority = Priority.LATE + 50  # after every command, before Complain
+    addressed = False
+    event_types = EventType.TEXT
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.view = BridgeView(self.bot)
+
+    @handler
+    def chatter(self, event: Event) -> None:
+        if not event.public and self.view.ends(event.source, event.channel):
+            event.processed = True
+
+
 class Answers(Processor):
     """In a bridge with ``answer = all``, the bot's answers to a command said in one of
     its conversations are said in all of them."""

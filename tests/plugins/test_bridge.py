@@ -763,3 +763,26 @@ class ConfigTests(SynchronousTestCase):
         found, problems = parse_conversations("irc:#dev, m:#dev:example.org\nx:a@b irc:#dev :x y:")
         self.assertEqual([str(c) for c in found], ["irc:#dev", "m:#dev:example.org", "x:a@b"])
         self.assertEqual(len(problems), 2)
+
+
+class ConsoleTests(BridgeCase):
+    """A console (private) conversation as an end of a bridge."""
+
+    bridge = {"conversations": "test:alice irc:#dev"}
+
+    def test_private_conversation_bridged(self) -> None:
+        """What alice says to the bot on the console reaches the channel, and the
+        channel's messages reach her; her commands are still answered, there only."""
+        event = self.event("hello channel", channel="alice")
+        event.public = False
+        self.dispatch(event)
+        self.assertEqual(self.texts("irc"), ["<alice> hello channel"])
+        self.said("hello alice", source="irc", nick="bob")
+        self.assertEqual(
+            [(r.text, r.target) for r in self.sent("test")], [("<bob> hello alice", "alice")]
+        )
+        event = self.event("echo hi", channel="alice")
+        event.public = False
+        self.dispatch(event)
+        self.assertEqual(self.texts("test"), ["hi"])
+        self.assertEqual(self.texts("irc"), ["<alice> echo hi"])
