@@ -627,6 +627,8 @@ class Relay(Processor):
         if message is None or not ends:
             return
         text = message.raw
+        if not text.strip():
+            return
         for bridge, _ in ends:
             marker = bridge.settings.get("ignore_marker")
             if marker and text.startswith(marker):
@@ -678,8 +680,17 @@ class Relay(Processor):
         folded: str,
     ) -> None:
         """Add ``response`` to ``into`` (or keep it for later when its source is not
-        connected), with its receipt when the original has an id."""
-        if origin is not None:
+        connected), with its receipt when the original has an id. A copy for a source
+        that is not loaded (disabled, unloaded) is left out."""
+        target = self.bot.get_source(response.source)
+        if target is None:
+            self.log.debug(
+                "bridge {bridge}: source {source} is not loaded; copy left out",
+                bridge=bridge.name,
+                source=response.source,
+            )
+            return
+        if origin is not None and len(folded) <= MAX_CHANNEL:
             into.session.add(
                 Receipt(
                     bridge=bridge.name,
@@ -693,8 +704,7 @@ class Relay(Processor):
                 )
             )
             mark_written(into.session)
-        target = self.bot.get_source(response.source)
-        if target is not None and target.state != "connected" and self.max_pending > 0:
+        if target.state != "connected" and self.max_pending > 0:
             self.bot.call_from_thread(self._hold, response)
             return
         into.addresponse(response, processed=False)

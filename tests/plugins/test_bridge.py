@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import func, select
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.accounts import models as accounts
@@ -786,3 +787,19 @@ class ConsoleTests(BridgeCase):
         self.dispatch(event)
         self.assertEqual(self.texts("test"), ["hi"])
         self.assertEqual(self.texts("irc"), ["<alice> echo hi"])
+
+
+class UnloadedSourceTests(BridgeCase):
+    """A conversation whose source is configured but not loaded."""
+
+    def test_copy_left_out(self) -> None:
+        """A source that is not running gets no copy (and no receipt); the others do;
+        an empty message is not relayed."""
+        self.said("warm", message_id=None)  # the bridge is made while xmpp runs
+        self.texts("irc")
+        self.successResultOf(self.xmpp.disownServiceParent() or succeed(None))
+        self.dispatch(self.event("hi", message_id="t-1"))
+        self.assertEqual(self.texts("irc"), ["<alice> hi"])
+        self.assertEqual(self.receipts(), 1)
+        self.said("   ")
+        self.assertEqual(self.texts("irc"), [])
