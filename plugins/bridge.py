@@ -647,6 +647,8 @@ class Relay(Processor):
             )
             done = {(row[0], row[1]) for row in rows}
         group = self.group_of(event, event.reply_to)
+        # A thread's root is a message too: its copy roots the thread elsewhere.
+        thread = self.group_of(event, event.thread_id)
         for bridge, conversation in self.targets(event, ends):
             folded = _fold(self.bot, conversation.source, conversation.target)
             if (conversation.source, folded) in done:
@@ -660,6 +662,7 @@ class Relay(Processor):
             reply: str | bool = False
             if group is not None:
                 reply = group.id_in(self.bot, conversation.source, folded) or False
+            root = thread.id_in(self.bot, conversation.source, folded) if thread else None
             response = Response(
                 self.line(bridge, conversation, event, name, text, action),
                 source=conversation.source,
@@ -668,6 +671,7 @@ class Relay(Processor):
                 conflate=False,
                 notice=notice,
                 reply_to=reply,
+                thread_id=root,
             )
             self.send(into, response, bridge, origin, folded)
 

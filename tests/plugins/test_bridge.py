@@ -328,6 +328,16 @@ class ReceiptTests(BridgeCase):
             [(r.text, r.reply_to) for r in self.sent("xmpp")], [("<bob> answer", "xmpp-1")]
         )
 
+    def test_thread_follows_its_root(self) -> None:
+        """A message in a thread is posted in the thread of the root's copy where the
+        network has threads (and as a plain line where it has not)."""
+        self.irc.supports = MODEL | {"thread"}
+        self.dispatch(self.event("root", message_id="t-8"))
+        self.sent("irc"), self.sent("xmpp")
+        self.said("in the thread", thread_id="t-8")
+        self.assertEqual([r.thread_id for r in self.sent("irc")], ["irc-1"])
+        self.assertEqual([r.thread_id for r in self.sent("xmpp")], [None])
+
     def test_reply_to_a_native_message(self) -> None:
         """A reply to a message said where it was (relayed out) answers its copies."""
         self.dispatch(self.event("first", source="irc", nick="bob", message_id="i-1"))
