@@ -813,3 +813,23 @@ class UnloadedSourceTests(BridgeCase):
         self.assertEqual(self.receipts(), 1)
         self.said("   ")
         self.assertEqual(self.texts("irc"), [])
+
+
+class ReloadTests(BridgeCase):
+    """The plugin reloaded while the bot runs."""
+
+    def extra_config(self) -> dict[str, dict[str, Any]]:
+        return {"auth": {"permissions": "+admin"}}
+
+    def test_reload_keeps_bridges_and_receipts(self) -> None:
+        """After a reload, bridges added by command, held copies and receipts are still
+        there: an edit reaches a copy made before it."""
+        self.said("botcore: bridge add ops test:#ops irc:#ops", nick="admin")
+        self.dispatch(self.event("before", message_id="t-1"))
+        self.texts("test"), self.texts("irc"), self.texts("xmpp")
+        self.successResultOf(self.bot.plugins.reload_plugin("bridge"))
+        self.dispatch(self.event("after", type=EventType.EDIT, refers_to="t-1"))
+        # (irc-1 is the copy of the bridge add command.)
+        self.assertEqual([(r.kind, r.refers_to) for r in self.sent("irc")], [("edit", "irc-2")])
+        self.said("still", channel="#ops")
+        self.assertEqual(self.texts("irc"), ["<alice> still"])
