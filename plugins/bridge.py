@@ -233,6 +233,18 @@ def build_bridges(bot: IBotContext) -> Bridges:
     return result
 
 
+def report_broken(bot: IBotContext, bridges: Bridges) -> None:
+    """Log each bridge that cannot work, once for each reason. Any thread."""
+    shared = _shared(bot)
+    with shared["lock"]:
+        reported: dict[str, str] = shared.setdefault("reported", {})
+        new = {n: why for n, why in bridges.broken.items() if reported.get(n) != why}
+        reported.clear()
+        reported.update(bridges.broken)
+    for name, why in new.items():
+        log.error("bridge {name} is not running: {why}", name=name, why=why)
+
+
 def _fold(bot: IBotContext, source: str, name: str) -> str:
     found = bot.get_source(source)
     return found.fold(name) if found is not None else name.casefold()
@@ -258,10 +270,8 @@ class BridgeView:
             with self._lock:
                 if self._key is None or key[0] is not self._key[0] or key[1] != self._key[1]:
                     bridges = build_bridges(self.bot)
-                    old = self._bridges.broken
-                    for name, why in bridges.broken.items() if self.report else ():
-                        if old.get(name) != why:
-                            log.error("bridge {name} is not running: {why}", name=name, why=why)
+                    if self.report:
+                        report_broken(self.bot, bridges)
                     self._bridges, self._key = bridges, key
         return self._bridges
 
@@ -432,6 +442,11 @@ class Relay(Processor):
         self.view = BridgeView(self.bot, report=True)
         self._names: tuple[float, dict[str, int]] | None = None
         self._ignores: tuple[int, float, frozenset[int], frozenset[tuple[str, str]]] | None = None
+
+    def setup(self) -> None:
+        # Say at once which bridges cannot work (sources loaded later are taken into
+        # account when the bridges are next needed).
+        report_broken(self.bot, build_bridges(self.bot))
 
     # -- who is not relayed ----------------------------------------------------------
 
