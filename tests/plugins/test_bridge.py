@@ -835,3 +835,39 @@ class ReloadTests(BridgeCase):
         self.assertEqual([(r.kind, r.refers_to) for r in self.sent("irc")], [("edit", "irc-2")])
         self.said("still", channel="#ops")
         self.assertEqual(self.texts("irc"), ["<alice> still"])
+
+
+class DisplayNameTests(PluginTestCase):
+    """The identity plugin's display name commands."""
+
+    load = ["identity"]
+
+    def test_set_show_and_remove(self) -> None:
+        """An authenticated account sets, shows and removes its display name; one answer
+        each; without authentication it is refused."""
+        self.link_account("alice", ("test", "alice"))
+        self.assertResponseMatches("set display name Alice", "authenticate first", sender="alice")
+        event = self.make_event("set my display name to Alice L", sender="alice")
+        self.assertEqual(self.responses(self.authed(event)), ["You are shown as Alice L"])
+        self.assertResponseMatches(
+            self.authed(self.make_event("who am I", sender="alice")), "shown as Alice L"
+        )
+        self.assertEqual(
+            self.responses(self.authed(self.make_event("remove my displayname", sender="alice"))),
+            ["You are shown as alice"],
+        )
+
+    def authed(self, event: Event) -> Event:
+        """``event`` from alice, authenticated (as the core's Identify will find)."""
+        account = self.link_account_id("alice")
+        event.authenticated = True
+        self.bot.auth.remember(event, account, self.clock.seconds())
+        return event
+
+    def link_account_id(self, name: str) -> int:
+        sessions = self.bot.databases["main"].session_factory
+        assert sessions is not None
+        with sessions() as session:
+            account = accounts.find_account(session, name)
+            assert account is not None
+            return account.id
