@@ -191,13 +191,13 @@ def build_bridges(bot: IBotContext) -> Bridges:
     config = bot.config
     with shared["lock"]:
         if shared.get("config") is not config:
-            # A reloaded config: what it now says of a bridge wins over bridge add and
-            # bridge remove.
+            # A reloaded config: a new or changed section wins over bridge add and
+            # bridge remove of its name.
             before = shared.get("sections", {})
             now = {name: config.section(f"bridge:{name}") for name in config.names("bridge")}
             for name, section in now.items():
-                shared["added"].pop(name, None)
                 if before.get(name) != section:
+                    shared["added"].pop(name, None)
                     shared["removed"].discard(name)
             shared["config"], shared["sections"] = config, now
         added = dict(shared["added"])
@@ -983,7 +983,7 @@ class BridgeCommands(Processor):
     """``bridge status``; for admins ``bridge ignore <who>`` / ``bridge unignore <who>``
     (an account is ignored on every network), ``bridge ignores``, ``bridge add <name>
     <source>:<target> <source>:<target> ...`` and ``bridge remove <name>`` (until the
-    bot restarts; a config reload keeps them unless the config names the bridge)."""
+    bot restarts, or a config reload brings a new or changed section of that name)."""
 
     usage = (
         "bridge status\n"

@@ -4,6 +4,7 @@ reactions, ignores across networks, the commands, and bridges changed at run tim
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -677,32 +678,48 @@ class CommandTests(BridgeCase):
         )
         self.flushLoggedErrors()
 
+    def rewrite(self, bridges: dict[str, str]) -> None:
+        """Give bot.ini these [bridge:NAME] sections (name -> conversations), and only
+        these, then reload the config."""
+        path = self.directory / "bot.ini"
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read(path)
+        for section in parser.sections():
+            if section.startswith("bridge:"):
+                parser.remove_section(section)
+        for name, conversations in bridges.items():
+            parser[f"bridge:{name}"] = {"conversations": conversations}
+        with open(path, "w") as handle:
+            parser.write(handle)
+        self.assertEqual(self.bot.reload_config(), [])
+
     def test_config_reload_adds_and_removes(self) -> None:
         """A config reload adds the bridges the file now has and removes those it lost."""
-        path = self.directory / "bot.ini"
-        text = path.read_text()
-        text = text.replace(
-            "[bridge:dev]",
-            "[bridge:ops]\nconversations = test:#ops xmpp:ops@muc.example\n\n[bridge:old]",
-        )
-        path.write_text(text)
-        self.assertEqual(self.bot.reload_config(), [])
+        self.rewrite({"dev": "test:#dev irc:#dev", "ops": "test:#ops xmpp:ops@muc.example"})
         self.said("now", channel="#ops")
         self.assertEqual(self.texts("xmpp"), ["<alice> now"])
-        self.assertIn("bridge old:", self.status())
-        text = path.read_text().replace("[bridge:old]", "[plugin:unused]")
-        # A section for no plugin is an error: drop the old bridge's lines instead.
-        text = "\n".join(
-            line for line in path.read_text().splitlines() if "bridge:old" not in line
-        )
-        path.write_text(
-            text.replace("conversations = test:#dev irc:#dev, xmpp:dev@muc.example", "")
-        )
-        self.assertEqual(self.bot.reload_config(), [])
+        self.rewrite({"ops": "test:#ops xmpp:ops@muc.example"})
         status = self.status()
-        self.assertNotIn("bridge old:", status)
-        self.assertIn("bridge ops:", status)
-        self.flushLoggedErrors()
+        self.assertNotIn("bridge dev", status)
+        self.assertIn("bridge ops: test:#ops (connected), xmpp:ops@muc.example", status)
+        self.said("gone")
+        self.assertEqual(self.texts("irc"), [])
+
+    def test_reload_and_commands(self) -> None:
+        """A bridge removed by command stays removed through a reload that leaves its
+        section as it was, and comes back when its section changes; one added by
+        command gives way to a new section of its name."""
+        self.said("botcore: bridge remove dev", nick="admin")
+        self.said("botcore: bridge add ops test:#ops irc:#ops", nick="admin")
+        self.rewrite({"dev": "test:#dev irc:#dev, xmpp:dev@muc.example"})
+        status = self.status()
+        self.assertNotIn("bridge dev", status)
+        self.assertIn("bridge ops (added by command)", status)
+        self.rewrite({"dev": "test:#dev irc:#dev", "ops": "test:#ops xmpp:ops@muc.example"})
+        status = self.status()
+        self.assertIn("bridge dev: test:#dev (connected), irc:#dev (connected)", status)
+        self.assertIn("bridge ops: test:#ops (connected), xmpp:ops@muc.example", status)
 
 
 class AwayTests(BridgeCase):
