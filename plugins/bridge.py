@@ -331,12 +331,13 @@ def thd_group(
     bot: IBotContext,
     session: Session,
     source: str,
-    channel: str,
+    channels: Iterable[str],
     channel_folded: str,
     message_id: str,
 ) -> Group | None:
-    """The original and copies of the message ``message_id`` seen in ``channel`` on
-    ``source``, whether it is the original or one of the copies. Worker thread."""
+    """The original and copies of the message ``message_id`` seen in the conversation
+    ``channel_folded`` on ``source`` (``channels``: the names the bot may have sent to
+    it under), whether it is the original or one of the copies. Worker thread."""
     rows = list(
         session.scalars(
             select(Receipt).where(
@@ -360,9 +361,12 @@ def thd_group(
         found = bot.get_source(source)
         local = None
         if found is not None:
-            for sent in found.sent_messages(channel):
-                if sent.message_id == message_id:
-                    local = sent.local_id
+            for channel in channels:
+                for sent in found.sent_messages(channel):
+                    if sent.message_id == message_id:
+                        local = sent.local_id
+                        break
+                if local is not None:
                     break
         if local is None:
             return None
@@ -600,14 +604,17 @@ class Relay(Processor):
             bridge=bridge.name,
         )
 
-    def group_of(self, event: Event, message_id: str | None) -> Group | None:
+    def group_of(
+        self, event: Event, ends: list[tuple[Bridge, Conversation]], message_id: str | None
+    ) -> Group | None:
         """The original and copies of the message ``message_id`` of the event's
         conversation (the original or a copy), or None. Worker thread."""
         if not message_id:
             return None
-        channel = event.channel or ""
+        # The copies went to the conversation as the bridge names it.
+        channels = {event.channel or "", *(conversation.target for _, conversation in ends)}
         folded = self._folded(event)
-        return thd_group(self.bot, event.session, event.source, channel, folded, message_id)
+        return thd_group(self.bot, event.session, event.source, channels, folded, message_id)
 
     def copies_of(
         self, event: Event, ends: list[tuple[Bridge, Conversation]], group: Group
@@ -661,9 +668,9 @@ class Relay(Processor):
                 )
             )
             done = {(row[0], row[1]) for row in rows}
-        group = self.group_of(event, event.reply_to)
+        group = self.group_of(event, ends, event.reply_to)
         # A thread's root is a message too: its copy roots the thread elsewhere.
-        thread = self.group_of(event, event.thread_id)
+        thread = self.group_of(event, ends, event.thread_id)
         for bridge, conversation in self.targets(event, ends):
             folded = _fold(self.bot, conversation.source, conversation.target)
             if (conversation.source, folded) in done:
@@ -744,7 +751,7 @@ class Relay(Processor):
         """Carry an edit or a deletion of a relayed message (or of a copy) to the other
         copies: as an edit or deletion where the network can, else as its source's
         ``edit_fallback`` says (a deletion: nothing)."""
-        group = self.group_of(event, event.refers_to)
+        group = self.group_of(event, ends, event.refers_to)
         if group is None:
             return
         name = self.shown_name(event)
@@ -771,7 +778,7 @@ class Relay(Processor):
         if not event.reaction or event.data.get("removed"):
             return
         ends = [(b, c) for b, c in ends if b.settings["relay_reactions"]]
-        group = self.group_of(event, event.refers_to) if ends else None
+        group = self.group_of(event, ends, event.refers_to) if ends else None
         if group is None:
             return
         name = self.shown_name(event)

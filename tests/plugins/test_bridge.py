@@ -340,6 +340,14 @@ class ReceiptTests(BridgeCase):
         self.assertEqual([r.thread_id for r in self.sent("irc")], ["irc-1"])
         self.assertEqual([r.thread_id for r in self.sent("xmpp")], [None])
 
+    def test_reply_in_the_channel_as_the_network_spells_it(self) -> None:
+        """A reply to a copy is found when the network spells the channel otherwise than
+        the bridge (#DEV for #dev)."""
+        self.dispatch(self.event("question?", message_id="t-9"))
+        self.sent("irc"), self.sent("xmpp")
+        self.said("answer", source="irc", channel="#DEV", nick="bob", reply_to="irc-1")
+        self.assertEqual([r.reply_to for r in self.sent("test")], ["t-9"])
+
     def test_reply_to_a_native_message(self) -> None:
         """A reply to a message said where it was (relayed out) answers its copies."""
         self.dispatch(self.event("first", source="irc", nick="bob", message_id="i-1"))
