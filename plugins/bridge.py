@@ -191,13 +191,13 @@ def build_bridges(bot: IBotContext) -> Bridges:
     config = bot.config
     with shared["lock"]:
         if shared.get("config") is not config:
-            # A reloaded config: what it now says of a bridge wins over bridge add and
-            # bridge remove.
+            # A reloaded config: a new or changed section wins over bridge add and
+            # bridge remove of its name.
             before = shared.get("sections", {})
             now = {name: config.section(f"bridge:{name}") for name in config.names("bridge")}
             for name, section in now.items():
-                shared["added"].pop(name, None)
                 if before.get(name) != section:
+                    shared["added"].pop(name, None)
                     shared["removed"].discard(name)
             shared["config"], shared["sections"] = config, now
         added = dict(shared["added"])
@@ -233,6 +233,18 @@ def build_bridges(bot: IBotContext) -> Bridges:
     return result
 
 
+def report_broken(bot: IBotContext, bridges: Bridges) -> None:
+    """Log each bridge that cannot work, once for each reason. Any thread."""
+    shared = _shared(bot)
+    with shared["lock"]:
+        reported: dict[str, str] = shared.setdefault("reported", {})
+        new = {n: why for n, why in bridges.broken.items() if reported.get(n) != why}
+        reported.clear()
+        reported.update(bridges.broken)
+    for name, why in new.items():
+        log.error("bridge {name} is not running: {why}", name=name, why=why)
+
+
 def _fold(bot: IBotContext, source: str, name: str) -> str:
     found = bot.get_source(source)
     return found.fold(name) if found is not None else name.casefold()
@@ -258,10 +270,8 @@ class BridgeView:
             with self._lock:
                 if self._key is None or key[0] is not self._key[0] or key[1] != self._key[1]:
                     bridges = build_bridges(self.bot)
-                    old = self._bridges.broken
-                    for name, why in bridges.broken.items() if self.report else ():
-                        if old.get(name) != why:
-                            log.error("bridge {name} is not running: {why}", name=name, why=why)
+                    if self.report:
+                        report_broken(self.bot, bridges)
                     self._bridges, self._key = bridges, key
         return self._bridges
 
@@ -321,12 +331,13 @@ def thd_group(
     bot: IBotContext,
     session: Session,
     source: str,
-    channel: str,
+    channels: Iterable[str],
     channel_folded: str,
     message_id: str,
 ) -> Group | None:
-    """The original and copies of the message ``message_id`` seen in ``channel`` on
-    ``source``, whether it is the original or one of the copies. Worker thread."""
+    """The original and copies of the message ``message_id`` seen in the conversation
+    ``channel_folded`` on ``source`` (``channels``: the names the bot may have sent to
+    it under), whether it is the original or one of the copies. Worker thread."""
     rows = list(
         session.scalars(
             select(Receipt).where(
@@ -350,9 +361,12 @@ def thd_group(
         found = bot.get_source(source)
         local = None
         if found is not None:
-            for sent in found.sent_messages(channel):
-                if sent.message_id == message_id:
-                    local = sent.local_id
+            for channel in channels:
+                for sent in found.sent_messages(channel):
+                    if sent.message_id == message_id:
+                        local = sent.local_id
+                        break
+                if local is not None:
                     break
         if local is None:
             return None
@@ -432,6 +446,11 @@ class Relay(Processor):
         self.view = BridgeView(self.bot, report=True)
         self._names: tuple[float, dict[str, int]] | None = None
         self._ignores: tuple[int, float, frozenset[int], frozenset[tuple[str, str]]] | None = None
+
+    def setup(self) -> None:
+        # Say at once which bridges cannot work (sources loaded later are taken into
+        # account when the bridges are next needed).
+        report_broken(self.bot, build_bridges(self.bot))
 
     # -- who is not relayed ----------------------------------------------------------
 
@@ -585,14 +604,17 @@ class Relay(Processor):
             bridge=bridge.name,
         )
 
-    def group_of(self, event: Event, message_id: str | None) -> Group | None:
+    def group_of(
+        self, event: Event, ends: list[tuple[Bridge, Conversation]], message_id: str | None
+    ) -> Group | None:
         """The original and copies of the message ``message_id`` of the event's
         conversation (the original or a copy), or None. Worker thread."""
         if not message_id:
             return None
-        channel = event.channel or ""
+        # The copies went to the conversation as the bridge names it.
+        channels = {event.channel or "", *(conversation.target for _, conversation in ends)}
         folded = self._folded(event)
-        return thd_group(self.bot, event.session, event.source, channel, folded, message_id)
+        return thd_group(self.bot, event.session, event.source, channels, folded, message_id)
 
     def copies_of(
         self, event: Event, ends: list[tuple[Bridge, Conversation]], group: Group
@@ -627,6 +649,8 @@ class Relay(Processor):
         if message is None or not ends:
             return
         text = message.raw
+        if not text.strip():
+            return
         for bridge, _ in ends:
             marker = bridge.settings.get("ignore_marker")
             if marker and text.startswith(marker):
@@ -644,7 +668,9 @@ class Relay(Processor):
                 )
             )
             done = {(row[0], row[1]) for row in rows}
-        group = self.group_of(event, event.reply_to)
+        group = self.group_of(event, ends, event.reply_to)
+        # A thread's root is a message too: its copy roots the thread elsewhere.
+        thread = self.group_of(event, ends, event.thread_id)
         for bridge, conversation in self.targets(event, ends):
             folded = _fold(self.bot, conversation.source, conversation.target)
             if (conversation.source, folded) in done:
@@ -658,6 +684,7 @@ class Relay(Processor):
             reply: str | bool = False
             if group is not None:
                 reply = group.id_in(self.bot, conversation.source, folded) or False
+            root = thread.id_in(self.bot, conversation.source, folded) if thread else None
             response = Response(
                 self.line(bridge, conversation, event, name, text, action),
                 source=conversation.source,
@@ -666,6 +693,7 @@ class Relay(Processor):
                 conflate=False,
                 notice=notice,
                 reply_to=reply,
+                thread_id=root,
             )
             self.send(into, response, bridge, origin, folded)
 
@@ -678,8 +706,17 @@ class Relay(Processor):
         folded: str,
     ) -> None:
         """Add ``response`` to ``into`` (or keep it for later when its source is not
-        connected), with its receipt when the original has an id."""
-        if origin is not None:
+        connected), with its receipt when the original has an id. A copy for a source
+        that is not loaded (disabled, unloaded) is left out."""
+        target = self.bot.get_source(response.source)
+        if target is None:
+            self.log.debug(
+                "bridge {bridge}: source {source} is not loaded; copy left out",
+                bridge=bridge.name,
+                source=response.source,
+            )
+            return
+        if origin is not None and len(folded) <= MAX_CHANNEL:
             into.session.add(
                 Receipt(
                     bridge=bridge.name,
@@ -693,8 +730,7 @@ class Relay(Processor):
                 )
             )
             mark_written(into.session)
-        target = self.bot.get_source(response.source)
-        if target is not None and target.state != "connected" and self.max_pending > 0:
+        if target.state != "connected" and self.max_pending > 0:
             self.bot.call_from_thread(self._hold, response)
             return
         into.addresponse(response, processed=False)
@@ -715,7 +751,7 @@ class Relay(Processor):
         """Carry an edit or a deletion of a relayed message (or of a copy) to the other
         copies: as an edit or deletion where the network can, else as its source's
         ``edit_fallback`` says (a deletion: nothing)."""
-        group = self.group_of(event, event.refers_to)
+        group = self.group_of(event, ends, event.refers_to)
         if group is None:
             return
         name = self.shown_name(event)
@@ -742,7 +778,7 @@ class Relay(Processor):
         if not event.reaction or event.data.get("removed"):
             return
         ends = [(b, c) for b, c in ends if b.settings["relay_reactions"]]
-        group = self.group_of(event, event.refers_to) if ends else None
+        group = self.group_of(event, ends, event.refers_to) if ends else None
         if group is None:
             return
         name = self.shown_name(event)
@@ -860,6 +896,26 @@ class Relay(Processor):
                 mark_written(session)
 
 
+class Chatter(Processor):
+    """In a private conversation that is an end of a bridge (a console), what nothing
+    answered is chatter for the bridge, not a command the bot failed to understand."""
+
+    usage = "(automatic) keeps the bot from complaining about chatter in a bridged console"
+    features = ("bridge",)
+    priority = Priority.LATE + 50  # after every command, before Complain
+    addressed = False
+    event_types = EventType.TEXT
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.view = BridgeView(self.bot)
+
+    @handler
+    def chatter(self, event: Event) -> None:
+        if not event.public and self.view.ends(event.source, event.channel):
+            event.processed = True
+
+
 class Answers(Processor):
     """In a bridge with ``answer = all``, the bot's answers to a command said in one of
     its conversations are said in all of them."""
@@ -934,7 +990,7 @@ class BridgeCommands(Processor):
     """``bridge status``; for admins ``bridge ignore <who>`` / ``bridge unignore <who>``
     (an account is ignored on every network), ``bridge ignores``, ``bridge add <name>
     <source>:<target> <source>:<target> ...`` and ``bridge remove <name>`` (until the
-    bot restarts; a config reload keeps them unless the config names the bridge)."""
+    bot restarts, or a config reload brings a new or changed section of that name)."""
 
     usage = (
         "bridge status\n"
@@ -1003,7 +1059,13 @@ class BridgeCommands(Processor):
                 return account.id, None, None, f"account {account.username}"
         return None, source, _fold(self.bot, source, nick), f"{nick} on {source}"
 
-    def _changed(self) -> None:
+    def _changed(self, event: Event) -> None:
+        """The ignores changed: every Relay reads them again, now and once more after
+        this event (its change committed), lest one read them before the commit."""
+        self._bump()
+        self.bot.call_later(0, lambda later: self._bump(), event)
+
+    def _bump(self) -> None:
         shared = _shared(self.bot)
         with shared["lock"]:
             shared["ignores"] += 1
@@ -1035,7 +1097,7 @@ class BridgeCommands(Processor):
         session.add(row)
         session.flush()
         mark_written(session)
-        self._changed()
+        self._changed(event)
         event.addresponse(f"I won't relay {said} on any bridge")
 
     @authorise(fallthrough=False)
@@ -1050,7 +1112,7 @@ class BridgeCommands(Processor):
             event.addresponse(f"I wasn't ignoring {said}")
             return
         mark_written(event.session)
-        self._changed()
+        self._changed(event)
         event.addresponse(f"I'll relay {said} again")
 
     @authorise(fallthrough=False)

@@ -537,7 +537,7 @@ class Accounts(Processor):
             return
         event.addresponse(True)
 
-    @match(r"^remove\s+my\s+(\S+)$", simple=False)
+    @match(r"^remove\s+my\s+(?!display\s*name$)(\S+)$", simple=False)
     def remove_attribute(self, event: Event, name: str) -> None:
         if event.account is None:
             event.addresponse("You don't have an account")
