@@ -137,7 +137,7 @@ def synthetic_processor(index: int) -> type[Processor]:
         event.addresponse(f"{self.name} {index} says {' '.join(args)}")
 
     namespace: dict[str, Any] = {
-        "__module__": f"plugins.{SYNTHETIC}",
+        "__module__": f"botcore.plugins.{SYNTHETIC}",
         "__doc__": f"Synthetic command number {index}.",
         "features": (f"synthetic{index}",),
     }
@@ -154,7 +154,9 @@ def synthetic_processor(index: int) -> type[Processor]:
 
 def synthetic_module(count: int) -> types.ModuleType:
     """A plugin module holding ``count`` synthetic processors."""
-    module = types.ModuleType(f"plugins.{SYNTHETIC}", "Synthetic processors for the benchmark.")
+    module = types.ModuleType(
+        f"botcore.plugins.{SYNTHETIC}", "Synthetic processors for the benchmark."
+    )
     for index in range(count):
         cls = synthetic_processor(index)
         setattr(module, cls.__name__, cls)

@@ -30,7 +30,7 @@ TWISTD = "import sys; from twisted.scripts.twistd import run; sys.exit(run())"
 SLOW_PING = """\
 import os, socket, sys, threading
 import botcore.bot
-import plugins.basic
+import botcore.plugins.basic
 stopping = threading.Event()
 set_state = botcore.bot.Bot.set_state
 def set_state_and_tell(self, state, **kw):

@@ -61,7 +61,6 @@ def load_entry_point(entry_point: Any) -> Any:
 
 def migrations_directory() -> Path:
     """The folder of the ``migrations`` package (env.py, script.py.mako, versions/)."""
-    import migrations
 
     return Path(migrations.__file__).parent
 

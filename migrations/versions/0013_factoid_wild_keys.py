@@ -26,7 +26,7 @@ _NAMES = sa.table(
 
 
 def _key(name: str) -> str | None:
-    """plugins.factoid.wild_key as of this revision (a migration keeps its own copy): the
+    """botcore.plugins.factoid.wild_key as of this revision (a migration keeps its own copy): the
     longest case-folded word of the name that touches no $arg."""
     words = [word.casefold() for word in name.split() if "$arg" not in word.lower()]
     return max((word for word in words if len(word) <= 255), key=len, default=None)

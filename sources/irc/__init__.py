@@ -19,11 +19,11 @@ from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source
-from sources.irc.protocol import DEFAULT_CHANTYPES, IRCProtocol
-from sources.irc.sasl import MECHANISMS
-from sources.irc.sts import DatabaseStore, StsPolicies
-from sources.irc.tls import SSL_REFUSED, TLSSettings, build_endpoint, parse_endpoint
-from sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
+from botcore.sources.irc.protocol import DEFAULT_CHANTYPES, IRCProtocol
+from botcore.sources.irc.sasl import MECHANISMS
+from botcore.sources.irc.sts import DatabaseStore, StsPolicies
+from botcore.sources.irc.tls import SSL_REFUSED, TLSSettings, build_endpoint, parse_endpoint
+from botcore.sources.irc.wire import encode_line, irc_lower, text_budget, valid_target
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime

@@ -29,9 +29,8 @@ from twisted.words.protocols import irc
 
 from botcore.accounts.secrets import scrub
 from botcore.event import Event, EventType, Message, Response, Sender
-from botcore.text import split_text
-from sources.irc.flood import OutgoingQueue, TokenBucket
-from sources.irc.sasl import (
+from botcore.sources.irc.flood import OutgoingQueue, TokenBucket
+from botcore.sources.irc.sasl import (
     MECHANISMS,
     SASL_CHUNK,
     External,
@@ -41,9 +40,9 @@ from sources.irc.sasl import (
     ScramSha256,
     encode_response,
 )
-from sources.irc.sts import parse_sts
-from sources.irc.tls import tls_failure
-from sources.irc.wire import (
+from botcore.sources.irc.sts import parse_sts
+from botcore.sources.irc.tls import tls_failure
+from botcore.sources.irc.wire import (
     Mask,
     clean_text,
     decode,
@@ -52,11 +51,12 @@ from sources.irc.wire import (
     parse_line,
     text_budget,
 )
+from botcore.text import split_text
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-    from sources.irc import IRCSource
+    from botcore.sources.irc import IRCSource
 
 #: Capabilities asked for when the server offers them (sasl only with a password).
 WANTED_CAPS = (

@@ -31,8 +31,8 @@ from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, ChoiceOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source, unique_names
-from sources.matrix import content as mc
-from sources.matrix.client import MatrixClient, MatrixError, Requester, treq_requester
+from botcore.sources.matrix import content as mc
+from botcore.sources.matrix.client import MatrixClient, MatrixError, Requester, treq_requester
 
 if TYPE_CHECKING:
     from botcore.interfaces import IBotContext

@@ -24,11 +24,11 @@ from botcore.accounts import models as accounts
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import BoolOption, FloatOption, IntOption, ServerEndpointOption
 from botcore.source import Source
+from botcore.sources.web import api, dashboard, hooks
+from botcore.sources.web.http import ApiError, Router, Site
+from botcore.sources.web.metrics import Metrics
 from botcore.web import tokens
 from botcore.web.webhook import WEBHOOK_TYPE
-from sources.web import api, dashboard, hooks
-from sources.web.http import ApiError, Router, Site
-from sources.web.metrics import Metrics
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
@@ -342,14 +342,14 @@ class WebSource(Source):
     # -- health and metrics -------------------------------------------------------
 
     def healthz(self, request: Request) -> Any:
-        from sources.web.http import json_reply
+        from botcore.sources.web.http import json_reply
 
         return json_reply({"alive": True, "state": self.bot.state})
 
     def readyz(self, request: Request) -> Deferred[Any]:
         """Ready: the bot is running, its database answers, and every enabled source is
         connected."""
-        from sources.web.http import json_reply
+        from botcore.sources.web.http import json_reply
 
         def thd_database() -> str | None:
             try:
@@ -389,7 +389,7 @@ class WebSource(Source):
         return self.in_thread(thd_database).addCallback(answer)
 
     async def metrics_page(self, request: Request) -> Any:
-        from sources.web.http import Reply
+        from botcore.sources.web.http import Reply
 
         if not self.open_metrics:
             principal = await api.authenticate(self, request)

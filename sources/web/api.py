@@ -22,13 +22,13 @@ from botcore.errors import (
     PluginNotLoaded,
 )
 from botcore.event import Event, EventType, Message, Response
+from botcore.sources.web.http import ApiError, Field, Router, json_body, json_reply
 from botcore.web.webhook import WEBHOOK
-from sources.web.http import ApiError, Field, Router, json_body, json_reply
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from sources.web import Principal, WebSource
+    from botcore.sources.web import Principal, WebSource
 
 PREFIX = "/api/v1"
 SESSION_COOKIE = b"botcore_session"
@@ -472,7 +472,7 @@ async def _dispatched(web: WebSource, event: Event) -> Event:
 
 
 def _response(response: Response) -> dict[str, Any]:
-    from sources.web import response_json
+    from botcore.sources.web import response_json
 
     return response_json(response)
 
@@ -483,7 +483,7 @@ def _response(response: Response) -> dict[str, Any]:
 async def log_stream(web: WebSource, request: Request) -> Any:
     """Server-sent events: the recent log lines, then each new one (``admin``)."""
     await _allowed(web, request, "admin")
-    from sources.web.dashboard import start_sse
+    from botcore.sources.web.dashboard import start_sse
 
     start_sse(web, request)
     return None

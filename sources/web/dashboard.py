@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import ensureDeferred
 
-from sources.web.http import ApiError, Reply, Router
+from botcore.sources.web.http import ApiError, Reply, Router
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from sources.web import WebSource
+    from botcore.sources.web import WebSource
 
 BASE = "/dashboard"
 LOGIN_COOKIE = b"botcore_login"
@@ -40,7 +40,7 @@ def _enabled(web: WebSource) -> None:
 
 
 def _static_text(name: str) -> str:
-    return resources.files("sources.web").joinpath("static", name).read_text("utf-8")
+    return resources.files("botcore.sources.web").joinpath("static", name).read_text("utf-8")
 
 
 _ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
@@ -79,7 +79,7 @@ def _cookie(request: Request, name: bytes, value: str, max_age: int | None = Non
 
 def page(web: WebSource, request: Request, message: str = "", status: int = 200) -> Reply:
     """The app for a logged-in user, else the login form."""
-    from sources.web.api import web_session
+    from botcore.sources.web.api import web_session
 
     _enabled(web)
     session = web_session(web, request)
@@ -113,7 +113,7 @@ async def login(web: WebSource, request: Request) -> Reply:
     """Check the form's CSRF token, then the password (off the reactor thread), with the
     same limits as chat's ``auth``: a connection (here, an address) past ``max_failures``
     waits, and at most ``max_checks`` argon2 checks run at once."""
-    from sources.web import DashboardSession
+    from botcore.sources.web import DashboardSession
 
     _enabled(web)
     cookie = (request.getCookie(LOGIN_COOKIE) or b"").decode("ascii", "replace")
@@ -161,7 +161,7 @@ async def login(web: WebSource, request: Request) -> Reply:
 
 
 def logout(web: WebSource, request: Request) -> Reply:
-    from sources.web.api import web_session
+    from botcore.sources.web.api import web_session
 
     _enabled(web)
     session = web_session(web, request)

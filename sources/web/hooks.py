@@ -9,13 +9,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from botcore.event import Event, Sender
+from botcore.sources.web.http import ApiError, Router, json_reply
 from botcore.web import webhook as hooks
-from sources.web.http import ApiError, Router, json_reply
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
 
-    from sources.web import WebSource
+    from botcore.sources.web import WebSource
 
 #: Headers a webhook event does not carry (credentials of other kinds).
 _HIDDEN = frozenset({b"authorization", b"cookie", b"proxy-authorization"})
@@ -27,7 +27,7 @@ def add_routes(router: Router, web: WebSource) -> None:
 
 
 async def receive(web: WebSource, request: Request, hook: str) -> Any:
-    from sources.web.api import _dispatched, _response
+    from botcore.sources.web.api import _dispatched, _response
 
     path = "/" + hook
     found = hooks.routes(web.bot.loaded()).get(path)

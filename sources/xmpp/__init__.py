@@ -24,11 +24,11 @@ from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.options import ChoiceOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source, unique_names
+from botcore.sources.xmpp import model
+from botcore.sources.xmpp import stanzas as st
+from botcore.sources.xmpp.connection import XMPPConnection
+from botcore.sources.xmpp.sasl import PREFERENCE, BestSASLInitializer
 from botcore.text import split_text
-from sources.xmpp import model
-from sources.xmpp import stanzas as st
-from sources.xmpp.connection import XMPPConnection
-from sources.xmpp.sasl import PREFERENCE, BestSASLInitializer
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime, IResolver

@@ -13,13 +13,13 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from botcore.event import Event, EventType, Message, Sender
-from sources.xmpp import model
-from sources.xmpp import stanzas as st
+from botcore.sources.xmpp import model
+from botcore.sources.xmpp import stanzas as st
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-    from sources.xmpp import XMPPSource
+    from botcore.sources.xmpp import XMPPSource
 
 ROLE_PREFIX = {"moderator": "@", "participant": "", "visitor": ""}
 

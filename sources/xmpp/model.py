@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from twisted.words.xish import domish
 
-from sources.xmpp import stanzas as st
+from botcore.sources.xmpp import stanzas as st
 
 if TYPE_CHECKING:
     from botcore.event import Response

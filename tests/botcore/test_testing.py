@@ -284,7 +284,7 @@ class ConversationTests(PluginTestCase):
 
     def test_acknowledgement_worded(self):
         """A True reply reaches the test source as one of the core's words."""
-        from plugins.core import Address
+        from botcore.plugins.core import Address
 
         (reply,) = self.responses("ack")
         self.assertIn(reply, Address.acknowledgements.default)

@@ -21,7 +21,7 @@ CHECKOUT = Path(botcore.__file__).resolve().parent.parent
 CHECK = textwrap.dedent(
     """
     import io, pathlib, sys
-    import botcore, migrations
+    import botcore, botcore.migrations
     from botcore.cli import db as db_cli
     from botcore.db import migrate
 

@@ -14,8 +14,8 @@ from zope.interface.verify import verifyObject
 
 from botcore.db.models import forget_models
 from botcore.interfaces import IBotControl
+from botcore.plugins.admin import set_ini_value
 from botcore.testing import PluginTestCase
-from plugins.admin import set_ini_value
 
 PLUGIN = '''
 """A plugin for the admin tests."""
@@ -64,7 +64,7 @@ class AdminCase(PluginTestCase):
         self.clock.running = True
 
     def _forget(self) -> None:
-        module = f"plugins.{self.extra}"
+        module = f"botcore.plugins.{self.extra}"
         for name in list(sys.modules):
             if name == module or name.startswith(module + "."):
                 forget_models(name)
@@ -331,7 +331,7 @@ class SecretConfigTests(AdminCase):
         return "\n".join(texts + self.logged)
 
     def grabbed(self) -> list[str]:
-        from plugins.urlgrab import GrabbedURL
+        from botcore.plugins.urlgrab import GrabbedURL
 
         session = self.bot.databases["main"].session_factory()
         try:

@@ -11,8 +11,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.plugins.calc import CalcError, Calculator, Evaluator, format_number
 from botcore.testing import PluginTestCase
-from plugins.calc import CalcError, Calculator, Evaluator, format_number
 
 #: A stand-in child speaking the evaluator's protocol: "spin" never answers (a sum that
 #: slipped past every limit), "die" exits, anything else is answered at once.

@@ -14,9 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.accounts.models import Identity
 from botcore.event import Event, EventType, Message, Response, Sender
 from botcore.options import LinesOption
-from botcore.processor import Processor, authorise, match, periodic
-from botcore.testing import MemorySource, PluginTestCase, StubContext
-from plugins.core import (
+from botcore.plugins.core import (
     ELLIPSIS,
     Address,
     Addressed,
@@ -28,6 +26,8 @@ from plugins.core import (
     split_to_fit,
     truncate,
 )
+from botcore.processor import Processor, authorise, match, periodic
+from botcore.testing import MemorySource, PluginTestCase, StubContext
 
 ACKNOWLEDGEMENTS = Address.acknowledgements.default
 REFUSALS = Address.refusals.default

@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 import re
 
+from botcore.plugins.decide import _EIGHTBALL
 from botcore.testing import PluginTestCase
-from plugins.decide import _EIGHTBALL
 
 
 class PrivateTests(PluginTestCase):

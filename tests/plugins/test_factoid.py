@@ -24,10 +24,8 @@ from botcore.config import ConfigErrors
 from botcore.db import migrate
 from botcore.db.engine import make_session_factory
 from botcore.db.service import Database
-from botcore.settings import read_config
-from botcore.testing import SQLITE, PluginTestCase, backend_variants, fresh_engine
-from plugins import factoid
-from plugins.factoid import (
+from botcore.plugins import factoid
+from botcore.plugins.factoid import (
     Factoid,
     FactoidName,
     FactoidValue,
@@ -38,6 +36,8 @@ from plugins.factoid import (
     wild_key,
     wild_match,
 )
+from botcore.settings import read_config
+from botcore.testing import SQLITE, PluginTestCase, backend_variants, fresh_engine
 
 OK = r"^(Okay|Sure|Done|Righto|Alrighty|Yessir)$"
 
@@ -660,7 +660,7 @@ class FactpackRecallTests(PluginTestCase):
 
     def test_recall(self):
         """An imported fact is recalled with its verb; its author is the factpack."""
-        from plugins.factoid import import_factpack
+        from botcore.plugins.factoid import import_factpack
 
         with self.bot.databases["main"].session_factory() as session:
             import_factpack(session, "pack", parse_factpack([[["towels"], ["<are> useful"]]]))

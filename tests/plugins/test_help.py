@@ -6,9 +6,9 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import Event
+from botcore.plugins.help import _first_sentence, stem, stems
 from botcore.processor import Processor, match
 from botcore.testing import PluginTestCase
-from plugins.help import _first_sentence, stem, stems
 
 
 class Juggle(Processor):

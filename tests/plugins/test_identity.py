@@ -511,7 +511,7 @@ class AddressedSecretTests(IdentityTestCase):
         """Everything seen's table and the log plugin's files hold."""
         from sqlalchemy import select
 
-        from plugins.seen import Sighting
+        from botcore.plugins.seen import Sighting
 
         with self.session() as session:
             texts = [repr(row) for row in session.execute(select(Sighting.__table__))]
@@ -617,8 +617,8 @@ class SourceHookTests(IdentityTestCase):
     def test_telnet_and_irc_hooks(self) -> None:
         """A trusted telnet console vouches for its nicks; IRC for the services account the
         server reported; neither for anyone else."""
-        from sources.irc import IRCSource
-        from sources.telnet import TelnetSource
+        from botcore.sources.irc import IRCSource
+        from botcore.sources.telnet import TelnetSource
 
         event = self.make_event("hi", data={"account": "alice"})
         trusted = TelnetSource("test", self.bot.context, {"trusted": True})
@@ -630,7 +630,7 @@ class SourceHookTests(IdentityTestCase):
 
     def test_telnet_debug_log_scrubbed(self) -> None:
         """The telnet console's debug line for a message holds no password."""
-        from sources.telnet import TelnetSource
+        from botcore.sources.telnet import TelnetSource
 
         logged: list[str] = []
 

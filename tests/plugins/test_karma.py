@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.event import Event, EventType, Message, Sender
 from botcore.interfaces import IChannelSource
+from botcore.plugins.karma import Karma, KarmaVote, change_karma
 from botcore.testing import (
     MemorySource,
     PluginTestCase,
@@ -19,7 +20,6 @@ from botcore.testing import (
     backend_variants,
     fresh_database,
 )
-from plugins.karma import Karma, KarmaVote, change_karma
 
 
 class KarmaTests(PluginTestCase):
@@ -217,13 +217,13 @@ class PrivateTests(_ChannelsCase):
 
     def test_console_has_no_channels(self):
         """The telnet console is a source without channels: karma counts there."""
-        from sources.telnet import TelnetSource
+        from botcore.sources.telnet import TelnetSource
 
         self.assertFalse(IChannelSource.implementedBy(TelnetSource))
 
     def test_irc_has_channels(self):
         """The IRC source is one with channels: karma refuses private votes there."""
-        from sources.irc import IRCSource
+        from botcore.sources.irc import IRCSource
 
         self.assertTrue(IChannelSource.implementedBy(IRCSource))
 

@@ -13,10 +13,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.config import ConfigErrors
 from botcore.event import EventType, Response, Sender
+from botcore.plugins.log import MAX_PART, LogFiles, safe_part
 from botcore.processor import Processor, handler, match
 from botcore.settings import read_config
 from botcore.testing import PluginTestCase, StubContext
-from plugins.log import MAX_PART, LogFiles, safe_part
 
 DAY = 86400
 
@@ -239,7 +239,7 @@ class BadOptionTests(SynchronousTestCase):
 
     def test_bad_mode(self):
         """A mode that is not octal is a ValueError naming the option."""
-        from plugins.log import Log
+        from botcore.plugins.log import Log
 
         log = Log("log", StubContext(reactor=Clock()), {"public_mode": "rw-r--r--"})
         error = self.assertRaises(ValueError, log.setup)

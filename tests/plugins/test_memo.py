@@ -11,8 +11,8 @@ from sqlalchemy import insert
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import Event, EventType, Message, Sender
+from botcore.plugins.memo import Memo, Waiting, name_key
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
-from plugins.memo import Memo, Waiting, name_key
 
 
 class MemoTestCase(PluginTestCase):

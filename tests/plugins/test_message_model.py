@@ -5,9 +5,9 @@ on a source that cannot carry it (plugins/core.py's `degrade`, in Format)."""
 from __future__ import annotations
 
 from botcore.event import Event, EventType, Response
+from botcore.plugins.core import degrade
 from botcore.processor import Processor, match
 from botcore.testing import PluginTestCase
-from plugins.core import degrade
 
 EVERYTHING = frozenset(
     {"action", "notice", "multiline", "message-ids", "reply", "thread", "react", "edit", "delete"}

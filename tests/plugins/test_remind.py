@@ -12,9 +12,7 @@ from sqlalchemy import select
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import Response, Sender
-from botcore.source import Source
-from botcore.testing import MemorySource, PluginTestCase
-from plugins.remind import (
+from botcore.plugins.remind import (
     Reminder,
     ReminderError,
     next_at,
@@ -22,6 +20,8 @@ from plugins.remind import (
     parse_duration,
     parse_time,
 )
+from botcore.source import Source
+from botcore.testing import MemorySource, PluginTestCase
 
 HOUR = 3600
 DAY = 86400
@@ -157,7 +157,7 @@ class PrivateTests(PluginTestCase):
         """Reminders are rows in the database's reminders table."""
         from sqlalchemy import select
 
-        from plugins.remind import Reminder
+        from botcore.plugins.remind import Reminder
 
         self.say("remind me in 1 hour to x")
         with self.bot.databases["main"].session_factory() as session:
@@ -288,7 +288,7 @@ class ReloadTests(PluginTestCase):
 
     def test_reload(self):
         """The old processor's calls are cancelled at shutdown; the new one reschedules."""
-        from plugins.remind import Remind
+        from botcore.plugins.remind import Remind
 
         self.say("remind me in 10 minutes to stretch")
         old = self.processor("Remind")
@@ -339,7 +339,7 @@ class ConsoleAbsentTests(PluginTestCase):
         super().setUp()
         from twisted.internet.testing import MemoryReactorClock
 
-        from sources.telnet import TelnetSource
+        from botcore.sources.telnet import TelnetSource
 
         # The console listens on a memory reactor; the bot's clock drives the reminders.
         self.console = TelnetSource(
@@ -354,7 +354,7 @@ class ConsoleAbsentTests(PluginTestCase):
         from twisted.internet.address import IPv4Address
         from twisted.internet.testing import StringTransport
 
-        from sources.telnet import ConsoleFactory
+        from botcore.sources.telnet import ConsoleFactory
 
         self.port += 1
         peer = IPv4Address("TCP", "127.0.0.1", self.port)

@@ -13,8 +13,8 @@ from twisted.web.util import Redirect
 from zope.interface import implementer
 
 from botcore.event import Sender
+from botcore.plugins.urlgrab import MAX_FETCHES, address_allowed, find_urls, page_title, shorten
 from botcore.testing import PluginTestCase
-from plugins.urlgrab import MAX_FETCHES, address_allowed, find_urls, page_title, shorten
 
 
 class FindURLsTests(SynchronousTestCase):
@@ -153,7 +153,7 @@ class CapTests(PluginTestCase):
     def kept(self) -> list[tuple[str, str]]:
         from sqlalchemy import select
 
-        from plugins.urlgrab import GrabbedURL
+        from botcore.plugins.urlgrab import GrabbedURL
 
         with self.bot.databases["main"].session_factory() as session:
             rows = session.scalars(select(GrabbedURL).order_by(GrabbedURL.id))
@@ -172,7 +172,7 @@ class CapTests(PluginTestCase):
     def test_per_source(self) -> None:
         """A source keeps its newest max_per_source URLs over all its conversations,
         counted once every SOURCE_CHECK_EVERY messages with URLs there."""
-        from plugins.urlgrab import SOURCE_CHECK_EVERY
+        from botcore.plugins.urlgrab import SOURCE_CHECK_EVERY
 
         for n in range(SOURCE_CHECK_EVERY - 1):
             self.say(f"http://b.example/{n}", channel=f"#c{n % 30}")

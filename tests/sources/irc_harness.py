@@ -14,9 +14,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from botcore.event import Event
+from botcore.sources.irc import IRCSource
+from botcore.sources.irc.protocol import IRCProtocol
 from botcore.testing import StubContext
-from sources.irc import IRCSource
-from sources.irc.protocol import IRCProtocol
 
 SERVER = "tcp:irc.example.net:6667"
 #: Options every test source starts from: flood control off, so tests see lines at once.

@@ -284,7 +284,7 @@ class Peer:
     def __init__(self, url: str, user_id: str, password: str, directory: Path) -> None:
         from twisted.internet import reactor
 
-        from sources.matrix.client import MatrixClient, treq_requester
+        from botcore.sources.matrix.client import MatrixClient, treq_requester
 
         self.request, self._close = treq_requester(reactor)
         self.client = MatrixClient(

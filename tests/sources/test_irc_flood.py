@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from sources.irc.flood import OutgoingQueue, TokenBucket
+from botcore.sources.irc.flood import OutgoingQueue, TokenBucket
 
 
 class TokenBucketTests(SynchronousTestCase):

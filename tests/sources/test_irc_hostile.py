@@ -21,8 +21,8 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from botcore.event import EventType
+from botcore.sources.irc.protocol import MALFORMED, MAX_LINE, IRCProtocol
 from botcore.testing import StubContext
-from sources.irc.protocol import MALFORMED, MAX_LINE, IRCProtocol
 from tests.sources.irc_harness import BASE, RecordingIRCSource, Wire, make_source
 
 COMMANDS = [

@@ -206,7 +206,7 @@ class ReminderTests(IRCIntegrationTestCase):
         from sqlalchemy import create_engine, select, update
         from sqlalchemy.orm import Session
 
-        from plugins.remind import Reminder
+        from botcore.plugins.remind import Reminder
 
         bot = await self.start_bot(load="core, remind")
         alice = await self.client("alice", join=None)

@@ -10,7 +10,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.event import EventType
-from sources.irc import protocol as protocol_module
+from botcore.sources.irc import protocol as protocol_module
 from tests.sources.irc_harness import Wire, make_source
 
 

@@ -16,9 +16,9 @@ from botcore.config import ConfigErrors
 from botcore.event import Response
 from botcore.interfaces import IChannelSource
 from botcore.settings import read_config
+from botcore.sources.irc import IRCSource
+from botcore.sources.irc.wire import text_budget
 from botcore.testing import PluginTestCase, StubContext
-from sources.irc import IRCSource
-from sources.irc.wire import text_budget
 from tests.sources.irc_harness import BASE, RecordingIRCSource, ScriptedEndpoint
 
 A = "tcp:a.example:6667"

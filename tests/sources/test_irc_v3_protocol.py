@@ -17,9 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import directlyProvides
 
 from botcore.event import EventType, Response
+from botcore.sources.irc import IRCSource, ServerListOption
+from botcore.sources.irc.sts import StsPolicies
 from botcore.testing import StubContext
-from sources.irc import IRCSource, ServerListOption
-from sources.irc.sts import StsPolicies
 from tests.sources.irc_harness import BASE, RecordingIRCSource, ScriptedEndpoint, Wire, make_source
 from tests.sources.test_irc_protocol import WireTestCase
 
@@ -280,7 +280,7 @@ class BatchTests(V3TestCase):
 
     def test_huge_netsplit_bounded(self) -> None:
         """A netsplit of more people than the batch keeps is still one event, counted."""
-        from sources.irc import protocol
+        from botcore.sources.irc import protocol
 
         self.patch(protocol, "BATCH_LIMIT", 3)
         quits = [f"@batch=ns :u{i}!u@h.example QUIT :a.example b.example" for i in range(10)]

@@ -16,8 +16,8 @@ from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import TestCase
 
+from botcore.sources.irc import IRCSource
 from botcore.testing import StubContext
-from sources.irc import IRCSource
 from tests.sources.test_irc_integration import wait_until
 
 WAIT = 10.0

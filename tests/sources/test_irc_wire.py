@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.text import split_text
-from sources.irc.wire import (
+from botcore.sources.irc.wire import (
     LINE_LIMIT,
     Mask,
     clean_text,
@@ -17,6 +16,7 @@ from sources.irc.wire import (
     text_budget,
     valid_target,
 )
+from botcore.text import split_text
 
 
 class ParseLineTests(SynchronousTestCase):

@@ -23,10 +23,10 @@ from zope.interface.verify import verifyObject
 
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
+from botcore.sources.matrix import MatrixSource
+from botcore.sources.matrix import content as mc
+from botcore.sources.matrix.client import MatrixClient, without_token
 from botcore.testing import StubContext
-from sources.matrix import MatrixSource
-from sources.matrix import content as mc
-from sources.matrix.client import MatrixClient, without_token
 
 HS = "http://hs.example"
 BOT = "@bot:example.org"

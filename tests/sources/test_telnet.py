@@ -31,8 +31,8 @@ from botcore.interfaces import ISource
 from botcore.options import ServerEndpointOption
 from botcore.processor import Processor, match
 from botcore.settings import read_config
+from botcore.sources.telnet import Console, ConsoleFactory, ListenFailed, TelnetSource
 from botcore.testing import InlineReactor, InlineThreadPool, ManualThreadPool, StubContext
-from sources.telnet import Console, ConsoleFactory, ListenFailed, TelnetSource
 
 
 class Talk(Processor):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from twisted.words.xish import domish
 
 from botcore.event import Event, EventType, Response
-from sources.xmpp import model
-from sources.xmpp import stanzas as st
+from botcore.sources.xmpp import model
+from botcore.sources.xmpp import stanzas as st
 from tests.sources.test_xmpp_source import ROOM, SourceTestCase
 
 MUC_USER = "http://jabber.org/protocol/muc#user"

@@ -22,9 +22,9 @@ from zope.interface.verify import verifyObject
 
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
+from botcore.sources.xmpp import NoService, XMPPSource, _Endpoint, srv_order
+from botcore.sources.xmpp.sasl import PREFERENCE, Scram, channel_binding, choose
 from botcore.testing import StubContext
-from sources.xmpp import NoService, XMPPSource, _Endpoint, srv_order
-from sources.xmpp.sasl import PREFERENCE, Scram, channel_binding, choose
 
 ROOM = "room@conference.example.org"
 HEADER = (

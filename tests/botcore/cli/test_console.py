@@ -14,8 +14,8 @@ from botcore.cli.console import AddressError, address_of, configured_address, ma
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event
 from botcore.processor import Processor, match
+from botcore.sources.telnet import TelnetSource
 from botcore.testing import InlineThreadPool, StubContext, free_port
-from sources.telnet import TelnetSource
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "conf.example.ini"
 

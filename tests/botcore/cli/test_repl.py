@@ -70,7 +70,7 @@ class PrivateTests(ConsoleTestCase):
 
     def test_acknowledgement(self):
         """A plugin's True reply prints as one of the core's acknowledgements."""
-        from plugins.core import Address
+        from botcore.plugins.core import Address
 
         _, out, err = self.run_console(["factoid"], "coffee is hot\n")
         # The factoid plugin then says, in private, that facts are public.

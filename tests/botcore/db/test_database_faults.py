@@ -358,7 +358,7 @@ class DatabaseComplaintTests(PluginTestCase):
 
     def test_default_phrases(self) -> None:
         """The default database phrases say the database is unavailable."""
-        from plugins.core import Complain
+        from botcore.plugins.core import Complain
 
         for phrase in Complain.database.default:
             self.assertIn("unavailable", phrase.lower())
