@@ -38,13 +38,13 @@ def set_state_and_tell(self, state, **kw):
     if state == "stopping":
         stopping.set()
 botcore.bot.Bot.set_state = set_state_and_tell
-ping = plugins.basic.Ping.ping
+ping = botcore.plugins.basic.Ping.ping
 def slow_ping(self, event):
     port = int(os.environ["BOTCORE_TEST_SIGNAL"])
     socket.create_connection(("127.0.0.1", port), timeout=60).close()
     stopping.wait(120)
     ping(self, event)
-plugins.basic.Ping.ping = slow_ping
+botcore.plugins.basic.Ping.ping = slow_ping
 from twisted.scripts.twistd import run
 sys.exit(run())
 """

@@ -176,7 +176,7 @@ def _foreign_tables(
     found: dict[str, set[str]] = {}
     for table in named - set(owners):
         module = modules.get(table)
-        if module and module.partition(".")[0] not in ("botcore", "plugins", "tests"):
+        if module and module.partition(".")[0] not in ("botcore", "tests"):
             found.setdefault(module, set()).add(table)
     return found
 

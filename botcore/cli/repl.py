@@ -405,7 +405,7 @@ def main(
     stderr: IO[str] | None = None,
     reactor: Any = None,
     threadpool: Any = None,
-    plugin_package: str = "plugins",
+    plugin_package: str = "botcore.plugins",
 ) -> int:
     """Run ``botcore-plugin``; returns the exit status (0, 1 when a plugin failed to load,
     2 for a bad command line, unknown plugin or bad configuration). With an injected

@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Iterable
 from importlib import metadata as importlib_metadata
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,9 +61,9 @@ def load_entry_point(entry_point: Any) -> Any:
 
 
 def migrations_directory() -> Path:
-    """The folder of the ``migrations`` package (env.py, script.py.mako, versions/)."""
-
-    return Path(migrations.__file__).parent
+    """The folder of the ``botcore.migrations`` package (env.py, script.py.mako, versions/)."""
+    # Found by name, as plugins are: the db layer does not import the revisions it runs.
+    return Path(str(resources.files("botcore.migrations")))
 
 
 def plugin_version_locations() -> list[Path]:

@@ -115,7 +115,7 @@ class Reloader:
     bundled package, then in installed distributions' ``botcore.plugins`` entry points
     (``name = module``); sources likewise in the bundled package and ``botcore.sources``
     entry points. A plugin is a module or a package. A plugin from a folder is imported
-    under the bundled package's name (``plugins.NAME``)."""
+    under the bundled package's name (``botcore.plugins.NAME``)."""
 
     autoload = BoolOption("Load every plugin found unless it is listed in noload.", True)
     load = ListOption("Plugins (or plugin.Processor) to load in addition to the autoloaded.", [])
@@ -132,8 +132,8 @@ class Reloader:
     def __init__(
         self,
         config: dict[str, Any] | None = None,
-        plugin_package: str = "plugins",
-        source_package: str = "sources",
+        plugin_package: str = "botcore.plugins",
+        source_package: str = "botcore.sources",
         base_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = dict(config or {})

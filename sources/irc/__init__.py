@@ -684,7 +684,7 @@ class IRCSource(Source):
             protocol.react(target, response.refers_to, cast(str, response.text), response)
             return
         if response.kind != "message":
-            # The core degrades what a source does not support (see plugins.core.degrade).
+            # The core degrades what a source does not support (see botcore.plugins.core.degrade).
             self.log.warn(
                 "{source}: cannot {kind} a message here; dropped",
                 source=self.name,

@@ -184,7 +184,7 @@ def stream_of(transport: object) -> StreamTransport:
 
 
 class IRCProtocol(irc.IRCClient):
-    """The wire side of `sources.irc.IRCSource`, one instance per connection.
+    """The wire side of `botcore.sources.irc.IRCSource`, one instance per connection.
 
     Connection-scoped state (the nick the server gave, capabilities, channels and their
     members, the outgoing queue) lives here; what outlives a connection (channels to be

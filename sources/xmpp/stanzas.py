@@ -130,7 +130,7 @@ def reply_error(stanza: domish.Element, condition: str, kind: str = "cancel") ->
     return answer
 
 
-# -- the message model's namespaces (see sources.xmpp.model) ------------------------------
+# -- the message model's namespaces (see botcore.sources.xmpp.model) ------------------------------
 
 NS_SID = "urn:xmpp:sid:0"
 NS_REPLY = "urn:xmpp:reply:0"

@@ -69,7 +69,7 @@ class AdminCase(PluginTestCase):
             if name == module or name.startswith(module + "."):
                 forget_models(name)
                 del sys.modules[name]
-        parent = sys.modules["plugins"]
+        parent = sys.modules["botcore.plugins"]
         if self.extra in vars(parent):
             delattr(parent, self.extra)
 

@@ -259,7 +259,7 @@ class EvaluatorTests(SynchronousTestCase):
     def test_memory_bounded(self):
         """A child's memory is bounded: a huge allocation fails there with MemoryError."""
         code = (
-            "from plugins.calc import _limit_memory\n"
+            "from botcore.plugins.calc import _limit_memory\n"
             "_limit_memory(128)\n"
             "try:\n    bytearray(512 * 1024 * 1024)\nexcept MemoryError:\n    print('refused')\n"
         )

@@ -278,7 +278,7 @@ async def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
 
 class Peer:
     """A person's Matrix client for the tests: matrix-nio's state machine and encryption
-    (`sources.matrix.client.MatrixClient`, treq underneath), syncing in a loop and keeping
+    (`botcore.sources.matrix.client.MatrixClient`, treq underneath), syncing in a loop and keeping
     every room event it sees, decrypted where it can."""
 
     def __init__(self, url: str, user_id: str, password: str, directory: Path) -> None:
