@@ -2,8 +2,14 @@
 and reactor, one counting processor) with schema validation on and off; delivered to a
 processor subscribed to the parent type or to a topic; with the event log recording
 every event (full payloads, written to SQLite in batches); with one reactor whose
-condition (data.env == 'prod') holds; and the cost per event of validation alone and of
-one reactor with a condition alone."""
+condition (data.env == 'prod') holds; the cost per event of validation alone and of one
+reactor with a condition alone; and replies/s on the reply path (one reply per event,
+fitted by the core's Format, handed to a memory source) with no other outgoing filter and
+with one, and the cost per reply of one outgoing filter alone.
+
+The reply-path cases run on an older checkout too (where Format is a step of the chain
+and there are no filters; the filter cases are left out there), for comparisons in one
+sitting: ``PYTHONPATH=/path/to/old python bench/bus.py``."""
 
 from __future__ import annotations
 
@@ -20,9 +26,16 @@ from botcore.bus.reactors import _condition as reactor_condition
 from botcore.bus.stats import BusStats
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher
-from botcore.event import Event
+from botcore.event import Event, Response
+from botcore.plugins.core import Format
 from botcore.processor import Processor, handler
-from botcore.testing import InlineReactor, InlineThreadPool, StubContext
+from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, StubContext
+
+try:
+    from botcore.dispatch.outgoing import Outgoing, OutgoingFilter
+    from botcore.processor import outgoing
+except ImportError:  # a checkout from before the outgoing filters
+    outgoing = None  # type: ignore[assignment]
 
 DEPLOY = EventTypeSpec(
     "deploy",
@@ -116,6 +129,72 @@ def run(
     return events / elapsed
 
 
+class Answer(Processor):
+    """One reply to every deploy event."""
+
+    event_types = ("deploy",)
+    addressed = False
+
+    @handler
+    def answer(self, event: Event) -> None:
+        event.addresponse("deployed", source="bench", target="#ops")
+
+
+def replies(events: int, with_filter: bool = False) -> float:
+    """Replies/s: events of one reply each through a dispatcher whose chain is Answer and
+    the core's Format (a filter where there are filters), with ``with_filter`` one more
+    outgoing filter (it changes nothing), each reply handed to a memory source."""
+    reactor = InlineReactor()
+    catalogue = Catalogue(validate=False)
+    catalogue.declare(DEPLOY)
+    context = StubContext(reactor=reactor)
+    dispatcher = Dispatcher(
+        reactor=reactor,
+        threadpool=InlineThreadPool(),
+        catalogue=catalogue,
+        sources=context.get_source,
+    )
+    context.dispatcher = dispatcher
+    source = MemorySource("bench", context)
+    context.add_source(source)
+    chain: list[Processor] = [Answer("bench", context), Format("core", context)]
+    if with_filter:
+        assert outgoing is not None
+
+        class Pass(Processor):
+            @outgoing(priority=0)
+            def check(self, response: Any, event: Event) -> Any:
+                return response
+
+        chain.append(Pass("bench", context))
+    dispatcher.set_chain(chain)
+    dispatcher.startService()
+    start = time.perf_counter()
+    for n in range(events):
+        dispatcher.publish(Event(source="bench", type="deploy", data={"version": str(n)}))
+    elapsed = time.perf_counter() - start
+    dispatcher.stopService()
+    assert len(source.sent) == events, len(source.sent)
+    return events / elapsed
+
+
+def filter_only(events: int) -> float:
+    """Microseconds per reply of one outgoing filter (that changes nothing) in the
+    pipeline, counters included, over the pipeline with no filter."""
+    pipeline = Outgoing(BusStats())
+    one = (OutgoingFilter("bench.Pass.check", 0, lambda response, event: response),)
+    response = Response("deployed", source="bench", target="#ops")
+    event = Event(source="bench", type="deploy")
+
+    def per_reply(filters: Any) -> float:
+        start = time.perf_counter()
+        for _ in range(events):
+            pipeline.run(response, event, filters)
+        return (time.perf_counter() - start) / events * 1e6
+
+    return per_reply(one) - per_reply(())
+
+
 def reactor_only(events: int) -> float:
     """Microseconds per event of one reactor with a condition (observe, condition,
     reaction, counters), without the dispatcher."""
@@ -145,6 +224,9 @@ def validation_only(events: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs of each reply-path case (the best is shown)"
+    )
     args = parser.parse_args()
     subtype = {"validate": True, "type": "rollback"}
     cases: list[tuple[str, dict[str, Any]]] = [
@@ -160,6 +242,19 @@ def main() -> None:
         print(f"{name:32} {rate:10.0f} events/s")
     print(f"{'validation alone':32} {validation_only(args.events):10.1f} µs/event")
     print(f"{'one reactor alone':32} {reactor_only(args.events):10.1f} µs/event")
+    # The reply-path cases alternate, best of --repeat runs each: the machine is shared.
+    plain: list[float] = []
+    filtered: list[float] = []
+    alone: list[float] = []
+    for _ in range(args.repeat):
+        plain.append(replies(args.events))
+        if outgoing is not None:
+            filtered.append(replies(args.events, with_filter=True))
+            alone.append(filter_only(args.events))
+    print(f"{'replies, Format only':32} {max(plain):10.0f} replies/s")
+    if outgoing is not None:
+        print(f"{'replies, Format + one filter':32} {max(filtered):10.0f} replies/s")
+        print(f"{'one outgoing filter alone':32} {min(alone):10.2f} µs/reply")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from botcore.config import Config, ConfigErrors
 from botcore.db.service import Database
 from botcore.dispatch.dispatcher import Dispatcher, ScheduledCall
 from botcore.errors import DispatcherStopped, PluginLoadError, PluginNotFound, PluginNotLoaded
-from botcore.event import Event, EventType, Lifecycle
+from botcore.event import Event, EventType, Lifecycle, Response
 from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
@@ -92,6 +92,9 @@ class BotContext:
 
     def wants(self, event: Event) -> bool:
         return self._bot.wants(event)
+
+    def send(self, response: Response) -> None:
+        self._bot.send(response)
 
     def call_later(
         self, delay: float, function: Any, event: Event, *args: Any, **kw: Any
@@ -412,6 +415,11 @@ class Bot(MultiService):
         if source.running:
             source.stop_reason = "disconnected"
             await maybeDeferred(source.stopService)
+
+    def send(self, response: Response) -> None:
+        """Send a reply outside any event's run (`Dispatcher.send`): through the outgoing
+        filters, like every reply. Any thread."""
+        self.dispatcher.send(response)
 
     def call_later(
         self, delay: float, function: Any, event: Event, *args: Any, **kw: Any

@@ -119,10 +119,12 @@ class IChannelSource(ISource):
         """Change the bot's nick on this source (and regain this one from now on)."""
 
     def say(target, text) -> None:
-        """Send ``text`` to a channel or a person."""
+        """Send ``text`` to a channel or a person, straight to the network: the outgoing
+        filters do not see it (plugins send with `IBotContext.send`)."""
 
     def do(target, text) -> None:
-        """Send ``text`` as an action (``/me``) to a channel or a person."""
+        """Send ``text`` as an action (``/me``) to a channel or a person (as ``say``:
+        past the outgoing filters)."""
 
     def topic(channel, text) -> None:
         """Set ``channel``'s topic."""
@@ -224,6 +226,12 @@ class IBotContext(Interface):
         """Whether any processor of the chain would do something with ``event``
         (`Dispatcher.wants`): a source may leave out one for which this is False
         instead of dispatching it. Reactor thread; cheap."""
+
+    def send(response) -> None:
+        """Send one `botcore.event.Response` that no event's run produced (a plugin's own
+        timer, a bridge) to ``response.source``/``response.target`` by the one reply
+        path: through the outgoing filters (Format among them), like every reply. Use
+        it, never a source's ``send`` or ``say``, so that the filters see it."""
 
     def call_later(delay, function, event, *args, **kw):
         """Run ``function(delayed_event, *args, **kw)`` after ``delay`` seconds, then the

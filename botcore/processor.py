@@ -1,8 +1,8 @@
 """Processors, the steps of the event chain, and the decorators plugins write them with.
 
 ``@match`` binds a method to messages matching an Ibid-style selector, ``@handler`` to
-every event, ``@authorise`` guards a handler with a permission, and ``@periodic`` runs a
-method on the reactor clock."""
+every event, ``@authorise`` guards a handler with a permission, ``@periodic`` runs a
+method on the reactor clock, and ``@outgoing`` makes one an outgoing filter."""
 
 from __future__ import annotations
 
@@ -196,6 +196,45 @@ def _hook(kind: str, types: tuple[str, ...], priority: int) -> Callable:
 
     def wrap(function: Callable) -> Callable:
         function._botcore_hook = (kind, frozenset(types) or None, priority)  # type: ignore[attr-defined]
+        return function
+
+    return wrap
+
+
+#: What an outgoing filter that raises does with the response (`outgoing`).
+ON_ERROR = ("send", "drop")
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """A method that sees every reply on its way to a source (`outgoing`): ``priority``,
+    lower first; ``on_error``, what becomes of a reply the filter raised on."""
+
+    attribute: str
+    priority: int
+    on_error: str
+
+
+def outgoing(priority: int = 0, on_error: str = "send") -> Callable:
+    """Make the method an outgoing filter: ``filter(response, event)`` sees every reply on
+    its way to a source, whatever produced it (the chain, ``call_later``, a reactor, the
+    HTTP API, ``bot.send``), and returns it (changed or not: `Response.replace`), a list
+    of replies (none: dropped; several: split), or None (dropped). Filters run in
+    ascending ``priority``, then chain order, on the reactor thread, after True/False
+    replies have been worded: they must be quick and must not block. The core's Format
+    is one, at `Priority.FORMAT`: a filter before it sees the reply as the plugin made
+    it, one after it what the source will be given. ``event`` is the one the reply
+    answers (for a reply sent outside any event, a carrier event of type ``outgoing``).
+    A filter that raises is logged and counted and, with ``on_error="send"`` (the
+    default), the reply goes on as the filter got it; with ``"drop"`` (a filter that
+    guards, such as one that takes secrets out) it is dropped."""
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"a filter's priority is an integer, not {priority!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
+
+    def wrap(function: Callable) -> Callable:
+        function._botcore_filter = (priority, on_error)  # type: ignore[attr-defined]
         return function
 
     return wrap
@@ -443,6 +482,7 @@ class Processor:
     _handler_specs: ClassVar[tuple[HandlerSpec, ...]] = ()
     _periodic_specs: ClassVar[tuple[PeriodicSpec, ...]] = ()
     _hook_specs: ClassVar[tuple[HookSpec, ...]] = ()
+    _filter_specs: ClassVar[tuple[FilterSpec, ...]] = ()
 
     @classmethod
     def examples(cls) -> list[Example]:
@@ -467,6 +507,7 @@ class Processor:
         handlers: dict[str, HandlerSpec] = {}
         periodics: dict[str, PeriodicSpec] = {}
         hooks: dict[str, HookSpec] = {}
+        filters: dict[str, FilterSpec] = {}
         for klass in reversed(cls.__mro__):
             for attribute, value in vars(klass).items():
                 # An override without the decorator is no longer a handler (as in Ibid).
@@ -493,7 +534,12 @@ class Processor:
                     hooks[attribute] = HookSpec(attribute, *value._botcore_hook)
                 else:
                     hooks.pop(attribute, None)
+                if callable(value) and hasattr(value, "_botcore_filter"):
+                    filters[attribute] = FilterSpec(attribute, *value._botcore_filter)
+                else:
+                    filters.pop(attribute, None)
         cls._handler_specs = tuple(handlers.values())
+        cls._filter_specs = tuple(filters.values())
         cls._periodic_specs = tuple(periodics.values())
         cls._hook_specs = tuple(hooks.values())
 
@@ -619,6 +665,10 @@ class Processor:
     def hooks(self) -> list[tuple[HookSpec, Callable[[Event], None]]]:
         """Each ``@pre_hook`` and ``@post_hook`` method, bound."""
         return [(spec, getattr(self, spec.attribute)) for spec in self._hook_specs]
+
+    def filters(self) -> list[tuple[FilterSpec, Callable[..., Any]]]:
+        """Each ``@outgoing`` method, bound."""
+        return [(spec, getattr(self, spec.attribute)) for spec in self._filter_specs]
 
     def hooked(self, spec: HookSpec, event_type: str, catalogue: TypeLineage | None) -> bool:
         """Whether hook ``spec`` runs for events of ``event_type``."""

@@ -4,7 +4,8 @@ and shape the replies.
 
 Pre-processing: Strip (-1600), Identify (-1580), Ignore (-1550), Addressed (-1500),
 RateLimit (-1000).
-Post-processing: Complain (950), Address (1500), Format (1600)."""
+Post-processing: Complain (950), Address (1500); Format (1600) is an outgoing filter that
+fits every reply, whatever produced it, to its source."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
 from botcore.event import Event, EventType, Response
 from botcore.options import BoolOption, FloatOption, IntOption, LinesOption, ListOption, Option
-from botcore.processor import Priority, Processor, handler
+from botcore.processor import Priority, Processor, handler, outgoing
 from botcore.source import names_on
 
 _NONSENSE_TYPES = frozenset({EventType.MESSAGE, EventType.ACTION, EventType.INVITE})
@@ -557,10 +558,14 @@ class Format(Processor):
 
     log = Logger()
 
-    @handler
+    @outgoing(priority=Priority.FORMAT)
+    def fit(self, response: Response, event: Event) -> list[Response]:
+        """An outgoing filter (every reply, whatever produced it, on the reactor thread):
+        `format_response`."""
+        return self.format_response(response, event)
+
     def format(self, event: Event) -> None:
-        if not event.responses:
-            return
+        """Fit all of ``event``'s replies at once, as the filter does one by one."""
         formatted: list[Response] = []
         for response in event.responses:
             formatted.extend(self.format_response(response, event))

@@ -1,6 +1,7 @@
 """What the event bus knows: ``event stats`` (or ``event stats topics``, ``processors``,
-``reactors``) tells the counters since the start: events seen, handled and failed, and
-the time spent, busiest first; ``event types`` lists the declared event types and topics,
+``reactors``, ``filters``) tells the counters since the start: events seen, handled and
+failed, and the time spent, busiest first (outgoing filters: replies seen, changed,
+dropped and failed); ``event types`` lists the declared event types and topics,
 and ``event type <name>`` describes one (its parent, topics and payload schema)."""
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ def _seconds(value: float) -> str:
 class EventStats(Processor):
     """Tells the bus's counters."""
 
-    usage = "event stats [types|topics|processors|reactors]"
+    usage = "event stats [types|topics|processors|reactors|filters]"
     features = ("events",)
 
-    @match(r"^event\s+stats(?:\s+(types|topics|processors|reactors))?$", simple=False)
+    @match(r"^event\s+stats(?:\s+(types|topics|processors|reactors|filters))?$", simple=False)
     def stats(self, event: Event, kind: str | None) -> None:
         stats = self.bot.event_stats
         kind = kind or "types"
@@ -35,6 +36,13 @@ class EventStats(Processor):
             )
             parts = [
                 f"{name}: {t.fired} fired, {t.condition_false} condition false, {t.failed} failed"
+                for name, t in rows[:TOP]
+            ]
+        elif kind == "filters":
+            rows = sorted(stats.filters.items(), key=lambda item: (-item[1].seconds, item[0]))
+            parts = [
+                f"{name}: {t.seen} seen, {t.changed} changed, {t.dropped} dropped, "
+                f"{t.failed} failed, {_seconds(t.seconds)}"
                 for name, t in rows[:TOP]
             ]
         else:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from botcore.event import Event
+from botcore.event import Event, Response
 from botcore.interfaces import IChannelSource
 from botcore.processor import Processor, authorise, match
 
@@ -81,11 +81,15 @@ class ChannelAdmin(Processor):
         if not text:
             event.addresponse("What shall I do?" if method == "do" else "What shall I say?")
             return
+        if method == "topic":
+            self._on(event, source, lambda target: target.topic(channel, text), channel)
+            return
+        # Said by the one reply path, so that the outgoing filters (Format) see it.
+        reply = Response(text, target=channel, action=method == "do", address=False)
         self._on(
             event,
             source,
-            lambda target: getattr(target, method)(channel, text),
-            channel if method == "topic" else None,
+            lambda target: self.bot.send(reply.replace(source=target.name)),
         )
 
     # -- helpers ------------------------------------------------------------------------

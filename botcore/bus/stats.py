@@ -1,6 +1,7 @@
 """The bus's counters, kept in memory since the start: per event type, per topic (the sum
 of its types'), per processor (events seen, handled, failed, time spent) and per reactor
-(fired, condition false, failed). Shown by the ``event stats`` chat command; `snapshot`
+(fired, condition false, failed) and per outgoing filter (replies seen, changed, dropped,
+failed, time spent). Shown by the ``event stats`` chat command; `snapshot`
 is what a metrics endpoint exports.
 
 Only the reactor thread writes them: the dispatcher's workers time each step into the
@@ -55,6 +56,18 @@ class ReactorTally:
     failed: int = 0
 
 
+@dataclass(slots=True)
+class FilterTally:
+    """Counts for one outgoing filter: replies it saw, changed (or split), dropped, and
+    failed on (raised), and the time it took."""
+
+    seen: int = 0
+    changed: int = 0
+    dropped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
 class BusStats:
     """Every counter of the bus. Reactor thread (`record` and the reactor counts); reading
     from another thread sees counts a moment old."""
@@ -63,6 +76,7 @@ class BusStats:
         self.types: dict[str, Tally] = {}
         self.processors: dict[str, Tally] = {}
         self.reactors: dict[str, ReactorTally] = {}
+        self.filters: dict[str, FilterTally] = {}
         self._names: dict[Any, str] = {}
 
     def record(
@@ -113,6 +127,13 @@ class BusStats:
             found = self.reactors[name] = ReactorTally()
         return found
 
+    def filter(self, name: str) -> FilterTally:
+        """The counts of outgoing filter ``name`` (made on first use)."""
+        found = self.filters.get(name)
+        if found is None:
+            found = self.filters[name] = FilterTally()
+        return found
+
     def topics(self, catalogue: Catalogue) -> dict[str, Tally]:
         """Per topic: the sum of the counts of the types (and subtypes) it takes."""
         totals = {topic.name: Tally() for topic in catalogue.topics()}
@@ -123,11 +144,12 @@ class BusStats:
 
     def snapshot(self, catalogue: Catalogue | None = None) -> dict[str, Any]:
         """Every counter as plain values (JSON-ready): ``types``, ``topics`` (with a
-        catalogue), ``processors`` and ``reactors``, each name -> its counts."""
+        catalogue), ``processors``, ``reactors`` and ``filters``, each name -> its counts."""
         found: dict[str, Any] = {
             "types": {name: asdict(t) for name, t in sorted(self.types.items())},
             "processors": {name: asdict(t) for name, t in sorted(self.processors.items())},
             "reactors": {name: asdict(t) for name, t in sorted(self.reactors.items())},
+            "filters": {name: asdict(t) for name, t in sorted(self.filters.items())},
         }
         if catalogue is not None:
             found["topics"] = {n: asdict(t) for n, t in sorted(self.topics(catalogue).items())}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
+from botcore.dispatch.outgoing import OutgoingFilter, filters_of
 from botcore.processor import Priority
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class Chain:
         self._hooks: dict[str, tuple[Hooks, Hooks]] = {}
         self._wants: dict[tuple[str, bool, bool], bool] = {}
         self._background: dict[str, tuple[Processor, ...]] = {}
+        #: The processors' outgoing filters, in order (`botcore.dispatch.outgoing`).
+        self._filters = filters_of(self.processors)
         #: Events (and periodic runs) running with this chain. Reactor thread.
         self.users = 0
         self._released: list[Deferred[None]] = []
@@ -137,6 +140,11 @@ class Chain:
             )
         return found
 
+    def filters(self) -> tuple[OutgoingFilter, ...]:
+        """The outgoing filters of the chain's processors, in ascending filter priority,
+        then chain order. Any thread."""
+        return self._filters
+
     def wants(self, event: Event, addressed: bool) -> bool:
         """Whether any processor would do something with ``event`` (``addressed``: it may
         turn out to be said to the bot), from event types and the cheap checks alone, so
@@ -162,6 +170,7 @@ class Chain:
                 )
                 and (addressed or not p.addressed)
                 and (p.processed or not event.processed)
+                and not _idle(p)
                 for p in self.for_type(event.type)
             )
             wants[key] = found
@@ -183,12 +192,21 @@ def _is_background(processor: Processor) -> bool:
     return bool(getattr(processor, "background", False))
 
 
+def _idle(processor: Processor) -> bool:
+    """Whether the processor does nothing in the chain: no handler and no ``process`` of
+    its own (one that only has hooks or outgoing filters)."""
+    match_starts = getattr(processor, "match_starts", None)
+    return match_starts is not None and match_starts() == ()
+
+
 def _steps(processors: Iterable[Processor]) -> tuple[Processor | MatchRun, ...]:
     steps: list[Processor | MatchRun] = []
     run: list[tuple[Processor, _Starts]] = []
     for processor in processors:
         match_starts = getattr(processor, "match_starts", None)
         starts = match_starts() if match_starts is not None else None
+        if starts == ():
+            continue  # nothing to run (hooks or outgoing filters only)
         if starts is not None:
             run.append((processor, starts))
             continue

@@ -31,6 +31,7 @@ from botcore.bus.stats import FAILED, HANDLED, SEEN, BusStats
 from botcore.db.engine import commit_if_changed, has_changes, rollback
 from botcore.dispatch.background import Background, BackgroundOptions
 from botcore.dispatch.chain import Chain, MatchRun
+from botcore.dispatch.outgoing import Outgoing
 from botcore.dispatch.workers import WorkerPool
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.event import Event, EventType
@@ -55,6 +56,9 @@ _OWN_SOURCE = "botcore"
 #: Address processor words them, in its configured phrases).
 ACKNOWLEDGED = "Okay"
 REFUSED = "No"
+
+#: The type of the carrier event `Dispatcher.send` shows the outgoing filters.
+OUTGOING = "outgoing"
 
 
 class DispatchMonitor(Protocol):
@@ -198,6 +202,8 @@ class Dispatcher(BackgroundOptions, Service):
         self._own_pool = threadpool is None
         self.threadpool = threadpool
         self.chain = Chain(catalogue=self.catalogue)
+        #: The outgoing filters' pipeline (`route`); its filters are the chain's.
+        self.outgoing = Outgoing(self.stats)
         self._queues: dict[Hashable, deque[_Work]] = {}
         self._inflight = 0
         #: Conversations' next work waiting for a worker, by source, served round-robin
@@ -720,15 +726,22 @@ class Dispatcher(BackgroundOptions, Service):
                 self.log.failure("observer {observer!r} failed", observer=observe)
 
     def route(self, event: Event) -> None:
-        """Send the event's replies, in order, each to the source it names (the event's
-        own or another); a reply for an unknown source is logged and dropped, and a send
-        that fails is logged without stopping the others. Sources are only given text: an
-        acknowledgement left as True/False (the chain had no core Address to word it) is
-        worded here, with a warning. A notice is never answered (bots answering notices
+        """Send the event's replies, in order, each through the outgoing filters
+        (`botcore.dispatch.outgoing`: Format is one) and then to the source it names (the
+        event's own or another). This is the one way replies leave, whatever produced
+        them: the chain, ``call_later``, periodic and background work, reactors, the HTTP
+        API and `send`. The event is left holding what was sent (the filters' results).
+
+        Sources are only given text: an acknowledgement left as True/False (the chain had
+        no core Address to word it) is worded here, before the filters, with a warning. A
+        reply for an unknown source is logged and dropped, and a send that fails is logged
+        without stopping the others. A notice is never answered (bots answering notices
         answer each other forever): its replies are dropped here, whoever added them.
         Reactor thread."""
         responses = event.responses
-        if event.type == EventType.NOTICE and responses:
+        if not responses:
+            return
+        if event.type == EventType.NOTICE:
             self.log.debug(
                 "dropped {count} reply(ies) to notice {id}: notices are not answered",
                 count=len(responses),
@@ -736,25 +749,57 @@ class Dispatcher(BackgroundOptions, Service):
             )
             del responses[:]
             return
-        for index, response in enumerate(responses):
-            source = self._get_source(response.source)
-            if source is None:
-                self.log.warn(
-                    "dropped a reply for unknown source {source!r} (event {id})",
-                    source=response.source,
-                    id=event.id,
-                )
-                continue
+        filters = self.chain.filters()
+        if not filters:
+            for index, response in enumerate(responses):
+                if not isinstance(response.text, str):
+                    response = responses[index] = self._worded(response, event)
+                self._hand_over(response, event)
+            return
+        sent: list[Response] = []
+        for response in responses:
             if not isinstance(response.text, str):
-                # In the event too, so that what was sent is what the event says.
-                response = responses[index] = self._worded(response, event)
-            try:
-                source.send(response)
-            except Exception:
-                self.log.failure("source {source} failed to send a reply", source=source.name)
-                continue
-            for monitor in self.monitors:
-                monitor.reply_sent(response)
+                response = self._worded(response, event)
+            for filtered in self.outgoing.run(response, event, filters):
+                sent.append(filtered)
+                self._hand_over(filtered, event)
+        # In the event too, so that what was sent is what the event says.
+        responses[:] = sent
+
+    def send(self, response: Response, event: Event | None = None) -> None:
+        """Send one reply that no event's run produced (plugin code, a bridge) by the one
+        path, `route`: through the outgoing filters, then to ``response.source``.
+        ``event`` is what the filters are shown as its event; by default a carrier of type
+        ``outgoing`` on the reply's source and target. Any thread (from a worker thread it
+        is sent on the reactor thread, soon)."""
+        carrier = (
+            event
+            if event is not None
+            else Event(
+                source=response.source or _OWN_SOURCE,
+                type=OUTGOING,
+                channel=response.target,
+            )
+        )
+        carrier.responses.append(response)
+        self._on_reactor(lambda: self.route(carrier))
+
+    def _hand_over(self, response: Response, event: Event) -> None:
+        source = self._get_source(response.source)
+        if source is None:
+            self.log.warn(
+                "dropped a reply for unknown source {source!r} (event {id})",
+                source=response.source,
+                id=event.id,
+            )
+            return
+        try:
+            source.send(response)
+        except Exception:
+            self.log.failure("source {source} failed to send a reply", source=source.name)
+            return
+        for monitor in self.monitors:
+            monitor.reply_sent(response)
 
     def _worded(self, response: Response, event: Event) -> Response:
         text = response.text

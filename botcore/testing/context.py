@@ -19,7 +19,7 @@ from botcore.bus.reactors import Reactors
 from botcore.bus.stats import BusStats
 from botcore.config import Config
 from botcore.errors import DispatcherStopped
-from botcore.event import Event, Lifecycle
+from botcore.event import Event, Lifecycle, Response
 from botcore.interfaces import IBotContext, IScheduledCall, ISource
 
 if TYPE_CHECKING:
@@ -125,6 +125,11 @@ class StubContext:
         if self.dispatcher is None:
             raise DispatcherStopped("this test context has no dispatcher")
         return self.dispatcher.call_later(delay, function, event, *args, **kw)
+
+    def send(self, response: Response) -> None:
+        if self.dispatcher is None:
+            raise DispatcherStopped("this test context has no dispatcher")
+        self.dispatcher.send(response)
 
     def call_from_thread(self, function: Callable[..., Any], *args: Any, **kw: Any) -> None:
         call = getattr(self.reactor, "callFromThread", None)

@@ -50,6 +50,15 @@ class EventStatsTests(PluginTestCase):
         )
         self.assertResponseMatches("event stats reactors", "^No reactors counted yet$")
 
+    def test_filters(self):
+        """event stats filters tells each outgoing filter's counts (Format's here: every
+        reply the bot sent, the answers to earlier asks included)."""
+        self.assertResponseMatches("ping", "^pong$")
+        self.assertResponseMatches(
+            "event stats filters",
+            r"^core\.Format\.fit: 1 seen, 0 changed, 0 dropped, 0 failed, \d+ms$",
+        )
+
     def test_catalogue(self):
         """event types lists types and topics; event type describes one."""
         self.assertResponseMatches("event types", r"^Event types: .*deploy.*; topics: ops$")

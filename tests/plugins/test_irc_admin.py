@@ -79,24 +79,35 @@ class CommandTests(AdminTestCase):
         self.ok("change your nick to botty on libera")
         self.assertEqual(self.irc.calls, [("set_nick", ("newbot",)), ("set_nick", ("botty",))])
 
+    def said(self) -> list[tuple[str | None, str | bool, bool]]:
+        """What the bot said on the channel source: (target, text, action)."""
+        return [(r.target, r.text, r.action) for r in self.irc.sent if r.target == "#botcore"]
+
     def test_say_do_topic(self) -> None:
-        """say, do and topic send text to a channel, the source named after it."""
+        """say and do send text to a channel by the one reply path (the outgoing filters
+        see it), topic sets the topic, on the source named after it."""
         self.ok("say in #botcore on libera Hello, everyone!")
         self.ok("do in #botcore on libera waves")
         self.ok("topic in #botcore on libera Meeting at 10")
         self.assertEqual(
-            self.irc.calls,
-            [
-                ("say", ("#botcore", "Hello, everyone!")),
-                ("do", ("#botcore", "waves")),
-                ("topic", ("#botcore", "Meeting at 10")),
-            ],
+            self.said(),
+            [("#botcore", "Hello, everyone!", False), ("#botcore", "waves", True)],
         )
+        self.assertEqual(self.irc.calls, [("topic", ("#botcore", "Meeting at 10"))])
+        # Three acknowledgements and the two lines said.
+        self.assertEqual(self.bot.event_stats.filters["core.Format.fit"].seen, 5)
+
+    def test_say_is_formatted(self) -> None:
+        """What say sends is fitted to the source like any reply: no actions there, so
+        do's text is starred (Format, an outgoing filter)."""
+        self.irc.supports = frozenset({"notice", "multiline"})
+        self.ok("do in #botcore on libera waves")
+        self.assertEqual(self.said(), [("#botcore", "*waves*", False)])
 
     def test_on_that_is_not_a_source(self) -> None:
         """'on' followed by a word that is no source is part of the text."""
         self.say(self.event("say in #botcore on the table", source="libera"))
-        self.assertEqual(self.irc.calls, [("say", ("#botcore", "on the table"))])
+        self.assertEqual(self.said(), [("#botcore", "on the table", False)])
 
     def test_default_source_is_the_events(self) -> None:
         """Without 'on', the command acts on the source it came from."""
