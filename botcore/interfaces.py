@@ -51,8 +51,20 @@ class ISource(IService):
         "'disconnected'), set by the bot before it stops the source alone; else None."
     )
 
+    can_pause = Attribute(
+        "Whether the source can stop reading its network while its backlog in the "
+        "dispatcher is full (pause_input / resume_input)."
+    )
+
     def setup() -> None:
         """(Re)read options from ``config``; called at load and on config reload."""
+
+    def pause_input() -> None:
+        """The dispatcher holds ``[bot] max_queued`` of the source's events: stop reading
+        the network until resume_input. Reactor thread; only when ``can_pause``."""
+
+    def resume_input() -> None:
+        """The source's backlog is down to half: read the network again. Reactor thread."""
 
     def send(response) -> None:
         """Deliver one `botcore.event.Response` to the network. Reactor thread only.

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from botcore.interfaces import IBotContext
 
 
+#: Most events a paused source holds back (what its last read brought: a few hundred at
+#: most from a 64 KiB read); more means it did not stop reading, and they are dropped.
+HELD_LIMIT = 10_000
+
+
 @dataclass(frozen=True)
 class SentMessage:
     """One message the bot sent, as the network knows it."""
@@ -101,6 +106,11 @@ class Source(Service):
     and implement `send` (and usually `startService`/`stopService`)."""
 
     type: ClassVar[str] = ""
+    #: Whether the source can stop reading its network when the dispatcher says its
+    #: backlog is full (`pause_input`): a source that can implements `pause_reading` and
+    #: `resume_reading`; one that cannot has its events past ``[bot] max_queued``
+    #: dropped (counted and logged by the dispatcher).
+    can_pause: ClassVar[bool] = False
     #: Whether the source is given the administrative `IBotControl` as its ``bot``
     #: rather than only the `IBotContext` (a front door that loads plugins and sources).
     control: ClassVar[bool] = False
@@ -154,11 +164,37 @@ class Source(Service):
         #: How many times the source has entered each state (reconnects, failures), for
         #: metrics. Reactor thread.
         self.state_changes: Counter[str] = Counter()
+        #: Whether the dispatcher told the source to pause its input (`pause_input`) and
+        #: has not yet told it to resume; a connection made meanwhile starts paused.
+        self.input_paused = False
+        #: Events the source made while paused (from what it had already read), each
+        #: with the Deferred `dispatch` returned for it: dispatched on `resume_input`.
+        self._held: deque[tuple[Event, Deferred[Event]]] = deque()
+        #: Events dropped because more than `HELD_LIMIT` were held (a source that does
+        #: not stop reading when paused).
+        self.held_dropped = 0
 
     def startService(self) -> Deferred[None] | None:
         """Start (a subclass may return a Deferred that fires once it has started)."""
         super().startService()
         self.stop_reason = None
+        return None
+
+    def stopService(self) -> Deferred[None] | None:
+        """Stop (a subclass may return a Deferred that fires once it has stopped); events
+        still held back by a pause are not processed (their senders are told, as for a
+        stopping bot)."""
+        super().stopService()
+        held, self._held = self._held, deque()
+        if held:
+            self.log.info(
+                "source {source}: {count} event(s) held back by a pause not processed",
+                source=self.name,
+                count=len(held),
+            )
+        for event, d in held:
+            self.rejected(event, "the bot is shutting down")
+            d.callback(event)
         return None
 
     def setup(self) -> None:
@@ -256,9 +292,66 @@ class Source(Service):
         replies (to this source or any other, through `send`). The Deferred fires with the
         event once its replies have been sent, and never fails: errors are logged (and,
         for a stopping bot, told to the sender through `rejected`)."""
+        if self.input_paused and self.can_pause:
+            return self._hold(event)
         d = self.bot.dispatch(event)
         d.addErrback(self._failed, event)
         return d
+
+    def _hold(self, event: Event) -> Deferred[Event]:
+        # Made while paused, from what the source had already read (the rest of a read
+        # that brought the pause): kept, in order, for `resume_input`.
+        d: Deferred[Event] = Deferred()
+        if len(self._held) >= HELD_LIMIT:
+            self.held_dropped += 1
+            if self.held_dropped == 1 or self.held_dropped % HELD_LIMIT == 0:
+                self.log.warn(
+                    "source {source} goes on reading while paused: more than {limit} "
+                    "events held; dropping ({count} dropped in all)",
+                    source=self.name,
+                    limit=HELD_LIMIT,
+                    count=self.held_dropped,
+                )
+            d.callback(event)
+            return d
+        self._held.append((event, d))
+        return d
+
+    def pause_input(self) -> None:
+        """The dispatcher holds ``[bot] max_queued`` of this source's events: stop taking
+        more from the network (`pause_reading`) until `resume_input`. Events made
+        meanwhile from what was already read are held here (at most `HELD_LIMIT`; past
+        that they are dropped, counted in ``held_dropped`` and logged) and dispatched on
+        `resume_input`. Reactor thread; the dispatcher calls it once per pause, and only
+        when ``can_pause``."""
+        if self.input_paused:
+            return
+        self.input_paused = True
+        self.pause_reading()
+
+    def resume_input(self) -> None:
+        """The dispatcher's backlog of this source is down to half: dispatch the events
+        held back, then read again (`resume_reading`), unless those fill the backlog
+        again. Reactor thread."""
+        if not self.input_paused:
+            return
+        self.input_paused = False
+        # What was held back first, in order, until one of them fills the backlog again.
+        held = self._held
+        while held and not self.input_paused:
+            event, d = held.popleft()
+            self.dispatch(event).chainDeferred(d)
+        if not self.input_paused:
+            self.resume_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading the network (a connection's transport: ``pauseProducing``; a
+        poll: no next request); ``input_paused`` is already True. Sources with
+        ``can_pause`` implement it. Reactor thread."""
+
+    def resume_reading(self) -> None:
+        """Read the network again after `pause_reading` (what was held back first);
+        ``input_paused`` is already False. Reactor thread."""
 
     def _failed(self, failure: Failure, event: Event) -> Event:
         if failure.check(DispatcherOverloaded):

@@ -106,6 +106,8 @@ class TelnetSource(Source):
     """
 
     type = "telnet"
+    #: Stops reading every console while the dispatcher's backlog of it is full.
+    can_pause = True
     supports = frozenset({"action", "multiline"})
 
     endpoint = ServerEndpointOption(
@@ -442,6 +444,18 @@ class TelnetSource(Source):
             return event.sender.id
         return None
 
+    def pause_reading(self) -> None:
+        """Stop reading every console (a new one starts held)."""
+        for console in list(self.consoles):
+            console.hold(True)
+
+    def resume_reading(self) -> None:
+        """Read every console again (until what one had held back pauses it anew)."""
+        for console in list(self.consoles):
+            if self.input_paused:
+                break
+            console.hold(False)
+
     def message(self, console: Console, text: str) -> Deferred[Event]:
         """Turn one line from ``console`` into an event and dispatch it."""
         nick = console.nick
@@ -580,6 +594,9 @@ class Console(Protocol):
         self._overlong = 0
         #: Whether the transport said its write buffer is full (and reading is paused).
         self._paused = False
+        #: Whether the source's input is paused (the dispatcher's backlog is full): reading
+        #: is paused too.
+        self._held = False
         #: Bytes written since then.
         self._backlog = 0
         #: Whether the console has closed (or aborted) the connection itself.
@@ -611,6 +628,8 @@ class Console(Protocol):
         self.stream.registerProducer(self, True)
         self._registered = True
         self.source.consoles.add(self)
+        if self.source.input_paused:
+            self.hold(True)
         name = self.source.nick or self.source.name
         self.send_line(f"Hello, this is {name}'s console.")
         self.send_line("What is your nick?")
@@ -631,8 +650,12 @@ class Console(Protocol):
         limit = self.source.max_line
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
-        for line in lines:
+        for index, line in enumerate(lines):
             if self._gone():
+                return
+            if self._held:
+                # The source's input is paused: the rest waits for `hold` (False).
+                self._buffer = b"\n".join([*lines[index:], self._buffer])
                 return
             if self._discarding:
                 # The end of an over-long line already refused.
@@ -739,14 +762,31 @@ class Console(Protocol):
             return
         self._paused = True
         self._backlog = 0
-        if not self._gone():
+        if not self._gone() and not self._held:
             self.stream.pauseProducing()  # read nothing more until the client reads
 
     def resumeProducing(self) -> None:
         self._paused = False
         self._backlog = 0
-        if not self._gone():
+        if not self._gone() and not self._held:
             self.stream.resumeProducing()
+
+    def hold(self, held: bool) -> None:
+        """Stop reading from the client (``held``: the source's input is paused; the
+        lines of the current read not yet handled wait) or read again, those lines
+        first; the transport stays paused while the client's output is backed up."""
+        if held == self._held:
+            return
+        self._held = held
+        if self._gone():
+            return
+        if not self._paused:
+            if held:
+                self.stream.pauseProducing()
+            else:
+                self.stream.resumeProducing()
+        if not held and b"\n" in self._buffer:
+            self.dataReceived(b"")  # the lines held back
 
     def stopProducing(self) -> None:
         self._closing = True

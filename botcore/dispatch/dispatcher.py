@@ -6,8 +6,9 @@ replies leave in that order; different conversations run in parallel.
 
 No source and no handler can take the whole bot (`Dispatcher` says how): conversations
 waiting for a worker are served round-robin across sources, one source holds at most
-most of the workers, a source's backlog is bounded, and a run that goes past the handler
-deadline is logged and its worker replaced."""
+most of the workers, a source's backlog is bounded (a source that can is told to pause
+its input while its backlog is full, so nothing it reads is dropped), and a run that goes
+past the handler deadline is logged and its worker replaced."""
 
 from __future__ import annotations
 
@@ -141,12 +142,18 @@ class Dispatcher(BackgroundOptions, Service):
     after another); conversations whose next event waits for a worker are queued per
     source and served round-robin across sources, and within a source in the order they
     became ready; one source holds at most ``threads`` less a quarter of them (the rest
-    are kept for the others); a source with ``max_queued`` events waiting has the next
-    ones dropped (counted in ``dropped``, logged once per backlog). A run still going
-    after ``handler_deadline`` seconds is logged with its event and what it is running,
-    counted in ``stuck_total``, and no longer counts against the workers: the pool gets a
-    replacement thread, up to ``max_threads`` in all, so that handlers blocked forever
-    cannot stop the others.
+    are kept for the others). A source's backlog is bounded by ``max_queued``: once that
+    many of its events wait, a source that can pause (``can_pause``) is told to stop
+    reading its network (`Source.pause_input`) and told to read again once its backlog
+    is down to half (`Source.resume_input`); events it still makes from what it had
+    already read are held by the source (`Source.dispatch`) until then, and any it hands
+    over regardless are still taken, up to twice ``max_queued``. Past that bound (or
+    past ``max_queued`` for a source that cannot pause) new events are dropped: counted
+    in ``dropped``, logged once per backlog, failed with `DispatcherOverloaded`. A run
+    still going after ``handler_deadline`` seconds is logged with its event and what it
+    is running, counted in ``stuck_total``, and no longer counts against the workers:
+    the pool gets a replacement thread, up to ``max_threads`` in all, so that handlers
+    blocked forever cannot stop the others.
 
     ``sources(name)`` returns the source of that name (or None) for routing replies;
     ``on_fatal`` is called when a processor raises SystemExit or KeyboardInterrupt.
@@ -169,7 +176,10 @@ class Dispatcher(BackgroundOptions, Service):
         max=1000,
     )
     max_queued = IntOption(
-        "Events of one source that may wait for a worker; more are dropped (and logged).",
+        "Events of one source that may wait for a worker before the source is told to "
+        "pause reading its network (it reads again once half are done); a source that "
+        "cannot pause has more dropped (counted and logged), one that can has what it "
+        "already read taken up to twice this.",
         1000,
         min=1,
     )
@@ -217,8 +227,13 @@ class Dispatcher(BackgroundOptions, Service):
         self._running: set[_Work] = set()
         self._watchdog: IDelayedCall | None = None
         self._dropping: set[str] = set()
+        #: Sources told to pause their input (backlog full), by name: the source object
+        #: told, which is the one told to resume.
+        self._paused: dict[str, ISource] = {}
         #: Events dropped because their source's backlog was full.
         self.dropped = 0
+        #: Times a source was told to pause its input.
+        self.pauses = 0
         #: Runs that went past the handler deadline (ever), and those still going.
         self.stuck_total = 0
         self.stuck = 0
@@ -262,6 +277,8 @@ class Dispatcher(BackgroundOptions, Service):
             "stuck_total": self.stuck_total,
             "dropped": self.dropped,
             "waiting": dict(self._waiting_by),
+            "paused": sorted(self._paused),
+            "pauses": self.pauses,
         }
 
     # -- lifecycle ------------------------------------------------------------
@@ -345,6 +362,8 @@ class Dispatcher(BackgroundOptions, Service):
                 work.deferred.errback(
                     DispatcherStopped(f"stopped before {work.event.type} event was processed")
                 )
+        for name in list(self._paused):
+            self._maybe_resume(name)
         self._pump()
         self._check_drained()
 
@@ -427,28 +446,76 @@ class Dispatcher(BackgroundOptions, Service):
             return fail(error)
         source = event.source
         waiting = self._waiting_by.get(source, 0)
-        if waiting >= self.max_queued:
-            self.dropped += 1
-            if source not in self._dropping:
-                self._dropping.add(source)
-                self.log.warn(
-                    "source {source} has {count} events waiting for a worker; dropping "
-                    "its new events until it catches up ({dropped} dropped in all)",
-                    source=source,
-                    count=waiting,
-                    dropped=self.dropped,
-                )
-            return fail(
-                DispatcherOverloaded(f"source {source} is overloaded; dropped {event.type} event")
-            )
-        if self._dropping and source in self._dropping and waiting < self.max_queued // 2:
+        bound = self.max_queued
+        if waiting >= bound and (source not in self._paused or waiting >= 2 * bound):
+            return self._drop(event, waiting)
+        if self._dropping and source in self._dropping and waiting < bound // 2:
             self._dropping.discard(source)
         self._waiting_by[source] = waiting + 1
+        if waiting + 1 >= bound and source not in self._paused:
+            self._pause(source, waiting + 1)
         for monitor in self.monitors:
             monitor.event_dispatched(event)
         d: Deferred[Event] = Deferred()
         self._enqueue(_Work(event, event.conversation, d, bounded=True))
         return d
+
+    def _drop(self, event: Event, waiting: int) -> Deferred[Event]:
+        """Refuse an event because its source's backlog is full: counted, logged once
+        per backlog."""
+        source = event.source
+        self.dropped += 1
+        if source not in self._dropping:
+            self._dropping.add(source)
+            why = (
+                "it was told to pause but goes on"
+                if source in self._paused
+                else "it cannot pause its input"
+            )
+            self.log.warn(
+                "source {source} has {count} events waiting for a worker and {why}; "
+                "dropping its new events until it catches up ({dropped} dropped in all)",
+                source=source,
+                count=waiting,
+                why=why,
+                dropped=self.dropped,
+            )
+        return fail(
+            DispatcherOverloaded(f"source {source} is overloaded; dropped {event.type} event")
+        )
+
+    def _pause(self, name: str, waiting: int) -> None:
+        """Tell the source ``name`` its backlog is full: it stops reading its network
+        (`Source.pause_input`) until `_resume`. A source that cannot pause is left
+        alone (its events past the bound are dropped)."""
+        source = self._get_source(name)
+        if source is None or not getattr(source, "can_pause", False):
+            return
+        self._paused[name] = source
+        self.pauses += 1
+        self.log.info(
+            "source {source} has {count} events waiting for a worker; pausing its input",
+            source=name,
+            count=waiting,
+        )
+        try:
+            source.pause_input()
+        except Exception:
+            self.log.failure("source {source} failed to pause its input", source=name)
+
+    def _maybe_resume(self, name: str) -> None:
+        """Once a paused source's backlog is down to half ``max_queued`` (the low-water
+        mark), it reads again."""
+        if self._waiting_by.get(name, 0) > self.max_queued // 2:
+            return
+        source = self._paused.pop(name, None)
+        if source is None:
+            return
+        self.log.info("source {source} has caught up; resuming its input", source=name)
+        try:
+            source.resume_input()
+        except Exception:
+            self.log.failure("source {source} failed to resume its input", source=name)
 
     def wants(self, event: Event) -> bool:
         """Whether any processor of the current chain would do something with ``event``
@@ -581,6 +648,9 @@ class Dispatcher(BackgroundOptions, Service):
         d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
         d.addBoth(self._finished, work)
         d.addBoth(chain._done_with)
+        # Last: a resumed source may dispatch what it reads at once (this pump re-entered).
+        if work.bounded and self._paused and source in self._paused:
+            self._maybe_resume(source)
 
     # -- the handler deadline ---------------------------------------------------
 

@@ -212,6 +212,8 @@ class IRCSource(Source):
     """
 
     type = "irc"
+    #: Stops reading while the dispatcher's backlog of it is full (`pause_reading`).
+    can_pause = True
     #: What every IRC server carries; with message-tags the source also marks replies and
     #: reacts (`update_supports`).
     BASE_SUPPORTS = frozenset({"action", "notice", "multiline", "topic"})
@@ -564,10 +566,22 @@ class IRCSource(Source):
     def connection_made(self, protocol: IRCProtocol) -> None:
         """A TCP (or TLS) connection is up and registration starts."""
         self.protocol = protocol
+        if self.input_paused:  # the dispatcher's backlog is still full
+            protocol.pauseProducing()
         # Another server of the network may say otherwise: until it does, the defaults.
         self.chantypes = protocol.chantypes()
         self.connections += 1
         self.log.info("{source}: connected to {server}", source=self.name, server=protocol.server)
+
+    def pause_reading(self) -> None:
+        """Stop reading the connection (its lines already read wait in the protocol)."""
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read the connection again, the lines held back first."""
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.resumeProducing()
 
     def signed_on(self, protocol: IRCProtocol) -> None:
         """Registration finished: the bot is on the network."""

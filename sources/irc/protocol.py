@@ -382,7 +382,12 @@ class IRCProtocol(irc.IRCClient):
         lines = data.split(b"\n")
         self._buffer = lines.pop()
         # Complete lines first: they come before the start of a line that turns out too long.
-        for raw in lines:
+        for index, raw in enumerate(lines):
+            if self.paused:
+                # The dispatcher's backlog is full (pauseProducing): the rest waits for
+                # resumeProducing, which reads it from the buffer first.
+                self._buffer = b"\n".join([*lines[index:], self._buffer])
+                return
             if len(raw) > MAX_LINE:
                 self._overlong(len(raw))
                 continue
@@ -1006,8 +1011,8 @@ class IRCProtocol(irc.IRCClient):
         """Any data counts as a reply to our keepalive (see dataReceived)."""
 
     def _check_alive(self) -> None:
-        if self._pong_deadline is not None:
-            return
+        if self._pong_deadline is not None or self.paused:
+            return  # paused: the bot is not reading, the server may well be talking
         idle = self.clock.seconds() - self._last_received
         if idle < self.source.ping_interval * 0.9:
             return
@@ -1016,6 +1021,12 @@ class IRCProtocol(irc.IRCClient):
 
     def _pong_timed_out(self) -> None:
         self._pong_deadline = None
+        if self.paused:
+            # The answer may be waiting unread: wait again once reading resumes.
+            self._pong_deadline = self.clock.callLater(
+                self.source.ping_timeout, self._pong_timed_out
+            )
+            return
         self.timed_out = True
         self.log.warn(
             "{source}: no reply from {server} for {timeout}s after a PING; reconnecting",

@@ -109,6 +109,8 @@ class MatrixSource(Source):
     ``data["encrypted"]`` whether it came encrypted."""
 
     type = "matrix"
+    #: Waits before its next /sync while the dispatcher's backlog of it is full.
+    can_pause = True
     supports = frozenset(
         {
             "action",
@@ -242,6 +244,8 @@ class MatrixSource(Source):
         self._aliases: dict[str, str] = {}
         self._configured: list[str] = []
         self._loop: Deferred[None] | None = None
+        #: What the sync loop waits on while the source's input is paused.
+        self._resumed: Deferred[None] | None = None
         self._stopping = False
         self._outbox: dict[str, Deferred[None]] = {}
         self._reactions: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
@@ -438,6 +442,10 @@ class MatrixSource(Source):
                 if self.client is None or not self.client.access_token:
                     await self._login()
                     first = True
+                if self.input_paused:
+                    # The dispatcher's backlog is full: the next /sync waits for it.
+                    self._resumed = Deferred()
+                    await self._resumed
                 await self._sync(first)
                 first = False
                 self.failures = 0
@@ -449,6 +457,12 @@ class MatrixSource(Source):
                 if not await self._recover(error):
                     return
                 first = True
+
+    def resume_reading(self) -> None:
+        """Let the sync loop go on (pausing needs nothing: it looks before each /sync)."""
+        waiter, self._resumed = self._resumed, None
+        if waiter is not None:
+            waiter.callback(None)
 
     async def _recover(self, error: BaseException | None) -> bool:
         """After a failed login or sync: log in again, give up (False), or wait and

@@ -94,6 +94,9 @@ class WebSource(Source):
     command that does the same."""
 
     type = "web"
+    #: While the dispatcher's backlog of it is full, fired messages, events and webhooks
+    #: are answered 503 with Retry-After (`sources.web.api`) rather than queued.
+    can_pause = True
     control = True
     supports = frozenset({"action", "notice", "multiline"})
 

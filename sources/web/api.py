@@ -456,7 +456,14 @@ async def fire_event(web: WebSource, request: Request) -> Any:
     )
 
 
+#: Seconds a client is told to wait (Retry-After) while the bot's backlog is full.
+BUSY_RETRY_AFTER = 1
+
+
 async def _dispatched(web: WebSource, event: Event) -> Event:
+    if web.input_paused:
+        # The dispatcher holds max_queued of this front door's events: refuse, not queue.
+        raise _busy()
     d = web.bot.dispatch(event)
     d.addTimeout(web.reply_timeout, web.reactor)
     try:
@@ -464,11 +471,19 @@ async def _dispatched(web: WebSource, event: Event) -> Event:
     except DeferredTimeout:
         raise ApiError(504, f"no answer within {web.reply_timeout:g} seconds") from None
     except DispatcherOverloaded:
-        raise ApiError(429, "too many events are waiting; try again later") from None
+        raise _busy() from None
     except DispatcherStopped:
         raise ApiError(503, "the bot is shutting down") from None
     except ValueError as e:  # InvalidEvent
         raise ApiError(400, str(e)) from None
+
+
+def _busy() -> ApiError:
+    return ApiError(
+        503,
+        "too many events are waiting; try again later",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+    )
 
 
 def _response(response: Response) -> dict[str, Any]:

@@ -23,11 +23,19 @@ class ApiError(Exception):
     """A request refused: the HTTP status and a message saying what is wrong (and, for
     an input error, which field)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        #: Extra headers of the answer (a 503's Retry-After).
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"status": self.status, "message": self.message}
@@ -173,7 +181,7 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 
 def error_reply(error: ApiError) -> Reply:
-    return json_reply(error.body(), error.status)
+    return json_reply(error.body(), error.status, headers=error.headers)
 
 
 def _failed(failure: Failure, request: server.Request) -> Reply:

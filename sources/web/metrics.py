@@ -164,6 +164,7 @@ class _StateCollector(Collector):
         for key, help_text in (
             ("stuck", "Runs that went past the handler deadline."),
             ("dropped", "Events dropped because their source's backlog was full."),
+            ("pauses", "Times a source was told to pause its input (its backlog was full)."),
         ):
             counter = CounterMetricFamily(f"botcore_dispatcher_{key}", help_text)
             counter.add_metric([], float(load[f"{key}_total" if key == "stuck" else key]))

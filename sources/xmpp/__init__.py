@@ -132,6 +132,9 @@ class XMPPSource(Source):
     """
 
     type = "xmpp"
+    #: Stops reading the stream while the dispatcher's backlog of it is full (the events
+    #: of what one read had already brought are held by `Source.dispatch`).
+    can_pause = True
     supports = frozenset(
         {
             "action",
@@ -459,6 +462,8 @@ class XMPPSource(Source):
         self.sasl_mechanism = getattr(xs.authenticator, "sasl_mechanism", None)
         connection = self.connection = XMPPConnection(self, xs, self.reactor)
         connection.start()
+        if self.input_paused:  # the dispatcher's backlog is still full
+            self.pause_reading()
         self.log.info(
             "{source}: logged in as {jid} ({mechanism})",
             source=self.name,
@@ -469,6 +474,18 @@ class XMPPSource(Source):
         connection._source_event("connected", jid=connection.jid.full())
         for room, (nick, password) in list(self._wanted.items()):
             connection.join(room, nick or self.room_nick(), password)
+
+    def pause_reading(self) -> None:
+        """Stop reading the stream (its transport's ``pauseProducing``)."""
+        transport = self.connection.xs.transport if self.connection is not None else None
+        if transport is not None:
+            transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read the stream again."""
+        transport = self.connection.xs.transport if self.connection is not None else None
+        if transport is not None:
+            transport.resumeProducing()
 
     def _init_failed(self, failure: Failure) -> None:
         """TLS, SASL or binding failed (a bad certificate, a wrong password): close the

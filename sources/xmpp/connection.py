@@ -113,6 +113,10 @@ class XMPPConnection:
         self._ping_timer = self.clock.callLater(self.source.ping_interval, self._ping)
 
     def _ping(self) -> None:
+        if self.source.input_paused:
+            # Not reading the stream: its answer would go unread. Ask later.
+            self._schedule_ping()
+            return
         self._ping_id += 1
         iq = domish.Element((st.NS_CLIENT, "iq"))
         iq["type"] = "get"
@@ -123,6 +127,10 @@ class XMPPConnection:
         self._ping_due = self.clock.callLater(self.source.ping_timeout, self._ping_timed_out)
 
     def _ping_timed_out(self) -> None:
+        if self.source.input_paused:
+            # The answer may be waiting unread: wait again once reading resumes.
+            self._ping_due = self.clock.callLater(self.source.ping_timeout, self._ping_timed_out)
+            return
         self.log.warn(
             "{source}: no answer to a ping in {timeout}s; reconnecting",
             source=self.source.name,
