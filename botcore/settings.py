@@ -11,6 +11,7 @@ from pathlib import Path
 from twisted.logger import LogLevel
 
 from botcore.accounts.permissions import Permissions
+from botcore.bus.bridges import bridge_options
 from botcore.bus.catalogue import Catalogue
 from botcore.bus.log import EventLog
 from botcore.bus.reactors import reactor_options
@@ -57,7 +58,7 @@ class LoggingSection:
 
 
 FIXED_SECTIONS = ("bot", "auth", "logging", "events")
-SECTION_KINDS = ("database", "source", "plugin", "event", "topic", "reactor")
+SECTION_KINDS = ("database", "source", "plugin", "event", "topic", "reactor", "bridge")
 
 
 def section_resolver(reloader: Reloader) -> SectionResolver:
@@ -92,6 +93,8 @@ def section_resolver(reloader: Reloader) -> SectionResolver:
             return options_of(TopicSection)
         if kind == "reactor":
             return reactor_options(values)
+        if kind == "bridge":
+            return bridge_options(values)
         try:
             if kind == "plugin":
                 return reloader.plugin_options(name)

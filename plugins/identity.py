@@ -347,6 +347,7 @@ class Accounts(Processor):
         "I am <identity> on <source>\n"
         "link <identity> on <source> to <account> | unlink <identity> on <source>\n"
         "set my <attribute> to <value> | remove my <attribute>\n"
+        "set display name <name> | remove display name\n"
         "attributes [of <user>]\n"
         "add hostmask <nick!user@host pattern>\n"
         "who am I | logout"
@@ -490,7 +491,38 @@ class Accounts(Processor):
         self.bot.auth.invalidate(session)
         event.addresponse(f"Unlinked {identity} on {source}")
 
-    @match(r"^set\s+my\s+(?!password\b)(\S+)\s+to\s+(.+)$", simple=False)
+    @match(r"^set\s+(?:my\s+)?display\s*name\s+(?:to\s+)?(.+)$", simple=False)
+    def set_display_name(self, event: Event, name: str) -> None:
+        """The name the person is shown under on bridges (one name on every network)."""
+        account = self._own_authenticated(event)
+        if account is None:
+            return
+        try:
+            shown = accounts.set_display_name(event.session, account, name.strip())
+        except AccountError as e:
+            event.addresponse(str(e))
+            return
+        event.addresponse(f"You are shown as {shown}")
+
+    @match(r"^remove\s+(?:my\s+)?display\s*name$", simple=False)
+    def remove_display_name(self, event: Event) -> None:
+        account = self._own_authenticated(event)
+        if account is None:
+            return
+        accounts.set_display_name(event.session, account, None)
+        event.addresponse(f"You are shown as {account.username}")
+
+    def _own_authenticated(self, event: Event) -> Account | None:
+        account = own_account(event)
+        if account is None:
+            event.addresponse("You don't have an account (create account NAME first)")
+            return None
+        if not event.authenticated:
+            event.addresponse("You need to authenticate first")
+            return None
+        return account
+
+    @match(r"^set\s+my\s+(?!password\b|display\s*name\b)(\S+)\s+to\s+(.+)$", simple=False)
     def set_attribute(self, event: Event, name: str, value: str) -> None:
         if event.account is None:
             event.addresponse("You don't have an account (create account NAME first)")
@@ -505,7 +537,7 @@ class Accounts(Processor):
             return
         event.addresponse(True)
 
-    @match(r"^remove\s+my\s+(\S+)$", simple=False)
+    @match(r"^remove\s+my\s+(?!display\s*name$)(\S+)$", simple=False)
     def remove_attribute(self, event: Event, name: str) -> None:
         if event.account is None:
             event.addresponse("You don't have an account")
@@ -551,7 +583,8 @@ class Accounts(Processor):
             for i in accounts.identities_of(event.session, account.id)
         )
         state = "authenticated" if event.authenticated else "not authenticated"
-        event.addresponse(f"You are {account.username} ({state}); identities: {linked}")
+        shown = f", shown as {account.display_name}" if account.display_name else ""
+        event.addresponse(f"You are {account.username} ({state}{shown}); identities: {linked}")
 
     @match(r"^(?:logout|log\s+out|deauthenticate)$", simple=False)
     def logout(self, event: Event) -> None:

@@ -43,6 +43,9 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(CIText(MAX_NAME), unique=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The name the person chose to be shown under (a bridge's relayed messages), or
+    #: None for their username.
+    display_name: Mapped[str | None] = mapped_column(String(MAX_NAME), nullable=True)
 
 
 class Identity(Base):
@@ -236,6 +239,47 @@ def delete_account(session: Session, account: Account) -> None:
     session.delete(account)
     session.flush()
     mark_written(session)
+
+
+# -- display names ---------------------------------------------------------------------
+
+
+def shown_name(account: Account) -> str:
+    """What the person is shown as: their display name, else their username."""
+    return account.display_name or account.username
+
+
+def set_display_name(session: Session, account: Account, name: str | None) -> str | None:
+    """Give ``account`` the display name ``name`` (None: none, their username is shown);
+    returns it normalised (`botcore.accounts.names.normalise`, each word; single spaces
+    between words). `AccountError` when it is
+    not acceptable, or is or looks like another account's username or display name (one
+    person must not be shown as another)."""
+    if name is None:
+        account.display_name = None
+        mark_written(session)
+        return None
+    _check("display name", name, MAX_NAME)
+    try:
+        # Words may be separated by single spaces; taken together they are one name
+        # (one script, no invisible characters).
+        words = name.split()
+        names.normalise("".join(words))
+        name = " ".join(names.normalise(word) for word in words)
+    except names.UnclearName as e:
+        raise AccountError(f"I can't use that name: {e}") from None
+    _check("display name", name, MAX_NAME)
+    looks = names.skeleton(name.replace(" ", ""))
+    rows = session.execute(select(Account.id, Account.username, Account.display_name))
+    for other_id, username, display in rows:
+        if other_id == account.id:
+            continue
+        for other in (username, display):
+            if other and names.skeleton(other.replace(" ", "")) == looks:
+                raise AccountError(f"{name} is, or looks too much like, the name of {username}")
+    account.display_name = name
+    mark_written(session)
+    return name
 
 
 # -- attributes ------------------------------------------------------------------------

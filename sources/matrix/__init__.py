@@ -285,6 +285,12 @@ class MatrixSource(Source):
             return False
         return self._aliases.get(target, target) not in self.direct_rooms
 
+    def fold(self, name: str) -> str:
+        """A room alias as the room id it names once the bot has joined it (so that
+        ``#dev:example.org`` and ``!id:example.org`` are one conversation, as a bridge
+        names them), case-blind like the base. Any thread."""
+        return super().fold(self._aliases.get(name, name))
+
     def verified_identity(self, event: Event) -> str | None:
         """The sender's Matrix user id: the homeserver authenticated it (for encrypted
         messages too: the device that encrypted is not what vouches)."""

@@ -291,8 +291,10 @@ class SQLiteKeyIndexMigrationTests(SynchronousTestCase):
         case, and foreign keys are enforced again afterwards."""
         self.fill()
         before = self.rows()
-        migrate.upgrade(self.engine)
+        # (0025 adds a column to accounts: the rows are compared before it.)
+        migrate.upgrade(self.engine, "0024")
         self.assertEqual(self.rows(), before)
+        migrate.upgrade(self.engine)
         karma = self.sql("karma")
         self.assertIn("COLLATE botcore_ci", karma)
         self.assertIn('uq_karma_subject_key ON karma (botcore_fold("subject"))', karma)

@@ -21,7 +21,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from botcore.testing import free_port, in_ci
 
@@ -169,14 +169,59 @@ def _no_core_dumps() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-class IRCv3Network:
+class ModuleShared:
+    """Servers that one test module shares (trial has no setUpClass): `shared(module)`
+    starts them on first use (``start``; ``cleanup`` after a failed start), `release`
+    stops them (``cleanup``) when the module's last test is done, `release_all` at exit.
+    Each subclass keeps its own."""
+
+    _shared: ClassVar[dict[str, Any]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._shared = {}
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def shared(cls, module: str) -> Any:
+        """The servers of test module ``module``, started on first use."""
+        network = cls._shared.get(module)
+        if network is None:
+            network = cls._shared[module] = cls()
+            try:
+                network.start()
+            except BaseException:
+                del cls._shared[module]
+                network.cleanup()
+                raise
+        return network
+
+    @classmethod
+    def release(cls, module: str) -> None:
+        """Stop and remove the servers of ``module`` (its last test is done)."""
+        network = cls._shared.pop(module, None)
+        if network is not None:
+            network.cleanup()
+
+    @classmethod
+    def release_all(cls) -> None:
+        """Stop every module's servers (at exit, for a run that stopped part-way)."""
+        for module in list(cls._shared):
+            cls.release(module)
+
+
+class IRCv3Network(ModuleShared):
     """InspIRCd 3 (plain ``port``, TLS ``tls_port``) with Atheme linked to it. `start` and
     `stop` block, each bounded by `WAIT`."""
 
     host = "127.0.0.1"
     #: The name the certificate is for (and the STS host): connect to this for TLS.
     hostname = "localhost"
-    _shared: ClassVar[dict[str, IRCv3Network]] = {}
 
     def __init__(self, *, sts_duration: int = 300) -> None:
         self.directory = tempfile.mkdtemp(prefix="botcore-ircv3-")
@@ -375,33 +420,6 @@ class IRCv3Network:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    @classmethod
-    def shared(cls, module: str) -> IRCv3Network:
-        """The network of test module ``module``, started on first use."""
-        network = cls._shared.get(module)
-        if network is None:
-            network = cls._shared[module] = cls()
-            try:
-                network.start()
-            except BaseException:
-                del cls._shared[module]
-                network.cleanup()
-                raise
-        return network
-
-    @classmethod
-    def release(cls, module: str) -> None:
-        """Stop and remove the network of ``module`` (its last test is done)."""
-        network = cls._shared.pop(module, None)
-        if network is not None:
-            network.cleanup()
-
-    @classmethod
-    def release_all(cls) -> None:
-        """Stop every shared network (at exit, for a run that stopped part-way)."""
-        for module in list(cls._shared):
-            cls.release(module)
-
     # -- blocking clients, for setting up accounts -----------------------------------------------
 
     def offered_caps(self) -> str:
@@ -431,22 +449,25 @@ atexit.register(IRCv3Network.release_all)
 class SharedNetwork:
     """A mixin for a trial TestCase (trial has no setUpClass): ``self.network`` is the
     module's network, started by the first test and stopped after the class's last test
-    (or at exit, when only some of them run)."""
+    (or at exit, when only some of them run). The network is an `IRCv3Network` unless
+    ``network_type`` names another `ModuleShared` (`tests.sources.bridge_harness.Networks`)."""
 
-    network: IRCv3Network
+    network: Any
+    network_type: ClassVar[type[ModuleShared]] = IRCv3Network
     _done: ClassVar[dict[str, int]] = {}
 
-    def use_network(self) -> IRCv3Network:
+    def use_network(self) -> Any:
         cls = type(self)
         key = cls.__module__
-        self.network = IRCv3Network.shared(key)
+        kind = cls.network_type
+        self.network = kind.shared(key)
         tests = len([name for name in dir(cls) if name.startswith("test_")])
 
         def done() -> None:
             SharedNetwork._done[key] = SharedNetwork._done.get(key, 0) + 1
             if SharedNetwork._done[key] >= tests:
                 SharedNetwork._done.pop(key)
-                IRCv3Network.release(key)
+                kind.release(key)
 
         self.addCleanup(done)  # type: ignore[attr-defined]  # the TestCase's
         return self.network

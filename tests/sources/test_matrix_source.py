@@ -438,6 +438,14 @@ class OutgoingTests(MatrixSourceTestCase):
         )  # fmt: skip
         self.assertEqual(self.source.network_id(response.id), "$sent")
 
+    def test_alias_folds_to_its_room(self) -> None:
+        """Once joined, a room's alias folds as its room id does (a bridge may name the
+        room either way); an alias not joined folds as itself."""
+        self.source.join("#dev:example.org")
+        self.hs.answer("/join/", {"room_id": ROOM})
+        self.assertEqual(self.source.fold("#dev:example.org"), self.source.fold(ROOM))
+        self.assertNotEqual(self.source.fold("#other:example.org"), self.source.fold(ROOM))
+
     def test_edit_reaction_delete_and_order(self) -> None:
         """Edits, reactions and deletions leave as m.replace, m.annotation and a
         redaction, one after the other in the order given."""

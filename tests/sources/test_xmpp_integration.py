@@ -24,9 +24,12 @@ from tests.sources import xmpp_harness
 from tests.sources.xmpp_harness import (
     DOMAIN,
     MUC,
+    SID,
     WAIT,
     XMPPClient,
     child,
+    room_id,
+    sent_with_id,
     shown,
 )
 
@@ -464,29 +467,6 @@ class ReconnectTests(XMPPIntegrationTestCase):
         alice = await self.client("alice")
         alice.message(self.room, f"{NICK}: echo back again", kind="groupchat")
         await alice.wait_body("back again")
-
-
-SID = "urn:xmpp:sid:0"
-
-
-def room_id(stanza: domish.Element, room: str) -> str | None:
-    """The room's stanza-id of a room message (mod_muc_mam's)."""
-    for found in stanza.elements(SID, "stanza-id"):
-        if found.getAttribute("by") == room:
-            return str(found["id"])
-    return None
-
-
-def sent_with_id(c: XMPPClient, to: str, body: str, own: str, kind: str, *extra: Any) -> None:
-    stanza = domish.Element((None, "message"))
-    stanza["to"] = to
-    stanza["type"] = kind
-    stanza["id"] = own
-    stanza.addElement("body", content=body)
-    stanza.addElement((SID, "origin-id"))["id"] = own
-    for element in extra:
-        stanza.addChild(element)
-    c.send(stanza)
 
 
 class MemoTests(XMPPIntegrationTestCase):

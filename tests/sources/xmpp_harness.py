@@ -472,3 +472,29 @@ def is_self_presence(presence: domish.Element) -> bool:
             if status.getAttribute("code") == "110":
                 return True
     return False
+
+
+#: XEP-0359's namespace (stanza-id, origin-id).
+SID = "urn:xmpp:sid:0"
+
+
+def room_id(stanza: domish.Element, room: str) -> str | None:
+    """The room's stanza-id of a room message (mod_muc_mam's)."""
+    for found in stanza.elements(SID, "stanza-id"):
+        if found.getAttribute("by") == room:
+            return str(found["id"])
+    return None
+
+
+def sent_with_id(c: XMPPClient, to: str, body: str, own: str, kind: str, *extra: Any) -> None:
+    """Send a message of type ``kind`` with the id (and XEP-0359 origin-id) ``own`` and
+    the ``extra`` children (a correction's replace, ...)."""
+    stanza = domish.Element((None, "message"))
+    stanza["to"] = to
+    stanza["type"] = kind
+    stanza["id"] = own
+    stanza.addElement("body", content=body)
+    stanza.addElement((SID, "origin-id"))["id"] = own
+    for element in extra:
+        stanza.addChild(element)
+    c.send(stanza)
