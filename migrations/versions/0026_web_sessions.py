@@ -3,7 +3,7 @@ SHA-256 digest of the session id (never the id), the account, the web source, th
 token and the expiry (web_sessions).
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import botcore.db.types
 
 revision = "0026"
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
