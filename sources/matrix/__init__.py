@@ -70,15 +70,23 @@ class URLOption(Option):
 
 
 class RoomListOption(ListOption):
-    """Rooms, each a room id (``!id:server``) or an alias (``#name:server``)."""
+    """Rooms, each a room id (``!id:server``, or ``!id`` alone: rooms of version 12 on
+    have ids without a server part) or an alias (``#name:server``)."""
 
     kind = "list of rooms"
 
     def parse(self, raw: str) -> list[str]:
         rooms = super().parse(raw)
         for room in rooms:
-            if room[:1] not in ("!", "#") or ":" not in room:
-                raise ValueError(f"expected '!id:server' or '#alias:server', found {room!r}")
+            sigil, rest = room[:1], room[1:]
+            local, colon, server = rest.partition(":")
+            if sigil == "#":
+                valid = bool(local and server)
+            else:
+                valid = sigil == "!" and bool(local) and (not colon or bool(server))
+            if not valid or any(c.isspace() for c in room):
+                expected = "'!id:server', '!id' or '#alias:server'"
+                raise ValueError(f"expected {expected}, found {room!r}")
         return rooms
 
 
@@ -167,8 +175,8 @@ class MatrixSource(Source):
         False,
     )
     rooms = RoomListOption(
-        "Rooms to join after every connection, each a room id '!id:server' or an alias "
-        "'#name:server'.",
+        "Rooms to join after every connection, each a room id ('!id:server', or '!id' for "
+        "rooms of version 12 on) or an alias '#name:server'.",
         [],
     )
     invites = ChoiceOption(

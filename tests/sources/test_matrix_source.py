@@ -23,7 +23,7 @@ from zope.interface.verify import verifyObject
 
 from botcore.event import Event, EventType, Response
 from botcore.interfaces import IChannelSource
-from botcore.sources.matrix import MatrixSource
+from botcore.sources.matrix import MatrixSource, RoomListOption
 from botcore.sources.matrix import content as mc
 from botcore.sources.matrix.client import MatrixClient, without_token
 from botcore.testing import StubContext
@@ -172,6 +172,20 @@ class MatrixSourceTestCase(SynchronousTestCase):
 
     def texts(self) -> list[Event]:
         return [e for e in self.events if e.type in EventType.TEXT]
+
+
+class RoomOptionTests(SynchronousTestCase):
+    def test_room_ids_and_aliases(self) -> None:
+        """Room ids with a server part, the opaque ids of room version 12 (no server
+        part, as Synapse creates them) and aliases are rooms; anything else is refused
+        with the shapes expected."""
+        option = RoomListOption("rooms", [])
+        rooms = ["!abc:example.org", "!7lzVKgzuxMBOQkBS6NLj8OtFirNudyZPskZTis6Yf4Y", "#dev:x.org"]
+        self.assertEqual(option.parse(", ".join(rooms)), rooms)
+        for bad in ("#dev", "#:x.org", "!", "!:x.org", "!abc:", "dev", "@bob:x.org", "!a:x !b:y"):
+            with self.assertRaises(ValueError) as caught:
+                option.parse(bad)
+            self.assertIn("'!id'", str(caught.exception))
 
 
 class LoginTests(MatrixSourceTestCase):
