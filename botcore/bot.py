@@ -3,6 +3,7 @@ lifecycle, and is the context processors and sources reach the rest of the bot t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -29,6 +30,7 @@ from botcore.event import Event, EventType, Lifecycle, Response
 from botcore.interfaces import IBotContext, IBotControl, ISource, Reactor
 from botcore.loading.plugins import Plugins
 from botcore.loading.reloader import Reloader
+from botcore.loading.reloads import ReloadStats
 from botcore.loading.sources import Sources, StopFailed
 from botcore.loading.watch import PluginWatcher
 from botcore.options import Option
@@ -92,6 +94,9 @@ class BotContext:
 
     def wants(self, event: Event) -> bool:
         return self._bot.wants(event)
+
+    def skipped(self, event: Event) -> None:
+        self._bot.skipped(event)
 
     def send(self, response: Response) -> None:
         self._bot.send(response)
@@ -216,6 +221,8 @@ class Bot(MultiService):
         self._configure_reactors(config)
         self.dispatcher.observers.append(self.reactors.observe)
         self.context = BotContext(self)
+        #: Plugin and source reloads, counted and timed (the web front door's metrics).
+        self.reloads = ReloadStats()
         self.plugins = Plugins(
             self.context,
             self.reloader,
@@ -224,6 +231,7 @@ class Bot(MultiService):
             control=self,
             reactor=reactor,
             import_pool=import_pool,
+            reloads=self.reloads,
         )
         self.plugins.setServiceParent(self)
         self.sources = Sources()
@@ -276,6 +284,10 @@ class Bot(MultiService):
         """Whether any processor would do something with ``event`` (`Dispatcher.wants`).
         Reactor thread."""
         return self.dispatcher.wants(event)
+
+    def skipped(self, event: Event) -> None:
+        """A source left ``event`` out (`wants` said no): `Dispatcher.skipped`."""
+        self.dispatcher.skipped(event)
 
     def call_from_thread(self, function: Any, *args: Any, **kw: Any) -> None:
         """Run ``function(*args, **kw)`` on the reactor thread. Any thread."""
@@ -383,6 +395,16 @@ class Bot(MultiService):
         old = self.get_source(name)
         if old is None:
             raise PluginNotLoaded(f"source {name} is not loaded")
+        started = time.perf_counter()
+        ok = False
+        try:
+            source = await self._replace_source(name, old)
+            ok = True
+        finally:
+            self.reloads.record("source", name, time.perf_counter() - started, ok)
+        return source
+
+    async def _replace_source(self, name: str, old: ISource) -> ISource:
         previous = self.config.section(f"source:{name}")
         source, swap = self._build_source(name, self._fresh_source_section(name))
         old.stop_reason = "reloaded"

@@ -239,6 +239,10 @@ class IBotContext(Interface):
         (`Dispatcher.wants`): a source may leave out one for which this is False
         instead of dispatching it. Reactor thread; cheap."""
 
+    def skipped(event) -> None:
+        """Say that the source left ``event`` out before dispatching it (`wants` said
+        no), so that the dispatcher's monitors count it. Reactor thread."""
+
     def send(response) -> None:
         """Send one `botcore.event.Response` that no event's run produced (a plugin's own
         timer, a bridge) to ``response.source``/``response.target`` by the one reply
@@ -274,6 +278,8 @@ class IBotControl(IBotContext):
     dispatcher = Attribute("The dispatcher: its ``load()`` and ``monitors`` (metrics).")
     databases = Attribute("The databases: name -> `botcore.db.service.Database`.")
     catalogue = Attribute("The event types (`botcore.bus.catalogue.Catalogue`).")
+    reloads = Attribute("Plugin and source reloads counted and timed "
+                        "(`botcore.loading.reloads.ReloadStats`).")  # fmt: skip
 
     def section_options(section, values) -> dict:
         """The options ``[section]`` may hold, given its raw ``values``; raises

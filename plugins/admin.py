@@ -27,6 +27,11 @@ from botcore.options import Option, redact
 from botcore.processor import Priority, Processor, authorise, example, handler, match
 
 _SAY_SECTION_KEY = "Say it as section.key, e.g. bot.name or plugin:core.limit_time"
+#: The ``event.extra`` keys where ``get config`` and ``set config`` leave what they did as
+#: data, for callers that are programs (the web API): an option's description, or an
+#: error's HTTP-like status, message and field.
+CONFIG_RESULT = "config"
+CONFIG_ERROR = "config_error"
 # What a value set from chat may not hold: anything that would end or break its line in
 # the INI file (or in a log).
 _UNWRITABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
@@ -126,6 +131,22 @@ class ControlProcessor(Processor):
             return None
         return _format(option, value)
 
+    def describe(self, section: str, key: str, option: Option) -> dict[str, Any]:
+        """The option as data: its section and name, value (None for a secret), its
+        type, default (None for a secret) and help."""
+        value = self.bot.config.section(section).get(key, option.default)
+        secret = self._is_secret(section, key, option)
+        return {
+            "section": section,
+            "option": key,
+            "value": None if secret else _json_value(option, value),
+            "shown": self._shown(section, key, option, value),
+            "secret": secret,
+            "type": option.kind,
+            "default": None if option.secret else _json_value(option, option.default),
+            "help": option.help,
+        }
+
     def set_value(self, event: Event, path: str, value: str) -> None:
         """``set config <path> to <value>``: check the value, write it to the local
         override file (never expanded: ``${ENV:...}`` stays as it is), reload, and put
@@ -133,6 +154,7 @@ class ControlProcessor(Processor):
         secret's value is in no reply. Worker thread."""
         found = split_option_path(path)
         if found is None:
+            _refuse(event, 400, _SAY_SECTION_KEY, "key")
             event.addresponse(_SAY_SECTION_KEY)
             return
         section, key = found
@@ -142,6 +164,7 @@ class ControlProcessor(Processor):
         try:
             option = self._option(section, key)
         except ValueError as e:
+            _refuse(event, 404, str(e), "key")
             event.addresponse(str(e))
             return
         secret = self._is_secret(section, key, option)
@@ -150,6 +173,7 @@ class ControlProcessor(Processor):
             return redact(text, value) if secret else text
 
         if any(unicodedata.category(char) in _UNWRITABLE for char in value):
+            _refuse(event, 400, "a value cannot hold line breaks or control characters", "value")
             event.addresponse(
                 "I can't set %s.%s: a value cannot hold line breaks or control characters",
                 (section, key),
@@ -158,6 +182,7 @@ class ControlProcessor(Processor):
         try:
             option.parse(value)
         except ValueError as e:
+            _refuse(event, 400, hidden(str(e)), "value")
             event.addresponse("I can't set %s.%s: %s", (section, key, hidden(str(e))))
             return
         local = self.local_file()
@@ -172,6 +197,7 @@ class ControlProcessor(Processor):
             else:
                 local.write_text(old, encoding="utf-8")
             self._on_reactor(self.bot.reload_config)
+            _refuse(event, 409, "the config would not load: " + hidden("; ".join(config_errors)))
             event.addresponse(
                 "I put it back: the config would not load: %s", hidden("; ".join(config_errors))
             )
@@ -181,6 +207,7 @@ class ControlProcessor(Processor):
             shown = "(secret)"
         elif shown == "":
             shown = '"" (empty)'
+        event.extra[CONFIG_RESULT] = {**self.describe(section, key, option), "file": local.name}
         event.addresponse("Set %s.%s to %s in %s", (section, key, shown, local.name))
 
     def local_file(self) -> Path:
@@ -337,14 +364,17 @@ class Admin(ControlProcessor):
     def get_config(self, event: Event, path: str) -> None:
         found = split_option_path(path)
         if found is None:
+            _refuse(event, 400, _SAY_SECTION_KEY, "key")
             event.addresponse(_SAY_SECTION_KEY)
             return
         section, key = found
         try:
             option = self._option(section, key)
         except ValueError as e:
+            _refuse(event, 404, str(e), "key")
             event.addresponse(str(e))
             return
+        event.extra[CONFIG_RESULT] = self.describe(section, key, option)
         value = self.bot.config.section(section).get(key, option.default)
         shown = self._shown(section, key, option, value)
         if shown is None:
@@ -391,6 +421,22 @@ class SecretConfig(ControlProcessor):
             event.complain = "notauthed"
             return
         self.set_value(event, str(found.arguments.get("option") or ""), found.secret)
+
+
+def _refuse(event: Event, status: int, message: str, field: str | None = None) -> None:
+    event.extra[CONFIG_ERROR] = {"status": status, "message": message, "field": field}
+
+
+def _json_value(option: Option, value: Any) -> Any:
+    """``value`` as JSON holds it: booleans, numbers, strings, lists and mappings as they
+    are; anything else as the INI file would write it."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    return option.format(value)
 
 
 def _format(option: Option, value: Any) -> str:

@@ -85,9 +85,17 @@ class Twistd:
             for line in pipe:
                 out.write(line)
                 out.flush()
-                if b"telnet console listening on" in line:
-                    self.listening.set()
-        self.listening.set()  # the log ended: the process has exited
+                self.saw(line)
+        self.log_ended()
+
+    def saw(self, line: bytes) -> None:
+        """A line of the log (copier thread)."""
+        if b"telnet console listening on" in line:
+            self.listening.set()
+
+    def log_ended(self) -> None:
+        """The log ended: the process has exited (copier thread)."""
+        self.listening.set()
 
     def wait(self, timeout: float = TIMEOUT) -> int:
         """The exit status; the process is killed (and the test fails) after ``timeout``."""

@@ -106,6 +106,8 @@ class Database(EngineSettings, Service):
         self.engine: Engine | None = None
         self.session_factory: sessionmaker[Session] | None = None
         self.unavailable = False
+        #: Outages begun (the database found unavailable after it was not), for metrics.
+        self.outages = 0
         self._health = threading.Lock()
         self._outage_wait = self.RETRY_OUTAGE_AFTER
         self._try_at = 0.0
@@ -345,6 +347,7 @@ class Database(EngineSettings, Service):
             with self._health:
                 now = self.clock()
                 first, self.unavailable = not self.unavailable, True
+                self.outages += first
                 again = (
                     first
                     and self._recovered_at is not None

@@ -75,6 +75,7 @@ class Background:
         run_step: StepRunner,
         discard_session: Callable[[Any], None],
         route: Callable[[Event], None],
+        monitors: Callable[[], tuple[Any, ...]] = tuple,
         stats: BusStats,
         threadpool: Any = None,
     ) -> None:
@@ -82,6 +83,8 @@ class Background:
         self.reactor = reactor
         self._run_step = run_step
         self._discard_session = discard_session
+        #: The dispatcher's monitors (`DispatchMonitor`), read afresh for each job.
+        self._monitors = monitors
         self._route = route
         self._stats = stats
         self._own_pool = threadpool is None
@@ -148,13 +151,17 @@ class Background:
         steps = []
         event = job.event
         clock = time.perf_counter
+        monitors = self._monitors()
         try:
             for processor in job.processors:
                 if not processor.accepts(event):
                     continue
                 started = clock()
                 outcome = self._run_step(event, processor.process, (), {}, processor)
-                steps.append((processor, outcome, clock() - started))
+                seconds = clock() - started
+                steps.append((processor, outcome, seconds))
+                for monitor in monitors:
+                    monitor.step_done(processor, seconds, outcome == "failed")
         finally:
             self._discard_session(event)
         return steps

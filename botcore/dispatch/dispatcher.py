@@ -80,6 +80,10 @@ class DispatchMonitor(Protocol):
         """A step is run again after a database failure of ``kind`` (see
         `Database.classify`). Worker thread."""
 
+    def event_skipped(self, event: Event) -> None:
+        """A source left ``event`` out before dispatching it, as no processor wants it
+        (`Dispatcher.wants`). Reactor thread."""
+
 
 @dataclass(slots=True, eq=False)
 class _Work:
@@ -259,6 +263,7 @@ class Dispatcher(BackgroundOptions, Service):
             reactor=reactor,
             run_step=self._thd_run,
             discard_session=self._thd_discard_session,
+            monitors=lambda: self.monitors,
             route=self.route,
             stats=self.stats,
             threadpool=background_pool,
@@ -534,6 +539,12 @@ class Dispatcher(BackgroundOptions, Service):
             text = message.raw.casefold()
             addressed = not names or any(name.casefold() in text for name in names)
         return self.chain.wants(event, addressed)
+
+    def skipped(self, event: Event) -> None:
+        """A source left ``event`` out (`wants` said no): told to the monitors, so that
+        what they count of a source's events stays true. Reactor thread."""
+        for monitor in self.monitors:
+            monitor.event_skipped(event)
 
     def publish(self, event: Event) -> Deferred[Event]:
         """The one entry for events from outside the sources (the HTTP API, a bridge):

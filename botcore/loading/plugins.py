@@ -4,6 +4,7 @@ its chain, and loads, unloads and reloads plugins while the bot runs."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from twisted.python.failure import Failure
 
 from botcore.dispatch.chain import Chain
 from botcore.errors import PluginLoadError, PluginNotFound, PluginNotLoaded
+from botcore.loading.reloads import ReloadStats
 from botcore.processor import Priority, Processor
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class Plugins(Service):
         control: IBotControl | None = None,
         reactor: Any = None,
         import_pool: Any = None,
+        reloads: ReloadStats | None = None,
     ) -> None:
         """``context`` is what the processors are given as their bot, ``control`` what
         those that ask for the administrative operations get; ``config`` returns the bot's
@@ -70,6 +73,8 @@ class Plugins(Service):
         self.failed: dict[str, str] = {}
         #: Plugin -> when (``context.seconds()``) its current version was loaded, how often.
         self.versions: dict[str, tuple[float, int]] = {}
+        #: Reloads counted and timed (the bot's, shared with its source reloads).
+        self.reloads = reloads if reloads is not None else ReloadStats()
         #: Chains swapped out while events were still running with them.
         self._retired: list[Chain] = []
         self._reactor = reactor
@@ -179,7 +184,15 @@ class Plugins(Service):
             self.log.info("plugin {name} reloaded", name=name)
             return new
 
-        return self._import(name, check, reloaded)
+        started = time.perf_counter()
+
+        def timed(result: Any) -> Any:
+            ok = not isinstance(result, Failure)
+            if ok or not result.check(PluginNotLoaded):
+                self.reloads.record("plugin", name, time.perf_counter() - started, ok)
+            return result
+
+        return self._import(name, check, reloaded).addBoth(timed)
 
     def _import(
         self,

@@ -363,6 +363,8 @@ class Reloader:
         importlib.import_module("botcore.db.storage")
         importlib.import_module("botcore.accounts.models")
         importlib.import_module("botcore.bus.log")
+        importlib.import_module("botcore.web.tokens")
+        importlib.import_module("botcore.web.sessions")
         for name in self.plugin_names():
             try:
                 self.plugin_module(name)

@@ -119,6 +119,10 @@ class StubContext:
         # Without a dispatcher nothing can tell: say yes, so that nothing is left out.
         return self.dispatcher is None or self.dispatcher.wants(event)
 
+    def skipped(self, event: Event) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.skipped(event)
+
     def call_later(
         self, delay: float, function: Callable[..., Any], event: Event, *args: Any, **kw: Any
     ) -> IScheduledCall:

@@ -645,6 +645,7 @@ class IRCSource(Source):
         if not self._may_be_addressed(event) and not self.bot.wants(event):
             # Channel chatter no processor would see (issue 14): no worker hand-off.
             self.skipped += 1
+            self.bot.skipped(event)
             return
         self.dispatch(event)
 

@@ -5,6 +5,7 @@ health checks, on twisted.web at a Twisted endpoint string. Reactor thread, exce
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets
 import threading
@@ -12,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, fail
@@ -27,7 +29,7 @@ from botcore.source import Source
 from botcore.sources.web import api, dashboard, hooks
 from botcore.sources.web.http import ApiError, Router, Site
 from botcore.sources.web.metrics import Metrics
-from botcore.web import tokens
+from botcore.web import sessions, tokens
 from botcore.web.webhook import WEBHOOK_TYPE
 
 if TYPE_CHECKING:
@@ -60,9 +62,10 @@ class Principal:
 
 @dataclass
 class DashboardSession:
+    """A live dashboard login (its row is in the database: `botcore.web.sessions`)."""
+
     principal: Principal
     csrf: str
-    expires: float
 
 
 @dataclass
@@ -124,8 +127,6 @@ class WebSource(Source):
     threads = IntOption("Threads for token checks, logins and permission checks.", 4, min=1)
     access_log = BoolOption("Log one line per HTTP request.", False)
 
-    #: Dashboard sessions kept at most (the least recently made are dropped first).
-    max_sessions = 1000
     #: Replies to this source's conversations kept for the dashboard.
     outbox_size = 200
 
@@ -150,7 +151,6 @@ class WebSource(Source):
         self.port: IListeningPort | None = None
         self.listening_on: str | None = None
         self.metrics = Metrics(bot)
-        self.sessions: dict[str, DashboardSession] = {}
         self.outbox: deque[dict[str, Any]] = deque(maxlen=self.outbox_size)
         self.tail = LogTail()
         self.log_publisher = log_publisher if log_publisher is not None else globalLogPublisher
@@ -231,7 +231,6 @@ class WebSource(Source):
             if not request.finished:
                 request.finish()
         self.tail.streams.clear()
-        self.sessions.clear()
         self._unwatch()
         port, self.port = self.port, None
         d: Deferred[Any] = Deferred()
@@ -301,6 +300,41 @@ class WebSource(Source):
             return Principal(
                 account.id, account.username, identity, "session", secrets.token_hex(4)
             )
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), UTC)
+
+    def thd_open_session(self, principal: Principal) -> tuple[str, DashboardSession]:
+        """A new dashboard session of ``principal`` on this source, stored (hashed):
+        (the session id for the cookie, the session). Worker thread."""
+        with self._open_session() as session:
+            row, sid = sessions.create_session(
+                session, principal.account_id, self.name, self._now(), self.session_timeout
+            )
+            session.commit()
+            return sid, DashboardSession(dataclasses.replace(principal, key=str(row.id)), row.csrf)
+
+    def thd_find_session(self, sid: str) -> DashboardSession | None:
+        """The live dashboard session ``sid`` of this source (its expiry pushed on), or
+        None. Worker thread."""
+        with self._open_session() as session:
+            found = sessions.find_session(
+                session, sid, self.name, self._now(), self.session_timeout
+            )
+            if found is None:
+                session.commit()  # an expired row deleted
+                return None
+            row, account = found
+            identity = self._thd_identity(session, account)
+            session.commit()
+            principal = Principal(account.id, account.username, identity, "session", str(row.id))
+            return DashboardSession(principal, row.csrf)
+
+    def thd_end_session(self, sid: str) -> None:
+        """Delete the dashboard session ``sid`` (logout). Worker thread."""
+        with self._open_session() as session:
+            sessions.end_session(session, sid)
+            session.commit()
 
     def _thd_identity(self, session: Any, account: accounts.Account) -> int:
         # The account's identity on this source, made and linked on first use: only a

@@ -6,6 +6,7 @@ CSRF header) and checked against the permission of the chat command that does th
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,7 @@ async def authenticate(web: WebSource, request: Request) -> Principal:
         if principal is None:
             raise ApiError(401, "the token is unknown or revoked")
         return principal
-    session = web_session(web, request)
+    session = await web_session(web, request)
     if session is not None:
         if request.method not in (b"GET", b"HEAD"):
             given = request.getHeader(CSRF_HEADER) or ""
@@ -97,18 +98,12 @@ async def authenticate(web: WebSource, request: Request) -> Principal:
     raise ApiError(401, "authentication required: send 'Authorization: Bearer <token>'")
 
 
-def web_session(web: WebSource, request: Request) -> Any:
+async def web_session(web: WebSource, request: Request) -> Any:
     """The live dashboard session of the request's cookie (its expiry renewed), or None."""
     sid = request.getCookie(SESSION_COOKIE)
-    if sid is None:
+    if not sid:
         return None
-    session = web.sessions.get(sid.decode("ascii", "replace"))
-    now = web.reactor.seconds()
-    if session is None or session.expires <= now:
-        web.sessions.pop(sid.decode("ascii", "replace"), None)
-        return None
-    session.expires = now + web.session_timeout
-    return session
+    return await web.in_thread(web.thd_find_session, sid.decode("ascii", "replace"))
 
 
 async def require(web: WebSource, principal: Principal, permission: str) -> None:
@@ -279,28 +274,50 @@ async def plugin_action(web: WebSource, request: Request, name: str, action: str
 # -- configuration: through the chain, as the admin plugin's commands ----------------------
 
 
-async def _command(web: WebSource, principal: Principal, text: str) -> list[dict[str, Any]]:
-    """Run ``text`` as a chat command of the principal's, in private here; its replies."""
+#: Where the admin plugin's config commands leave their result as data (event.extra).
+CONFIG_RESULT = "config"
+CONFIG_ERROR = "config_error"
+
+
+async def _config_command(web: WebSource, principal: Principal, text: str) -> Any:
+    """Run ``text`` (``get config``/``set config``) as a chat command of the principal's,
+    in private here, so that it is checked, rate-limited and logged as in chat; the
+    option as data the command left on the event (`ApiError` with the status the
+    command gave when it refused)."""
     event = web.principal_event(principal, text)
     done = await _dispatched(web, event)
+    result, error = done.extra.get(CONFIG_RESULT), done.extra.get(CONFIG_ERROR)
     replies = [r for r in done.responses if r.kind == "message"]
-    if not replies and done.processed:
-        # Taken but not answered: chat's rate limit dropped it (its warning goes once
-        # per window).
-        raise ApiError(429, "no answer: too many commands from you just now; try again shortly")
-    if not replies:
+    if error is not None:
+        raise ApiError(error["status"], error["message"], error.get("field"))
+    if result is not None:
+        return json_reply({**result, "replies": [_response(r) for r in replies]})
+    if done.complain == "notauthed":
+        raise ApiError(403, "this needs the 'config' permission")
+    if done.complain is not None:
         raise ApiError(503, "nothing handled the command (is the admin plugin loaded?)")
-    return [_response(r) for r in replies]
+    if replies:
+        # Answered, but not by the config command: chat's rate limit warning (once per
+        # window).
+        raise ApiError(429, "too many commands from you just now: " + str(replies[0].text))
+    if done.processed:
+        # Taken but not answered: chat's rate limit dropped it.
+        raise ApiError(429, "no answer: too many commands from you just now; try again shortly")
+    raise ApiError(503, "nothing handled the command (is the admin plugin loaded?)")
 
 
 async def get_config(web: WebSource, request: Request, section: str, key: str) -> Any:
+    """One option as data: section, option, value (null for a secret), type, default
+    and help; ``config``, as ``get config``."""
     principal = await _allowed(web, request, "config")
     _check_name(section, "section")
     _check_name(key, "key")
-    return json_reply({"replies": await _command(web, principal, f"get config {section}.{key}")})
+    return await _config_command(web, principal, f"get config {section}.{key}")
 
 
 async def set_config(web: WebSource, request: Request, section: str, key: str) -> Any:
+    """Set one option as ``set config`` does (local override file, reload, put back if
+    the config would not load); the option as data afterwards, with the file's name."""
     principal = await _allowed(web, request, "config")
     body = json_body(request, {"value": Field((str,), required=True, max_length=MAX_TEXT)})
     _check_name(section, "section")
@@ -309,7 +326,7 @@ async def set_config(web: WebSource, request: Request, section: str, key: str) -
     if "\n" in value or "\r" in value:
         raise ApiError(400, "a value cannot hold line breaks", "value")
     text = f"set config {section}.{key} to {value if value else chr(34) * 2}"
-    return json_reply({"replies": await _command(web, principal, text)})
+    return await _config_command(web, principal, text)
 
 
 def _check_name(name: str, what: str) -> None:
@@ -364,24 +381,46 @@ async def send_message(web: WebSource, request: Request) -> Any:
 
 
 async def fire(web: WebSource, request: Request) -> Any:
-    """A message into the chain as if it arrived here, from the principal, in their
-    private conversation or in ``target`` (a #channel of this source); answers with the
-    replies once every processor has run."""
-    principal = await _allowed(web, request, None)
+    """A message into the chain as if it arrived, from the principal: here (in their
+    private conversation, or in ``target``, a #channel of this source), or in ``target``,
+    a channel of another ``source`` (an IRC channel), where its replies are sent too;
+    answers with the replies once every processor has run. Here it needs no permission,
+    as talking to the bot in chat; on another source it needs ``sources``, as making the
+    bot speak there with ``say`` does."""
+    principal = await authenticate(web, request)
     body = json_body(
         request,
         {
             "text": Field((str,), required=True, max_length=MAX_TEXT),
+            "source": Field((str, type(None)), max_length=100),
             "target": Field((str, type(None)), max_length=255),
             "addressed": Field((bool,), default=None),
         },
     )
     text, target = body["text"], body["target"]
+    name = body["source"] if body["source"] is not None else web.name
     if not text.strip():
         raise ApiError(400, "the field 'text' is empty", "text")
-    if target is not None and not web.is_channel(target):
-        raise ApiError(400, "the field 'target' must be a #channel (or null: private)", "target")
-    event = web.principal_event(principal, text, target)
+    if name == web.name:
+        if target is not None and not web.is_channel(target):
+            raise ApiError(
+                400, "the field 'target' must be a #channel (or null: private)", "target"
+            )
+        event = web.principal_event(principal, text, target)
+    else:
+        await require(web, principal, "sources")
+        source = web.bot.get_source(name)
+        if source is None:
+            raise ApiError(404, f"there is no running source called {name!r}", "source")
+        if target is None or not target.strip() or not source.is_channel(target):
+            raise ApiError(400, f"the field 'target' must be a channel of source {name}", "target")
+        if source.state != "connected":
+            raise ApiError(409, f"source {name} is {source.state}, not connected")
+        event = web.principal_event(principal, text, target)
+        event.source = name
+        # Not any sender of that network: its grants and ignores are not the principal's.
+        assert event.sender is not None
+        event.sender = dataclasses.replace(event.sender, id=f"{web.name}/{principal.username}")
     event.message = Message(text)
     if body["addressed"] is not None:
         event.addressed = body["addressed"]
@@ -577,7 +616,45 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
     """The API as OpenAPI 3.0."""
     string, boolean = {"type": "string"}, {"type": "boolean"}
     any_object = {"type": "object"}
-    replies = {"type": "object", "properties": {"replies": {"type": "array", "items": any_object}}}
+    reply = {
+        "type": "object",
+        "properties": {
+            "text": {"oneOf": [string, boolean]},
+            "source": {"type": "string", "nullable": True},
+            "target": {"type": "string", "nullable": True},
+            "action": boolean,
+            "notice": boolean,
+            "kind": string,
+        },
+    }
+    replies = {"type": "array", "items": reply}
+    anything: dict[str, Any] = {"nullable": True}
+    option = {
+        "type": "object",
+        "properties": {
+            "section": string,
+            "option": string,
+            "value": anything,
+            "shown": {"type": "string", "nullable": True},
+            "secret": boolean,
+            "type": string,
+            "default": anything,
+            "help": string,
+            "file": string,
+            "replies": replies,
+        },
+        "required": ["section", "option", "value", "secret", "type", "default"],
+    }
+    fired = {
+        "type": "object",
+        "properties": {
+            "event": string,
+            "processed": boolean,
+            "complaint": {"type": "string", "nullable": True},
+            "responses": replies,
+        },
+        "required": ["event", "processed", "responses"],
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": f"botcore {web.bot.name} API", "version": "1"},
@@ -627,19 +704,24 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
             },
             "/config/{section}/{key}": {
                 "get": _op(
-                    "get config SECTION.KEY, as the chat command",
+                    "An option as data (value, type, default), as get config SECTION.KEY",
                     "config",
-                    replies,
+                    option,
                     400,
                     403,
+                    404,
+                    429,
                     503,
                     parameters=["section", "key"],
                 ),
                 "put": _op(
-                    "set config SECTION.KEY to VALUE, as the chat command",
+                    "Set an option as set config SECTION.KEY to VALUE; the option after",
                     "config",
-                    replies,
+                    option,
                     403,
+                    404,
+                    409,
+                    429,
                     503,
                     parameters=["section", "key"],
                     body=_object({"value": string}, ("value",)),
@@ -667,15 +749,20 @@ def openapi_document(web: WebSource) -> dict[str, Any]:
             },
             "/fire": {
                 "post": _op(
-                    "Fire a message into the chain as if it arrived here; the replies",
+                    "Fire a message into a conversation of this source (no permission) or "
+                    "of another (permission: sources) as if it arrived there; the replies",
                     None,
-                    any_object,
+                    fired,
+                    403,
+                    404,
+                    409,
                     429,
                     503,
                     504,
                     body=_object(
                         {
                             "text": string,
+                            "source": {"type": "string", "nullable": True},
                             "target": {"type": "string", "nullable": True},
                             "addressed": boolean,
                         },

@@ -28,9 +28,9 @@ MAX_FIELD = 1024
 
 def add_routes(router: Router, web: WebSource) -> None:
     router.add("GET", BASE, lambda request: _redirect(f"{BASE}/"))
-    router.add("GET", BASE + "/", lambda request: page(web, request))
+    router.add("GET", BASE + "/", lambda request: ensureDeferred(page(web, request)))
     router.add("POST", BASE + "/login", lambda request: ensureDeferred(login(web, request)))
-    router.add("POST", BASE + "/logout", lambda request: logout(web, request))
+    router.add("POST", BASE + "/logout", lambda request: ensureDeferred(logout(web, request)))
     router.add("GET", BASE + "/{asset}", lambda request, asset: static(web, asset))
 
 
@@ -77,12 +77,12 @@ def _cookie(request: Request, name: bytes, value: str, max_age: int | None = Non
     return "; ".join(parts)
 
 
-def page(web: WebSource, request: Request, message: str = "", status: int = 200) -> Reply:
+async def page(web: WebSource, request: Request, message: str = "", status: int = 200) -> Reply:
     """The app for a logged-in user, else the login form."""
     from botcore.sources.web.api import web_session
 
     _enabled(web)
-    session = web_session(web, request)
+    session = None if message else await web_session(web, request)
     title = html.escape(f"{web.bot.name} dashboard")
     if session is None:
         # A fresh login CSRF token, in a cookie and in the form (double submit).
@@ -113,25 +113,23 @@ async def login(web: WebSource, request: Request) -> Reply:
     """Check the form's CSRF token, then the password (off the reactor thread), with the
     same limits as chat's ``auth``: a connection (here, an address) past ``max_failures``
     waits, and at most ``max_checks`` argon2 checks run at once."""
-    from botcore.sources.web import DashboardSession
-
     _enabled(web)
     cookie = (request.getCookie(LOGIN_COOKIE) or b"").decode("ascii", "replace")
     given = _field(request, "csrf")
     if not cookie or not hmac.compare_digest(cookie.encode(), given.encode()):
-        return page(web, request, "The form expired; please try again.", 403)
+        return await page(web, request, "The form expired; please try again.", 403)
     username, password = _field(request, "username").strip(), _field(request, "password")
     if not username or not password:
-        return page(web, request, "Give your account name and password.", 400)
+        return await page(web, request, "Give your account name and password.", 400)
     auth = web.bot.auth
     peer = getattr(request.getClientAddress(), "host", "unknown")
     key = (web.name, f"address:{peer}")
     now = web.reactor.seconds()
     wait = auth.wait_before_attempt(key, now)
     if wait > 0:
-        return page(web, request, f"Too many failed attempts; wait {wait:.0f} seconds.", 429)
+        return await page(web, request, f"Too many failed attempts; wait {wait:.0f} seconds.", 429)
     if not auth.start_check(key):
-        return page(web, request, "Busy checking other logins; try again in a moment.", 429)
+        return await page(web, request, "Busy checking other logins; try again in a moment.", 429)
     try:
         principal = await web.in_thread(web.thd_check_password, username, password)
     finally:
@@ -144,13 +142,8 @@ async def login(web: WebSource, request: Request) -> Reply:
             user=username,
             peer=peer,
         )
-        return page(web, request, "Wrong account name or password.", 401)
-    while len(web.sessions) >= web.max_sessions:
-        web.sessions.pop(next(iter(web.sessions)))
-    sid = secrets.token_urlsafe(32)
-    web.sessions[sid] = DashboardSession(
-        principal, secrets.token_urlsafe(24), web.reactor.seconds() + web.session_timeout
-    )
+        return await page(web, request, "Wrong account name or password.", 401)
+    sid, _ = await web.in_thread(web.thd_open_session, principal)
     web.log.info(
         "source {source}: {user} logged in to the dashboard from {peer}",
         source=web.name,
@@ -160,17 +153,18 @@ async def login(web: WebSource, request: Request) -> Reply:
     return _redirect(f"{BASE}/", {"Set-Cookie": _cookie(request, b"botcore_session", sid)})
 
 
-def logout(web: WebSource, request: Request) -> Reply:
+async def logout(web: WebSource, request: Request) -> Reply:
+    """End the session (its row deleted) and clear the cookie; needs its CSRF token."""
     from botcore.sources.web.api import web_session
 
     _enabled(web)
-    session = web_session(web, request)
+    session = await web_session(web, request)
     if session is None:
         return _redirect(f"{BASE}/")
     if not hmac.compare_digest(_field(request, "csrf").encode(), session.csrf.encode()):
         raise ApiError(403, "missing or wrong CSRF token")
     sid = (request.getCookie(b"botcore_session") or b"").decode("ascii", "replace")
-    web.sessions.pop(sid, None)
+    await web.in_thread(web.thd_end_session, sid)
     return _redirect(f"{BASE}/", {"Set-Cookie": _cookie(request, b"botcore_session", "", 0)})
 
 

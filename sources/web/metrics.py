@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        SummaryMetricFamily,
+    )
     from prometheus_client.registry import Collector
 except ImportError as e:  # said when the source is loaded, with what to install
     raise ImportError(
@@ -69,6 +73,12 @@ class Metrics:
             ["plugin", "processor"],
             registry=self.registry,
         )
+        self.skipped = Counter(
+            "botcore_events_skipped",
+            "Events a source left out before dispatching them: no processor wanted them.",
+            ["source", "type"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "botcore_database_retries",
             "Processor steps run again after a database failure, by kind of failure.",
@@ -107,6 +117,9 @@ class Metrics:
     def step_retried(self, who: Any, kind: str) -> None:
         self.retries.labels(kind).inc()
 
+    def event_skipped(self, event: Event) -> None:
+        self.skipped.labels(event.source, event.type).inc()
+
     def reply_sent(self, response: Response) -> None:
         self.replies.labels(response.source or "").inc()
 
@@ -141,14 +154,23 @@ class _StateCollector(Collector):
             "Times each source entered each state (connecting again is a reconnect).",
             labels=["source", "state"],
         )
+        reconnects = CounterMetricFamily(
+            "botcore_source_reconnects",
+            "Times each source lost its connection and set out to connect again.",
+            labels=["source"],
+        )
         for name, state in sorted(bot.source_states().items()):
             for known in (*STATES, "not loaded"):
                 states.add_metric([name, known], 1.0 if state == known else 0.0)
             source = bot.get_source(name)
-            for entered, count in sorted(getattr(source, "state_changes", {}).items()):
+            entered_states = getattr(source, "state_changes", {})
+            for entered, count in sorted(entered_states.items()):
                 changes.add_metric([name, entered], float(count))
+            if source is not None:
+                reconnects.add_metric([name], float(entered_states.get("reconnecting", 0)))
         yield states
         yield changes
+        yield reconnects
 
         load = bot.dispatcher.load()
         for key, help_text in (
@@ -161,13 +183,18 @@ class _StateCollector(Collector):
             gauge = GaugeMetricFamily(f"botcore_dispatcher_{key}", help_text)
             gauge.add_metric([], float(load[key]))
             yield gauge
-        for key, help_text in (
-            ("stuck", "Runs that went past the handler deadline."),
-            ("dropped", "Events dropped because their source's backlog was full."),
-            ("pauses", "Times a source was told to pause its input (its backlog was full)."),
+        # Not botcore_dispatcher_stuck: the gauge above has that name.
+        for name, key, help_text in (
+            ("stuck_runs", "stuck_total", "Runs that went past the handler deadline."),
+            ("dropped", "dropped", "Events dropped because their source's backlog was full."),
+            (
+                "pauses",
+                "pauses",
+                "Times a source was told to pause its input (its backlog was full).",
+            ),
         ):
-            counter = CounterMetricFamily(f"botcore_dispatcher_{key}", help_text)
-            counter.add_metric([], float(load[f"{key}_total" if key == "stuck" else key]))
+            counter = CounterMetricFamily(f"botcore_dispatcher_{name}", help_text)
+            counter.add_metric([], float(load[key]))
             yield counter
         queued = GaugeMetricFamily(
             "botcore_queue_depth", "Events waiting for a worker, by source.", labels=["source"]
@@ -184,6 +211,14 @@ class _StateCollector(Collector):
             _, count = plugins.versions.get(name, (0, 1))
             reloads.add_metric([name], float(max(0, count - 1)))
         yield reloads
+        timed = SummaryMetricFamily(
+            "botcore_reload_seconds",
+            "Reloads of plugins and sources, and the seconds they took, by outcome.",
+            labels=["kind", "name", "outcome"],
+        )
+        for (kind, name, outcome), totals in sorted(bot.reloads.totals.items()):
+            timed.add_metric([kind, name, outcome], totals.count, totals.seconds)
+        yield timed
         failed = GaugeMetricFamily(
             "botcore_plugin_failed", "1 for each plugin whose load failed.", labels=["plugin"]
         )
@@ -196,6 +231,13 @@ class _StateCollector(Collector):
             "1 while a database is known to be down.",
             labels=["database"],
         )
+        outages = CounterMetricFamily(
+            "botcore_database_outages",
+            "Times a database was found unavailable after it had been available.",
+            labels=["database"],
+        )
         for name, database in sorted(bot.databases.items()):
             databases.add_metric([name], 1.0 if database.unavailable else 0.0)
+            outages.add_metric([name], float(database.outages))
         yield databases
+        yield outages

@@ -476,9 +476,19 @@ class BotRoundTripTests(PluginTestCase):
         """Channel chatter no processor of core and basic would see is left out before
         the dispatcher (no worker hand-off); anything that may be said to the bot is
         not: its names in any case or folded as the server folds nicks, or a private
-        line."""
+        line. What is left out is told to the dispatcher's monitors (metrics)."""
+        told: list[tuple[str, str]] = []
+
+        class Monitor:
+            def event_skipped(self, event: Any) -> None:
+                told.append((event.source, event.type))
+
+        self.bot.dispatcher.monitors = (Monitor(),)  # type: ignore[assignment]
         self.receive(":alice!a@h PRIVMSG #chan :just chatting", ":bob!b@h JOIN #chan")
+        self.bot.dispatcher.monitors = ()
         self.assertEqual(self.irc.skipped, 2)  # nobody here wants joins either
+        self.assertEqual([source for source, _ in told], ["irc", "irc"])
+        self.assertEqual(told[0][1], "message")
         self.receive(":alice!a@h PRIVMSG #chan :IRCBOT: echo loud")
         self.assertEqual(self.sent(), ["PRIVMSG #chan :loud"])
         self.receive(

@@ -247,6 +247,51 @@ class OperationTests(WebTestCase):
         code, body = await self.call("POST", "/api/v1/fire", {"text": "ping", "target": "#ops"})
         self.assertEqual(body["responses"], [])
 
+    async def test_fire_into_other_source(self):
+        """A message fired into a channel of another source runs as if it arrived there:
+        its replies go there and come back in the answer; it needs ``sources``."""
+        code, body = await self.call(
+            "POST",
+            "/api/v1/fire",
+            {"text": "webbot: ping", "source": "mem", "target": "#chan"},
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(
+            [(r["source"], r["target"], r["text"]) for r in body["responses"]],
+            [("mem", "#chan", "alice: pong")],
+        )
+        self.assertEqual(
+            [(r.target, r.text) for r in self.web.mem.sent], [("#chan", "alice: pong")]
+        )
+        recent = self.web.bot.get_source("web").metrics.recent[-1]
+        self.assertEqual((recent["source"], recent["channel"]), ("mem", "#chan"))
+        result = await self.call(
+            "POST",
+            "/api/v1/fire",
+            {"text": "ping", "source": "mem", "target": "#chan"},
+            user="bob",
+        )
+        self.assertError(result, 403, "'sources' permission")
+
+    async def test_fire_into_other_source_errors(self):
+        """An unknown source is 404; a target that is not one of its channels is 400; a
+        source that is not connected is 409."""
+        result = await self.call(
+            "POST", "/api/v1/fire", {"text": "ping", "source": "nowhere", "target": "#x"}
+        )
+        self.assertError(result, 404, "'nowhere'", "source")
+        for target in (None, "someone", ""):
+            result = await self.call(
+                "POST", "/api/v1/fire", {"text": "ping", "source": "mem", "target": target}
+            )
+            self.assertError(result, 400, "channel of source mem", "target")
+        await self.call("POST", "/api/v1/sources/mem/disconnect")
+        result = await self.call(
+            "POST", "/api/v1/fire", {"text": "ping", "source": "mem", "target": "#x"}
+        )
+        self.assertError(result, 409, "not connected")
+        self.assertEqual(self.web.mem.sent, [])
+
     async def test_fired_as_account(self):
         """A fired message is from the token's account, authenticated."""
         code, body = await self.call("POST", "/api/v1/fire", {"text": "list tokens"})
@@ -290,17 +335,49 @@ class OperationTests(WebTestCase):
         self.assertError(await self.call("POST", "/api/v1/plugins/nosuch/load"), 404, "nosuch")
 
     async def test_config(self):
-        """Config is read and set as the chat commands do it."""
+        """Config is read and set as the chat commands do it, answered as data: the
+        option's section, name, value, type, default and help."""
         code, body = await self.call("GET", "/api/v1/config/bot/name")
         self.assertEqual(code, 200, body)
-        self.assertIn("bot.name = webbot", body["replies"][0]["text"])
-        code, body = await self.call("PUT", "/api/v1/config/plugin:basic/nothing", {"value": "1"})
-        self.assertIn("has no option nothing", body["replies"][0]["text"])
+        self.assertEqual(
+            {k: body[k] for k in ("section", "option", "value", "secret", "type")},
+            {
+                "section": "bot",
+                "option": "name",
+                "value": "webbot",
+                "secret": False,
+                "type": "string",
+            },
+        )
+        self.assertTrue(body["help"])
+        code, body = await self.call("GET", "/api/v1/config/bot/threads")
+        self.assertEqual((code, body["value"], body["type"]), (200, 4, "integer"))
+        self.assertIsInstance(body["default"], int)
+        code, body = await self.call("GET", "/api/v1/config/bot/names")
+        self.assertEqual((body["value"], body["default"], body["type"]), ([], [], "list"))
+        result = await self.call("PUT", "/api/v1/config/plugin:basic/nothing", {"value": "1"})
+        self.assertError(result, 404, "has no option nothing", "key")
         code, body = await self.call("PUT", "/api/v1/config/bot/names", {"value": "robo"})
-        self.assertIn("Set bot.names to robo", body["replies"][0]["text"])
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["value"], body["file"]), (["robo"], "bot.local.ini"))
         self.assertEqual(self.web.bot.names, ["webbot", "robo"])
+        result = await self.call("PUT", "/api/v1/config/bot/threads", {"value": "many"})
+        self.assertError(result, 400, "expected", "value")
         result = await self.call("PUT", "/api/v1/config/bot/names", {"value": 3})
         self.assertError(result, 400, "must be a string", "value")
+
+    async def test_config_without_admin_plugin(self):
+        """Without the admin plugin nothing carries the command out: 503, saying so."""
+        self.web.bot.plugins.unload_plugin("admin")
+        result = await self.call("GET", "/api/v1/config/bot/name")
+        self.assertError(result, 503, "admin plugin")
+
+    async def test_config_secret(self):
+        """A secret option's value is never in the answer."""
+        code, body = await self.call("GET", "/api/v1/config/database:main/url")
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["secret"], body["value"], body["default"]), (True, None, None))
+        self.assertTrue(body["shown"].startswith("sqlite:"), body)
 
     async def test_config_rate_limited(self):
         """Config commands go through chat's rate limit: past it the bot's warning (once
@@ -308,8 +385,7 @@ class OperationTests(WebTestCase):
         for _ in range(5):
             code, body = await self.call("GET", "/api/v1/config/bot/name")
             self.assertEqual(code, 200, body)
-        code, body = await self.call("GET", "/api/v1/config/bot/name")
-        self.assertIn("too fast", body["replies"][0]["text"])
+        self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too fast")
         self.assertError(await self.call("GET", "/api/v1/config/bot/name"), 429, "too many")
 
     async def test_send_message(self):
@@ -349,6 +425,15 @@ class OperationTests(WebTestCase):
         self.assertEqual(body["openapi"][:2], "3.")
         self.assertIn("/fire", body["paths"])
         self.assertIn("/sources/{name}/{action}", body["paths"])
+        fire = body["paths"]["/fire"]["post"]
+        fields = fire["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        self.assertEqual(set(fields), {"text", "source", "target", "addressed"})
+        self.assertTrue({"403", "404", "409"} <= set(fire["responses"]))
+        option = body["paths"]["/config/{section}/{key}"]["get"]["responses"]["200"]
+        schema = option["content"]["application/json"]["schema"]
+        self.assertTrue(
+            {"section", "option", "value", "type", "default"} <= set(schema["required"])
+        )
 
 
 class TypedEventTests(WebTestCase):
@@ -411,6 +496,23 @@ class TypedEventTests(WebTestCase):
 
 
 class ObservabilityTests(WebTestCase):
+    async def metrics(self):
+        """/metrics parsed by prometheus_client: (families by name, a function giving
+        the value of one sample of a family, by its name's suffix and labels, or None)."""
+        code, text = await self.call("GET", "/metrics", user=None)
+        self.assertEqual(code, 200, text)
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+
+        def value(family, suffix="", **labels):
+            for sample in families[family].samples:
+                if sample.name == family + suffix and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return sample.value
+            return None
+
+        return families, value
+
     async def test_disabled_source_not_awaited(self):
         """A source the config leaves disabled does not hold readiness back."""
         ini = self.web.folder / "bot.ini"
@@ -448,18 +550,7 @@ class ObservabilityTests(WebTestCase):
         await self.call("POST", "/api/v1/sources/console/disconnect")
         await self.call("POST", "/api/v1/sources/console/connect")
         await self.call("POST", "/api/v1/plugins/basic/reload")
-        code, text = await self.call("GET", "/metrics", user=None)
-        self.assertEqual(code, 200)
-        families = {f.name: f for f in text_string_to_metric_families(text)}
-
-        def value(family, suffix="", **labels):
-            for sample in families[family].samples:
-                if sample.name == family + suffix and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return sample.value
-            return None
-
+        _, value = await self.metrics()
         self.assertGreaterEqual(value("botcore_events", "_total", source="web", type="message"), 1)
         self.assertGreaterEqual(value("botcore_replies_sent", "_total", source="web"), 1)
         self.assertGreaterEqual(
@@ -473,3 +564,64 @@ class ObservabilityTests(WebTestCase):
         self.assertEqual(value("botcore_plugin_reloads", "_total", plugin="basic"), 1)
         self.assertEqual(value("botcore_up"), 1)
         self.assertEqual(value("botcore_dispatcher_threads"), 4)
+
+    async def test_every_listed_metric(self):
+        """Every metric the issue lists is exported and counts what happened: events by
+        source and type (and those a source left out), processor latencies and errors,
+        replies, queue depths, worker pool use, database retries and outages, source
+        reconnects and states, reload counts and durations of plugins and sources."""
+        bot = self.web.bot
+        web = bot.get_source("web")
+        await self.call("POST", "/api/v1/fire", {"text": "ping"})
+        code, _ = await self.call("POST", "/api/v1/plugins/basic/reload")
+        self.assertEqual(code, 200)
+        code, _ = await self.call("POST", "/api/v1/sources/console/reload")
+        self.assertEqual(code, 200)
+        self.assertEqual((await self.call("POST", "/api/v1/plugins/nosuch/reload"))[0], 409)
+        # What the IRC source does with chatter nobody wants (test_irc_source runs it).
+        from botcore.event import Event, EventType, Message, Sender
+
+        chatter = Event(
+            source="mem",
+            type=EventType.MESSAGE,
+            sender=Sender("c", "u", "u"),
+            channel="#chan",
+            public=True,
+            message=Message("just chatting"),
+        )
+        bot.skipped(chatter)
+        # A retried step, as the dispatcher tells it; an outage, as the database finds it.
+        web.metrics.step_retried("step", "conflict")
+        database = bot.databases["main"]
+        database.gave_up("unavailable", OSError("gone"), "a test")
+        self.addCleanup(database._statement_done)
+        self.web.mem.set_state("reconnecting")
+        self.web.mem.set_state("connected")
+        families, value = await self.metrics()
+
+        self.assertGreaterEqual(value("botcore_events", "_total", source="web", type="message"), 1)
+        self.assertEqual(
+            value("botcore_events_skipped", "_total", source="mem", type="message"), 1
+        )
+        self.assertGreaterEqual(
+            value("botcore_processor_seconds", "_bucket", plugin="basic", le="+Inf"), 1
+        )
+        self.assertIn("botcore_processor_errors", families)
+        self.assertGreaterEqual(value("botcore_replies_sent", "_total", source="web"), 1)
+        self.assertIn("botcore_queue_depth", families)
+        for gauge in ("inflight", "active", "threads", "capacity", "stuck"):
+            self.assertIsNotNone(value(f"botcore_dispatcher_{gauge}"), gauge)
+        for counter in ("stuck_runs", "dropped"):
+            self.assertEqual(value(f"botcore_dispatcher_{counter}", "_total"), 0, counter)
+        self.assertEqual(value("botcore_database_retries", "_total", kind="conflict"), 1)
+        self.assertEqual(value("botcore_database_unavailable", database="main"), 1)
+        self.assertEqual(value("botcore_database_outages", "_total", database="main"), 1)
+        self.assertEqual(value("botcore_source_reconnects", "_total", source="mem"), 1)
+        self.assertEqual(value("botcore_source_reconnects", "_total", source="console"), 0)
+        self.assertEqual(value("botcore_source_state", source="mem", state="connected"), 1)
+        self.assertEqual(value("botcore_plugin_reloads", "_total", plugin="basic"), 1)
+        for kind, name in (("plugin", "basic"), ("source", "console")):
+            labels = {"kind": kind, "name": name, "outcome": "ok"}
+            self.assertEqual(value("botcore_reload_seconds", "_count", **labels), 1)
+            self.assertGreater(value("botcore_reload_seconds", "_sum", **labels), 0)
+        self.assertIsNone(value("botcore_reload_seconds", "_count", kind="plugin", name="nosuch"))

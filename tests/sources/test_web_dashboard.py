@@ -234,6 +234,62 @@ class SessionTests(DashboardTestCase):
         response = await self.get("/api/v1/sources", cookies)
         self.assertEqual(response.code, 401)
 
+    async def session_cookie(self):
+        response = await self.login()
+        sid = re.match(r"botcore_session=([^;]+)", response.headers.getRawHeaders("set-cookie")[0])
+        return sid.group(1), {"botcore_session": sid.group(1)}
+
+    def session_rows(self):
+        from botcore.web.sessions import WebSession
+
+        with self.web.session() as session:
+            return [(row.digest, row.source) for row in session.query(WebSession)]
+
+    async def test_stored_hashed(self):
+        """A session is stored by its id's digest, never the id; logging out deletes it."""
+        from botcore.web.sessions import digest_of
+
+        sid, cookies = await self.session_cookie()
+        self.assertEqual(self.session_rows(), [(digest_of(sid), "web")])
+        page = await (await self.get("/dashboard/", cookies)).text()
+        csrf = re.search(r'<meta name="csrf" content="([^"]+)"', page).group(1)
+        response = await self.post("/dashboard/logout", {"csrf": csrf}, cookies)
+        self.assertEqual(response.code, 303)
+        self.assertEqual(self.session_rows(), [])
+
+    async def test_expired(self):
+        """An expired session is refused (and its row goes)."""
+        from datetime import UTC, datetime
+
+        from botcore.web.sessions import WebSession
+
+        _, cookies = await self.session_cookie()
+        with self.web.session() as session:
+            for row in session.query(WebSession):
+                row.expires = datetime(2000, 1, 1, tzinfo=UTC)
+            session.commit()
+        response = await self.get("/api/v1/sources", cookies)
+        self.assertEqual(response.code, 401)
+        self.assertEqual(self.session_rows(), [])
+
+    async def test_survives_reload_and_restart(self):
+        """A login outlives a reload of the web source and a restart of the bot."""
+        from botcore.bot import Bot
+        from botcore.settings import read_config
+
+        _, cookies = await self.session_cookie()
+        self.assertEqual((await self.get("/api/v1/sources", cookies)).code, 200)
+        await ensureDeferred(self.web.bot.reload_source("web"))
+        await self.web.bot.get_source("web").when_connected()
+        self.assertEqual((await self.get("/api/v1/sources", cookies)).code, 200)
+        await ensureDeferred(self.web.bot.stopService())
+        self.web.bot = Bot(read_config(self.web.folder / "bot.ini"))
+        await self.web.bot.startService()
+        response = await self.get("/api/v1/me", cookies)
+        self.assertEqual(response.code, 200)
+        body = await response.json()
+        self.assertEqual((body["account"], body["by"]), ("alice", "session"))
+
     async def test_lockout(self):
         """After max_failures wrong passwords from one address, even the right one waits
         (as chat's auth does)."""

@@ -9,7 +9,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event, EventType, Message, Sender
 from botcore.processor import Processor, handler
-from botcore.testing import InlineReactor, InlineThreadPool, MemorySource, StubContext
+from botcore.testing import (
+    InlineReactor,
+    InlineThreadPool,
+    ManualThreadPool,
+    MemorySource,
+    StubContext,
+)
 
 
 class Answer(Processor):
@@ -30,6 +36,18 @@ class Broken(Processor):
         raise RuntimeError("broken")
 
 
+class Later(Processor):
+    """A background processor that fails."""
+
+    addressed = False
+    processed = True
+    background = True
+
+    @handler
+    def fail(self, event: Event) -> None:
+        raise RuntimeError("background broke")
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
@@ -48,6 +66,9 @@ class Recorder:
 
     def step_retried(self, who, kind: str) -> None:
         self.steps.append((f"retry {type(who).__name__}", kind))
+
+    def event_skipped(self, event: Event) -> None:
+        self.events.append((event.source, f"skipped {event.type}"))
 
 
 class ObserverTests(SynchronousTestCase):
@@ -86,6 +107,36 @@ class ObserverTests(SynchronousTestCase):
         self.assertEqual(self.recorder.steps, [("Answer", False), ("Broken", True)])
         self.assertEqual(self.recorder.replies, ["hi"])
         self.assertEqual([r.text for r in self.source.sent], ["hi"])
+
+    def test_skipped_told(self) -> None:
+        """An event a source left out (`Dispatcher.skipped`) is told as skipped, and
+        nothing runs for it."""
+        self.dispatcher.monitors = (self.recorder,)
+        self.dispatcher.skipped(self.event())
+        self.assertEqual(self.recorder.events, [("mem", "skipped message")])
+        self.assertEqual((self.recorder.steps, self.source.sent), ([], []))
+
+    def test_background_steps_told(self) -> None:
+        """Background processors' steps are told like the chain's, failures as failed."""
+        pool = ManualThreadPool()
+        dispatcher = Dispatcher(
+            {},
+            reactor=self.reactor,
+            threadpool=InlineThreadPool(),
+            background_pool=pool,
+            sources=self.context.get_source,
+        )
+        dispatcher.set_chain([Answer("t", self.context), Later("t", self.context)])
+        dispatcher.startService()
+        dispatcher.monitors = (self.recorder,)
+        self.successResultOf(dispatcher.dispatch(self.event()))
+        self.assertEqual(self.recorder.steps, [("Answer", False)])
+        pool.run_all()
+        self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(self.recorder.steps, [("Answer", False), ("Later", True)])
+        d = dispatcher.stopService()
+        pool.run_all()
+        self.successResultOf(d)
 
     def test_none_by_default(self) -> None:
         """Without monitors the work is the same."""
