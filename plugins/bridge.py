@@ -1,5 +1,6 @@
 """Bridges channels across networks: what is said in one conversation of a
 ``[bridge:NAME]`` section is said in all the others, under the sender's one name, with
+its files (as files where a network takes them, else as their names and URLs), and with
 edits, deletions, replies and reactions carried to the copies where the networks allow.
 ``bridge status`` shows the bridges; admins say ``bridge ignore <who>``, ``bridge add``
 and ``bridge remove``."""
@@ -649,7 +650,8 @@ class Relay(Processor):
         if message is None or not ends:
             return
         text = message.raw
-        if not text.strip():
+        files = message.attachments
+        if not text.strip() and not files:
             return
         for bridge, _ in ends:
             marker = bridge.settings.get("ignore_marker")
@@ -690,10 +692,13 @@ class Relay(Processor):
                 source=conversation.source,
                 target=conversation.target,
                 address=False,
-                conflate=False,
+                # Line by line where a network has one line a message; but files said
+                # alone follow the name on its line there (Format says them as text).
+                conflate=not text.strip(),
                 notice=notice,
                 reply_to=reply,
                 thread_id=root,
+                attachments=files,
             )
             self.send(into, response, bridge, origin, folded)
 
@@ -974,6 +979,7 @@ class Answers(Processor):
                             address=False,
                             conflate=response.conflate,
                             reply_to=False,
+                            attachments=response.attachments,
                         ),
                         processed=False,
                     )
