@@ -37,7 +37,7 @@ from botcore.bus.bridges import Conversation, bridge_options, parse_conversation
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import UTCDateTime, utcnow
-from botcore.event import Event, EventType, Response
+from botcore.event import Event, EventType, Response, describe_attachments
 from botcore.options import FloatOption, IntOption
 from botcore.processor import Priority, Processor, authorise, example, handler, match, periodic
 
@@ -687,18 +687,22 @@ class Relay(Processor):
             if group is not None:
                 reply = group.id_in(self.bot, conversation.source, folded) or False
             root = thread.id_in(self.bot, conversation.source, folded) if thread else None
+            said, sent = text, files
+            target = self.bot.get_source(conversation.source)
+            if files and (target is None or "attachments" not in target.supports):
+                # Said as their names and URLs in the copy's text, so that a file said
+                # alone follows the sender's name on its line.
+                said, sent = describe_attachments(text, files), ()
             response = Response(
-                self.line(bridge, conversation, event, name, text, action),
+                self.line(bridge, conversation, event, name, said, action),
                 source=conversation.source,
                 target=conversation.target,
                 address=False,
-                # Line by line where a network has one line a message; but files said
-                # alone follow the name on its line there (Format says them as text).
-                conflate=not text.strip(),
+                conflate=False,
                 notice=notice,
                 reply_to=reply,
                 thread_id=root,
-                attachments=files,
+                attachments=sent,
             )
             self.send(into, response, bridge, origin, folded)
 

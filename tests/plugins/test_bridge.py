@@ -217,11 +217,12 @@ class AttachmentTests(BridgeCase):
         self.assertEqual(self.texts("test"), [])  # not back where it was said
 
     def test_from_a_network_with_files(self) -> None:
-        """A file from xmpp reaches a multi-line network without files as lines."""
+        """A file from xmpp reaches a multi-line network without files as text after
+        the sender's name."""
         self.shared("", source="xmpp")
         self.assertEqual(
             self.texts("test"),
-            ["<alice>\ncat.png (image/png, 70 bytes) https://files.example/cat.png"],
+            ["<alice> cat.png (image/png, 70 bytes) https://files.example/cat.png"],
         )
 
     def test_receipt_for_a_file(self) -> None:
