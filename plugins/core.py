@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from botcore.accounts.identify import FirstSightings, identify
 from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
-from botcore.event import Event, EventType, Response, describe_attachments
+from botcore.event import Event, EventType, Message, Response, describe_attachments
 from botcore.options import BoolOption, FloatOption, IntOption, LinesOption, ListOption, Option
 from botcore.processor import Priority, Processor, handler, outgoing
 from botcore.source import names_on
@@ -333,7 +333,7 @@ class Complain(Processor):
     ``nonsense``, ``notauthed``, ``exception``, ``network`` or ``database``. Only
     addressed events are answered, only when they have no reply yet, and never notices
     (bots must not answer them); "not understood" is only said of messages, actions and
-    invitations."""
+    invitations, and not of files sent without text."""
 
     usage = "(automatic) tells people when the bot did not understand or could not help"
     features = ("core", "complain")
@@ -394,9 +394,19 @@ class Complain(Processor):
             return
         if event.complain is not None:
             event.addresponse(choice(self.phrases(event.complain)))
-        elif not event.processed and event.type in _NONSENSE_TYPES:
+        elif (
+            not event.processed
+            and event.type in _NONSENSE_TYPES
+            and not _only_files(event.message)
+        ):
             event.complain = "nonsense"
             event.addresponse(choice(self.nonsense))
+
+
+def _only_files(message: Message | None) -> bool:
+    """Whether a message is files without a word: no command the bot failed to
+    understand."""
+    return message is not None and bool(message.attachments) and not message.raw.strip()
 
 
 class Address(Processor):

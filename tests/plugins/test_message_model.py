@@ -4,7 +4,7 @@ on a source that cannot carry it (plugins/core.py's `degrade`, in Format)."""
 
 from __future__ import annotations
 
-from botcore.event import Attachment, Event, EventType, Response
+from botcore.event import Attachment, Event, EventType, Message, Response
 from botcore.plugins.core import degrade
 from botcore.processor import Processor, match
 from botcore.testing import PluginTestCase
@@ -259,6 +259,16 @@ class AttachmentsSupportedTests(PluginTestCase):
         self.say("cat")
         (reply,) = self.replies
         self.assertEqual((reply.text, reply.attachments), ("here:", (CAT, NOTES)))
+
+    def test_file_alone_is_no_nonsense(self):
+        """A file sent to the bot without a word is not a command it failed to
+        understand; with words it is."""
+        event = self.make_event("")
+        event.message = Message("", attachments=(CAT,))
+        self.assertNoResponse(event)
+        event = self.make_event("florble")
+        event.message = Message("florble", attachments=(CAT,))
+        self.assertEqual(len(self.responses(event)), 1)
 
     def test_list_made_a_tuple(self):
         """Attachments given as a list are kept as a tuple (a Response stays hashable)."""
