@@ -60,19 +60,61 @@ class Sender:
     nick: str
 
 
+#: Units of `Attachment.describe`'s sizes.
+_SIZE_UNITS = ("bytes", "KB", "MB", "GB")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that came with a message or goes with a reply: where it can be fetched
+    (``url``, one anyone can open), its ``name``, and its ``media_type`` and ``size``
+    (bytes) when the network says them."""
+
+    url: str
+    name: str = ""
+    media_type: str | None = None
+    size: int | None = None
+
+    def describe(self) -> str:
+        """The attachment as one line of text, for a network that carries none: its name,
+        its type and size when known, and its URL (``cat.png (image/png, 12 KB)
+        https://...``)."""
+        details = [self.media_type] if self.media_type else []
+        if self.size is not None and self.size >= 0:
+            size, unit = float(self.size), 0
+            while size >= 1000 and unit < len(_SIZE_UNITS) - 1:
+                size, unit = size / 1000, unit + 1
+            shown = f"{size:.1f}" if size < 10 else f"{size:.0f}"
+            details.append(f"{shown} {_SIZE_UNITS[unit]}" if unit else f"{self.size} bytes")
+        name = " ".join(self.name.split())
+        said = f"{name} ({', '.join(details)})" if details and name else name or ", ".join(details)
+        return f"{said} {self.url}" if said else self.url
+
+
+def describe_attachments(text: str, attachments: tuple[Attachment, ...]) -> str:
+    """``text`` followed by one line per attachment (`Attachment.describe`): how a message
+    with files reads where the network carries only text."""
+    lines = [text.rstrip()] if text.strip() else []
+    lines.extend(attachment.describe() for attachment in attachments)
+    return "\n".join(lines)
+
+
 @dataclass
 class Message:
     """A message's text in its variants, filled in by the early core processors.
 
     ``raw`` is what arrived; ``deaddressed`` is raw without the bot's name; ``clean`` is
     deaddressed without surrounding space and trailing punctuation; ``stripped`` is raw
-    with only that cleaning (still addressed).
+    with only that cleaning (still addressed). ``attachments`` are the files that came
+    with it; then ``raw`` is only the text said with them (a caption; empty when there was
+    none), not the network's repetition of their names or URLs.
     """
 
     raw: str
     deaddressed: str = ""
     clean: str = ""
     stripped: str = ""
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
         self.deaddressed = self.deaddressed or self.raw
@@ -98,9 +140,11 @@ class Response:
     triggered it, when the destination source's ``reply_to_trigger`` is on and the reply
     goes back to the event's own conversation), False for none, or a message id.
     ``thread_id`` is the thread it is posted in (by default the event's, in its own
-    conversation). Where a source cannot carry these, the core's Format step degrades
-    the reply (`botcore.source.Source` options ``reaction_fallback``,
-    ``edit_fallback``), so a source's ``send`` only gets what it ``supports``."""
+    conversation). ``attachments`` are files sent with a message (by their URLs).
+    Where a source cannot carry these, the core's Format step degrades the reply
+    (`botcore.source.Source` options ``reaction_fallback``, ``edit_fallback``;
+    attachments become lines of the text, `describe_attachments`), so a source's
+    ``send`` only gets what it ``supports``."""
 
     text: str | bool
     target: str | None = None
@@ -113,6 +157,7 @@ class Response:
     refers_to: str | None = None
     reply_to: str | bool | None = None
     thread_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
     #: A local id, so that a plugin can later edit or delete the reply it made (not part
     #: of equality: two replies saying the same are equal).
     id: str = field(default_factory=_new_id, compare=False, repr=False)
@@ -130,6 +175,7 @@ class Response:
             "refers_to",
             "reply_to",
             "thread_id",
+            "attachments",
         }
     )
     #: The kinds of response.
@@ -140,6 +186,8 @@ class Response:
             raise ValueError(f"unknown response kind {self.kind!r}")
         if self.kind in ("edit", "delete") and not self.refers_to:
             raise ValueError(f"a {self.kind} response needs refers_to (the message's id)")
+        if not isinstance(self.attachments, tuple):
+            self.attachments = tuple(self.attachments)
 
     def replace(self, **changes: Any) -> Response:
         """A copy with some fields changed."""
@@ -229,7 +277,7 @@ class Event:
     ) -> Response:
         """Attach a reply; ``params`` fill ``%`` placeholders in it; ``fields`` set where it
         goes and what it is (target, source, action, notice, address, conflate, kind,
-        refers_to, reply_to, thread_id: see `Response`).
+        refers_to, reply_to, thread_id, attachments: see `Response`).
 
         Replies go to the conversation the event came from unless told otherwise. Marks
         the event processed unless ``processed=False``. An unknown field is a TypeError.

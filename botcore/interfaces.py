@@ -37,7 +37,8 @@ class ISource(IService):
     supports = Attribute(
         "A frozenset of what the network carries: 'action', 'notice', 'multiline', "
         "'topic', and of the message model 'message-ids' (its messages have ids), "
-        "'reply', 'thread', 'react', 'edit', 'delete'. It may change while the source "
+        "'reply', 'thread', 'react', 'edit', 'delete', 'attachments' (it sends a reply's "
+        "attachments as files, not as lines of text). It may change while the source "
         "runs (an IRC server's capabilities): read it when it matters."
     )
     reply_to_trigger = Attribute("Whether replies are marked as replies to their trigger.")

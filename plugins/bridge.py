@@ -1,5 +1,6 @@
 """Bridges channels across networks: what is said in one conversation of a
 ``[bridge:NAME]`` section is said in all the others, under the sender's one name, with
+its files (as files where a network takes them, else as their names and URLs), and with
 edits, deletions, replies and reactions carried to the copies where the networks allow.
 ``bridge status`` shows the bridges; admins say ``bridge ignore <who>``, ``bridge add``
 and ``bridge remove``."""
@@ -36,7 +37,7 @@ from botcore.bus.bridges import Conversation, bridge_options, parse_conversation
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import UTCDateTime, utcnow
-from botcore.event import Event, EventType, Response
+from botcore.event import Event, EventType, Response, describe_attachments
 from botcore.options import FloatOption, IntOption
 from botcore.processor import Priority, Processor, authorise, example, handler, match, periodic
 
@@ -649,7 +650,8 @@ class Relay(Processor):
         if message is None or not ends:
             return
         text = message.raw
-        if not text.strip():
+        files = message.attachments
+        if not text.strip() and not files:
             return
         for bridge, _ in ends:
             marker = bridge.settings.get("ignore_marker")
@@ -685,8 +687,14 @@ class Relay(Processor):
             if group is not None:
                 reply = group.id_in(self.bot, conversation.source, folded) or False
             root = thread.id_in(self.bot, conversation.source, folded) if thread else None
+            said, sent = text, files
+            target = self.bot.get_source(conversation.source)
+            if files and (target is None or "attachments" not in target.supports):
+                # Said as their names and URLs in the copy's text, so that a file said
+                # alone follows the sender's name on its line.
+                said, sent = describe_attachments(text, files), ()
             response = Response(
-                self.line(bridge, conversation, event, name, text, action),
+                self.line(bridge, conversation, event, name, said, action),
                 source=conversation.source,
                 target=conversation.target,
                 address=False,
@@ -694,6 +702,7 @@ class Relay(Processor):
                 notice=notice,
                 reply_to=reply,
                 thread_id=root,
+                attachments=sent,
             )
             self.send(into, response, bridge, origin, folded)
 
@@ -974,6 +983,7 @@ class Answers(Processor):
                             address=False,
                             conflate=response.conflate,
                             reply_to=False,
+                            attachments=response.attachments,
                         ),
                         processed=False,
                     )

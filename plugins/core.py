@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from botcore.accounts.identify import FirstSightings, identify
 from botcore.accounts.secrets import take_secret
 from botcore.addressing import VERBS, address_parser
-from botcore.event import Event, EventType, Response
+from botcore.event import Event, EventType, Message, Response, describe_attachments
 from botcore.options import BoolOption, FloatOption, IntOption, LinesOption, ListOption, Option
 from botcore.processor import Priority, Processor, handler, outgoing
 from botcore.source import names_on
@@ -333,7 +333,7 @@ class Complain(Processor):
     ``nonsense``, ``notauthed``, ``exception``, ``network`` or ``database``. Only
     addressed events are answered, only when they have no reply yet, and never notices
     (bots must not answer them); "not understood" is only said of messages, actions and
-    invitations."""
+    invitations, and not of files sent without text."""
 
     usage = "(automatic) tells people when the bot did not understand or could not help"
     features = ("core", "complain")
@@ -394,9 +394,19 @@ class Complain(Processor):
             return
         if event.complain is not None:
             event.addresponse(choice(self.phrases(event.complain)))
-        elif not event.processed and event.type in _NONSENSE_TYPES:
+        elif (
+            not event.processed
+            and event.type in _NONSENSE_TYPES
+            and not _only_files(event.message)
+        ):
             event.complain = "nonsense"
             event.addresponse(choice(self.nonsense))
+
+
+def _only_files(message: Message | None) -> bool:
+    """Whether a message is files without a word: no command the bot failed to
+    understand."""
+    return message is not None and bool(message.attachments) and not message.raw.strip()
 
 
 class Address(Processor):
@@ -494,7 +504,8 @@ def split_to_fit(text: str, limit: int) -> list[str]:
 def degrade(response: Response, source: Any, event: Event | None = None) -> Response | None:
     """``response`` as the source ``source`` can carry it (see `Format`), or None when
     it becomes nothing. Its reply_to, thread_id and refers_to come out as network ids
-    or None."""
+    or None; its attachments stay only on a message to a source that ``supports``
+    ``attachments``, and elsewhere become lines of its text (`describe_attachments`)."""
     supports = source.supports
     own = (
         event is not None and response.source == event.source and response.target == event.channel
@@ -525,14 +536,28 @@ def degrade(response: Response, source: Any, event: Event | None = None) -> Resp
         if source.reaction_fallback == "none":
             return None
         kind, refers = "message", None
+    text, attachments = response.text, response.attachments
+    if attachments and (kind != "message" or "attachments" not in supports):
+        # Never dropped unseen: where files cannot go, their names and URLs are said.
+        if kind in ("message", "edit") and isinstance(text, str):
+            text = describe_attachments(text, attachments)
+        attachments = ()
     if (
         kind == response.kind
         and refers == response.refers_to
         and reply == response.reply_to
         and thread == response.thread_id
+        and attachments is response.attachments
     ):
         return response
-    return response.replace(kind=kind, refers_to=refers, reply_to=reply, thread_id=thread)
+    return response.replace(
+        kind=kind,
+        refers_to=refers,
+        reply_to=reply,
+        thread_id=thread,
+        text=text,
+        attachments=attachments,
+    )
 
 
 class Format(Processor):
@@ -546,7 +571,8 @@ class Format(Processor):
     (`degrade`): a reply answers its trigger where the source marks replies, stays in
     the trigger's thread where it has threads, and otherwise is a plain line; a
     reaction, an edit or a deletion the source cannot make becomes what the source's
-    ``reaction_fallback`` and ``edit_fallback`` say (a deletion: nothing); the bot's own
+    ``reaction_fallback`` and ``edit_fallback`` say (a deletion: nothing); attachments
+    the source cannot send become a line each (name, type, size, URL); the bot's own
     messages named by their local Response id are given the network's id."""
 
     usage = "(automatic) fits replies to what each network can carry"

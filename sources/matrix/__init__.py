@@ -12,6 +12,7 @@ in a 0700 folder); losing them means a new device whose keys others must learn a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -27,7 +28,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
-from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.event import Attachment, Event, EventType, Message, Response, Sender
 from botcore.interfaces import IChannelSource
 from botcore.options import BoolOption, ChoiceOption, FloatOption, IntOption, ListOption, Option
 from botcore.source import Source, unique_names
@@ -66,6 +67,25 @@ class URLOption(Option):
         raw = raw.strip().rstrip("/")
         if not raw.startswith(("http://", "https://")) or len(raw.split("//", 1)[1]) == 0:
             raise ValueError(f"expected an http(s) URL such as https://matrix.org, found {raw!r}")
+        return raw
+
+
+class MediaURLOption(Option):
+    """An http(s) URL template with ``{homeserver}``, ``{server}``, ``{media_id}`` and
+    ``{name}`` (no other placeholders)."""
+
+    kind = "URL template"
+
+    def parse(self, raw: str) -> str:
+        raw = raw.strip()
+        try:
+            filled = raw.format(homeserver="https://h", server="s", media_id="m", name="n")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"expected a URL with {{homeserver}}, {{server}}, {{media_id}} or {{name}}: {e}"
+            ) from None
+        if not filled.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s) URL template, found {raw!r}")
         return raw
 
 
@@ -114,7 +134,10 @@ class MatrixSource(Source):
     and invite (``data["kind"]``), ``invite`` when the bot is invited, ``source`` for its
     own connected/disconnected/joined/left. ``message_id`` is the Matrix event id;
     ``data["user_id"]`` the sender's user id (also its id and verified identity);
-    ``data["encrypted"]`` whether it came encrypted."""
+    ``data["encrypted"]`` whether it came encrypted. A file (``m.image``, ``m.file``,
+    ``m.video``, ``m.audio``) is a ``message`` whose ``Message.attachments`` link it
+    (``media_url``). The bot sends no files: a reply's attachments reach a room as
+    lines of text with their URLs (it does not say ``attachments``)."""
 
     type = "matrix"
     #: Waits before its next /sync while the dispatcher's backlog of it is full.
@@ -217,6 +240,14 @@ class MatrixSource(Source):
     )
     reconnect_max_delay = FloatOption(
         "The longest wait between retries, in seconds.", 120.0, min=0.01
+    )
+    media_url = MediaURLOption(
+        "How a file sent in a room (its mxc:// URI) is linked for people elsewhere (bridged "
+        "networks, plugins): a URL with {homeserver}, {server}, {media_id} and {name}. The "
+        "default is the homeserver's unauthenticated download URL, which opens only where "
+        "the homeserver serves media without a login (Synapse: enable_authenticated_media: "
+        "false); else point it at a media proxy.",
+        mc.MEDIA_URL,
     )
     message_length = IntOption(
         "Most UTF-8 bytes of text in one message (Matrix events hold at most 64 KiB).",
@@ -658,6 +689,7 @@ class MatrixSource(Source):
         if parsed.mentions:
             data["mentions"] = list(parsed.mentions)
         text = parsed.text
+        attachments = tuple(self.linked(a) for a in parsed.attachments)
         addressed: bool | str = direct
         if not direct and client.user_id in parsed.mentions:
             addressed = True
@@ -669,7 +701,9 @@ class MatrixSource(Source):
                 channel=room_id,
                 public=not direct,
                 addressed=addressed,
-                message=Message(text) if kind in EventType.WRITTEN else None,
+                message=Message(text, attachments=attachments)
+                if kind in EventType.WRITTEN
+                else None,
                 time=self._time(raw),
                 message_id=event_id if isinstance(event_id, str) else None,
                 reply_to=parsed.reply_to,
@@ -679,6 +713,11 @@ class MatrixSource(Source):
                 data=data,
             )
         )
+
+    def linked(self, attachment: Attachment) -> Attachment:
+        """``attachment`` with its ``mxc://`` URI made the HTTP URL ``media_url`` says."""
+        url = mc.media_url(attachment.url, self.homeserver, self.media_url, attachment.name)
+        return attachment if url is None else dataclasses.replace(attachment, url=url)
 
     def _undecryptable(self, room_id: str, event: Any) -> None:
         """A message we hold no key for: logged, its key asked for (once per session),

@@ -1,6 +1,7 @@
 """Matrix message content both ways: what a room event's ``content`` says (its text with
-HTML turned into plain text and reply fallbacks taken off, its reply, thread, edit,
-reaction and redaction targets), and the content of what the bot sends. Pure functions."""
+HTML turned into plain text and reply fallbacks taken off, its files, its reply, thread,
+edit, reaction and redaction targets), and the content of what the bot sends. Pure
+functions."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
+
+from botcore.event import Attachment
 
 #: The msgtypes whose body is text a person typed, and the event type each becomes.
 TEXT_TYPES = {"m.text": "message", "m.emote": "action", "m.notice": "notice"}
+#: The msgtypes of a file (its ``url`` an ``mxc://`` URI; its body a name or a caption).
+FILE_TYPES = frozenset({"m.image", "m.file", "m.video", "m.audio"})
+#: The unauthenticated download URL of Matrix media (what the ``media_url`` option of
+#: the Matrix source defaults to).
+MEDIA_URL = "{homeserver}/_matrix/media/v3/download/{server}/{media_id}"
+_MXC = re.compile(r"mxc://([A-Za-z0-9.:\[\]-]{1,255})/([A-Za-z0-9_-]{1,255})")
 HTML = "org.matrix.custom.html"
 _PILL = re.compile(r"^https://matrix\.to/#/([@!#][^/?]+)")
 _BLOCKS = frozenset({"p", "div", "li", "tr", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5"})
@@ -26,10 +35,16 @@ class _Text(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
+        #: The open link's target and where its text starts in ``parts``.
+        self._link: tuple[str, int] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCKS and not self._skip and self.parts and not self.parts[-1].endswith("\n"):
             self.parts.append("\n")
+        if tag == "a" and not self._skip:
+            href = dict(attrs).get("href") or ""
+            if href.startswith(("http://", "https://")) and not _PILL.match(href):
+                self._link = (href, len(self.parts))
         if tag == "mx-reply":
             self._skip += 1
         elif tag == "br" and not self._skip:
@@ -38,6 +53,14 @@ class _Text(HTMLParser):
             self.parts.append("* ")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._link is not None:
+            # A link's target is kept where its text does not say it: on a network
+            # without HTML, "the docs" alone would lose where they are.
+            href, start = self._link
+            self._link = None
+            said = "".join(self.parts[start:]).strip()
+            if said != href and said.rstrip("/") != href.rstrip("/"):
+                self.parts.append(f" ({href})" if said else href)
         if tag == "mx-reply":
             self._skip = max(0, self._skip - 1)
         elif tag in _BLOCKS and not self._skip:
@@ -104,6 +127,52 @@ class Incoming:
     edited_kind: str | None = None
     #: User ids mentioned with pills or ``m.mentions``.
     mentions: tuple[str, ...] = ()
+    #: The files it carries (their URLs still ``mxc://``: see `media_url`).
+    attachments: tuple[Attachment, ...] = ()
+
+
+def media_url(mxc: str, homeserver: str, template: str = MEDIA_URL, name: str = "") -> str | None:
+    """The HTTP URL of the media ``mxc`` (``mxc://server/id``) by ``template`` (with
+    ``{homeserver}``, ``{server}``, ``{media_id}`` and ``{name}``, the file's name
+    quoted for a path), or None for what is not an ``mxc://`` URI."""
+    found = _MXC.fullmatch(mxc)
+    if found is None:
+        return None
+    return template.format(
+        homeserver=homeserver.rstrip("/"),
+        server=found.group(1),
+        media_id=found.group(2),
+        name=quote(name or found.group(2), safe=""),
+    )
+
+
+def _file_of(content: dict[str, Any]) -> tuple[str, tuple[Attachment, ...]]:
+    """The caption and the attachment of a file message (``m.image``...). The body is
+    its name unless ``filename`` differs from it (then the body is a caption). An
+    encrypted file (``file`` rather than ``url``) is only named: its URL would give
+    ciphertext to anyone who is not in the room."""
+    body = content.get("body")
+    body = body if isinstance(body, str) else ""
+    filename = content.get("filename")
+    name = filename if isinstance(filename, str) and filename else body
+    caption = _text_of(content) if isinstance(filename, str) and filename != body else ""
+    info = content.get("info")
+    info = info if isinstance(info, dict) else {}
+    mimetype = info.get("mimetype")
+    size = info.get("size")
+    url = content.get("url")
+    if isinstance(content.get("file"), dict):
+        named = f"{name or 'a file'} (an encrypted file, not shown here)"
+        return (f"{caption}\n{named}" if caption else named), ()
+    if not isinstance(url, str) or _MXC.fullmatch(url) is None:
+        return caption or name, ()  # no file to link: what it is called, at least
+    attachment = Attachment(
+        url,
+        " ".join(name.split())[:255],
+        mimetype if isinstance(mimetype, str) and mimetype else None,
+        size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+    )
+    return caption, (attachment,)
 
 
 def _text_of(content: dict[str, Any]) -> str:
@@ -160,7 +229,8 @@ def parse_event(raw: dict[str, Any]) -> Incoming:
         return Incoming(
             "edit", _text_of(new), refers_to=target, edited_kind=kind, mentions=_mentions(new)
         )
-    kind = TEXT_TYPES.get(str(content.get("msgtype")))
+    msgtype = str(content.get("msgtype"))
+    kind = TEXT_TYPES.get(msgtype) or ("message" if msgtype in FILE_TYPES else None)
     if kind is None:
         return Incoming(None)
     reply = relates.get("m.in_reply_to")
@@ -169,10 +239,16 @@ def parse_event(raw: dict[str, Any]) -> Incoming:
     thread = target if rel_type == "m.thread" else None
     if thread is not None and relates.get("is_falling_back"):
         reply_to = None  # a thread message's reply marker only points at the thread's last
-    text = _text_of(content)
-    if reply_to is not None and content.get("format") != HTML:
-        text = strip_reply_fallback(text)
-    return Incoming(kind, text, reply_to, thread, mentions=_mentions(content))
+    attachments: tuple[Attachment, ...] = ()
+    if msgtype in FILE_TYPES:
+        text, attachments = _file_of(content)
+    else:
+        text = _text_of(content)
+        if reply_to is not None and content.get("format") != HTML:
+            text = strip_reply_fallback(text)
+    return Incoming(
+        kind, text, reply_to, thread, mentions=_mentions(content), attachments=attachments
+    )
 
 
 # -- outgoing --------------------------------------------------------------------------

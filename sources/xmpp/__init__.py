@@ -129,6 +129,9 @@ class XMPPSource(Source):
     nick, kick, ban and role changes (``data["kind"]``), ``source`` for the bot's own
     connected/disconnected/joined/left, and ``invite``. ``data["jid"]`` is the sender's
     bare JID when the network shows it (then also the sender's id and verified identity).
+    Files linked with XEP-0066 (``jabber:x:oob``) are the ``Message.attachments`` of a
+    message (its text without the body's repetition of their URLs); a reply's
+    attachments are sent the same way, their URLs also in the body.
     """
 
     type = "xmpp"
@@ -146,6 +149,7 @@ class XMPPSource(Source):
             "react",
             "edit",
             "delete",
+            "attachments",
         }
     )
 
@@ -613,10 +617,19 @@ class XMPPSource(Source):
         kind = "groupchat" if room else "chat"
         if action:
             text = "/me " + text
+        files = response.attachments if response is not None else ()
+        if files:
+            # The URLs in the body too, as XEP-0363 clients send them: a client that
+            # knows no <x> still shows a link, and one alone is shown inline.
+            text = "\n".join([*([text.rstrip()] if text.strip() else []), *(a.url for a in files)])
         reply = response.reply_to if response is not None else None
         thread = response.thread_id if response is not None else None
-        for piece in self.pieces(st.xml_safe(text)):
+        pieces = self.pieces(st.xml_safe(text))
+        for index, piece in enumerate(pieces):
             stanza = st.message(target, piece, kind)
+            if files and index == len(pieces) - 1:
+                for attachment in files:
+                    model.add_oob(stanza, attachment)
             own = model.new_id()
             model.set_id(stanza, own)
             if isinstance(reply, str) and reply:

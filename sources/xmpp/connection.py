@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from botcore.event import Event, EventType, Message, Sender
+from botcore.event import Attachment, Event, EventType, Message, Sender
 from botcore.sources.xmpp import model
 from botcore.sources.xmpp import stanzas as st
 
@@ -485,15 +485,19 @@ class XMPPConnection:
             self._emit(EventType.DELETE, channel, public, who, jid, refers_to=retracted)
             return
         text = st.text_of(st.child(stanza, "body"))
-        if not text or not text.strip():
+        files = model.oob_of(stanza)
+        if (not text or not text.strip()) and not files:
             return  # chat states, receipts, subjects without text
+        text = text or ""
         reply = model.reply_of(stanza)
         if reply is not None:
             text = model.without_fallback(text, stanza, st.NS_REPLY)
-            if not text.strip():
+            if not text.strip() and not files:
                 return
         replaced = model.correction_of(stanza)
         if replaced is not None:
+            if not text.strip():
+                return  # a correction is text; files in one are not read
             original = ledger.resolve(channel, replaced, author)
             if original is None:
                 self._forged("correction", channel, who)
@@ -521,7 +525,7 @@ class XMPPConnection:
         kind = EventType.MESSAGE
         if text.startswith("/me "):
             kind, text = EventType.ACTION, text[4:]
-            if not text.strip():
+            if not text.strip() and not files:
                 return
         self._emit(
             kind,
@@ -529,10 +533,11 @@ class XMPPConnection:
             public,
             who,
             jid,
-            text=text,
+            text=model.caption(text, files) if files else text,
             message_id=message_id,
             reply_to=reply.id if reply is not None else None,
             thread_id=model.thread_of(stanza),
+            attachments=files,
         )
 
     def _reactions(
@@ -605,6 +610,7 @@ class XMPPConnection:
         thread_id: str | None = None,
         refers_to: str | None = None,
         reaction: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
         **data: Any,
     ) -> None:
         written = kind in EventType.WRITTEN
@@ -615,7 +621,7 @@ class XMPPConnection:
             channel=channel,
             public=public,
             addressed=not public and written,
-            message=Message(text) if text is not None else None,
+            message=Message(text, attachments=attachments) if text is not None else None,
             time=self.now(),
             message_id=message_id,
             reply_to=reply_to,

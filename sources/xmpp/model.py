@@ -1,6 +1,7 @@
 """The core's message model on XMPP: message ids (XEP-0359), replies (XEP-0461), threads,
-corrections (XEP-0308), reactions (XEP-0444) and retractions (XEP-0424, XEP-0425 read
-only): reading them from stanzas, defensively, and adding them to the bot's own.
+corrections (XEP-0308), reactions (XEP-0444), retractions (XEP-0424, XEP-0425 read
+only) and files by URL (XEP-0066 out-of-band data, as XEP-0363 uploads are shared):
+reading them from stanzas, defensively, and adding them to the bot's own.
 
 Which id names a message depends on where it was said: in a room, the room's
 ``<stanza-id by='room'>`` (replies, reactions and retractions refer to that); in a
@@ -14,9 +15,11 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from twisted.words.xish import domish
 
+from botcore.event import Attachment
 from botcore.sources.xmpp import stanzas as st
 
 if TYPE_CHECKING:
@@ -31,6 +34,10 @@ MAX_KEY = 32
 MAX_THREAD = 256
 #: How many characters of the message replied to are quoted in the fallback body.
 QUOTE = 80
+#: Most out-of-band files read from one stanza, and the longest URL and description.
+MAX_OOB = 10
+MAX_URL = 2048
+MAX_DESC = 255
 #: The body of a retraction, for clients that know none (XEP-0424's suggested text).
 RETRACTION_FALLBACK = (
     "This person attempted to retract a previous message, but it's unsupported by your client."
@@ -228,6 +235,31 @@ def without_fallback(text: str, stanza: domish.Element, purpose: str) -> str:
     return text
 
 
+def oob_of(stanza: domish.Element) -> tuple[Attachment, ...]:
+    """The files an XEP-0066 ``<x xmlns='jabber:x:oob'><url/><desc/></x>`` links (only
+    http(s) URLs: an ``aesgcm://`` one is an OMEMO-encrypted file no one else can open);
+    each named by its description, else by the URL's last path segment."""
+    found: list[Attachment] = []
+    for x in stanza.elements(st.NS_OOB, "x"):
+        url = (st.text_of(st.child(x, "url", st.NS_OOB)) or "").strip()
+        if not url.startswith(("http://", "https://")) or len(url) > MAX_URL or " " in url:
+            continue
+        desc = " ".join((st.text_of(st.child(x, "desc", st.NS_OOB)) or "").split())
+        name = desc[:MAX_DESC] or unquote(urlsplit(url).path.rsplit("/", 1)[-1])[:MAX_DESC]
+        found.append(Attachment(url, name))
+        if len(found) == MAX_OOB:
+            break
+    return tuple(found)
+
+
+def caption(text: str, attachments: tuple[Attachment, ...]) -> str:
+    """A body without the lines that only repeat the attachments' URLs (XEP-0363 clients
+    send the URL as the body, for clients that know no ``<x>``): the text said with
+    them, empty when there was none."""
+    urls = {attachment.url for attachment in attachments}
+    return "\n".join(line for line in text.split("\n") if line.strip() not in urls).strip("\n")
+
+
 # -- writing --------------------------------------------------------------------------------
 
 
@@ -259,6 +291,14 @@ def add_reply(stanza: domish.Element, replied: str, to: str | None, quote: str |
     marked = fallback.addElement("body")
     marked["start"] = "0"
     marked["end"] = str(len(prefix))
+
+
+def add_oob(stanza: domish.Element, attachment: Attachment) -> None:
+    """Link ``attachment`` from ``stanza`` (XEP-0066), its name as the description."""
+    x = stanza.addElement((st.NS_OOB, "x"))
+    x.addElement("url", content=st.xml_safe(attachment.url))
+    if attachment.name:
+        x.addElement("desc", content=st.xml_safe(attachment.name))
 
 
 def add_thread(stanza: domish.Element, thread: str) -> None:

@@ -145,6 +145,7 @@ NS_MODERATE_LEGACY = "urn:xmpp:message-moderate:0"
 NS_HINTS = "urn:xmpp:hints"
 NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_OOB = "jabber:x:oob"
 
 #: What the bot says it understands, when asked (XEP-0030): clients look for these
 #: before offering to react, correct or retract in a chat with it.
@@ -157,4 +158,5 @@ FEATURES = (
     NS_CORRECT,
     NS_REACTIONS,
     NS_RETRACT,
+    NS_OOB,
 )

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from botcore.accounts import models as accounts
 from botcore.bus.bridges import parse_conversations
 from botcore.config import ConfigErrors
-from botcore.event import Event, EventType, Message, Response, Sender
+from botcore.event import Attachment, Event, EventType, Message, Response, Sender
 from botcore.settings import read_config
 from botcore.testing import MemorySource, PluginTestCase, backend_variants
 
@@ -175,6 +175,60 @@ class RelayTests(BridgeCase):
         did not understand."""
         self.said("botcore: florble the wuzzle")
         self.assertEqual(len(self.texts("test")), 1)
+
+
+CAT = Attachment("https://files.example/cat.png", "cat.png", "image/png", 70)
+
+
+class AttachmentTests(BridgeCase):
+    """Files travel with the message: as files to a network that takes them (xmpp here),
+    as their names and URLs where it does not (irc: one line a message, no files)."""
+
+    irc_supports = MODEL - {"multiline"}
+    xmpp_supports = PLAIN | {"attachments"}
+
+    def shared(self, caption: str, source: str = "test") -> Event:
+        """``CAT`` said with ``caption`` on ``source``; the event processed."""
+        event = self.event(caption, source=source)
+        event.message = Message(caption, attachments=(CAT,))
+        return self.dispatch(event)
+
+    def test_file_alone(self) -> None:
+        """A file said without text: its description follows the sender's name on one
+        line where files cannot go; a network with files gets the file itself."""
+        self.shared("")
+        self.assertEqual(
+            self.texts("irc"),
+            ["<alice> cat.png (image/png, 70 bytes) https://files.example/cat.png"],
+        )
+        (copy,) = self.sent("xmpp")
+        self.assertEqual((copy.text.strip(), copy.attachments), ("<alice>", (CAT,)))
+
+    def test_file_with_a_caption(self) -> None:
+        """The caption is relayed as text, the file after it (on a line of its own on a
+        one-line network)."""
+        self.shared("look")
+        self.assertEqual(
+            self.texts("irc"),
+            ["<alice> look", "cat.png (image/png, 70 bytes) https://files.example/cat.png"],
+        )
+        (copy,) = self.sent("xmpp")
+        self.assertEqual((copy.text, copy.attachments), ("<alice> look", (CAT,)))
+        self.assertEqual(self.texts("test"), [])  # not back where it was said
+
+    def test_from_a_network_with_files(self) -> None:
+        """A file from xmpp reaches a multi-line network without files as text after
+        the sender's name."""
+        self.shared("", source="xmpp")
+        self.assertEqual(
+            self.texts("test"),
+            ["<alice> cat.png (image/png, 70 bytes) https://files.example/cat.png"],
+        )
+
+    def test_receipt_for_a_file(self) -> None:
+        """A relayed file has receipts like any message, one per copy."""
+        self.shared("")
+        self.assertEqual(self.receipts(), 2)
 
 
 class TemplateTests(BridgeCase):

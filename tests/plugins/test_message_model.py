@@ -4,7 +4,7 @@ on a source that cannot carry it (plugins/core.py's `degrade`, in Format)."""
 
 from __future__ import annotations
 
-from botcore.event import Event, EventType, Response
+from botcore.event import Attachment, Event, EventType, Message, Response
 from botcore.plugins.core import degrade
 from botcore.processor import Processor, match
 from botcore.testing import PluginTestCase
@@ -231,3 +231,110 @@ class DegradeTests(PluginTestCase):
     def test_unchanged_is_the_same_object(self):
         plain = Response("x", source="test", target="#test")
         self.assertIs(degrade(plain, self.source), plain)
+
+
+CAT = Attachment("https://files.example/cat.png", "cat.png", "image/png", 12345)
+NOTES = Attachment("https://files.example/n.txt", "notes.txt")
+
+
+class Sharer(Processor):
+    """Replies with files."""
+
+    @match("cat")
+    def cat(self, event: Event) -> None:
+        event.addresponse("here:", attachments=(CAT, NOTES))
+
+    @match("bare")
+    def bare(self, event: Event) -> None:
+        event.addresponse("", attachments=[CAT], address=False)
+
+
+class AttachmentsSupportedTests(PluginTestCase):
+    """A source that sends files: a reply's attachments reach it as they are."""
+
+    extra_processors = (Sharer,)
+    source_supports = frozenset({"multiline", "attachments"})
+
+    def test_kept(self):
+        self.say("cat")
+        (reply,) = self.replies
+        self.assertEqual((reply.text, reply.attachments), ("here:", (CAT, NOTES)))
+
+    def test_file_alone_is_no_nonsense(self):
+        """A file sent to the bot without a word is not a command it failed to
+        understand; with words it is."""
+        event = self.make_event("")
+        event.message = Message("", attachments=(CAT,))
+        self.assertNoResponse(event)
+        event = self.make_event("florble")
+        event.message = Message("florble", attachments=(CAT,))
+        self.assertEqual(len(self.responses(event)), 1)
+
+    def test_list_made_a_tuple(self):
+        """Attachments given as a list are kept as a tuple (a Response stays hashable)."""
+        self.say("bare")
+        self.assertEqual(self.replies[0].attachments, (CAT,))
+
+
+class AttachmentsDegradedTests(PluginTestCase):
+    """A source without files (IRC, telnet): each attachment becomes a line of the text
+    with its name, type, size and URL, so nothing is dropped unseen; one-line networks
+    get the lines joined."""
+
+    extra_processors = (Sharer,)
+    source_supports = frozenset({"action", "notice"})
+
+    def test_described_in_the_text(self):
+        self.say("cat")
+        (reply,) = self.replies
+        self.assertEqual(
+            reply.text,
+            "here: cat.png (image/png, 12 KB) https://files.example/cat.png"
+            " notes.txt https://files.example/n.txt",
+        )
+        self.assertEqual(reply.attachments, ())
+
+    def test_file_alone(self):
+        """A reply that is only a file reads as its description."""
+        self.assertEqual(
+            self.responses("bare"), ["cat.png (image/png, 12 KB) https://files.example/cat.png"]
+        )
+
+    def test_lines_on_a_multiline_source(self):
+        self.source.supports = frozenset({"multiline"})
+        self.say("cat")
+        self.assertEqual(
+            self.replies[0].text.split("\n"),
+            [
+                "here:",
+                "cat.png (image/png, 12 KB) https://files.example/cat.png",
+                "notes.txt https://files.example/n.txt",
+            ],
+        )
+
+    def test_split_one_line_each(self):
+        """With conflate=False on a one-line network, each file is a message of its own."""
+        event = self.make_event("x")
+        event.addresponse("look", attachments=(CAT, NOTES), conflate=False)
+        self.processor("Format").format(event)
+        self.assertEqual(
+            [r.text for r in event.responses],
+            [
+                "look",
+                "cat.png (image/png, 12 KB) https://files.example/cat.png",
+                "notes.txt https://files.example/n.txt",
+            ],
+        )
+
+    def test_not_on_reactions(self):
+        """A reaction, a deletion or an edit carries no files; an edit's become text."""
+        supports = frozenset({"react", "edit", "delete", "attachments"})
+        self.source.supports = supports
+        reaction = Response(
+            "+1", "#test", "test", kind="reaction", refers_to="m", attachments=(CAT,)
+        )
+        self.assertEqual(degrade(reaction, self.source).attachments, ())
+        self.assertEqual(degrade(reaction, self.source).text, "+1")
+        edit = Response("new", "#test", "test", kind="edit", refers_to="m", attachments=(CAT,))
+        degraded = degrade(edit, self.source)
+        self.assertEqual((degraded.text, degraded.attachments), (f"new\n{CAT.describe()}", ()))

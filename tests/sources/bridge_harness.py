@@ -49,7 +49,9 @@ class Networks(ModuleShared):
         self.irc = IRCServer()
         users = {user: password(user) for user in (BOT, *PEOPLE)}
         self.xmpp = ProsodyServer(users)
-        self.matrix = SynapseServer()
+        # Media anyone can open by URL, as people on IRC and XMPP must to see a file
+        # said on Matrix (Synapse serves new media only to logged-in users otherwise).
+        self.matrix = SynapseServer({"enable_authenticated_media": False})
         #: Matrix user ids by account name.
         self.matrix_ids: dict[str, str] = {}
 

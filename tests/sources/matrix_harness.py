@@ -86,7 +86,9 @@ class SynapseServer:
 
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        #: homeserver.yaml settings beyond the harness's own.
+        self.settings = dict(settings or {})
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="botcore-synapse-"))
         self.config = self.directory / "homeserver.yaml"
@@ -151,6 +153,7 @@ class SynapseServer:
             "account": dict(_UNLIMITED),
             "failed_attempts": dict(_UNLIMITED),
         }
+        config.update(self.settings)
         with open(self.config, "w", encoding="utf-8") as handle:
             yaml.safe_dump(config, handle)
 

@@ -2,13 +2,17 @@
 for the whole module, started in parallel: `tests.sources.bridge_harness`): a person on
 each sees the others' messages in order; an edit and a deletion reach the copies where
 the network can carry them (IRC degrades: an edit is said again, a deletion is not
-carried); two bridges sharing a room make no loop; and a server restart loses nothing."""
+carried); files travel as files where a network takes them and as links elsewhere; two
+bridges sharing a room make no loop; and a server restart loses nothing."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,24 @@ from tests.sources.xmpp_harness import XMPPClient, child, room_id, sent_with_id,
 
 #: Numbers for each test's own channels and rooms.
 _TAGS = itertools.count(1)
+OOB = "jabber:x:oob"
+
+
+def png() -> bytes:
+    """A real one-pixel PNG image."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x80\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
 
 
 class BridgeIntegrationTests(SharedNetwork, TestCase):
@@ -266,6 +288,69 @@ class BridgeIntegrationTests(SharedNetwork, TestCase):
                 "<carol> the end",
             ],
         )
+
+    async def test_files_carried(self) -> None:
+        """carol uploads a PNG to Synapse and posts it as an m.image: alice on IRC sees
+        its name, type, size and a URL she can open without a Matrix account (and that
+        gives the image), bob on XMPP gets it as a file (an OOB <x>, the URL in the
+        body). bob shares a link with OOB: alice and carol see its name and URL. carol's
+        HTML reaches the others as plain text with its link's URL."""
+        alice, bob, carol = await self.start(
+            {"all": [f"irc:{self.channel}", f"xmpp:{self.room}", "matrix:{matrix}"]}
+        )
+        image = png()
+        status, body = await carol.request(
+            "POST",
+            f"{self.networks.matrix.url}/_matrix/media/v3/upload?filename=dot.png",
+            {"Authorization": f"Bearer {carol.client.access_token}", "Content-Type": "image/png"},
+            image,
+        )
+        self.assertEqual(status, 200, body)
+        mxc = json.loads(body)["content_uri"]
+        server, media_id = mxc.removeprefix("mxc://").split("/")
+        url = f"{self.networks.matrix.url}/_matrix/media/v3/download/{server}/{media_id}"
+        await carol.send(
+            self.matrix_room,
+            "dot.png",
+            msgtype="m.image",
+            url=mxc,
+            info={"mimetype": "image/png", "size": len(image)},
+        )
+        await self.everyone_saw(alice, bob, carol, irc=1, xmpp=1, matrix=0)
+        self.assertEqual(
+            self.irc_seen(alice), [f"<carol> dot.png (image/png, {len(image)} bytes) {url}"]
+        )
+        (copy,) = [s for s in bob.stanzas if self.xmpp_from_bot(s)]
+        self.assertEqual(shown(copy), f"<carol>\n{url}")
+        x = child(copy, "x", OOB)
+        assert x is not None
+        self.assertEqual((str(child(x, "url", OOB)), str(child(x, "desc", OOB))), (url, "dot.png"))
+        # Anyone can open it: no Matrix login.
+        status, fetched = await carol.request("GET", url, {}, None)
+        self.assertEqual((status, fetched), (200, image))
+
+        link = "https://files.example.org/up/report%202.pdf"
+        oob = domish.Element((OOB, "x"))
+        oob.addElement("url", content=link)
+        sent_with_id(bob, self.room, link, "bob-file", "groupchat", oob)
+        await self.everyone_saw(alice, bob, carol, irc=2, xmpp=1, matrix=1)
+        self.assertEqual(self.irc_seen(alice)[1], f"<bob> report 2.pdf {link}")
+        self.assertEqual(self.matrix_seen(carol), [f"<bob> report 2.pdf {link}"])
+        # HTML from Matrix reaches the others as plain text that keeps its links.
+        await carol.send(
+            self.matrix_room,
+            "see the docs",
+            format="org.matrix.custom.html",
+            formatted_body='see <b>the</b> <a href="https://docs.example.org/x">docs</a>',
+        )
+        await self.everyone_saw(alice, bob, carol, irc=3, xmpp=2, matrix=1)
+        said = "<carol> see the docs (https://docs.example.org/x)"
+        self.assertEqual((self.irc_seen(alice)[2], self.xmpp_seen(bob)[1]), (said, said))
+        # Only once each, and nothing came back to where it was said.
+        bob.message(self.room, "the end", kind="groupchat")
+        await self.everyone_saw(alice, bob, carol, irc=4, xmpp=2, matrix=2)
+        self.assertEqual(len(self.xmpp_seen(bob)), 2)
+        self.assertEqual(len(self.irc_seen(alice)), 4)
 
     async def test_overlapping_bridges_make_no_loop(self) -> None:
         """Bridge a joins IRC and the MUC room, bridge b the MUC room and Matrix, bridge

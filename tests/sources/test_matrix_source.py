@@ -2,7 +2,7 @@
 by a kept token, what is kept in the store folder, the sync loop (history skipped on a
 new login, the position kept, backoff, 429's retry_after_ms), events with their ids,
 replies, threads, edits, reactions and redactions both ways, invites by policy, and the
-content conversions (HTML, reply fallbacks, mention pills)."""
+content conversions (HTML, reply fallbacks, mention pills, files and their URLs)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from botcore.event import Event, EventType, Response
+from botcore.event import Attachment, Event, EventType, Response
 from botcore.interfaces import IChannelSource
-from botcore.sources.matrix import MatrixSource, RoomListOption
+from botcore.sources.matrix import MatrixSource, MediaURLOption, RoomListOption
 from botcore.sources.matrix import content as mc
 from botcore.sources.matrix.client import MatrixClient, without_token
 from botcore.testing import StubContext
@@ -332,6 +332,25 @@ class IncomingTests(MatrixSourceTestCase):
         self.assertTrue(event.addressed)
         self.assertEqual(event.message.raw if event.message else None, "Testbot: echo x")
 
+    def test_image_is_a_message_with_an_attachment(self) -> None:
+        """An m.image is a message whose attachment links the file over HTTP (the
+        homeserver's download URL), named, typed and sized as its info says; its text
+        is empty (the body only names the file)."""
+        self.feed(
+            ROOM,
+            message("$1", "cat.png", msgtype="m.image", url="mxc://example.org/AbC",
+                    info={"mimetype": "image/png", "size": 70}),
+        )  # fmt: skip
+        [event] = self.texts()
+        assert event.message is not None
+        self.assertEqual(event.type, EventType.MESSAGE)
+        self.assertEqual(event.message.raw, "")
+        self.assertEqual(
+            event.message.attachments,
+            (Attachment(f"{HS}/_matrix/media/v3/download/example.org/AbC", "cat.png",
+                        "image/png", 70),),
+        )  # fmt: skip
+
     def test_edit_reaction_redaction_and_thread(self) -> None:
         """Edits, reactions (and their redaction), redactions and thread messages become
         the message model's events."""
@@ -553,6 +572,69 @@ class ContentTests(SynchronousTestCase):
             content["formatted_body"], f'<a href="https://matrix.to/#/{ALICE}">Alice</a>: hi &lt;3'
         )
         self.assertEqual(content["m.mentions"], {"user_ids": [ALICE]})
+
+    def test_files(self) -> None:
+        """m.image, m.file, m.video and m.audio carry an attachment (its URL still
+        mxc://); a body that differs from ``filename`` is a caption; an encrypted file is
+        only named; hostile info is left out."""
+        for msgtype in sorted(mc.FILE_TYPES):
+            parsed = mc.parse_event(
+                {"type": "m.room.message",
+                 "content": {"msgtype": msgtype, "body": "f.bin", "url": "mxc://s/id"}}
+            )  # fmt: skip
+            self.assertEqual(
+                (parsed.kind, parsed.text, parsed.attachments),
+                ("message", "", (Attachment("mxc://s/id", "f.bin"),)),
+            )
+        captioned = mc.parse_event(
+            {"type": "m.room.message",
+             "content": {"msgtype": "m.image", "body": "look at *this*", "filename": "a.png",
+                         "format": mc.HTML, "formatted_body": "look at <b>this</b>",
+                         "url": "mxc://s/id", "info": {"size": "big", "mimetype": 7}}}
+        )  # fmt: skip
+        self.assertEqual(captioned.text, "look at this")
+        self.assertEqual(captioned.attachments, (Attachment("mxc://s/id", "a.png"),))
+        encrypted = mc.parse_event(
+            {"type": "m.room.message",
+             "content": {"msgtype": "m.file", "body": "secret.pdf",
+                         "file": {"url": "mxc://s/enc", "key": {}}}}
+        )  # fmt: skip
+        self.assertEqual(encrypted.attachments, ())
+        self.assertIn("secret.pdf", encrypted.text)
+        bad = mc.parse_event(
+            {"type": "m.room.message",
+             "content": {"msgtype": "m.image", "body": "x", "url": "javascript:alert(1)"}}
+        )  # fmt: skip
+        self.assertEqual((bad.text, bad.attachments), ("x", ()))
+
+    def test_media_url(self) -> None:
+        """mxc:// becomes the download URL, or what a configured template says."""
+        self.assertEqual(
+            mc.media_url("mxc://ex.org/AbC", "https://hs.ex/"),
+            "https://hs.ex/_matrix/media/v3/download/ex.org/AbC",
+        )
+        self.assertEqual(
+            mc.media_url("mxc://ex.org/AbC", "https://hs.ex", "https://m.ex/{media_id}/{name}",
+                         "a b.png"),
+            "https://m.ex/AbC/a%20b.png",
+        )  # fmt: skip
+        self.assertIsNone(mc.media_url("mxc://ex.org/../x", "https://hs.ex"))
+        self.assertEqual(MediaURLOption("t").parse(" https://m/{server}/{media_id} "),
+                         "https://m/{server}/{media_id}")  # fmt: skip
+        for bad in ("https://m/{nope}", "{media_id}", "https://m/{"):
+            with self.assertRaises(ValueError):
+                MediaURLOption("t").parse(bad)
+
+    def test_links_keep_their_targets(self) -> None:
+        """A link whose text is not its URL keeps the URL beside it (a network without
+        HTML would lose it); pills and bare links are said once."""
+        self.assertEqual(
+            mc.html_to_text(
+                'see <a href="https://x.org/d">the docs</a>, <a href="https://y.org/">'
+                'https://y.org</a> and <a href="https://matrix.to/#/@a:b">A</a>'
+            ),
+            "see the docs (https://x.org/d), https://y.org and A",
+        )
 
     def test_garbage_content_ignored(self) -> None:
         """Events without usable content mean nothing, and never raise."""

@@ -1,13 +1,13 @@
 """The message model on the XMPP source, on a memory transport: ids (XEP-0359), replies
-(XEP-0461), threads, corrections (XEP-0308), reactions (XEP-0444) and retractions
-(XEP-0424, XEP-0425) in and out, the room's reflection of the bot's own messages, and
-the nick a room forces on the bot."""
+(XEP-0461), threads, corrections (XEP-0308), reactions (XEP-0444), retractions
+(XEP-0424, XEP-0425) and files by URL (XEP-0066) in and out, the room's reflection of
+the bot's own messages, and the nick a room forces on the bot."""
 
 from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from botcore.event import Event, EventType, Response
+from botcore.event import Attachment, Event, EventType, Response
 from botcore.sources.xmpp import model
 from botcore.sources.xmpp import stanzas as st
 from tests.sources.test_xmpp_source import ROOM, SourceTestCase
@@ -162,6 +162,64 @@ class ReplyAndThreadTests(ModelTestCase):
         # Nothing known of the message replied to: no 'to' and no quote.
         self.assertIsNone(st.child(stanzas[0], "reply", st.NS_REPLY).getAttribute("to"))
         self.assertIsNone(st.child(stanzas[0], "fallback", st.NS_FALLBACK))
+
+
+OOB = "<x xmlns='jabber:x:oob'><url>{}</url>{}</x>"
+CAT = "https://up.example.org/abc/cat.png"
+
+
+class OutOfBandTests(ModelTestCase):
+    def test_upload_shared_as_its_url(self) -> None:
+        """A file shared as XEP-0363 clients do (the URL as the body and in an OOB
+        <x>) is a message with an attachment named by its URL's last segment, and no
+        text besides."""
+        self.room_message("alice", f"<body>{CAT}</body>" + OOB.format(CAT, ""), "s-1")
+        (event,) = self.texts()
+        self.assertEqual(
+            (event.type, event.message.raw, event.message.attachments),
+            (EventType.MESSAGE, "", (Attachment(CAT, "cat.png"),)),
+        )
+
+    def test_caption_description_and_no_body(self) -> None:
+        """Other lines of the body are the text; <desc> names the file; an OOB without
+        a body is still a message; only http(s) URLs are taken, at most ten."""
+        self.room_message(
+            "alice", f"<body>look\n{CAT}</body>" + OOB.format(CAT, "<desc>My cat</desc>"), "s-1"
+        )
+        self.room_message("bob", OOB.format("https://x.example/f%20g.txt", ""), "s-2")
+        self.room_message(
+            "bob", "<body>hi</body>" + OOB.format("aesgcm://x.example/k#key", "")
+            + OOB.format("javascript:alert(1)", "") + OOB.format("https://a b", ""), "s-3"
+        )  # fmt: skip
+        self.room_message("bob", "<body>many</body>" + OOB.format(CAT, "") * 20, "s-4")
+        first, second, third, fourth = self.texts()
+        self.assertEqual(
+            (first.message.raw, first.message.attachments), ("look", (Attachment(CAT, "My cat"),))
+        )
+        self.assertEqual(
+            (second.message.raw, second.message.attachments),
+            ("", (Attachment("https://x.example/f%20g.txt", "f g.txt"),)),
+        )
+        self.assertEqual((third.message.raw, third.message.attachments), ("hi", ()))
+        self.assertEqual(len(fourth.message.attachments), model.MAX_OOB)
+
+    def test_sent_with_oob_and_the_url_in_the_body(self) -> None:
+        """The bot's reply with files: their URLs in the body (alone when there is no
+        text, so clients show the file inline) and one OOB <x> each."""
+        self.bot_says("", attachments=(Attachment(CAT, "cat.png"),))
+        self.bot_says("two files", attachments=(Attachment(CAT), Attachment(CAT + "?2", "b")))
+        first, second = self.sent_stanzas()
+        self.assertEqual(str(st.child(first, "body")), CAT)
+        (x,) = first.elements(st.NS_OOB, "x")
+        self.assertEqual(
+            (str(st.child(x, "url", st.NS_OOB)), str(st.child(x, "desc", st.NS_OOB))),
+            (CAT, "cat.png"),
+        )
+        self.assertEqual(str(st.child(second, "body")), f"two files\n{CAT}\n{CAT}?2")
+        urls = [str(st.child(x, "url")) for x in second.elements(st.NS_OOB, "x")]
+        self.assertEqual(urls, [CAT, CAT + "?2"])
+        self.assertIsNone(st.child(next(second.elements(st.NS_OOB, "x")), "desc"))
+        self.assertIn("attachments", self.source.supports)
 
 
 class ReflectionTests(ModelTestCase):
@@ -433,7 +491,7 @@ class DiscoTests(ModelTestCase):
                          ("result", "d1", "a@example.org/x"))  # fmt: skip
         query = st.child(answer, "query", st.NS_DISCO_INFO)
         features = {f["var"] for f in query.elements(st.NS_DISCO_INFO, "feature")}
-        for wanted in (st.NS_REPLY, st.NS_CORRECT, st.NS_REACTIONS, st.NS_RETRACT):
+        for wanted in (st.NS_REPLY, st.NS_CORRECT, st.NS_REACTIONS, st.NS_RETRACT, st.NS_OOB):
             self.assertIn(wanted, features)
         self.assertEqual(st.child(query, "identity")["type"], "bot")
         self.feed(
