@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import os
 import socket
 import statistics
 import sys
@@ -93,6 +94,11 @@ class BotProcess(ChildProcess):
         command = [str(twistd), "-n", "--pidfile=", "botcore", "-c", str(config)]
         super().__init__(command, config.parent / "bot.log", config.parent, WAIT)
 
+    def cpu(self) -> float:
+        """CPU seconds (user and system, all threads) the process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> tuple[float, float]:
         """(resident MiB now, the most it has been) from /proc."""
         found = {}
@@ -103,15 +109,16 @@ class BotProcess(ChildProcess):
         return found["VmRSS"], found["VmHWM"]
 
 
-def first_answer(bot: BotProcess, port: int) -> tuple[float, Console]:
-    """Seconds from the start of ``bot`` to its answer to "ping", and the console."""
+def first_answer(bot: BotProcess, port: int) -> tuple[float, float, Console]:
+    """Seconds from the start of ``bot`` to its answer to "ping", the CPU seconds it had
+    used by then, and the console."""
     console = Console(port, bot.started + WAIT)
     console.until("What is your nick?")
     console.send("prober")
     console.until("Hi prober!")
     console.send("ping")
     console.until("pong")
-    return time.monotonic() - bot.started, console
+    return time.monotonic() - bot.started, bot.cpu(), console
 
 
 def load(console: Console, events: int, window: int) -> float:
@@ -136,7 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--plugins", default="default", help="plugins, comma-separated, or 'default'"
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="leave PYTHONDONTWRITEBYTECODE as it is (by default it is unset for the bot, "
+        "so its first, unmeasured start writes the .pyc files later ones read, as they "
+        "would be for a user)",
+    )
     args = parser.parse_args(argv)
+    if not args.no_bytecode_cache:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the bot inherits the environment
+    cached = not os.environ.get("PYTHONDONTWRITEBYTECODE")
     plugins = (
         list(DEFAULT_PLUGINS)
         if args.plugins == "default"
@@ -148,15 +165,16 @@ def main(argv: list[str] | None = None) -> None:
         # The first start creates the schema: not measured.
         bot = BotProcess(config)
         try:
-            first_answer(bot, port)[1].close()
+            first_answer(bot, port)[2].close()
         finally:
             bot.stop()
-        times = []
+        times, cpus = [], []
         for run in range(args.runs):
             bot = BotProcess(config)
             try:
-                seconds, console = first_answer(bot, port)
+                seconds, cpu, console = first_answer(bot, port)
                 times.append(seconds)
+                cpus.append(cpu)
                 if run < args.runs - 1:
                     console.close()
                     continue
@@ -168,12 +186,14 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 bot.stop()
     print(f"plugins: {', '.join(plugins)}")
+    print(f"bytecode cache: {'used' if cached else 'off (PYTHONDONTWRITEBYTECODE)'}")
     print(f"{'first answer s':<28} {'min':>7} {'median':>7} {'max':>7}")
     print("-" * 52)
-    print(
-        f"{'start to first answer':<28} {min(times):>7.3f} "
-        f"{statistics.median(times):>7.3f} {max(times):>7.3f}"
-    )
+    for label, values in (("start to first answer", times), ("CPU used by then", cpus)):
+        print(
+            f"{label:<28} {min(values):>7.3f} "
+            f"{statistics.median(values):>7.3f} {max(values):>7.3f}"
+        )
     print()
     print(f"{'resident memory MiB':<28} {'value':>7}")
     print("-" * 36)

@@ -20,7 +20,6 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hyperlink import EncodedURL
 from sqlalchemy import Index, Integer, String, and_, delete, false, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 from twisted.internet import defer
@@ -620,6 +619,8 @@ def request_uri(url: str) -> bytes:
     """``url`` as the ASCII URI sent: the host in IDNA, the path and query percent-encoded,
     no fragment. An IP literal host (``http://[::1]:8080/``) is kept as it is: IDNA has no
     spelling for it. Raises `Refused` for a URL that cannot be sent."""
+    from hyperlink import EncodedURL  # with the HTTP client: when a title is first fetched
+
     try:
         parsed = EncodedURL.from_text(url).replace(fragment="")
         host = parsed.host

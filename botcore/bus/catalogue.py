@@ -4,19 +4,29 @@ same way, so plugins' and the core's types are listed together. Topics are named
 types; a processor subscribed to a type or a topic also gets the types' subtypes.
 
 Validation uses the ``jsonschema`` library (Draft 2020-12): a well-kept implementation
-whose errors carry the path of the failing field, which the refusal message names."""
+whose errors carry the path of the failing field, which the refusal message names. It is
+imported when a schema must really be checked: the built-in types' schemas are known, and
+their payloads (every message, on the reactor thread) are first given a plain structural
+check that accepts exactly what the schema accepts (tests/botcore/bus/test_catalogue.py
+proves it on valid and invalid payloads); only a payload it refuses goes to ``jsonschema``,
+whose error is the one reported. Every other type (a plugin's, the config's, one a web
+client fires) is checked by ``jsonschema`` alone, as is a built-in type re-declared with
+another schema."""
 
 from __future__ import annotations
 
+import copy
+import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from botcore.event import Event, EventType
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 class InvalidEvent(ValueError):
@@ -92,6 +102,62 @@ BUILTIN: tuple[EventTypeSpec, ...] = (
 )
 
 
+#: A check of a payload that answers True only when the schema it stands for accepts it
+#: (False: let jsonschema decide). It looks at plain dicts, lists and strings only (exact
+#: types, so no subclass can answer differently than jsonschema would see it); anything
+#: else is left to jsonschema.
+FastCheck = Callable[[Any], bool]
+
+
+def _is_object(data: Any) -> bool:
+    # {"type": "object"}: jsonschema's "object" is a dict.
+    return type(data) is dict
+
+
+def _is_state(data: Any) -> bool:
+    # {"type": "object", "properties": {"state": {"type": "string"}}}
+    return type(data) is dict and ("state" not in data or type(data["state"]) is str)
+
+
+def _is_lifecycle(data: Any) -> bool:
+    # The LIFECYCLE schema above: "state" required; "state", "previous" and "reason"
+    # strings; "errors" a list (jsonschema's "array") of strings.
+    if type(data) is not dict or type(data.get("state")) is not str:
+        return False
+    for key in ("previous", "reason"):
+        if key in data and type(data[key]) is not str:
+            return False
+    if "errors" in data:
+        errors = data["errors"]
+        return type(errors) is list and all(type(item) is str for item in errors)
+    return True
+
+
+def schema_key(schema: Mapping[str, Any]) -> str | None:
+    """A schema written out canonically (keys sorted), to recognise one; None if it is not
+    plain JSON."""
+    try:
+        return json.dumps(schema, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fast_checks() -> Mapping[tuple[str, str | None], FastCheck]:
+    checks: dict[str, FastCheck] = {EventType.STATE: _is_state, EventType.LIFECYCLE: _is_lifecycle}
+    return MappingProxyType(
+        {
+            (spec.name, schema_key(spec.schema)): checks.get(spec.name, _is_object)
+            for spec in BUILTIN
+        }
+    )
+
+
+#: The structural check of each built-in type, by (name, schema written out): a type gets
+#: one only when both are the built-in's, whoever declares it, so a built-in type declared
+#: again with another schema is checked by jsonschema alone.
+FAST_CHECKS = _fast_checks()
+
+
 def _where(path: Any) -> str:
     parts = [str(part) for part in path]
     return "data." + ".".join(parts) if parts else "data"
@@ -107,7 +173,15 @@ class Catalogue:
         #: Whether an undeclared type is refused (otherwise it passes unchecked).
         self.strict = strict
         self._types: dict[str, EventTypeSpec] = {}
+        #: Per type, the schema as declared (a deep copy: what a validator is built from).
+        self._schemas: dict[str, dict[str, Any]] = {}
+        #: Per type, its structural check when it has one (`FAST_CHECKS`).
+        self._fast: dict[str, FastCheck] = {}
+        #: Per type, its jsonschema validator, built the first time one is needed (the
+        #: caches below are replaced whole by a declaration).
         self._validators: dict[str, Draft202012Validator] = {}
+        #: Per type, the (check or None, type name) of it and its ancestors, nearest first.
+        self._checks: dict[str, tuple[tuple[FastCheck | None, str], ...]] = {}
         self._ancestry: dict[str, tuple[str, ...]] = {}
         self._topics: dict[str, TopicSpec] = {}
         self._topics_of: dict[str, frozenset[str]] = {}
@@ -126,12 +200,22 @@ class Catalogue:
             raise ValueError(f"event type {spec.name}: unknown parent type {spec.parent}")
         if spec.parent is not None and spec.name in self.ancestry(spec.parent):
             raise ValueError(f"event type {spec.name}: parent {spec.parent} is its own subtype")
-        try:
-            Draft202012Validator.check_schema(dict(spec.schema))
-        except SchemaError as error:
-            raise ValueError(f"event type {spec.name}: bad schema: {error.message}") from None
+        schema = dict(spec.schema)
+        fast = FAST_CHECKS.get((spec.name, schema_key(schema)))
+        if fast is None:  # a built-in's schema is known to be valid (a test checks it)
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as error:
+                raise ValueError(f"event type {spec.name}: bad schema: {error.message}") from None
         self._types[spec.name] = spec
-        self._validators[spec.name] = Draft202012Validator(dict(spec.schema))
+        self._schemas[spec.name] = copy.deepcopy(schema)
+        if fast is None:
+            self._fast.pop(spec.name, None)
+        else:
+            self._fast[spec.name] = fast
         self._changed()
 
     def declare_topic(self, topic: TopicSpec) -> None:
@@ -146,6 +230,8 @@ class Catalogue:
         # does not leave a stale entry in the new one.
         self._ancestry = {}
         self._topics_of = {}
+        self._checks = {}
+        self._validators = {}
         self.generation += 1
 
     def topics(self) -> list[TopicSpec]:
@@ -203,13 +289,36 @@ class Catalogue:
         unless the catalogue is strict)."""
         if not self.enabled:
             return
-        if event.type not in self._types:
-            if not self.strict:
-                return
-            self.refused[event.type] += 1
-            raise InvalidEvent(event.type, "type", "not a declared event type")
-        for name in self.ancestry(event.type):
-            error = next(iter(self._validators[name].iter_errors(event.data)), None)
+        checks = self._checks.get(event.type)
+        if checks is None:
+            if event.type not in self._types:
+                if not self.strict:
+                    return
+                self.refused[event.type] += 1
+                raise InvalidEvent(event.type, "type", "not a declared event type")
+            checks = self._checks_of(event.type)
+        data = event.data
+        for fast, name in checks:
+            if fast is not None and fast(data):
+                continue
+            # No structural check, or it refused: jsonschema decides, and names the field.
+            error = next(iter(self._validator(name).iter_errors(data)), None)
             if error is not None:
                 self.refused[event.type] += 1
                 raise InvalidEvent(event.type, _where(error.absolute_path), error.message)
+
+    def _checks_of(self, name: str) -> tuple[tuple[FastCheck | None, str], ...]:
+        cache = self._checks
+        found = cache[name] = tuple((self._fast.get(each), each) for each in self.ancestry(name))
+        return found
+
+    def _validator(self, name: str) -> Draft202012Validator:
+        """The type's jsonschema validator, built (and jsonschema imported) on first use.
+        Two threads may both build one; either is kept."""
+        cache = self._validators
+        validator = cache.get(name)
+        if validator is None:
+            from jsonschema import Draft202012Validator
+
+            validator = cache[name] = Draft202012Validator(self._schemas[name])
+        return validator

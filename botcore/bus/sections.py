@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from botcore.bus.catalogue import Catalogue, EventTypeSpec, TopicSpec
 from botcore.options import ListOption, Option
 
@@ -29,6 +26,10 @@ class SchemaOption(Option):
             raise ValueError(f"expected a JSON Schema written as JSON: {error}") from None
         if not isinstance(schema, dict):
             raise ValueError('expected a JSON Schema: a JSON object such as {"type": "object"}')
+        # Imported here: the bot loads jsonschema only when a schema must really be checked.
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:

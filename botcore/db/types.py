@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime, Index, MetaData, String, Table, UniqueConstraint, text
-from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
@@ -296,6 +295,8 @@ class CIText(TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if _is_mysql(dialect):
+            from sqlalchemy.dialects import mysql  # loaded already: it is the dialect's
+
             return dialect.type_descriptor(
                 mysql.VARCHAR(self.length, charset="utf8mb4", collation=mysql_collation(dialect))
                 if self.length
@@ -390,9 +391,15 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
+        # The dialects' modules are imported here, where they are already loaded (it is
+        # the engine's dialect): a bot on SQLite never imports PostgreSQL's or MariaDB's.
         if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
         if _is_mysql(dialect):
+            from sqlalchemy.dialects import mysql
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime())
 

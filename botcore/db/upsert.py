@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, UniqueConstraint, bindparam
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
 
@@ -76,14 +75,26 @@ class Upsert:
     def _build(self, dialect: str) -> Any:
         table = self.table
         values = {name: bindparam(f"p_{name}", type_=table.c[name].type) for name in self.columns}
+        # Each dialect's module is imported here, for its own dialect (already loaded: it is
+        # the engine's): a bot on SQLite never imports PostgreSQL's or MariaDB's.
         if dialect in ("mysql", "mariadb"):
-            insert = mysql.insert(table).values(values)
+            from sqlalchemy.dialects import mysql
+
+            upsert = mysql.insert(table).values(values)
             # A list keeps the order: MariaDB assigns left to right, each assignment
             # seeing the ones before it.
-            return insert.on_duplicate_key_update(list(self.update(insert.inserted).items()))
+            return upsert.on_duplicate_key_update(list(self.update(upsert.inserted).items()))
         if dialect not in ("postgresql", "sqlite"):
             raise ValueError(f"no upsert for the {dialect} dialect")
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(values)
+        insert: postgresql.Insert | sqlite.Insert
+        if dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            insert = postgresql.insert(table).values(values)
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            insert = sqlite.insert(table).values(values)
         # The conflict target must be the unique index itself: on SQLite a CIText key's is
         # over its ci_key expression (see botcore.db.types.index_by_key).
         target = [

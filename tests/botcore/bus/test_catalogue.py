@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
+import subprocess
+import sys
+from collections import OrderedDict, defaultdict
+from pathlib import Path
+from types import MappingProxyType
+
+from jsonschema import Draft202012Validator
 from twisted.trial.unittest import SynchronousTestCase
 
-from botcore.bus.catalogue import Catalogue, EventTypeSpec, InvalidEvent
+from botcore.bus.catalogue import (
+    BUILTIN,
+    FAST_CHECKS,
+    Catalogue,
+    EventTypeSpec,
+    InvalidEvent,
+    schema_key,
+)
 from botcore.dispatch.dispatcher import Dispatcher
 from botcore.event import Event
 from botcore.processor import Processor, handler
@@ -107,6 +124,177 @@ class CatalogueTests(SynchronousTestCase):
         with self.assertRaises(InvalidEvent) as caught:
             self.catalogue.validate(Event(source="botcore", type="lifecycle", data={}))
         self.assertIn("'state' is a required property", str(caught.exception))
+
+
+class Text(str):
+    pass
+
+
+class Mapping(dict):
+    pass
+
+
+#: Values a payload field may take: each JSON type, and Python values JSON has no word for.
+VALUES = [
+    "",
+    "running",
+    Text("t"),
+    0,
+    1,
+    2.5,
+    True,
+    False,
+    None,
+    [],
+    ["a"],
+    ["a", "b"],
+    ["a", 1],
+    [None],
+    [["a"]],
+    ("a",),
+    (),
+    {},
+    {"a": "b"},
+    b"bytes",
+]
+FIELDS = ["state", "previous", "reason", "errors", "other"]
+
+
+def payloads():
+    """Payloads valid and invalid for the built-in schemas: every field alone with every
+    value, pairs of fields, random mixtures, and what is not an object."""
+    yield from (value for value in VALUES if not isinstance(value, dict))
+    yield from ({}, MappingProxyType({}), OrderedDict(), defaultdict(list), Mapping())
+    yield Mapping(state="x")
+    for name, value in itertools.product(FIELDS, VALUES):
+        yield {name: value}
+        yield {"state": "running", name: value}
+    for (a, b), x, y in itertools.product(
+        itertools.combinations(FIELDS, 2), VALUES[:12], VALUES[:12]
+    ):
+        yield {a: x, b: y}
+    rng = random.Random(14)
+    for _ in range(3000):
+        fields = rng.sample(FIELDS, rng.randint(0, len(FIELDS)))
+        yield {name: rng.choice(VALUES) for name in fields}
+
+
+class BuiltinFastCheckTests(SynchronousTestCase):
+    """The built-in types' structural checks accept exactly what their schemas accept."""
+
+    def test_schemas_valid(self):
+        # declare() skips check_schema for these.
+        for spec in BUILTIN:
+            Draft202012Validator.check_schema(dict(spec.schema))
+
+    def test_every_builtin_has_a_check(self):
+        for spec in BUILTIN:
+            self.assertIn((spec.name, schema_key(spec.schema)), FAST_CHECKS, spec.name)
+
+    def test_equivalent_to_schema(self):
+        """On plain JSON payloads the check says what jsonschema says; on any payload it
+        never accepts what jsonschema refuses (what it refuses goes to jsonschema)."""
+        checked = 0
+        for spec in BUILTIN:
+            fast = FAST_CHECKS[(spec.name, schema_key(spec.schema))]
+            validator = Draft202012Validator(dict(spec.schema))
+            for data in payloads():
+                valid = validator.is_valid(data)
+                if fast(data):
+                    self.assertTrue(valid, (spec.name, data))
+                elif plain_json(data):
+                    self.assertFalse(valid, (spec.name, data))
+                checked += 1
+        self.assertGreater(checked, 10_000)
+
+    def test_errors_as_jsonschema_reports_them(self):
+        catalogue = Catalogue()
+        cases = [
+            ("lifecycle", {"state": 1}, "data.state", "1 is not of type 'string'"),
+            ("lifecycle", {"state": "x", "errors": ["a", 2]}, "data.errors.1", None),
+            ("lifecycle", {"state": "x", "errors": ("a",)}, "data.errors", None),
+            ("state", {"state": None}, "data.state", None),
+            ("message", MappingProxyType({}), "data", None),
+        ]
+        for name, data, where, reason in cases:
+            with self.assertRaises(InvalidEvent) as caught:
+                catalogue.validate(Event(source="x", type=name, data=data))
+            self.assertEqual(caught.exception.field, where)
+            if reason is not None:
+                self.assertEqual(caught.exception.reason, reason)
+        self.assertEqual(catalogue.refused["lifecycle"], 3)
+        # A subclass of dict or str is left to jsonschema, which takes it.
+        catalogue.validate(Event(source="x", type="state", data=Mapping(state=Text("up"))))
+
+    def test_builtin_declared_again_with_another_schema(self):
+        """A built-in type declared with another schema (config, plugin) is checked by
+        jsonschema alone; declared back with its own, it gets its check again."""
+        catalogue = Catalogue()
+        strict = {"type": "object", "required": ["text"]}
+        catalogue.declare(EventTypeSpec("message", "m", strict))
+        with self.assertRaises(InvalidEvent):
+            catalogue.validate(Event(source="x", type="message", data={}))
+        catalogue.declare(BUILTIN[0])
+        catalogue.validate(Event(source="x", type="message", data={}))
+
+    def test_subtype_of_builtin_fully_checked(self):
+        catalogue = Catalogue()
+        catalogue.declare(
+            EventTypeSpec(
+                "command",
+                "c",
+                {"type": "object", "properties": {"n": {"type": "integer"}}},
+                parent="message",
+            )
+        )
+        catalogue.validate(Event(source="x", type="command", data={"n": 1}))
+        with self.assertRaises(InvalidEvent) as caught:
+            catalogue.validate(Event(source="x", type="command", data={"n": "1"}))
+        self.assertEqual(caught.exception.field, "data.n")
+
+    def test_schema_copied_at_declaration(self):
+        # The validator is built later, from the schema as it was declared.
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+        catalogue = Catalogue()
+        catalogue.declare(EventTypeSpec("count", "c", schema))
+        schema["properties"]["n"]["type"] = "string"
+        with self.assertRaises(InvalidEvent):
+            catalogue.validate(Event(source="x", type="count", data={"n": "1"}))
+
+    def test_builtins_need_no_jsonschema(self):
+        """Validating built-in events does not import jsonschema; a plugin's type does."""
+        program = (
+            "import sys\n"
+            "from botcore.bus.catalogue import Catalogue, EventTypeSpec\n"
+            "from botcore.event import Event\n"
+            "catalogue = Catalogue()\n"
+            "catalogue.validate(Event(source='x', type='message', data={'a': 1}))\n"
+            "catalogue.validate(Event(source='x', type='lifecycle', data={'state': 'up'}))\n"
+            "print('jsonschema' in sys.modules)\n"
+            "catalogue.declare(EventTypeSpec('deploy', 'd', {'type': 'object'}))\n"
+            "print('jsonschema' in sys.modules)\n"
+        )
+        root = Path(__file__).resolve().parents[3]
+        result = subprocess.run(
+            [sys.executable, "-c", program],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            cwd=str(root),
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.split(), ["False", "True"])
+
+
+def plain_json(value):
+    """Whether ``value`` is made of exactly JSON's types (no subclass, no tuple)."""
+    if type(value) is dict:
+        return all(type(k) is str and plain_json(v) for k, v in value.items())
+    if type(value) is list:
+        return all(plain_json(v) for v in value)
+    return type(value) in (str, int, float, bool) or value is None
 
 
 class PublishPathTests(SynchronousTestCase):
