@@ -617,7 +617,6 @@ class MessageEventTests(WireTestCase):
         self.wire.receive(":alice!a@h PRIVMSG #chan :x")
         self.assertEqual(self.source.take_events()[0].time.timestamp(), 1000)
 
-
     def test_one_time_per_read(self) -> None:
         """The lines of one read share one time (the read's); the next read has its own."""
         self.clock.advance(1000)
