@@ -282,7 +282,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     window = args.window if flood else WAIT * 4
                     cpu = CPU(bot.process.pid, server.process.pid)
                     received, seconds, in_order = burst(probe, args.burst, window)
-                    bot_cpu, server_cpu = cpu.per_1000(received)
+                    # With flood control on few replies leave in the window, though every
+                    # command is handled: its CPU is per 1,000 commands.
+                    bot_cpu, server_cpu = cpu.per_1000(args.burst if flood else received)
                     rows.append(
                         {
                             "case": f"{args.burst:,} pipelined, flood control {label}",
