@@ -16,25 +16,27 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from measure import BenchError, ChildProcess, percentile
+from measure import BenchError, ChildProcess, cpu_seconds, percentile
 
 CHANNEL = "#bench"
 BOT = "benchbot"
 WAIT = 30.0
 
 USAGE = """\
-Start ngircd (flood penalties off) and the bot (core + basic plugins, IRC source) in its
-own process, connect a probe client, and print p50/p99 round-trip latency of sequential
-echo commands and replies/s for a burst of pipelined ones (the bot's flood control off,
-then at its defaults).
+Start ngircd (flood penalties off) and the bot (by default core + basic; --plugins default
+for the default plugin set; the IRC source) in its own process, connect a probe client,
+and print p50/p99 round-trip latency of sequential echo commands and replies/s for a burst
+of pipelined ones (the bot's flood control off, then at its defaults: --flood), with the
+CPU seconds the bot and ngircd spent per 1,000 replies.
 """
 
 
 # -- the bot, in its own process ------------------------------------------------------------
 
 
-def serve(path: str) -> None:
-    """Run a bot from the config at ``path`` until SIGTERM (the bench's child process)."""
+def serve(path: str, profile: str | None = None) -> None:
+    """Run a bot from the config at ``path`` until SIGTERM (the bench's child process);
+    with ``profile``, cProfile data of the reactor thread is written there at the end."""
     from twisted.internet import reactor
     from twisted.logger import (
         FilteringLogObserver,
@@ -53,10 +55,26 @@ def serve(path: str) -> None:
     bot = Bot(read_config(path), reactor=reactor)
     reactor.callWhenRunning(bot.startService)
     reactor.addSystemEventTrigger("before", "shutdown", bot.stopService)
-    reactor.run()
+    if profile is None:
+        reactor.run()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(reactor.run)
+    profiler.dump_stats(profile)
 
 
-def write_config(directory: Path, port: int, flood: bool) -> Path:
+def plugin_list(plugins: str) -> list[str]:
+    """The plugins ``--plugins`` names: ``default`` is bench/dispatch.py's default set."""
+    if plugins == "default":
+        from dispatch import DEFAULT_PLUGINS
+
+        return list(DEFAULT_PLUGINS)
+    return [name.strip() for name in plugins.split(",") if name.strip()]
+
+
+def write_config(directory: Path, port: int, flood: bool, plugins: list[str]) -> Path:
     source = {
         "type": "irc",
         "servers": f"tcp:127.0.0.1:{port}",
@@ -67,15 +85,16 @@ def write_config(directory: Path, port: int, flood: bool) -> Path:
         source["flood_rate"] = "0"
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str
-    parser.read_dict(
-        {
-            "bot": {"name": BOT, "autoload": "no", "load": "core, basic"},
-            "database:main": {"url": f"sqlite:///{directory / 'bench.sqlite'}"},
-            "plugin:core": {"limit_time": "0"},
-            "logging": {"level": "warn"},
-            "source:irc": source,
-        }
-    )
+    sections: dict[str, dict[str, str]] = {
+        "bot": {"name": BOT, "autoload": "no", "load": ", ".join(plugins)},
+        "database:main": {"url": f"sqlite:///{directory / 'bench.sqlite'}"},
+        "plugin:core": {"limit_time": "0"},
+        "logging": {"level": "warn"},
+        "source:irc": source,
+    }
+    if "urlgrab" in plugins:
+        sections["plugin:urlgrab"] = {"fetch_titles": "no"}  # never the network
+    parser.read_dict(sections)
     path = directory / ("flood.ini" if flood else "noflood.ini")
     with open(path, "w", encoding="utf-8") as handle:
         parser.write(handle)
@@ -85,8 +104,10 @@ def write_config(directory: Path, port: int, flood: bool) -> Path:
 class BotProcess(ChildProcess):
     """This script's ``--serve`` in its own process: the bot."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, profile: str | None = None) -> None:
         command = [sys.executable, os.path.abspath(__file__), "--serve", str(config)]
+        if profile:
+            command += ["--profile", os.path.abspath(profile)]
         super().__init__(command, log, config.parent, WAIT)
 
 
@@ -207,6 +228,21 @@ def burst(probe: Probe, count: int, window: float) -> tuple[int, float, bool]:
 # -- the run ---------------------------------------------------------------------------------
 
 
+class CPU:
+    """CPU seconds the bot's and the server's processes spend from here to `per_1000`."""
+
+    def __init__(self, bot: int, server: int) -> None:
+        self.pids = (bot, server)
+        self.before = [cpu_seconds(pid) for pid in self.pids]
+
+    def per_1000(self, replies: int) -> tuple[float, float]:
+        bot, server = (
+            (cpu_seconds(pid) - before) / max(1, replies) * 1000
+            for pid, before in zip(self.pids, self.before, strict=True)
+        )
+        return bot, server
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.ircserver import IRCServer
@@ -214,21 +250,24 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     directory = Path(tempfile.mkdtemp(prefix="botcore-bench-irc-"))
     server = IRCServer(penalties=False)
     server.start()
+    assert server.process is not None
     rows: list[dict[str, Any]] = []
     try:
-        for flood in (False, True):
-            bot = BotProcess(
-                write_config(directory, server.port, flood), directory / f"bot-{flood}.log"
-            )
+        for flood in args.floods:
+            profile = f"{args.profile}-flood-{'on' if flood else 'off'}" if args.profile else None
+            config = write_config(directory, server.port, flood, args.plugin_names)
+            bot = BotProcess(config, directory / f"bot-{flood}.log", profile)
             try:
                 probe = Probe(server.port, "probe" if not flood else "probe2")
                 try:
                     wait_for_bot(probe)
-                    label = "defaults" if flood else "off"
-                    if not flood:
+                    label = "on" if flood else "off"
+                    if not flood and args.commands:
                         for _ in sequential(probe, args.warmup):
                             pass
+                        cpu = CPU(bot.process.pid, server.process.pid)
                         times = sequential(probe, args.commands)
+                        bot_cpu, server_cpu = cpu.per_1000(len(times))
                         rows.append(
                             {
                                 "case": f"{args.commands:,} sequential, flood control {label}",
@@ -236,10 +275,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 "p50": percentile(times, 0.50) * 1000,
                                 "p99": percentile(times, 0.99) * 1000,
                                 "rate": len(times) / sum(times),
+                                "bot_cpu": bot_cpu,
+                                "server_cpu": server_cpu,
                             }
                         )
                     window = args.window if flood else WAIT * 4
+                    cpu = CPU(bot.process.pid, server.process.pid)
                     received, seconds, in_order = burst(probe, args.burst, window)
+                    # With flood control on few replies leave in the window, though every
+                    # command is handled: its CPU is per 1,000 commands.
+                    bot_cpu, server_cpu = cpu.per_1000(args.burst if flood else received)
                     rows.append(
                         {
                             "case": f"{args.burst:,} pipelined, flood control {label}",
@@ -247,6 +292,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                             "p50": None,
                             "p99": None,
                             "rate": received / seconds if seconds > 0 else 0.0,
+                            "bot_cpu": bot_cpu,
+                            "server_cpu": server_cpu,
                             "note": ("" if in_order else "OUT OF ORDER ")
                             + (f"({window:.0f}s window)" if flood else ""),
                         }
@@ -264,9 +311,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], plugins: str) -> None:
     print("IRC round trip: probe -> ngircd (penalties off) -> bot process -> ngircd -> probe")
-    header = f"{'case':<42} {'replies':>8} {'p50 ms':>8} {'p99 ms':>8} {'replies/s':>10}"
+    print(f"plugins: {plugins}")
+    header = (
+        f"{'case':<42} {'replies':>8} {'p50 ms':>8} {'p99 ms':>8} {'replies/s':>10}"
+        f" {'bot CPU s/1k':>13} {'ngircd CPU s/1k':>16}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -274,12 +325,26 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         p99 = f"{row['p99']:.3f}" if row["p99"] is not None else "-"
         print(
             f"{row['case']:<42} {row['replies']:>8,} {p50:>8} {p99:>8} {row['rate']:>10,.1f}"
+            f" {row['bot_cpu']:>13.3f} {row['server_cpu']:>16.3f}"
             + (f"  {row['note']}" if row.get("note") else "")
         )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/irc_roundtrip.py", description=USAGE)
+    parser.add_argument(
+        "--plugins",
+        default="core,basic",
+        help="the bot's plugins: 'default' (bench/dispatch.py's default set) or a "
+        "comma-separated list (default: core,basic)",
+    )
+    parser.add_argument(
+        "--flood",
+        choices=("off", "on", "both"),
+        default="both",
+        help="the bot's own flood control: off (flood_rate 0), on (its defaults) or both "
+        "(off first, then on: the default); the sequential row runs with it off",
+    )
     parser.add_argument("--commands", type=int, default=1000, help="sequential commands")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured commands first")
     parser.add_argument("--burst", type=int, default=10_000, help="pipelined commands")
@@ -289,22 +354,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=20.0,
         help="seconds to count replies with flood control at its defaults",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="write cProfile data of the bot's reactor thread to PREFIX-flood-off/-on",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the bot's warnings")
     parser.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.plugin_names = plugin_list(args.plugins)
+    if not args.plugin_names:
+        parser.error("--plugins names no plugin")
+    args.floods = {"off": (False,), "on": (True,), "both": (False, True)}[args.flood]
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.profile)
         return
     try:
         rows = run(args)
     except (BenchError, RuntimeError, OSError) as e:
         print(f"bench/irc_roundtrip.py: {e}", file=sys.stderr)
         raise SystemExit(1) from None
-    print_table(rows)
+    print_table(rows, args.plugins)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
@@ -60,6 +61,12 @@ REFUSED = "No"
 
 #: The type of the carrier event `Dispatcher.send` shows the outgoing filters.
 OUTGOING = "outgoing"
+
+#: The most runs of one conversation one worker takes in one hand-off (`Dispatcher._start`):
+#: a burst that arrived in one read (a pipelined IRC burst in one channel) costs one
+#: thread wake-up per batch, not one per event, and the worker goes on with the next
+#: while the reactor sends the last one's replies.
+BATCH = 32
 
 
 class DispatchMonitor(Protocol):
@@ -109,6 +116,8 @@ class _Work:
     #: counters (`BusStats`), added up on the reactor thread once the work is finished.
     steps: list[tuple[Any, str, float]] | None = None
     spent: float = 0.0
+    #: The run after this one in the same hand-off to a worker (`Dispatcher._start`).
+    next: _Work | None = None
 
 
 @implementer(IScheduledCall)
@@ -644,24 +653,57 @@ class Dispatcher(BackgroundOptions, Service):
             self._start(work)
 
     def _start(self, work: _Work) -> None:
-        self._inflight += 1
-        if work.bounded:
-            self._waiting_by[work.event.source] -= 1
-        self._active += 1
         source = work.event.source
+        runs = self._batch(work)
+        started = self.reactor.seconds()
+        for run in runs:
+            self._inflight += 1
+            if run.bounded:
+                self._waiting_by[source] -= 1
+            # The lease lets a reload shut the old processors down once nothing uses them.
+            run.chain = self.chain._use()
+        # One worker for the whole batch: it counts once, and the run it is on is the
+        # one watched for the handler deadline (`_finished` moves on to the next).
+        self._active += 1
         self._active_by[source] = self._active_by.get(source, 0) + 1
-        work.started = self.reactor.seconds()
+        work.started = started
         self._running.add(work)
         if self._watchdog is None:
             self._watchdog = self.reactor.callLater(self.handler_deadline, self._watch)
-        # The lease lets a reload shut the old processors down once nothing uses them.
-        chain = work.chain = self.chain._use()
-        d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
-        d.addBoth(self._finished, work)
-        d.addBoth(chain._done_with)
+        chain = self.chain
+        if len(runs) == 1:
+            d = self._in_pool(self.thd_process, work.event, chain, work.call, work)
+            d.addBoth(self._finished, work)
+            d.addBoth(chain._done_with)
+        else:
+            deferreds = []
+            for run in runs:
+                d = Deferred()
+                d.addBoth(self._finished, run)
+                d.addBoth(chain._done_with)
+                deferreds.append(d)
+            # The lead's event first, as for one run (what a test's pool shows).
+            self.threadpool.callInThreadWithCallback(
+                self._batch_ended, self._thd_batch, work.event, chain, runs, deferreds
+            )
         # Last: a resumed source may dispatch what it reads at once (this pump re-entered).
         if work.bounded and self._paused and source in self._paused:
             self._maybe_resume(source)
+
+    def _batch(self, work: _Work) -> list[_Work]:
+        """``work`` and the runs queued behind it in its conversation that one worker takes
+        with it, in order (up to `BATCH`): only while another worker stays free for the
+        other conversations, so that when the workers are all busy (or there is one) the
+        round-robin between conversations is as before, one run at a time."""
+        queue = self._queues.get(work.key)
+        if not queue or self._active + 1 >= self.capacity:
+            return [work]
+        runs = [work]
+        for _ in range(min(len(queue), BATCH - 1)):
+            runs.append(queue.popleft())
+        for run, following in pairwise(runs):
+            run.next = following
+        return runs
 
     # -- the handler deadline ---------------------------------------------------
 
@@ -727,17 +769,45 @@ class Dispatcher(BackgroundOptions, Service):
         d: Deferred[Any] = Deferred()
 
         def on_result(ok: bool, result: Any) -> None:
-            # Worker thread. Results are batched: only the first of a batch wakes the
-            # reactor, which then fires them all, in the order they were finished.
-            with self._done_lock:
-                self._done.append((d, ok, result))
-                if self._done_wake_pending:
-                    return
-                self._done_wake_pending = True
-            self.reactor.callFromThread(self._fire_done)
+            self._post(d, ok, result)
 
         self.threadpool.callInThreadWithCallback(on_result, function, *args)
         return d
+
+    def _post(self, d: Deferred[Any], ok: bool, result: Any) -> None:
+        """Have ``d`` fired on the reactor thread with ``result``. Results are batched:
+        only the first of a batch wakes the reactor, which then fires them all, in the
+        order they were finished. Any thread."""
+        with self._done_lock:
+            self._done.append((d, ok, result))
+            if self._done_wake_pending:
+                return
+            self._done_wake_pending = True
+        self.reactor.callFromThread(self._fire_done)
+
+    def _thd_batch(
+        self, event: Event, chain: Chain, runs: list[_Work], deferreds: list[Deferred[Event]]
+    ) -> None:
+        """Run a batch's runs one after another (``event`` is the first's), each one's
+        result handed to the reactor as soon as it is done, so that its replies leave
+        while the next runs. After a run that asks the bot to exit the rest are not
+        run. Worker thread."""
+        for index, (run, d) in enumerate(zip(runs, deferreds, strict=True)):
+            try:
+                self._post(d, True, self.thd_process(run.event, chain, run.call, run))
+            except BaseException:
+                failure = Failure()
+                self._post(d, False, failure)
+                if failure.check(SystemExit, KeyboardInterrupt):
+                    for rest in deferreds[index + 1 :]:
+                        self._post(rest, False, Failure(DispatcherStopped("the bot is exiting")))
+                    return
+
+    def _batch_ended(self, ok: bool, result: Any) -> None:
+        # Each run's result went its own way (`_thd_batch`); only a failure of the batch
+        # itself (none is expected) comes here. Worker thread.
+        if not ok:
+            self.log.failure("a batch of runs failed", result)
 
     def _fire_done(self) -> None:
         with self._done_lock:
@@ -752,6 +822,17 @@ class Dispatcher(BackgroundOptions, Service):
     def _finished(self, result: Event | Failure, work: _Work) -> None:
         self._inflight -= 1
         self._running.discard(work)
+        following = work.next
+        if following is not None:
+            # Its worker goes on with the next run of the batch: that one is watched now,
+            # from now, and the worker still counts (again, if it was stuck and released).
+            work.next = None
+            following.started = self.reactor.seconds()
+            self._running.add(following)
+            if work.stuck:
+                self._active += 1
+                source = work.event.source
+                self._active_by[source] = self._active_by.get(source, 0) + 1
         if work.stuck:
             self.stuck -= 1
             if self.stuck < self._replacements():  # it had a replacement
@@ -764,7 +845,7 @@ class Dispatcher(BackgroundOptions, Service):
                 id=work.event.id,
                 seconds=self.reactor.seconds() - work.started,
             )
-        else:
+        elif following is None:
             self._release(work)
         if not self._running:
             self._stop_watchdog()
@@ -778,7 +859,8 @@ class Dispatcher(BackgroundOptions, Service):
             if self._on_fatal is not None and result.check(SystemExit, KeyboardInterrupt):
                 self._on_fatal(result)
         else:
-            # Before the next event of the conversation starts: its replies leave in order.
+            # Before the next event of the conversation is handled here (a batch's next
+            # may be running already): its replies leave in order.
             self.route(result)
             # Then the counters, log and reactors, before whoever waits for the event;
             # the background processors after the replies.
@@ -787,6 +869,8 @@ class Dispatcher(BackgroundOptions, Service):
                 self.background.submit(result, work.chain)
             if work.deferred is not None:
                 work.deferred.callback(result)
+        if following is not None:
+            return  # the conversation's next run is on its way already
         queue = self._queues.get(work.key)
         if queue:
             self._make_ready(queue.popleft())

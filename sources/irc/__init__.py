@@ -365,6 +365,7 @@ class IRCSource(Source):
         self.casemapping = "rfc1459"
         #: Events left out because no processor wanted them (never one said to the bot).
         self.skipped = 0
+        self._folded: tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]] | None = None
 
     # -- configuration -------------------------------------------------------------------
 
@@ -661,8 +662,18 @@ class IRCSource(Source):
         text = message.raw
         casefolded, folded = text.casefold(), self.fold(text)
         return any(
-            name.casefold() in casefolded or self.fold(name) in folded for name in self.names()
+            name in casefolded or irc_name in folded for name, irc_name in self._folded_names()
         )
+
+    def _folded_names(self) -> tuple[tuple[str, str], ...]:
+        """`names`, each case folded and as the server folds it: worked out again only
+        when the names or the casemapping change (not for every line)."""
+        names, casemapping = self.names(), self.casemapping
+        last = self._folded
+        if last is None or last[0] is not names or last[1] != casemapping:
+            folded = tuple((name.casefold(), irc_lower(name, casemapping)) for name in names)
+            last = self._folded = (names, casemapping, folded)
+        return last[2]
 
     # -- sending --------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from botcore.sources.irc.wire import (
     encode_line,
     irc_lower,
     parse_line,
+    split_prefix,
     text_budget,
 )
 from botcore.text import split_text
@@ -119,10 +120,24 @@ class User:
     host: str = ""
     account: str | None = None
     session: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)
+    # What `mask` and `IRCProtocol.sender` made last, with what they made it of: worked
+    # out again only when that changes (a nick change, CHGHOST, an account), not for
+    # every message the user sends.
+    _mask: tuple[str, str, str, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _sender: tuple[tuple[Any, ...], Sender] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def mask(self) -> str:
-        return str(Mask(self.nick, self.user, self.host))
+        nick, user, host = self.nick, self.user, self.host
+        last = self._mask
+        if last is None or last[0] != nick or last[1] != user or last[2] != host:
+            text = f"{nick}!{user}@{host}" if user or host else nick
+            last = self._mask = (nick, user, host, text)
+        return last[3]
 
 
 @dataclass
@@ -274,6 +289,9 @@ class IRCProtocol(irc.IRCClient):
         self._buffer = b""
         self._discarding = False
         self._last_received = self.clock.seconds()
+        # While a read is handled: when it came (`_now`); and the last `_now` made.
+        self._reading_at: float | None = None
+        self._last_now: tuple[float, datetime] | None = None
         self._keepalive: LoopingCall | None = None
         self._pong_deadline: IDelayedCall | None = None
         self._register_deadline: IDelayedCall | None = None
@@ -365,7 +383,13 @@ class IRCProtocol(irc.IRCClient):
     # -- receiving ----------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        self._last_received = self.clock.seconds()
+        self._last_received = self._reading_at = self.clock.seconds()
+        try:
+            self._read(data)
+        finally:
+            self._reading_at = None
+
+    def _read(self, data: bytes) -> None:
         if self._pong_deadline is not None:
             if self._pong_deadline.active():
                 self._pong_deadline.cancel()
@@ -1083,19 +1107,27 @@ class IRCProtocol(irc.IRCClient):
     def _prefixes(self) -> dict[str, tuple[str, int]]:
         return self.supported.getFeature("PREFIX") or {}
 
-    def _user(self, mask: Mask) -> User:
-        """The tracked user for ``mask`` (updated from it), or a fresh untracked one."""
-        user = self.users.get(self.fold(mask.nick))
+    def _user(self, mask: Mask, folded: str | None = None) -> User:
+        """The tracked user for ``mask`` (updated from it), or a fresh untracked one;
+        ``folded`` is its nick folded, when the caller has it already."""
+        return self._user_of(mask.nick, mask.user, mask.host, folded)
+
+    def _user_of(self, nick: str, name: str, host: str, folded: str | None = None) -> User:
+        user = self.users.get(self.fold(nick) if folded is None else folded)
         if user is None:
-            user = User(mask.nick, mask.user, mask.host)
-        elif mask.user or mask.host:
-            user.user, user.host = mask.user or user.user, mask.host or user.host
+            user = User(nick, name, host)
+        elif name or host:
+            # Only when it changed: `User.mask` is remade when its parts are.
+            if name and name != user.user:
+                user.user = name
+            if host and host != user.host:
+                user.host = host
         account = self._tags.get("account")
         if account:
             user.account = account
         return user
 
-    def sender(self, user: User) -> tuple[Sender, dict[str, Any]]:
+    def sender(self, user: User, folded: str | None = None) -> tuple[Sender, dict[str, Any]]:
         """The event sender for ``user`` and the details for ``event.data``: the stable id
         is the services account when the server vouches for it, otherwise the full mask.
         The sender's connection is the session the bot follows a user in a shared channel
@@ -1105,13 +1137,19 @@ class IRCProtocol(irc.IRCClient):
         account = self._tags.get("account") or (
             user.account if "account-notify" in self.caps else None
         )
-        followed = self.users.get(self.fold(user.nick)) is user
-        if followed:
-            connection = f"{self.source.name}/{user.session}"
+        followed = self.users.get(self.fold(user.nick) if folded is None else folded) is user
+        mask = user.mask
+        last = user._sender
+        if last is not None and last[0] == (followed, account, mask):
+            sender = last[1]
         else:
-            connection = f"{self.source.name}/{user.user}@{user.host}"
-        sender = Sender(connection, account or user.mask, user.nick)
-        details = {"mask": user.mask, "account": account, "connection_followed": followed}
+            if followed:
+                connection = f"{self.source.name}/{user.session}"
+            else:
+                connection = f"{self.source.name}/{user.user}@{user.host}"
+            sender = Sender(connection, account or mask, user.nick)
+            user._sender = ((followed, account, mask), sender)
+        details = {"mask": mask, "account": account, "connection_followed": followed}
         return sender, details
 
     def _forget_if_unseen(self, nick: str) -> None:
@@ -1121,13 +1159,23 @@ class IRCProtocol(irc.IRCClient):
 
     # -- events -----------------------------------------------------------------------------
 
-    def _event(self, type: str, user: User | None, channel: str | None, **kw: Any) -> Event:
-        data = kw.pop("data", {})
+    def _event(
+        self,
+        type: str,
+        user: User | None,
+        channel: str | None,
+        folded: str | None = None,
+        **kw: Any,
+    ) -> Event:
+        data = kw.pop("data", None)
         sender = None
         if user is not None:
-            sender, details = self.sender(user)
-            data = {**details, **data}
-        kw.setdefault("message_id", self._tags.get("msgid") or None)
+            sender, details = self.sender(user, folded)
+            data = {**details, **data} if data else details
+        elif data is None:
+            data = {}
+        if "message_id" not in kw:
+            kw["message_id"] = self._tags.get("msgid") or None
         return Event(
             source=self.source.name,
             type=type,
@@ -1139,14 +1187,26 @@ class IRCProtocol(irc.IRCClient):
         )
 
     def _time(self) -> datetime:
-        """When the current line happened: its ``time`` tag (server-time), else now."""
+        """When the current line happened: its ``time`` tag (server-time), else now
+        (made once for all the lines of one read, `_now`)."""
         stamp = self._tags.get("time")
         if stamp:
             with suppress(ValueError):
                 parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
                 if parsed.tzinfo is not None:
                     return parsed.astimezone(UTC)
-        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+        return self._now()
+
+    def _now(self) -> datetime:
+        """Now, as the clock says; the same value for every line of one read (they
+        arrived together), so that a burst makes one datetime, not one a line."""
+        seconds = self._reading_at
+        if seconds is None:
+            seconds = self.clock.seconds()
+        last = self._last_now
+        if last is None or last[0] != seconds:
+            last = self._last_now = (seconds, datetime.fromtimestamp(seconds, UTC))
+        return last[1]
 
     def _reply_tag(self, tags: dict[str, str]) -> str | None:
         return tags.get("+draft/reply") or tags.get("+reply") or None
@@ -1172,7 +1232,7 @@ class IRCProtocol(irc.IRCClient):
             source=self.source.name,
             type=EventType.SOURCE,
             channel=data.get("channel"),
-            time=datetime.fromtimestamp(self.clock.seconds(), UTC),
+            time=self._now(),
             data={"state": state, **data},
         )
         self.source.emit(event)
@@ -1188,12 +1248,15 @@ class IRCProtocol(irc.IRCClient):
         self._message(EventType.NOTICE, prefix, params)
 
     def _message(self, type: str, prefix: str, params: list[str]) -> None:
+        # The hot path (every line said where the bot is): the prefix split once, the
+        # sender's nick folded once, no Mask made.
         if len(params) < 2 or not prefix:
             return
-        mask = Mask.parse(prefix)
-        if mask.is_server or not mask.nick:
-            return
-        if self.is_me(mask.nick):
+        nick, name, host = split_prefix(prefix)
+        if not nick or (not name and not host and "." in nick):
+            return  # a server's notice (as Mask.is_server)
+        folded = irc_lower(nick, self._casemapping)
+        if folded == self._folded_nick:
             # echo-message: the bot's own message as the server relayed it.
             self._echoed(params[0], params[-1])
             return
@@ -1203,7 +1266,7 @@ class IRCProtocol(irc.IRCClient):
         public = self.is_channel(public_target)
         if not public and not self.is_me(target):
             return  # e.g. a server notice to "*" or "$$*"
-        user = self._user(mask)
+        user = self._user_of(nick, name, host, folded)
         if text.startswith("\x01"):
             body = text[1:-1] if text.endswith("\x01") else text[1:]
             tag, _, data = body.partition(" ")
@@ -1220,6 +1283,7 @@ class IRCProtocol(irc.IRCClient):
             type,
             user,
             channel,
+            folded,
             public=public,
             addressed=not public,
             message=Message(text),

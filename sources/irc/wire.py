@@ -87,6 +87,15 @@ def parse_line(text: str) -> Line | None:
     return Line(command, params, prefix, tags)
 
 
+def split_prefix(prefix: str) -> tuple[str, str, str]:
+    """A ``nick!user@host`` prefix as (nick, user, host); parts not sent are empty."""
+    nick, _, address = prefix.partition("!")
+    user, _, host = address.partition("@")
+    if not address and "@" in nick:
+        nick, _, host = nick.partition("@")
+    return nick, user, host
+
+
 @dataclass
 class Mask:
     """A ``nick!user@host`` prefix; parts a server did not send are empty."""
@@ -97,11 +106,7 @@ class Mask:
 
     @classmethod
     def parse(cls, prefix: str) -> Mask:
-        nick, _, address = prefix.partition("!")
-        user, _, host = address.partition("@")
-        if not address and "@" in nick:
-            nick, _, host = nick.partition("@")
-        return cls(nick, user, host)
+        return cls(*split_prefix(prefix))
 
     @property
     def is_server(self) -> bool:

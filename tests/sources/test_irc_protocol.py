@@ -617,6 +617,44 @@ class MessageEventTests(WireTestCase):
         self.wire.receive(":alice!a@h PRIVMSG #chan :x")
         self.assertEqual(self.source.take_events()[0].time.timestamp(), 1000)
 
+    def test_one_time_per_read(self) -> None:
+        """The lines of one read share one time (the read's); the next read has its own."""
+        self.clock.advance(1000)
+        self.wire.receive(":alice!a@h PRIVMSG #chan :x", ":alice!a@h PRIVMSG #chan :y")
+        self.clock.advance(5)
+        self.wire.receive(":alice!a@h PRIVMSG #chan :z")
+        events = self.source.take_events()
+        self.assertEqual([e.time.timestamp() for e in events], [1000, 1000, 1005])
+        self.assertIs(events[0].time, events[1].time)
+
+    def test_sender_follows_mask_changes(self) -> None:
+        """The sender (made once per user, not per message) and the mask in the event's
+        data follow a nick change, a new user@host and CHGHOST."""
+        self.wire.receive(
+            ":alice!~al@example.org PRIVMSG #chan :one",
+            ":alice!~al@example.org PRIVMSG #chan :two",
+            ":alice!~al@example.org NICK alicia",
+            ":alicia!~al@example.org PRIVMSG #chan :three",
+            ":alicia!~al@other.example PRIVMSG #chan :four",
+            ":alicia!~al@other.example CHGHOST ~a moved.example",
+            ":alicia!~a@moved.example PRIVMSG #chan :five",
+        )
+        events = [e for e in self.source.take_events() if e.type == EventType.MESSAGE]
+        self.assertEqual(
+            [(e.sender.id, e.sender.nick, e.data["mask"]) for e in events],
+            [
+                ("alice!~al@example.org", "alice", "alice!~al@example.org"),
+                ("alice!~al@example.org", "alice", "alice!~al@example.org"),
+                ("alicia!~al@example.org", "alicia", "alicia!~al@example.org"),
+                ("alicia!~al@other.example", "alicia", "alicia!~al@other.example"),
+                ("alicia!~a@moved.example", "alicia", "alicia!~a@moved.example"),
+            ],
+        )
+        self.assertIs(events[0].sender, events[1].sender)
+        self.assertEqual(len({e.sender.connection for e in events}), 1)
+        # Each event has its own data, which processors may change.
+        self.assertIsNot(events[0].data, events[1].data)
+
 
 class CTCPTests(WireTestCase):
     def setUp(self) -> None:

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from botcore.db.service import Database
 from botcore.dispatch.chain import Chain
-from botcore.dispatch.dispatcher import Dispatcher
+from botcore.dispatch.dispatcher import BATCH, Dispatcher
 from botcore.errors import DispatcherOverloaded, DispatcherStopped
 from botcore.event import Event, EventType, Response, Sender
 from botcore.options import FloatOption
@@ -250,6 +250,77 @@ class OrderingTests(DispatcherTestCase):
             [(r.target, r.text) for r in self.sources["irc"].sent],
             [("#b", "other"), ("#a", "1"), ("#a", "2"), ("#a", "3")],
         )
+
+    def test_burst_in_one_hand_off(self):
+        """Events of one conversation queued behind a running one go to one worker
+        together (up to BATCH), run in arrival order; each one's replies leave and its
+        Deferred fires, in order, and the worker counts once."""
+        dispatch = self.sources["irc"].dispatch
+        deferreds = [dispatch(message(f"a{n}", "#a")) for n in range(BATCH + 8)]
+        self.assertEqual(self.queued(), [("#a", "a0")])
+        self.pool.run()
+        self.assertEqual(self.queued(), [("#a", "a1")])  # a1 to a32, one hand-off
+        self.assertEqual(self.dispatcher_.load()["active"], 1)
+        self.assertEqual(self.dispatcher_.load()["waiting"], {"irc": 7})
+        self.pool.run()
+        self.assertEqual(self.queued(), [("#a", f"a{BATCH + 1}")])
+        self.pool.run()
+        self.assertEqual(self.pool.jobs, [])
+        for d in deferreds:
+            self.successResultOf(d)
+        texts = [f"a{n}" for n in range(BATCH + 8)]
+        self.assertEqual([label for _, label in self.seen], texts)
+        self.assertEqual([r.text for r in self.sources["irc"].sent], texts)
+        self.assertTrue(self.dispatcher_.idle)
+        self.assertEqual(self.dispatcher_.load()["active"], 0)
+
+    def test_no_batch_on_the_last_worker(self):
+        """With the last free worker, one event at a time (round-robin as before)."""
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0)], self.pool, threads=2)
+        dispatcher.dispatch(message("b0", "#b"))
+        for n in range(3):
+            dispatcher.dispatch(message(f"a{n}", "#a"))
+        self.pool.run(1)  # a0 done: a1 gets the last worker alone
+        self.assertEqual(sorted(self.queued()), [("#a", "a1"), ("#b", "b0")])
+        self.pool.run(0)  # b0 done: a worker is free again
+        self.pool.run_all()
+        self.assertEqual([label for _, label in self.seen], ["a0", "b0", "a1", "a2"])
+
+    def test_stuck_in_a_batch(self):
+        """A batch past the handler deadline is one stuck run (its worker replaced);
+        when it ends, the counts are back to nothing running."""
+        dispatcher = self.dispatcher(
+            [self.step("echo", self.seen, 0)], self.pool, handler_deadline=5
+        )
+        deferreds = [dispatcher.dispatch(message(f"a{n}", "#a")) for n in range(4)]
+        self.pool.run()
+        self.reactor.advance(5)
+        self.assertEqual((dispatcher.stuck, dispatcher.load()["active"]), (1, 0))
+        self.pool.run()
+        for d in deferreds:
+            self.successResultOf(d)
+        self.assertEqual((dispatcher.stuck, dispatcher.stuck_total), (0, 1))
+        self.assertEqual(dispatcher.load()["active"], 0)
+        self.assertTrue(dispatcher.idle)
+
+    def test_exit_in_a_batch_stops_it(self):
+        """A run of a batch that asks the bot to exit is fatal as ever, and the runs after
+        it in the batch are not run (failed as stopped)."""
+
+        def action(event):
+            if event.message.raw == "a2":
+                raise SystemExit(3)
+
+        dispatcher = self.dispatcher([self.step("echo", self.seen, 0, action)], self.pool)
+        deferreds = [dispatcher.dispatch(message(f"a{n}", "#a")) for n in range(4)]
+        self.pool.run()
+        self.pool.run()
+        self.assertEqual([label for _, label in self.seen], ["a0", "a1", "a2"])
+        self.successResultOf(deferreds[1])
+        self.failureResultOf(deferreds[2], SystemExit)
+        self.failureResultOf(deferreds[3], DispatcherStopped)
+        self.assertEqual(len(self.fatal), 1)
+        self.flushLoggedErrors(SystemExit, DispatcherStopped)
 
     def test_private_conversations(self):
         """Private events (no channel) of one source share one ordered conversation."""
