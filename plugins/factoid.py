@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     delete,
     func,
     or_,
@@ -193,6 +194,20 @@ def authors_of(event: Event) -> frozenset[str]:
     return frozenset({author_of(event), _identity_author(event)})
 
 
+# The statements recall makes for every message it is asked, built once (building one
+# over a CIText column, and its cache key, costs more than running it).
+_BY_NAME = select(FactoidName.factoid_id).where(FactoidName.name == bindparam("p_name"))
+#: The most key words looked up in one IN list.
+_KEYS_AT_ONCE = 500
+_WILD_CANDIDATES = select(FactoidName.name, FactoidName.factoid_id).where(
+    FactoidName.wild == true(),
+    or_(
+        FactoidName.wild_key.is_(None),
+        FactoidName.wild_key.in_(bindparam("p_keys", expanding=True)),
+    ),
+)
+
+
 @lru_cache(maxsize=4096)
 def wild_key(name: str) -> str | None:
     """The longest word of a wildcard name's literal text, case-folded, that every text
@@ -210,21 +225,26 @@ def find_factoid(
     (ignoring case), else the first wildcard name (longest first) that matches it. The
     wildcard names tried are those whose key word ``text`` holds (or that have none), for
     at most ``budget`` seconds in all."""
-    found = session.execute(
-        select(FactoidName.factoid_id).where(FactoidName.name == text)
-    ).scalar_one_or_none()
+    found = session.execute(_BY_NAME, {"p_name": text}).scalar_one_or_none()
     if found is not None:
         return found, []
     deadline = time.monotonic() + budget
     words = sorted({word for word in text.casefold().split() if len(word) <= MAX_NAME})
-    keyed = [FactoidName.wild_key.is_(None)]
-    # In slices: a long message must not make one statement with thousands of parameters.
-    keyed += [FactoidName.wild_key.in_(words[i : i + 500]) for i in range(0, len(words), 500)]
-    candidates = session.execute(
-        select(FactoidName.name, FactoidName.factoid_id).where(
-            FactoidName.wild == true(), or_(*keyed)
-        )
-    ).all()
+    if len(words) <= _KEYS_AT_ONCE:
+        candidates = session.execute(_WILD_CANDIDATES, {"p_keys": words}).all()
+    else:
+        # In slices: a long message must not make one statement with thousands of
+        # parameters.
+        keyed = [FactoidName.wild_key.is_(None)]
+        keyed += [
+            FactoidName.wild_key.in_(words[i : i + _KEYS_AT_ONCE])
+            for i in range(0, len(words), _KEYS_AT_ONCE)
+        ]
+        candidates = session.execute(
+            select(FactoidName.name, FactoidName.factoid_id).where(
+                FactoidName.wild == true(), or_(*keyed)
+            )
+        ).all()
     for name, factoid_id in sorted(candidates, key=lambda row: -len(row[0])):
         if teaches_only(name):
             continue  # taught before such names were refused: it would take teaching over
@@ -240,15 +260,25 @@ def find_factoid(
     return None
 
 
+_VALUES = (
+    select(FactoidValue)
+    .where(FactoidValue.factoid_id == bindparam("p_factoid"))
+    .order_by(FactoidValue.id)
+)
+
+
+#: What recall says of a fact's values, oldest first (columns: loading whole objects costs
+#: more than the query).
+_SAID = (
+    select(FactoidValue.value, FactoidValue.verb)
+    .where(FactoidValue.factoid_id == bindparam("p_factoid"))
+    .order_by(FactoidValue.id)
+)
+
+
 def values_of(session: Session, factoid_id: int) -> list[FactoidValue]:
     """A fact's values, oldest first (their numbers count from 1 in that order)."""
-    return list(
-        session.scalars(
-            select(FactoidValue)
-            .where(FactoidValue.factoid_id == factoid_id)
-            .order_by(FactoidValue.id)
-        )
-    )
+    return list(session.scalars(_VALUES, {"p_factoid": factoid_id}))
 
 
 def substitute(text: str, event: Event, args: Sequence[str]) -> str:
@@ -384,7 +414,7 @@ class Get(Processor):
         if found is None:
             return
         factoid_id, args = found
-        values = values_of(session, factoid_id)
+        values = session.execute(_SAID, {"p_factoid": factoid_id}).all()
         if not values:
             return
         if number:

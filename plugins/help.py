@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from botcore.event import Event
 from botcore.processor import Processor, example, match
@@ -142,6 +143,13 @@ class Help(Processor):
     usage = "help | help <feature or plugin> | usage <command> | what can you do about <word>"
     features = ("help",)
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        #: (what was loaded, its features): `features_by_plugin`'s last answer.
+        self._features: (
+            tuple[Any, dict[str, dict[str, Feature]], dict[str, list[Feature]]] | None
+        ) = None
+
     # -- what is loaded (read on every request: plugins come and go with reloads) ------
 
     def plugins(self) -> dict[str, list[Processor]]:
@@ -158,9 +166,34 @@ class Help(Processor):
         return ""
 
     def features_by_plugin(self) -> dict[str, dict[str, Feature]]:
-        """Every feature of every loaded plugin."""
+        """Every feature of every loaded plugin. Callers must not change what it gives."""
+        return self._catalogue()[0]
+
+    def all_features(self) -> dict[str, list[Feature]]:
+        """Features by name (several plugins may share a feature name). Callers must not
+        change what it gives."""
+        return self._catalogue()[1]
+
+    def _catalogue(self) -> tuple[dict[str, dict[str, Feature]], dict[str, list[Feature]]]:
+        """The features by plugin and by name: worked out again once the loaded processors
+        change (a load, unload or reload), else the last answer."""
+        plugins = self.plugins()
+        key = tuple((name, tuple(processors)) for name, processors in plugins.items())
+        cached = self._features
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        by_plugin = self._features_of(plugins)
+        merged: dict[str, list[Feature]] = {}
+        for features in by_plugin.values():
+            for name, feature in features.items():
+                merged.setdefault(name, []).append(feature)
+        # One assignment: worker threads see the old answer or the new one.
+        self._features = (key, by_plugin, merged)
+        return by_plugin, merged
+
+    def _features_of(self, plugins: dict[str, list[Processor]]) -> dict[str, dict[str, Feature]]:
         found: dict[str, dict[str, Feature]] = {}
-        for plugin, processors in self.plugins().items():
+        for plugin, processors in plugins.items():
             features: dict[str, tuple[list[str], list[str], list[str]]] = {}
             for processor in processors:
                 names = processor.features or (type(processor).__name__.lower(),)
@@ -181,14 +214,6 @@ class Help(Processor):
                 for name, (usages, descriptions, examples) in features.items()
             }
         return found
-
-    def all_features(self) -> dict[str, list[Feature]]:
-        """Features by name (several plugins may share a feature name)."""
-        merged: dict[str, list[Feature]] = {}
-        for features in self.features_by_plugin().values():
-            for name, feature in features.items():
-                merged.setdefault(name, []).append(feature)
-        return merged
 
     # -- commands -----------------------------------------------------------------------
 

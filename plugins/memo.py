@@ -21,7 +21,18 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, Text, and_, func, or_, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -76,15 +87,38 @@ class Memo(Base):
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-def for_sender(event: Event) -> ColumnElement[bool]:
-    """The condition selecting memos addressed to the event's sender: by nick on this
-    source, or to their account once they are authenticated as it (holding a nick linked
-    to an account does not show its memos)."""
-    by_nick = and_(Memo.to_source == event.source, Memo.to_nick == event.who.nick)
+# The statements made for a sender, built once (building one over CIText columns, and
+# its cache key, costs more than running it): each in two forms, memos by nick only and by
+# nick or account (`_for_sender`), with the sender's values bound as ``p_*`` parameters.
+_BY_NICK = and_(Memo.to_source == bindparam("p_source"), Memo.to_nick == bindparam("p_nick"))
+_BY_NICK_OR_ACCOUNT = or_(_BY_NICK, Memo.to_account_id == bindparam("p_account"))
+_WAITING = {
+    by_account: select(Memo)
+    .where(condition, Memo.delivered.is_(False))
+    .order_by(Memo.time, Memo.id)
+    .limit(bindparam("p_limit"))
+    for by_account, condition in ((False, _BY_NICK), (True, _BY_NICK_OR_ACCOUNT))
+}
+_UNNOTIFIED = {
+    by_account: select(Memo).where(condition, Memo.delivered.is_(False), Memo.notified.is_(False))
+    for by_account, condition in ((False, _BY_NICK), (True, _BY_NICK_OR_ACCOUNT))
+}
+_MINE = {
+    by_account: select(Memo).where(condition).order_by(Memo.time, Memo.id)
+    for by_account, condition in ((False, _BY_NICK), (True, _BY_NICK_OR_ACCOUNT))
+}
+
+
+def _for_sender(event: Event) -> tuple[bool, dict[str, Any]]:
+    """Which form of a sender's statement to use, and its parameters: memos addressed to
+    the event's sender by nick on this source, or to their account once they are
+    authenticated as it (holding a nick linked to an account does not show its memos)."""
+    params: dict[str, Any] = {"p_source": event.source, "p_nick": event.who.nick}
     account = proven_account(event)
-    if account is not None:
-        return or_(by_nick, Memo.to_account_id == account)
-    return by_nick
+    if account is None:
+        return False, params
+    params["p_account"] = account
+    return True, params
 
 
 def _count_waiting(condition: ColumnElement[bool]) -> Any:
@@ -95,6 +129,24 @@ def _count_waiting(condition: ColumnElement[bool]) -> Any:
         .where(condition, Memo.delivered.is_(False))
         .scalar_subquery()
     )
+
+
+# How many memos wait from a sender (by identity, or by source and nick without one) and
+# for a recipient (an account, or a nick), in one statement; keyed by (by identity, for an
+# account).
+_SENT_BY_IDENTITY = Memo.from_identity_id == bindparam("p_identity")
+_SENT_BY_NICK = and_(
+    Memo.from_source == bindparam("p_from_source"), Memo.from_nick == bindparam("p_from_nick")
+)
+_FOR_ACCOUNT = Memo.to_account_id == bindparam("p_account")
+_OVER_CAP = {
+    (by_identity, for_account): select(
+        _count_waiting(_SENT_BY_IDENTITY if by_identity else _SENT_BY_NICK),
+        _count_waiting(_FOR_ACCOUNT if for_account else _BY_NICK),
+    )
+    for by_identity in (False, True)
+    for for_account in (False, True)
+}
 
 
 @lru_cache(maxsize=8192)
@@ -317,15 +369,17 @@ class Tell(_MemoProcessor):
         thread."""
         if not (self.max_pending_from or self.max_pending_to):
             return None
+        params: dict[str, Any] = {}
         if event.identity is not None:
-            mine = Memo.from_identity_id == event.identity
+            params["p_identity"] = event.identity
         else:
-            mine = and_(Memo.from_source == event.source, Memo.from_nick == event.who.nick)
+            params.update(p_from_source=event.source, p_from_nick=event.who.nick)
         if recipient is not None:
-            theirs = Memo.to_account_id == recipient.id
+            params["p_account"] = recipient.id
         else:
-            theirs = and_(Memo.to_source == source, Memo.to_nick == who)
-        sent, waiting = session.execute(select(_count_waiting(mine), _count_waiting(theirs))).one()
+            params.update(p_source=source, p_nick=who)
+        statement = _OVER_CAP[event.identity is not None, recipient is not None]
+        sent, waiting = session.execute(statement, params).one()
         if self.max_pending_from and (sent or 0) >= self.max_pending_from:
             return (
                 f"You already have {self.max_pending_from} memos waiting to be delivered; "
@@ -398,12 +452,9 @@ class Deliver(_MemoProcessor):
         if not self.may_receive(event):
             return
         since = self.waiting.version()
-        memos = event.session.scalars(
-            select(Memo)
-            .where(for_sender(event), Memo.delivered.is_(False))
-            .order_by(Memo.time, Memo.id)
-            .limit(self.batch)
-        ).all()
+        by_account, params = _for_sender(event)
+        params["p_limit"] = self.batch
+        memos = event.session.scalars(_WAITING[by_account], params).all()
         if not memos:
             # Nothing waits (delivered elsewhere, or never there): nothing to look for
             # next time. Nothing was written, so there is no commit to wait for.
@@ -457,11 +508,8 @@ class Notify(_MemoProcessor):
             return
         if not self.may_receive(event):
             return
-        memos = event.session.scalars(
-            select(Memo).where(
-                for_sender(event), Memo.delivered.is_(False), Memo.notified.is_(False)
-            )
-        ).all()
+        by_account, params = _for_sender(event)
+        memos = event.session.scalars(_UNNOTIFIED[by_account], params).all()
         if not memos:
             return
         for memo in memos:
@@ -485,11 +533,8 @@ class Messages(_MemoProcessor):
     list_limit = IntOption("Memos 'my messages' lists at most (the newest).", 10, min=1)
 
     def _mine(self, event: Event) -> list[Memo]:
-        return list(
-            event.session.scalars(
-                select(Memo).where(for_sender(event)).order_by(Memo.time, Memo.id)
-            )
-        )
+        by_account, params = _for_sender(event)
+        return list(event.session.scalars(_MINE[by_account], params))
 
     @match(r"(?:my\s+)?(?:messages|memos)")
     def list_messages(self, event: Event) -> None:

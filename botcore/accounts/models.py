@@ -12,7 +12,16 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select, update
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -110,11 +119,18 @@ class AccountError(ValueError):
 
 # -- identities ------------------------------------------------------------------------
 
+# The lookups made for ordinary traffic, built once: building a statement over CIText
+# columns and working out its cache key cost several times what running it does.
+_FIND_IDENTITY = select(Identity).where(
+    Identity.source == bindparam("p_source"), Identity.identity == bindparam("p_identity")
+)
+_FIND_ACCOUNT = select(Account).where(Account.username == bindparam("p_username"))
+
 
 def find_identity(session: Session, source: str, identity: str) -> Identity | None:
     """The identity row for ``identity`` on ``source`` (ignoring case), or None."""
     return session.scalars(
-        select(Identity).where(Identity.source == source, Identity.identity == identity)
+        _FIND_IDENTITY, {"p_source": source, "p_identity": identity}
     ).one_or_none()
 
 
@@ -183,7 +199,7 @@ def unlink(session: Session, identity: Identity) -> None:
 def find_account(session: Session, username: str) -> Account | None:
     """The account called ``username`` (ignoring case, in NFKC), or None."""
     username = unicodedata.normalize("NFKC", username)
-    return session.scalars(select(Account).where(Account.username == username)).one_or_none()
+    return session.scalars(_FIND_ACCOUNT, {"p_username": username}).one_or_none()
 
 
 def acceptable_username(session: Session, username: str, account_id: int | None = None) -> str:
