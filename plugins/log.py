@@ -27,9 +27,10 @@ from typing import IO, Any
 
 from twisted.logger import Logger
 
+from botcore.db.behind import Behind, WritesBehind
 from botcore.event import Event, EventType, Response
 from botcore.options import BoolOption, FloatOption, IntOption, ModeOption, Option, TemplateOption
-from botcore.processor import Priority, Processor, handler, periodic
+from botcore.processor import Priority, handler
 from botcore.source import fold_on, is_channel_on, names_on
 
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -145,37 +146,14 @@ class LogFiles:
             handle.close()
 
 
-class Pending:
-    """Lines logged but not yet written: per file, in the order they were logged, with the
-    file's mode. Adding is a list append under a lock; `take` hands over everything at
-    once. ``writing`` is held by whoever writes a taken batch, so batches reach the files
-    in the order they were taken. Any thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.writing = threading.Lock()
-        self._lines: dict[Path, tuple[int, list[str]]] = {}
-        self.count = 0
-
-    def add(self, path: Path, mode: int, lines: list[str]) -> int:
-        """Keep ``lines`` for ``path``; how many lines are waiting now, in all."""
-        with self.lock:
-            entry = self._lines.get(path)
-            if entry is None:
-                self._lines[path] = (mode, lines)
-            else:
-                entry[1].extend(lines)
-            self.count += len(lines)
-            return self.count
-
-    def take(self) -> dict[Path, tuple[int, list[str]]]:
-        """Every waiting line (``path -> (mode, lines)``); none is waiting after."""
-        with self.lock:
-            batch, self._lines, self.count = self._lines, {}, 0
-        return batch
+def _more_lines(old: tuple[int, list[str]], new: tuple[int, list[str]]) -> tuple[int, list[str]]:
+    """A file's waiting lines and more: appended in place (a flush takes the lines it
+    writes out of the buffer first, see `Behind`)."""
+    old[1].extend(new[1])
+    return old
 
 
-class Log(Processor):
+class Log(WritesBehind):
     """Writes every message, action, notice, join, part, kick, quit and nick change, and the
     bot's replies, to log files."""
 
@@ -231,7 +209,8 @@ class Log(Processor):
         self._conversations: dict[str, set[str]] = {}
         self._unwritable: set[Path] = set()
         self._public_mode, self._private_mode = 0o644, 0o600
-        self.pending = Pending()
+        #: The lines not yet written: per file, its mode and lines in the order logged.
+        self.behind: Behind[Path, tuple[int, list[str]]] = Behind(_more_lines, keep=False)
         #: (source, conversation, day) -> its file (`file_for`).
         self._paths: dict[tuple[str, str, Any], Path] = {}
         #: (timestamp second, its text in the ``timestamp`` format).
@@ -255,25 +234,24 @@ class Log(Processor):
         self.files = LogFiles(self.max_open)
         self._paths = {}
 
+    #: Lines are written to files: no database session needed.
+    behind_session = False
+
     def shutdown(self) -> None:
-        # The bot stops, or the plugin is unloaded or reloaded: write what is waiting.
+        # The bot stops, or the plugin is unloaded or reloaded: write what is waiting (a
+        # next version shares what this one has not written, and writes it too).
         self._stopped = True
         self.flush()
         self.files.close()
 
-    @periodic(config_key="flush_interval")
-    def flush_lines(self, event: Event) -> None:
-        """Write the lines logged since the last flush. Worker thread."""
-        self.flush()
-
     def flush(self) -> None:
         """Write every waiting line to its file; a file that cannot be written is logged
         (once a day) and its lines dropped. Any thread."""
-        with self.pending.writing:
-            batch = self.pending.take()
-            if batch:
-                for path, error in self.files.write_many(batch):
-                    self._unwritable_now(path, error)
+        self.flush_behind(None)
+
+    def write_behind(self, event: Event | None, batch: dict[Path, tuple[int, list[str]]]) -> None:
+        for path, error in self.files.write_many(batch):
+            self._unwritable_now(path, error)
 
     def _unwritable_now(self, path: Path, error: OSError) -> None:
         with self._lock:
@@ -361,7 +339,7 @@ class Log(Processor):
         mode = self._public_mode if public else self._private_mode
         path = self.file_for(source, conversation, when)
         if self.flush_interval > 0 and not self._stopped:
-            if self.pending.add(path, mode, texts) >= self.max_buffered:
+            if self.behind.add(path, (mode, texts), len(texts)) >= self.max_buffered:
                 self.flush()
             return
         try:

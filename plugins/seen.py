@@ -12,34 +12,34 @@ each sighting at once."""
 
 from __future__ import annotations
 
-import threading
+import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
-    or_,
+    bindparam,
     select,
     union_all,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
-from twisted.logger import Logger
+from sqlalchemy.orm import Mapped, mapped_column
 
 from botcore.accounts import models as accounts
 from botcore.accounts.models import Identity
-from botcore.db.engine import mark_written
+from botcore.db.behind import Behind, WritesBehind
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, fold
 from botcore.db.upsert import Upsert
-from botcore.event import Event, EventType, Lifecycle, Sender
+from botcore.event import Event, EventType, Sender
 from botcore.humanize import ago
 from botcore.options import FloatOption
-from botcore.processor import Priority, Processor, handler, match, periodic
+from botcore.processor import Priority, Processor, handler, match
 from botcore.source import names_on
 
 #: The most of a message kept (and repeated) per sighting.
@@ -98,86 +98,87 @@ _RECORD = Upsert(
 )
 
 
-#: The bot's states after which no more sightings come: the last moment to write them.
-_FINAL = frozenset({Lifecycle.STOPPING, Lifecycle.STOPPED, Lifecycle.FAILED})
+def unwritten_named(unwritten: Behind[int, dict[str, Any]], source: str, nick: str) -> set[int]:
+    """The identities with an unwritten sighting as ``nick`` on ``source`` (compared as
+    the CIText columns compare)."""
+    source, nick = fold(source), fold(nick)
+    return {
+        values["identity_id"]
+        for values in unwritten.values()
+        if fold(values["nick"]) == nick and fold(values["source"]) == source
+    }
 
 
-class Sightings:
-    """The sightings not yet written: the newest of each identity (Sighting columns by
-    identity id). Recording one is a dictionary update under a lock; `flush` writes them
-    all in one statement of many rows. Any thread.
+# The statements of a "seen", built once (building one costs more than running it).
+_sightings = Base.metadata.tables[Sighting.__tablename__]
+_identities = Base.metadata.tables[Identity.__tablename__]
+_accounts = Base.metadata.tables[accounts.Account.__tablename__]
 
-    The dictionary and the locks are shared by every version of the plugin (a reload hands
-    them over, see `shared`), so that what the old version records after the hand-over
-    is written too, and two versions' flushes never overtake each other."""
 
-    def __init__(
-        self,
-        pending: dict[int, dict[str, Any]] | None = None,
-        lock: Any = None,
-        writing: Any = None,
-    ) -> None:
-        self.pending = {} if pending is None else pending
-        self.lock = threading.Lock() if lock is None else lock
-        #: Held for a whole flush: the one writing first commits first.
-        self.writing = threading.Lock() if writing is None else writing
-
-    def shared(self) -> tuple[dict[int, dict[str, Any]], Any, Any]:
-        """What the next version of the plugin takes over (plain objects, no class of
-        this module's)."""
-        return self.pending, self.lock, self.writing
-
-    def add(self, values: dict[str, Any]) -> None:
-        """Keep ``values`` (the columns of a Sighting) as its identity's newest."""
-        with self.lock:
-            self.pending[values["identity_id"]] = values
-
-    def __len__(self) -> int:
-        return len(self.pending)
-
-    def of(self, identities: set[int]) -> list[dict[str, Any]]:
-        """The unwritten sightings of these identities."""
-        with self.lock:
-            return [values for key, values in self.pending.items() if key in identities]
-
-    def named(self, source: str, nick: str) -> set[int]:
-        """The identities with an unwritten sighting as ``nick`` on ``source`` (compared
-        as the CIText columns compare)."""
-        source, nick = fold(source), fold(nick)
-        with self.lock:
-            found = list(self.pending.values())
-        return {
-            values["identity_id"]
-            for values in found
-            if fold(values["nick"]) == nick and fold(values["source"]) == source
-        }
-
-    def flush(self, session: Session) -> int:
-        """Write every unwritten sighting in one statement and commit; each is forgotten
-        only once committed, and only if no newer one of its identity came meanwhile (a
-        failure leaves them all for the next flush). Returns how many were written.
-        Worker thread."""
-        with self.writing:
-            with self.lock:
-                batch = dict(self.pending)
-            if not batch:
-                return 0
-            connection = session.connection()
-            connection.execute(
-                _RECORD.statement(connection.dialect.name),
-                [{f"p_{name}": value for name, value in row.items()} for row in batch.values()],
+def _who(anywhere: bool) -> Any:
+    """The identities meant by ``:who`` on ``:where`` (last seen as that nick there, or of
+    that name), every identity of their accounts and, ``anywhere``, of the account named
+    ``:username``: one branch per way in, each on its index (an OR of them, or a derived
+    table of the named ones, would keep the planners from the indexes)."""
+    s, i = _sightings.c, _identities.c
+    last_seen_as = (s.source == bindparam("where"), s.nick == bindparam("who"))
+    named = (i.source == bindparam("where"), i.identity == bindparam("who"))
+    other = _identities.alias("named")
+    branches: list[Any] = [
+        select(s.identity_id).where(*last_seen_as),
+        select(i.id).where(*named),
+        select(i.id).where(
+            i.account_id.in_(
+                select(other.c.account_id).where(
+                    other.c.source == bindparam("where"),
+                    other.c.identity == bindparam("who"),
+                    other.c.account_id.is_not(None),
+                )
             )
-            mark_written(session)
-            session.commit()
-            with self.lock:
-                for key, values in batch.items():
-                    if self.pending.get(key) is values:
-                        del self.pending[key]
-            return len(batch)
+        ),
+        select(i.id).where(
+            i.account_id.in_(
+                select(other.c.account_id)
+                .join(_sightings, s.identity_id == other.c.id)
+                .where(*last_seen_as, other.c.account_id.is_not(None))
+            )
+        ),
+    ]
+    if anywhere:
+        branches.append(
+            select(i.id).where(
+                i.account_id
+                == select(_accounts.c.id)
+                .where(_accounts.c.username == bindparam("username"))
+                .scalar_subquery()
+            )
+        )
+    return union_all(*branches)
 
 
-class Record(Processor):
-    """Records each sighting of each identity, written behind (see the module)."""
+_WHO_THERE = _who(anywhere=False)
+_WHO_ANYWHERE = _who(anywhere=True)
+#: Every identity of the accounts of the identities ``:ids``.
+_LINKED = select(_identities.c.id).where(
+    _identities.c.account_id.in_(
+        select(_identities.c.account_id).where(
+            _identities.c.id.in_(bindparam("ids", expanding=True)),
+            _identities.c.account_id.is_not(None),
+        )
+    )
+)
+#: The newest sighting of the identities ``:ids``.
+_NEWEST = (
+    select(*(_sightings.c[name] for name in _RECORD.columns))
+    .where(_sightings.c.identity_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_sightings.c.time.desc(), _sightings.c.id.desc())
+    .limit(1)
+)
+
+
+class Record(WritesBehind):
+    """Records each sighting of each identity, written behind (see the module): the
+    newest of each identity is kept, and all of them written in one statement."""
 
     usage = "(automatic) remembers when and where people were last seen"
     features = ("seen",)
@@ -186,7 +187,7 @@ class Record(Processor):
     priority = Priority.RECORD  # after the "seen" command has answered from the last one
     #: Every sighting is recorded, even of an event no other processor wants.
     observes = True
-    event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE, EventType.LIFECYCLE)
+    event_types = (EventType.MESSAGE, EventType.ACTION, EventType.STATE)
 
     flush_interval = FloatOption(
         "Seconds between writes of the sightings, each person's newest in one batch (also "
@@ -196,52 +197,21 @@ class Record(Processor):
         min=0,
     )
 
-    log = Logger()
-
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.sightings = Sightings()
+        #: identity id -> its newest unwritten sighting (Sighting columns).
+        self.behind: Behind[int, dict[str, Any]] = Behind()
 
-    def export_state(self) -> Any:
-        return self.sightings.shared()
-
-    def import_state(self, state: Any) -> None:
-        pending, lock, writing = state
-        # What this version recorded before the swap (nothing, normally) joins the rest.
-        with lock:
-            for key, values in self.sightings.pending.items():
-                pending.setdefault(key, values)
-        self.sightings = Sightings(pending, lock, writing)
-
-    def shutdown(self) -> None:
-        # Unloaded or reloaded (a stop has written them already, on its lifecycle event):
-        # write what is left, in the pool, with a session of its own.
-        if not len(self.sightings):
-            return
-        if self.bot.state in _FINAL:
-            self.log.warn(
-                "seen: {count} sighting(s) not written: the bot stopped before they were",
-                count=len(self.sightings),
-            )
-            return
-        self.bot.call_later(0, self._flush, Event("botcore", "seen"))
-
-    @periodic(config_key="flush_interval")
-    def flush(self, event: Event) -> None:
-        """Write the sightings recorded since the last flush. Worker thread."""
-        self._flush(event)
-
-    def _flush(self, event: Event) -> None:
-        if len(self.sightings):
-            self.sightings.flush(event.session)
+    def write_behind(self, event: Event | None, batch: dict[int, dict[str, Any]]) -> None:
+        assert event is not None
+        connection = event.session.connection()
+        connection.execute(
+            _RECORD.statement(connection.dialect.name),
+            [{f"p_{name}": value for name, value in row.items()} for row in batch.values()],
+        )
 
     @handler
     def record(self, event: Event) -> None:
-        if event.type == EventType.LIFECYCLE:
-            # The last moment before the plugins stop: nothing is said after it.
-            if event.data.get("state") in _FINAL:
-                self._flush(event)
-            return
         # The core's Identify has run: no identity means an anonymous sender (no sender,
         # or an id too long to store), of whom nothing can be kept.
         identity = event.identity
@@ -251,9 +221,8 @@ class Record(Processor):
         if values is None:
             return
         values.update(identity_id=identity, source=event.source, time=event.time)
-        self.sightings.add(values)
-        if self.flush_interval <= 0:
-            self._flush(event)
+        self.behind.add(identity, values)
+        self.added(event)
 
 
 class Seen(Processor):
@@ -268,67 +237,55 @@ class Seen(Processor):
         if who.casefold() in {name.casefold() for name in names_on(self.bot, where)}:
             event.addresponse("I'm right here")
             return
-        session = event.session
+        connection = event.session.connection()
         unwritten = self.unwritten()
         # Who is meant, in one statement: the identities last seen as that nick there,
-        # and those of that name.
+        # those of that name, every identity of their accounts, and (not asked about one
+        # source) of the account of that name.
+        parameters = {"where": where, "who": who}
+        if source is None:
+            parameters["username"] = unicodedata.normalize("NFKC", who)
         identities = set(
-            session.scalars(
-                union_all(
-                    select(Sighting.identity_id).where(
-                        Sighting.source == where, Sighting.nick == who
-                    ),
-                    select(Identity.id).where(Identity.source == where, Identity.identity == who),
-                )
-            )
+            connection.execute(_WHO_ANYWHERE if source is None else _WHO_THERE, parameters)
+            .scalars()
+            .all()
         )
         if unwritten is not None:
-            identities.update(unwritten.named(where, who))
-        account = accounts.find_account(session, who) if source is None else None
-        # Then every identity of their accounts (and of the account of that name), in one.
-        linked: list[ColumnElement[bool]] = []
+            # Seen as that nick only since the last write: their accounts' identities too.
+            new = unwritten_named(unwritten, where, who) - identities
+            if new:
+                identities |= new
+                identities.update(connection.execute(_LINKED, {"ids": list(new)}).scalars())
+        row: dict[str, Any] | None = None
         if identities:
-            linked.append(
-                Identity.account_id.in_(
-                    select(Identity.account_id).where(
-                        Identity.id.in_(identities), Identity.account_id.is_not(None)
-                    )
-                )
-            )
-        if account is not None:
-            linked.append(Identity.account_id == account.id)
-        if linked:
-            identities.update(session.scalars(select(Identity.id).where(or_(*linked))))
-        row = None
-        if identities:
-            row = session.scalars(
-                select(Sighting)
-                .where(Sighting.identity_id.in_(identities))
-                .order_by(Sighting.time.desc(), Sighting.id.desc())
-                .limit(1)
-            ).first()
+            found = connection.execute(_NEWEST, {"ids": list(identities)}).first()
+            row = None if found is None else dict(found._mapping)
         if identities and unwritten is not None:
             # Newer than what is written of the same identity: the newest of either wins.
-            for values in unwritten.of(identities):
-                if row is None or values["time"] >= row.time:
-                    row = Sighting(**values)
+            for values in unwritten.values():
+                if values["identity_id"] in identities and (
+                    row is None or values["time"] >= row["time"]
+                ):
+                    row = values
         if row is None:
             on = f" on {source}" if source else ""
             event.addresponse("I haven't seen %s%s", (who, on))
             return
         event.addresponse(self.describe(who, row))
 
-    def unwritten(self) -> Sightings | None:
+    def unwritten(self) -> Behind[int, dict[str, Any]] | None:
         """The sightings this plugin's Record has not written yet (None: it is not
         loaded)."""
         for processor in self.bot.loaded().get(self.name, ()):
             if isinstance(processor, Record):
-                return processor.sightings
+                return processor.behind
         return None
 
-    def describe(self, who: str, row: Sighting) -> str:
-        """``bob was last seen 3 hours ago on libera in #python saying 'hi'``."""
+    def describe(self, who: str, sighting: Mapping[str, Any]) -> str:
+        """``bob was last seen 3 hours ago on libera in #python saying 'hi'``, from the
+        columns of a Sighting."""
         now = self.bot.now()
+        row = SimpleNamespace(**sighting)
         name = who if row.nick.casefold() == who.casefold() else f"{who} (as {row.nick})"
         said = f"{name} was last seen {ago((now - row.time).total_seconds())} on {row.source}"
         place = f" in {row.channel}" if row.channel else ""

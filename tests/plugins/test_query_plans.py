@@ -264,6 +264,7 @@ class QueryPlanTests(Traffic):
             ]
             if found and not known:
                 scans[" ".join(statement.split())] = found
+        self.maxDiff = None
         self.assertEqual(scans, {})
 
 
