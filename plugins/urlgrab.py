@@ -53,9 +53,13 @@ _TRAILING = ".,;:!?'\""
 MAX_URLS_PER_MESSAGE = 5
 #: At most this many title fetches run at once; URLs beyond get no title.
 MAX_FETCHES = 8
-#: A source's URLs are counted against ``max_per_source`` once per this many messages
-#: with URLs there: counting every URL of a source reads them all, too much per message.
+#: A source's URLs are first counted against ``max_per_source`` after this many messages
+#: with URLs there (counting a source reads all its rows, too much for a message), and
+#: from then on in memory.
 SOURCE_CHECK_EVERY = 50
+#: The most conversations (and sources) whose URLs are counted in memory; past that the
+#: counts are forgotten and counted again from the database as they come.
+MAX_COUNTED = 10000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -82,6 +86,10 @@ class GrabbedURL(Base):
     url: Mapped[str] = mapped_column(CIText(2048))
     title: Mapped[str | None] = mapped_column(CIText(512), nullable=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+#: One URL recorded (built once: building costs more than running it).
+_INSERT = Base.metadata.tables[GrabbedURL.__tablename__].insert()
 
 
 def find_urls(text: str) -> list[str]:
@@ -137,7 +145,7 @@ class UrlGrab(Processor):
     max_per_source = IntOption(
         "The most URLs kept for one source (network) in all; past that its oldest are "
         "forgotten, so strangers cannot fill the database however many nicks they use "
-        "(checked every 50 messages with URLs there).",
+        "(first counted after 50 messages with URLs there).",
         50000,
         min=1,
     )
@@ -152,8 +160,12 @@ class UrlGrab(Processor):
         self.fetches: set[defer.Deferred[str | None]] = set()
         self._networks: tuple[Any, ...] = ()
         self._lock = threading.Lock()
-        #: source -> messages with URLs recorded there since its URLs were last counted.
-        self._since_counted: dict[str, int] = {}
+        #: How many URLs each conversation ((source, folded channel) -> count) and each
+        #: source (source -> count) keeps, at most: counted in the database once, then
+        #: kept up to date here (see `prune`).
+        self._counts: dict[Any, int] = {}
+        #: source -> messages with URLs there before its first count.
+        self._uncounted: dict[str, int] = {}
 
     def setup(self) -> None:
         networks = []
@@ -178,69 +190,95 @@ class UrlGrab(Processor):
             return
         # A private conversation's key (the correspondent) never looks like a channel
         # name, so what is said in private can only be asked about in private.
-        rows = []
-        for url in urls:
-            row = GrabbedURL(
-                source=event.source,
-                channel=event.channel or "",
-                sender_id=event.sender.id[:255],
-                nick=event.sender.nick[:255],
-                identity_id=event.identity,
-                account_id=proven_account(event),
-                connection=(event.sender.connection or "")[:255],
-                url=url[:2048],
-                time=event.time,
-            )
-            event.session.add(row)
-            rows.append(row)
-        event.session.flush()
-        ids = [row.id for row in rows]
-        self.prune(event)
+        sender = event.sender
+        common = {
+            "source": event.source,
+            "channel": event.channel or "",
+            "sender_id": sender.id[:255],
+            "nick": sender.nick[:255],
+            "identity_id": event.identity,
+            "account_id": proven_account(event),
+            "connection": (sender.connection or "")[:255],
+            "title": None,
+            "time": event.time,
+        }
+        rows = [{**common, "url": url[:2048]} for url in urls]
+        connection = event.session.connection()
+        fetch = self.fetch_titles and (event.public or self.title_private)
+        ids: list[int | None] = []
+        if fetch:
+            # Their ids, for the titles: one statement each (few URLs to a message).
+            for row in rows:
+                inserted = connection.execute(_INSERT, row).inserted_primary_key
+                ids.append(None if inserted is None else inserted[0])
+        else:
+            connection.execute(_INSERT, rows)
         mark_written(event.session)
-        if not self.fetch_titles or (not event.public and not self.title_private):
+        self.prune(event, len(rows))
+        if not fetch:
             return
         for url, row_id in zip(urls, ids, strict=True):
             if url.lower().startswith(("http://", "https://")):
                 self.bot.call_from_thread(self.start_fetch, event, url, row_id)
 
-    def prune(self, event: Event) -> None:
+    def prune(self, event: Event, added: int = 0) -> None:
         """Forget the oldest URLs of the event's conversation past
-        ``max_per_conversation`` (counted with the conversation's index at every message),
-        and of its source past ``max_per_source`` (counted once every
-        `SOURCE_CHECK_EVERY` messages with URLs on that source, which reads all its rows:
-        it may be passed by that many messages' URLs meanwhile). Worker thread."""
-        checks: list[tuple[tuple[ColumnElement[bool], ...], int]] = [
+        ``max_per_conversation`` and of its source past ``max_per_source``, ``added`` URLs
+        having just been recorded there. A conversation is counted in the database the
+        first time (which reads its index), a source after `SOURCE_CHECK_EVERY` messages
+        with URLs there (which reads all its rows: it may be passed by that many messages'
+        URLs meanwhile); from then on both are counted here: nothing is read until a count
+        passes its cap, and then only the excess oldest. (Rows deleted meanwhile by
+        anything else make the count here too high, never too low: a few more of the
+        oldest may be forgotten.) Worker thread."""
+        source, channel = event.source, event.channel or ""
+        # Keyed case-blind, as the channel column compares (near enough: a name spelled
+        # two ways NFKC folds alike would be counted twice, each too low).
+        checks: tuple[tuple[Any, tuple[ColumnElement[bool], ...], int], ...] = (
             (
-                (GrabbedURL.source == event.source, GrabbedURL.channel == (event.channel or "")),
+                (source, channel.casefold()),
+                (GrabbedURL.source == source, GrabbedURL.channel == channel),
                 self.max_per_conversation,
-            )
-        ]
-        with self._lock:
-            since = self._since_counted.get(event.source, 0) + 1
-            if since >= SOURCE_CHECK_EVERY:
-                since = 0
-                checks.append(((GrabbedURL.source == event.source,), self.max_per_source))
-            self._since_counted[event.source] = since
+            ),
+            (source, (GrabbedURL.source == source,), self.max_per_source),
+        )
         session = event.session
-        for where, cap in checks:
-            kept = session.scalar(select(func.count()).select_from(GrabbedURL).where(*where))
-            excess = int(kept or 0) - cap
-            if excess <= 0:
-                continue
-            # The ids first: MySQL takes no LIMIT in a DELETE's subquery.
-            oldest = session.scalars(
-                select(GrabbedURL.id)
-                .where(*where)
-                .order_by(GrabbedURL.time, GrabbedURL.id)
-                .limit(excess)
-            ).all()
-            session.execute(delete(GrabbedURL).where(GrabbedURL.id.in_(oldest)))
-            self.log.debug(
-                "source {source}: forgot the {count} oldest URLs (past {cap})",
-                source=event.source,
-                count=len(oldest),
-                cap=cap,
-            )
+        for key, where, cap in checks:
+            with self._lock:
+                kept = self._counts.get(key)
+                if kept is not None:
+                    kept = self._counts[key] = kept + added
+                elif key == source:
+                    since = self._uncounted.get(source, 0) + 1
+                    self._uncounted[source] = since
+                    if since < SOURCE_CHECK_EVERY:
+                        continue
+                    del self._uncounted[source]
+            if kept is None:
+                kept = int(
+                    session.scalar(select(func.count()).select_from(GrabbedURL).where(*where)) or 0
+                )
+            excess = kept - cap
+            if excess > 0:
+                # The ids first: MySQL takes no LIMIT in a DELETE's subquery.
+                oldest = session.scalars(
+                    select(GrabbedURL.id)
+                    .where(*where)
+                    .order_by(GrabbedURL.time, GrabbedURL.id)
+                    .limit(excess)
+                ).all()
+                session.execute(delete(GrabbedURL).where(GrabbedURL.id.in_(oldest)))
+                kept -= len(oldest)
+                self.log.debug(
+                    "source {source}: forgot the {count} oldest URLs (past {cap})",
+                    source=source,
+                    count=len(oldest),
+                    cap=cap,
+                )
+            with self._lock:
+                if key not in self._counts and len(self._counts) >= MAX_COUNTED:
+                    self._counts.clear()
+                self._counts[key] = kept
 
     def start_fetch(self, event: Event, url: str, row_id: int | None) -> defer.Deferred:
         """Fetch ``url``'s title; once found, say it in the event's conversation through the

@@ -4,7 +4,11 @@ votes that race for a new subject; on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import importlib
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, text
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -12,7 +16,6 @@ from zope.interface.verify import verifyObject
 from botcore.db.engine import make_engine, make_session_factory
 from botcore.event import Event, EventType, Message, Sender
 from botcore.interfaces import IChannelSource
-from botcore.plugins.karma import Karma, KarmaVote, change_karma
 from botcore.testing import (
     MemorySource,
     PluginTestCase,
@@ -22,7 +25,35 @@ from botcore.testing import (
 )
 
 
-class KarmaTests(PluginTestCase):
+def karma() -> Any:
+    """The karma module loaded now: a test that reloads the plugin replaces its models
+    (those imported before are no longer mapped)."""
+    return importlib.import_module("botcore.plugins.karma")
+
+
+class StoredMixin:
+    """Reads what is written."""
+
+    bot: Any
+
+    def stored(self) -> dict[str, tuple[int, int]]:
+        """The karma in the database: subject -> (score, votes)."""
+        # In SQL: a reload of the plugin replaces its model classes.
+        with self.bot.databases["main"].engine.connect() as connection:
+            votes = dict(
+                connection.execute(
+                    text("SELECT karma_id, COUNT(*) FROM karma_votes GROUP BY karma_id")
+                ).all()
+            )
+            return {
+                subject: (value, votes.get(karma_id, 0))
+                for karma_id, subject, value in connection.execute(
+                    text("SELECT id, subject, value FROM karma")
+                )
+            }
+
+
+class KarmaTests(StoredMixin, PluginTestCase):
     """Karma said in a channel."""
 
     load = ["karma"]
@@ -54,8 +85,11 @@ class KarmaTests(PluginTestCase):
         self.say("python++ (for list comprehensions)")
         self.say("python-- [the GIL]")
         self.assertEqual(self.score("python"), ["user: python has karma of 0"])
+        self.advance(self.processor("Set").flush_interval)  # written behind
         with self.bot.databases["main"].session_factory() as session:
-            reasons = session.scalars(select(KarmaVote.reason).order_by(KarmaVote.id)).all()
+            reasons = session.scalars(
+                select(karma().KarmaVote.reason).order_by(karma().KarmaVote.id)
+            ).all()
         self.assertEqual(reasons, ["for list comprehensions", "the GIL"])
 
     def test_case_insensitive(self):
@@ -115,14 +149,124 @@ class KarmaTests(PluginTestCase):
             ["admin: foo has no karma to forget"],
         )
         with self.bot.databases["main"].session_factory() as session:
-            self.assertEqual(session.scalars(select(KarmaVote)).all(), [])
+            self.assertEqual(session.scalars(select(karma().KarmaVote)).all(), [])
 
     def test_too_long(self):
         """A subject over 255 characters is refused with a reason."""
         self.assertResponseMatches("x" * 300 + "++", "too long for karma")
 
 
-backend_variants(KarmaTests, globals())
+class WriteThroughTests(KarmaTests):
+    """The same with flush_interval = 0: each vote written at once."""
+
+    plugin_config = {
+        "auth": {"grants": {"test:admin": "+karmaadmin"}},
+        "plugin:karma": {"flush_interval": "0"},
+    }
+
+    def test_written_at_once(self):
+        """A vote is in the database when its event is done."""
+        self.say("foo++")
+        self.assertEqual(self.stored(), {"foo": (1, 1)})
+
+
+class WriteBehindTests(StoredMixin, PluginTestCase):
+    """Votes are written behind, summed per subject in one batch per interval; a clean
+    stop, an unload and a reload lose none, and every read counts the unwritten ones."""
+
+    load = ["karma"]
+    public = True
+    plugin_config = {"auth": {"grants": {"test:admin": "+karmaadmin"}}}
+
+    def setUp(self):
+        super().setUp()
+        self.statements: list[tuple[str, int]] = []
+        engine = self.bot.databases["main"].engine
+
+        def executed(connection, cursor, statement, parameters, context, executemany):
+            if "karma" in statement and not statement.lstrip().startswith("SELECT"):
+                rows = len(parameters) if executemany else 1
+                self.statements.append((statement.split()[0], rows))
+
+        sa_event.listen(engine, "before_cursor_execute", executed)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
+
+    def interval(self) -> float:
+        return self.processor("Set").flush_interval
+
+    def test_written_behind(self):
+        """Votes are not written at once, but are counted; after the interval every
+        subject's sum is written in one statement and every vote in another."""
+        for vote in ("foo++", "foo++", "bar--", "Foo++ (again)"):
+            self.say(vote)
+        self.assertEqual((self.statements, self.stored()), ([], {}))
+        self.assertEqual(self.responses("botcore: karma for FOO"), ["user: FOO has karma of 3"])
+        self.assertEqual(self.responses("botcore: baz++"), ["user: baz now has karma of 1"])
+        self.assertEqual(self.responses("botcore: karmaladder"), ["user: foo: 3, baz: 1, bar: -1"])
+        self.advance(self.interval())
+        self.assertEqual(self.statements, [("INSERT", 3), ("INSERT", 5)])
+        self.assertEqual(self.stored(), {"foo": (3, 3), "bar": (-1, 1), "baz": (1, 1)})
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has karma of 3"])
+        self.advance(self.interval())
+        self.assertEqual(len(self.statements), 2, "nothing new, nothing written")
+
+    def test_read_adds_unwritten_to_written(self):
+        """A score is the written one plus the unwritten votes; the ladder ranks by that,
+        the written subjects the unwritten votes push down included."""
+        for vote in ("a++", "a++", "b++", "c++", "c++", "c++"):
+            self.say(vote)
+        self.advance(self.interval())
+        for vote in ("c--", "c--", "c--", "d++", "d++"):
+            self.say(vote)
+        self.assertEqual(self.responses("botcore: karma for c"), ["user: c has karma of 0"])
+        self.assertEqual(self.responses("botcore: karmaladder"), ["user: a: 2, d: 2, b: 1, c: 0"])
+        self.assertEqual(
+            self.responses("botcore: reverse karmaladder"), ["user: c: 0, b: 1, a: 2, d: 2"]
+        )
+
+    def test_forget_unwritten(self):
+        """Forgetting a subject forgets its unwritten votes too: none comes back."""
+        self.say("foo++")
+        self.assertSucceeds("botcore: forget karma for foo", sender="admin")
+        self.advance(self.interval())
+        self.assertEqual(self.stored(), {})
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has no karma"])
+
+    def test_clean_stop_loses_nothing(self):
+        """Votes not yet written when the bot stops are written before it stops."""
+        self.say("foo++")
+        self.say("bar++ (nice)")
+        self.restart()
+        self.assertEqual(self.stored(), {"foo": (1, 1), "bar": (1, 1)})
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has karma of 1"])
+
+    def test_reload_hands_over(self):
+        """A reload hands the unwritten votes to the new version, which writes them and
+        what the old one still records after the hand-over (an event still running)."""
+        self.say("foo++")
+        old = self.processor("Set")
+        self.successResultOf(self.bot.plugins.reload_plugin("karma"))
+        self.advance(0)
+        self.assertIsNot(self.processor("Set"), old)
+        old.vote(self.make_event("foo++", sender="late"))
+        self.assertEqual(self.responses("botcore: karma for foo"), ["user: foo has karma of 2"])
+        self.advance(self.interval())
+        self.assertEqual(self.stored(), {"foo": (2, 2)})
+        self.say("foo++")
+        self.restart()
+        self.assertEqual(self.stored(), {"foo": (3, 3)})
+
+    def test_unload_flushes(self):
+        """Unloading the plugin writes the votes it had not written."""
+        self.say("foo++")
+        self.bot.plugins.unload_plugin("karma")
+        self.advance(0)
+        self.assertEqual(self.stored(), {"foo": (1, 1)})
+
+
+for _case in (KarmaTests, WriteThroughTests, WriteBehindTests):
+    backend_variants(_case, globals())
+del _case  # trial would collect it as a test class a second time
 
 
 class WithFactoidTests(PluginTestCase):
@@ -290,13 +434,13 @@ class RaceTestsMixin:
         def vote(number, start):
             with factory() as session:
                 start()
-                change_karma(session, "Race", 1, f"test:voter{number}")
+                karma().change_karma(session, "Race", 1, f"test:voter{number}")
                 session.commit()
 
         self.assertEqual(at_once(20, vote), [])
         with factory() as session:
-            self.assertEqual(session.scalars(select(Karma.value)).all(), [20])
-            self.assertEqual(len(session.scalars(select(KarmaVote.id)).all()), 20)
+            self.assertEqual(session.scalars(select(karma().Karma.value)).all(), [20])
+            self.assertEqual(len(session.scalars(select(karma().KarmaVote.id)).all()), 20)
 
 
 for _prefix, _backend in (

@@ -171,7 +171,7 @@ class CapTests(PluginTestCase):
 
     def test_per_source(self) -> None:
         """A source keeps its newest max_per_source URLs over all its conversations,
-        counted once every SOURCE_CHECK_EVERY messages with URLs there."""
+        first counted after SOURCE_CHECK_EVERY messages with URLs there, then at each."""
         from botcore.plugins.urlgrab import SOURCE_CHECK_EVERY
 
         for n in range(SOURCE_CHECK_EVERY - 1):
@@ -186,6 +186,43 @@ class CapTests(PluginTestCase):
                 for n in range(SOURCE_CHECK_EVERY - 5, SOURCE_CHECK_EVERY - 1)
             ]
             + ["http://b.example/last"],
+        )
+        self.say("http://b.example/next", channel="#c1")
+        self.assertEqual(
+            [url for _, url in self.kept()][-2:],
+            ["http://b.example/last", "http://b.example/next"],
+        )
+        self.assertEqual(len(self.kept()), 5)
+
+    def test_counted_once(self) -> None:
+        """A conversation is counted in the database once; then its count is kept in
+        memory, and only an excess reads the table again."""
+        statements: list[str] = []
+        engine = self.bot.databases["main"].engine
+
+        def executed(connection, cursor, statement, *args):
+            if "count(" in statement.lower():
+                statements.append(statement)
+
+        from sqlalchemy import event as sa_event
+
+        sa_event.listen(engine, "before_cursor_execute", executed)
+        self.addCleanup(sa_event.remove, engine, "before_cursor_execute", executed)
+        for n in range(4):
+            self.say(f"http://d.example/{n}")
+        self.assertEqual(len(statements), 1, "one count of the channel")
+        self.assertEqual(
+            [url for _, url in self.kept()], [f"http://d.example/{n}" for n in (1, 2, 3)]
+        )
+
+    def test_counts_across_restarts(self) -> None:
+        """After a restart the counts start from what the database holds."""
+        for n in range(3):
+            self.say(f"http://e.example/{n}")
+        self.restart()
+        self.say("http://e.example/3")
+        self.assertEqual(
+            [url for _, url in self.kept()], [f"http://e.example/{n}" for n in (1, 2, 3)]
         )
 
     def test_one_message_past_the_cap(self) -> None:
