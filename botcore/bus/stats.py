@@ -77,7 +77,9 @@ class BusStats:
         self.processors: dict[str, Tally] = {}
         self.reactors: dict[str, ReactorTally] = {}
         self.filters: dict[str, FilterTally] = {}
-        self._names: dict[Any, str] = {}
+        # Each step (a processor, a hook's name) -> its tally in ``processors``: one
+        # look-up a step. A reloaded processor's name finds the tally of the old one.
+        self._tallies: dict[Any, Tally] = {}
 
     def record(
         self,
@@ -99,18 +101,11 @@ class BusStats:
     def record_steps(self, steps: Iterable[tuple[Any, str, float]]) -> bool:
         """Count each step, (processor or name, outcome, seconds); whether one failed."""
         failed = False
-        processors = self.processors
-        names = self._names
+        tallies = self._tallies
         for who, outcome, spent in steps:
-            name = names.get(who)
-            if name is None:
-                name = _step_name(who)
-                if len(names) > 10000:  # old processors of many reloads
-                    names.clear()
-                names[who] = name
-            found = processors.get(name)
+            found = tallies.get(who)
             if found is None:
-                found = processors[name] = Tally()
+                found = self._tally_of(who)
             found.seen += 1
             found.seconds += spent
             if outcome is HANDLED:
@@ -119,6 +114,16 @@ class BusStats:
                 found.failed += 1
                 failed = True
         return failed
+
+    def _tally_of(self, who: Any) -> Tally:
+        name = _step_name(who)
+        found = self.processors.get(name)
+        if found is None:
+            found = self.processors[name] = Tally()
+        if len(self._tallies) > 10000:  # old processors of many reloads
+            self._tallies.clear()
+        self._tallies[who] = found
+        return found
 
     def reactor(self, name: str) -> ReactorTally:
         """The counts of reactor ``name`` (made on first use)."""
