@@ -387,34 +387,42 @@ def prefill(engine: Any, source: str, rows: int, speakers: list[str], now: datet
 
 class StepTimes:
     """The wall and CPU (thread) time each processor's steps took, summed per processor,
-    while ``on``. Wraps the dispatcher's run of one step (the processor and the commit
-    after it), so the database's cost is the processor's; where the dispatcher has no
-    such method, each processor's ``process`` (then without its commit)."""
+    between `start` and `stop` (and nothing is wrapped outside them). Wraps the
+    dispatcher's run of one step (the processor and the commit after it), so the
+    database's cost is the processor's; where the dispatcher has no such method, each
+    processor's ``process`` (then without its commit)."""
 
     def __init__(self, dispatcher: Any) -> None:
-        self.on = False
+        self.dispatcher = dispatcher
         self.totals: list[dict[Any, list[float]]] = []
         self._local = threading.local()
+        self._wrapped: list[Any] = []
         self.with_commit = hasattr(dispatcher, "_thd_run")
+
+    def start(self) -> None:
+        dispatcher = self.dispatcher
         if self.with_commit:
             original = dispatcher._thd_run
 
             def run_step(event: Any, function: Any, args: Any, kw: Any, who: Any) -> Any:
-                if not self.on:
-                    return original(event, function, args, kw, who)
                 return self._timed(who, original, event, function, args, kw, who)
 
             dispatcher._thd_run = run_step
+            self._wrapped = [dispatcher]
         else:
             for processor in dispatcher.chain:
                 self._wrap(processor)
+            self._wrapped = list(dispatcher.chain)
+
+    def stop(self) -> None:
+        for wrapped in self._wrapped:
+            del wrapped.__dict__["_thd_run" if self.with_commit else "process"]
+        self._wrapped = []
 
     def _wrap(self, processor: Any) -> None:
         original = processor.process
 
         def process(event: Any) -> Any:
-            if not self.on:
-                return original(event)
             return self._timed(processor, original, event)
 
         processor.process = process
@@ -571,9 +579,9 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int, rows: int)
         # The per-processor table comes from a run of its own: timing every step costs
         # the process about a tenth more CPU, which the figures above must not include.
         if args.table_events:
-            steps.on = True
+            steps.start()
             await Load(source.dispatch, talks, args.table_events, args.inflight).run()
-            steps.on = False
+            steps.stop()
         await bot.stopService()
     return {
         "chain": chain,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
@@ -53,6 +54,8 @@ _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 #: The source of the bot's own events (lifecycle, periodic).
 _OWN_SOURCE = "botcore"
+#: The keyword arguments of a step that takes none (one, read-only, for every step).
+_NO_KEYWORDS: Mapping[str, Any] = MappingProxyType({})
 
 #: What `Dispatcher.route` sends for a True or False reply no processor worded (the core
 #: Address processor words them, in its configured phrases).
@@ -996,14 +999,17 @@ class Dispatcher(BackgroundOptions, Service):
         begun = clock()
         if work is not None:
             steps = work.steps = []
+            record = steps.append
+            monitors = self.monitors  # replaced whole: this event's steps tell these
+            thd_run = self._thd_run
 
             def run(event: Event, function: Any, args: Any, kw: Any, who: Any) -> None:
                 work.step = who
                 started = clock()
-                outcome = self._thd_run(event, function, args, kw, who)
+                outcome = thd_run(event, function, args, kw, who)
                 seconds = clock() - started
-                steps.append((who, outcome, seconds))
-                for monitor in self.monitors:
+                record((who, outcome, seconds))
+                for monitor in monitors:
                     monitor.step_done(who, seconds, outcome == FAILED)
 
         pre, post = chain.hooks(event.type)
@@ -1012,14 +1018,14 @@ class Dispatcher(BackgroundOptions, Service):
                 function, args, kw = call
                 run(event, function, args, kw, getattr(function, "__qualname__", "call"))
             for name, hook in pre:
-                run(event, hook, (), {}, name)
+                run(event, hook, (), _NO_KEYWORDS, name)
             for step in chain.steps(event.type):
                 if isinstance(step, MatchRun):
-                    step.run(event, lambda p: run(event, p.process, (), {}, p))
+                    step.run(event, lambda p: run(event, p.process, (), _NO_KEYWORDS, p))
                 elif step.accepts(event):
-                    run(event, step.process, (), {}, step)
+                    run(event, step.process, (), _NO_KEYWORDS, step)
             for name, hook in post:
-                run(event, hook, (), {}, name)
+                run(event, hook, (), _NO_KEYWORDS, name)
         finally:
             self._thd_discard_session(event)
             if work is not None:
@@ -1048,7 +1054,10 @@ class Dispatcher(BackgroundOptions, Service):
         while True:
             committing = False
             try:
-                function(event, *args, **kw)
+                if args or kw:
+                    function(event, *args, **kw)
+                else:
+                    function(event)
                 if event.has_session:
                     if self._commits_closed and event.source != _OWN_SOURCE:
                         self._thd_refuse_commit(event, replies, who)
