@@ -21,7 +21,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +36,10 @@ from botcore.source import fold_on, is_channel_on, names_on
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 #: The longest path component made of a name, in UTF-8 bytes (file systems allow 255).
 MAX_PART = 100
+#: The most channel names of one source remembered a day as having their file (more are
+#: looked at afresh each time, which is only slower).
+_ADMITTED_KEPT = 4096
+
 #: Where a source's conversations beyond ``max_conversations`` a day are logged: a name
 #: no IRC nick or channel can have (they cannot hold a comma).
 OVERFLOW = ",overflow"
@@ -205,8 +209,11 @@ class Log(WritesBehind):
         self.files = LogFiles(64)
         self._lock = threading.Lock()
         #: The day (YYYY-MM-DD) the counts are of, and each source's conversations then.
-        self._day = ""
+        self._day: date | None = None
+        # Per source, that day: the file names (`safe_part`) given out, and the channels
+        # known to have one (so that a channel's every line needs no `safe_part`).
         self._conversations: dict[str, set[str]] = {}
+        self._admitted: dict[str, set[str]] = {}
         self._unwritable: set[Path] = set()
         self._public_mode, self._private_mode = 0o644, 0o600
         #: The lines not yet written: per file, its mode and lines in the order logged.
@@ -291,17 +298,22 @@ class Log(WritesBehind):
     def conversation_for(self, source: str, channel: str, when: datetime) -> str:
         """The conversation ``channel``'s lines are logged as: itself, or `OVERFLOW` when
         ``source`` has had its ``max_conversations`` others that day. Any thread."""
-        day, part = f"{when:%Y-%m-%d}", safe_part(channel)
+        day = when.date()
         with self._lock:
             if day != self._day:
-                self._day, self._conversations = day, {}
+                self._day, self._conversations, self._admitted = day, {}, {}
                 self._unwritable.clear()
-            seen = self._conversations.setdefault(source, set())
-            if part in seen:
+            admitted = self._admitted.setdefault(source, set())
+            if channel in admitted:
                 return channel
-            if len(seen) >= self.max_conversations:
-                return OVERFLOW
-            seen.add(part)
+            seen = self._conversations.setdefault(source, set())
+            part = safe_part(channel)
+            if part not in seen:
+                if len(seen) >= self.max_conversations:
+                    return OVERFLOW
+                seen.add(part)
+            if len(admitted) < _ADMITTED_KEPT:
+                admitted.add(channel)
             return channel
 
     def stamp(self, when: datetime) -> str:

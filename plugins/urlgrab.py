@@ -109,6 +109,13 @@ def find_urls(text: str) -> list[str]:
     return found
 
 
+def _scope(source: str, channel: str | None) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a source's rows, or of one conversation's (``channel``)."""
+    if channel is None:
+        return (GrabbedURL.source == source,)
+    return (GrabbedURL.source == source, GrabbedURL.channel == channel)
+
+
 class UrlGrab(Processor):
     """Records the URLs said in channels and (with ``fetch_titles``) posts page titles."""
 
@@ -233,17 +240,14 @@ class UrlGrab(Processor):
         oldest may be forgotten.) Worker thread."""
         source, channel = event.source, event.channel or ""
         # Keyed case-blind, as the channel column compares (near enough: a name spelled
-        # two ways NFKC folds alike would be counted twice, each too low).
-        checks: tuple[tuple[Any, tuple[ColumnElement[bool], ...], int], ...] = (
-            (
-                (source, channel.casefold()),
-                (GrabbedURL.source == source, GrabbedURL.channel == channel),
-                self.max_per_conversation,
-            ),
-            (source, (GrabbedURL.source == source,), self.max_per_source),
+        # two ways NFKC folds alike would be counted twice, each too low). The conditions
+        # are built only for a statement: building them costs more than the counting.
+        checks: tuple[tuple[Any, bool, int], ...] = (
+            ((source, channel.casefold()), True, self.max_per_conversation),
+            (source, False, self.max_per_source),
         )
         session = event.session
-        for key, where, cap in checks:
+        for key, by_channel, cap in checks:
             with self._lock:
                 kept = self._counts.get(key)
                 if kept is not None:
@@ -254,12 +258,15 @@ class UrlGrab(Processor):
                     if since < SOURCE_CHECK_EVERY:
                         continue
                     del self._uncounted[source]
+            where: tuple[ColumnElement[bool], ...] = ()
             if kept is None:
+                where = _scope(source, channel if by_channel else None)
                 kept = int(
                     session.scalar(select(func.count()).select_from(GrabbedURL).where(*where)) or 0
                 )
             excess = kept - cap
             if excess > 0:
+                where = where or _scope(source, channel if by_channel else None)
                 # The ids first: MySQL takes no LIMIT in a DELETE's subquery.
                 oldest = session.scalars(
                     select(GrabbedURL.id)
