@@ -19,7 +19,7 @@ import threading
 import unicodedata
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -30,15 +30,16 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from botcore.accounts import models as accounts
 from botcore.accounts.identify import proven_account
-from botcore.accounts.models import Account
+from botcore.accounts.models import Account, Identity
 from botcore.db.engine import mark_written
 from botcore.db.models import Base
 from botcore.db.types import CIText, UTCDateTime, fold
@@ -92,13 +93,22 @@ class Memo(Base):
 # nick or account (`_for_sender`), with the sender's values bound as ``p_*`` parameters.
 _BY_NICK = and_(Memo.to_source == bindparam("p_source"), Memo.to_nick == bindparam("p_nick"))
 _BY_NICK_OR_ACCOUNT = or_(_BY_NICK, Memo.to_account_id == bindparam("p_account"))
+# What a delivery says of each memo, as columns (loading whole objects, then writing
+# each one back, costs more than the statements).
 _WAITING = {
-    by_account: select(Memo)
+    by_account: select(Memo.id, Memo.from_nick, Memo.memo, Memo.private, Memo.time)
     .where(condition, Memo.delivered.is_(False))
     .order_by(Memo.time, Memo.id)
     .limit(bindparam("p_limit"))
     for by_account, condition in ((False, _BY_NICK), (True, _BY_NICK_OR_ACCOUNT))
 }
+_INSERT = insert(Memo)
+_DELIVERED = (
+    update(Memo)
+    .where(Memo.id.in_(bindparam("p_ids", expanding=True)))
+    .values(delivered=True)
+    .execution_options(synchronize_session=False)
+)
 _UNNOTIFIED = {
     by_account: select(Memo).where(condition, Memo.delivered.is_(False), Memo.notified.is_(False))
     for by_account, condition in ((False, _BY_NICK), (True, _BY_NICK_OR_ACCOUNT))
@@ -147,6 +157,22 @@ _OVER_CAP = {
     for by_identity in (False, True)
     for for_account in (False, True)
 }
+
+
+# The account a memo for (source, nick) goes to, in one statement: that identity's
+# account, else the account of that name (`Tell._recipient`).
+_RECIPIENT = select(
+    func.coalesce(
+        select(Identity.account_id)
+        .where(
+            Identity.source == bindparam("p_source"),
+            Identity.identity == bindparam("p_identity"),
+            Identity.account_id.is_not(None),
+        )
+        .scalar_subquery(),
+        select(Account.id).where(Account.username == bindparam("p_username")).scalar_subquery(),
+    )
+)
 
 
 @lru_cache(maxsize=8192)
@@ -211,11 +237,15 @@ class Waiting:
                 state["accounts"].add(account)
             state["version"] += 1
 
-    def add_after_commit(self, session: Session, memo: Memo) -> None:
-        """Add the recipient of ``memo`` once ``session`` has committed it (before, a
+    def add_after_commit(
+        self, session: Session, source: str | None, nick: str | None, account: int | None
+    ) -> None:
+        """Add the recipient of a memo just left in ``session`` (to ``source`` and
+        ``nick``, or to ``account``) once the session has committed it (before, a
         delivery that did not see it yet could remove them again)."""
-        recipient = (memo.to_source, memo.to_nick, memo.to_account_id)
-        sa_event.listen(session, "after_commit", lambda s: self.add(*recipient), once=True)
+        sa_event.listen(
+            session, "after_commit", lambda s: self.add(source, nick, account), once=True
+        )
 
     def remove(self, source: str, nick: str, account: int | None, since: int) -> None:
         """The sender has no memo waiting any more, as a query begun at version ``since``
@@ -263,6 +293,17 @@ class Waiting:
             state["ready"] = True
 
 
+class _Said(Protocol):
+    """What describing a memo reads of it (a `Memo`, or a row of its columns)."""
+
+    @property
+    def from_nick(self) -> str: ...
+    @property
+    def memo(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+
+
 class _MemoProcessor(Processor):
     """Shared by the memo processors: permissions and how a memo is described."""
 
@@ -285,7 +326,7 @@ class _MemoProcessor(Processor):
     def now(self) -> datetime:
         return self.bot.now()
 
-    def describe(self, memo: Memo) -> str:
+    def describe(self, memo: _Said) -> str:
         return (
             f"{memo.from_nick} said {ago((self.now() - memo.time).total_seconds())}: {memo.memo}"
         )
@@ -341,28 +382,32 @@ class Tell(_MemoProcessor):
         if refusal is not None:
             event.addresponse(refusal)
             return
-        memo = Memo(
-            from_source=event.source,
-            from_nick=event.who.nick,
-            from_identity_id=event.identity,
-            memo=text,
-            private=how.lower() in ("pm", "privmsg", "msg"),
-            time=event.time,
+        to_source, to_nick = (None, None) if recipient is not None else (source, who)
+        session.connection().execute(
+            _INSERT,
+            {
+                "from_source": event.source,
+                "from_nick": event.who.nick,
+                "from_identity_id": event.identity,
+                "to_source": to_source,
+                "to_nick": to_nick,
+                "to_account_id": recipient,
+                "memo": text,
+                "private": how.lower() in ("pm", "privmsg", "msg"),
+                "time": event.time,
+                "delivered": False,
+                "notified": False,
+            },
         )
-        if isinstance(recipient, Account):
-            memo.to_account_id = recipient.id
-        else:
-            memo.to_source, memo.to_nick = source, who
-        session.add(memo)
         mark_written(session)
         waiting = self.waiting_of()
         if waiting is not None:
-            waiting.add_after_commit(session, memo)
+            waiting.add_after_commit(session, to_source, to_nick, recipient)
         where = "" if source == event.source else f" on {source}"
         event.addresponse("Okay, I'll tell %s%s", (who, where))
 
     def _over_cap(
-        self, event: Event, session: Session, source: str, who: str, recipient: Account | None
+        self, event: Event, session: Session, source: str, who: str, recipient: int | None
     ) -> str | None:
         """Why a new memo would be one too many (the sender's or the recipient's memos
         waiting undelivered at their cap), or None. Both counts in one statement. Worker
@@ -375,11 +420,11 @@ class Tell(_MemoProcessor):
         else:
             params.update(p_from_source=event.source, p_from_nick=event.who.nick)
         if recipient is not None:
-            params["p_account"] = recipient.id
+            params["p_account"] = recipient
         else:
             params.update(p_source=source, p_nick=who)
         statement = _OVER_CAP[event.identity is not None, recipient is not None]
-        sent, waiting = session.execute(statement, params).one()
+        sent, waiting = session.connection().execute(statement, params).one()
         if self.max_pending_from and (sent or 0) >= self.max_pending_from:
             return (
                 f"You already have {self.max_pending_from} memos waiting to be delivered; "
@@ -392,13 +437,16 @@ class Tell(_MemoProcessor):
             )
         return None
 
-    def _recipient(self, session: Session, source: str, who: str) -> Account | None:
-        """The account a memo for ``who`` on ``source`` goes to: the account of that
-        identity, else the account of that name; None for a plain nick."""
-        identity = accounts.find_identity(session, source, who)
-        if identity is not None and identity.account_id is not None:
-            return session.get(Account, identity.account_id)
-        return accounts.find_account(session, who)
+    def _recipient(self, session: Session, source: str, who: str) -> int | None:
+        """The id of the account a memo for ``who`` on ``source`` goes to: the account of
+        that identity, else the account of that name; None for a plain nick."""
+        params = {
+            "p_source": source,
+            "p_identity": who,
+            "p_username": unicodedata.normalize("NFKC", who),
+        }
+        found = session.connection().execute(_RECIPIENT, params).scalar()
+        return None if found is None else int(found)
 
 
 class Deliver(_MemoProcessor):
@@ -454,7 +502,8 @@ class Deliver(_MemoProcessor):
         since = self.waiting.version()
         by_account, params = _for_sender(event)
         params["p_limit"] = self.batch
-        memos = event.session.scalars(_WAITING[by_account], params).all()
+        connection = event.session.connection()
+        memos = connection.execute(_WAITING[by_account], params).all()
         if not memos:
             # Nothing waits (delivered elsewhere, or never there): nothing to look for
             # next time. Nothing was written, so there is no commit to wait for.
@@ -468,8 +517,8 @@ class Deliver(_MemoProcessor):
         private_target = {"target": event.sender.nick, "address": False}
         said = 0
         moved = 0
+        connection.execute(_DELIVERED, {"p_ids": [memo.id for memo in memos]})
         for memo in memos:
-            memo.delivered = True
             text = self.describe(memo)
             if memo.private or not event.public:
                 event.addresponse(text, **private_target, processed=False)
