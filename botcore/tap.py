@@ -6,11 +6,12 @@ configuration), SIGTERM/SIGINT (drain, then exit 0) and the bot's exit status.""
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.error import ReactorNotRunning
@@ -108,6 +109,7 @@ class TwistdBot(Bot):
 
     def startService(self) -> Any:
         d = super().startService()
+        d.addBoth(resume_collector)
         if self.daemon and self.start_failure is not None:
             raise StartFailed(self.start_failure)
         return d
@@ -116,6 +118,21 @@ class TwistdBot(Bot):
         message = failure.getErrorMessage().strip().splitlines()
         self.start_failure = message[0] if message else str(failure.type)
         super()._start_failed(failure)
+
+
+_T = TypeVar("_T")
+
+
+def resume_collector(result: _T) -> _T:
+    """Once the bot has started (or failed to), resume Python's cyclic garbage collector
+    if it is paused (the twistd dropin pauses it for the start), after freezing what the
+    start made (`gc.freeze`: it lives as long as the process, so no collection needs to
+    look at it again, and the first one after the start is not a full one); returns
+    ``result``. Does nothing when the collector runs (tests, other runners)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+    return result
 
 
 def daemonises(options: usage.Options) -> bool:

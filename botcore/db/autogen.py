@@ -17,7 +17,7 @@ from alembic.autogenerate import renderers
 from alembic.operations import ops
 from sqlalchemy import Index, MetaData, Table, UniqueConstraint
 
-from botcore.db import types
+from botcore.db import models, types
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,10 @@ def rewrite(context: Any, revision: Any, directives: list[Any]) -> None:
                 rewritten.append(operation)
                 continue
             operation.columns = [c for c in operation.columns if not _over_citext(c)]
+            if models.is_model_table(table):
+                # A model's table carries its MariaDB options only when created there.
+                for key, value in models.MYSQL_TABLE_OPTIONS.items():
+                    operation.kw.setdefault(key, value)
             rewritten.append(operation)
             rewritten.extend(KeyedOp.of(item) for item in _originals(table))
         elif isinstance(operation, ops.ModifyTableOps):

@@ -25,8 +25,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-#: Options every table gets on MariaDB/MySQL: InnoDB, utf8mb4, and a binary collation so
-#: plain strings compare case-sensitively as they do on SQLite and PostgreSQL.
+#: Options every model's table gets on MariaDB/MySQL: InnoDB, utf8mb4, and a binary
+#: collation so plain strings compare case-sensitively as they do on SQLite and PostgreSQL.
+#: Given only where they matter (`mysql_options`): SQLAlchemy checks ``mysql_*`` options
+#: against its MySQL dialect, importing it, which a bot on SQLite should not pay for.
 MYSQL_TABLE_OPTIONS = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
@@ -56,9 +58,28 @@ class Base(DeclarativeBase):
             raise
         table = cls.__dict__.get("__table__")
         if table is not None:
-            for key, value in MYSQL_TABLE_OPTIONS.items():
-                table.dialect_kwargs.setdefault(key, value)
+            event.listen(table, "before_create", _before_create_table)
             types.index_by_key(table)
+
+
+def mysql_options(table: Table) -> None:
+    """Give ``table`` the `MYSQL_TABLE_OPTIONS` it does not have yet (this imports
+    SQLAlchemy's MySQL dialect)."""
+    for key, value in MYSQL_TABLE_OPTIONS.items():
+        table.dialect_kwargs.setdefault(key, value)
+
+
+def is_model_table(table: Table) -> bool:
+    """Whether ``table`` is a model's on `Base`, which gets `MYSQL_TABLE_OPTIONS` when it
+    is created on MariaDB/MySQL (and in a revision botcore-db writes, `botcore.db.autogen`)."""
+    return event.contains(table, "before_create", _before_create_table)
+
+
+def _before_create_table(table: Table, connection: Any, **kw: Any) -> None:
+    # Before CREATE TABLE (metadata.create_all, table.create) on MariaDB/MySQL, where the
+    # dialect is loaded anyway; migrations spell the options out themselves.
+    if connection.dialect.name in ("mysql", "mariadb"):
+        mysql_options(table)
 
 
 @event.listens_for(Base.metadata, "before_create")

@@ -3,6 +3,7 @@ glue: log level, signals and exit status."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import re
@@ -32,7 +33,7 @@ from botcore.loading.reloader import Reloader
 from botcore.options import Option, options_of
 from botcore.settings import BotSection, LoggingSection, read_config
 from botcore.source import SourceSection
-from botcore.tap import Options, ProcessControl, makeService
+from botcore.tap import Options, ProcessControl, makeService, resume_collector
 from botcore.testing import InlineReactor, free_port
 
 GOOD = """\
@@ -87,10 +88,26 @@ class OptionsTests(SynchronousTestCase):
         self.files = ConfigFiles(self)
 
     def test_dropin(self) -> None:
-        """``twistd botcore`` is available: the dropin names this module's options."""
+        """``twistd botcore`` is available: the dropin names this module's options, and
+        getting them pauses the garbage collector for the start."""
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         self.assertIn("botcore", makers)
+        self.addCleanup(gc.enable)
         self.assertIs(makers["botcore"].options, Options)
+        self.assertFalse(gc.isenabled())
+
+    def test_resume_collector(self) -> None:
+        """Once started, a collector paused for the start runs again, with what the start
+        made frozen; a running one is left alone."""
+        self.addCleanup(gc.enable)
+        self.addCleanup(gc.unfreeze)
+        result = object()
+        self.assertIs(resume_collector(result), result)
+        self.assertEqual(gc.get_freeze_count(), 0)
+        gc.disable()
+        self.assertIs(resume_collector(result), result)
+        self.assertTrue(gc.isenabled())
+        self.assertGreater(gc.get_freeze_count(), 0)
 
     def test_usage_documents_options(self) -> None:
         """``--help`` lists --config (default bot.ini), --local and --check."""

@@ -227,6 +227,39 @@ class RevisionTests(SynchronousTestCase):
                 connection.execute(text("SELECT count(*) FROM revision_probe")).scalar(), 0
             )
 
+    def test_autogenerate_model_mysql_options(self) -> None:
+        """A new model's table is written with its MariaDB options (InnoDB, utf8mb4,
+        binary collation) though the revision is written on SQLite."""
+        from sqlalchemy import Column, Integer
+
+        from botcore.db.models import Base, forget_models
+
+        engine = make_engine(fresh_database(self, "sqlite"))
+        self.addCleanup(engine.dispose)
+        migrate.upgrade(engine)
+
+        class RevisionModel(Base):
+            __tablename__ = "revision_model"
+            id = Column(Integer, primary_key=True)
+
+        self.addCleanup(forget_models, RevisionModel.__module__)
+        folder = Path(self.mktemp()).absolute()
+        folder.mkdir()
+        [path] = migrate.revision(
+            engine,
+            "add revision model",
+            metadata=Reloader().import_models(),
+            version_path=folder,
+            extra_locations=[folder],
+        )
+        source = path.read_text()
+        for option in (
+            'mysql_charset="utf8mb4"',
+            'mysql_collate="utf8mb4_bin"',
+            'mysql_engine="InnoDB"',
+        ):
+            self.assertIn(option, source)
+
 
 DANGLING_REVISION = '''
 """Deletes an account and nothing else: leaves its identities dangling."""

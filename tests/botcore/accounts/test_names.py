@@ -3,8 +3,12 @@ characters or a look-alike of another name would let them pass for it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from twisted.trial.unittest import SynchronousTestCase
 
+from botcore.accounts import names
 from botcore.accounts.names import UnclearName, normalise, skeleton
 
 ADMIN_LOOKALIKES = (
@@ -49,3 +53,45 @@ class SkeletonTests(SynchronousTestCase):
             self.assertEqual(skeleton(name), skeleton("admin"), repr(name))
         self.assertNotEqual(skeleton("adman"), skeleton("admin"))
         self.assertEqual(skeleton("paypa1"), skeleton("paypal"))
+
+
+class PrototypesTests(SynchronousTestCase):
+    """The look-alike table shipped beside the module is the installed data's."""
+
+    def built(self) -> dict[str, str]:
+        return names.build_prototypes(json.loads(names._confusables().read_bytes()))
+
+    def test_shipped_table_is_current(self) -> None:
+        """prototypes.json is what the installed confusables.json builds, and is used."""
+        path = Path(names.__file__).with_name(names.PROTOTYPES)
+        shipped = json.loads(path.read_text("utf-8"))
+        self.assertEqual(
+            shipped["prototypes"],
+            self.built(),
+            "prototypes.json is stale: run "
+            "python -c 'from botcore.accounts import names; names.write_prototypes()'",
+        )
+        built = self.built()
+
+        def build(data: object) -> dict[str, str]:
+            raise AssertionError("the shipped table was not used")
+
+        self.patch(names, "build_prototypes", build)
+        self.assertEqual(names.load_prototypes(path), built)
+
+    def test_other_data_rebuilt(self) -> None:
+        """A table written from other data, or none, or a broken one, is not trusted:
+        the table is built from the installed data."""
+        folder = Path(self.mktemp())
+        folder.mkdir()
+        written = names.write_prototypes(folder / "prototypes.json")
+        table = json.loads(written.read_text("utf-8"))
+        table["source"] = "0" * 64
+        table["prototypes"]["\u0430"] = "x"
+        stale = folder / "stale.json"
+        stale.write_text(json.dumps(table), "utf-8")
+        broken = folder / "broken.json"
+        broken.write_text("{", "utf-8")
+        for path in (stale, broken, folder / "missing.json"):
+            self.assertEqual(names.load_prototypes(path), self.built(), path.name)
+        self.assertEqual(names.load_prototypes(written), self.built())

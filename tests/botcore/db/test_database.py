@@ -88,6 +88,23 @@ class SQLiteEngineTests(SynchronousTestCase):
         self.assertEqual(self.pragma("foreign_keys"), 1)
         self.assertEqual(self.pragma("busy_timeout"), 2500)
 
+    def test_no_mysql_dialect(self) -> None:
+        """Every model is imported and created on SQLite without loading SQLAlchemy's
+        MySQL dialect (the models' MariaDB table options wait for MariaDB)."""
+        script = (
+            "import sys\n"
+            "from botcore.db.engine import make_engine\n"
+            "from botcore.loading.reloader import Reloader\n"
+            "engine = make_engine('sqlite://')\n"
+            "Reloader().import_models().create_all(engine)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.')))\n"
+        )
+        found = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        self.assertIn("sqlalchemy.dialects.sqlite", found)
+        self.assertNotIn("mysql", found)
+
     def test_regexp(self) -> None:
         """SQLite gets a REGEXP function (Python's re.search); NULL stays NULL."""
         with self.engine.connect() as connection:
@@ -166,6 +183,24 @@ class SessionSettingsMixin:
                 "WHERE table_schema = DATABASE() AND table_name = 'plugin_data'"
             ).one()
         self.assertEqual(tuple(row), ("InnoDB", "utf8mb4_bin"))
+
+    def test_mysql_model_tables(self) -> None:
+        """A model's table created from the models on MariaDB (create_all, or the
+        table's own create) is InnoDB, utf8mb4, with binary collation too."""
+        if self.backend != MYSQL:
+            return
+        tables = [Base.metadata.tables["plugin_data"], Base.metadata.tables["event_log"]]
+        with self.engine.begin() as connection:
+            tables[0].create(connection)
+            Base.metadata.create_all(connection, tables=tables[1:])
+            rows = connection.exec_driver_sql(
+                "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() ORDER BY table_name"
+            ).all()
+        self.assertEqual(
+            [tuple(row) for row in rows],
+            [(t.name, "InnoDB", "utf8mb4_bin") for t in sorted(tables, key=lambda t: t.name)],
+        )
 
 
 class PostgreSQLSessionSettingsTests(SessionSettingsMixin, SynchronousTestCase):
