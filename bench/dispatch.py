@@ -607,8 +607,8 @@ async def run_case(reactor: Any, args: argparse.Namespace, size: int, rows: int)
 def print_table(rows: list[dict[str, Any]], errors: int, out: Any = sys.stdout) -> None:
     header = (
         f"{'processors':>10} {'synthetic':>9} {'rows':>7} {'threads':>7} {'events':>8} "
-        f"{'seconds':>8} {'events/s':>9} {'cpu us/ev':>9} {'reactor':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'replies':>8}"
+        f"{'seconds':>8} {'events/s':>9} {'cpu us/ev':>9} {'reactor':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'replies':>8}"
     )
     print(header, file=out)
     print("-" * len(header), file=out)
