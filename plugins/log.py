@@ -208,7 +208,7 @@ class Log(WritesBehind):
         super().__init__(*args, **kw)
         self.files = LogFiles(64)
         self._lock = threading.Lock()
-        #: The day (YYYY-MM-DD) the counts are of, and each source's conversations then.
+        #: The day the counts are of.
         self._day: date | None = None
         # Per source, that day: the file names (`safe_part`) given out, and the channels
         # known to have one (so that a channel's every line needs no `safe_part`).
